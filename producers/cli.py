@@ -1,0 +1,342 @@
+"""The ``feedsync`` command."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from schemas.settings import get_settings
+from workers.logs import configure_logging
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if not rows:
+        click.echo("(none)")
+        return
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def _fail(message: str) -> None:
+    click.echo(f"feedsync: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """feedsync: keeps a learning platform's people in step with the systems that own them."""
+    configure_logging(get_settings().log_level)
+
+
+@cli.command()
+def migrate() -> None:
+    """Create the database if missing and apply the SQL migrations."""
+    from workers.migrations import migrate as run_migrations
+
+    applied = run_migrations(get_settings())
+    click.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+@cli.group()
+def connections() -> None:
+    """Connections as code."""
+
+
+@connections.command("apply")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def connections_apply(file: Path) -> None:
+    """Validate FILE (TOML) and store its connections."""
+    from producers.commands import apply_connections
+    from schemas.connections import ConfigError, load_connections_toml
+
+    try:
+        parsed = load_connections_toml(file.read_text(encoding="utf-8"), str(file))
+    except ConfigError as exc:
+        _fail(f"refused, nothing applied:\n{exc}")
+    for name, outcome in apply_connections(parsed):
+        click.echo(f"{name}: {outcome}")
+
+
+@connections.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def connections_list(as_json: bool) -> None:
+    """List live connections."""
+    from producers.commands import list_connections
+
+    rows = list_connections()
+    if as_json:
+        _emit_json(rows)
+    else:
+        _table(rows, ["name", "kind", "enabled", "trigger", "path", "files_waiting"])
+
+
+@connections.command("delete")
+@click.argument("name")
+def connections_delete(name: str) -> None:
+    """Delete a connection; its history stays."""
+    from producers.commands import CommandError, delete_connection
+
+    try:
+        delete_connection(name)
+    except CommandError as exc:
+        _fail(str(exc))
+    click.echo(f"{name}: deleted (its runs stay in the history)")
+
+
+@cli.command()
+@click.option("--processes", type=int, default=None, help="worker processes (default FEEDSYNC_WORKER_PROCESSES)")
+@click.option("--threads", type=int, default=None, help="threads per process (default FEEDSYNC_WORKER_THREADS)")
+def worker(processes: int | None, threads: int | None) -> None:
+    """Run a supervised group of Dramatiq worker processes."""
+    from producers.supervisor import Child, Supervisor, dramatiq_argv
+
+    s = get_settings()
+    argv = dramatiq_argv(processes or s.worker_processes, threads or s.worker_threads)
+    sys.exit(Supervisor([Child("worker", argv)]).run())
+
+
+@cli.command()
+def watch() -> None:
+    """Watch the drop dir and register finished files."""
+    import signal
+
+    from producers.watcher import Watcher
+
+    w = Watcher(get_settings())
+    signal.signal(signal.SIGTERM, lambda *_: w.stop())
+    try:
+        w.run()
+    except KeyboardInterrupt:
+        w.stop()
+
+
+@cli.command()
+def scheduler() -> None:
+    """Run periodic duties (the outbox sweeper)."""
+    import signal
+
+    from producers import scheduler as sched
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        sched.run(get_settings(), stopping)
+    except KeyboardInterrupt:
+        stopping.set()
+
+
+@cli.command()
+@click.option("--processes", type=int, default=None)
+@click.option("--threads", type=int, default=None)
+def up(processes: int | None, threads: int | None) -> None:
+    """Worker group, watcher and scheduler in one supervised process group."""
+    from producers.supervisor import Child, Supervisor, dramatiq_argv, feedsync_argv
+
+    s = get_settings()
+    children = [
+        Child("worker", dramatiq_argv(processes or s.worker_processes, threads or s.worker_threads)),
+        Child("watcher", feedsync_argv("watch")),
+        Child("scheduler", feedsync_argv("scheduler")),
+    ]
+    sys.exit(Supervisor(children).run())
+
+
+@cli.command()
+@click.argument("connection")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def upload(connection: str, files: tuple[Path, ...]) -> None:
+    """Copy FILES into CONNECTION's drop folder atomically."""
+    from producers.commands import CommandError
+    from producers.commands import upload as do_upload
+
+    try:
+        for p in do_upload(get_settings(), connection, list(files)):
+            click.echo(f"dropped {p}")
+    except CommandError as exc:
+        _fail(str(exc))
+
+
+@cli.command()
+@click.argument("connection")
+@click.option("--wait", is_flag=True, help="wait for the run; exit non-zero if it failed")
+@click.option("--access", type=click.Choice(["online", "exclusive"]), default="online")
+def sync(connection: str, wait: bool, access: str) -> None:
+    """Start an on-demand run of CONNECTION with the files present now."""
+    from producers.commands import CommandError, start_sync, wait_for_run
+    from schemas.states import AccessMode, RunStatus
+
+    settings = get_settings()
+    try:
+        if settings.is_stub:
+            from producers.inprocess import inprocess_worker
+
+            with inprocess_worker():
+                run_id = start_sync(settings, connection, access=AccessMode(access))
+                st = wait_for_run(run_id)
+        else:
+            run_id = start_sync(settings, connection, access=AccessMode(access))
+            click.echo(f"run {run_id} queued")
+            if not wait:
+                return
+            st = wait_for_run(run_id)
+    except CommandError as exc:
+        _fail(str(exc))
+    click.echo(f"run {run_id}: {st['status']}" + (f": {st['error']}" if st["error"] else ""))
+    if st["status"] in (RunStatus.FAILED, RunStatus.REJECTED):
+        sys.exit(2)
+
+
+@cli.command()
+@click.argument("connection", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", type=int, default=50)
+def history(connection: str | None, as_json: bool, limit: int) -> None:
+    """Execution history, newest first."""
+    from producers.queries import history as query
+
+    rows = query(connection, limit)
+    if as_json:
+        _emit_json(rows)
+        return
+    flat = [
+        {
+            **r,
+            "errors": "yes" if r["has_errors"] else "",
+            **{k: r["counts"][k] for k in ("read", "created", "updated", "unchanged", "rejected")},
+        }
+        for r in rows
+    ]
+    _table(
+        flat,
+        [
+            "run_id",
+            "connection",
+            "type",
+            "start_date",
+            "started_at",
+            "duration_s",
+            "status",
+            "read",
+            "created",
+            "updated",
+            "unchanged",
+            "rejected",
+            "errors",
+        ],
+    )
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def run(run_id: int, as_json: bool) -> None:
+    """One run with its files and stages."""
+    from producers.queries import run_detail
+
+    r = run_detail(run_id)
+    if r is None:
+        _fail(f"no run {run_id}")
+    assert r is not None
+    if as_json:
+        _emit_json(r)
+        return
+    click.echo(f"run {r['run_id']}  {r['connection']}  {r['type']}  {r['status']}  {r['duration_s']}s")
+    if r["error"]:
+        click.echo(f"error: {r['error']}")
+    click.echo("counts: " + ", ".join(f"{k}={v}" for k, v in {**r["counts"], **r["details"]}.items()))
+    click.echo("\nfiles:")
+    _table(r["files"], ["file", "status", "rows_read", "chunks", "error"])
+    click.echo("\nstages:")
+    _table(r["stages"], ["stage", "part", "status", "attempts", "duration_s", "error"])
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--csv", "as_csv", is_flag=True, help="the error report as CSV, for the person fixing the file")
+def errors(run_id: int, as_json: bool, as_csv: bool) -> None:
+    """Row and file errors of a run."""
+    from producers.queries import errors as query
+
+    rows = query(run_id)
+    if as_json:
+        _emit_json(rows)
+    elif as_csv:
+        w = csv.DictWriter(
+            sys.stdout,
+            fieldnames=["file", "line", "column", "column_name", "code", "message", "value", "row_rejected"],
+        )
+        w.writeheader()
+        w.writerows(rows)
+    else:
+        _table(rows, ["file", "line", "column", "column_name", "code", "message"])
+
+
+@cli.command()
+@click.option("--rows", type=int, default=3000, show_default=True)
+@click.option("--bad-rows", type=int, default=5, show_default=True)
+def demo(rows: int, bad_rows: int) -> None:
+    """Apply a demo connection, drop a generated feed into a running `feedsync up`, show the result."""
+    import subprocess
+    import tempfile
+
+    from producers import feedgen
+    from producers.commands import apply_connections, upload, wait_for_run
+    from producers.queries import history as query
+    from producers.supervisor import feedsync_argv
+    from schemas.connections import load_connections_toml
+    from workers.migrations import migrate as run_migrations
+
+    settings = get_settings()
+    t0 = time.monotonic()
+    run_migrations(settings)
+    apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS, "demo connections"))
+    before = {r["run_id"] for r in query("hr-users", 1000)}
+    up_proc = subprocess.Popen(feedsync_argv("up"))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            stamp = time.strftime("%Y%m%d%H%M%S")
+            feed = feedgen.generate_users(
+                Path(tmp) / f"users-{stamp}.csv", rows, bad_rows=bad_rows, seed=int(time.time())
+            )
+            upload(settings, "hr-users", [feed.path])
+        click.echo(f"dropped a feed of {rows} people ({bad_rows} bad rows); waiting for the run...")
+        deadline = time.monotonic() + 110
+        new: list[dict[str, Any]] = []
+        while not new and time.monotonic() < deadline:
+            new = [r for r in query("hr-users", 20) if r["run_id"] not in before]
+            time.sleep(0.3)
+        if not new:
+            _fail("no run started within the time limit; is RabbitMQ up? see `feedsync up` logs above")
+        wait_for_run(new[-1]["run_id"], timeout_s=max(5.0, deadline - time.monotonic()))
+    finally:
+        up_proc.terminate()
+        up_proc.wait(timeout=90)
+    click.echo("\n== execution history (feedsync history hr-users) ==")
+    ctx = click.get_current_context()
+    ctx.invoke(history, connection="hr-users", as_json=False, limit=5)
+    click.echo(f"\n== rejected rows of run {new[-1]['run_id']} (feedsync errors {new[-1]['run_id']}) ==")
+    ctx.invoke(errors, run_id=new[-1]["run_id"], as_json=False, as_csv=False)
+    click.echo(f"\ndemo finished in {time.monotonic() - t0:.1f}s")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Read side for admins: execution history, one run with its stages, its row errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workers import store
+
+COUNT_KEYS = ("read", "created", "updated", "unchanged", "deactivated", "rejected")
+
+
+def _run_view(r: dict[str, Any]) -> dict[str, Any]:
+    counts = {k: int(r["counts"].get(k, 0)) for k in COUNT_KEYS}
+    extra = {k: v for k, v in r["counts"].items() if k not in COUNT_KEYS}
+    start = r["since"] or (r["started_at"] or r["created_at"]).date()
+    return {
+        "run_id": r["id"],
+        "connection": r["connection_name"],
+        "type": r["trigger"],
+        "start_date": start.isoformat(),
+        "since": r["since"].isoformat() if r["since"] else None,
+        "created_at": r["created_at"].isoformat(),
+        "started_at": r["started_at"].isoformat() if r["started_at"] else None,
+        "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
+        "duration_s": round(float(r["duration_s"]), 3) if r["duration_s"] is not None else None,
+        "status": r["status"],
+        "access": r["access_mode"],
+        "dry_run": r["dry_run"],
+        "counts": counts,
+        "details": extra,
+        "has_errors": bool(r["error_rows"]),
+        "error": r["error"],
+        "note": r["note"],
+    }
+
+
+_RUNS = """
+    SELECT r.*, EXTRACT(EPOCH FROM (coalesce(r.finished_at, clock_timestamp()) - r.started_at)) AS duration_s,
+           EXISTS (SELECT 1 FROM sync.row_errors e WHERE e.run_id = r.id) AS error_rows
+    FROM sync.runs r
+"""
+
+
+def history(connection: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    with store.connect() as conn:
+        rows = store.fetch_all(
+            conn,
+            _RUNS + " WHERE (%(c)s::text IS NULL OR r.connection_name = %(c)s) ORDER BY r.id DESC LIMIT %(n)s",
+            {"c": connection, "n": limit},
+        )
+    return [_run_view(r) for r in rows]
+
+
+def run_detail(run_id: int) -> dict[str, Any] | None:
+    with store.connect() as conn:
+        r = store.fetch_one(conn, _RUNS + " WHERE r.id = %s", (run_id,))
+        if r is None:
+            return None
+        stages = store.fetch_all(
+            conn,
+            """SELECT stage, part, status, attempts, started_at, finished_at, counts, error,
+                      EXTRACT(EPOCH FROM (finished_at - started_at)) AS duration_s
+               FROM sync.stage_runs WHERE run_id = %s ORDER BY id""",
+            (run_id,),
+        )
+        files = store.fetch_all(
+            conn,
+            """SELECT f.original_path AS file, rf.status, rf.rows_read, rf.chunks, rf.error
+               FROM sync.run_files rf JOIN sync.feed_files f ON f.id = rf.file_id WHERE rf.run_id = %s
+               ORDER BY rf.ordinal""",
+            (run_id,),
+        )
+    view = _run_view(r)
+    view["stages"] = [
+        {
+            "stage": s["stage"],
+            "part": s["part"],
+            "status": s["status"],
+            "attempts": s["attempts"],
+            "duration_s": round(float(s["duration_s"]), 3) if s["duration_s"] is not None else None,
+            "counts": s["counts"],
+            "error": s["error"],
+        }
+        for s in stages
+    ]
+    view["files"] = files
+    return view
+
+
+def errors(run_id: int) -> list[dict[str, Any]]:
+    with store.connect() as conn:
+        return store.fetch_all(
+            conn,
+            """SELECT file_name AS file, line, column_no AS column, column_name, code, message, value,
+                      rejected AS row_rejected
+               FROM sync.row_errors WHERE run_id = %s ORDER BY file_name, line NULLS FIRST, id""",
+            (run_id,),
+        )
+
+
+def run_status(run_id: int) -> dict[str, Any] | None:
+    with store.connect() as conn:
+        return store.fetch_one(
+            conn,
+            """SELECT r.status, r.error,
+                      (SELECT count(*) FROM sync.stage_runs s WHERE s.run_id = r.id AND s.status = 'succeeded') AS done,
+                      (SELECT count(*) FROM sync.stage_runs s WHERE s.run_id = r.id) AS stages
+               FROM sync.runs r WHERE r.id = %s""",
+            (run_id,),
+        )

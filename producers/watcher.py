@@ -1,0 +1,98 @@
+"""``feedsync watch``: notices finished files in the drop dir with watchdog.
+
+A file is taken when it is closed after writing or renamed into place, and its size then holds
+for FEEDSYNC_SETTLE_MS. A full rescan runs at start (files that arrived while the watcher was
+down) and every FEEDSYNC_RESCAN_INTERVAL_S (events can be lost, e.g. on network filesystems);
+rescans only take files untouched for a few seconds, so a file still being written waits for its
+close event. Events are handled one at a time on one thread, so two events for the same file
+cannot race.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from pathlib import Path
+
+import structlog
+from watchdog.events import FileClosedEvent, FileMovedEvent, FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from producers import registry
+from schemas.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+RESCAN_QUIET_S = 3.0
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, inbox: queue.Queue[Path | None]) -> None:
+        self.inbox = inbox
+
+    def on_closed(self, event: FileSystemEvent) -> None:
+        if isinstance(event, FileClosedEvent) and not event.is_directory:
+            self.inbox.put(Path(str(event.src_path)))
+
+    def on_moved(self, event: FileSystemEvent) -> None:
+        if isinstance(event, FileMovedEvent) and not event.is_directory:
+            self.inbox.put(Path(str(event.dest_path)))
+
+
+class Watcher:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.inbox: queue.Queue[Path | None] = queue.Queue()
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        drop = self.settings.drop_dir
+        drop.mkdir(parents=True, exist_ok=True)
+        observer = Observer()
+        observer.schedule(_Handler(self.inbox), str(drop), recursive=True)
+        observer.start()
+        log.info("watching the drop dir", drop_dir=str(drop))
+        try:
+            self._rescan(quiet_s=RESCAN_QUIET_S)
+            next_rescan = time.monotonic() + self.settings.rescan_interval_s
+            while not self.stopping.is_set():
+                timeout = max(0.0, next_rescan - time.monotonic())
+                try:
+                    path = self.inbox.get(timeout=timeout)
+                except queue.Empty:
+                    path = None
+                if path is not None:
+                    self._take(path)
+                if time.monotonic() >= next_rescan:
+                    self._rescan(quiet_s=RESCAN_QUIET_S)
+                    next_rescan = time.monotonic() + self.settings.rescan_interval_s
+        finally:
+            observer.stop()
+            observer.join(timeout=5)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.inbox.put(None)
+
+    def _take(self, path: Path) -> None:
+        try:
+            connections = registry.live_connections(self.settings)
+            result = registry.take(self.settings, path, connections)
+            if result is not None and result.outcome == "not_ready":
+                log.info("file still changing; the next rescan takes it once it settles", path=result.path)
+        except Exception:
+            # One bad file or a database blip must not stop the watcher; the rescan retries it.
+            log.exception("could not take file; it stays in the drop dir for the next rescan", path=path.name)
+
+    def _rescan(self, quiet_s: float) -> None:
+        try:
+            taken = registry.scan(self.settings, quiet_s=quiet_s)
+            if taken:
+                log.info(
+                    "rescan",
+                    registered=sum(t.outcome == "registered" for t in taken),
+                    duplicates=sum(t.outcome == "duplicate" for t in taken),
+                )
+        except Exception:
+            log.exception("rescan failed; trying again at the next interval")

@@ -1,0 +1,210 @@
+"""Connection configuration: the TOML people review in git, validated before it is stored.
+
+``load_connections_toml`` refuses a wrongly-typed file with the line at fault, because the person
+fixing it works in the file, not in a pydantic location tuple.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import tomllib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DONT_IMPORT = "DontImportFromSource"
+
+#: Attributes with a column of their own in lms.users; any other mapped name is a profile attribute.
+USER_CORE_ATTRIBUTES = ("email", "first_name", "last_name", "manager")
+
+DEFAULT_PATHS = {"users": "import/user/internal/*.csv"}
+
+IMPLEMENTED_KINDS = ("users",)
+
+_ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_THRESHOLD = re.compile(r"^\d+(\.\d+)?%$")
+
+
+class Threshold(BaseModel):
+    """A safety limit: a whole number of people, or a share of the connection's people."""
+
+    model_config = ConfigDict(frozen=True)
+    count: int | None = None
+    percent: float | None = None
+
+    @classmethod
+    def parse(cls, value: int | str) -> Threshold:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return cls(count=value)
+        if isinstance(value, str) and _THRESHOLD.match(value.strip()):
+            return cls(percent=float(value.strip()[:-1]))
+        raise ValueError(f"{value!r} is not a threshold: write a whole number (50) or a percentage ('10%')")
+
+    def exceeded(self, changed: int, population: int) -> bool:
+        if self.count is not None:
+            return changed > self.count
+        assert self.percent is not None
+        return population > 0 and changed * 100.0 / population > self.percent
+
+
+class Connection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    kind: str
+    path: str = ""
+    key: str = "email"
+    enabled: bool = True
+    trigger: Literal["on_arrival", "on_schedule"] = "on_arrival"
+    mapping: dict[str, str]
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    full_feed: bool = False
+    max_deactivate: int | str | None = None
+    max_change: int | str | None = None
+    empty_erases: bool = False
+    required: list[str] = Field(default_factory=lambda: ["email"])
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in IMPLEMENTED_KINDS:
+            raise ValueError(f"unknown kind {v!r}; this version supports: {', '.join(IMPLEMENTED_KINDS)}")
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str) -> str:
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"unknown encoding {v!r}; use a Python codec name such as 'utf-8' or 'cp1252'") from None
+        return v
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_char(cls, v: str) -> str:
+        if len(v) != 1 or v in {'"', "\n", "\r"}:
+            raise ValueError("delimiter must be one character other than a quote or a line break, e.g. ',' or '\\t'")
+        return v
+
+    @field_validator("max_deactivate", "max_change")
+    @classmethod
+    def _threshold(cls, v: int | str | None) -> int | str | None:
+        if v is not None:
+            Threshold.parse(v)
+        return v
+
+    @field_validator("mapping")
+    @classmethod
+    def _mapping(cls, v: dict[str, str]) -> dict[str, str]:
+        for attribute, column in v.items():
+            if not _ATTRIBUTE_NAME.match(attribute):
+                raise ValueError(
+                    f"attribute name {attribute!r} must be lower case letters, digits and _ (e.g. 'cost_center')"
+                )
+            if not isinstance(column, str) or not column.strip():
+                raise ValueError(f"attribute {attribute!r} is mapped to nothing: name the feed column that holds it")
+        return v
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> Connection:
+        if not self.path:
+            self.path = DEFAULT_PATHS[self.kind]
+        if self.path.startswith("/") or ".." in self.path.split("/"):
+            raise ValueError(f"path {self.path!r} must be relative to the drop dir and stay inside it")
+        if self.key != "email":
+            raise ValueError(f"key {self.key!r} is not supported for kind 'users': use key = \"email\"")
+        if self.mapping.get("email", DONT_IMPORT) == DONT_IMPORT:
+            raise ValueError("mapping must name the feed column for 'email', the key users are matched on")
+        unmapped = [a for a in self.required if a not in self.imported_mapping]
+        if unmapped:
+            raise ValueError(f"required attribute {unmapped[0]!r} is not in the mapping: map it to a feed column")
+        return self
+
+    @property
+    def imported_mapping(self) -> dict[str, str]:
+        """attribute -> feed column, leaving out attributes the import must never write."""
+        return {a: c for a, c in self.mapping.items() if c != DONT_IMPORT}
+
+    @property
+    def profile_attributes(self) -> list[str]:
+        return [a for a in self.imported_mapping if a not in USER_CORE_ATTRIBUTES]
+
+    def thresholds(self) -> tuple[Threshold | None, Threshold | None]:
+        return (
+            Threshold.parse(self.max_deactivate) if self.max_deactivate is not None else None,
+            Threshold.parse(self.max_change) if self.max_change is not None else None,
+        )
+
+
+class ConfigError(ValueError):
+    """A connections file that cannot be applied; ``str()`` is the whole message for the admin."""
+
+
+@dataclass(frozen=True)
+class _Problem:
+    line: int
+    text: str
+
+
+def load_connections_toml(text: str, filename: str = "connections.toml") -> list[Connection]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{filename}: not valid TOML: {exc}") from None
+    raw = data.get("connections")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{filename}: no [[connections]] table found; declare each connection under [[connections]]")
+
+    connections: list[Connection] = []
+    problems: list[_Problem] = []
+    for index, entry in enumerate(raw):
+        try:
+            connections.append(Connection.model_validate(entry))
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = [str(p) for p in err["loc"]]
+                line = _locate(text, index, loc)
+                where = ".".join(loc) if loc else "connection"
+                msg = err["msg"].removeprefix("Value error, ")
+                problems.append(_Problem(line, f"{filename}:{line}: connections[{index}] {where}: {msg}"))
+    names = [c.name for c in connections]
+    for name in {n for n in names if names.count(n) > 1}:
+        problems.append(_Problem(0, f"{filename}: connection name {name!r} is declared more than once"))
+    if problems:
+        raise ConfigError("\n".join(p.text for p in sorted(problems, key=lambda p: p.line)))
+    return connections
+
+
+def _locate(text: str, index: int, loc: list[str]) -> int:
+    """Best line for a validation error: the key's own line inside the index-th [[connections]]."""
+    lines = text.splitlines()
+    starts = [i for i, ln in enumerate(lines) if re.match(r"^\s*\[\[\s*connections\s*\]\]", ln)]
+    if index >= len(starts):
+        return 1
+    begin = starts[index]
+    end = starts[index + 1] if index + 1 < len(starts) else len(lines)
+    section = None
+    key = loc[0] if loc else None
+    if len(loc) >= 2 and loc[0] in {"mapping", "schedule"}:
+        section, key = loc[0], loc[1]
+    current_section = None
+    for i in range(begin, end):
+        header = re.match(r"^\s*\[\s*connections\.(\w+)\s*\]", lines[i])
+        if header:
+            current_section = header.group(1)
+            continue
+        if key and current_section == section and re.match(rf'^\s*"?{re.escape(key)}"?\s*=', lines[i]):
+            return i + 1
+    if section:
+        for i in range(begin, end):
+            if re.match(rf"^\s*\[\s*connections\.{section}\s*\]", lines[i]):
+                return i + 1
+    return begin + 1
+
+
+def connection_from_json(config: dict[str, Any]) -> Connection:
+    return Connection.model_validate(config)

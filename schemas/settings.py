@@ -1,0 +1,64 @@
+"""Runtime settings, read from the environment with the ``FEEDSYNC_`` prefix."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FEEDSYNC_", extra="ignore")
+
+    # SecretStr so a password in the URL never reaches a log line or a repr.
+    database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/feedsync")
+    broker_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/%2F")
+    drop_dir: Path = Path("var/drop")
+    export_dir: Path = Path("var/export")
+
+    # Broker connection health: a dead peer is noticed within two heartbeats, and a broker that
+    # blocks publishers (memory or disk alarm) makes publish fail instead of hanging forever.
+    broker_heartbeat_s: int = 30
+    broker_blocked_timeout_s: int = 60
+
+    # Rows per parse chunk: one transform message per chunk. Tens of thousands keeps messages
+    # coarse (the broker does ~1k confirmed publishes/s) while letting two workers share a file.
+    chunk_rows: int = Field(default=50_000, ge=100)
+    # A record that spans more lines or characters than this is reported as an unclosed quote.
+    max_record_lines: int = Field(default=200, ge=2)
+    max_field_chars: int = Field(default=65_536, ge=1024)
+
+    # Failure policy (see workers.errors): attempts are counted in PostgreSQL.
+    max_attempts: int = Field(default=5, ge=1)
+    min_backoff_ms: int = Field(default=1_000, ge=10)
+    max_backoff_ms: int = Field(default=120_000, ge=100)
+    statement_timeout_ms: int = Field(default=600_000, ge=1_000)
+    lock_timeout_ms: int = Field(default=30_000, ge=100)
+    stage_time_limit_ms: int = Field(default=3_600_000, ge=1_000)
+
+    # Intake: a file must keep its size this long after it was closed before it is taken.
+    settle_ms: int = Field(default=200, ge=0)
+    rescan_interval_s: float = Field(default=30.0, gt=0)
+    outbox_sweep_interval_s: float = Field(default=5.0, gt=0)
+    outbox_grace_s: float = Field(default=10.0, ge=0)
+
+    worker_processes: int = Field(default=2, ge=1)
+    worker_threads: int = Field(default=2, ge=1)
+
+    log_level: str = "INFO"
+
+    @property
+    def is_stub(self) -> bool:
+        return self.broker_url.get_secret_value().startswith("stub://")
+
+    @property
+    def state_dir(self) -> Path:
+        """Where feedsync keeps the files it took from the drop dir (hidden, so never rescanned)."""
+        return self.drop_dir / ".feedsync"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

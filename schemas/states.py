@@ -1,0 +1,52 @@
+"""Explicit states. Each enum is mirrored by a CHECK constraint in schemas/sql."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    AWAITING_APPROVAL = "awaiting_approval"
+    COMPLETED = "completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED_RUN_STATUSES
+
+
+FINISHED_RUN_STATUSES = frozenset(
+    {RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_ERRORS, RunStatus.FAILED, RunStatus.REJECTED}
+)
+
+
+class TriggerType(StrEnum):
+    SCHEDULED = "scheduled"
+    ON_DEMAND = "on_demand"
+    FILE_DROP = "file_drop"
+    RERUN = "rerun"
+    REPLAY = "replay"
+
+
+class StageStatus(StrEnum):
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class FileStatus(StrEnum):
+    REGISTERED = "registered"  # taken from the drop dir, waiting for a run
+    CLAIMED = "claimed"  # a run is importing it
+    IMPORTED = "imported"
+    REJECTED = "rejected"  # the file as a whole was refused (bad header, not a CSV, ...)
+
+
+class AccessMode(StrEnum):
+    ONLINE = "online"
+    EXCLUSIVE = "exclusive"

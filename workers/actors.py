@@ -1,0 +1,17 @@
+"""The worker entry module: sets the broker up first, then registers every stage's actor.
+
+``dramatiq workers.actors`` (what ``feedsync worker`` runs) imports this module.
+"""
+
+from __future__ import annotations
+
+from schemas.settings import get_settings
+from workers.broker import setup_broker
+from workers.logs import configure_logging
+
+configure_logging(get_settings().log_level)
+broker = setup_broker()
+
+from workers.stages import finalize, intake, load, parse, plan, transform  # noqa: E402  (broker first)
+
+__all__ = ["broker", "finalize", "intake", "load", "parse", "plan", "transform"]

@@ -1,0 +1,93 @@
+"""Broker set-up, imported before any actor is declared.
+
+``FEEDSYNC_BROKER_URL=stub://`` gives Dramatiq's StubBroker (one process, no RabbitMQ); anything
+else is RabbitMQ with publisher confirms, a heartbeat and a blocked-connection timeout.
+Producers publish typed messages with ``publish`` and never import actor modules.
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import AgeLimit, CurrentMessage, Retries, ShutdownNotifications, TimeLimit
+
+from schemas.messages import MESSAGE_TYPES, Message
+from schemas.settings import Settings, get_settings
+from workers.errors import should_retry
+
+ALL_QUEUES = sorted({m.QUEUE for m in MESSAGE_TYPES.values()})
+
+
+def rabbitmq_url(settings: Settings) -> str:
+    url = settings.broker_url.get_secret_value()
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("heartbeat", str(settings.broker_heartbeat_s))
+    query.setdefault("blocked_connection_timeout", str(settings.broker_blocked_timeout_s))
+    query.setdefault("connection_attempts", "3")
+    query.setdefault("retry_delay", "1")
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def build_broker(settings: Settings | None = None) -> dramatiq.Broker:
+    from workers.ledger import StageLedger  # the ledger imports store, which imports settings only
+
+    settings = settings or get_settings()
+    middleware = [
+        AgeLimit(),
+        TimeLimit(time_limit=settings.stage_time_limit_ms),
+        ShutdownNotifications(),
+        CurrentMessage(),
+        # Before Retries in the list, so its after_process_message runs after Retries has decided
+        # whether the message failed for good (Dramatiq runs "after" hooks in reverse order).
+        StageLedger(settings),
+        Retries(
+            max_retries=settings.max_attempts - 1,
+            min_backoff=settings.min_backoff_ms,
+            max_backoff=settings.max_backoff_ms,
+            retry_when=partial(_retry_when, settings.max_attempts),
+        ),
+    ]
+    broker: dramatiq.Broker
+    if settings.is_stub:
+        broker = StubBroker(middleware=middleware)
+    else:
+        broker = RabbitmqBroker(url=rabbitmq_url(settings), confirm_delivery=True, middleware=middleware)
+    for queue in ALL_QUEUES:
+        broker.declare_queue(queue)
+    return broker
+
+
+def _retry_when(max_attempts: int, retries: int, exc: BaseException) -> bool:
+    return should_retry(retries, exc, max_attempts)
+
+
+def setup_broker(settings: Settings | None = None) -> dramatiq.Broker:
+    broker = build_broker(settings)
+    dramatiq.set_broker(broker)
+    return broker
+
+
+def current_broker() -> dramatiq.Broker:
+    return dramatiq.get_broker()
+
+
+def publish(msg: Message, *, message_id: str | None = None, options: dict[str, object] | None = None) -> str:
+    """Publish a typed message (validated here) and return its message id. With RabbitMQ the call
+    returns only once the broker has confirmed the message, and raises if it did not."""
+    message: dramatiq.Message[Any] = dramatiq.Message(
+        queue_name=msg.QUEUE,
+        actor_name=msg.ACTOR,
+        args=(),
+        kwargs=type(msg).model_validate(msg.to_kwargs()).to_kwargs(),
+        options=dict(options or {}),
+        message_id=message_id or str(uuid.uuid4()),
+    )
+    current_broker().enqueue(message)
+    return message.message_id

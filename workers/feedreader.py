@@ -1,0 +1,306 @@
+"""Streaming CSV reading with line numbers a person can find in a text editor.
+
+The file is read as bytes, line by line, so memory stays bounded by one record and the byte offset
+of every record boundary is known: a parse that is redelivered after a crash seeks to the end of
+its last committed chunk instead of starting over. Each line is decoded on its own, so one line
+with bytes that are not valid in the file's encoding is one row error, not a failed file.
+
+A record whose quoted field never closes would swallow the rest of the file; a record longer than
+``max_record_lines`` lines is therefore reported as an unclosed quote and reading resumes on the
+line after the one where it started.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from workers.errors import BadFileError
+
+_SNIFF_BYTES = 65_536
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    column_no: int | None
+    column_name: str | None
+    code: str
+    message: str
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    columns: list[str]
+    positions: dict[str, int]  # mapped attribute -> 0-based column index
+    data_offset: int  # byte offset of the first data line
+    data_line: int  # line number of the header's last line
+
+
+class _RecordTooLong(Exception):
+    pass
+
+
+class _Lines:
+    """Iterator of decoded lines for csv.reader, counting lines and bytes and keeping the lines of
+    the record being read, so a broken record can be pushed back all but its first line."""
+
+    __slots__ = ("_it", "bad", "encoding", "line_no", "max_lines", "offset", "pushback", "rec")
+
+    def __init__(self, it: Iterator[bytes], encoding: str, max_lines: int, line_no: int, offset: int) -> None:
+        self._it = it
+        self.encoding = encoding
+        self.max_lines = max_lines
+        self.line_no = line_no
+        self.offset = offset
+        self.rec: list[tuple[bytes, str]] = []
+        self.pushback: list[bytes] = []
+        self.bad = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        raw = self.pushback.pop() if self.pushback else next(self._it)
+        try:
+            text = raw.decode(self.encoding)
+        except UnicodeDecodeError:
+            text = raw.decode(self.encoding, "replace")
+            self.bad = True
+        self.line_no += 1
+        self.offset += len(raw)
+        self.rec.append((raw, text))
+        if len(self.rec) > self.max_lines:
+            raise _RecordTooLong
+        return text
+
+    def start_record(self) -> int:
+        self.rec.clear()
+        self.bad = False
+        return self.line_no + 1
+
+    def rewind_after_first_line(self) -> None:
+        """Forget the broken record except its first line: the rest is read again."""
+        rest = self.rec[1:]
+        for raw, _ in reversed(rest):
+            self.pushback.append(raw)
+            self.line_no -= 1
+            self.offset -= len(raw)
+        self.rec.clear()
+
+
+def _cr_lines(f: BinaryIO, block: int = 1 << 20) -> Iterator[bytes]:
+    """Lines of a file whose only line break is CR (old Mac exports), terminators kept."""
+    tail = b""
+    while data := f.read(block):
+        parts = (tail + data).split(b"\r")
+        tail = parts.pop()
+        for p in parts:
+            yield p + b"\r"
+    if tail:
+        yield tail
+
+
+class FeedReader:
+    """Reads one feed file: ``header()`` first (checks the mapping before any row), then
+    ``records()`` from any record boundary."""
+
+    def __init__(
+        self,
+        path: Path,
+        label: str,
+        *,
+        encoding: str = "utf-8",
+        delimiter: str = ",",
+        max_record_lines: int = 200,
+        max_field_chars: int = 65_536,
+    ) -> None:
+        self.path = path
+        self.label = label
+        self.encoding = encoding
+        self.delimiter = delimiter
+        self.max_record_lines = max_record_lines
+        self.max_field_chars = max_field_chars
+        self._cr_only = False
+        self._bom = 0
+
+    # -- file-level checks -------------------------------------------------------------------
+    def _sniff(self, f: BinaryIO) -> None:
+        head = f.read(_SNIFF_BYTES)
+        f.seek(0)
+        fix_csv = "Export the data again as a CSV text file (UTF-8) and drop it again"
+        if not head:
+            raise BadFileError(self.label, "the file is empty (0 bytes)", fix_csv + " with a header line")
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise BadFileError(self.label, "the file is UTF-16 encoded", "Save it as CSV UTF-8 and drop it again")
+        if head.startswith(b"PK\x03\x04"):
+            raise BadFileError(self.label, "the file is a ZIP archive or an Excel workbook, not a CSV file", fix_csv)
+        nul = head.find(b"\x00")
+        if nul >= 0:
+            raise BadFileError(
+                self.label,
+                f"the file holds binary data (a NUL byte at byte {nul + 1}), so it is not a CSV file",
+                fix_csv,
+            )
+        if self.encoding.replace("-", "").replace("_", "").lower() in {"utf8", "utf8sig"} and head.startswith(
+            codecs.BOM_UTF8
+        ):
+            self._bom = len(codecs.BOM_UTF8)
+        self._cr_only = b"\n" not in head and b"\r" in head
+
+    def _lines_from(self, f: BinaryIO, offset: int) -> Iterator[bytes]:
+        f.seek(offset)
+        return _cr_lines(f) if self._cr_only else iter(f)
+
+    def _csv(self, lines: _Lines) -> Iterator[list[str]]:
+        return csv.reader(lines, delimiter=self.delimiter, strict=True)
+
+    def header(self, mapping: dict[str, str]) -> Header:
+        """Read and check the header: every mapped column must be there, before any row is read."""
+        csv.field_size_limit(self.max_field_chars)
+        with open(self.path, "rb") as f:
+            self._sniff(f)
+            lines = _Lines(self._lines_from(f, self._bom), self.encoding, self.max_record_lines, 0, self._bom)
+            lines.start_record()
+            try:
+                columns = next(self._csv(lines))
+            except StopIteration:
+                raise BadFileError(
+                    self.label, "the file has no header line", "Add a header line naming the columns"
+                ) from None
+            except (csv.Error, _RecordTooLong) as exc:
+                raise BadFileError(
+                    self.label,
+                    f"line 1: the header line cannot be read as CSV ({exc or 'unclosed quote'})",
+                    "Fix the header line so it lists the column names separated by the delimiter",
+                ) from None
+            if lines.bad:
+                raise BadFileError(
+                    self.label,
+                    f"line 1: the header is not valid {self.encoding}",
+                    f"Save the file as {self.encoding} or set encoding on the connection",
+                )
+            stripped = [c.strip() for c in columns]
+            positions: dict[str, int] = {}
+            missing = []
+            for attribute, column in mapping.items():
+                if column in stripped:
+                    positions[attribute] = stripped.index(column)
+                else:
+                    missing.append(column)
+            if missing:
+                names = ", ".join(repr(m) for m in missing)
+                raise BadFileError(
+                    self.label,
+                    f"the header lacks the mapped column{'s' if len(missing) > 1 else ''} {names} "
+                    f"(it has: {', '.join(repr(c) for c in stripped)})",
+                    "Add the column to the file, or change the connection's mapping, and drop the file again",
+                )
+            dupes = sorted({c for c in stripped if stripped.count(c) > 1 and c in mapping.values()})
+            if dupes:
+                raise BadFileError(
+                    self.label,
+                    f"the header names the mapped column {dupes[0]!r} more than once",
+                    "Rename or remove the extra column",
+                )
+            return Header(stripped, positions, lines.offset, lines.line_no)
+
+    # -- records -------------------------------------------------------------------------------
+    def records(
+        self, header: Header, *, offset: int | None = None, line_no: int | None = None
+    ) -> Iterator[tuple[int, list[str]] | RowError]:
+        """Yield (line, fields) for each good record and RowError for each bad one.
+
+        ``position`` after each yield is the (byte offset, line number) just past that record.
+        """
+        csv.field_size_limit(self.max_field_chars)
+        start = header.data_offset if offset is None else offset
+        lines_seen = header.data_line if line_no is None else line_no
+        ncols = len(header.columns)
+        with open(self.path, "rb") as f:
+            lines = _Lines(self._lines_from(f, start), self.encoding, self.max_record_lines, lines_seen, start)
+            self._lines = lines
+            reader = self._csv(lines)
+            while True:
+                first = lines.start_record()
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except _RecordTooLong:
+                    lines.rewind_after_first_line()
+                    reader = self._csv(lines)
+                    yield RowError(
+                        first,
+                        None,
+                        None,
+                        "unclosed_quote",
+                        f"a quoted field starting on this line does not close within {self.max_record_lines} "
+                        'lines; add the missing double quote (") or remove the stray one',
+                    )
+                    continue
+                except csv.Error as exc:
+                    text = str(exc)
+                    lines.rewind_after_first_line()
+                    reader = self._csv(lines)
+                    if "field larger than field limit" in text:
+                        yield RowError(
+                            first,
+                            None,
+                            None,
+                            "field_too_large",
+                            f"a field is longer than {self.max_field_chars} characters; shorten it "
+                            "(or raise FEEDSYNC_MAX_FIELD_CHARS)",
+                        )
+                    elif "unexpected end of data" in text or "EOF" in text:
+                        yield RowError(
+                            first,
+                            None,
+                            None,
+                            "unclosed_quote",
+                            "a quoted field starting on this line is not closed before the end of the file; "
+                            'add the missing double quote (") or remove the stray one',
+                        )
+                    else:
+                        yield RowError(
+                            first,
+                            None,
+                            None,
+                            "malformed_csv",
+                            f"the line is not valid CSV ({text}); quote fields that contain the delimiter, "
+                            "a quote or a line break",
+                        )
+                    continue
+                if not row:
+                    continue  # a blank line carries no record
+                if lines.bad:
+                    col = next((i for i, v in enumerate(row) if "\ufffd" in v), None)
+                    yield RowError(
+                        first,
+                        None if col is None else col + 1,
+                        None if col is None or col >= ncols else header.columns[col],
+                        "bad_encoding",
+                        f"the line holds bytes that are not valid {self.encoding}; save the file as "
+                        f"{self.encoding} (or set encoding on the connection to the file's real encoding)",
+                    )
+                    continue
+                if len(row) != ncols:
+                    yield RowError(
+                        first,
+                        None,
+                        None,
+                        "field_count",
+                        f"the line has {len(row)} fields but the header has {ncols}; quote fields that contain "
+                        f"the delimiter {self.delimiter!r}, or add the missing fields",
+                    )
+                    continue
+                yield first, row
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return self._lines.offset, self._lines.line_no

@@ -1,0 +1,226 @@
+"""Stage bookkeeping, kept apart from what the stages do to the feed.
+
+``StageLedger`` (Dramatiq middleware) records that a message is running and counts the attempt
+in PostgreSQL *before* the actor starts: a duplicate of finished work is skipped, and a message
+that keeps killing its worker is dead-lettered after ``max_attempts`` instead of being redelivered
+forever. After the actor, it records failures by kind (workers.errors).
+
+``run_stage`` is what an actor calls: it locks the stage row, runs the body and marks the stage
+succeeded in one transaction with the body's effects and outbox messages, then publishes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dramatiq
+import psycopg
+import structlog
+from dramatiq.broker import MessageProxy
+from dramatiq.middleware import Middleware, SkipMessage
+from psycopg.types.json import Jsonb
+
+from schemas.messages import Message, message_for_actor
+from schemas.settings import Settings
+from schemas.states import FINISHED_RUN_STATUSES, RunStatus, StageStatus
+from workers import store
+from workers.errors import Kind, TransientError, classify
+from workers.outbox import OutboxBatch
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class StageTx:
+    """What a stage body gets: the open transaction, its outbox, and counts for the stage row."""
+
+    conn: psycopg.Connection[Any]
+    outbox: OutboxBatch
+    counts: dict[str, int] = field(default_factory=dict)
+    after_success: list[Callable[[StageTx], object]] = field(default_factory=list)
+
+
+def run_stage(msg: Message, body: Callable[[StageTx], None]) -> bool:
+    """Run ``body`` as the stage's one transaction. Returns False if the stage was already done."""
+    assert msg.STAGE is not None and msg.run is not None
+    with store.connect() as conn:
+        row = store.fetch_one(
+            conn,
+            """SELECT id, status FROM sync.stage_runs WHERE run_id = %s AND stage = %s AND part = %s
+               FOR UPDATE""",
+            (msg.run, msg.STAGE, msg.stage_part()),
+        )
+        if row is None:
+            raise TransientError(f"stage {msg.STAGE} of run {msg.run} is not registered yet")
+        if row["status"] == StageStatus.SUCCEEDED:
+            log.info("stage already succeeded; duplicate message ignored")
+            return False
+        tx = StageTx(conn, OutboxBatch())
+        body(tx)
+        conn.execute(
+            """UPDATE sync.stage_runs SET status = 'succeeded', finished_at = clock_timestamp(),
+                      counts = %s, error = NULL WHERE id = %s""",
+            (Jsonb(tx.counts), row["id"]),
+        )
+        for callback in tx.after_success:
+            callback(tx)
+    tx.outbox.flush()
+    return True
+
+
+def fail_run(conn: psycopg.Connection[Any], run_id: int, error: str) -> bool:
+    """Move a run that is still going to failed. Guarded, so a finished run is never rewritten."""
+    cur = conn.execute(
+        """UPDATE sync.runs SET status = 'failed', error = %s, finished_at = clock_timestamp()
+           WHERE id = %s AND status IN ('queued', 'in_progress', 'awaiting_approval')""",
+        (error, run_id),
+    )
+    return cur.rowcount == 1
+
+
+class StageLedger(Middleware):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    # Resources open at worker boot, never at import or per message.
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        store.open_pool(self.settings, max_size=max(4, worker.worker_threads + 2))
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        store.close_pool()
+
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(message_id=message.message_id, actor=message.actor_name)
+        try:
+            msg = message_for_actor(message.actor_name, message.kwargs)
+        except ValueError as exc:
+            log.error("message does not match its schema; dead-lettering it", error=str(exc))
+            message.fail()
+            raise SkipMessage from None
+        if msg is None or msg.STAGE is None or msg.run is None:
+            return
+        structlog.contextvars.bind_contextvars(run_id=msg.run, stage=msg.STAGE, part=msg.stage_part() or None)
+        with store.connect() as conn:
+            row = store.fetch_one(
+                conn,
+                """INSERT INTO sync.stage_runs AS s (run_id, stage, part, status, attempts, message_id)
+                   VALUES (%(run)s, %(stage)s, %(part)s, 'running', 1, %(mid)s)
+                   ON CONFLICT (run_id, stage, part) DO UPDATE SET
+                     attempts = s.attempts + CASE WHEN s.status IN ('running', 'retrying') THEN 1 ELSE 0 END,
+                     status = CASE WHEN s.status = 'retrying' THEN 'running' ELSE s.status END,
+                     message_id = EXCLUDED.message_id,
+                     started_at = CASE WHEN s.status = 'retrying' THEN clock_timestamp() ELSE s.started_at END
+                   RETURNING s.id, s.status, s.attempts,
+                     (SELECT status FROM sync.runs WHERE id = %(run)s) AS run_status,
+                     (SELECT connection_name FROM sync.runs WHERE id = %(run)s) AS connection""",
+                {"run": msg.run, "stage": msg.STAGE, "part": msg.stage_part(), "mid": message.message_id},
+            )
+            assert row is not None
+            structlog.contextvars.bind_contextvars(connection=row["connection"])
+            if row["status"] == StageStatus.SUCCEEDED:
+                log.info("duplicate of a finished stage; skipped", attempts=row["attempts"])
+                raise SkipMessage
+            if row["run_status"] in FINISHED_RUN_STATUSES and not message.options.get("replay"):
+                log.info("run already finished; message skipped", run_status=row["run_status"])
+                raise SkipMessage
+            if row["status"] in (StageStatus.FAILED, StageStatus.DEAD_LETTERED) and not message.options.get("replay"):
+                raise SkipMessage
+            if row["attempts"] > self.settings.max_attempts:
+                # The earlier attempts never reached after_process_message: the worker died.
+                error = (
+                    f"stage {msg.STAGE} was attempted {row['attempts'] - 1} times and its worker never "
+                    "finished (killed, out of memory or crashed); dead-lettered"
+                )
+                self._dead_letter(conn, message, msg, row["id"], error, row["attempts"] - 1)
+                message.fail()
+                raise SkipMessage
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        try:
+            if exception is None:
+                return
+            msg = message_for_actor(message.actor_name, message.kwargs)
+            if msg is None or msg.STAGE is None or msg.run is None:
+                return
+            kind = classify(exception)
+            error = _one_line(exception)
+            with store.connect() as conn:
+                stage = store.fetch_one(
+                    conn,
+                    "SELECT id, attempts FROM sync.stage_runs WHERE run_id = %s AND stage = %s AND part = %s",
+                    (msg.run, msg.STAGE, msg.stage_part()),
+                )
+                if stage is None:
+                    return
+                if kind is Kind.TERMINAL:
+                    conn.execute(
+                        "UPDATE sync.stage_runs SET status = 'failed', error = %s, finished_at = clock_timestamp() "
+                        "WHERE id = %s AND status <> 'succeeded'",
+                        (error, stage["id"]),
+                    )
+                    fail_run(conn, msg.run, error)
+                    log.warning("stage failed; run failed", error=error)
+                elif message.failed:
+                    self._dead_letter(conn, message, msg, stage["id"], error, stage["attempts"])
+                else:
+                    conn.execute(
+                        "UPDATE sync.stage_runs SET status = 'retrying', error = %s "
+                        "WHERE id = %s AND status = 'running'",
+                        (error, stage["id"]),
+                    )
+                    log.warning("stage will be retried", error=error, kind=kind.value, attempts=stage["attempts"])
+        finally:
+            structlog.contextvars.clear_contextvars()
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        structlog.contextvars.clear_contextvars()
+
+    def _dead_letter(
+        self,
+        conn: psycopg.Connection[Any],
+        message: MessageProxy,
+        msg: Message,
+        stage_id: int,
+        error: str,
+        attempts: int,
+    ) -> None:
+        conn.execute(
+            "UPDATE sync.stage_runs SET status = 'dead_lettered', error = %s, finished_at = clock_timestamp() "
+            "WHERE id = %s AND status <> 'succeeded'",
+            (error, stage_id),
+        )
+        conn.execute(
+            """INSERT INTO sync.dead_letters (message_id, queue_name, actor_name, run_id, message, error, attempts)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (message_id) DO UPDATE SET error = EXCLUDED.error, attempts = EXCLUDED.attempts,
+                 created_at = clock_timestamp(), replayed_at = NULL""",
+            (
+                message.message_id,
+                message.queue_name.removesuffix(".DQ"),
+                message.actor_name,
+                msg.run,
+                Jsonb(message.asdict()),
+                error,
+                attempts,
+            ),
+        )
+        fail_run(conn, msg.run or 0, f"stage {msg.STAGE} dead-lettered after {attempts} attempts: {error}")
+        log.error("message dead-lettered", error=error, attempts=attempts)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if classify(exc) is not Kind.TERMINAL else text
+
+
+__all__ = ["RunStatus", "StageLedger", "StageTx", "fail_run", "run_stage"]

@@ -1,0 +1,229 @@
+"""Run lifecycle in PostgreSQL: create (coalescing queued triggers), start (one active run per
+connection), fan-in (the last finished chunk moves the run on), and the next queued run.
+
+All state lives in the database; any worker on any host can take any step.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from schemas.messages import FinalizeRun, LoadRun, ParseFile, SyncDue
+from schemas.states import AccessMode, TriggerType
+from workers import store
+from workers.connectors import connector_for
+from workers.outbox import OutboxBatch
+
+log = structlog.get_logger(__name__)
+
+_ACTIVE = ("in_progress", "awaiting_approval")
+
+
+def lock_connection(conn: psycopg.Connection[Any], connection_id: int) -> None:
+    """Serialises run bookkeeping of one connection (held to the end of the transaction)."""
+    conn.execute("SELECT pg_advisory_xact_lock(7301, %s::int)", (connection_id,))
+
+
+def live_connection(conn: psycopg.Connection[Any], name: str) -> dict[str, Any] | None:
+    return store.fetch_one(
+        conn,
+        "SELECT id, name, kind, config, enabled FROM sync.connections WHERE name = %s AND deleted_at IS NULL",
+        (name,),
+    )
+
+
+def create_run(
+    conn: psycopg.Connection[Any],
+    connection: dict[str, Any],
+    trigger: TriggerType,
+    outbox: OutboxBatch,
+    *,
+    since: date | None = None,
+    access: AccessMode = AccessMode.ONLINE,
+    dry_run: bool = False,
+    rerun_of: int | None = None,
+    coalesce: bool = True,
+    join_any: bool = False,
+) -> tuple[int, bool]:
+    """Queue a run and its plan message. Returns (run_id, created).
+
+    A trigger that finds a queued run of its kind joins it instead of queueing another; with
+    ``join_any`` (a dropped file) it joins a queued run of any kind, which will claim the file."""
+    lock_connection(conn, connection["id"])
+    if coalesce:
+        queued = store.fetch_one(
+            conn,
+            """SELECT id FROM sync.runs WHERE connection_id = %(c)s AND status = 'queued' AND started_at IS NULL
+                 AND (%(any)s OR (trigger = %(t)s AND since IS NOT DISTINCT FROM %(since)s
+                                  AND access_mode = %(access)s AND dry_run = %(dry)s))
+               ORDER BY id LIMIT 1""",
+            {
+                "c": connection["id"],
+                "t": trigger.value,
+                "since": since,
+                "access": access.value,
+                "dry": dry_run,
+                "any": join_any,
+            },
+        )
+        if queued is not None:
+            return queued["id"], False
+    row = store.fetch_one(
+        conn,
+        """INSERT INTO sync.runs (connection_id, connection_name, kind, trigger, access_mode, dry_run, since,
+                                  rerun_of, config)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+        (
+            connection["id"],
+            connection["name"],
+            connection["kind"],
+            trigger.value,
+            access.value,
+            dry_run,
+            since,
+            rerun_of,
+            Jsonb(connection["config"]),
+        ),
+    )
+    assert row is not None
+    run_id = int(row["id"])
+    outbox.add(
+        conn,
+        SyncDue(
+            connection=connection["name"],
+            trigger=trigger,
+            run_id=run_id,
+            since=since,
+            access=access,
+            dry_run=dry_run,
+        ),
+        f"plan:{run_id}",
+    )
+    return run_id, True
+
+
+def try_start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> str:
+    """Start a queued run unless its connection already has one applying changes.
+
+    Returns 'started', 'waiting' (another run is active; the run stays queued until that one
+    finishes) or 'not_queued'."""
+    run = store.fetch_one(conn, "SELECT connection_id FROM sync.runs WHERE id = %s", (run_id,))
+    if run is None:
+        return "not_queued"
+    lock_connection(conn, run["connection_id"])
+    # Read the status again under the lock: a concurrent caller may have started it meanwhile.
+    run = store.fetch_one(conn, "SELECT connection_id, status FROM sync.runs WHERE id = %s", (run_id,))
+    if run is None or run["status"] != "queued":
+        return "not_queued"
+    other = store.fetch_one(
+        conn,
+        "SELECT id FROM sync.runs WHERE connection_id = %s AND status = ANY(%s) AND id <> %s LIMIT 1",
+        (run["connection_id"], list(_ACTIVE), run_id),
+    )
+    if other is not None:
+        return "waiting"
+    # Only the oldest queued run may start, so triggers apply in the order they came.
+    older = store.fetch_one(
+        conn,
+        "SELECT id FROM sync.runs WHERE connection_id = %s AND status = 'queued' AND id < %s LIMIT 1",
+        (run["connection_id"], run_id),
+    )
+    if older is not None:
+        return "waiting"
+    _start(conn, run_id, outbox)
+    return "started"
+
+
+def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> None:
+    run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s FOR UPDATE", (run_id,))
+    assert run is not None
+    files = store.fetch_all(
+        conn,
+        """UPDATE sync.feed_files f SET status = 'claimed'
+           WHERE connection_id = %s AND status = 'registered'
+           RETURNING id, original_path, file_date, registered_at""",
+        (run["connection_id"],),
+    )
+    files.sort(key=lambda f: (f["file_date"] or date.min, f["registered_at"], f["id"]))
+    conn.execute("UPDATE sync.runs SET status = 'in_progress', started_at = clock_timestamp() WHERE id = %s", (run_id,))
+    connector_for(run["kind"]).create_staging(conn, run_id, run["config"])
+    for ordinal, f in enumerate(files):
+        conn.execute(
+            "INSERT INTO sync.run_files (run_id, file_id, ordinal) VALUES (%s, %s, %s)",
+            (run_id, f["id"], ordinal),
+        )
+        outbox.add(conn, ParseFile(run_id=run_id, file_id=f["id"]), f"parse:{run_id}:{f['id']}")
+    if not files:
+        conn.execute("UPDATE sync.runs SET note = 'no new files to import' WHERE id = %s", (run_id,))
+        outbox.add(conn, LoadRun(run_id=run_id), f"load:{run_id}")
+    log.info("run started", run_id=run_id, files=len(files))
+
+
+def advance_if_ready(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> bool:
+    """Fan-in: counts distinct finished chunk rows under a row lock on the run; the last finisher
+    queues the load. Safe to call from every parse and transform completion."""
+    conn.execute("SELECT 1 FROM sync.runs WHERE id = %s FOR UPDATE", (run_id,))
+    files = store.fetch_one(
+        conn,
+        """SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+                  coalesce(sum(chunks) FILTER (WHERE status = 'parsed'), 0) AS chunks
+           FROM sync.run_files WHERE run_id = %s""",
+        (run_id,),
+    )
+    assert files is not None
+    if files["pending"]:
+        return False
+    done = store.fetch_one(
+        conn,
+        "SELECT count(*) AS n FROM sync.stage_runs WHERE run_id = %s AND stage = 'transform' AND status = 'succeeded'",
+        (run_id,),
+    )
+    assert done is not None
+    if done["n"] < files["chunks"]:
+        return False
+    outbox.add(conn, LoadRun(run_id=run_id), f"load:{run_id}")
+    return True
+
+
+def queue_finalize(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> None:
+    outbox.add(conn, FinalizeRun(run_id=run_id), f"finalize:{run_id}")
+
+
+def start_next(conn: psycopg.Connection[Any], connection_id: int, outbox: OutboxBatch) -> int | None:
+    """After a run ends: start the oldest queued run of the same connection, if any."""
+    lock_connection(conn, connection_id)
+    nxt = store.fetch_one(
+        conn,
+        "SELECT id FROM sync.runs WHERE connection_id = %s AND status = 'queued' ORDER BY id LIMIT 1",
+        (connection_id,),
+    )
+    if nxt is None:
+        return None
+    if try_start(conn, nxt["id"], outbox) == "started":
+        return int(nxt["id"])
+    return None
+
+
+def stage_table(prefix: str, *ids: int) -> sql.Composed:
+    return sql.SQL("stage.{}").format(sql.Identifier("_".join([prefix, *map(str, ids)])))
+
+
+def drop_stage_tables(conn: psycopg.Connection[Any], run_id: int) -> int:
+    """Drop every staging table of a run (its typed table and any raw chunk left behind)."""
+    names = [
+        r["tablename"]
+        for r in store.fetch_all(
+            conn,
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'stage' AND tablename ~ %s",
+            (rf"^[a-z]+_{run_id}(_|$)",),
+        )
+    ]
+    for name in names:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS stage.{}").format(sql.Identifier(name)))
+    return len(names)

@@ -1,0 +1,34 @@
+"""One module per stage. ``stage_actor`` turns a handler of a typed message into a Dramatiq actor
+on that message's queue; the message is validated again when received."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import dramatiq
+import dramatiq.broker
+
+from schemas.messages import Message
+
+M = TypeVar("M", bound=Message)
+
+
+def stage_actor(cls: type[M], **options: Any) -> Callable[[Callable[[M], None]], dramatiq.Actor[..., None]]:
+    if dramatiq.broker.global_broker is None:  # imported on its own (a test, a script): use settings
+        from workers.broker import setup_broker
+
+        setup_broker()
+
+    def decorate(handler: Callable[[M], None]) -> dramatiq.Actor[..., None]:
+        def receive(**kwargs: Any) -> None:
+            handler(cls.model_validate(kwargs))
+
+        receive.__name__ = receive.__qualname__ = cls.ACTOR
+        receive.__doc__ = handler.__doc__
+        actor: dramatiq.Actor[..., None] = dramatiq.actor(actor_name=cls.ACTOR, queue_name=cls.QUEUE, **options)(
+            receive
+        )
+        return actor
+
+    return decorate

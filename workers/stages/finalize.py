@@ -1,0 +1,78 @@
+"""Finalize: the run's status and counts, staging dropped, file states, and the next queued run
+of the connection started."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from psycopg.types.json import Jsonb
+
+from schemas.messages import FinalizeRun
+from schemas.states import RunStatus
+from workers import store
+from workers.ledger import StageTx, run_stage
+from workers.runs import drop_stage_tables, start_next
+from workers.stages import stage_actor
+
+log = structlog.get_logger(__name__)
+
+
+def decide_status(t: dict[str, Any]) -> RunStatus:
+    if t["files"] and t["files_rejected"] == t["files"]:
+        return RunStatus.FAILED
+    if t["rejected"] or t["warnings"] or t["files_rejected"]:
+        return RunStatus.COMPLETED_WITH_ERRORS
+    return RunStatus.COMPLETED
+
+
+@stage_actor(FinalizeRun)
+def finalize_run(msg: FinalizeRun) -> None:
+    def body(tx: StageTx) -> None:
+        conn = tx.conn
+        run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s FOR UPDATE", (msg.run_id,))
+        assert run is not None
+        t = store.fetch_one(
+            conn,
+            """SELECT
+                 (SELECT count(*) FROM sync.run_files WHERE run_id = %(r)s) AS files,
+                 (SELECT count(*) FROM sync.run_files WHERE run_id = %(r)s AND status = 'rejected') AS files_rejected,
+                 (SELECT coalesce(sum(rows_read), 0) FROM sync.run_files WHERE run_id = %(r)s) AS read,
+                 (SELECT count(DISTINCT (file_id, line)) FROM sync.row_errors WHERE run_id = %(r)s AND rejected)
+                   AS rejected,
+                 (SELECT count(*) FROM sync.row_errors WHERE run_id = %(r)s AND NOT rejected AND code <> 'bad_file')
+                   AS warnings,
+                 (SELECT min(error) FROM sync.run_files WHERE run_id = %(r)s AND status = 'rejected') AS file_error""",
+            {"r": msg.run_id},
+        )
+        assert t is not None
+        status = decide_status(t)
+        counts = {
+            "read": int(t["read"]),
+            "created": int(run["counts"].get("created", 0)),
+            "updated": int(run["counts"].get("updated", 0)),
+            "unchanged": int(run["counts"].get("unchanged", 0)),
+            "deactivated": int(run["counts"].get("deactivated", 0)),
+            "rejected": int(t["rejected"]),
+            "warnings": int(t["warnings"]),
+            "files": int(t["files"]),
+            "files_rejected": int(t["files_rejected"]),
+        }
+        error = t["file_error"] if status is RunStatus.FAILED else None
+        conn.execute(
+            """UPDATE sync.runs SET status = %s, counts = counts || %s, error = coalesce(error, %s),
+                      finished_at = clock_timestamp()
+               WHERE id = %s AND status = 'in_progress'""",
+            (status.value, Jsonb(counts), error, msg.run_id),
+        )
+        conn.execute(
+            """UPDATE sync.feed_files f SET status = CASE rf.status WHEN 'rejected' THEN 'rejected' ELSE 'imported' END
+               FROM sync.run_files rf WHERE rf.run_id = %s AND f.id = rf.file_id""",
+            (msg.run_id,),
+        )
+        dropped = drop_stage_tables(conn, msg.run_id)
+        tx.counts = {**counts, "staging_tables_dropped": dropped}
+        log.info("run finished", status=status.value, **counts)
+        tx.after_success.append(lambda t: start_next(t.conn, run["connection_id"], t.outbox))
+
+    run_stage(msg, body)

@@ -1,0 +1,36 @@
+"""Intake: a registered file arrived; queue a run for its connection if it imports on arrival."""
+
+from __future__ import annotations
+
+import structlog
+
+from schemas.connections import connection_from_json
+from schemas.messages import FeedArrived
+from schemas.states import TriggerType
+from workers import store
+from workers.outbox import OutboxBatch
+from workers.runs import create_run, live_connection
+from workers.stages import stage_actor
+
+log = structlog.get_logger(__name__)
+
+
+@stage_actor(FeedArrived)
+def feed_arrived(msg: FeedArrived) -> None:
+    """Idempotent by the file's state: a file a run has already claimed queues nothing."""
+    outbox = OutboxBatch()
+    with store.connect() as conn:
+        connection = live_connection(conn, msg.connection)
+        if connection is None:
+            log.warning("file arrived for a connection that no longer exists", connection=msg.connection)
+            return
+        f = store.fetch_one(conn, "SELECT status FROM sync.feed_files WHERE id = %s", (msg.file_id,))
+        if f is None or f["status"] != "registered":
+            return
+        config = connection_from_json(connection["config"])
+        if not connection["enabled"] or config.trigger != "on_arrival":
+            log.info("file registered; it waits for the next sync", connection=msg.connection, file_id=msg.file_id)
+            return
+        run_id, created = create_run(conn, connection, TriggerType.FILE_DROP, outbox, join_any=True)
+        log.info("run queued for dropped file", run_id=run_id, new_run=created, file_id=msg.file_id)
+    outbox.flush()

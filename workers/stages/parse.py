@@ -1,0 +1,226 @@
+"""Parse: stream one file into per-chunk staging tables with COPY, chunk by chunk.
+
+The header is checked against the mapping before any row is read. Each chunk commits on its own
+with its business key (run, file, chunk) in sync.chunks, its row errors and its transform
+message, so a redelivered parse resumes after the last committed chunk; a concurrent duplicate
+finds the chunk key taken and stops.
+"""
+
+from __future__ import annotations
+
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import structlog
+from psycopg.types.json import Jsonb
+
+from schemas.connections import connection_from_json
+from schemas.messages import ParseFile, TransformChunk
+from schemas.settings import get_settings
+from workers import store
+from workers.connectors import connector_for
+from workers.errors import BadFileError, TransientError
+from workers.feedreader import FeedReader, RowError
+from workers.ledger import StageTx, run_stage
+from workers.outbox import OutboxBatch
+from workers.runs import advance_if_ready
+from workers.stages import stage_actor
+
+log = structlog.get_logger(__name__)
+
+
+@stage_actor(ParseFile)
+def parse_file(msg: ParseFile) -> None:
+    settings = get_settings()
+    with store.connect() as conn:
+        ctx = store.fetch_one(
+            conn,
+            """SELECT r.kind, r.config, f.original_path, f.stored_path, rf.status AS file_status,
+                      (SELECT max(chunk_no) FROM sync.chunks c WHERE c.run_id = rf.run_id AND c.file_id = rf.file_id)
+                        AS last_chunk
+               FROM sync.run_files rf JOIN sync.runs r ON r.id = rf.run_id JOIN sync.feed_files f ON f.id = rf.file_id
+               WHERE rf.run_id = %s AND rf.file_id = %s""",
+            (msg.run_id, msg.file_id),
+        )
+        if ctx is None:
+            raise TransientError(f"file {msg.file_id} is not part of run {msg.run_id} yet")
+        resume = None
+        if ctx["last_chunk"] is not None:
+            resume = store.fetch_one(
+                conn,
+                "SELECT byte_end, last_line FROM sync.chunks WHERE run_id = %s AND file_id = %s AND chunk_no = %s",
+                (msg.run_id, msg.file_id, ctx["last_chunk"]),
+            )
+    if ctx["file_status"] != "pending":
+        return
+    config = connection_from_json(ctx["config"])
+    label = ctx["original_path"]
+    path = settings.drop_dir / ctx["stored_path"]
+    reader = FeedReader(
+        path,
+        label,
+        encoding=config.encoding,
+        delimiter=config.delimiter,
+        max_record_lines=settings.max_record_lines,
+        max_field_chars=settings.max_field_chars,
+    )
+    try:
+        if not Path(path).is_file():
+            raise BadFileError(label, "the file is no longer where feedsync stored it", "Drop the file again")
+        header = reader.header(config.imported_mapping)
+        columns = {a: {"column": header.columns[i], "no": i + 1} for a, i in header.positions.items()}
+        with store.connect() as conn:
+            conn.execute(
+                "UPDATE sync.run_files SET columns = %s WHERE run_id = %s AND file_id = %s",
+                (Jsonb(columns), msg.run_id, msg.file_id),
+            )
+        finished = _parse_chunks(msg, ctx, reader, header, resume, settings.chunk_rows)
+    except BadFileError as exc:
+        _reject_file(msg, str(exc))
+        return
+    if finished:
+        _finish_file(msg)
+
+
+def _parse_chunks(
+    msg: ParseFile,
+    ctx: dict[str, Any],
+    reader: FeedReader,
+    header: Any,
+    resume: dict[str, Any] | None,
+    chunk_rows: int,
+) -> bool:
+    connector = connector_for(ctx["kind"])
+    attributes = connector.raw_attributes(ctx["config"])
+    positions = [header.positions[a] for a in attributes]
+    project = itemgetter(*positions) if len(positions) > 1 else (lambda row: (row[positions[0]],))
+    chunk_no = 0 if ctx["last_chunk"] is None else ctx["last_chunk"] + 1
+    records = reader.records(
+        header,
+        offset=None if resume is None else resume["byte_end"],
+        line_no=None if resume is None else resume["last_line"],
+    )
+    exhausted = False
+    while not exhausted:
+        outbox = OutboxBatch()
+        with store.connect() as conn:
+            claimed = conn.execute(
+                """INSERT INTO sync.chunks (run_id, file_id, chunk_no, first_line, last_line, byte_end, rows)
+                   VALUES (%s, %s, %s, 0, 0, 0, 0) ON CONFLICT DO NOTHING""",
+                (msg.run_id, msg.file_id, chunk_no),
+            ).rowcount
+            if not claimed:
+                log.info("another delivery is parsing this file; stopping", chunk_no=chunk_no)
+                return False
+            table = connector.create_raw_chunk(conn, msg.run_id, msg.file_id, chunk_no, ctx["config"])
+            errors: list[RowError] = []
+            good = 0
+            first_line = None
+            with conn.cursor() as cur, cur.copy(connector.copy_statement(table, ctx["config"])) as copy:
+                for item in records:
+                    if isinstance(item, RowError):
+                        errors.append(item)
+                        line = item.line
+                    else:
+                        line, fields = item
+                        copy.write_row((line, *project(fields)))
+                        good += 1
+                    if first_line is None:
+                        first_line = line
+                    if good + len(errors) >= chunk_rows:
+                        break
+                else:
+                    exhausted = True
+            if chunk_no == 0 and first_line is None:
+                raise BadFileError(
+                    ctx["original_path"],
+                    "the file has a header but no data rows, so nothing was imported from it",
+                    "Check that the export ran completely and drop the file again",
+                )
+            if errors:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        """INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name,
+                                                        code, message, value, rejected)
+                           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, true)""",
+                        [
+                            (
+                                msg.run_id,
+                                msg.file_id,
+                                ctx["original_path"],
+                                e.line,
+                                e.column_no,
+                                e.column_name,
+                                e.code,
+                                e.message,
+                                e.value,
+                            )
+                            for e in errors
+                        ],
+                    )
+            byte_end, last_line = reader.position
+            conn.execute(
+                """UPDATE sync.chunks SET first_line = %s, last_line = %s, byte_end = %s, rows = %s
+                   WHERE run_id = %s AND file_id = %s AND chunk_no = %s""",
+                (
+                    first_line or last_line,
+                    last_line,
+                    byte_end,
+                    good + len(errors),
+                    msg.run_id,
+                    msg.file_id,
+                    chunk_no,
+                ),
+            )
+            outbox.add(
+                conn,
+                TransformChunk(run_id=msg.run_id, file_id=msg.file_id, chunk_no=chunk_no),
+                f"transform:{msg.run_id}:{msg.file_id}:{chunk_no}",
+            )
+        outbox.flush()
+        chunk_no += 1
+    return True
+
+
+def _finish_file(msg: ParseFile) -> None:
+    def body(tx: StageTx) -> None:
+        totals = store.fetch_one(
+            tx.conn,
+            "SELECT count(*) AS chunks, coalesce(sum(rows), 0) AS rows FROM sync.chunks "
+            "WHERE run_id = %s AND file_id = %s",
+            (msg.run_id, msg.file_id),
+        )
+        assert totals is not None
+        tx.conn.execute(
+            """UPDATE sync.run_files SET status = 'parsed', chunks = %s, rows_read = %s
+               WHERE run_id = %s AND file_id = %s AND status = 'pending'""",
+            (totals["chunks"], totals["rows"], msg.run_id, msg.file_id),
+        )
+        tx.counts = {"chunks": int(totals["chunks"]), "rows": int(totals["rows"])}
+        tx.after_success.append(lambda t: advance_if_ready(t.conn, msg.run_id, t.outbox))
+
+    run_stage(msg, body)
+
+
+def _reject_file(msg: ParseFile, error: str) -> None:
+    """A bad file: nothing of it is imported; the run goes on with its other files."""
+    log.warning("file rejected", error=error)
+
+    def body(tx: StageTx) -> None:
+        f = store.fetch_one(tx.conn, "SELECT original_path FROM sync.feed_files WHERE id = %s", (msg.file_id,))
+        assert f is not None
+        tx.conn.execute(
+            """UPDATE sync.run_files SET status = 'rejected', error = %s, chunks = 0, rows_read = 0
+               WHERE run_id = %s AND file_id = %s AND status = 'pending'""",
+            (error, msg.run_id, msg.file_id),
+        )
+        tx.conn.execute(
+            """INSERT INTO sync.row_errors (run_id, file_id, file_name, code, message, rejected)
+               VALUES (%s, %s, %s, 'bad_file', %s, false)""",
+            (msg.run_id, msg.file_id, f["original_path"], error),
+        )
+        tx.counts = {"rejected_file": 1}
+        tx.after_success.append(lambda t: advance_if_ready(t.conn, msg.run_id, t.outbox))
+
+    run_stage(msg, body)

@@ -1,0 +1,36 @@
+"""Transform: map, validate and hash one chunk in SQL; bad rows become row errors. The last
+chunk of the run to finish queues the load (fan-in in PostgreSQL)."""
+
+from __future__ import annotations
+
+from schemas.messages import TransformChunk
+from workers import store
+from workers.connectors import connector_for
+from workers.ledger import StageTx, run_stage
+from workers.runs import advance_if_ready
+from workers.stages import stage_actor
+
+
+@stage_actor(TransformChunk)
+def transform_chunk(msg: TransformChunk) -> None:
+    def body(tx: StageTx) -> None:
+        ctx = store.fetch_one(
+            tx.conn,
+            """SELECT r.kind, r.config, f.original_path, rf.columns
+               FROM sync.run_files rf JOIN sync.runs r ON r.id = rf.run_id JOIN sync.feed_files f ON f.id = rf.file_id
+               WHERE rf.run_id = %s AND rf.file_id = %s""",
+            (msg.run_id, msg.file_id),
+        )
+        assert ctx is not None
+        tx.counts = connector_for(ctx["kind"]).transform_chunk(
+            tx.conn,
+            msg.run_id,
+            msg.file_id,
+            msg.chunk_no,
+            ctx["config"],
+            ctx["original_path"],
+            ctx["columns"] or {},
+        )
+        tx.after_success.append(lambda t: advance_if_ready(t.conn, msg.run_id, t.outbox))
+
+    run_stage(msg, body)
