@@ -60,7 +60,7 @@ TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     psycopg.errors.QueryCanceled,  # statement_timeout
     psycopg.errors.SerializationFailure,
     psycopg.errors.DeadlockDetected,
-    dramatiq.errors.ConnectionError,
+    dramatiq.errors.BrokerConnectionError,
     ConnectionError,
     TimeoutError,
     *_PIKA,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,14 +95,22 @@ class _Lines:
         self.rec.clear()
 
 
-def _cr_lines(f: BinaryIO, block: int = 1 << 20) -> Iterator[bytes]:
-    """Lines of a file whose only line break is CR (old Mac exports), terminators kept."""
+_ANY_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def _universal_lines(f: BinaryIO, block: int = 1 << 20) -> Iterator[bytes]:
+    """Lines split at CRLF, CR or LF, terminators kept: for files that use CR alone (old Mac
+    exports) or mix line breaks. Plain LF and CRLF files take the faster ``iter(f)``."""
     tail = b""
     while data := f.read(block):
-        parts = (tail + data).split(b"\r")
-        tail = parts.pop()
-        for p in parts:
-            yield p + b"\r"
+        buf = tail + data
+        start = 0
+        for m in _ANY_BREAK.finditer(buf):
+            if m.end() == len(buf) and buf.endswith(b"\r"):
+                break  # a CR at the end of the block may be the first half of a CRLF
+            yield buf[start : m.end()]
+            start = m.end()
+        tail = buf[start:]
     if tail:
         yield tail
 
@@ -126,7 +135,7 @@ class FeedReader:
         self.delimiter = delimiter
         self.max_record_lines = max_record_lines
         self.max_field_chars = max_field_chars
-        self._cr_only = False
+        self._mixed_breaks = False
         self._bom = 0
 
     # -- file-level checks -------------------------------------------------------------------
@@ -151,11 +160,12 @@ class FeedReader:
             codecs.BOM_UTF8
         ):
             self._bom = len(codecs.BOM_UTF8)
-        self._cr_only = b"\n" not in head and b"\r" in head
+        # A CR not followed by LF means CR-only or mixed line breaks (the sniff may cut a CRLF).
+        self._mixed_breaks = re.search(rb"\r(?!\n)", head[:-1]) is not None
 
     def _lines_from(self, f: BinaryIO, offset: int) -> Iterator[bytes]:
         f.seek(offset)
-        return _cr_lines(f) if self._cr_only else iter(f)
+        return _universal_lines(f) if self._mixed_breaks else iter(f)
 
     def _csv(self, lines: _Lines) -> Iterator[list[str]]:
         return csv.reader(lines, delimiter=self.delimiter, strict=True)

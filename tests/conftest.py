@@ -1,0 +1,139 @@
+"""Shared fixtures. Tests use a database and a RabbitMQ vhost of their own, so a developer's data
+and queues are never touched. The pytest process itself uses the stub broker (the unit tier);
+integration and e2e tests run real worker processes against RabbitMQ."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+TEST_DB = os.environ.get("FEEDSYNC_TEST_DATABASE", "feedsync_test")
+PG_BASE = os.environ.get("FEEDSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+TEST_VHOST = "feedsync_test"
+RABBIT_URL = os.environ.get("FEEDSYNC_TEST_BROKER_URL", f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}")
+DATABASE_URL = f"{PG_BASE}/{TEST_DB}"
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+
+# Before any feedsync import reads settings: the pytest process is the stub-broker tier.
+os.environ["FEEDSYNC_DATABASE_URL"] = DATABASE_URL
+os.environ["FEEDSYNC_BROKER_URL"] = "stub://"
+os.environ.setdefault("FEEDSYNC_LOG_LEVEL", "WARNING")
+os.environ["FEEDSYNC_SETTLE_MS"] = "50"
+os.environ["FEEDSYNC_MIN_BACKOFF_MS"] = "50"
+os.environ["FEEDSYNC_MAX_BACKOFF_MS"] = "500"
+
+
+def _ensure_vhost() -> None:
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None or not RABBIT_URL.endswith(f"/{TEST_VHOST}"):
+        return
+    subprocess.run([ctl, "-q", "add_vhost", TEST_VHOST], capture_output=True, timeout=60)
+    subprocess.run([ctl, "-q", "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"],
+                   capture_output=True, timeout=60, check=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database() -> Iterator[str]:
+    with psycopg.connect(f"{PG_BASE}/postgres", autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (TEST_DB,),
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}"')
+    from schemas.settings import get_settings
+    from workers.migrations import migrate
+
+    get_settings.cache_clear()
+    applied = migrate(get_settings())
+    assert applied, "migrations should run on a fresh database"
+    yield DATABASE_URL
+
+
+def _truncate() -> None:
+    with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+        tables = [
+            f"{s}.{t}"
+            for s, t in conn.execute(
+                "SELECT schemaname, tablename FROM pg_tables WHERE schemaname IN ('sync', 'lms')"
+            ).fetchall()
+        ]
+        conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        for (t,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'stage'").fetchall():
+            conn.execute(f'DROP TABLE stage."{t}"')
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Fresh tables and a drop dir of the test's own."""
+    _truncate()
+    monkeypatch.setenv("FEEDSYNC_DROP_DIR", str(tmp_path / "drop"))
+    monkeypatch.setenv("FEEDSYNC_EXPORT_DIR", str(tmp_path / "export"))
+    from schemas.settings import get_settings
+
+    get_settings.cache_clear()
+    s = get_settings()
+    s.drop_dir.mkdir(parents=True)
+    yield s
+    get_settings.cache_clear()
+
+
+def sql(query: str, params: Any = None) -> list[tuple[Any, ...]]:
+    with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+        cur = conn.execute(query, params)
+        return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture
+def rabbit_env(settings: Any) -> Iterator[dict[str, str]]:
+    """Environment for feedsync subprocesses on the real broker, with the test vhost emptied."""
+    _ensure_vhost()
+    env = {
+        **os.environ,
+        "FEEDSYNC_BROKER_URL": RABBIT_URL,
+        "FEEDSYNC_DROP_DIR": str(settings.drop_dir),
+        "FEEDSYNC_EXPORT_DIR": str(settings.export_dir),
+        "FEEDSYNC_LOG_LEVEL": "INFO",
+        "FEEDSYNC_RESCAN_INTERVAL_S": "2",
+        "FEEDSYNC_OUTBOX_SWEEP_INTERVAL_S": "1",
+        "FEEDSYNC_OUTBOX_GRACE_S": "2",
+    }
+    from workers.broker import ALL_QUEUES
+
+    _purge(ALL_QUEUES)
+    yield env
+    _purge(ALL_QUEUES)
+
+
+def _purge(queues: list[str]) -> None:
+    import pika
+
+    params = pika.URLParameters(RABBIT_URL)
+    conn = pika.BlockingConnection(params)
+    ch = conn.channel()
+    for q in queues:
+        for name in (q, f"{q}.DQ", f"{q}.XQ"):
+            try:
+                ch.queue_purge(name)
+            except pika.exceptions.ChannelClosedByBroker:
+                ch = conn.channel()  # the queue does not exist yet: nothing to purge
+    conn.close()
+
+
+def feedsync(*args: str, env: dict[str, str] | None = None, timeout: float = 120, check: bool = True
+             ) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would, as a subprocess."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "producers.cli", *args], env=env or dict(os.environ), capture_output=True,
+        text=True, timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"feedsync {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -1,0 +1,68 @@
+"""At-least-once delivery, exactly-once effects: a stage message delivered again changes nothing."""
+
+from __future__ import annotations
+
+from schemas.messages import FinalizeRun, LoadRun, ParseFile, SyncDue, TransformChunk
+from schemas.states import TriggerType
+from tests.conftest import sql
+from tests.unit.conftest import HEADER, Pipeline
+from workers.broker import publish
+
+FEED = HEADER + "".join(f"u{i}@x.com,U{i},L{i},{'u0@x.com' if i else ''},S\n" for i in range(250)) + "bad,B,B,,S\n"
+
+
+def snapshot(run_id: int) -> tuple[object, ...]:
+    return (
+        sql("SELECT email, first_name, manager_id, updated_at, source_hash FROM lms.users ORDER BY email"),
+        sql("SELECT stage, part, status, attempts FROM sync.stage_runs WHERE run_id = %s ORDER BY stage, part",
+            (run_id,)),
+        sql("SELECT file_name, line, code FROM sync.row_errors ORDER BY id"),
+        sql("SELECT status, counts, finished_at FROM sync.runs ORDER BY id"),
+        sql("SELECT count(*) FROM sync.chunks"),
+    )
+
+
+def test_every_stage_message_enqueued_again_after_the_run_changes_nothing(pipeline: Pipeline) -> None:
+    pipeline.settings.chunk_rows = 100
+    run_id = pipeline.import_files(("import/user/internal/u.csv", FEED))
+    file_id = sql("SELECT file_id FROM sync.run_files WHERE run_id = %s", (run_id,))[0][0]
+    before = snapshot(run_id)
+    assert before[3][0][0] == "completed_with_errors"
+    for msg in [
+        SyncDue(connection="hr-users", trigger=TriggerType.FILE_DROP, run_id=run_id),
+        ParseFile(run_id=run_id, file_id=file_id),
+        TransformChunk(run_id=run_id, file_id=file_id, chunk_no=1),
+        LoadRun(run_id=run_id),
+        FinalizeRun(run_id=run_id),
+    ]:
+        publish(msg)
+    pipeline.drain()
+    assert snapshot(run_id) == before
+
+
+def test_duplicates_delivered_while_the_run_is_going_give_one_effect(pipeline: Pipeline) -> None:
+    """Every stage message published twice at once: two worker threads take the copies together."""
+    from workers import broker as broker_module
+
+    real_publish = broker_module.current_broker().enqueue
+    twice = []
+
+    def enqueue_twice(message, *, delay=None):  # type: ignore[no-untyped-def]
+        twice.append(message.actor_name)
+        real_publish(message, delay=delay)
+        return real_publish(message.copy(), delay=delay)
+
+    pipeline.settings.chunk_rows = 60
+    pipeline.broker.enqueue = enqueue_twice  # type: ignore[method-assign]
+    try:
+        run_id = pipeline.import_files(("import/user/internal/u.csv", FEED))
+    finally:
+        pipeline.broker.enqueue = real_publish  # type: ignore[method-assign]
+    assert {"parse_file", "transform_chunk", "load_run", "finalize_run"} <= set(twice)
+    assert sql("SELECT status, counts->>'created', counts->>'rejected' FROM sync.runs WHERE id = %s", (run_id,)) == [
+        ("completed_with_errors", "250", "1")
+    ]
+    assert sql("SELECT count(*) FROM lms.users")[0][0] == 250
+    assert sql("SELECT count(*) FROM sync.row_errors")[0][0] == 1
+    assert sql("SELECT count(*) FROM sync.chunks WHERE run_id = %s", (run_id,))[0][0] == 5
+    assert sql("SELECT count(*) FROM sync.stage_runs WHERE stage = 'transform' AND status = 'succeeded'")[0][0] == 5
