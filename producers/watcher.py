@@ -49,6 +49,10 @@ class Watcher:
     def run(self) -> None:
         drop = self.settings.drop_dir
         drop.mkdir(parents=True, exist_ok=True)
+        # Create each connection's folder before watching, so a file written into a folder that
+        # appears later cannot race the watch being added to it.
+        for connection in registry.live_connections(self.settings):
+            registry.drop_target(self.settings, connection).mkdir(parents=True, exist_ok=True)
         observer = Observer()
         observer.schedule(_Handler(self.inbox), str(drop), recursive=True)
         observer.start()

@@ -27,6 +27,14 @@ _ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _THRESHOLD = re.compile(r"^\d+(\.\d+)?%$")
 
 
+class KeyProblem(ValueError):
+    """A validation problem that knows which key of the connection it is about, for the line number."""
+
+    def __init__(self, message: str, *loc: str) -> None:
+        super().__init__(message)
+        self.loc = list(loc)
+
+
 class Threshold(BaseModel):
     """A safety limit: a whole number of people, or a share of the connection's people."""
 
@@ -50,7 +58,8 @@ class Threshold(BaseModel):
 
 
 class Connection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: TOML values are already typed, so "yes" for a boolean is a mistake to refuse, not coerce.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     kind: str
@@ -102,11 +111,17 @@ class Connection(BaseModel):
     def _mapping(cls, v: dict[str, str]) -> dict[str, str]:
         for attribute, column in v.items():
             if not _ATTRIBUTE_NAME.match(attribute):
-                raise ValueError(
-                    f"attribute name {attribute!r} must be lower case letters, digits and _ (e.g. 'cost_center')"
+                raise KeyProblem(
+                    f"attribute name {attribute!r} must be lower case letters, digits and _ (e.g. 'cost_center')",
+                    "mapping",
+                    attribute,
                 )
             if not isinstance(column, str) or not column.strip():
-                raise ValueError(f"attribute {attribute!r} is mapped to nothing: name the feed column that holds it")
+                raise KeyProblem(
+                    f"attribute {attribute!r} is mapped to nothing: name the feed column that holds it",
+                    "mapping",
+                    attribute,
+                )
         return v
 
     @model_validator(mode="after")
@@ -114,14 +129,18 @@ class Connection(BaseModel):
         if not self.path:
             self.path = DEFAULT_PATHS[self.kind]
         if self.path.startswith("/") or ".." in self.path.split("/"):
-            raise ValueError(f"path {self.path!r} must be relative to the drop dir and stay inside it")
+            raise KeyProblem(f"path {self.path!r} must be relative to the drop dir and stay inside it", "path")
         if self.key != "email":
-            raise ValueError(f"key {self.key!r} is not supported for kind 'users': use key = \"email\"")
+            raise KeyProblem(f"key {self.key!r} is not supported for kind 'users': use key = \"email\"", "key")
         if self.mapping.get("email", DONT_IMPORT) == DONT_IMPORT:
-            raise ValueError("mapping must name the feed column for 'email', the key users are matched on")
+            raise KeyProblem(
+                "mapping must name the feed column for 'email', the key users are matched on", "mapping", "email"
+            )
         unmapped = [a for a in self.required if a not in self.imported_mapping]
         if unmapped:
-            raise ValueError(f"required attribute {unmapped[0]!r} is not in the mapping: map it to a feed column")
+            raise KeyProblem(
+                f"required attribute {unmapped[0]!r} is not in the mapping: map it to a feed column", "required"
+            )
         return self
 
     @property
@@ -167,6 +186,9 @@ def load_connections_toml(text: str, filename: str = "connections.toml") -> list
         except ValidationError as exc:
             for err in exc.errors():
                 loc = [str(p) for p in err["loc"]]
+                cause = (err.get("ctx") or {}).get("error")
+                if isinstance(cause, KeyProblem):
+                    loc = cause.loc
                 line = _locate(text, index, loc)
                 where = ".".join(loc) if loc else "connection"
                 msg = err["msg"].removeprefix("Value error, ")

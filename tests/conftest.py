@@ -36,8 +36,12 @@ def _ensure_vhost() -> None:
     if ctl is None or not RABBIT_URL.endswith(f"/{TEST_VHOST}"):
         return
     subprocess.run([ctl, "-q", "add_vhost", TEST_VHOST], capture_output=True, timeout=60)
-    subprocess.run([ctl, "-q", "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"],
-                   capture_output=True, timeout=60, check=True)
+    subprocess.run(
+        [ctl, "-q", "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -127,12 +131,16 @@ def _purge(queues: list[str]) -> None:
     conn.close()
 
 
-def feedsync(*args: str, env: dict[str, str] | None = None, timeout: float = 120, check: bool = True
-             ) -> subprocess.CompletedProcess[str]:
+def feedsync(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a user would, as a subprocess."""
     proc = subprocess.run(
-        [sys.executable, "-m", "producers.cli", *args], env=env or dict(os.environ), capture_output=True,
-        text=True, timeout=timeout,
+        [sys.executable, "-m", "producers.cli", *args],
+        env=env or dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"feedsync {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dramatiq
+import dramatiq.broker
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, CurrentMessage, Retries, ShutdownNotifications, TimeLimit
@@ -75,7 +76,11 @@ def setup_broker(settings: Settings | None = None) -> dramatiq.Broker:
 
 
 def current_broker() -> dramatiq.Broker:
-    return dramatiq.get_broker()
+    """The process's broker, set up from settings on first use. Never dramatiq.get_broker()'s own
+    default, which would silently publish to a RabbitMQ on localhost's default vhost."""
+    if dramatiq.broker.global_broker is None:
+        return setup_broker()
+    return dramatiq.broker.global_broker
 
 
 def publish(msg: Message, *, message_id: str | None = None, options: dict[str, object] | None = None) -> str:

@@ -14,8 +14,10 @@ FEED = HEADER + "".join(f"u{i}@x.com,U{i},L{i},{'u0@x.com' if i else ''},S\n" fo
 def snapshot(run_id: int) -> tuple[object, ...]:
     return (
         sql("SELECT email, first_name, manager_id, updated_at, source_hash FROM lms.users ORDER BY email"),
-        sql("SELECT stage, part, status, attempts FROM sync.stage_runs WHERE run_id = %s ORDER BY stage, part",
-            (run_id,)),
+        sql(
+            "SELECT stage, part, status, attempts FROM sync.stage_runs WHERE run_id = %s ORDER BY stage, part",
+            (run_id,),
+        ),
         sql("SELECT file_name, line, code FROM sync.row_errors ORDER BY id"),
         sql("SELECT status, counts, finished_at FROM sync.runs ORDER BY id"),
         sql("SELECT count(*) FROM sync.chunks"),

@@ -9,9 +9,7 @@ from tests.conftest import sql
 from tests.unit.conftest import HEADER, Pipeline
 
 FEED = HEADER + (
-    "boss@x.com,Bea,Boss,,Board\n"
-    "ann@x.com,Ann,Anders,boss@x.com,\"Sales, EMEA\"\n"
-    "bob@x.com,Bob,Berg,ann@x.com,Sales\n"
+    'boss@x.com,Bea,Boss,,Board\nann@x.com,Ann,Anders,boss@x.com,"Sales, EMEA"\nbob@x.com,Bob,Berg,ann@x.com,Sales\n'
 )
 
 
@@ -56,7 +54,8 @@ def test_the_same_bytes_dropped_again_are_a_duplicate_not_a_second_import(pipeli
     pipeline.import_files(("import/user/internal/b.csv", FEED))
     assert len(queries.history()) == 1
     assert sql("SELECT path, duplicate FROM sync.file_drops ORDER BY id") == [
-        ("import/user/internal/a.csv", False), ("import/user/internal/b.csv", True)
+        ("import/user/internal/a.csv", False),
+        ("import/user/internal/b.csv", True),
     ]
     assert not (pipeline.settings.drop_dir / "import/user/internal/b.csv").exists()
 
@@ -64,15 +63,19 @@ def test_the_same_bytes_dropped_again_are_a_duplicate_not_a_second_import(pipeli
 def test_bad_rows_are_reported_with_line_and_column_and_the_rest_imports(pipeline: Pipeline) -> None:
     feed = HEADER + (
         "boss@x.com,Bea,Boss,,Board\n"
-        "not-an-email,Ann,Anders,boss@x.com,Sales\n"          # line 3: invalid e-mail
-        ",Nobody,Here,boss@x.com,Sales\n"                     # line 4: missing e-mail
-        "self@x.com,Sam,Self,SELF@x.com,Sales\n"              # line 5: own manager (warning)
-        "orphan@x.com,Olga,Orphan,ghost@x.com,Sales\n"        # line 6: unknown manager (warning)
-        "weird@x.com,Wes,Weird,Company name,Sales\n"          # line 7: manager not an e-mail (warning)
+        "not-an-email,Ann,Anders,boss@x.com,Sales\n"  # line 3: invalid e-mail
+        ",Nobody,Here,boss@x.com,Sales\n"  # line 4: missing e-mail
+        "self@x.com,Sam,Self,SELF@x.com,Sales\n"  # line 5: own manager (warning)
+        "orphan@x.com,Olga,Orphan,ghost@x.com,Sales\n"  # line 6: unknown manager (warning)
+        "weird@x.com,Wes,Weird,Company name,Sales\n"  # line 7: manager not an e-mail (warning)
     )
     run_id = pipeline.import_files(("import/user/internal/users.csv", feed))
     assert sorted(codes(run_id)) == [
-        (3, "invalid_email"), (4, "required"), (5, "self_manager"), (6, "unknown_manager"), (7, "invalid_manager")
+        (3, "invalid_email"),
+        (4, "required"),
+        (5, "self_manager"),
+        (6, "unknown_manager"),
+        (7, "invalid_manager"),
     ]
     errs = {e["line"]: e for e in queries.errors(run_id)}
     assert (errs[3]["column"], errs[3]["column_name"]) == (1, "Email")
@@ -101,7 +104,8 @@ def test_a_user_in_two_files_of_one_run_is_an_error_in_both(pipeline: Pipeline) 
     pipeline.drain()
     errs = sorted((e["file"], e["line"], e["code"]) for e in queries.errors(run_id))
     assert errs == [
-        ("import/user/internal/a.csv", 2, "duplicate_user"), ("import/user/internal/b.csv", 3, "duplicate_user")
+        ("import/user/internal/a.csv", 2, "duplicate_user"),
+        ("import/user/internal/b.csv", 3, "duplicate_user"),
     ]
     assert set(users()) == {"cat@x.com", "dan@x.com"}
     assert queries.history()[0]["type"] == "on_demand" and queries.history()[0]["counts"]["read"] == 4
@@ -122,8 +126,11 @@ def test_a_file_lacking_a_mapped_column_is_rejected_naming_it_and_the_other_file
 
 
 def test_a_run_whose_only_file_is_bad_fails_with_one_sentence(pipeline: Pipeline) -> None:
-    for name, content in [("empty.csv", b""), ("binary.csv", b"\x00\x01\x02\xff" * 100),
-                          ("header-only.csv", HEADER.encode())]:
+    for name, content in [
+        ("empty.csv", b""),
+        ("binary.csv", b"\x00\x01\x02\xff" * 100),
+        ("header-only.csv", HEADER.encode()),
+    ]:
         run_id = pipeline.import_files((f"import/user/internal/{name}", content))
         run = queries.history()[0]
         assert run["run_id"] == run_id and run["status"] == "failed", name
@@ -134,12 +141,13 @@ def test_a_run_whose_only_file_is_bad_fails_with_one_sentence(pipeline: Pipeline
 
 def test_every_malformed_line_is_reported_and_nothing_else_is_lost(pipeline: Pipeline) -> None:
     feed = (
-        b"\xef\xbb\xbf" + HEADER.encode().replace(b"\n", b"\r\n")
+        b"\xef\xbb\xbf"
+        + HEADER.encode().replace(b"\n", b"\r\n")
         + b"a@x.com,Ann,A,,S\r\n"
-        + b"b@x.com,Bob,B,,S,extra\r\n"        # line 3: too many fields
-        + b"c@x.com,Ren\xe9e,C,,S\r\n"          # line 4: invalid UTF-8
+        + b"b@x.com,Bob,B,,S,extra\r\n"  # line 3: too many fields
+        + b"c@x.com,Ren\xe9e,C,,S\r\n"  # line 4: invalid UTF-8
         + b"d@x.com,Dan,D,,S\r\n"
-        + b'e@x.com,"Eve,E,,S\r\n'              # line 6: unclosed quote to the end of the file
+        + b'e@x.com,"Eve,E,,S\r\n'  # line 6: unclosed quote to the end of the file
         + b"f@x.com,Fay,F,,S\r\n"
     )
     run_id = pipeline.import_files(("import/user/internal/messy.csv", feed))

@@ -8,6 +8,7 @@ finds the chunk key taken and stops.
 
 from __future__ import annotations
 
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,10 @@ def _parse_chunks(
     )
     exhausted = False
     while not exhausted:
+        # Look one record ahead, so a file whose rows fill the last chunk exactly gets no empty chunk.
+        ahead = next(records, None)
+        if ahead is None and chunk_no > 0:
+            break
         outbox = OutboxBatch()
         with store.connect() as conn:
             claimed = conn.execute(
@@ -118,7 +123,7 @@ def _parse_chunks(
             good = 0
             first_line = None
             with conn.cursor() as cur, cur.copy(connector.copy_statement(table, ctx["config"])) as copy:
-                for item in records:
+                for item in chain([] if ahead is None else [ahead], records):
                     if isinstance(item, RowError):
                         errors.append(item)
                         line = item.line

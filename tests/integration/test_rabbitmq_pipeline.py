@@ -1,0 +1,100 @@
+"""The pipeline on the real broker: worker processes, publisher confirms, redelivery."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from producers import feedgen, queries, registry
+from producers.commands import apply_connections
+from schemas.connections import load_connections_toml
+from schemas.messages import FinalizeRun, LoadRun, ParseFile, TransformChunk
+from tests.conftest import sql
+from tests.integration.conftest import wait_run
+from workers.broker import publish
+
+pytestmark = pytest.mark.integration
+
+
+def apply_demo() -> None:
+    apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS))
+
+
+def test_a_dropped_feed_is_imported_by_worker_processes_over_rabbitmq(
+    settings: Any, rabbit_broker: Any, start: Any
+) -> None:
+    apply_demo()
+    worker = start("worker", "--processes", "2", "--threads", "2")
+    feed = feedgen.generate_users(settings.drop_dir / "import/user/internal/people.csv", 3000, bad_rows=2)
+    taken = registry.scan(settings)
+    assert [t.outcome for t in taken] == ["registered"]
+    run = wait_run()
+    assert run["status"] == "completed_with_errors", worker.output()[-2000:]
+    assert run["counts"]["created"] == 2998 and run["counts"]["rejected"] == 2
+    links = dict(sql("SELECT u.email, m.email FROM lms.users u LEFT JOIN lms.users m ON m.id = u.manager_id"))
+    assert links == {e: feed.managers[e] for e in feed.emails}
+
+
+def test_stage_messages_delivered_again_to_two_worker_processes_change_nothing(
+    settings: Any, rabbit_broker: Any, rabbit_env: dict[str, str], start: Any
+) -> None:
+    apply_demo()
+    start("worker", "--processes", "2", "--threads", "2", env={**rabbit_env, "FEEDSYNC_CHUNK_ROWS": "500"})
+    feedgen.generate_users(settings.drop_dir / "import/user/internal/people.csv", 2000, bad_rows=1)
+    registry.scan(settings)
+    run_id = wait_run()["run_id"]
+    before = (
+        sql("SELECT email, updated_at, manager_id FROM lms.users ORDER BY email"),
+        sql("SELECT stage, part, status FROM sync.stage_runs ORDER BY id"),
+        sql("SELECT count(*) FROM sync.row_errors"),
+        sql("SELECT status, counts, finished_at FROM sync.runs"),
+    )
+    file_id = sql("SELECT file_id FROM sync.run_files")[0][0]
+    chunks = sql("SELECT count(*) FROM sync.chunks")[0][0]
+    assert chunks == 4
+    for _ in range(2):  # each twice, so both worker processes hold copies at once
+        publish(ParseFile(run_id=run_id, file_id=file_id))
+        for c in range(chunks):
+            publish(TransformChunk(run_id=run_id, file_id=file_id, chunk_no=c))
+        publish(LoadRun(run_id=run_id))
+        publish(FinalizeRun(run_id=run_id))
+    _wait_queues_empty(rabbit_broker)
+    after = (
+        sql("SELECT email, updated_at, manager_id FROM lms.users ORDER BY email"),
+        sql("SELECT stage, part, status FROM sync.stage_runs ORDER BY id"),
+        sql("SELECT count(*) FROM sync.row_errors"),
+        sql("SELECT status, counts, finished_at FROM sync.runs"),
+    )
+    assert after == before
+    assert queries.history()[0]["run_id"] == run_id
+
+
+def _wait_queues_empty(broker: Any, timeout_s: float = 30) -> None:
+    from workers.broker import ALL_QUEUES
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        counts = [broker.get_queue_message_counts(q) for q in ALL_QUEUES]
+        if all(sum(c) == 0 for c in counts):
+            time.sleep(1.0)  # unacked messages are not in the ready count; let running ones finish
+            if all(sum(broker.get_queue_message_counts(q)) == 0 for q in ALL_QUEUES):
+                return
+        time.sleep(0.2)
+    raise AssertionError("queues did not drain")
+
+
+def test_a_path_outside_the_drop_dir_and_symlinks_are_refused(settings: Any, tmp_path: Path) -> None:
+    apply_demo()
+    outside = tmp_path / "secret.csv"
+    outside.write_text("Email\nx@y.com\n")
+    link = settings.drop_dir / "import/user/internal/link.csv"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    (settings.drop_dir / "import/user/internal/.hidden.csv").write_text("Email\n")
+    (settings.drop_dir / "import/user/internal/upload.csv.part").write_text("Email\n")
+    taken = registry.scan(settings)
+    assert [(t.path, t.outcome) for t in taken] == [("import/user/internal/link.csv", "refused")]
+    assert sql("SELECT count(*) FROM sync.feed_files")[0][0] == 0
