@@ -306,7 +306,11 @@ def demo(rows: int, bad_rows: int) -> None:
     run_migrations(settings)
     apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS, "demo connections"))
     before = {r["run_id"] for r in query("hr-users", 1000)}
-    up_proc = subprocess.Popen(feedsync_argv("up"))
+    log_path = Path("var") / "demo-up.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    up_log = open(log_path, "wb")  # noqa: SIM115  (closed below, after `up` stops)
+    click.echo(f"started `feedsync up` (its logs: {log_path})")
+    up_proc = subprocess.Popen(feedsync_argv("up"), stdout=up_log, stderr=subprocess.STDOUT)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             stamp = time.strftime("%Y%m%d%H%M%S")
@@ -326,6 +330,7 @@ def demo(rows: int, bad_rows: int) -> None:
     finally:
         up_proc.terminate()
         up_proc.wait(timeout=90)
+        up_log.close()
     click.echo("\n== execution history (feedsync history hr-users) ==")
     ctx = click.get_current_context()
     ctx.invoke(history, connection="hr-users", as_json=False, limit=5)

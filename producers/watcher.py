@@ -58,8 +58,7 @@ class Watcher:
         observer.start()
         log.info("watching the drop dir", drop_dir=str(drop))
         try:
-            self._rescan(quiet_s=RESCAN_QUIET_S)
-            next_rescan = time.monotonic() + self.settings.rescan_interval_s
+            next_rescan = self._rescan(quiet_s=RESCAN_QUIET_S)
             while not self.stopping.is_set():
                 timeout = max(0.0, next_rescan - time.monotonic())
                 try:
@@ -69,8 +68,7 @@ class Watcher:
                 if path is not None:
                     self._take(path)
                 if time.monotonic() >= next_rescan:
-                    self._rescan(quiet_s=RESCAN_QUIET_S)
-                    next_rescan = time.monotonic() + self.settings.rescan_interval_s
+                    next_rescan = self._rescan(quiet_s=RESCAN_QUIET_S)
         finally:
             observer.stop()
             observer.join(timeout=5)

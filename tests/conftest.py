@@ -145,3 +145,8 @@ def feedsync(
     if check and proc.returncode != 0:
         raise AssertionError(f"feedsync {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+from tests.stubpipeline import pipeline  # noqa: E402  (the fixture, shared by the unit and conformance tiers)
+
+__all__ = ["pipeline"]

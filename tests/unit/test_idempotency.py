@@ -5,7 +5,7 @@ from __future__ import annotations
 from schemas.messages import FinalizeRun, LoadRun, ParseFile, SyncDue, TransformChunk
 from schemas.states import TriggerType
 from tests.conftest import sql
-from tests.unit.conftest import HEADER, Pipeline
+from tests.stubpipeline import HEADER, Pipeline
 from workers.broker import publish
 
 FEED = HEADER + "".join(f"u{i}@x.com,U{i},L{i},{'u0@x.com' if i else ''},S\n" for i in range(250)) + "bad,B,B,,S\n"

@@ -6,7 +6,7 @@ from typing import Any
 
 from producers import queries
 from tests.conftest import sql
-from tests.unit.conftest import HEADER, Pipeline
+from tests.stubpipeline import HEADER, Pipeline
 
 FEED = HEADER + (
     'boss@x.com,Bea,Boss,,Board\nann@x.com,Ann,Anders,boss@x.com,"Sales, EMEA"\nbob@x.com,Bob,Berg,ann@x.com,Sales\n'
