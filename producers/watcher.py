@@ -45,6 +45,7 @@ class Watcher:
         self.settings = settings
         self.inbox: queue.Queue[Path | None] = queue.Queue()
         self.stopping = threading.Event()
+        self.ready = threading.Event()  # set once events are being watched and the first rescan ran
 
     def run(self) -> None:
         drop = self.settings.drop_dir
@@ -59,6 +60,7 @@ class Watcher:
         log.info("watching the drop dir", drop_dir=str(drop))
         try:
             next_rescan = self._rescan(quiet_s=RESCAN_QUIET_S)
+            self.ready.set()
             while not self.stopping.is_set():
                 timeout = max(0.0, next_rescan - time.monotonic())
                 try:
@@ -87,14 +89,20 @@ class Watcher:
             # One bad file or a database blip must not stop the watcher; the rescan retries it.
             log.exception("could not take file; it stays in the drop dir for the next rescan", path=path.name)
 
-    def _rescan(self, quiet_s: float) -> None:
+    def _rescan(self, quiet_s: float) -> float:
+        """Take what is finished; returns when to rescan next: soon while a file is still settling."""
+        soon = time.monotonic() + 1.0
         try:
             taken = registry.scan(self.settings, quiet_s=quiet_s)
-            if taken:
-                log.info(
-                    "rescan",
-                    registered=sum(t.outcome == "registered" for t in taken),
-                    duplicates=sum(t.outcome == "duplicate" for t in taken),
-                )
         except Exception:
-            log.exception("rescan failed; trying again at the next interval")
+            log.exception("rescan failed; trying again shortly")
+            return soon
+        if any(t.outcome != "not_ready" for t in taken):
+            log.info(
+                "rescan",
+                registered=sum(t.outcome == "registered" for t in taken),
+                duplicates=sum(t.outcome == "duplicate" for t in taken),
+            )
+        if any(t.outcome == "not_ready" for t in taken):
+            return soon
+        return time.monotonic() + self.settings.rescan_interval_s

@@ -1,4 +1,5 @@
-"""The stub-broker pipeline fixture (unit and conformance tiers): the whole pipeline on Dramatiq's StubBroker with an in-process Worker, against
+"""The stub-broker pipeline fixture (unit and conformance tiers): the whole pipeline on
+Dramatiq's StubBroker with an in-process Worker, against
 the real PostgreSQL (the database is ours; we do not mock it)."""
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ def test_a_file_lacking_a_mapped_column_is_rejected_naming_it_and_the_other_file
     pipeline.drain()
     run = queries.run_detail(run_id)
     assert run is not None and run["status"] == "completed_with_errors"
-    bad = [f for f in run["files"] if f["file"].endswith("bad.csv")][0]
+    bad = next(f for f in run["files"] if f["file"].endswith("bad.csv"))
     assert bad["status"] == "rejected" and "lacks the mapped column 'Manager Email'" in bad["error"]
     assert set(users()) == {"boss@x.com", "ann@x.com", "bob@x.com"}
 

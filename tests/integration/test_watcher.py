@@ -1,0 +1,110 @@
+"""The watcher with real filesystem events (inotify via watchdog) and the real database."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from producers import feedgen
+from producers.commands import apply_connections
+from producers.watcher import Watcher
+from schemas.connections import load_connections_toml
+from tests.conftest import sql
+
+pytestmark = pytest.mark.integration
+
+HEADER = b"Email,First Name,Last Name,Manager Email,Department,Job Title,Location\n"
+
+
+def registered() -> list[str]:
+    return [r[0] for r in sql("SELECT original_path FROM sync.feed_files ORDER BY id")]
+
+
+def wait_until(cond: Any, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met; registered: {registered()}")
+
+
+@pytest.fixture
+def inbox(settings: Any) -> Path:
+    apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS))
+    path = settings.drop_dir / "import/user/internal"
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture
+def watcher(settings: Any, inbox: Path) -> Iterator[Watcher]:
+    w = Watcher(settings)
+    t = threading.Thread(target=w.run, daemon=True)
+    t.start()
+    assert w.ready.wait(10)
+    yield w
+    w.stop()
+    t.join(timeout=10)
+
+
+def test_files_that_arrived_while_the_watcher_was_down_are_taken_at_start(settings: Any, inbox: Path) -> None:
+    for i in range(3):
+        p = inbox / f"old-{i}.csv"
+        p.write_bytes(HEADER + b"a%d@x.com,A,B,,S,T,L\n" % i)
+        os.utime(p, (time.time() - 60, time.time() - 60))
+    w = Watcher(settings)
+    t = threading.Thread(target=w.run, daemon=True)
+    t.start()
+    try:
+        wait_until(lambda: len(registered()) == 3)
+    finally:
+        w.stop()
+        t.join(timeout=10)
+    assert sorted(os.listdir(inbox)) == []
+
+
+def test_a_file_closed_after_writing_is_taken_and_a_renamed_part_file_too(watcher: Watcher, inbox: Path) -> None:
+    (inbox / "direct.csv").write_bytes(HEADER + b"d@x.com,D,D,,S,T,L\n")
+    part = inbox / "renamed.csv.part"
+    part.write_bytes(HEADER + b"r@x.com,R,R,,S,T,L\n")
+    time.sleep(0.5)
+    assert registered() == ["import/user/internal/direct.csv"]  # the .part file is left alone
+    part.rename(inbox / "renamed.csv")
+    wait_until(lambda: len(registered()) == 2)
+    assert registered()[1] == "import/user/internal/renamed.csv"
+
+
+def test_a_file_still_being_written_is_taken_only_once_complete(watcher: Watcher, inbox: Path) -> None:
+    rows = [b"g%d@x.com,G,G,,S,T,L\n" % i for i in range(40)]
+    with open(inbox / "growing.csv", "wb") as f:
+        f.write(HEADER)
+        for row in rows:
+            f.write(row)
+            f.flush()
+            time.sleep(0.1)  # a slow upload: it must not be taken while the writer still has it open
+            assert registered() == []
+    wait_until(lambda: len(registered()) == 1)
+    assert sql("SELECT size_bytes FROM sync.feed_files")[0][0] == len(HEADER) + sum(map(len, rows))
+
+
+def test_dotfiles_symlinks_and_other_folders_are_left_alone(watcher: Watcher, inbox: Path, tmp_path: Path) -> None:
+    (inbox / ".hidden.csv").write_bytes(HEADER)
+    (inbox / "x.tmp").write_bytes(HEADER)
+    outside = tmp_path / "outside.csv"
+    outside.write_bytes(HEADER + b"o@x.com,O,O,,S,T,L\n")
+    (inbox / "link.csv").symlink_to(outside)
+    other = watcher.settings.drop_dir / "elsewhere"
+    other.mkdir()
+    (other / "stray.csv").write_bytes(HEADER)
+    (inbox / "real.csv").write_bytes(HEADER + b"z@x.com,Z,Z,,S,T,L\n")
+    wait_until(lambda: len(registered()) == 1)
+    time.sleep(0.5)
+    assert registered() == ["import/user/internal/real.csv"]
+    assert (inbox / ".hidden.csv").exists() and (inbox / "link.csv").is_symlink() and (other / "stray.csv").exists()
