@@ -139,7 +139,9 @@ def take(
 
 def _register(settings: Settings, path: Path, rel: PurePosixPath, connection: dict[str, Any], announce: bool) -> Taken:
     digest, size = sha256_of(path)
-    stored_rel = PurePosixPath(".feedsync", "files", connection["name"], digest[:24], rel.name)
+    # Flat, one folder per connection: the store sits inside the watched tree, and every folder
+    # there costs an inotify watch.
+    stored_rel = PurePosixPath(".feedsync", "files", connection["name"], f"{digest[:24]}__{rel.name}")
     stored = settings.drop_dir / stored_rel
     outbox = OutboxBatch()
     with store.connect() as conn:
@@ -215,7 +217,7 @@ def recover_orphans(settings: Settings) -> int:
     root = settings.state_dir / "files"
     if not root.exists():
         return 0
-    stored = [p for p in root.glob("*/*/*") if p.is_file()]
+    stored = [p for p in root.glob("*/*") if p.is_file()]
     if not stored:
         return 0
     with store.connect() as conn:
@@ -233,10 +235,10 @@ def recover_orphans(settings: Settings) -> int:
         }
     moved = 0
     for p in stored:
-        connection = by_name.get(p.parent.parent.name)
+        connection = by_name.get(p.parent.name)
         if p.relative_to(settings.drop_dir).as_posix() in known or connection is None:
             continue
-        _move(p, drop_target(settings, connection) / p.name)
+        _move(p, drop_target(settings, connection) / p.name.split("__", 1)[-1])
         moved += 1
         log.warning("put back a file whose registration did not commit", path=p.name)
     return moved
