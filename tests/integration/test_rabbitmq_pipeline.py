@@ -13,7 +13,7 @@ from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from schemas.messages import FinalizeRun, LoadRun, ParseFile, TransformChunk
 from tests.conftest import sql
-from tests.integration.conftest import wait_run
+from tests.services import wait_run
 from workers.broker import publish
 
 pytestmark = pytest.mark.integration
