@@ -1,0 +1,65 @@
+"""`feedsync up` keeps its children going: a dead watcher or worker process is started again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from typing import Any
+
+import psutil
+import pytest
+
+from producers import feedgen
+from producers.commands import apply_connections
+from schemas.connections import load_connections_toml
+from tests.services import wait_run
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def children(pid: int, needle: str) -> list[psutil.Process]:
+    found = []
+    for p in psutil.Process(pid).children(recursive=True):
+        try:
+            if needle in " ".join(p.cmdline()):
+                found.append(p)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue  # a child that just died and is not reaped yet
+    return found
+
+
+def restarted(log: str) -> set[str]:
+    """Children the supervisor started a second time, read from its JSON log lines."""
+    names = set()
+    for line in log.splitlines():
+        if line.startswith("{"):
+            event = json.loads(line)
+            if event.get("event") == "started" and event.get("restarts") == 1:
+                names.add(event["child"])
+    return names
+
+
+def test_up_restarts_a_killed_worker_process_and_a_killed_watcher(settings: Any, start: Any) -> None:
+    apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS))
+    up = start("up", "--processes", "2", "--threads", "1")
+    up.wait_for("watching the drop dir")
+    up.wait_for("Worker process is ready")
+    supervisor = up.proc.pid
+
+    worker_procs = [p for p in children(supervisor, "dramatiq") if p.parent().pid != supervisor]
+    assert len(worker_procs) == 2
+    os.kill(worker_procs[0].pid, signal.SIGKILL)
+    (watcher,) = children(supervisor, "producers.cli watch")
+    os.kill(watcher.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while restarted(up.output()) != {"worker", "watcher"}:
+        assert time.monotonic() < deadline, up.output()[-3000:]
+        time.sleep(0.2)
+    up.wait_for('"watching the drop dir"', 30)
+
+    feedgen.generate_users(settings.drop_dir / "import/user/internal/after-restart.csv", 200)
+    run = wait_run(timeout_s=60)
+    assert run["status"] == "completed" and run["counts"]["created"] == 200
+    assert len(children(supervisor, "producers.cli watch")) == 1
