@@ -286,6 +286,72 @@ def errors(run_id: int, as_json: bool, as_csv: bool) -> None:
         _table(rows, ["file", "line", "column", "column_name", "code", "message"])
 
 
+@cli.group()
+def dlq() -> None:
+    """Dead-lettered messages: list, show, replay, purge."""
+
+
+@dlq.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--all", "include_replayed", is_flag=True, help="include dead letters already replayed")
+def dlq_list(as_json: bool, include_replayed: bool) -> None:
+    """Each dead letter with its id, queue, actor, run, connection, error, attempts and age."""
+    from producers import dlq as dead
+
+    rows = dead.list_dead_letters(include_replayed)
+    if as_json:
+        _emit_json(rows)
+    else:
+        _table(rows, ["id", "queue", "actor", "run_id", "connection", "attempts", "age_s", "error"])
+
+
+@dlq.command("show")
+@click.argument("dead_letter_id", type=int)
+def dlq_show(dead_letter_id: int) -> None:
+    """The whole message and its error."""
+    from producers import dlq as dead
+
+    row = dead.show(dead_letter_id)
+    if row is None:
+        _fail(f"no dead letter {dead_letter_id}")
+    _emit_json(row)
+
+
+@dlq.command("replay")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--run", "run_id", type=int, help="every dead letter of this run")
+@click.option("--all", "everything", is_flag=True, help="every dead letter not yet replayed")
+@click.option("--dry-run", is_flag=True, help="say what would be replayed, change nothing")
+@click.option("--force", is_flag=True, help="also replay messages whose stage already succeeded")
+def dlq_replay(ids: tuple[int, ...], run_id: int | None, everything: bool, dry_run: bool, force: bool) -> None:
+    """Republish dead letters to their original queue with a fresh retry count."""
+    from producers import dlq as dead
+
+    if not ids and run_id is None and not everything:
+        _fail("name dead letter ids, --run RUN_ID or --all")
+    results = dead.replay(
+        get_settings(), ids=list(ids), run_id=run_id, everything=everything, dry_run=dry_run, force=force
+    )
+    if not results:
+        click.echo("no dead letters to replay")
+    for r in results:
+        click.echo(f"dead letter {r.dead_letter_id} ({r.actor}, run {r.run_id}): {r.outcome.replace('_', ' ')}")
+    if any(r.outcome == "refused" for r in results):
+        sys.exit(1)
+
+
+@dlq.command("purge")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--older-than", "days", type=float, help="purge dead letters older than DAYS")
+def dlq_purge(ids: tuple[int, ...], days: float | None) -> None:
+    """Delete archived dead letters."""
+    from producers import dlq as dead
+
+    if not ids and days is None:
+        _fail("name dead letter ids or --older-than DAYS")
+    click.echo(f"purged {dead.purge(ids=list(ids), older_than_days=days)} dead letters")
+
+
 @cli.command()
 @click.option("--rows", type=int, default=3000, show_default=True)
 @click.option("--bad-rows", type=int, default=5, show_default=True)

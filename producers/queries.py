@@ -16,7 +16,9 @@ def _run_view(r: dict[str, Any]) -> dict[str, Any]:
     return {
         "run_id": r["id"],
         "connection": r["connection_name"],
-        "type": r["trigger"],
+        # A run completed by replaying its dead letters shows as a replay; the trigger stays visible.
+        "type": "replay" if r["replayed_at"] else r["trigger"],
+        "trigger": r["trigger"],
         "start_date": start.isoformat(),
         "since": r["since"].isoformat() if r["since"] else None,
         "created_at": r["created_at"].isoformat(),
@@ -70,6 +72,12 @@ def run_detail(run_id: int) -> dict[str, Any] | None:
                ORDER BY rf.ordinal""",
             (run_id,),
         )
+        replays = store.fetch_all(
+            conn,
+            """SELECT id, dead_letter_id, message_id, actor_name AS actor, replayed_by, replayed_at, forced
+               FROM sync.replays WHERE run_id = %s ORDER BY id""",
+            (run_id,),
+        )
     view = _run_view(r)
     view["stages"] = [
         {
@@ -84,6 +92,7 @@ def run_detail(run_id: int) -> dict[str, Any] | None:
         for s in stages
     ]
     view["files"] = files
+    view["replays"] = replays
     return view
 
 

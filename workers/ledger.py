@@ -11,6 +11,7 @@ succeeded in one transaction with the body's effects and outbox messages, then p
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,9 @@ def fail_run(conn: psycopg.Connection[Any], run_id: int, error: str) -> bool:
 class StageLedger(Middleware):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Quarantine connections of the messages this process is running alone, by message id.
+        self._held: dict[str, psycopg.Connection[Any]] = {}
+        self._held_lock = threading.Lock()
 
     # Resources open at worker boot, never at import or per message.
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
@@ -103,6 +107,31 @@ class StageLedger(Middleware):
         if msg is None or msg.STAGE is None or msg.run is None:
             return
         structlog.contextvars.bind_contextvars(run_id=msg.run, stage=msg.STAGE, part=msg.stage_part() or None)
+        key = {"run": msg.run, "stage": msg.STAGE, "part": msg.stage_part(), "mid": message.message_id}
+        with store.connect() as conn:
+            prior = store.fetch_one(
+                conn,
+                "SELECT status FROM sync.stage_runs WHERE run_id = %(run)s AND stage = %(stage)s AND part = %(part)s",
+                key,
+            )
+        if prior is not None and prior["status"] == StageStatus.RUNNING:
+            # The last attempt never finished: its worker died, perhaps because of another message it
+            # held at the time. Suspects run one at a time, and the attempt is charged only once this
+            # one holds the lock, so each crash counts against the message that was running alone.
+            self._quarantine(message)
+        try:
+            verdict = self._register(message, msg, key)
+        except BaseException:
+            self._release(message)
+            raise
+        if verdict != "run":
+            self._release(message)
+            if verdict == "dead":
+                message.fail()
+            raise SkipMessage
+
+    def _register(self, message: MessageProxy, msg: Message, key: dict[str, Any]) -> str:
+        """Count the attempt and decide: 'run', 'skip' or 'dead'. Commits before returning."""
         with store.connect() as conn:
             row = store.fetch_one(
                 conn,
@@ -116,18 +145,21 @@ class StageLedger(Middleware):
                    RETURNING s.id, s.status, s.attempts,
                      (SELECT status FROM sync.runs WHERE id = %(run)s) AS run_status,
                      (SELECT connection_name FROM sync.runs WHERE id = %(run)s) AS connection""",
-                {"run": msg.run, "stage": msg.STAGE, "part": msg.stage_part(), "mid": message.message_id},
+                key,
             )
             assert row is not None
             structlog.contextvars.bind_contextvars(connection=row["connection"])
             if row["status"] == StageStatus.SUCCEEDED:
                 log.info("duplicate of a finished stage; skipped", attempts=row["attempts"])
-                raise SkipMessage
-            if row["run_status"] in FINISHED_RUN_STATUSES and not message.options.get("replay"):
+                return "skip"
+            # A failed run's other stages go on (they cannot reach the load without the failed one),
+            # so replaying just the dead-lettered message completes the run.
+            if row["run_status"] in FINISHED_RUN_STATUSES - {RunStatus.FAILED}:
                 log.info("run already finished; message skipped", run_status=row["run_status"])
-                raise SkipMessage
-            if row["status"] in (StageStatus.FAILED, StageStatus.DEAD_LETTERED) and not message.options.get("replay"):
-                raise SkipMessage
+                return "skip"
+            if row["status"] in (StageStatus.FAILED, StageStatus.DEAD_LETTERED):
+                log.info("stage already failed; replay it with `feedsync dlq replay`", status=row["status"])
+                return "skip"
             if row["attempts"] > self.settings.max_attempts:
                 # The earlier attempts never reached after_process_message: the worker died.
                 error = (
@@ -135,8 +167,23 @@ class StageLedger(Middleware):
                     "finished (killed, out of memory or crashed); dead-lettered"
                 )
                 self._dead_letter(conn, message, msg, row["id"], error, row["attempts"] - 1)
-                message.fail()
-                raise SkipMessage
+                return "dead"
+        return "run"
+
+    def _quarantine(self, message: MessageProxy) -> None:
+        conn = psycopg.connect(
+            self.settings.database_url.get_secret_value(), autocommit=True, application_name="feedsync-quarantine"
+        )
+        log.warning("redelivered after an unfinished attempt; running it alone")
+        conn.execute("SELECT pg_advisory_lock(7302)")
+        with self._held_lock:
+            self._held[message.message_id] = conn
+
+    def _release(self, message: MessageProxy) -> None:
+        with self._held_lock:
+            conn = self._held.pop(message.message_id, None)
+        if conn is not None:
+            conn.close()  # closing the session releases its advisory lock
 
     def after_process_message(
         self,
@@ -180,9 +227,11 @@ class StageLedger(Middleware):
                     )
                     log.warning("stage will be retried", error=error, kind=kind.value, attempts=stage["attempts"])
         finally:
+            self._release(message)
             structlog.contextvars.clear_contextvars()
 
     def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        self._release(message)
         structlog.contextvars.clear_contextvars()
 
     def _dead_letter(

@@ -23,11 +23,13 @@ class OutboxBatch:
     def __init__(self) -> None:
         self.keys: list[str] = []
 
-    def add(self, conn: psycopg.Connection[Any], msg: Message, dedupe_key: str) -> None:
+    def add(
+        self, conn: psycopg.Connection[Any], msg: Message, dedupe_key: str, *, message_id: str | None = None
+    ) -> None:
         conn.execute(
             """INSERT INTO sync.outbox (dedupe_key, message_id, queue_name, actor_name, kwargs)
                VALUES (%s, %s, %s, %s, %s) ON CONFLICT (dedupe_key) DO NOTHING""",
-            (dedupe_key, uuid.uuid4(), msg.QUEUE, msg.ACTOR, psycopg.types.json.Jsonb(msg.to_kwargs())),
+            (dedupe_key, message_id or uuid.uuid4(), msg.QUEUE, msg.ACTOR, psycopg.types.json.Jsonb(msg.to_kwargs())),
         )
         self.keys.append(dedupe_key)
 

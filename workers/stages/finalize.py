@@ -10,7 +10,7 @@ from psycopg.types.json import Jsonb
 
 from schemas.messages import FinalizeRun
 from schemas.states import RunStatus
-from workers import store
+from workers import failpoints, store
 from workers.ledger import StageTx, run_stage
 from workers.runs import drop_stage_tables, start_next
 from workers.stages import stage_actor
@@ -30,6 +30,7 @@ def decide_status(t: dict[str, Any]) -> RunStatus:
 def finalize_run(msg: FinalizeRun) -> None:
     def body(tx: StageTx) -> None:
         conn = tx.conn
+        failpoints.hit("finalize.start")
         run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s FOR UPDATE", (msg.run_id,))
         assert run is not None
         t = store.fetch_one(

@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from schemas.connections import connection_from_json
 from schemas.messages import ParseFile, TransformChunk
 from schemas.settings import get_settings
-from workers import store
+from workers import failpoints, store
 from workers.connectors import connector_for
 from workers.errors import BadFileError, TransientError
 from workers.feedreader import FeedReader, RowError
@@ -165,6 +165,7 @@ def _parse_chunks(
                         ],
                     )
             byte_end, last_line = reader.position
+            failpoints.hit("parse.chunk")
             conn.execute(
                 """UPDATE sync.chunks SET first_line = %s, last_line = %s, byte_end = %s, rows = %s
                    WHERE run_id = %s AND file_id = %s AND chunk_no = %s""",

@@ -4,7 +4,7 @@ chunk of the run to finish queues the load (fan-in in PostgreSQL)."""
 from __future__ import annotations
 
 from schemas.messages import TransformChunk
-from workers import store
+from workers import failpoints, store
 from workers.connectors import connector_for
 from workers.ledger import StageTx, run_stage
 from workers.runs import advance_if_ready
@@ -22,6 +22,7 @@ def transform_chunk(msg: TransformChunk) -> None:
             (msg.run_id, msg.file_id),
         )
         assert ctx is not None
+        failpoints.hit("transform.start")
         tx.counts = connector_for(ctx["kind"]).transform_chunk(
             tx.conn,
             msg.run_id,

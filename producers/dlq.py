@@ -1,0 +1,181 @@
+"""Dead letters: list, show, replay and purge.
+
+The archive in sync.dead_letters is the source of truth, so replay never depends on the broker's
+dead-letter TTL. A replay resets the run and the stage (a fresh retry count), writes the message
+to the outbox with its original message id in the same transaction as the audit row, publishes it
+with confirms, and only then removes the dead copy from the broker's dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from schemas.messages import message_for_actor
+from schemas.settings import Settings
+from workers import store
+from workers.outbox import OutboxBatch
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    dead_letter_id: int
+    run_id: int | None
+    actor: str
+    outcome: str  # replayed | would_replay | skipped_succeeded | skipped_replayed | refused
+
+
+def admin_identity() -> str:
+    user = os.environ.get("SUDO_USER") or getpass.getuser()
+    return f"{user}@{socket.gethostname()}"
+
+
+def list_dead_letters(include_replayed: bool = False) -> list[dict[str, Any]]:
+    with store.connect() as conn:
+        return store.fetch_all(
+            conn,
+            """SELECT d.id, d.message_id, d.queue_name AS queue, d.actor_name AS actor, d.run_id,
+                      r.connection_name AS connection, d.error, d.attempts,
+                      round(EXTRACT(EPOCH FROM now() - d.created_at))::int AS age_s, d.created_at, d.replayed_at
+               FROM sync.dead_letters d LEFT JOIN sync.runs r ON r.id = d.run_id
+               WHERE %s OR d.replayed_at IS NULL ORDER BY d.id""",
+            (include_replayed,),
+        )
+
+
+def show(dead_letter_id: int) -> dict[str, Any] | None:
+    with store.connect() as conn:
+        return store.fetch_one(conn, "SELECT * FROM sync.dead_letters WHERE id = %s", (dead_letter_id,))
+
+
+def replay(
+    settings: Settings,
+    *,
+    ids: list[int] | None = None,
+    run_id: int | None = None,
+    everything: bool = False,
+    dry_run: bool = False,
+    force: bool = False,
+) -> list[ReplayResult]:
+    with store.connect() as conn:
+        rows = store.fetch_all(
+            conn,
+            """SELECT id FROM sync.dead_letters
+               WHERE (%(all)s AND replayed_at IS NULL) OR id = ANY(%(ids)s)
+                  OR (run_id = %(run)s AND replayed_at IS NULL)
+               ORDER BY id""",
+            {"all": everything, "ids": ids or [], "run": run_id},
+        )
+    results = [_replay_one(settings, int(r["id"]), dry_run=dry_run, force=force) for r in rows]
+    return results
+
+
+def _replay_one(settings: Settings, dl_id: int, *, dry_run: bool, force: bool) -> ReplayResult:
+    outbox = OutboxBatch()
+    with store.connect() as conn:
+        dl = store.fetch_one(conn, "SELECT * FROM sync.dead_letters WHERE id = %s FOR UPDATE", (dl_id,))
+        assert dl is not None
+        msg = message_for_actor(dl["actor_name"], dl["message"]["kwargs"])
+        if msg is None:
+            return ReplayResult(dl_id, dl["run_id"], dl["actor_name"], "refused")
+        stage = None
+        if msg.STAGE is not None and msg.run is not None:
+            stage = store.fetch_one(
+                conn,
+                "SELECT id, status FROM sync.stage_runs WHERE run_id = %s AND stage = %s AND part = %s FOR UPDATE",
+                (msg.run, msg.STAGE, msg.stage_part()),
+            )
+        run = store.fetch_one(conn, "SELECT status FROM sync.runs WHERE id = %s FOR UPDATE", (msg.run,))
+        if dl["replayed_at"] is not None and not force:
+            return ReplayResult(dl_id, msg.run, dl["actor_name"], "skipped_replayed")
+        if stage is not None and stage["status"] == "succeeded" and not force:
+            return ReplayResult(dl_id, msg.run, dl["actor_name"], "skipped_succeeded")
+        if run is not None and run["status"] not in ("failed", "in_progress", "queued"):
+            # A completed run is not replayed piecemeal; `feedsync rerun` runs it again as a whole.
+            return ReplayResult(dl_id, msg.run, dl["actor_name"], "refused")
+        if dry_run:
+            return ReplayResult(dl_id, msg.run, dl["actor_name"], "would_replay")
+        if stage is not None:
+            conn.execute(
+                "UPDATE sync.stage_runs SET status = 'retrying', attempts = 0, error = NULL, finished_at = NULL "
+                "WHERE id = %s",
+                (stage["id"],),
+            )
+        if msg.run is not None:
+            conn.execute(
+                """UPDATE sync.runs SET status = 'in_progress', error = NULL, finished_at = NULL,
+                          replayed_at = clock_timestamp()
+                   WHERE id = %s AND status = 'failed'""",
+                (msg.run,),
+            )
+        replay_row = store.fetch_one(
+            conn,
+            """INSERT INTO sync.replays (dead_letter_id, run_id, message_id, actor_name, replayed_by, forced)
+               VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
+            (dl_id, msg.run, dl["message_id"], dl["actor_name"], admin_identity(), force),
+        )
+        assert replay_row is not None
+        conn.execute("UPDATE sync.dead_letters SET replayed_at = clock_timestamp() WHERE id = %s", (dl_id,))
+        # Same message id as the dead copy; a fresh message, so Dramatiq's retry count starts at zero.
+        outbox.add(conn, msg, f"replay:{replay_row['id']}", message_id=dl["message_id"])
+    published = outbox.flush()
+    if published and not settings.is_stub:
+        _remove_dead_copy(settings, dl["queue_name"], dl["message_id"])
+    log.info(
+        "dead letter replayed", dead_letter_id=dl_id, run_id=msg.run, actor=dl["actor_name"], published=bool(published)
+    )
+    return ReplayResult(dl_id, msg.run, dl["actor_name"], "replayed")
+
+
+def purge(*, ids: list[int] | None = None, older_than_days: float | None = None) -> int:
+    with store.connect() as conn:
+        return conn.execute(
+            """DELETE FROM sync.dead_letters
+               WHERE id = ANY(%(ids)s) OR (%(days)s::float IS NOT NULL
+                                           AND created_at < now() - make_interval(secs => %(days)s * 86400))""",
+            {"ids": ids or [], "days": older_than_days},
+        ).rowcount
+
+
+def _remove_dead_copy(settings: Settings, queue: str, message_id: str) -> int:
+    """Ack the dead copy in <queue>.XQ once its replacement is confirmed; requeue the others."""
+    import json
+
+    import pika
+
+    from workers.broker import rabbitmq_url
+
+    removed = 0
+    conn = pika.BlockingConnection(pika.URLParameters(rabbitmq_url(settings)))
+    try:
+        ch = conn.channel()
+        xq = f"{queue}.XQ"
+        others = []
+        depth = ch.queue_declare(xq, passive=True).method.message_count
+        for _ in range(depth):
+            method, _props, body = ch.basic_get(xq, auto_ack=False)
+            if method is None:
+                break
+            try:
+                mid = json.loads(body).get("message_id")
+            except ValueError:
+                mid = None
+            if mid == message_id:
+                ch.basic_ack(method.delivery_tag)
+                removed += 1
+            else:
+                others.append(method.delivery_tag)
+        for tag in others:
+            ch.basic_nack(tag, requeue=True)
+    except Exception as exc:  # the archive is the source of truth; a stale copy in the XQ only expires
+        log.warning("could not remove the dead copy from the broker", queue=queue, error=str(exc))
+    finally:
+        conn.close()
+    return removed
