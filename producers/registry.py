@@ -83,6 +83,28 @@ def settled(path: Path, settle_ms: int, quiet_s: float = 0.0) -> bool:
     return (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
 
 
+def files_open_for_writing() -> set[str] | None:
+    """Real paths some process on this host holds open for writing (Linux /proc), or None where
+    that cannot be known. Rescans use it so a stalled upload is never taken half-written."""
+    proc = Path("/proc")
+    if not (proc / "self" / "fdinfo").is_dir():
+        return None
+    found: set[str] = set()
+    for fd_dir in proc.glob("[0-9]*/fd"):
+        try:
+            for fd in fd_dir.iterdir():
+                target = os.readlink(fd)
+                if not target.startswith("/"):
+                    continue
+                info = (fd_dir.parent / "fdinfo" / fd.name).read_text()
+                flags = int(info.split("flags:", 1)[1].split()[0], 8)
+                if flags & (os.O_WRONLY | os.O_RDWR):
+                    found.add(target)
+        except (OSError, IndexError, ValueError):
+            continue  # a process that exited or that we may not inspect
+    return found
+
+
 def sha256_of(path: Path) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
@@ -101,6 +123,7 @@ def take(
     settle: bool = True,
     quiet_s: float = 0.0,
     announce: bool = True,
+    writing: set[str] | None = None,
 ) -> Taken | None:
     drop = settings.drop_dir.resolve()
     try:
@@ -132,6 +155,8 @@ def take(
         )
         return Taken("", rel.as_posix(), None, "refused")
     connection = matches[0]
+    if writing is not None and str(path.resolve()) in writing:
+        return Taken(connection["name"], rel.as_posix(), None, "not_ready")
     if settle and not settled(path, settings.settle_ms, quiet_s):
         return Taken(connection["name"], rel.as_posix(), None, "not_ready")
     return _register(settings, path, rel, connection, announce)
@@ -255,10 +280,11 @@ def scan(settings: Settings, *, only: str | None = None, quiet_s: float = 0.0, a
     if not connections or not settings.drop_dir.exists():
         return []
     taken = []
+    writing = files_open_for_writing() if quiet_s else None
     for root, dirs, files in os.walk(settings.drop_dir):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            result = take(settings, Path(root) / name, connections, quiet_s=quiet_s, announce=announce)
+            result = take(settings, Path(root) / name, connections, quiet_s=quiet_s, announce=announce, writing=writing)
             if result is not None and result.outcome != "unmatched":
                 taken.append(result)
     return taken

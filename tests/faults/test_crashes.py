@@ -1,0 +1,110 @@
+"""Faults 1 and 3: a worker killed with SIGKILL in the middle of a load, and PostgreSQL losing the
+stage's backend and then restarting. Each time the run completes once, with no row lost, none
+duplicated and no half-written stage."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from producers import feedgen, registry
+from producers.commands import apply_connections
+from schemas.connections import load_connections_toml
+from tests.conftest import DATABASE_URL, sql
+from tests.faults.helpers import run_status, users_state, wait_for
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+
+def expected_users(path: Path) -> list[tuple[Any, ...]]:
+    """What an undisturbed import of the feed gives (the demo mapping)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    good = {r["Email"] for r in rows}
+    return sorted(
+        (
+            r["Email"],
+            r["First Name"],
+            r["Last Name"],
+            r["Manager Email"] if r["Manager Email"] in good else None,
+            {"department": r["Department"], "job_title": r["Job Title"], "location": r["Location"]},
+            True,
+        )
+        for r in rows
+    )
+
+
+def test_a_worker_killed_mid_load_completes_once_after_restart(
+    settings: Any, rabbit_env: dict[str, str], rabbit_broker: Any, start: Any
+) -> None:
+    apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS))
+    first = start(
+        "worker",
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+        env={**rabbit_env, "FEEDSYNC_FAILPOINTS": "load.merged=sleep:60"},
+    )
+    feed = feedgen.generate_users(settings.drop_dir / "import/user/internal/people.csv", 5000)
+    expected = expected_users(feed.path)
+    registry.scan(settings)
+    first.wait_for('"failpoint": "load.merged"', 60)
+    assert sql("SELECT count(*) FROM lms.users")[0][0] == 0  # merged, not committed
+    os.killpg(first.proc.pid, signal.SIGKILL)  # the supervisor and its worker processes, no goodbye
+    first.proc.wait()
+
+    second = start("worker", "--processes", "1", "--threads", "2")
+    wait_for(lambda: run_status("hr-users") == "completed", 90, "the run to complete after restart", second)
+    assert users_state() == expected
+    assert sql("SELECT count(*) FROM sync.runs")[0][0] == 1
+    assert sql("SELECT attempts, status FROM sync.stage_runs WHERE stage = 'load'") == [(2, "succeeded")]
+    assert sql("SELECT attempts, status FROM sync.stage_runs WHERE stage = 'finalize'") == [(1, "succeeded")]
+    assert sql("SELECT counts->>'created' FROM sync.runs")[0][0] == "5000"
+
+
+def _restart_postgres() -> None:
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+
+
+@pytest.mark.skipif(shutil.which("pg_ctlcluster") is None, reason="restarting PostgreSQL needs pg_ctlcluster")
+def test_a_killed_backend_and_a_postgres_restart_retry_the_stage_until_the_run_completes(
+    settings: Any, rabbit_env: dict[str, str], rabbit_broker: Any, start: Any
+) -> None:
+    apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS))
+    worker = start(
+        "worker", "--processes", "1", "--threads", "2", env={**rabbit_env, "FEEDSYNC_FAILPOINTS": "load.merged=sleep:4"}
+    )
+    feed = feedgen.generate_users(settings.drop_dir / "import/user/internal/people.csv", 3000)
+    expected = expected_users(feed.path)
+    registry.scan(settings)
+
+    worker.wait_for('"failpoint": "load.merged"', 60)
+    with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+        killed = conn.execute(
+            """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+               WHERE application_name = 'feedsync-worker' AND state = 'idle in transaction'"""
+        ).fetchall()
+    assert killed == [(True,)]
+    wait_for(lambda: worker.output().count('"failpoint": "load.merged"') >= 2, 60, "the load's retry", worker)
+    _restart_postgres()  # the retried load is mid-transaction again: the server goes away under it
+
+    wait_for(lambda: run_status("hr-users") == "completed", 120, "the run to complete", worker)
+    assert users_state() == expected
+    load = sql("SELECT attempts, status FROM sync.stage_runs WHERE stage = 'load'")
+    assert load == [(3, "succeeded")]
+    assert "will be retried" in worker.output()
