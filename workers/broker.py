@@ -8,7 +8,6 @@ Producers publish typed messages with ``publish`` and never import actor modules
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -47,12 +46,12 @@ def build_broker(settings: Settings | None = None) -> dramatiq.Broker:
         CurrentMessage(),
         # Before Retries in the list, so its after_process_message runs after Retries has decided
         # whether the message failed for good (Dramatiq runs "after" hooks in reverse order).
-        StageLedger(settings),
+        StageLedger(),
         Retries(
             max_retries=settings.max_attempts - 1,
             min_backoff=settings.min_backoff_ms,
             max_backoff=settings.max_backoff_ms,
-            retry_when=partial(_retry_when, settings.max_attempts),
+            retry_when=_retry_when,
         ),
     ]
     broker: dramatiq.Broker
@@ -65,8 +64,9 @@ def build_broker(settings: Settings | None = None) -> dramatiq.Broker:
     return broker
 
 
-def _retry_when(max_attempts: int, retries: int, exc: BaseException) -> bool:
-    return should_retry(retries, exc, max_attempts)
+def _retry_when(retries: int, exc: BaseException) -> bool:
+    # Read when deciding, so the retry limit and the ledger's dead-letter limit are always one number.
+    return should_retry(retries, exc, get_settings().max_attempts)
 
 
 def setup_broker(settings: Settings | None = None) -> dramatiq.Broker:

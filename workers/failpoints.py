@@ -7,7 +7,11 @@ context of every stage message).
 
 - ``crash``: the worker process dies at once (os._exit), as with kill -9 or the OOM killer.
 - ``raise``: a RuntimeError, as a bug would.
+- ``transient``: a TransientError (what a lost connection or a lock timeout becomes).
+- ``terminal``: a TerminalError (a permanent problem: the run fails at once).
 - ``sleep:N``: pause N seconds (to stop a service or kill a process at a known point).
+
+``action*K`` fires on the first K hits in this process only, e.g. ``transient*2``.
 
 Each point sits where a real failure would hurt most: inside a stage's transaction, after its
 writes and before its commit.
@@ -16,13 +20,25 @@ writes and before its commit.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import structlog
 
+from workers.errors import TerminalError, TransientError
+
 log = structlog.get_logger(__name__)
 
+# Hits per point in this process, for ``action*K``; test-only state, empty unless a point fires.
+_hits: dict[str, int] = {}
+_hits_lock = threading.Lock()
+
 POINTS = ("parse.chunk", "transform.start", "load.merged", "finalize.start")
+
+
+def reset() -> None:
+    with _hits_lock:
+        _hits.clear()
 
 
 def _table() -> dict[str, str]:
@@ -37,10 +53,20 @@ def hit(name: str) -> None:
     action = table.get(f"{name}@{connection}") or table.get(name)
     if not action:
         return
+    if "*" in action:
+        action, limit = action.split("*", 1)
+        with _hits_lock:
+            _hits[name] = _hits.get(name, 0) + 1
+            if _hits[name] > int(limit):
+                return
     log.warning("failpoint hit", failpoint=name, action=action)
     if action == "crash":
         os._exit(137)
     if action == "raise":
         raise RuntimeError(f"failpoint {name}: injected failure")
+    if action == "transient":
+        raise TransientError(f"failpoint {name}: injected transient failure")
+    if action == "terminal":
+        raise TerminalError(f"failpoint {name}: injected permanent failure")
     if action.startswith("sleep:"):
         time.sleep(float(action.split(":", 1)[1]))

@@ -24,7 +24,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 from psycopg.types.json import Jsonb
 
 from schemas.messages import Message, message_for_actor
-from schemas.settings import Settings
+from schemas.settings import get_settings
 from schemas.states import FINISHED_RUN_STATUSES, RunStatus, StageStatus
 from workers import store
 from workers.errors import Kind, TransientError, classify
@@ -82,15 +82,14 @@ def fail_run(conn: psycopg.Connection[Any], run_id: int, error: str) -> bool:
 
 
 class StageLedger(Middleware):
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self) -> None:
         # Quarantine connections of the messages this process is running alone, by message id.
         self._held: dict[str, psycopg.Connection[Any]] = {}
         self._held_lock = threading.Lock()
 
     # Resources open at worker boot, never at import or per message.
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        store.open_pool(self.settings, max_size=max(4, worker.worker_threads + 2))
+        store.open_pool(get_settings(), max_size=max(4, worker.worker_threads + 2))
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         store.close_pool()
@@ -160,7 +159,7 @@ class StageLedger(Middleware):
             if row["status"] in (StageStatus.FAILED, StageStatus.DEAD_LETTERED):
                 log.info("stage already failed; replay it with `feedsync dlq replay`", status=row["status"])
                 return "skip"
-            if row["attempts"] > self.settings.max_attempts:
+            if row["attempts"] > get_settings().max_attempts:
                 # The earlier attempts never reached after_process_message: the worker died.
                 error = (
                     f"stage {msg.STAGE} was attempted {row['attempts'] - 1} times and its worker never "
@@ -172,7 +171,7 @@ class StageLedger(Middleware):
 
     def _quarantine(self, message: MessageProxy) -> None:
         conn = psycopg.connect(
-            self.settings.database_url.get_secret_value(), autocommit=True, application_name="feedsync-quarantine"
+            get_settings().database_url.get_secret_value(), autocommit=True, application_name="feedsync-quarantine"
         )
         log.warning("redelivered after an unfinished attempt; running it alone")
         conn.execute("SELECT pg_advisory_lock(7302)")

@@ -108,3 +108,23 @@ def test_a_killed_backend_and_a_postgres_restart_retry_the_stage_until_the_run_c
     load = sql("SELECT attempts, status FROM sync.stage_runs WHERE stage = 'load'")
     assert load == [(3, "succeeded")]
     assert "will be retried" in worker.output()
+
+
+def test_sigterm_lets_a_running_stage_finish_and_nothing_is_lost(
+    settings: Any, rabbit_env: dict[str, str], rabbit_broker: Any, start: Any
+) -> None:
+    apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS))
+    first = start(
+        "worker", "--processes", "1", "--threads", "2", env={**rabbit_env, "FEEDSYNC_FAILPOINTS": "load.merged=sleep:3"}
+    )
+    feed = feedgen.generate_users(settings.drop_dir / "import/user/internal/people.csv", 2000)
+    expected = expected_users(feed.path)
+    registry.scan(settings)
+    first.wait_for('"failpoint": "load.merged"', 60)
+    os.kill(first.proc.pid, signal.SIGTERM)  # what systemd or Kubernetes sends
+    assert first.proc.wait(timeout=60) == 0
+    # The load was allowed to finish (one attempt); what it queued waits in RabbitMQ for the next worker.
+    assert sql("SELECT status, attempts FROM sync.stage_runs WHERE stage = 'load'") == [("succeeded", 1)]
+    start("worker", "--processes", "1", "--threads", "2")
+    wait_for(lambda: run_status("hr-users") == "completed", 60, "the run to complete")
+    assert users_state() == expected

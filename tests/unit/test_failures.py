@@ -1,0 +1,82 @@
+"""The three kinds of failure, decided in one place, on the stub broker and the real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from producers import queries
+from tests.conftest import sql
+from tests.stubpipeline import HEADER, Pipeline
+from workers import failpoints
+
+FEED = HEADER + "a@x.com,A,A,,S\nb@x.com,B,B,a@x.com,S\n"
+
+
+@pytest.fixture
+def faults(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    pipeline.settings.max_attempts = 3
+
+    def set_points(spec: str) -> None:
+        failpoints.reset()
+        monkeypatch.setenv("FEEDSYNC_FAILPOINTS", spec)
+
+    yield set_points
+    failpoints.reset()
+
+
+def stage(name: str) -> tuple[Any, ...]:
+    return sql("SELECT status, attempts, error FROM sync.stage_runs WHERE stage = %s", (name,))[0]
+
+
+def test_a_permanent_error_fails_the_run_at_once_with_its_sentence(pipeline: Pipeline, faults: Any) -> None:
+    faults("load.merged=terminal")
+    pipeline.import_files(("import/user/internal/a.csv", FEED))
+    run = queries.history()[0]
+    assert run["status"] == "failed" and run["error"] == "failpoint load.merged: injected permanent failure"
+    assert stage("load") == ("failed", 1, "failpoint load.merged: injected permanent failure")
+    assert sql("SELECT count(*) FROM lms.users")[0][0] == 0  # the merge rolled back with the stage
+    assert sql("SELECT count(*) FROM sync.dead_letters")[0][0] == 0
+
+
+def test_a_transient_error_is_retried_and_the_run_completes(pipeline: Pipeline, faults: Any) -> None:
+    faults("load.merged=transient*2")
+    pipeline.import_files(("import/user/internal/a.csv", FEED))
+    assert queries.history()[0]["status"] == "completed"
+    assert stage("load") == ("succeeded", 3, None)
+    assert sql("SELECT count(*) FROM lms.users")[0][0] == 2
+
+
+def test_a_bug_is_retried_up_to_the_limit_then_dead_lettered_and_archived(pipeline: Pipeline, faults: Any) -> None:
+    faults("transform.start=raise")
+    pipeline.import_files(("import/user/internal/a.csv", FEED))
+    run = queries.history()[0]
+    assert run["status"] == "failed"
+    assert run["error"].startswith("stage transform dead-lettered after 3 attempts: RuntimeError: failpoint")
+    status, attempts, _ = stage("transform")
+    assert (status, attempts) == ("dead_lettered", 3)
+    (dl,) = sql("SELECT actor_name, queue_name, attempts, message->'kwargs'->>'chunk_no' FROM sync.dead_letters")
+    assert dl == ("transform_chunk", "feedsync.transform", 3, "0")
+    detail = queries.run_detail(run["run_id"])
+    assert detail is not None and [s["status"] for s in detail["stages"] if s["stage"] == "transform"] == [
+        "dead_lettered"
+    ]
+
+
+def test_replay_after_the_fix_completes_the_run_without_duplicates(pipeline: Pipeline, faults: Any) -> None:
+    from producers import dlq
+
+    faults("transform.start=raise")
+    run_id = pipeline.import_files(("import/user/internal/a.csv", FEED))
+    faults("")
+    assert [r.outcome for r in dlq.replay(pipeline.settings, run_id=run_id, dry_run=True)] == ["would_replay"]
+    assert [r.outcome for r in dlq.replay(pipeline.settings, run_id=run_id)] == ["replayed"]
+    pipeline.drain()
+    run = queries.history()[0]
+    assert (run["status"], run["type"], run["counts"]["created"]) == ("completed", "replay", 2)
+    assert sql("SELECT count(*) FROM lms.users")[0][0] == 2
+    assert [r.outcome for r in dlq.replay(pipeline.settings, run_id=run_id)] == []
+    (dl_id,) = sql("SELECT id FROM sync.dead_letters")[0]
+    assert [r.outcome for r in dlq.replay(pipeline.settings, ids=[dl_id])] == ["skipped_replayed"]
