@@ -170,14 +170,10 @@ def upload(connection: str, files: tuple[Path, ...]) -> None:
         _fail(str(exc))
 
 
-@cli.command()
-@click.argument("connection")
-@click.option("--wait", is_flag=True, help="wait for the run; exit non-zero if it failed")
-@click.option("--access", type=click.Choice(["online", "exclusive"]), default="online")
-def sync(connection: str, wait: bool, access: str) -> None:
-    """Start an on-demand run of CONNECTION with the files present now."""
-    from producers.commands import CommandError, start_sync, wait_for_run
-    from schemas.states import AccessMode, RunStatus
+def _start_and_maybe_wait(start: Any, wait: bool) -> None:
+    """Queue a run with ``start()``; with --wait (always with the stub broker) follow it to the end."""
+    from producers.commands import CommandError, wait_for_run
+    from schemas.states import RunStatus
 
     settings = get_settings()
     try:
@@ -185,10 +181,10 @@ def sync(connection: str, wait: bool, access: str) -> None:
             from producers.inprocess import inprocess_worker
 
             with inprocess_worker():
-                run_id = start_sync(settings, connection, access=AccessMode(access))
+                run_id = start()
                 st = wait_for_run(run_id)
         else:
-            run_id = start_sync(settings, connection, access=AccessMode(access))
+            run_id = start()
             click.echo(f"run {run_id} queued")
             if not wait:
                 return
@@ -196,8 +192,78 @@ def sync(connection: str, wait: bool, access: str) -> None:
     except CommandError as exc:
         _fail(str(exc))
     click.echo(f"run {run_id}: {st['status']}" + (f": {st['error']}" if st["error"] else ""))
+    if st["status"] == RunStatus.AWAITING_APPROVAL:
+        click.echo(f"see its plan with `feedsync run {run_id}`, then `feedsync approve {run_id}` or `reject`")
     if st["status"] in (RunStatus.FAILED, RunStatus.REJECTED):
         sys.exit(2)
+
+
+@cli.command()
+@click.argument("connection")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="dated feeds from this day to today")
+@click.option(
+    "--access",
+    type=click.Choice(["online", "exclusive"]),
+    default="online",
+    show_default=True,
+    help="exclusive: one transaction, readers see all or none; online: committed in batches",
+)
+@click.option("--dry-run", is_flag=True, help="compute the plan; write nothing to the learning store")
+@click.option("--wait", is_flag=True, help="wait for the run; exit non-zero if it failed")
+def sync(connection: str, since: Any, access: str, dry_run: bool, wait: bool) -> None:
+    """Start an on-demand run of CONNECTION: the files present now, or dated files since a day."""
+    from producers.commands import start_sync
+    from schemas.states import AccessMode
+
+    _start_and_maybe_wait(
+        lambda: start_sync(
+            get_settings(),
+            connection,
+            access=AccessMode(access),
+            dry_run=dry_run,
+            since=since.date() if since else None,
+        ),
+        wait,
+    )
+
+
+@cli.command()
+@click.argument("connection")
+@click.option("--run", "run_id", type=int, help="the run to rerun; only the latest is allowed")
+@click.option("--wait", is_flag=True, help="wait for the run; exit non-zero if it failed")
+def rerun(connection: str, run_id: int | None, wait: bool) -> None:
+    """Rerun CONNECTION's latest run with the files it used, as they are now."""
+    from producers.commands import rerun as do_rerun
+
+    _start_and_maybe_wait(lambda: do_rerun(get_settings(), connection, run_id), wait)
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+def approve(run_id: int) -> None:
+    """Apply a run that waits for approval."""
+    from producers.commands import CommandError
+    from producers.commands import approve as do_approve
+
+    try:
+        do_approve(run_id)
+    except CommandError as exc:
+        _fail(str(exc))
+    click.echo(f"run {run_id}: approved; applying")
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+def reject(run_id: int) -> None:
+    """Discard a run that waits for approval; nothing of it is applied."""
+    from producers.commands import CommandError
+    from producers.commands import reject as do_reject
+
+    try:
+        do_reject(run_id)
+    except CommandError as exc:
+        _fail(str(exc))
+    click.echo(f"run {run_id}: rejected")
 
 
 @cli.command()
@@ -258,8 +324,21 @@ def run(run_id: int, as_json: bool) -> None:
     if r["error"]:
         click.echo(f"error: {r['error']}")
     click.echo("counts: " + ", ".join(f"{k}={v}" for k, v in {**r["counts"], **r["details"]}.items()))
+    if r["note"]:
+        click.echo(f"note: {r['note']}")
+    plan = r.get("plan")
+    if plan:
+        click.echo("\nplan:" + (" (dry run)" if r["dry_run"] else ""))
+        for reason in plan.get("held_because", []):
+            click.echo(f"  waiting for approval: {reason}")
+        for part in ("creates", "updates", "deactivations", "manager_moves"):
+            sample = ", ".join(plan.get(f"{part}_sample", []))
+            click.echo(f"  {part.replace('_', ' ')}: {plan.get(part, 0)}" + (f"  e.g. {sample}" if sample else ""))
     click.echo("\nfiles:")
     _table(r["files"], ["file", "status", "rows_read", "chunks", "error"])
+    drop = get_settings().drop_dir
+    for f in r["files"]:
+        click.echo(f"  {f['file']} is kept at {drop / f['stored_path']} (fix it there, then `feedsync rerun`)")
     click.echo("\nstages:")
     _table(r["stages"], ["stage", "part", "status", "attempts", "duration_s", "error"])
 

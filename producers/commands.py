@@ -7,18 +7,20 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from producers import queries, registry
+from producers.dlq import admin_identity
 from schemas.connections import Connection
 from schemas.settings import Settings
 from schemas.states import FINISHED_RUN_STATUSES, AccessMode, RunStatus, TriggerType
 from workers import store
 from workers.outbox import OutboxBatch
-from workers.runs import create_run, live_connection
+from workers.runs import create_run, live_connection, lock_connection
 
 
 class CommandError(Exception):
@@ -26,8 +28,12 @@ class CommandError(Exception):
 
 
 def apply_connections(connections: list[Connection]) -> list[tuple[str, str]]:
-    """Create or update each connection (by live name). Returns (name, created|updated|unchanged)."""
+    """Create or update each connection (by live name). Returns (name, created|updated|unchanged).
+
+    A connection enabled again whose files waited while it was disabled gets a run for them (if it
+    imports on arrival; on schedule, the next slot takes them)."""
     results = []
+    outbox = OutboxBatch()
     with store.connect() as conn:
         for c in connections:
             config = c.model_dump(mode="json")
@@ -47,7 +53,38 @@ def apply_connections(connections: list[Connection]) -> list[tuple[str, str]]:
                 results.append((c.name, "updated"))
             else:
                 results.append((c.name, "unchanged"))
+            row = live_connection(conn, c.name)
+            assert row is not None
+            _apply_schedule(conn, row["id"], c)
+            if existing is not None and not existing["enabled"] and c.enabled and c.trigger == "on_arrival":
+                waiting = store.fetch_one(
+                    conn,
+                    "SELECT count(*) AS n FROM sync.feed_files WHERE connection_id = %s AND status = 'registered'",
+                    (row["id"],),
+                )
+                if waiting and waiting["n"]:
+                    create_run(conn, row, TriggerType.FILE_DROP, outbox, join_any=True)
+    outbox.flush()
     return results
+
+
+def _apply_schedule(conn: Any, connection_id: int, c: Connection) -> None:
+    """Keep sync.schedules in step. A new or changed schedule owes no slot from before it existed."""
+    if c.schedule is None:
+        conn.execute("DELETE FROM sync.schedules WHERE connection_id = %s", (connection_id,))
+        return
+    conn.execute(
+        """INSERT INTO sync.schedules AS s (connection_id, start_at, every_days, enabled, armed_at)
+           VALUES (%(c)s, %(start)s, %(every)s, %(enabled)s, sync.clock())
+           ON CONFLICT (connection_id) DO UPDATE SET
+             enabled = EXCLUDED.enabled, updated_at = now(),
+             armed_at = CASE WHEN (s.start_at, s.every_days) = (EXCLUDED.start_at, EXCLUDED.every_days)
+                             THEN s.armed_at ELSE EXCLUDED.armed_at END,
+             last_slot = CASE WHEN (s.start_at, s.every_days) = (EXCLUDED.start_at, EXCLUDED.every_days)
+                              THEN s.last_slot ELSE NULL END,
+             start_at = EXCLUDED.start_at, every_days = EXCLUDED.every_days""",
+        {"c": connection_id, "start": c.schedule.start, "every": c.schedule.every_days, "enabled": c.schedule.enabled},
+    )
 
 
 def list_connections() -> list[dict[str, Any]]:
@@ -110,13 +147,17 @@ def start_sync(
     trigger: TriggerType = TriggerType.ON_DEMAND,
     access: AccessMode = AccessMode.ONLINE,
     dry_run: bool = False,
+    since: date | None = None,
 ) -> int:
-    """An on-demand run of the files present now: take what is in the drop dir, then queue the run."""
+    """An on-demand run: of the files present now, or with ``since`` of every dated file from that
+    day to today, oldest first."""
     connection = _connection(name)
+    if not connection["enabled"]:
+        raise CommandError(f"connection {name!r} is disabled; set enabled = true and apply it to sync")
     registry.scan(settings, only=name, announce=False)
     outbox = OutboxBatch()
     with store.connect() as conn:
-        run_id, _ = create_run(conn, connection, trigger, outbox, access=access, dry_run=dry_run)
+        run_id, _ = create_run(conn, connection, trigger, outbox, access=access, dry_run=dry_run, since=since)
     outbox.flush()
     return run_id
 
@@ -143,3 +184,78 @@ def wait_for_run(run_id: int, *, timeout_s: float = 3600, progress: bool | None 
         if time.monotonic() > deadline:
             raise CommandError(f"run {run_id} did not finish within {timeout_s:.0f}s (status {st['status']})")
         time.sleep(0.2)
+
+
+def _latest_run(conn: Any, name: str) -> dict[str, Any] | None:
+    return store.fetch_one(
+        conn, "SELECT id, status FROM sync.runs WHERE connection_name = %s ORDER BY id DESC LIMIT 1", (name,)
+    )
+
+
+def rerun(settings: Settings, name: str, run_id: int | None = None) -> int:
+    """Rerun the connection's latest run with the files it used, as they are now."""
+    connection = _connection(name)
+    outbox = OutboxBatch()
+    with store.connect() as conn:
+        lock_connection(conn, connection["id"])
+        latest = _latest_run(conn, name)
+        if latest is None:
+            raise CommandError(f"{name} has no run to rerun")
+        if run_id is not None and run_id != latest["id"]:
+            raise CommandError(
+                f"run {run_id} is not the latest run of {name} (run {latest['id']} is); only the latest run can "
+                "be rerun, so an older import never overwrites a newer one"
+            )
+        if latest["status"] in ("queued", "in_progress", "awaiting_approval"):
+            raise CommandError(f"run {latest['id']} of {name} is still {latest['status']}; rerun it once it ends")
+        new_id, _ = create_run(conn, connection, TriggerType.RERUN, outbox, rerun_of=latest["id"], coalesce=False)
+    outbox.flush()
+    return new_id
+
+
+def approve(run_id: int) -> None:
+    from schemas.messages import LoadRun
+
+    outbox = OutboxBatch()
+    with store.connect() as conn:
+        row = store.fetch_one(
+            conn,
+            """UPDATE sync.runs SET status = 'in_progress', approved_by = %s, approved_at = now(), decided_by = %s
+               WHERE id = %s AND status = 'awaiting_approval' RETURNING id""",
+            (admin_identity(), admin_identity(), run_id),
+        )
+        if row is None:
+            raise CommandError(_not_waiting(conn, run_id))
+        outbox.add(conn, LoadRun(run_id=run_id, approved=True), f"load-approved:{run_id}")
+    outbox.flush()
+
+
+def reject(run_id: int) -> None:
+    """Discard a held run: nothing of it is applied; the connection's next run may start."""
+    from workers.runs import drop_stage_tables, start_next
+
+    outbox = OutboxBatch()
+    with store.connect() as conn:
+        row = store.fetch_one(
+            conn,
+            """UPDATE sync.runs SET status = 'rejected', decided_by = %s, finished_at = now()
+               WHERE id = %s AND status = 'awaiting_approval' RETURNING connection_id""",
+            (admin_identity(), run_id),
+        )
+        if row is None:
+            raise CommandError(_not_waiting(conn, run_id))
+        conn.execute(
+            """UPDATE sync.feed_files f SET status = 'rejected' FROM sync.run_files rf
+               WHERE rf.run_id = %s AND f.id = rf.file_id""",
+            (run_id,),
+        )
+        drop_stage_tables(conn, run_id)
+        start_next(conn, row["connection_id"], outbox)
+    outbox.flush()
+
+
+def _not_waiting(conn: Any, run_id: int) -> str:
+    st = store.fetch_one(conn, "SELECT status FROM sync.runs WHERE id = %s", (run_id,))
+    if st is None:
+        return f"no run {run_id}"
+    return f"run {run_id} is {st['status']}, not awaiting approval"

@@ -33,6 +33,9 @@ def _run_view(r: dict[str, Any]) -> dict[str, Any]:
         "has_errors": bool(r["error_rows"]),
         "error": r["error"],
         "note": r["note"],
+        "plan": r["plan"],
+        "approved_by": r["approved_by"],
+        "rerun_of": r["rerun_of"],
     }
 
 
@@ -67,7 +70,7 @@ def run_detail(run_id: int) -> dict[str, Any] | None:
         )
         files = store.fetch_all(
             conn,
-            """SELECT f.original_path AS file, rf.status, rf.rows_read, rf.chunks, rf.error
+            """SELECT f.original_path AS file, f.stored_path, rf.status, rf.rows_read, rf.chunks, rf.error
                FROM sync.run_files rf JOIN sync.feed_files f ON f.id = rf.file_id WHERE rf.run_id = %s
                ORDER BY rf.ordinal""",
             (run_id,),

@@ -159,7 +159,10 @@ def take(
         return Taken(connection["name"], rel.as_posix(), None, "not_ready")
     if settle and not settled(path, settings.settle_ms, quiet_s):
         return Taken(connection["name"], rel.as_posix(), None, "not_ready")
-    return _register(settings, path, rel, connection, announce)
+    try:
+        return _register(settings, path, rel, connection, announce)
+    except FileNotFoundError:
+        return None  # another watcher, scheduler or `sync` took it first
 
 
 def _register(settings: Settings, path: Path, rel: PurePosixPath, connection: dict[str, Any], announce: bool) -> Taken:

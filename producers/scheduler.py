@@ -1,25 +1,96 @@
 """``feedsync scheduler``: the periodic duties that need no message to start them.
 
-Today: the outbox sweeper (republishes next-stage messages whose publish after commit did not
-happen: a crash between commit and publish, or the broker was down). Several schedulers may run
-at once; rows are taken with SKIP LOCKED and duplicates are harmless to idempotent stages.
+- Schedules: each due slot of each enabled schedule fires exactly once, even with several
+  schedulers running (the slot is claimed by a guarded UPDATE in the same transaction as its run).
+  Time is the database's (``sync.clock()``), so a skewed host clock changes nothing. Slots missed
+  while no scheduler ran give one catch-up run, and its note says how many were missed.
+- The outbox sweeper: republishes next-stage messages whose publish after commit did not happen
+  (a crash between commit and publish, or the broker was down). Rows are taken with SKIP LOCKED
+  and duplicates are harmless to idempotent stages.
 """
 
 from __future__ import annotations
 
 import threading
+from datetime import datetime
+from typing import Any
 
 import structlog
 
-from schemas.settings import Settings
-from workers import outbox
+from producers import registry
+from schemas.settings import Settings, get_settings
+from schemas.states import TriggerType
+from workers import outbox, store
+from workers.outbox import OutboxBatch
+from workers.runs import create_run
 
 log = structlog.get_logger(__name__)
+
+_DUE = """
+    SELECT s.connection_id, c.name, c.kind, c.config, c.enabled, s.every_days, s.last_slot, s.armed_at,
+           s.start_at + floor(EXTRACT(EPOCH FROM sync.clock() - s.start_at) / (s.every_days * 86400))
+                        * s.every_days * interval '1 day' AS slot
+    FROM sync.schedules s JOIN sync.connections c ON c.id = s.connection_id
+    WHERE s.enabled AND c.enabled AND c.deleted_at IS NULL AND sync.clock() >= s.start_at
+"""
+
+
+def tick(at: datetime | None = None) -> list[int]:
+    """Fire every due slot once; returns the runs created. ``at`` sets the database clock for this
+    call (tests); the production scheduler never passes it."""
+    created = []
+    # Autocommit, so each slot below is a transaction of its own: claimed, run queued, committed,
+    # and only then published.
+    with store.connect(autocommit=True) as conn:
+        if at is not None:
+            conn.execute("SELECT set_config('feedsync.clock', %s, false)", (at.isoformat(),))
+        try:
+            due = [r for r in store.fetch_all(conn, _DUE) if r["slot"] > (r["last_slot"] or r["armed_at"])]
+            for r in due:
+                # Take what is in the drop dir first, so a deployment without a watcher misses nothing.
+                registry.scan(get_settings(), only=r["name"], announce=False)
+                run_id = _fire(conn, r)
+                if run_id is not None:
+                    created.append(run_id)
+        finally:
+            if at is not None:
+                conn.execute("SELECT set_config('feedsync.clock', '', false)")
+    return created
+
+
+def _fire(conn: Any, r: dict[str, Any]) -> int | None:
+    ob = OutboxBatch()
+    with conn.transaction():
+        claimed = store.fetch_one(
+            conn,
+            """UPDATE sync.schedules SET last_slot = %(slot)s
+               WHERE connection_id = %(c)s AND coalesce(last_slot, armed_at) < %(slot)s
+               RETURNING floor(EXTRACT(EPOCH FROM %(slot)s - start_at) / (every_days * 86400))
+                       - floor(EXTRACT(EPOCH FROM coalesce(%(prev)s, armed_at) - start_at) / (every_days * 86400))
+                       AS slots""",
+            {"slot": r["slot"], "c": r["connection_id"], "prev": r["last_slot"]},
+        )
+        if claimed is None:
+            return None  # another scheduler fired this slot first
+        connection = {"id": r["connection_id"], "name": r["name"], "kind": r["kind"], "config": r["config"]}
+        run_id, new = create_run(conn, connection, TriggerType.SCHEDULED, ob)
+        missed = max(0, int(claimed["slots"]) - 1)
+        note = f"scheduled slot {r['slot']:%Y-%m-%d %H:%M}Z"
+        if missed:
+            note = f"catch-up run: {missed + 1} slots were due while no scheduler ran, one run for all ({note})"
+        conn.execute("UPDATE sync.runs SET note = %s WHERE id = %s AND note IS NULL", (note, run_id))
+    ob.flush()
+    log.info("schedule fired", connection=r["name"], run_id=run_id, missed=missed, new_run=new)
+    return run_id
 
 
 def run(settings: Settings, stopping: threading.Event) -> None:
     log.info("scheduler started", sweep_interval_s=settings.outbox_sweep_interval_s)
     while not stopping.wait(settings.outbox_sweep_interval_s):
+        try:
+            tick()
+        except Exception as exc:
+            log.warning("schedule tick failed; retrying next interval", error=str(exc))
         try:
             sent = outbox.sweep(settings.outbox_grace_s)
             if sent:

@@ -10,6 +10,7 @@ import codecs
 import re
 import tomllib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -57,6 +58,29 @@ class Threshold(BaseModel):
         return population > 0 and changed * 100.0 / population > self.percent
 
 
+class Schedule(BaseModel):
+    """Runs every ``every_days`` days from ``start`` (UTC), like the products our users know."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    start: datetime
+    every_days: int = Field(ge=1)
+    enabled: bool = True
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _utc(cls, v: object) -> object:
+        if isinstance(v, str):
+            try:
+                v = datetime.fromisoformat(v)
+            except ValueError:
+                raise KeyProblem(
+                    f"start {v!r} is not an ISO date-time; write e.g. 2026-11-01T02:00:00Z", "schedule", "start"
+                ) from None
+        if isinstance(v, datetime) and v.tzinfo is None:
+            v = v.replace(tzinfo=UTC)  # the schedule is in UTC unless it says otherwise
+        return v
+
+
 class Connection(BaseModel):
     # Strict: TOML values are already typed, so "yes" for a boolean is a mistake to refuse, not coerce.
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -75,6 +99,7 @@ class Connection(BaseModel):
     max_change: int | str | None = None
     empty_erases: bool = False
     required: list[str] = Field(default_factory=lambda: ["email"])
+    schedule: Schedule | None = None
 
     @field_validator("kind")
     @classmethod

@@ -102,6 +102,11 @@ class LoadRun(Message):
     STAGE: ClassVar[str | None] = "load"
 
     run_id: int
+    # An approved load is a unit of work of its own: the first load stopped at the plan.
+    approved: bool = False
+
+    def stage_part(self) -> str:
+        return "approved" if self.approved else ""
 
 
 class FinalizeRun(Message):

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     # Rows per parse chunk: one transform message per chunk. Tens of thousands keeps messages
     # coarse (the broker does ~1k confirmed publishes/s) while letting two workers share a file.
     chunk_rows: int = Field(default=50_000, ge=100)
+    # Online loads commit this many staged rows per transaction, so no lock is held for long.
+    load_batch_rows: int = Field(default=50_000, ge=1)
     # A record that spans more lines or characters than this is reported as an unclosed quote.
     max_record_lines: int = Field(default=200, ge=2)
     max_field_chars: int = Field(default=65_536, ge=1024)

@@ -57,14 +57,15 @@ class Pipeline:
         return path
 
     def import_files(self, *files: tuple[str, str | bytes]) -> int:
-        """Drop files, take them as the watcher would, run the pipeline; returns the newest run id."""
+        """Drop files, take them as the watcher would, run the pipeline; returns the newest run id
+        (0 when no run started, e.g. for a disabled connection)."""
         for rel, content in files:
             self.drop(rel, content)
         registry.scan(self.settings)
         self.drain()
         from tests.conftest import sql
 
-        return int(sql("SELECT max(id) FROM sync.runs")[0][0])
+        return int(sql("SELECT coalesce(max(id), 0) FROM sync.runs")[0][0])
 
 
 @pytest.fixture

@@ -143,13 +143,8 @@ def try_start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -
 def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> None:
     run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s FOR UPDATE", (run_id,))
     assert run is not None
-    files = store.fetch_all(
-        conn,
-        """UPDATE sync.feed_files f SET status = 'claimed'
-           WHERE connection_id = %s AND status = 'registered'
-           RETURNING id, original_path, file_date, registered_at""",
-        (run["connection_id"],),
-    )
+    files = _claim_files(conn, run)
+    # Oldest first: dated feeds by the date in their name, the others in the order they arrived.
     files.sort(key=lambda f: (f["file_date"] or date.min, f["registered_at"], f["id"]))
     conn.execute("UPDATE sync.runs SET status = 'in_progress', started_at = clock_timestamp() WHERE id = %s", (run_id,))
     connector_for(run["kind"]).create_staging(conn, run_id, run["config"])
@@ -163,6 +158,48 @@ def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> N
         conn.execute("UPDATE sync.runs SET note = 'no new files to import' WHERE id = %s", (run_id,))
         outbox.add(conn, LoadRun(run_id=run_id), f"load:{run_id}")
     log.info("run started", run_id=run_id, files=len(files))
+
+
+def _claim_files(conn: psycopg.Connection[Any], run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The files a run imports, marked claimed.
+
+    - rerun: the files of the run it reruns, as they are now; a file dropped again under the same
+      name since then (the fixed one) takes the old one's place;
+    - a ``since`` window: every dated file from that day to today, imported before or not;
+    - otherwise: every file registered and waiting.
+    """
+    if run["trigger"] == "rerun":
+        return store.fetch_all(
+            conn,
+            """WITH used AS (
+                   SELECT f.original_path, f.id FROM sync.run_files rf JOIN sync.feed_files f ON f.id = rf.file_id
+                   WHERE rf.run_id = %(of)s),
+               chosen AS (
+                   SELECT coalesce(
+                       (SELECT n.id FROM sync.feed_files n
+                        WHERE n.connection_id = %(c)s AND n.original_path = u.original_path AND n.id > u.id
+                          AND n.status = 'registered' ORDER BY n.id DESC LIMIT 1),
+                       u.id) AS id
+                   FROM used u)
+               UPDATE sync.feed_files f SET status = 'claimed' FROM chosen WHERE f.id = chosen.id
+               RETURNING f.id, f.original_path, f.file_date, f.registered_at""",
+            {"of": run["rerun_of"], "c": run["connection_id"]},
+        )
+    if run["since"] is not None:
+        return store.fetch_all(
+            conn,
+            """UPDATE sync.feed_files SET status = 'claimed'
+               WHERE connection_id = %s AND status IN ('registered', 'imported')
+                 AND file_date BETWEEN %s AND (sync.clock() AT TIME ZONE 'UTC')::date
+               RETURNING id, original_path, file_date, registered_at""",
+            (run["connection_id"], run["since"]),
+        )
+    return store.fetch_all(
+        conn,
+        """UPDATE sync.feed_files SET status = 'claimed' WHERE connection_id = %s AND status = 'registered'
+           RETURNING id, original_path, file_date, registered_at""",
+        (run["connection_id"],),
+    )
 
 
 def advance_if_ready(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> bool:

@@ -42,27 +42,45 @@ def expected_users(path: Path) -> list[tuple[Any, ...]]:
     )
 
 
+@pytest.mark.parametrize("access", ["exclusive", "online"])
 def test_a_worker_killed_mid_load_completes_once_after_restart(
-    settings: Any, rabbit_env: dict[str, str], rabbit_broker: Any, start: Any
+    settings: Any, rabbit_env: dict[str, str], rabbit_broker: Any, start: Any, access: str
 ) -> None:
+    from producers.commands import start_sync
+    from schemas.states import AccessMode
+
     apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS))
+    # exclusive: killed inside the one load transaction; online: killed inside the third of its batches.
+    fault = "load.merged=sleep:60" if access == "exclusive" else "load.batch=sleep:1"
     first = start(
         "worker",
         "--processes",
         "1",
         "--threads",
         "2",
-        env={**rabbit_env, "FEEDSYNC_FAILPOINTS": "load.merged=sleep:60"},
+        env={**rabbit_env, "FEEDSYNC_FAILPOINTS": fault, "FEEDSYNC_LOAD_BATCH_ROWS": "1000"},
     )
     feed = feedgen.generate_users(settings.drop_dir / "import/user/internal/people.csv", 5000)
     expected = expected_users(feed.path)
-    registry.scan(settings)
-    first.wait_for('"failpoint": "load.merged"', 60)
-    assert sql("SELECT count(*) FROM lms.users")[0][0] == 0  # merged, not committed
+    start_sync(settings, "hr-users", access=AccessMode(access))
+    wait_for(
+        lambda: first.output().count('"failpoint": "load.') >= (1 if access == "exclusive" else 3),
+        60,
+        "the load to be under way",
+        first,
+    )
     os.killpg(first.proc.pid, signal.SIGKILL)  # the supervisor and its worker processes, no goodbye
     first.proc.wait()
+    visible = sql("SELECT count(*) FROM lms.users")[0][0]
+    if access == "exclusive":
+        assert visible == 0  # all or nothing
+    else:
+        assert 0 < visible < 5000  # two batches committed, the third died with its worker
+        assert sql("SELECT count(*) FROM sync.load_batches")[0][0] == 2
 
-    second = start("worker", "--processes", "1", "--threads", "2")
+    second = start(
+        "worker", "--processes", "1", "--threads", "2", env={**rabbit_env, "FEEDSYNC_LOAD_BATCH_ROWS": "1000"}
+    )
     wait_for(lambda: run_status("hr-users") == "completed", 90, "the run to complete after restart", second)
     assert users_state() == expected
     assert sql("SELECT count(*) FROM sync.runs")[0][0] == 1

@@ -32,8 +32,13 @@ def stage(name: str) -> tuple[Any, ...]:
 
 
 def test_a_permanent_error_fails_the_run_at_once_with_its_sentence(pipeline: Pipeline, faults: Any) -> None:
+    from producers.commands import start_sync
+    from schemas.states import AccessMode
+
     faults("load.merged=terminal")
-    pipeline.import_files(("import/user/internal/a.csv", FEED))
+    pipeline.drop("import/user/internal/a.csv", FEED)
+    start_sync(pipeline.settings, "hr-users", access=AccessMode.EXCLUSIVE)  # one transaction: all or nothing
+    pipeline.drain()
     run = queries.history()[0]
     assert run["status"] == "failed" and run["error"] == "failpoint load.merged: injected permanent failure"
     assert stage("load") == ("failed", 1, "failpoint load.merged: injected permanent failure")

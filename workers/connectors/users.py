@@ -36,7 +36,8 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str,
         sql.SQL(
             """CREATE UNLOGGED TABLE IF NOT EXISTS {} (
                  file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL, email text NOT NULL,
-                 first_name text, last_name text, manager_key text, attrs jsonb NOT NULL, row_hash text NOT NULL)"""
+                 first_name text, last_name text, manager_key text, attrs jsonb NOT NULL, row_hash text NOT NULL,
+                 bucket smallint NOT NULL)"""
         ).format(stage_table("users", run_id))
     )
 
@@ -154,11 +155,13 @@ def transform_chunk(
             WHERE e.failed
             RETURNING rejected
         ), ins AS (
-            INSERT INTO {typed} (file_id, line_no, key, email, first_name, last_name, manager_key, attrs, row_hash)
+            INSERT INTO {typed} (file_id, line_no, key, email, first_name, last_name, manager_key, attrs, row_hash,
+                                 bucket)
             SELECT %(file)s, c.line_no, lower(c.email), c.email, c.first_name, c.last_name,
                    CASE WHEN c.bad_manager OR c.self_manager THEN NULL ELSE c.manager_raw END,
                    c.attrs,
-                   md5(concat_ws(chr(31), c.email, c.first_name, c.last_name, c.manager_raw, c.attrs::text))
+                   md5(concat_ws(chr(31), c.email, c.first_name, c.last_name, c.manager_raw, c.attrs::text)),
+                   (hashtext(lower(c.email)) & 255)::smallint
             FROM checked c WHERE c.ok
             RETURNING 1
         )
@@ -183,14 +186,15 @@ def transform_chunk(
     return {k: int(v) for k, v in row.items()}
 
 
-def load(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
-    """Merge the run's typed staging into lms.users: only rows whose hash changed are written."""
+BUCKETS = 256  # staged rows are spread over buckets by key; a batch is a range of buckets
+
+
+def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
+    """Reject people who appear more than once in the run (all their rows). Idempotent."""
     run_id = int(run["id"])
     cfg = config_of(run["config"])
     typed = stage_table("users", run_id)
-    params = {"run": run_id, "conn": run["connection_id"], "email_col": cfg.mapping["email"]}
     conn.execute(sql.SQL("ANALYZE {}").format(typed))
-
     dup = store.fetch_one(
         conn,
         sql.SQL(
@@ -217,22 +221,133 @@ def load(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
                 RETURNING 1
             ),
             del AS (DELETE FROM {t} s USING d WHERE s.key = d.key RETURNING 1)
-            SELECT (SELECT count(*) FROM errs) AS duplicates, (SELECT count(*) FROM del) AS deleted
+            SELECT (SELECT count(*) FROM errs) AS duplicates
             """
         ).format(t=typed),
-        params,
+        {"run": run_id, "email_col": cfg.mapping["email"]},
     )
     assert dup is not None
+    return int(dup["duplicates"])
 
+
+def _deactivation_filter(run: dict[str, Any]) -> sql.Composed:
+    """Active people of this connection missing from the feed (one anti-join). People whose key the
+    run saw in a rejected row are kept: being refused is not being gone."""
+    return sql.SQL(
+        """u.source_connection_id = %(conn)s AND u.active
+           AND NOT EXISTS (SELECT 1 FROM {t} s WHERE s.key = u.email_key)
+           AND NOT EXISTS (SELECT 1 FROM sync.row_errors e
+                           WHERE e.run_id = %(run)s AND e.rejected AND lower(e.value) = u.email_key)"""
+    ).format(t=stage_table("users", int(run["id"])))
+
+
+def _deactivates(run: dict[str, Any], conn: psycopg.Connection[Any]) -> bool:
+    if not config_of(run["config"]).full_feed:
+        return False
+    files = store.fetch_one(
+        conn,
+        """SELECT count(*) FILTER (WHERE status = 'rejected') AS rejected,
+                  count(*) FILTER (WHERE status = 'parsed' AND rows_read > 0) AS read
+           FROM sync.run_files WHERE run_id = %s""",
+        (run["id"],),
+    )
+    # Only a run that read a feed may say who is gone: not a run with no file (a trigger that found
+    # nothing new), and not one where a file could not be read.
+    return files is not None and files["rejected"] == 0 and files["read"] > 0
+
+
+def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) -> dict[str, Any]:
+    """What the load would do, computed without writing to lms: counts and a sample of each."""
+    run_id = int(run["id"])
+    typed = stage_table("users", run_id)
+    params = {"run": run_id, "conn": run["connection_id"], "n": sample}
+    deactivating = _deactivates(run, conn)
+    parts = {
+        "creates": sql.SQL(
+            "SELECT s.email FROM {t} s WHERE NOT EXISTS (SELECT 1 FROM lms.users u WHERE u.email_key = s.key)"
+        ).format(t=typed),
+        "updates": sql.SQL(
+            "SELECT s.email FROM {t} s JOIN lms.users u ON u.email_key = s.key "
+            "WHERE u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active"
+        ).format(t=typed),
+        "deactivations": sql.SQL("SELECT u.email FROM lms.users u WHERE {f}").format(f=_deactivation_filter(run))
+        if deactivating
+        else sql.SQL("SELECT NULL::text WHERE false"),
+        "manager_moves": sql.SQL(
+            """SELECT s.email FROM {t} s LEFT JOIN lms.users u ON u.email_key = s.key
+               LEFT JOIN lms.users m ON m.email_key = s.manager_key
+               WHERE s.manager_key IS NOT NULL AND (u.id IS NULL OR m.id IS NULL OR u.manager_id IS DISTINCT FROM m.id)
+                 AND (m.id IS NOT NULL OR EXISTS (SELECT 1 FROM {t} x WHERE x.key = s.manager_key))"""
+        ).format(t=typed),
+    }
+    result: dict[str, Any] = {}
+    for name, query in parts.items():
+        row = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM ({q}) x").format(q=query), params)
+        result[name] = int(row["n"]) if row else 0
+        result[f"{name}_sample"] = [
+            r["email"]
+            for r in store.fetch_all(
+                conn, sql.SQL("SELECT * FROM ({q}) x(email) ORDER BY 1 LIMIT %(n)s").format(q=query), params
+            )
+        ]
+    population = store.fetch_one(
+        conn, "SELECT count(*) AS n FROM lms.users WHERE source_connection_id = %s AND active", (run["connection_id"],)
+    )
+    result["population"] = int(population["n"]) if population else 0
+    result["full_feed"] = config_of(run["config"]).full_feed
+    result["deactivation_skipped"] = result["full_feed"] and not deactivating
+    return result
+
+
+def exceeded_thresholds(run: dict[str, Any], p: dict[str, Any]) -> list[str]:
+    """Which safety thresholds the plan exceeds, as sentences for the admin."""
+    max_deactivate, max_change = config_of(run["config"]).thresholds()
+    reasons = []
+    if max_deactivate is not None and max_deactivate.exceeded(p["deactivations"], p["population"]):
+        reasons.append(
+            f"it would deactivate {p['deactivations']} of {p['population']} people "
+            f"(max_deactivate = {config_of(run['config']).max_deactivate})"
+        )
+    changes = p["updates"] + p["deactivations"]
+    if max_change is not None and max_change.exceeded(changes, p["population"]):
+        reasons.append(
+            f"it would change {changes} of {p['population']} people "
+            f"(max_change = {config_of(run['config']).max_change})"
+        )
+    return reasons
+
+
+def batch_ranges(conn: psycopg.Connection[Any], run: dict[str, Any], batch_rows: int) -> list[tuple[int, int]]:
+    """Bucket ranges of about batch_rows staged rows each (one range: the whole run in one go)."""
+    row = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {t}").format(t=stage_table("users", run["id"])))
+    n = int(row["n"]) if row else 0
+    count = max(1, min(BUCKETS, -(-n // batch_rows)))
+    edges = [round(i * BUCKETS / count) for i in range(count + 1)]
+    return [(edges[i], edges[i + 1] - 1) for i in range(count)]
+
+
+def ensure_bucket_index(conn: psycopg.Connection[Any], run_id: int) -> None:
+    conn.execute(
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (bucket)").format(
+            sql.Identifier(f"users_{run_id}_bucket"), stage_table("users", run_id)
+        )
+    )
+
+
+def apply_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi: int) -> dict[str, int]:
+    """Insert new people and update changed ones whose key falls in buckets lo..hi."""
+    cfg = config_of(run["config"])
+    typed = stage_table("users", int(run["id"]))
+    params = {"conn": run["connection_id"], "lo": lo, "hi": hi}
     created = conn.execute(
         sql.SQL(
             """INSERT INTO lms.users (email, first_name, last_name, attributes, source_connection_id, source_hash)
                SELECT s.email, s.first_name, s.last_name, jsonb_strip_nulls(s.attrs), %(conn)s, s.row_hash
-               FROM {t} s WHERE NOT EXISTS (SELECT 1 FROM lms.users u WHERE u.email_key = s.key)"""
+               FROM {t} s WHERE s.bucket BETWEEN %(lo)s AND %(hi)s
+                 AND NOT EXISTS (SELECT 1 FROM lms.users u WHERE u.email_key = s.key)"""
         ).format(t=typed),
         params,
     ).rowcount
-
     keep = sql.SQL("coalesce(s.{c}, u.{c})") if not cfg.empty_erases else sql.SQL("s.{c}")
     attributes = (
         sql.SQL("u.attributes || jsonb_strip_nulls(s.attrs)")
@@ -247,7 +362,8 @@ def load(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
                       attributes = {attributes}, active = true, deactivated_at = NULL,
                       source_connection_id = %(conn)s, source_hash = s.row_hash, updated_at = clock_timestamp()
                FROM {t} s
-               WHERE u.email_key = s.key AND (u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active)"""
+               WHERE s.bucket BETWEEN %(lo)s AND %(hi)s AND u.email_key = s.key
+                 AND (u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active)"""
         ).format(
             t=typed,
             fn=keep.format(c=sql.Identifier("first_name")),
@@ -256,16 +372,41 @@ def load(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
         ),
         params,
     ).rowcount
+    return {"created": created, "updated": updated}
 
-    manager_moves = conn.execute(
+
+def apply_managers(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi: int) -> dict[str, int]:
+    """Manager links, after every person of the run exists."""
+    moved = conn.execute(
         sql.SQL(
             """UPDATE lms.users u SET manager_id = m.id, updated_at = clock_timestamp()
                FROM {t} s JOIN lms.users m ON m.email_key = s.manager_key
-               WHERE u.email_key = s.key AND s.manager_key IS NOT NULL AND u.manager_id IS DISTINCT FROM m.id"""
-        ).format(t=typed)
+               WHERE s.bucket BETWEEN %(lo)s AND %(hi)s AND u.email_key = s.key AND s.manager_key IS NOT NULL
+                 AND u.manager_id IS DISTINCT FROM m.id"""
+        ).format(t=stage_table("users", int(run["id"]))),
+        {"lo": lo, "hi": hi},
     ).rowcount
+    return {"manager_moves": moved}
 
-    unknown_managers = conn.execute(
+
+def apply_deactivations(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+    if not _deactivates(run, conn):
+        return {"deactivated": 0}
+    n = conn.execute(
+        sql.SQL(
+            "UPDATE lms.users u SET active = false, deactivated_at = clock_timestamp(), "
+            "updated_at = clock_timestamp() WHERE {f}"
+        ).format(f=_deactivation_filter(run)),
+        {"run": run["id"], "conn": run["connection_id"]},
+    ).rowcount
+    return {"deactivated": n}
+
+
+def finish(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+    """Row warnings for managers nobody has, once every person of the run is in."""
+    run_id = int(run["id"])
+    typed = stage_table("users", run_id)
+    unknown = conn.execute(
         sql.SQL(
             """INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code, message,
                                             value, rejected)
@@ -279,19 +420,10 @@ def load(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
                WHERE s.manager_key IS NOT NULL
                  AND NOT EXISTS (SELECT 1 FROM lms.users m WHERE m.email_key = s.manager_key)"""
         ).format(t=typed),
-        params,
+        {"run": run_id},
     ).rowcount
-
     valid = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {t}").format(t=typed))
-    assert valid is not None
-    return {
-        "created": created,
-        "updated": updated,
-        "unchanged": int(valid["n"]) - created - updated,
-        "manager_moves": manager_moves,
-        "duplicates": int(dup["duplicates"]),
-        "unknown_managers": unknown_managers,
-    }
+    return {"unknown_managers": unknown, "valid": int(valid["n"]) if valid else 0}
 
 
-__all__ = ["USER_CORE_ATTRIBUTES", "create_staging", "load", "transform_chunk"]
+__all__ = ["USER_CORE_ATTRIBUTES", "apply_people", "create_staging", "plan", "prepare", "transform_chunk"]

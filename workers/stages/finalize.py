@@ -60,11 +60,12 @@ def finalize_run(msg: FinalizeRun) -> None:
             "files_rejected": int(t["files_rejected"]),
         }
         error = t["file_error"] if status is RunStatus.FAILED else None
+        note = "dry run: the plan shows what the run would do; nothing was written" if run["dry_run"] else None
         conn.execute(
             """UPDATE sync.runs SET status = %s, counts = counts || %s, error = coalesce(error, %s),
-                      finished_at = clock_timestamp()
+                      note = coalesce(%s, note), finished_at = clock_timestamp()
                WHERE id = %s AND status = 'in_progress'""",
-            (status.value, Jsonb(counts), error, msg.run_id),
+            (status.value, Jsonb(counts), error, note, msg.run_id),
         )
         conn.execute(
             """UPDATE sync.feed_files f SET status = CASE rf.status WHEN 'rejected' THEN 'rejected' ELSE 'imported' END

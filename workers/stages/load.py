@@ -1,27 +1,145 @@
-"""Load: the set-based merge of the run's typed staging into the learning store, in one
-transaction with the stage's outcome, then queue finalize."""
+"""Load: merge the run's typed staging into the learning store.
+
+First the plan (what would be created, updated, deactivated, moved), computed without writing to
+lms and kept on the run. Then one of:
+
+- dry run: nothing is written; the run completes with its plan;
+- a safety threshold exceeded (full feeds): the run waits in ``awaiting_approval``; an approved
+  load is a unit of work of its own (``LoadRun(approved=True)``);
+- ``exclusive`` access: every change in one transaction with the stage's outcome, so readers see all
+  of it or none of it;
+- ``online`` access: bucket ranges of FEEDSYNC_LOAD_BATCH_ROWS committed one by one, each with its
+  row in sync.load_batches, so no lock is held for long and a redelivered load resumes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import structlog
 from psycopg.types.json import Jsonb
 
 from schemas.messages import LoadRun
+from schemas.settings import get_settings
 from workers import failpoints, store
 from workers.connectors import connector_for
 from workers.ledger import StageTx, run_stage
 from workers.runs import queue_finalize
 from workers.stages import stage_actor
 
+log = structlog.get_logger(__name__)
+
+Step = Callable[[psycopg.Connection[Any], dict[str, Any]], dict[str, int]]
+
 
 @stage_actor(LoadRun)
 def load_run(msg: LoadRun) -> None:
-    def body(tx: StageTx) -> None:
-        run = store.fetch_one(tx.conn, "SELECT * FROM sync.runs WHERE id = %s FOR UPDATE", (msg.run_id,))
-        assert run is not None
-        counts = connector_for(run["kind"]).load(tx.conn, run)
-        failpoints.hit("load.merged")
-        tx.conn.execute("UPDATE sync.runs SET counts = counts || %s WHERE id = %s", (Jsonb(counts), msg.run_id))
-        tx.counts = counts
-        queue_finalize(tx.conn, msg.run_id, tx.outbox)
+    decision, run = _decide(msg)
+    if decision == "skip":
+        return
+    connector = connector_for(run["kind"])
+    if decision == "dry_run":
+        run_stage(msg, lambda tx: _close(tx, msg, {"dry_run": 1}))
+    elif decision == "hold":
+        run_stage(msg, lambda tx: _hold(tx, msg))
+    elif run["access_mode"] == "exclusive":
 
-    run_stage(msg, body)
+        def body(tx: StageTx) -> None:
+            counts = _sum(step(tx.conn, run) for step in _steps(connector, tx.conn, run, whole=True))
+            failpoints.hit("load.merged")
+            _close(tx, msg, counts)
+
+        run_stage(msg, body)
+    else:
+        _apply_online(msg, run, connector)
+
+        def final(tx: StageTx) -> None:
+            rows = store.fetch_all(tx.conn, "SELECT counts FROM sync.load_batches WHERE run_id = %s", (msg.run_id,))
+            counts = _sum(r["counts"] for r in rows)
+            counts = _sum([counts, connector.finish(tx.conn, run)])
+            failpoints.hit("load.merged")
+            _close(tx, msg, counts)
+
+        run_stage(msg, final)
+
+
+def _decide(msg: LoadRun) -> tuple[str, dict[str, Any]]:
+    """Prepare and plan once per run (kept on the run, so a redelivery decides the same way)."""
+    with store.connect() as conn:
+        run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s FOR UPDATE", (msg.run_id,))
+        assert run is not None
+        if run["status"] != "in_progress":
+            return "skip", run
+        connector = connector_for(run["kind"])
+        if run["plan"] is None:
+            duplicates = connector.prepare(conn, run)
+            plan = {**connector.plan(conn, run), "duplicates": duplicates}
+            conn.execute("UPDATE sync.runs SET plan = %s WHERE id = %s", (Jsonb(plan), msg.run_id))
+            run["plan"] = plan
+        if run["dry_run"]:
+            return "dry_run", run
+        if not msg.approved:
+            reasons = connector.exceeded_thresholds(run, run["plan"])
+            if reasons:
+                run["plan"]["held_because"] = reasons
+                conn.execute("UPDATE sync.runs SET plan = %s WHERE id = %s", (Jsonb(run["plan"]), msg.run_id))
+                return "hold", run
+        return "apply", run
+
+
+def _steps(connector: Any, conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool) -> list[Step]:
+    ranges = (
+        [(0, connector.BUCKETS - 1)] if whole else connector.batch_ranges(conn, run, get_settings().load_batch_rows)
+    )
+    people = [lambda c, r, lo=lo, hi=hi: connector.apply_people(c, r, lo, hi) for lo, hi in ranges]
+    managers = [lambda c, r, lo=lo, hi=hi: connector.apply_managers(c, r, lo, hi) for lo, hi in ranges]
+    steps: list[Step] = [*people, *managers, connector.apply_deactivations]
+    if whole:
+        steps.append(connector.finish)
+    return steps
+
+
+def _apply_online(msg: LoadRun, run: dict[str, Any], connector: Any) -> None:
+    with store.connect() as conn:
+        connector.ensure_bucket_index(conn, msg.run_id)
+        steps = _steps(connector, conn, run, whole=False)
+    for batch_no, step in enumerate(steps):
+        with store.connect() as conn:
+            claimed = conn.execute(
+                "INSERT INTO sync.load_batches (run_id, batch_no, phase) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (msg.run_id, batch_no, getattr(step, "__name__", "batch")),
+            ).rowcount
+            if not claimed:
+                continue  # committed by an earlier delivery of this load
+            counts = step(conn, run)
+            failpoints.hit("load.batch")
+            conn.execute(
+                "UPDATE sync.load_batches SET counts = %s WHERE run_id = %s AND batch_no = %s",
+                (Jsonb(counts), msg.run_id, batch_no),
+            )
+
+
+def _sum(parts: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in parts:
+        for k, v in part.items():
+            total[k] = total.get(k, 0) + int(v)
+    return total
+
+
+def _close(tx: StageTx, msg: LoadRun, counts: dict[str, int]) -> None:
+    if "valid" in counts:
+        counts["unchanged"] = counts.pop("valid") - counts.get("created", 0) - counts.get("updated", 0)
+    tx.conn.execute("UPDATE sync.runs SET counts = counts || %s WHERE id = %s", (Jsonb(counts), msg.run_id))
+    tx.counts = counts
+    queue_finalize(tx.conn, msg.run_id, tx.outbox)
+
+
+def _hold(tx: StageTx, msg: LoadRun) -> None:
+    tx.conn.execute(
+        "UPDATE sync.runs SET status = 'awaiting_approval' WHERE id = %s AND status = 'in_progress'", (msg.run_id,)
+    )
+    tx.counts = {"awaiting_approval": 1}
+    log.warning("run exceeds a safety threshold; waiting for approval (feedsync approve / reject)")
