@@ -14,6 +14,7 @@ lms and kept on the run. Then one of:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,7 @@ def load_run(msg: LoadRun) -> None:
     elif run["access_mode"] == "exclusive":
 
         def body(tx: StageTx) -> None:
+            tx.conn.execute("SELECT set_config('work_mem', %s, true)", (get_settings().load_work_mem,))
             counts = _sum(step(tx.conn, run) for step in _steps(connector, tx.conn, run, whole=True))
             failpoints.hit("load.merged")
             _close(tx, msg, counts)
@@ -73,14 +75,27 @@ def _decide(msg: LoadRun) -> tuple[str, dict[str, Any]]:
         if run["status"] != "in_progress":
             return "skip", run
         connector = connector_for(run["kind"])
+        # Hash joins over a million staged rows fit in memory instead of spilling sorts to disk.
+        conn.execute("SELECT set_config('work_mem', %s, true)", (get_settings().load_work_mem,))
         if run["plan"] is None:
+            t0 = time.perf_counter()
             duplicates = connector.prepare(conn, run)
-            plan = {**connector.plan(conn, run), "duplicates": duplicates}
+            t1 = time.perf_counter()
+            connector.classify(conn, run)
+            t2 = time.perf_counter()
+            plan = connector.plan(conn, run) if connector.needs_plan(run) else {}
+            log.info(
+                "load planned",
+                prepare_s=round(t1 - t0, 3),
+                classify_s=round(t2 - t1, 3),
+                plan_s=round(time.perf_counter() - t2, 3),
+            )
+            plan["duplicates"] = duplicates
             conn.execute("UPDATE sync.runs SET plan = %s WHERE id = %s", (Jsonb(plan), msg.run_id))
             run["plan"] = plan
         if run["dry_run"]:
             return "dry_run", run
-        if not msg.approved:
+        if not msg.approved and run["plan"].get("population") is not None:
             reasons = connector.exceeded_thresholds(run, run["plan"])
             if reasons:
                 run["plan"]["held_because"] = reasons
@@ -94,8 +109,7 @@ def _steps(connector: Any, conn: psycopg.Connection[Any], run: dict[str, Any], *
         [(0, connector.BUCKETS - 1)] if whole else connector.batch_ranges(conn, run, get_settings().load_batch_rows)
     )
     people = [lambda c, r, lo=lo, hi=hi: connector.apply_people(c, r, lo, hi) for lo, hi in ranges]
-    managers = [lambda c, r, lo=lo, hi=hi: connector.apply_managers(c, r, lo, hi) for lo, hi in ranges]
-    steps: list[Step] = [*people, *managers, connector.apply_deactivations]
+    steps: list[Step] = [*people, connector.apply_deactivations]
     if whole:
         steps.append(connector.finish)
     return steps
@@ -113,7 +127,10 @@ def _apply_online(msg: LoadRun, run: dict[str, Any], connector: Any) -> None:
             ).rowcount
             if not claimed:
                 continue  # committed by an earlier delivery of this load
+            conn.execute("SELECT set_config('work_mem', %s, true)", (get_settings().load_work_mem,))
+            t0 = time.perf_counter()
             counts = step(conn, run)
+            log.info("load batch applied", batch_no=batch_no, seconds=round(time.perf_counter() - t0, 3), **counts)
             failpoints.hit("load.batch")
             conn.execute(
                 "UPDATE sync.load_batches SET counts = %s WHERE run_id = %s AND batch_no = %s",

@@ -1,0 +1,338 @@
+"""`make bench`: feedsync end to end against the floors and a peer, on the same generated feeds.
+
+For each size (FEEDSYNC_BENCH_SIZES, default 100000,1000000,5000000):
+- floor 1: `psql \\copy` into an UNLOGGED text staging table;
+- floor 2: `psql \\copy` into a copy of lms.users' shape with the same indexes;
+- feedsync: the file dropped into a running `feedsync up` until its run is completed in the
+  history, empty store, then the next day's feed with 10% of people changed; peak RSS of every
+  worker process sampled throughout;
+- dlt (1M only, or FEEDSYNC_BENCH_DLT_SIZES): merge on e-mail, empty and 10% changed.
+Then the latency of a 100-row file with `feedsync up` idle (p50, p99 over 50 files), and where the
+time goes with 1 and 2 worker processes. Prints a table and writes benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from producers import feedgen
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+PG = os.environ.get("FEEDSYNC_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+DB = "feedsync_bench"
+DSN = f"{PG}/{DB}"
+SIZES = [int(x) for x in os.environ.get("FEEDSYNC_BENCH_SIZES", "100000,1000000,5000000").split(",")]
+DLT_SIZES = [int(x) for x in os.environ.get("FEEDSYNC_BENCH_DLT_SIZES", "1000000").split(",") if x]
+VENV_DLT = HERE / ".venv-dlt"
+COLUMNS = [c.lower().replace(" ", "_") for c in feedgen.HEADER]
+
+
+def sh(*args: str, env: dict[str, str] | None = None) -> str:
+    return subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout
+
+
+def psql(sql: str, db: str = DB) -> str:
+    return sh("psql", f"{PG}/{db}", "-v", "ON_ERROR_STOP=1", "-qtAc", sql).strip()
+
+
+def fresh_database() -> None:
+    psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", db="postgres")
+    env = {**os.environ, "FEEDSYNC_DATABASE_URL": DSN}
+    sh(sys.executable, "-m", "producers.cli", "migrate", env=env)
+    sh(
+        sys.executable,
+        "-m",
+        "producers.cli",
+        "connections",
+        "apply",
+        str(HERE.parent / "examples/connections.toml"),
+        env=env,
+    )
+
+
+def feeds(n: int) -> tuple[Path, Path]:
+    """The feed of n people and the next day's, with 10% changed (generated once, kept in data/)."""
+    DATA.mkdir(exist_ok=True)
+    day1, day2 = DATA / f"users-{n}-day1.csv", DATA / f"users-{n}-day2.csv"
+    if not day1.exists():
+        feedgen.generate_users(day1, n, bad_rows=n // 100, seed=1)
+    if not day2.exists():
+        feedgen.generate_users(day2, n, bad_rows=n // 100, seed=1, changed_share=0.10)
+    return day1, day2
+
+
+def timed(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def floor_unlogged(path: Path) -> float:
+    cols = ", ".join(f"{c} text" for c in COLUMNS)
+    psql(f"DROP TABLE IF EXISTS floor_staging; CREATE UNLOGGED TABLE floor_staging ({cols})")
+    return timed(lambda: sh("psql", DSN, "-qc", f"\\copy floor_staging FROM '{path}' WITH (FORMAT csv, HEADER true)"))
+
+
+def floor_indexed(path: Path) -> float:
+    """lms.users' indexes (identity primary key, unique lower-case e-mail, manager) on the feed's shape."""
+    cols = ", ".join(f"{c} text" for c in COLUMNS)
+    psql(f"""DROP TABLE IF EXISTS floor_users;
+             CREATE TABLE floor_users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, {cols},
+                                       email_key text GENERATED ALWAYS AS (lower(email)) STORED);
+             CREATE UNIQUE INDEX ON floor_users (email_key); CREATE INDEX ON floor_users (manager_email);""")
+    return timed(
+        lambda: sh(
+            "psql",
+            DSN,
+            "-qc",
+            f"\\copy floor_users ({', '.join(COLUMNS)}) FROM '{path}' WITH (FORMAT csv, HEADER true)",
+        )
+    )
+
+
+class Up:
+    """A running `feedsync up`, with every worker process's peak RSS sampled."""
+
+    def __init__(self, processes: int) -> None:
+        self.drop = DATA / "drop"
+        shutil.rmtree(self.drop, ignore_errors=True)
+        self.env = {
+            **os.environ,
+            "FEEDSYNC_DATABASE_URL": DSN,
+            "FEEDSYNC_DROP_DIR": str(self.drop),
+            "FEEDSYNC_LOG_LEVEL": "WARNING",
+        }
+        self.log = open(DATA / "up.log", "ab")  # noqa: SIM115  (closed in stop())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "producers.cli", "up", "--processes", str(processes)],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.peak: dict[int, int] = {}
+        self.sampling = True
+        threading.Thread(target=self._sample, daemon=True).start()
+        deadline = time.monotonic() + 60
+        while len(self.workers()) < processes and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # the watcher's first rescan
+
+    def workers(self) -> list[psutil.Process]:
+        try:
+            kids = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        return [p for p in kids if "dramatiq" in " ".join(p.cmdline()) and p.parent().pid != self.proc.pid]
+
+    def _sample(self) -> None:
+        while self.sampling:
+            for p in self.workers():
+                with contextlib.suppress(psutil.Error):
+                    self.peak[p.pid] = max(self.peak.get(p.pid, 0), p.memory_info().rss)
+            time.sleep(0.1)
+
+    def import_file(self, src: Path, name: str) -> float:
+        """Seconds from the file appearing in the drop dir to its run being completed."""
+        before = int(psql("SELECT coalesce(max(id), 0) FROM sync.runs"))
+        target = self.drop / "import/user/internal"
+        target.mkdir(parents=True, exist_ok=True)
+        tmp = target / f".{name}.part"
+        shutil.copyfile(src, tmp)
+        t0 = time.perf_counter()
+        os.replace(tmp, target / name)
+        while True:
+            st = psql(f"SELECT status FROM sync.runs WHERE id > {before} ORDER BY id DESC LIMIT 1")
+            if st in ("completed", "completed_with_errors", "failed"):
+                assert st != "failed", psql(f"SELECT error FROM sync.runs WHERE id > {before}")
+                return time.perf_counter() - t0
+            time.sleep(0.05)
+
+    def reset_peaks(self) -> None:
+        self.peak.clear()
+
+    def stop(self) -> None:
+        self.sampling = False
+        self.proc.terminate()
+        self.proc.wait(timeout=120)
+        self.log.close()
+
+
+def stage_breakdown() -> dict[str, float]:
+    rows = psql("""SELECT stage, round(EXTRACT(EPOCH FROM max(finished_at) - min(started_at))::numeric, 2)
+                   FROM sync.stage_runs WHERE run_id = (SELECT max(id) FROM sync.runs) GROUP BY stage""")
+    return {line.split("|")[0]: float(line.split("|")[1]) for line in rows.splitlines() if line}
+
+
+def ensure_dlt() -> Path | None:
+    py = VENV_DLT / "bin" / "python"
+    if not py.exists():
+        try:
+            sh(sys.executable, "-m", "venv", str(VENV_DLT))
+            sh(str(py), "-m", "pip", "install", "-q", "dlt[postgres]==1.31.*", "pyarrow")
+        except subprocess.CalledProcessError as exc:
+            print(f"dlt could not be installed, skipping the peer: {exc.stderr[-500:]}")
+            return None
+    return py
+
+
+def run_dlt(py: Path, day1: Path, day2: Path) -> tuple[float, float]:
+    psql("DROP DATABASE IF EXISTS dlt_bench WITH (FORCE)", db="postgres")
+    psql("CREATE DATABASE dlt_bench", db="postgres")
+    shutil.rmtree(Path.home() / ".dlt" / "pipelines" / "feedsync_bench", ignore_errors=True)
+    # dlt's credentials demand a password; with the local trust auth the server ignores it.
+    dsn = f"{PG}/dlt_bench".replace("://postgres@", "://postgres:unused@")
+    out1 = sh(str(py), str(HERE / "dlt_load.py"), str(day1), dsn)
+    out2 = sh(str(py), str(HERE / "dlt_load.py"), str(day2), dsn)
+    return float(out1.strip().splitlines()[-1]), float(out2.strip().splitlines()[-1])
+
+
+def latency(up: Up, files: int = 50) -> tuple[float, float]:
+    small = DATA / "small.csv"
+    seconds = []
+    for i in range(files):
+        feedgen.generate_users(small, 100, seed=1000 + i)
+        seconds.append(up.import_file(small, f"small-{i:03d}.csv"))
+    seconds.sort()
+    return statistics.median(seconds), seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))]
+
+
+def main() -> None:
+    results: list[dict[str, Any]] = []
+    ratios: dict[str, str] = {}
+    notes: list[str] = []
+    for n in SIZES:
+        day1, day2 = feeds(n)
+        fresh_database()
+        f_unlogged, f_indexed = floor_unlogged(day1), floor_indexed(day1)
+        up = Up(processes=2)
+        try:
+            empty = up.import_file(day1, day1.name)
+            empty_stages = stage_breakdown()
+            rss_empty = dict(up.peak)
+            up.reset_peaks()
+            changed = up.import_file(day2, day2.name)
+            rss_changed = dict(up.peak)
+        finally:
+            up.stop()
+        row: dict[str, Any] = {
+            "rows": n,
+            "floor_unlogged": f_unlogged,
+            "floor_indexed": f_indexed,
+            "feedsync_empty": empty,
+            "feedsync_changed": changed,
+            "rss_mb": max([*rss_empty.values(), *rss_changed.values(), 0]) / 1e6,
+            "stages": empty_stages,
+        }
+        if n in DLT_SIZES and (py := ensure_dlt()) is not None:
+            row["dlt_empty"], row["dlt_changed"] = run_dlt(py, day1, day2)
+        results.append(row)
+        print(row, flush=True)
+
+    one_m = next((r for r in results if r["rows"] == 1_000_000), None)
+    if one_m:
+        ratios["1M empty: feedsync / \\copy indexed (target <= 2.0)"] = (
+            f"{one_m['feedsync_empty'] / one_m['floor_indexed']:.2f}"
+        )
+        ratios["1M 10% changed: feedsync / \\copy unlogged (target <= 3.5)"] = (
+            f"{one_m['feedsync_changed'] / one_m['floor_unlogged']:.2f}"
+        )
+        if "dlt_empty" in one_m:
+            ratios["dlt / feedsync, 10% changed (target >= 4)"] = (
+                f"{one_m['dlt_changed'] / one_m['feedsync_changed']:.2f}"
+            )
+            ratios["dlt / feedsync, empty (target >= 1.5)"] = f"{one_m['dlt_empty'] / one_m['feedsync_empty']:.2f}"
+    rss = {r["rows"]: r["rss_mb"] for r in results}
+    if 1_000_000 in rss and 5_000_000 in rss:
+        ratios["worker peak RSS 1M / 5M, MB (target <= 250, equal within 10%)"] = (
+            f"{rss[1_000_000]:.0f} / {rss[5_000_000]:.0f}"
+        )
+
+    # Where the time goes with 1 and 2 worker processes (the 1M feed, or the largest measured below it).
+    probe = max((n for n in SIZES if n <= 1_000_000), default=SIZES[0])
+    workers_rows = []
+    for processes in (1, 2):
+        fresh_database()
+        up = Up(processes=processes)
+        try:
+            secs = up.import_file(feeds(probe)[0], f"probe-{processes}.csv")
+            workers_rows.append((processes, secs, stage_breakdown()))
+        finally:
+            up.stop()
+
+    fresh_database()
+    up = Up(processes=2)
+    try:
+        p50, p99 = latency(up)
+    finally:
+        up.stop()
+    ratios["small-file latency p50 / p99, s (target <= 1 / <= 3)"] = f"{p50:.2f} / {p99:.2f}"
+    write_results(results, ratios, workers_rows, probe, notes)
+
+
+def write_results(
+    results: list[dict[str, Any]], ratios: dict[str, str], workers_rows: list[Any], probe: int, notes: list[str]
+) -> None:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration):
+        info = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name"))
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` on {os.cpu_count()} cores ({cpu}), "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, PostgreSQL {psql('SHOW server_version')}. "
+        "Timings vary from run to run on a shared machine: compare the ratios within one run.",
+        "",
+        "| rows | \\copy unlogged s | \\copy indexed s | feedsync empty s (rows/s) | feedsync 10% changed s (rows/s) "
+        "| dlt empty s | dlt 10% changed s | worker peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        dlt_e = f"{r['dlt_empty']:.1f}" if "dlt_empty" in r else "—"
+        dlt_c = f"{r['dlt_changed']:.1f}" if "dlt_changed" in r else "—"
+        lines.append(
+            f"| {r['rows']:,} | {r['floor_unlogged']:.1f} | {r['floor_indexed']:.1f} "
+            f"| {r['feedsync_empty']:.1f} ({r['rows'] / r['feedsync_empty'] / 1000:.0f}k) "
+            f"| {r['feedsync_changed']:.1f} ({r['rows'] / r['feedsync_changed'] / 1000:.0f}k) "
+            f"| {dlt_e} | {dlt_c} | {r['rss_mb']:.0f} |"
+        )
+    lines += ["", "## Ratios", "", "| measure | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in ratios.items()]
+    lines += [
+        "",
+        f"## Where the time goes ({probe:,} people, empty store)",
+        "",
+        "| worker processes | total s | plan | parse | transform | load | finalize |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for processes, secs, stages in workers_rows:
+        cells = " | ".join(f"{stages.get(s, 0):.1f}" for s in ("plan", "parse", "transform", "load", "finalize"))
+        lines.append(f"| {processes} | {secs:.1f} | {cells} |")
+    lines += [
+        "",
+        "Stage columns are wall-clock spans from a stage's first start to its last finish; parse and "
+        "transform overlap (chunks are transformed while the file is still being parsed).",
+        *notes,
+        "",
+    ]
+    text = "\n".join(lines)
+    (HERE / "RESULTS.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
