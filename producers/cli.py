@@ -238,32 +238,28 @@ def rerun(connection: str, run_id: int | None, wait: bool) -> None:
     _start_and_maybe_wait(lambda: do_rerun(get_settings(), connection, run_id), wait)
 
 
+def _decide(decision: str, run_id: int, done: str) -> None:
+    from producers import commands
+
+    try:
+        getattr(commands, decision)(run_id)
+    except commands.CommandError as exc:
+        _fail(str(exc))
+    click.echo(f"run {run_id}: {done}")
+
+
 @cli.command()
 @click.argument("run_id", type=int)
 def approve(run_id: int) -> None:
     """Apply a run that waits for approval."""
-    from producers.commands import CommandError
-    from producers.commands import approve as do_approve
-
-    try:
-        do_approve(run_id)
-    except CommandError as exc:
-        _fail(str(exc))
-    click.echo(f"run {run_id}: approved; applying")
+    _decide("approve", run_id, "approved; applying")
 
 
 @cli.command()
 @click.argument("run_id", type=int)
 def reject(run_id: int) -> None:
     """Discard a run that waits for approval; nothing of it is applied."""
-    from producers.commands import CommandError
-    from producers.commands import reject as do_reject
-
-    try:
-        do_reject(run_id)
-    except CommandError as exc:
-        _fail(str(exc))
-    click.echo(f"run {run_id}: rejected")
+    _decide("reject", run_id, "rejected")
 
 
 @cli.command()

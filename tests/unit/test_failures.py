@@ -85,3 +85,21 @@ def test_replay_after_the_fix_completes_the_run_without_duplicates(pipeline: Pip
     assert [r.outcome for r in dlq.replay(pipeline.settings, run_id=run_id)] == []
     (dl_id,) = sql("SELECT id FROM sync.dead_letters")[0]
     assert [r.outcome for r in dlq.replay(pipeline.settings, ids=[dl_id])] == ["skipped_replayed"]
+
+
+def test_a_dead_letter_whose_stage_already_succeeded_is_skipped_unless_forced(
+    pipeline: Pipeline, faults: Any
+) -> None:
+    from producers import dlq
+
+    faults("transform.start=raise")
+    run_id = pipeline.import_files(("import/user/internal/a.csv", FEED))
+    faults("")
+    # As if another copy of the message had got through meanwhile.
+    sql("UPDATE sync.stage_runs SET status = 'succeeded' WHERE stage = 'transform'")
+    assert [r.outcome for r in dlq.replay(pipeline.settings, run_id=run_id)] == ["skipped_succeeded"]
+    assert queries.history()[0]["status"] == "failed"
+    assert [r.outcome for r in dlq.replay(pipeline.settings, run_id=run_id, force=True)] == ["replayed"]
+    pipeline.drain()
+    assert queries.history()[0]["status"] == "completed"
+    assert sql("SELECT forced FROM sync.replays") == [(True,)]

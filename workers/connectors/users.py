@@ -35,8 +35,7 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str,
         sql.SQL(
             """CREATE UNLOGGED TABLE IF NOT EXISTS {} (
                  file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL, email text NOT NULL,
-                 first_name text, last_name text, manager_key text, attrs jsonb NOT NULL, row_hash text NOT NULL,
-                 bucket smallint NOT NULL)"""
+                 first_name text, last_name text, manager_key text, attrs jsonb NOT NULL, row_hash text NOT NULL)"""
         ).format(stage_table("users", run_id))
     )
 
@@ -154,13 +153,11 @@ def transform_chunk(
             WHERE e.failed
             RETURNING rejected
         ), ins AS (
-            INSERT INTO {typed} (file_id, line_no, key, email, first_name, last_name, manager_key, attrs, row_hash,
-                                 bucket)
+            INSERT INTO {typed} (file_id, line_no, key, email, first_name, last_name, manager_key, attrs, row_hash)
             SELECT %(file)s, c.line_no, lower(c.email), c.email, c.first_name, c.last_name,
                    CASE WHEN c.bad_manager OR c.self_manager THEN NULL ELSE c.manager_raw END,
                    c.attrs,
-                   md5(concat_ws(chr(31), c.email, c.first_name, c.last_name, c.manager_raw, c.attrs::text)),
-                   (hashtext(lower(c.email)) & 255)::smallint
+                   md5(concat_ws(chr(31), c.email, c.first_name, c.last_name, c.manager_raw, c.attrs::text))
             FROM checked c WHERE c.ok
             RETURNING 1
         )
@@ -187,7 +184,7 @@ def transform_chunk(
     return {k: int(v) for k, v in row.items()}
 
 
-BUCKETS = 256  # staged rows are spread over buckets by key; a batch is a range of buckets
+BUCKETS = 256  # the classified rows are cut into this many key ranges; a batch is a run of them
 
 
 def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
@@ -243,15 +240,25 @@ def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
         sql.SQL(
             """CREATE UNLOGGED TABLE IF NOT EXISTS {cls} AS
                WITH base AS (
-                   SELECT s.*, u.id AS old_id, u.manager_id AS old_manager,
-                          u.id IS NOT NULL AND (u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active) AS changed,
-                          coalesce(u.id, nextval({seq}::regclass)) AS uid
-                   FROM {t} s LEFT JOIN lms.users u ON u.email_key = s.key)
+                   -- In key order, so new ids rise with e-mail and each batch appends to the ends of
+                   -- the primary-key and e-mail indexes instead of touching pages all over them.
+                   SELECT m.*, coalesce(m.old_id, nextval({seq}::regclass)) AS uid,
+                          (ntile({buckets}) OVER (ORDER BY m.key) - 1)::smallint AS kbucket
+                   FROM (SELECT s.*, u.id AS old_id, u.manager_id AS old_manager,
+                                u.id IS NOT NULL AND (u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active)
+                                  AS changed
+                         FROM {t} s LEFT JOIN lms.users u ON u.email_key = s.key
+                         ORDER BY s.key) m)
                SELECT b.*, coalesce(mb.uid, mu.id) AS manager_uid
                FROM base b
                LEFT JOIN base mb ON mb.key = b.manager_key
                LEFT JOIN lms.users mu ON mu.email_key = b.manager_key"""
-        ).format(cls=stage_table("cls", run_id), t=stage_table("users", run_id), seq=sql.Literal(seq["seq"]))
+        ).format(
+            cls=stage_table("cls", run_id),
+            t=stage_table("users", run_id),
+            seq=sql.Literal(seq["seq"]),
+            buckets=sql.Literal(BUCKETS),
+        )
     )
     conn.execute(sql.SQL("ANALYZE {}").format(stage_table("cls", run_id)))
 
@@ -367,8 +374,8 @@ def batch_ranges(conn: psycopg.Connection[Any], run: dict[str, Any], batch_rows:
 
 def ensure_bucket_index(conn: psycopg.Connection[Any], run_id: int) -> None:
     conn.execute(
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (bucket)").format(
-            sql.Identifier(f"cls_{run_id}_bucket"), stage_table("cls", run_id)
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (kbucket)").format(
+            sql.Identifier(f"cls_{run_id}_kbucket"), stage_table("cls", run_id)
         )
     )
 
@@ -386,7 +393,7 @@ def apply_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi
                OVERRIDING SYSTEM VALUE
                SELECT c.uid, c.email, c.first_name, c.last_name, jsonb_strip_nulls(c.attrs), c.manager_uid,
                       %(conn)s, c.row_hash
-               FROM {cls} c WHERE c.old_id IS NULL AND c.bucket BETWEEN %(lo)s AND %(hi)s"""
+               FROM {cls} c WHERE c.old_id IS NULL AND c.kbucket BETWEEN %(lo)s AND %(hi)s ORDER BY c.key"""
         ).format(cls=cls),
         params,
     ).rowcount
@@ -400,7 +407,7 @@ def apply_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi
     )
     moved = store.fetch_one(
         conn,
-        sql.SQL("SELECT count(*) AS n FROM {cls} c WHERE c.bucket BETWEEN %(lo)s AND %(hi)s AND {moves}").format(
+        sql.SQL("SELECT count(*) AS n FROM {cls} c WHERE c.kbucket BETWEEN %(lo)s AND %(hi)s AND {moves}").format(
             cls=cls, moves=sql.SQL(_MOVES)
         ),
         params,
@@ -417,7 +424,7 @@ def apply_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi
                    active = true, deactivated_at = NULL, source_connection_id = %(conn)s, source_hash = c.row_hash,
                    manager_id = coalesce(c.manager_uid, u.manager_id), updated_at = clock_timestamp()
                  FROM {cls} c
-                 WHERE u.id = c.old_id AND c.bucket BETWEEN %(lo)s AND %(hi)s AND (c.changed OR {moves})
+                 WHERE u.id = c.old_id AND c.kbucket BETWEEN %(lo)s AND %(hi)s AND (c.changed OR {moves})
                  RETURNING c.changed)
                SELECT count(*) FILTER (WHERE changed) AS n FROM upd"""
         ).format(
