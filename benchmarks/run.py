@@ -38,6 +38,8 @@ DSN = f"{PG}/{DB}"
 SIZES = [int(x) for x in os.environ.get("FEEDSYNC_BENCH_SIZES", "100000,1000000,5000000").split(",")]
 DLT_SIZES = [int(x) for x in os.environ.get("FEEDSYNC_BENCH_DLT_SIZES", "1000000").split(",") if x]
 VENV_DLT = HERE / ".venv-dlt"
+VHOST = "feedsync_bench"
+BROKER = os.environ.get("FEEDSYNC_BENCH_BROKER_URL", f"amqp://guest:guest@127.0.0.1:5672/{VHOST}")
 COLUMNS = [c.lower().replace(" ", "_") for c in feedgen.HEADER]
 
 
@@ -50,8 +52,14 @@ def psql(sql: str, db: str = DB) -> str:
 
 
 def fresh_database() -> None:
+    """A new database and an empty vhost of the bench's own: a message left from an earlier (stopped)
+    bench must not meet a new database whose run ids start again at 1."""
     psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", db="postgres")
-    env = {**os.environ, "FEEDSYNC_DATABASE_URL": DSN}
+    if shutil.which("rabbitmqctl"):
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", VHOST], capture_output=True, timeout=60)
+        sh("rabbitmqctl", "-q", "add_vhost", VHOST)
+        sh("rabbitmqctl", "-q", "set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+    env = {**os.environ, "FEEDSYNC_DATABASE_URL": DSN, "FEEDSYNC_BROKER_URL": BROKER}
     sh(sys.executable, "-m", "producers.cli", "migrate", env=env)
     sh(
         sys.executable,
@@ -113,6 +121,7 @@ class Up:
         self.env = {
             **os.environ,
             "FEEDSYNC_DATABASE_URL": DSN,
+            "FEEDSYNC_BROKER_URL": BROKER,
             "FEEDSYNC_DROP_DIR": str(self.drop),
             "FEEDSYNC_LOG_LEVEL": "WARNING",
         }
