@@ -11,25 +11,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import feedsync, sql
+from tests.stubpipeline import HEADER, USERS_TOML
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-HEADER = "Email,First Name,Last Name,Manager Email,Department\n"
-TOML = """
-[[connections]]
-name = "hr"
-kind = "users"
-path = "import/user/internal/*.csv"
-full_feed = true
-max_deactivate = "10%"
-
-[connections.mapping]
-email = "Email"
-first_name = "First Name"
-last_name = "Last Name"
-manager = "Manager Email"
-department = "Department"
-"""
+# The unit tier's connection, renamed, as a full feed with a deactivation threshold.
+TOML = USERS_TOML.replace('name = "hr-users"', 'name = "hr"').replace(
+    "[connections.mapping]", 'full_feed = true\nmax_deactivate = "10%"\n\n[connections.mapping]'
+)
 
 
 def people(n: int, tag: str = "S") -> str:

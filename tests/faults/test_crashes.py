@@ -99,6 +99,8 @@ def _restart_postgres() -> None:
     )
 
 
+# Only where the machine's PostgreSQL is managed by pg_ctlcluster (CI and the dev machines are): the
+# test restarts the real server, and there is no honest way to do that without the tool.
 @pytest.mark.skipif(shutil.which("pg_ctlcluster") is None, reason="restarting PostgreSQL needs pg_ctlcluster")
 def test_a_killed_backend_and_a_postgres_restart_retry_the_stage_until_the_run_completes(
     settings: Any, rabbit_env: dict[str, str], rabbit_broker: Any, start: Any

@@ -87,9 +87,7 @@ def test_replay_after_the_fix_completes_the_run_without_duplicates(pipeline: Pip
     assert [r.outcome for r in dlq.replay(pipeline.settings, ids=[dl_id])] == ["skipped_replayed"]
 
 
-def test_a_dead_letter_whose_stage_already_succeeded_is_skipped_unless_forced(
-    pipeline: Pipeline, faults: Any
-) -> None:
+def test_a_dead_letter_whose_stage_already_succeeded_is_skipped_unless_forced(pipeline: Pipeline, faults: Any) -> None:
     from producers import dlq
 
     faults("transform.start=raise")
