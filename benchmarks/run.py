@@ -115,7 +115,8 @@ def floor_indexed(path: Path) -> float:
 class Up:
     """A running `feedsync up`, with every worker process's peak RSS sampled."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int | None = None) -> None:
+        """processes=None: `feedsync up` with its default (half the cores)."""
         self.drop = DATA / "drop"
         shutil.rmtree(self.drop, ignore_errors=True)
         self.env = {
@@ -127,7 +128,13 @@ class Up:
         }
         self.log = open(DATA / "up.log", "ab")  # noqa: SIM115  (closed in stop())
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "producers.cli", "up", "--processes", str(processes)],
+            [
+                sys.executable,
+                "-m",
+                "producers.cli",
+                "up",
+                *([] if processes is None else ["--processes", str(processes)]),
+            ],
             env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -136,7 +143,8 @@ class Up:
         self.sampling = True
         threading.Thread(target=self._sample, daemon=True).start()
         deadline = time.monotonic() + 60
-        while len(self.workers()) < processes and time.monotonic() < deadline:
+        wanted = processes or max(1, (os.cpu_count() or 2) // 2)
+        while len(self.workers()) < wanted and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(2)  # the watcher's first rescan
 
@@ -227,7 +235,7 @@ def main() -> None:
         day1, day2 = feeds(n)
         fresh_database()
         f_unlogged, f_indexed = floor_unlogged(day1), floor_indexed(day1)
-        up = Up(processes=2)
+        up = Up()
         try:
             empty = up.import_file(day1, day1.name)
             empty_stages = stage_breakdown()
@@ -283,7 +291,7 @@ def main() -> None:
             up.stop()
 
     fresh_database()
-    up = Up(processes=2)
+    up = Up()
     try:
         p50, p99 = latency(up)
     finally:
