@@ -49,8 +49,9 @@ class Settings(BaseSettings):
     outbox_sweep_interval_s: float = Field(default=5.0, gt=0)
     outbox_grace_s: float = Field(default=10.0, ge=0)
 
-    # Half the cores: on a host shared with PostgreSQL, the database does most of a stage's work, and
-    # benchmarks/RESULTS.md shows one worker process beating two on a 2-core machine. Add hosts to scale.
+    # Half the cores: on a host shared with PostgreSQL the database does most of a stage's work, and on
+    # 2 cores one and two worker processes measure within run-to-run noise of each other
+    # (benchmarks/RESULTS.md), so more processes only add contention there. Add hosts to scale.
     worker_processes: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1)
     worker_threads: int = Field(default=2, ge=1)
 
