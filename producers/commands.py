@@ -213,19 +213,33 @@ def rerun(settings: Settings, name: str, run_id: int | None = None) -> int:
     return new_id
 
 
+def _decide_held(conn: Any, run_id: int, approved: bool) -> dict[str, Any]:
+    """Move a held run on (guarded: only from awaiting_approval), recording who decided."""
+    who = admin_identity()
+    row = store.fetch_one(
+        conn,
+        """UPDATE sync.runs SET decided_by = %(who)s,
+                  status = CASE WHEN %(ok)s THEN 'in_progress' ELSE 'rejected' END,
+                  approved_by = CASE WHEN %(ok)s THEN %(who)s END,
+                  approved_at = CASE WHEN %(ok)s THEN now() END,
+                  finished_at = CASE WHEN %(ok)s THEN NULL ELSE now() END
+           WHERE id = %(run)s AND status = 'awaiting_approval' RETURNING connection_id""",
+        {"who": who, "ok": approved, "run": run_id},
+    )
+    if row is None:
+        st = store.fetch_one(conn, "SELECT status FROM sync.runs WHERE id = %s", (run_id,))
+        raise CommandError(
+            f"no run {run_id}" if st is None else f"run {run_id} is {st['status']}, not awaiting approval"
+        )
+    return row
+
+
 def approve(run_id: int) -> None:
     from schemas.messages import LoadRun
 
     outbox = OutboxBatch()
     with store.connect() as conn:
-        row = store.fetch_one(
-            conn,
-            """UPDATE sync.runs SET status = 'in_progress', approved_by = %s, approved_at = now(), decided_by = %s
-               WHERE id = %s AND status = 'awaiting_approval' RETURNING id""",
-            (admin_identity(), admin_identity(), run_id),
-        )
-        if row is None:
-            raise CommandError(_not_waiting(conn, run_id))
+        _decide_held(conn, run_id, approved=True)
         outbox.add(conn, LoadRun(run_id=run_id, approved=True), f"load-approved:{run_id}")
     outbox.flush()
 
@@ -236,14 +250,7 @@ def reject(run_id: int) -> None:
 
     outbox = OutboxBatch()
     with store.connect() as conn:
-        row = store.fetch_one(
-            conn,
-            """UPDATE sync.runs SET status = 'rejected', decided_by = %s, finished_at = now()
-               WHERE id = %s AND status = 'awaiting_approval' RETURNING connection_id""",
-            (admin_identity(), run_id),
-        )
-        if row is None:
-            raise CommandError(_not_waiting(conn, run_id))
+        row = _decide_held(conn, run_id, approved=False)
         conn.execute(
             """UPDATE sync.feed_files f SET status = 'rejected' FROM sync.run_files rf
                WHERE rf.run_id = %s AND f.id = rf.file_id""",
@@ -252,10 +259,3 @@ def reject(run_id: int) -> None:
         drop_stage_tables(conn, run_id)
         start_next(conn, row["connection_id"], outbox)
     outbox.flush()
-
-
-def _not_waiting(conn: Any, run_id: int) -> str:
-    st = store.fetch_one(conn, "SELECT status FROM sync.runs WHERE id = %s", (run_id,))
-    if st is None:
-        return f"no run {run_id}"
-    return f"run {run_id} is {st['status']}, not awaiting approval"
