@@ -126,7 +126,7 @@ def watch() -> None:
 
 @cli.command()
 def scheduler() -> None:
-    """Run periodic duties (the outbox sweeper)."""
+    """Run periodic duties: schedules, the outbox sweeper and file retention."""
     import signal
 
     from producers import scheduler as sched
@@ -279,9 +279,15 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
             **r,
             "errors": "yes" if r["has_errors"] else "",
             **{k: r["counts"][k] for k in ("read", "created", "updated", "unchanged", "rejected")},
+            # created/updated/retired courses, and learner records written
+            "courses": "{courses_created}/{courses_updated}/{courses_retired}".format(**r["content"])
+            if r["content"]
+            else "",
+            "progress": r["content"]["progress_written"] if r["content"] else "",
         }
         for r in rows
     ]
+    content = ["courses", "progress"] if any(r["content"] for r in rows) else []
     _table(
         flat,
         [
@@ -297,6 +303,7 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
             "updated",
             "unchanged",
             "rejected",
+            *content,
             "errors",
         ],
     )

@@ -193,8 +193,10 @@ def _latest_run(conn: Any, name: str) -> dict[str, Any] | None:
 
 
 def rerun(settings: Settings, name: str, run_id: int | None = None) -> int:
-    """Rerun the connection's latest run with the files it used, as they are now."""
+    """Rerun the connection's latest run with the files it used, as they are now: a fixed file
+    dropped again under the same name takes the old one's place (taken from the drop dir first)."""
     connection = _connection(name)
+    registry.scan(settings, only=name, announce=False)
     outbox = OutboxBatch()
     with store.connect() as conn:
         lock_connection(conn, connection["id"])

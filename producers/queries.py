@@ -7,6 +7,8 @@ from typing import Any
 from workers import store
 
 COUNT_KEYS = ("read", "created", "updated", "unchanged", "deactivated", "rejected")
+#: What a content run (hmm, getabstract) did to courses and learner records.
+CONTENT_KEYS = ("courses_created", "courses_updated", "courses_retired", "progress_written")
 
 
 def _run_view(r: dict[str, Any]) -> dict[str, Any]:
@@ -29,6 +31,7 @@ def _run_view(r: dict[str, Any]) -> dict[str, Any]:
         "access": r["access_mode"],
         "dry_run": r["dry_run"],
         "counts": counts,
+        "content": {k: int(r["counts"].get(k, 0)) for k in CONTENT_KEYS} if r["kind"] != "users" else None,
         "details": extra,
         "has_errors": bool(r["error_rows"]),
         "error": r["error"],

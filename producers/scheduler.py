@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ import structlog
 from producers import registry
 from schemas.settings import Settings, get_settings
 from schemas.states import TriggerType
-from workers import outbox, store
+from workers import outbox, retention, store
 from workers.outbox import OutboxBatch
 from workers.runs import create_run
 
@@ -86,7 +87,14 @@ def _fire(conn: Any, r: dict[str, Any]) -> int | None:
 
 def run(settings: Settings, stopping: threading.Event) -> None:
     log.info("scheduler started", sweep_interval_s=settings.outbox_sweep_interval_s)
+    next_retention = 0.0
     while not stopping.wait(settings.outbox_sweep_interval_s):
+        if time.monotonic() >= next_retention:
+            next_retention = time.monotonic() + settings.retention_sweep_interval_s
+            try:
+                retention.sweep()
+            except Exception as exc:
+                log.warning("retention sweep failed; retrying next interval", error=str(exc))
         try:
             tick()
         except Exception as exc:

@@ -20,9 +20,14 @@ DONT_IMPORT = "DontImportFromSource"
 #: Attributes with a column of their own in lms.users; any other mapped name is a profile attribute.
 USER_CORE_ATTRIBUTES = ("email", "first_name", "last_name", "manager")
 
-DEFAULT_PATHS = {"users": "import/user/internal/*.csv"}
+DEFAULT_PATHS = {
+    "users": "import/user/internal/*.csv",
+    "hmm": "import/hmm/*.csv",
+    "getabstract": "import/getabstract/*.xlsx",
+}
 
-IMPLEMENTED_KINDS = ("users",)
+IMPLEMENTED_KINDS = ("users", "hmm", "getabstract")
+CONTENT_KINDS = ("hmm", "getabstract")
 
 _ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _THRESHOLD = re.compile(r"^\d+(\.\d+)?%$")
@@ -91,7 +96,9 @@ class Connection(BaseModel):
     key: str = "email"
     enabled: bool = True
     trigger: Literal["on_arrival", "on_schedule"] = "on_arrival"
-    mapping: dict[str, str]
+    # users: attribute -> feed column (email required). Content kinds: renames of the provider's
+    # columns, only where an export differs (schemas/providers.py).
+    mapping: dict[str, str] = Field(default_factory=dict)
     encoding: str = "utf-8"
     delimiter: str = ","
     full_feed: bool = False
@@ -100,6 +107,12 @@ class Connection(BaseModel):
     empty_erases: bool = False
     required: list[str] = Field(default_factory=lambda: ["email"])
     schedule: Schedule | None = None
+    # Content kinds: a learner the platform does not know is created from the feed instead of
+    # being a row error.
+    create_learners: bool = False
+    # Days a processed file is kept after its run; default 0 for users (personal data goes at
+    # once) and FEEDSYNC_CONTENT_RETENTION_DAYS for content feeds.
+    retention_days: int | None = Field(default=None, ge=0)
 
     @field_validator("kind")
     @classmethod
@@ -155,6 +168,12 @@ class Connection(BaseModel):
             self.path = DEFAULT_PATHS[self.kind]
         if self.path.startswith("/") or ".." in self.path.split("/"):
             raise KeyProblem(f"path {self.path!r} must be relative to the drop dir and stay inside it", "path")
+        if self.kind in CONTENT_KINDS:
+            return self._content_rules()
+        if self.create_learners:
+            raise KeyProblem(
+                "create_learners applies to content connections (hmm, getabstract) only", "create_learners"
+            )
         if self.key != "email":
             raise KeyProblem(f"key {self.key!r} is not supported for kind 'users': use key = \"email\"", "key")
         if self.mapping.get("email", DONT_IMPORT) == DONT_IMPORT:
@@ -166,6 +185,19 @@ class Connection(BaseModel):
             raise KeyProblem(
                 f"required attribute {unmapped[0]!r} is not in the mapping: map it to a feed column", "required"
             )
+        return self
+
+    def _content_rules(self) -> Connection:
+        from schemas.providers import ATTRIBUTES
+
+        for attribute in self.mapping:
+            if attribute not in ATTRIBUTES[self.kind]:
+                known = ", ".join(sorted(ATTRIBUTES[self.kind]))
+                raise KeyProblem(
+                    f"{attribute!r} is not a column of {self.kind} feeds; rename one of: {known}", "mapping", attribute
+                )
+        if DONT_IMPORT in self.mapping.values():
+            raise KeyProblem(f"{DONT_IMPORT} applies to users connections only", "mapping")
         return self
 
     @property

@@ -35,6 +35,19 @@ class Settings(BaseSettings):
     max_record_lines: int = Field(default=200, ge=2)
     max_field_chars: int = Field(default=65_536, ge=1024)
 
+    # Content feeds (hmm, getabstract) are kept this many days after their run, then removed.
+    content_retention_days: int = Field(default=7, ge=0)
+    retention_sweep_interval_s: float = Field(default=300.0, gt=0)
+
+    # Workbooks are refused, before and while streaming, past these limits: a zip bomb, a sheet
+    # filled to Excel's last row (a cut-off export), thousands of sheets or columns.
+    xlsx_max_unpacked_mb: int = Field(default=1024, ge=1)
+    xlsx_max_ratio: int = Field(default=100, ge=2)  # uncompressed / compressed size of one part
+    xlsx_max_shared_strings_mb: int = Field(default=64, ge=1)  # held in memory while reading
+    xlsx_max_sheets: int = Field(default=100, ge=1)
+    xlsx_max_rows: int = Field(default=1_000_000, ge=1)
+    xlsx_max_columns: int = Field(default=256, ge=1)
+
     # Failure policy (see workers.errors): attempts are counted in PostgreSQL.
     max_attempts: int = Field(default=5, ge=1)
     min_backoff_ms: int = Field(default=1_000, ge=10)

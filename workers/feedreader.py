@@ -43,6 +43,35 @@ class Header:
     data_line: int  # line number of the header's last line
 
 
+def match_columns(
+    label: str, columns: list[str], mapping: dict[str, str], optional: frozenset[str] = frozenset()
+) -> dict[str, int]:
+    """attribute -> 0-based position of its column; an optional attribute's column may be absent."""
+    positions: dict[str, int] = {}
+    missing = []
+    for attribute, column in mapping.items():
+        if column in columns:
+            positions[attribute] = columns.index(column)
+        elif attribute not in optional:
+            missing.append(column)
+    if missing:
+        names = ", ".join(repr(m) for m in missing)
+        raise BadFileError(
+            label,
+            f"the header lacks the mapped column{'s' if len(missing) > 1 else ''} {names} "
+            f"(it has: {', '.join(repr(c) for c in columns)})",
+            "Add the column to the file, or change the connection's mapping, and drop the file again",
+        )
+    dupes = sorted({c for c in columns if columns.count(c) > 1 and c in mapping.values()})
+    if dupes:
+        raise BadFileError(
+            label,
+            f"the header names the mapped column {dupes[0]!r} more than once",
+            "Rename or remove the extra column",
+        )
+    return positions
+
+
 class _RecordTooLong(Exception):
     pass
 
@@ -170,8 +199,9 @@ class FeedReader:
     def _csv(self, lines: _Lines) -> Iterator[list[str]]:
         return csv.reader(lines, delimiter=self.delimiter, strict=True)
 
-    def header(self, mapping: dict[str, str]) -> Header:
-        """Read and check the header: every mapped column must be there, before any row is read."""
+    def header(self, mapping: dict[str, str], optional: frozenset[str] = frozenset()) -> Header:
+        """Read and check the header: every mapped column must be there (but the ``optional``
+        attributes'), before any row is read."""
         csv.field_size_limit(self.max_field_chars)
         with open(self.path, "rb") as f:
             self._sniff(f)
@@ -196,28 +226,7 @@ class FeedReader:
                     f"Save the file as {self.encoding} or set encoding on the connection",
                 )
             stripped = [c.strip() for c in columns]
-            positions: dict[str, int] = {}
-            missing = []
-            for attribute, column in mapping.items():
-                if column in stripped:
-                    positions[attribute] = stripped.index(column)
-                else:
-                    missing.append(column)
-            if missing:
-                names = ", ".join(repr(m) for m in missing)
-                raise BadFileError(
-                    self.label,
-                    f"the header lacks the mapped column{'s' if len(missing) > 1 else ''} {names} "
-                    f"(it has: {', '.join(repr(c) for c in stripped)})",
-                    "Add the column to the file, or change the connection's mapping, and drop the file again",
-                )
-            dupes = sorted({c for c in stripped if stripped.count(c) > 1 and c in mapping.values()})
-            if dupes:
-                raise BadFileError(
-                    self.label,
-                    f"the header names the mapped column {dupes[0]!r} more than once",
-                    "Rename or remove the extra column",
-                )
+            positions = match_columns(self.label, stripped, mapping, optional)
             return Header(stripped, positions, lines.offset, lines.line_no)
 
     # -- records -------------------------------------------------------------------------------

@@ -40,7 +40,8 @@ class StageTx:
     conn: psycopg.Connection[Any]
     outbox: OutboxBatch
     counts: dict[str, int] = field(default_factory=dict)
-    after_success: list[Callable[[StageTx], object]] = field(default_factory=list)
+    after_success: list[Callable[[StageTx], object]] = field(default_factory=list)  # still in the transaction
+    after_commit: list[Callable[[], object]] = field(default_factory=list)  # once the transaction is durable
 
 
 def run_stage(msg: Message, body: Callable[[StageTx], None]) -> bool:
@@ -68,6 +69,8 @@ def run_stage(msg: Message, body: Callable[[StageTx], None]) -> bool:
         for callback in tx.after_success:
             callback(tx)
     tx.outbox.flush()
+    for later in tx.after_commit:
+        later()
     return True
 
 

@@ -7,6 +7,7 @@ All state lives in the database; any worker on any host can take any step.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import PurePosixPath
 from typing import Any
 
 import psycopg
@@ -144,8 +145,10 @@ def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> N
     run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s FOR UPDATE", (run_id,))
     assert run is not None
     files = _claim_files(conn, run)
-    # Oldest first: dated feeds by the date in their name, the others in the order they arrived.
-    files.sort(key=lambda f: (f["file_date"] or date.min, f["registered_at"], f["id"]))
+    # Oldest first: undated files (course metadata) before dated feeds, dated feeds by the date in
+    # their name (then the name, which carries the time of day where there is one), the rest in the
+    # order they arrived.
+    files.sort(key=lambda f: (f["file_date"] or date.min, PurePosixPath(f["original_path"]).name, f["registered_at"]))
     conn.execute("UPDATE sync.runs SET status = 'in_progress', started_at = clock_timestamp() WHERE id = %s", (run_id,))
     connector_for(run["kind"]).create_staging(conn, run_id, run["config"])
     for ordinal, f in enumerate(files):
@@ -155,7 +158,7 @@ def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> N
         )
         outbox.add(conn, ParseFile(run_id=run_id, file_id=f["id"]), f"parse:{run_id}:{f['id']}")
     if not files:
-        conn.execute("UPDATE sync.runs SET note = 'no new files to import' WHERE id = %s", (run_id,))
+        conn.execute("UPDATE sync.runs SET note = coalesce(note, 'no new files to import') WHERE id = %s", (run_id,))
         outbox.add(conn, LoadRun(run_id=run_id), f"load:{run_id}")
     log.info("run started", run_id=run_id, files=len(files))
 
@@ -186,11 +189,26 @@ def _claim_files(conn: psycopg.Connection[Any], run: dict[str, Any]) -> list[dic
             {"of": run["rerun_of"], "c": run["connection_id"]},
         )
     if run["since"] is not None:
+        # Files past their retention are gone; the run says so rather than failing on them.
+        gone = store.fetch_one(
+            conn,
+            """SELECT count(*) AS n FROM sync.feed_files WHERE connection_id = %s AND removed_at IS NOT NULL
+                 AND file_date BETWEEN %s AND (sync.clock() AT TIME ZONE 'UTC')::date""",
+            (run["connection_id"], run["since"]),
+        )
+        if gone and gone["n"]:
+            conn.execute(
+                "UPDATE sync.runs SET note = %s WHERE id = %s",
+                (f"{gone['n']} file(s) in the window were removed after their retention period", run["id"]),
+            )
+        # The dated feeds of the window, imported before or not, and any new undated file (metadata).
         return store.fetch_all(
             conn,
             """UPDATE sync.feed_files SET status = 'claimed'
-               WHERE connection_id = %s AND status IN ('registered', 'imported')
-                 AND file_date BETWEEN %s AND (sync.clock() AT TIME ZONE 'UTC')::date
+               WHERE connection_id = %s AND removed_at IS NULL
+                 AND ((status IN ('registered', 'imported')
+                       AND file_date BETWEEN %s AND (sync.clock() AT TIME ZONE 'UTC')::date)
+                      OR (status = 'registered' AND file_date IS NULL))
                RETURNING id, original_path, file_date, registered_at""",
             (run["connection_id"], run["since"]),
         )
@@ -245,10 +263,6 @@ def start_next(conn: psycopg.Connection[Any], connection_id: int, outbox: Outbox
     if try_start(conn, nxt["id"], outbox) == "started":
         return int(nxt["id"])
     return None
-
-
-def stage_table(prefix: str, *ids: int) -> sql.Composed:
-    return sql.SQL("stage.{}").format(sql.Identifier("_".join([prefix, *map(str, ids)])))
 
 
 def drop_stage_tables(conn: psycopg.Connection[Any], run_id: int) -> int:

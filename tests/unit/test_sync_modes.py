@@ -30,6 +30,7 @@ def active() -> int:
 
 
 def test_since_picks_exactly_the_dated_files_in_the_window_oldest_first(pipeline: Pipeline) -> None:
+    apply("retention_days = 30\n")  # user feeds are kept, so a later window can read them again
     today = datetime.now(UTC).date()
     days = {d: today - timedelta(days=d) for d in (10, 6, 3, 1)}
     for d, day in days.items():
@@ -57,7 +58,8 @@ def test_rerun_of_the_latest_run_reads_the_fixed_file_and_an_older_run_is_refuse
     first = pipeline.import_files(("import/user/internal/a.csv", HEADER + "a@x.com,A,A,,S\nbroken,B,B,,S\n"))
     assert queries.history()[0]["status"] == "completed_with_errors"
     stored = pipeline.settings.drop_dir / sql("SELECT stored_path FROM sync.feed_files")[0][0]
-    stored.write_text(HEADER + "a@x.com,A,A,,S\nb@x.com,B,B,,S\n")  # the admin fixes it in place
+    assert not stored.exists(), "a user feed is removed once its run has ended"
+    pipeline.drop("import/user/internal/a.csv", HEADER + "a@x.com,A,A,,S\nb@x.com,B,B,,S\n")  # the fixed file
     second = rerun(pipeline.settings, "hr-users")
     pipeline.drain()
     run = queries.history()[0]

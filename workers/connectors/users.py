@@ -6,14 +6,17 @@ transform (one statement per chunk), and the merge in the load (one statement pe
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from schemas.connections import USER_CORE_ATTRIBUTES, Connection, connection_from_json
+from schemas.providers import FileSpec
 from workers import store
-from workers.runs import stage_table
+from workers.staging import stage_table
 
 # A strict ASCII syntax check (what HR systems export and mail servers accept), in two cheap
 # patterns: PostgreSQL's regex engine is three times slower on one pattern with bounded repeats.
@@ -25,9 +28,10 @@ def config_of(raw: dict[str, Any]) -> Connection:
     return connection_from_json(raw)
 
 
-def raw_attributes(config: dict[str, Any]) -> list[str]:
-    """The attributes a parse chunk keeps, in table-column order."""
-    return list(config_of(config).imported_mapping)
+def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
+    """Every file of a users connection is a user feed with the connection's mapping."""
+    mapping = config_of(config).imported_mapping
+    return FileSpec("users", "csv", mapping, frozenset(mapping))
 
 
 def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str, Any]) -> None:
@@ -38,20 +42,6 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str,
                  first_name text, last_name text, manager_key text, attrs jsonb NOT NULL, row_hash text NOT NULL)"""
         ).format(stage_table("users", run_id))
     )
-
-
-def create_raw_chunk(
-    conn: psycopg.Connection[Any], run_id: int, file_id: int, chunk_no: int, config: dict[str, Any]
-) -> sql.Composed:
-    table = stage_table("raw", run_id, file_id, chunk_no)
-    cols = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(a)) for a in raw_attributes(config))
-    conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} (line_no int NOT NULL, {})").format(table, cols))
-    return table
-
-
-def copy_statement(table: sql.Composed, config: dict[str, Any]) -> sql.Composed:
-    cols = sql.SQL(", ").join(sql.Identifier(a) for a in ["line_no", *raw_attributes(config)])
-    return sql.SQL("COPY {} ({}) FROM STDIN").format(table, cols)
 
 
 def _val(attribute: str, present: set[str], *, lower: bool = False) -> sql.Composable:
@@ -183,6 +173,8 @@ def transform_chunk(
     conn.execute(sql.SQL("DROP TABLE {}").format(raw))
     return {k: int(v) for k, v in row.items()}
 
+
+Step = Callable[[psycopg.Connection[Any], dict[str, Any]], dict[str, int]]
 
 BUCKETS = 256  # the classified rows are cut into this many key ranges; a batch is a run of them
 
@@ -370,6 +362,18 @@ def batch_ranges(conn: psycopg.Connection[Any], run: dict[str, Any], batch_rows:
     count = max(1, min(BUCKETS, -(-n // batch_rows)))
     edges = [round(i * BUCKETS / count) for i in range(count + 1)]
     return [(edges[i], edges[i + 1] - 1) for i in range(count)]
+
+
+def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool, batch_rows: int) -> list[Step]:
+    """The load as steps: people by bucket range (one range when whole), then deactivations; a whole
+    load also finishes in the same transaction, an online one after its batches."""
+    if whole:
+        ranges = [(0, BUCKETS - 1)]
+    else:
+        ensure_bucket_index(conn, int(run["id"]))
+        ranges = batch_ranges(conn, run, batch_rows)
+    people: list[Step] = [partial(apply_people, lo=lo, hi=hi) for lo, hi in ranges]
+    return [*people, apply_deactivations, *([finish] if whole else [])]
 
 
 def ensure_bucket_index(conn: psycopg.Connection[Any], run_id: int) -> None:

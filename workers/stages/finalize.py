@@ -10,7 +10,8 @@ from psycopg.types.json import Jsonb
 
 from schemas.messages import FinalizeRun
 from schemas.states import RunStatus
-from workers import failpoints, store
+from workers import failpoints, retention, store
+from workers.connectors import connector_for
 from workers.ledger import StageTx, run_stage
 from workers.runs import drop_stage_tables, start_next
 from workers.stages import stage_actor
@@ -18,8 +19,10 @@ from workers.stages import stage_actor
 log = structlog.get_logger(__name__)
 
 
-def decide_status(t: dict[str, Any]) -> RunStatus:
+def decide_status(t: dict[str, Any], needs_files: bool = False) -> RunStatus:
     if t["files"] and t["files_rejected"] == t["files"]:
+        return RunStatus.FAILED
+    if needs_files and not t["files"]:
         return RunStatus.FAILED
     if t["rejected"] or t["warnings"] or t["files_rejected"]:
         return RunStatus.COMPLETED_WITH_ERRORS
@@ -47,7 +50,11 @@ def finalize_run(msg: FinalizeRun) -> None:
             {"r": msg.run_id},
         )
         assert t is not None
-        status = decide_status(t)
+        # A content sync asked for (on demand, on schedule) with no feed at all is an error the admin
+        # must see: the provider did not deliver.
+        empty_run_error = getattr(connector_for(run["kind"]), "EMPTY_RUN", None)
+        needs_files = empty_run_error is not None and run["trigger"] in ("scheduled", "on_demand")
+        status = decide_status(t, needs_files)
         counts = {
             "read": int(t["read"]),
             "created": int(run["counts"].get("created", 0)),
@@ -59,7 +66,7 @@ def finalize_run(msg: FinalizeRun) -> None:
             "files": int(t["files"]),
             "files_rejected": int(t["files_rejected"]),
         }
-        error = t["file_error"] if status is RunStatus.FAILED else None
+        error = (t["file_error"] or empty_run_error) if status is RunStatus.FAILED else None
         note = "dry run: the plan shows what the run would do; nothing was written" if run["dry_run"] else None
         conn.execute(
             """UPDATE sync.runs SET status = %s, counts = counts || %s, error = coalesce(error, %s),
@@ -67,14 +74,19 @@ def finalize_run(msg: FinalizeRun) -> None:
                WHERE id = %s AND status = 'in_progress'""",
             (status.value, Jsonb(counts), error, note, msg.run_id),
         )
+        # A dry run imported nothing: its files wait for the real run.
         conn.execute(
-            """UPDATE sync.feed_files f SET status = CASE rf.status WHEN 'rejected' THEN 'rejected' ELSE 'imported' END
-               FROM sync.run_files rf WHERE rf.run_id = %s AND f.id = rf.file_id""",
-            (msg.run_id,),
+            """UPDATE sync.feed_files f
+               SET status = CASE WHEN %(dry)s THEN 'registered' WHEN rf.status = 'rejected' THEN 'rejected'
+                                 ELSE 'imported' END
+               FROM sync.run_files rf WHERE rf.run_id = %(run)s AND f.id = rf.file_id""",
+            {"run": msg.run_id, "dry": run["dry_run"]},
         )
         dropped = drop_stage_tables(conn, msg.run_id)
         tx.counts = {**counts, "staging_tables_dropped": dropped}
         log.info("run finished", status=status.value, **counts)
         tx.after_success.append(lambda t: start_next(t.conn, run["connection_id"], t.outbox))
+        # After the commit, never before: files whose retention is zero (user feeds) go now.
+        tx.after_commit.append(lambda: retention.sweep(run_id=msg.run_id))
 
     run_stage(msg, body)

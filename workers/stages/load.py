@@ -105,25 +105,17 @@ def _decide(msg: LoadRun) -> tuple[str, dict[str, Any]]:
 
 
 def _steps(connector: Any, conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool) -> list[Step]:
-    ranges = (
-        [(0, connector.BUCKETS - 1)] if whole else connector.batch_ranges(conn, run, get_settings().load_batch_rows)
-    )
-    people = [lambda c, r, lo=lo, hi=hi: connector.apply_people(c, r, lo, hi) for lo, hi in ranges]
-    steps: list[Step] = [*people, connector.apply_deactivations]
-    if whole:
-        steps.append(connector.finish)
-    return steps
+    return list(connector.load_steps(conn, run, whole=whole, batch_rows=get_settings().load_batch_rows))
 
 
 def _apply_online(msg: LoadRun, run: dict[str, Any], connector: Any) -> None:
     with store.connect() as conn:
-        connector.ensure_bucket_index(conn, msg.run_id)
         steps = _steps(connector, conn, run, whole=False)
     for batch_no, step in enumerate(steps):
         with store.connect() as conn:
             claimed = conn.execute(
                 "INSERT INTO sync.load_batches (run_id, batch_no, phase) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                (msg.run_id, batch_no, getattr(step, "__name__", "batch")),
+                (msg.run_id, batch_no, _step_name(step)),
             ).rowcount
             if not claimed:
                 continue  # committed by an earlier delivery of this load
@@ -160,3 +152,7 @@ def _hold(tx: StageTx, msg: LoadRun) -> None:
     )
     tx.counts = {"awaiting_approval": 1}
     log.warning("run exceeds a safety threshold; waiting for approval (feedsync approve / reject)")
+
+
+def _step_name(step: Step) -> str:
+    return str(getattr(step, "__name__", None) or getattr(getattr(step, "func", None), "__name__", "batch"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from itertools import chain
 from operator import itemgetter
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import structlog
@@ -18,15 +18,17 @@ from psycopg.types.json import Jsonb
 
 from schemas.connections import connection_from_json
 from schemas.messages import ParseFile, TransformChunk
+from schemas.providers import FileNameProblem, FileSpec
 from schemas.settings import get_settings
 from workers import failpoints, store
-from workers.connectors import connector_for
+from workers.connectors import connector_for, copy_statement, create_raw_chunk
 from workers.errors import BadFileError, TransientError
 from workers.feedreader import FeedReader, RowError
 from workers.ledger import StageTx, run_stage
 from workers.outbox import OutboxBatch
 from workers.runs import advance_if_ready
 from workers.stages import stage_actor
+from workers.xlsxreader import XlsxReader
 
 log = structlog.get_logger(__name__)
 
@@ -55,21 +57,21 @@ def parse_file(msg: ParseFile) -> None:
             )
     if ctx["file_status"] != "pending":
         return
-    config = connection_from_json(ctx["config"])
     label = ctx["original_path"]
     path = settings.drop_dir / ctx["stored_path"]
-    reader = FeedReader(
-        path,
-        label,
-        encoding=config.encoding,
-        delimiter=config.delimiter,
-        max_record_lines=settings.max_record_lines,
-        max_field_chars=settings.max_field_chars,
-    )
     try:
         if not Path(path).is_file():
-            raise BadFileError(label, "the file is no longer where feedsync stored it", "Drop the file again")
-        header = reader.header(config.imported_mapping)
+            raise BadFileError(
+                label,
+                "the file is no longer where feedsync stored it (processed feeds are removed after their run)",
+                "Drop the file again",
+            )
+        try:
+            spec = connector_for(ctx["kind"]).file_spec(ctx["config"], PurePosixPath(label).name)
+        except FileNameProblem as exc:
+            raise BadFileError(label, str(exc), "Rename the file and drop it again") from None
+        reader = _reader(spec, path, label, ctx["config"])
+        header = reader.header(spec.columns, spec.optional)
         columns = {a: {"column": header.columns[i], "no": i + 1} for a, i in header.positions.items()}
         with store.connect() as conn:
             conn.execute(
@@ -84,16 +86,30 @@ def parse_file(msg: ParseFile) -> None:
         _finish_file(msg)
 
 
+def _reader(spec: FileSpec, path: Path, label: str, config: dict[str, Any]) -> FeedReader | XlsxReader:
+    settings = get_settings()
+    if spec.format == "xlsx":
+        return XlsxReader(path, label, settings, dates=spec.dates)
+    connection = connection_from_json(config)
+    return FeedReader(
+        path,
+        label,
+        encoding=connection.encoding,
+        delimiter=connection.delimiter,
+        max_record_lines=settings.max_record_lines,
+        max_field_chars=settings.max_field_chars,
+    )
+
+
 def _parse_chunks(
     msg: ParseFile,
     ctx: dict[str, Any],
-    reader: FeedReader,
+    reader: FeedReader | XlsxReader,
     header: Any,
     resume: dict[str, Any] | None,
     chunk_rows: int,
 ) -> bool:
-    connector = connector_for(ctx["kind"])
-    attributes = connector.raw_attributes(ctx["config"])
+    attributes = list(header.positions)  # the attributes present in this file, in table-column order
     positions = [header.positions[a] for a in attributes]
     project = itemgetter(*positions) if len(positions) > 1 else (lambda row: (row[positions[0]],))
     chunk_no = 0 if ctx["last_chunk"] is None else ctx["last_chunk"] + 1
@@ -118,11 +134,11 @@ def _parse_chunks(
             if not claimed:
                 log.info("another delivery is parsing this file; stopping", chunk_no=chunk_no)
                 return False
-            table = connector.create_raw_chunk(conn, msg.run_id, msg.file_id, chunk_no, ctx["config"])
+            table = create_raw_chunk(conn, msg.run_id, msg.file_id, chunk_no, attributes)
             errors: list[RowError] = []
             good = 0
             first_line = None
-            with conn.cursor() as cur, cur.copy(connector.copy_statement(table, ctx["config"])) as copy:
+            with conn.cursor() as cur, cur.copy(copy_statement(table, attributes)) as copy:
                 for item in chain([] if ahead is None else [ahead], records):
                     if isinstance(item, RowError):
                         errors.append(item)

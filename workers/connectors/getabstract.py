@@ -1,0 +1,93 @@
+"""Kind ``getabstract``: ``report_export_yyyy_MM_dd[_HHmmss].xlsx`` usage reports. Each row is a
+summary a learner opened or downloaded: the summary becomes a course if it is new (keyed by dataId,
+never rewritten by a report) and the learner gets a completion on the download date."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import psycopg
+
+from schemas.providers import FileSpec, getabstract_file
+from workers.connectors import content
+from workers.connectors.content import (
+    EMAIL_LIKE,
+    Check,
+    Step,
+    checked_insert,
+    config_of,
+    required,
+    staged,
+    valid_date,
+)
+
+PROVIDER = "getabstract"
+
+create_staging = content.create_staging
+prepare, classify, needs_plan, plan = content.prepare, content.classify, content.needs_plan, content.plan
+exceeded_thresholds, finish = content.exceeded_thresholds, content.finish
+
+EMPTY_RUN = (
+    "no getAbstract report to import: a sync needs a report_export_yyyy_MM_dd.xlsx file in the connection's "
+    "folder; drop one and sync again"
+)
+
+
+def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
+    return getabstract_file(file_name, config_of(config).mapping)
+
+
+def transform_chunk(
+    conn: psycopg.Connection[Any],
+    run_id: int,
+    file_id: int,
+    chunk_no: int,
+    config: dict[str, Any],
+    file_name: str,
+    columns: dict[str, dict[str, Any]],
+) -> dict[str, int]:
+    spec = file_spec(config, content.file_name(file_name))
+    checks = [
+        *(required(spec, a) for a in ("email", "data_id", "download_date", "main_title")),
+        Check(
+            "email",
+            f"email IS NOT NULL AND email !~ '{EMAIL_LIKE}'",
+            "invalid_email",
+            "this is not an e-mail address (name@example.com); correct it and rerun",
+        ),
+        valid_date(spec, "download_date"),
+    ]
+    # One statement fills both tables: the summary (a course) and the learner's completion.
+    insert = f"""
+        INSERT INTO {staged("courses", run_id)} (file_id, line_no, external_id, title, language, category,
+                                                  asset_type, asset_format)
+        SELECT {file_id}, c.line_no, c.data_id, c.main_title, c.language, c.category, 'Summary', c.media_type
+        FROM checked c WHERE c.ok
+        RETURNING 1),
+    progress AS (
+        INSERT INTO {staged("progress", run_id)} (file_id, line_no, learner_key, learner_column, email, first_name,
+            last_name, course_ref, course_title, status, first_accessed_on, last_accessed_on, completed_on)
+        SELECT {file_id}, c.line_no, lower(c.email), 'email', c.email, c.first_name, c.last_name, c.data_id,
+               c.main_title, 'completed', sync.feed_date(c.download_date), sync.feed_date(c.download_date),
+               sync.feed_date(c.download_date)
+        FROM checked c WHERE c.ok"""
+    return checked_insert(
+        conn,
+        run_id=run_id,
+        file_id=file_id,
+        chunk_no=chunk_no,
+        file_name=file_name,
+        spec=spec,
+        columns=columns,
+        checks=checks,
+        insert=insert,
+    )
+
+
+def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool, batch_rows: int) -> list[Step]:
+    """New summaries first, then each report in its own step, oldest first."""
+    steps: list[Step] = [partial(content.apply_courses, provider=PROVIDER, update=False)]
+    for f in content.parsed_files(conn, int(run["id"])):
+        steps.append(partial(content.apply_progress, file_id=f["file_id"], provider=PROVIDER, what="getAbstract"))
+    return steps

@@ -1,0 +1,119 @@
+"""Kind ``hmm``: Harvard ManageMentor. ``hmm12_metadata.csv`` creates, updates and retires courses;
+``client_hmm12_yyyyMMdd.csv`` user feeds record learner progress, applied oldest first after the
+metadata of the same run."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import psycopg
+
+from schemas.providers import FileSpec, hmm_file
+from workers.connectors import content
+from workers.connectors.content import (
+    Check,
+    Step,
+    as_int,
+    as_list,
+    as_number,
+    checked_insert,
+    config_of,
+    required,
+    staged,
+    valid_date,
+    valid_number,
+)
+
+PROVIDER = "hmm"
+
+create_staging = content.create_staging
+prepare, classify, needs_plan, plan = content.prepare, content.classify, content.needs_plan, content.plan
+exceeded_thresholds, finish = content.exceeded_thresholds, content.finish
+
+EMPTY_RUN = (
+    "no Harvard ManageMentor feed to import: a sync needs hmm12_metadata.csv or a client_hmm12_yyyyMMdd.csv user "
+    "feed in the connection's folder; drop one and sync again"
+)
+
+
+def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
+    return hmm_file(file_name, config_of(config).mapping)
+
+
+def transform_chunk(
+    conn: psycopg.Connection[Any],
+    run_id: int,
+    file_id: int,
+    chunk_no: int,
+    config: dict[str, Any],
+    file_name: str,
+    columns: dict[str, dict[str, Any]],
+) -> dict[str, int]:
+    spec = file_spec(config, content.file_name(file_name))
+    if spec.role == "metadata":
+        checks = [
+            *(required(spec, a) for a in ("product_id", "title", "status")),
+            Check(
+                "status",
+                "status IS NOT NULL AND lower(status) NOT IN ('active', 'removed')",
+                "invalid_status",
+                f"'{spec.columns['status']}' must be Active or Removed; correct it and rerun",
+            ),
+            valid_number(spec, "duration", rejected=False),
+            valid_date(spec, "published", rejected=False),
+            valid_date(spec, "modified", rejected=False),
+        ]
+        insert = f"""
+            INSERT INTO {staged("courses", run_id)} (file_id, line_no, external_id, title, description, launch_url,
+                image_url, authors, duration_minutes, language, published_on, copyright_holder, asset_type,
+                asset_format, collection, discipline, parent_external_id, source_modified_on, tags, skills, retired)
+            SELECT {file_id}, c.line_no, c.product_id, c.title, c.description, c.url, c.image_url, c.authors,
+                   {as_int("duration")}, c.language, sync.feed_date(c.published), c.copyright, c.asset_type,
+                   c.asset_format, c.collection, c.discipline, c.parent_id, sync.feed_date(c.modified),
+                   {as_list("tags")}, {as_list("skills")}, lower(c.status) = 'removed'
+            FROM checked c WHERE c.ok"""
+    else:
+        learner = "email" if "email" in columns else "username"
+        checks = [
+            required(spec, "username"),
+            required(spec, "topic_code"),
+            *(valid_date(spec, a) for a in ("completed", "first_accessed", "last_accessed", "assessed")),
+            valid_number(spec, "score", whole=False),
+            valid_number(spec, "time_spent"),
+            valid_number(spec, "visits"),
+        ]
+        insert = f"""
+            INSERT INTO {staged("progress", run_id)} (file_id, line_no, learner_key, learner_column, email,
+                first_name, last_name, course_ref, course_title, status, first_accessed_on, last_accessed_on,
+                completed_on, assessed_on, score, time_spent_minutes, visits)
+            SELECT {file_id}, c.line_no, lower(coalesce(c.email, c.username)),
+                   CASE WHEN c.email IS NULL THEN 'username' ELSE '{learner}' END,
+                   c.email, c.first_name, c.last_name, c.topic_code, c.topic_title,
+                   CASE WHEN c.completed IS NOT NULL THEN 'completed'
+                        WHEN coalesce(c.first_accessed, c.last_accessed, c.assessed) IS NOT NULL
+                          OR {as_int("visits")} > 0 OR {as_int("time_spent")} > 0 THEN 'in_progress'
+                        ELSE 'not_started' END,
+                   sync.feed_date(c.first_accessed), sync.feed_date(c.last_accessed), sync.feed_date(c.completed),
+                   sync.feed_date(c.assessed), {as_number("score")}, {as_int("time_spent")}, {as_int("visits")}
+            FROM checked c WHERE c.ok"""
+    return checked_insert(
+        conn,
+        run_id=run_id,
+        file_id=file_id,
+        chunk_no=chunk_no,
+        file_name=file_name,
+        spec=spec,
+        columns=columns,
+        checks=checks,
+        insert=insert,
+    )
+
+
+def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool, batch_rows: int) -> list[Step]:
+    """Courses first, then each user feed in its own step, oldest first (the run's file order)."""
+    steps: list[Step] = [partial(content.apply_courses, provider=PROVIDER, update=True)]
+    for f in content.parsed_files(conn, int(run["id"])):
+        if file_spec(run["config"], content.file_name(f["original_path"])).role == "progress":
+            steps.append(partial(content.apply_progress, file_id=f["file_id"], provider=PROVIDER, what="HMM"))
+    return steps
