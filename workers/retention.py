@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -38,11 +39,13 @@ _DUE = """
 """
 
 
-def sweep(*, run_id: int | None = None) -> list[str]:
+def sweep(*, run_id: int | None = None, at: datetime | None = None) -> list[str]:
     """Remove the stored files that are due (only those of ``run_id`` if given); returns their paths
-    relative to the drop dir."""
+    relative to the drop dir. ``at`` sets the database clock for this sweep (tests)."""
     settings = get_settings()
     with store.connect() as conn:
+        if at is not None:
+            conn.execute("SELECT set_config('feedsync.clock', %s, true)", (at.isoformat(),))
         rows = store.fetch_all(
             conn,
             f"""UPDATE sync.feed_files SET removed_at = clock_timestamp()

@@ -14,6 +14,7 @@ Excel row number as the line, and ``position`` (row, row) for resuming after a c
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -94,7 +95,7 @@ class XlsxReader:
                     raise self._bad(
                         f"the workbook is corrupt (the part {bad} fails its checksum)", "Export the report again"
                     )
-        except zipfile.BadZipFile as exc:
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise self._bad(f"the workbook is corrupt ({exc})", "Export the report again and drop it again") from None
 
     def _sheet(self) -> Any:

@@ -1,0 +1,83 @@
+"""Retention: user feeds go as soon as their run has ended; content feeds are kept 7 days after
+their run and then removed; no file is removed while a run that reads it is still going."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from producers import registry
+from producers.commands import apply_connections, start_sync
+from schemas.connections import load_connections_toml
+from tests.conftest import sql
+from tests.stubpipeline import HEADER, Pipeline
+from tests.unit.test_hmm import HMM_TOML, META_HEADER, course
+from workers import retention
+
+
+def stored(pipeline: Pipeline, name: str) -> Path:
+    (path,) = sql("SELECT stored_path FROM sync.feed_files WHERE original_path LIKE %s", (f"%{name}",))[0]
+    return pipeline.settings.drop_dir / path
+
+
+def test_a_user_feed_is_removed_when_its_run_ends_but_not_after_a_dry_run(pipeline: Pipeline) -> None:
+    pipeline.drop("import/user/internal/a.csv", HEADER + "a@x.com,A,A,,S\n")
+    registry.scan(pipeline.settings, announce=False)
+    start_sync(pipeline.settings, "hr-users", dry_run=True)
+    pipeline.drain()
+    assert stored(pipeline, "a.csv").exists(), "a dry run imported nothing; its file waits for the real run"
+    assert sql("SELECT status, removed_at FROM sync.feed_files") == [("registered", None)]
+
+    start_sync(pipeline.settings, "hr-users")
+    pipeline.drain()
+    assert sql("SELECT email FROM lms.users") == [("a@x.com",)]
+    assert not stored(pipeline, "a.csv").exists()
+    assert sql("SELECT status, removed_at IS NOT NULL FROM sync.feed_files") == [("imported", True)]
+
+
+def test_content_feeds_are_kept_seven_days_after_their_run_then_removed(pipeline: Pipeline) -> None:
+    apply_connections(load_connections_toml(HMM_TOML.format(extra="")))
+    pipeline.drop("import/hmm/hmm12_metadata.csv", META_HEADER + course("P1", "Time Management"))
+    registry.scan(pipeline.settings, announce=False)
+    start_sync(pipeline.settings, "hmm")
+    pipeline.drain()
+    (finished,) = sql("SELECT finished_at FROM sync.runs WHERE connection_name = 'hmm'")[0]
+    path = stored(pipeline, "hmm12_metadata.csv")
+    assert path.exists()
+    assert retention.sweep(at=finished + timedelta(days=7) - timedelta(minutes=1)) == []
+    assert path.exists()
+    assert retention.sweep(at=finished + timedelta(days=7, minutes=1)) == ["import/hmm/hmm12_metadata.csv"]
+    assert not path.exists()
+    assert sql("SELECT count(*) FROM lms.courses")[0][0] == 1, "removing a file changes nothing it imported"
+
+
+def test_a_file_read_by_a_running_window_is_never_removed(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    apply_connections(load_connections_toml(HMM_TOML.format(extra="")))
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    pipeline.drop("import/hmm/hmm12_metadata.csv", META_HEADER + course("P1", "Time Management"))
+    pipeline.drop(f"import/hmm/client_hmm12_{day:%Y%m%d}.csv", "Username,Topic Code\nzed@x.com,P1\n")
+    registry.scan(pipeline.settings, announce=False)
+    start_sync(pipeline.settings, "hmm")
+    pipeline.drain()
+    feed = stored(pipeline, f"client_hmm12_{day:%Y%m%d}.csv")
+    assert feed.exists()
+
+    # A --since window reads the old feed again, and its load takes a while.
+    monkeypatch.setenv("FEEDSYNC_FAILPOINTS", "load.merged=sleep:2")
+    run_id = start_sync(pipeline.settings, "hmm", since=day)
+    deadline = time.monotonic() + 20
+    while sql("SELECT count(*) FROM sync.run_files WHERE run_id = %s", (run_id,))[0][0] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert sql("SELECT status FROM sync.runs WHERE id = %s", (run_id,))[0][0] == "in_progress"
+    far = datetime.now(UTC) + timedelta(days=30)
+    # The metadata, read by no running run, is due; the window's feed is not.
+    assert retention.sweep(at=far) == ["import/hmm/hmm12_metadata.csv"]
+    assert feed.exists(), "a file of a running run was removed"
+    pipeline.drain()
+    assert sql("SELECT status FROM sync.runs WHERE id = %s", (run_id,))[0][0] in ("completed", "completed_with_errors")
+    assert f"import/hmm/client_hmm12_{day:%Y%m%d}.csv" in retention.sweep(at=far)
+    assert not feed.exists()
