@@ -60,7 +60,10 @@ def test_serial_numbers_and_date_cells_both_read_as_dates(tmp_path: Path) -> Non
         tmp_path / "r.xlsx",
         [["a@x.com", 27980, 42825, "Value"], ["b@x.com", 27981, datetime(2017, 3, 31), "Other"], [None] * 4],
     )
-    assert read_all(path) == [(2, ["a@x.com", "27980", "2017-03-31", "Value"]), (3, ["b@x.com", "27981", "2017-03-31", "Other"])]  # fmt: skip
+    assert read_all(path) == [
+        (2, ["a@x.com", "27980", "2017-03-31", "Value"]),
+        (3, ["b@x.com", "27981", "2017-03-31", "Other"]),
+    ]
 
 
 def test_a_zip_bomb_is_refused_from_its_declared_sizes(tmp_path: Path) -> None:
