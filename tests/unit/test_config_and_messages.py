@@ -73,3 +73,17 @@ def test_messages_refuse_unknown_fields_and_bad_values_on_send_and_on_receive() 
     with pytest.raises(ValidationError):
         message_for_actor("parse_file", {"run_id": 1, "file_id": 2, "schema_version": 2})
     assert message_for_actor("unknown_actor", {}) is None
+
+
+def test_content_connections_take_column_renames_and_refuse_what_only_users_have() -> None:
+    ok = load_connections_toml('[[connections]]\nname = "hmm"\nkind = "hmm"\n[connections.mapping]\ntitle = "Name"\n')
+    assert (ok[0].path, ok[0].mapping) == ("import/hmm/*.csv", {"title": "Name"})
+    with pytest.raises(ConfigError) as exc:
+        load_connections_toml('[[connections]]\nname = "g"\nkind = "getabstract"\n[connections.mapping]\ntitel = "x"\n')
+    assert "connections.toml:5: connections[0] mapping.titel: 'titel' is not a column of getabstract feeds" in str(
+        exc.value
+    )
+    with pytest.raises(ConfigError, match="create_learners applies to content connections"):
+        load_connections_toml(
+            '[[connections]]\nname = "u"\nkind = "users"\ncreate_learners = true\n[connections.mapping]\nemail = "E"\n'
+        )
