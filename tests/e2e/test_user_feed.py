@@ -109,7 +109,11 @@ def test_connections_apply_refuses_a_bad_file_and_upload_and_sync_import(
 
     feedsync("connections", "apply", str(CONNECTIONS), env=env)
     listed = json.loads(feedsync("connections", "list", "--json", env=env).stdout)
-    assert [(c["name"], c["kind"], c["path"]) for c in listed] == [("hr-users", "users", "import/user/internal/*.csv")]
+    assert sorted((c["name"], c["kind"], c["path"]) for c in listed) == [
+        ("getabstract", "getabstract", "import/getabstract/*.xlsx"),
+        ("hmm", "hmm", "import/hmm/*.csv"),
+        ("hr-users", "users", "import/user/internal/*.csv"),
+    ]
 
     start("worker", "--processes", "1", "--threads", "2")  # no watcher: the admin syncs on demand
     feed = feedgen.generate_users(tmp_path / "p.csv", 500)
