@@ -13,7 +13,6 @@ reports bad values as row errors on their line and column); the load then merges
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -21,14 +20,11 @@ import psycopg
 from psycopg import sql
 
 from schemas.connections import Connection, connection_from_json
-from schemas.providers import FileSpec
 from workers import store
 from workers.staging import stage_table
 
 Step = Callable[[psycopg.Connection[Any], dict[str, Any]], dict[str, int]]
 
-INT_RE = r"^\d{1,9}$"
-NUMBER_RE = r"^[+-]?\d{1,12}(\.\d+)?$"
 EMAIL_LIKE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
@@ -57,128 +53,6 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str,
                  assessed_on date, score numeric, time_spent_minutes int, visits int)"""
         ).format(stage_table("progress", run_id))
     )
-
-
-# -- transform: typed rows and row errors -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Check:
-    """A row check: ``failed`` is SQL over the chunk's trimmed text columns (NULL when empty)."""
-
-    attribute: str
-    failed: str
-    code: str
-    message: str
-    rejected: bool = True
-
-
-def required(spec: FileSpec, attribute: str) -> Check:
-    return Check(
-        attribute, f"{attribute} IS NULL", "required", f"'{spec.columns[attribute]}' is empty; fill it in and rerun"
-    )
-
-
-def valid_date(spec: FileSpec, attribute: str, *, rejected: bool = True) -> Check:
-    tail = "correct it and rerun" if rejected else "the rest of the row was imported; correct it and rerun"
-    return Check(
-        attribute,
-        f"{attribute} IS NOT NULL AND sync.feed_date({attribute}) IS NULL",
-        "invalid_date",
-        f"'{spec.columns[attribute]}' is not a date (M/D/YYYY or YYYY-MM-DD); {tail}",
-        rejected,
-    )
-
-
-def valid_number(spec: FileSpec, attribute: str, *, whole: bool = True, rejected: bool = True) -> Check:
-    kind, pattern = ("a whole number", INT_RE) if whole else ("a number", NUMBER_RE)
-    tail = "correct it and rerun" if rejected else "the rest of the row was imported; correct it and rerun"
-    return Check(
-        attribute,
-        f"{attribute} IS NOT NULL AND {attribute} !~ '{pattern}'",
-        "invalid_number",
-        f"'{spec.columns[attribute]}' must be {kind}; {tail}",
-        rejected,
-    )
-
-
-def as_int(attribute: str) -> str:
-    return f"CASE WHEN c.{attribute} ~ '{INT_RE}' THEN c.{attribute}::int END"
-
-
-def as_number(attribute: str) -> str:
-    return f"CASE WHEN c.{attribute} ~ '{NUMBER_RE}' THEN c.{attribute}::numeric END"
-
-
-def as_list(attribute: str) -> str:
-    """'a; b; ' as {a,b}: the providers' list separator, empty items dropped."""
-    return (
-        f"coalesce(array(SELECT btrim(t) FROM unnest(string_to_array(c.{attribute}, ';')) t "
-        f"WHERE btrim(t) <> ''), '{{}}')"
-    )
-
-
-def checked_insert(
-    conn: psycopg.Connection[Any],
-    *,
-    run_id: int,
-    file_id: int,
-    chunk_no: int,
-    file_name: str,
-    spec: FileSpec,
-    columns: dict[str, dict[str, Any]],
-    checks: list[Check],
-    insert: str,
-) -> dict[str, int]:
-    """Check one raw chunk and insert its good rows with ``insert`` (SQL selecting ``FROM checked c
-    WHERE c.ok``); every failed check is a row error on the value's line and column."""
-    raw = stage_table("raw", run_id, file_id, chunk_no)
-    src = sql.SQL(", ").join(
-        (sql.SQL("nullif(btrim(r.{a}), '') AS {a}") if a in columns else sql.SQL("NULL::text AS {a}")).format(
-            a=sql.Identifier(a)
-        )
-        for a in spec.columns
-    )
-    rejecting = [c.failed for c in checks if c.rejected] or ["false"]
-    values = sql.SQL(",\n").join(
-        sql.SQL("(({failed}), {no}, {name}, {code}, {msg}, {val}, {rej})").format(
-            failed=sql.SQL(c.failed),  # built from attribute names and fixed text, never from data
-            no=sql.Literal(columns.get(c.attribute, {}).get("no")),
-            name=sql.Literal(columns.get(c.attribute, {}).get("column", spec.columns[c.attribute])),
-            code=sql.Literal(c.code),
-            msg=sql.Literal(c.message),
-            val=sql.Identifier(c.attribute),
-            rej=sql.Literal(c.rejected),
-        )
-        for c in checks
-    )
-    query = sql.SQL(
-        """
-        WITH src AS (SELECT r.line_no, {src} FROM {raw} r),
-        checked AS (SELECT s.*, NOT ({rejecting}) AS ok FROM src s),
-        errs AS (
-            INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code, message,
-                                         value, rejected)
-            SELECT %(run)s, %(file)s, %(fname)s, c.line_no, e.col, e.colname, e.code, e.msg, left(e.val, 200), e.rej
-            FROM checked c CROSS JOIN LATERAL (VALUES {values}) AS e(failed, col, colname, code, msg, val, rej)
-            WHERE e.failed
-            RETURNING rejected
-        ),
-        ins AS ({insert} RETURNING 1)
-        SELECT (SELECT count(*) FROM ins) AS valid, (SELECT count(*) FROM errs WHERE rejected) AS rejected,
-               (SELECT count(*) FROM errs WHERE NOT rejected) AS warnings
-        """
-    ).format(
-        src=src,
-        raw=raw,
-        rejecting=sql.SQL(" OR ").join(sql.SQL(f"({r})") for r in rejecting),
-        values=values,
-        insert=sql.SQL(insert),
-    )
-    row = store.fetch_one(conn, query, {"run": run_id, "file": file_id, "fname": file_name})
-    assert row is not None
-    conn.execute(sql.SQL("DROP TABLE {}").format(raw))
-    return {k: int(v) for k, v in row.items()}
 
 
 def staged(kind: str, run_id: int) -> str:

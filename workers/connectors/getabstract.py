@@ -11,16 +11,8 @@ import psycopg
 
 from schemas.providers import FileSpec, getabstract_file
 from workers.connectors import content
-from workers.connectors.content import (
-    EMAIL_LIKE,
-    Check,
-    Step,
-    checked_insert,
-    config_of,
-    required,
-    staged,
-    valid_date,
-)
+from workers.connectors.checks import Check, checked_insert, required, valid_date
+from workers.connectors.content import EMAIL_LIKE, Step, config_of, staged
 
 PROVIDER = "getabstract"
 

@@ -11,19 +11,17 @@ import psycopg
 
 from schemas.providers import FileSpec, hmm_file
 from workers.connectors import content
-from workers.connectors.content import (
+from workers.connectors.checks import (
     Check,
-    Step,
     as_int,
     as_list,
     as_number,
     checked_insert,
-    config_of,
     required,
-    staged,
     valid_date,
     valid_number,
 )
+from workers.connectors.content import Step, config_of, staged
 
 PROVIDER = "hmm"
 
