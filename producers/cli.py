@@ -59,16 +59,22 @@ def connections() -> None:
 @connections.command("apply")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def connections_apply(file: Path) -> None:
-    """Validate FILE (TOML) and store its connections."""
+    """Validate FILE (TOML) and store its connections and group rules."""
     from producers.commands import apply_connections
     from schemas.connections import ConfigError, load_connections_toml
+    from schemas.rules import load_rules_toml
+    from workers.rules import apply_rules
 
+    text = file.read_text(encoding="utf-8")
     try:
-        parsed = load_connections_toml(file.read_text(encoding="utf-8"), str(file))
+        parsed = load_connections_toml(text, str(file))
+        rules = load_rules_toml(text, str(file))
     except ConfigError as exc:
         _fail(f"refused, nothing applied:\n{exc}")
     for name, outcome in apply_connections(parsed):
         click.echo(f"{name}: {outcome}")
+    for name, outcome in apply_rules(rules):
+        click.echo(f"group {name}: {outcome}")
 
 
 @connections.command("list")
@@ -310,6 +316,23 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def groups(as_json: bool) -> None:
+    """Groups from the rules, with their sizes."""
+    from workers.rules import groups as query
+
+    rows = query()
+    if as_json:
+        _emit_json(rows)
+        return
+    _table(
+        [{**r, "rule": ", ".join(f"{k}={v}" for k, v in r["rule"].items() if v), "programs": ", ".join(r["programs"])}
+         for r in rows],
+        ["name", "members", "active", "rule", "programs"],
+    )  # fmt: skip
+
+
+@cli.command()
 @click.argument("run_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 def run(run_id: int, as_json: bool) -> None:
@@ -339,9 +362,9 @@ def run(run_id: int, as_json: bool) -> None:
             click.echo(f"  {part.replace('_', ' ')}: {plan.get(part, 0)}" + (f"  e.g. {sample}" if sample else ""))
     click.echo("\nfiles:")
     _table(r["files"], ["file", "status", "rows_read", "chunks", "error"])
-    drop = get_settings().drop_dir
-    for f in r["files"]:
-        click.echo(f"  {f['file']} is kept at {drop / f['stored_path']} (fix it there, then `feedsync rerun`)")
+    if r["memberships"]:
+        click.echo("\ngroup memberships changed:")
+        _table(r["memberships"], ["group", "change", "people", "sample"])
     click.echo("\nstages:")
     _table(r["stages"], ["stage", "part", "status", "attempts", "duration_s", "error"])
 

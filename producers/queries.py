@@ -78,6 +78,18 @@ def run_detail(run_id: int) -> dict[str, Any] | None:
                ORDER BY rf.ordinal""",
             (run_id,),
         )
+        memberships = store.fetch_all(
+            conn,
+            """SELECT g.name AS group, mc.change, count(*) AS people,
+                      string_agg(coalesce(u.external_id, u.email), ', ' ORDER BY u.id)
+                        FILTER (WHERE mc.id IN (SELECT id FROM sync.membership_changes x
+                                                WHERE x.run_id = mc.run_id AND x.group_id = mc.group_id
+                                                  AND x.change = mc.change ORDER BY x.id LIMIT 5)) AS sample
+               FROM sync.membership_changes mc JOIN lms.groups g ON g.id = mc.group_id
+               JOIN lms.users u ON u.id = mc.user_id
+               WHERE mc.run_id = %s GROUP BY g.name, mc.change, mc.run_id, mc.group_id ORDER BY g.name, mc.change""",
+            (run_id,),
+        )
         replays = store.fetch_all(
             conn,
             """SELECT id, dead_letter_id, message_id, actor_name AS actor, replayed_by, replayed_at, forced
@@ -99,6 +111,7 @@ def run_detail(run_id: int) -> dict[str, Any] | None:
     ]
     view["files"] = files
     view["replays"] = replays
+    view["memberships"] = memberships
     return view
 
 

@@ -24,9 +24,21 @@ DEFAULT_PATHS = {
     "users": "import/user/internal/*.csv",
     "hmm": "import/hmm/*.csv",
     "getabstract": "import/getabstract/*.xlsx",
+    "hierarchy": "import/hierarchy/*.csv",
 }
 
-IMPLEMENTED_KINDS = ("users", "hmm", "getabstract")
+IMPLEMENTED_KINDS = ("users", "hmm", "getabstract", "hierarchy")
+
+#: The parts of a hierarchy bundle in the order they are applied, with their default file names
+#: and the attributes each file's mapping must name.
+BUNDLE_PARTS = {"org": "org.csv", "pos": "pos.csv", "user": "user.csv"}
+BUNDLE_REQUIRED = {"org": ("key", "name"), "pos": ("key", "name"), "user": ("key", "email")}
+#: Attributes with a meaning of their own in each part; any other is kept in ``attributes``.
+BUNDLE_CORE = {
+    "org": ("key", "name", "parent"),
+    "pos": ("key", "name", "parent"),
+    "user": ("key", "email", "first_name", "last_name", "unit", "position", "manager"),
+}
 CONTENT_KINDS = ("hmm", "getabstract")
 
 _ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -86,6 +98,56 @@ class Schedule(BaseModel):
         return v
 
 
+class FileOptions(BaseModel):
+    """One file of a bundle: its name in the connection's folder, its reading options and mapping."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = ""
+    encoding: str | None = None
+    delimiter: str | None = None
+    mapping: dict[str, str]
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str | None) -> str | None:
+        return None if v is None else _check_encoding(v)
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_char(cls, v: str | None) -> str | None:
+        return None if v is None else _check_delimiter(v)
+
+
+class Notify(BaseModel):
+    """Where warnings go when a run has errors (SMTP server and credentials are settings)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    webhook: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    email: list[str] = Field(default_factory=list)
+
+    @field_validator("email")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        for address in v:
+            if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address):
+                raise ValueError(f"{address!r} is not an e-mail address")
+        return v
+
+
+def _check_encoding(v: str) -> str:
+    try:
+        codecs.lookup(v)
+    except LookupError:
+        raise ValueError(f"unknown encoding {v!r}; use a Python codec name such as 'utf-8' or 'cp1252'") from None
+    return v
+
+
+def _check_delimiter(v: str) -> str:
+    if len(v) != 1 or v in {'"', "\n", "\r"}:
+        raise ValueError("delimiter must be one character other than a quote or a line break, e.g. ',' or '\\t'")
+    return v
+
+
 class Connection(BaseModel):
     # Strict: TOML values are already typed, so "yes" for a boolean is a mistake to refuse, not coerce.
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -113,6 +175,11 @@ class Connection(BaseModel):
     # Days a processed file is kept after its run; default 0 for users (personal data goes at
     # once) and FEEDSYNC_CONTENT_RETENTION_DAYS for content feeds.
     retention_days: int | None = Field(default=None, ge=0)
+    # hierarchy: the bundle's files (org, pos, user), each with its own mapping, and which parts
+    # are synced (["user"] syncs users only and leaves units and positions untouched).
+    files: dict[str, FileOptions] = Field(default_factory=dict)
+    parts: list[str] = Field(default_factory=lambda: list(BUNDLE_PARTS))
+    notify: Notify | None = None
 
     @field_validator("kind")
     @classmethod
@@ -124,18 +191,12 @@ class Connection(BaseModel):
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, v: str) -> str:
-        try:
-            codecs.lookup(v)
-        except LookupError:
-            raise ValueError(f"unknown encoding {v!r}; use a Python codec name such as 'utf-8' or 'cp1252'") from None
-        return v
+        return _check_encoding(v)
 
     @field_validator("delimiter")
     @classmethod
     def _one_char(cls, v: str) -> str:
-        if len(v) != 1 or v in {'"', "\n", "\r"}:
-            raise ValueError("delimiter must be one character other than a quote or a line break, e.g. ',' or '\\t'")
-        return v
+        return _check_delimiter(v)
 
     @field_validator("max_deactivate", "max_change")
     @classmethod
@@ -170,6 +231,8 @@ class Connection(BaseModel):
             raise KeyProblem(f"path {self.path!r} must be relative to the drop dir and stay inside it", "path")
         if self.kind in CONTENT_KINDS:
             return self._content_rules()
+        if self.kind == "hierarchy":
+            return self._bundle_rules()
         if self.create_learners:
             raise KeyProblem(
                 "create_learners applies to content connections (hmm, getabstract) only", "create_learners"
@@ -186,6 +249,36 @@ class Connection(BaseModel):
                 f"required attribute {unmapped[0]!r} is not in the mapping: map it to a feed column", "required"
             )
         return self
+
+    def _bundle_rules(self) -> Connection:
+        if self.mapping:
+            raise KeyProblem(
+                "a hierarchy connection maps each file under [connections.files.<part>.mapping]", "mapping"
+            )
+        unknown = [p for p in self.parts if p not in BUNDLE_PARTS]
+        if unknown or not self.parts:
+            raise KeyProblem(f'parts must be some of {list(BUNDLE_PARTS)} (e.g. ["user"] to sync users only)', "parts")
+        for part in self.parts:
+            options = self.files.get(part)
+            if options is None:
+                raise KeyProblem(f"part {part!r} needs [connections.files.{part}.mapping]", "files", part)
+            if not options.name:
+                options.name = BUNDLE_PARTS[part]
+            for attribute in BUNDLE_REQUIRED[part]:
+                if options.mapping.get(attribute, DONT_IMPORT) == DONT_IMPORT:
+                    raise KeyProblem(
+                        f"the {part} file's mapping must name the column for {attribute!r}", "files", part, attribute
+                    )
+            for attribute in options.mapping:
+                if not _ATTRIBUTE_NAME.match(attribute):
+                    raise KeyProblem(f"attribute name {attribute!r} must be lower case letters, digits and _", "files")
+        extra = [p for p in self.files if p not in self.parts]
+        if extra:
+            raise KeyProblem(f"files.{extra[0]} is declared but {extra[0]!r} is not in parts", "files", extra[0])
+        return self
+
+    def bundle_file(self, part: str) -> FileOptions:
+        return self.files[part]
 
     def _content_rules(self) -> Connection:
         from schemas.providers import ATTRIBUTES

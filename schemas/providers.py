@@ -21,6 +21,8 @@ class FileSpec:
     required: frozenset[str] = field(default_factory=frozenset)  # attributes whose column must be present
     file_date: date | None = None
     dates: frozenset[str] = field(default_factory=frozenset)  # spreadsheet serial numbers read as dates
+    encoding: str | None = None  # overrides the connection's, for a file of its own
+    delimiter: str | None = None
 
     @property
     def optional(self) -> frozenset[str]:

@@ -51,11 +51,14 @@ def create_run(
     rerun_of: int | None = None,
     coalesce: bool = True,
     join_any: bool = False,
+    hold: bool = False,
 ) -> tuple[int, bool]:
     """Queue a run and its plan message. Returns (run_id, created).
 
     A trigger that finds a queued run of its kind joins it instead of queueing another; with
-    ``join_any`` (a dropped file) it joins a queued run of any kind, which will claim the file."""
+    ``join_any`` (a dropped file) it joins a queued run of any kind, which will claim the file.
+    With ``hold`` the run is queued without its plan message (a bundle waiting for its files;
+    ``release`` sends it)."""
     lock_connection(conn, connection["id"])
     if coalesce:
         queued = store.fetch_one(
@@ -94,6 +97,35 @@ def create_run(
     )
     assert row is not None
     run_id = int(row["id"])
+    if hold:
+        return run_id, True
+    _queue_plan(conn, run_id, connection, trigger, since, access, dry_run, outbox)
+    return run_id, True
+
+
+def release(conn: psycopg.Connection[Any], run_id: int, connection: dict[str, Any], outbox: OutboxBatch) -> bool:
+    """Send the plan message of a held run (once: the guard is its waiting_for)."""
+    row = store.fetch_one(
+        conn,
+        "UPDATE sync.runs SET waiting_for = NULL WHERE id = %s AND waiting_for IS NOT NULL RETURNING trigger",
+        (run_id,),
+    )
+    if row is None:
+        return False
+    _queue_plan(conn, run_id, connection, TriggerType(row["trigger"]), None, AccessMode.ONLINE, False, outbox)
+    return True
+
+
+def _queue_plan(
+    conn: psycopg.Connection[Any],
+    run_id: int,
+    connection: dict[str, Any],
+    trigger: TriggerType,
+    since: date | None,
+    access: AccessMode,
+    dry_run: bool,
+    outbox: OutboxBatch,
+) -> None:
     outbox.add(
         conn,
         SyncDue(
@@ -106,7 +138,6 @@ def create_run(
         ),
         f"plan:{run_id}",
     )
-    return run_id, True
 
 
 def try_start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> str:
@@ -129,10 +160,12 @@ def try_start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -
     )
     if other is not None:
         return "waiting"
-    # Only the oldest queued run may start, so triggers apply in the order they came.
+    # Only the oldest queued run may start, so triggers apply in the order they came (a bundle
+    # still waiting for its files is not in line).
     older = store.fetch_one(
         conn,
-        "SELECT id FROM sync.runs WHERE connection_id = %s AND status = 'queued' AND id < %s LIMIT 1",
+        "SELECT id FROM sync.runs WHERE connection_id = %s AND status = 'queued' AND waiting_for IS NULL "
+        "AND id < %s LIMIT 1",
         (run["connection_id"], run_id),
     )
     if older is not None:
@@ -255,7 +288,8 @@ def start_next(conn: psycopg.Connection[Any], connection_id: int, outbox: Outbox
     lock_connection(conn, connection_id)
     nxt = store.fetch_one(
         conn,
-        "SELECT id FROM sync.runs WHERE connection_id = %s AND status = 'queued' ORDER BY id LIMIT 1",
+        "SELECT id FROM sync.runs WHERE connection_id = %s AND status = 'queued' AND waiting_for IS NULL "
+        "ORDER BY id LIMIT 1",
         (connection_id,),
     )
     if nxt is None:

@@ -30,6 +30,10 @@ def connector_for(kind: str) -> ModuleType:
         from workers.connectors import hmm
 
         return hmm
+    if kind == "hierarchy":
+        from workers.connectors import hierarchy
+
+        return hierarchy
     if kind == "getabstract":
         from workers.connectors import getabstract
 

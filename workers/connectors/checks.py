@@ -94,10 +94,12 @@ def checked_insert(
         )
         for a in spec.columns
     )
-    rejecting = [c.failed for c in checks if c.rejected] or ["false"]
+    # A check over an empty (NULL) value is NULL, not false: without coalesce such a row would be
+    # neither staged nor reported.
+    rejecting = [f"coalesce(({c.failed}), false)" for c in checks if c.rejected] or ["false"]
     values = sql.SQL(",\n").join(
         sql.SQL("(({failed}), {no}, {name}, {code}, {msg}, {val}, {rej})").format(
-            failed=sql.SQL(c.failed),  # built from attribute names and fixed text, never from data
+            failed=sql.SQL(f"coalesce(({c.failed}), false)"),  # attribute names and fixed text, never data
             no=sql.Literal(columns.get(c.attribute, {}).get("no")),
             name=sql.Literal(columns.get(c.attribute, {}).get("column", spec.columns[c.attribute])),
             code=sql.Literal(c.code),
@@ -134,3 +136,8 @@ def checked_insert(
     assert row is not None
     conn.execute(sql.SQL("DROP TABLE {}").format(raw))
     return {k: int(v) for k, v in row.items()}
+
+
+def literal(text: str) -> str:
+    """A constant as an SQL string literal inside a statement that also has parameters."""
+    return "'" + text.replace("'", "''").replace("%", "%%") + "'"

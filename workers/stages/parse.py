@@ -94,8 +94,8 @@ def _reader(spec: FileSpec, path: Path, label: str, config: dict[str, Any]) -> F
     return FeedReader(
         path,
         label,
-        encoding=connection.encoding,
-        delimiter=connection.delimiter,
+        encoding=spec.encoding or connection.encoding,
+        delimiter=spec.delimiter or connection.delimiter,
         max_record_lines=settings.max_record_lines,
         max_field_chars=settings.max_field_chars,
     )

@@ -1,0 +1,129 @@
+"""Group rules (schemas/rules.py) evaluated in SQL: for the given people only (those a run
+changed), or for everyone when the rules themselves changed. Memberships are added and removed,
+each change recorded in sync.membership_changes; a new member is assigned the group's programs
+(kept when they leave: their learning record stays).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from schemas.rules import Rule
+from workers import store
+
+
+def _criteria(rule: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """SQL over ``u`` (lms.users) that holds for a member, and its parameters."""
+    where, params = ["u.active"], {}
+    if rule.get("unit"):
+        params["unit"] = rule["unit"]
+        if rule.get("descendants"):
+            where.append(
+                """u.org_unit_id IN (
+                     WITH RECURSIVE sub(id) AS (
+                         SELECT id FROM lms.org_units WHERE external_id = %(unit)s
+                         UNION SELECT o.id FROM lms.org_units o JOIN sub ON o.parent_id = sub.id)
+                     SELECT id FROM sub)"""
+            )
+        else:
+            where.append("u.org_unit_id = (SELECT id FROM lms.org_units WHERE external_id = %(unit)s)")
+    if rule.get("position"):
+        params["position"] = rule["position"]
+        where.append("u.position_id = (SELECT id FROM lms.positions WHERE external_id = %(position)s)")
+    for i, (key, value) in enumerate(sorted((rule.get("attributes") or {}).items())):
+        params[f"ak{i}"], params[f"av{i}"] = key, value
+        where.append(f"u.attributes ->> %(ak{i})s = %(av{i})s")
+    if rule.get("manager"):
+        params["manager"] = rule["manager"]
+        boss = "(SELECT id FROM lms.users WHERE external_id = %(manager)s OR email_key = lower(%(manager)s) LIMIT 1)"
+        if rule.get("direct_reports"):
+            where.append(f"u.manager_id = {boss}")
+        else:
+            where.append(
+                f"""u.id IN (
+                     WITH RECURSIVE below(id) AS (
+                         SELECT id FROM lms.users WHERE manager_id = {boss}
+                         UNION SELECT x.id FROM lms.users x JOIN below ON x.manager_id = below.id)
+                     SELECT id FROM below)"""
+            )
+    return " AND ".join(where), params
+
+
+def evaluate(conn: psycopg.Connection[Any], *, run_id: int | None, people: str | None) -> dict[str, int]:
+    """Bring every active group's members in line with its rule for ``people`` (a table of user_id;
+    None: everyone). Returns the memberships added and removed."""
+    scope = f"u.id IN (SELECT user_id FROM {people})" if people else "true"
+    added = removed = 0
+    for g in store.fetch_all(conn, "SELECT id, rule, programs FROM lms.groups WHERE active ORDER BY id"):
+        where, params = _criteria(g["rule"])
+        params.update({"g": g["id"], "run": run_id, "programs": g["programs"]})
+        row = store.fetch_one(
+            conn,
+            f"""WITH should AS (SELECT u.id FROM lms.users u WHERE {scope} AND {where}),
+                scoped AS (SELECT gm.user_id FROM lms.group_members gm JOIN lms.users u ON u.id = gm.user_id
+                           WHERE gm.group_id = %(g)s AND {scope}),
+                ins AS (INSERT INTO lms.group_members (group_id, user_id)
+                        SELECT %(g)s, s.id FROM should s WHERE s.id NOT IN (SELECT user_id FROM scoped)
+                        RETURNING user_id),
+                del AS (DELETE FROM lms.group_members gm WHERE gm.group_id = %(g)s
+                          AND gm.user_id IN (SELECT user_id FROM scoped) AND gm.user_id NOT IN (SELECT id FROM should)
+                        RETURNING user_id),
+                log AS (INSERT INTO sync.membership_changes (run_id, group_id, user_id, change)
+                        SELECT %(run)s::bigint, %(g)s, user_id, 'added' FROM ins
+                        UNION ALL SELECT %(run)s::bigint, %(g)s, user_id, 'removed' FROM del),
+                progs AS (INSERT INTO lms.assignments (user_id, program, group_id)
+                          SELECT i.user_id, p, %(g)s FROM ins i CROSS JOIN unnest(%(programs)s::text[]) p
+                          ON CONFLICT DO NOTHING)
+                SELECT (SELECT count(*) FROM ins) AS added, (SELECT count(*) FROM del) AS removed""",
+            params,
+        )
+        assert row is not None
+        added, removed = added + int(row["added"]), removed + int(row["removed"])
+    return {"memberships_added": added, "memberships_removed": removed}
+
+
+def apply_rules(rules: list[Rule]) -> list[tuple[str, str]]:
+    """Store the rules as groups (a group whose rule is gone is deactivated, its members kept in
+    history) and evaluate them for everyone."""
+    results = []
+    with store.connect() as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(7303)")  # one rules apply at a time
+        names = [r.group for r in rules]
+        for r in rules:
+            rule = r.model_dump(mode="json", exclude={"group", "programs"})
+            row = store.fetch_one(
+                conn,
+                """INSERT INTO lms.groups AS g (name, rule, programs) VALUES (%s, %s, %s)
+                   ON CONFLICT (name) DO UPDATE SET rule = excluded.rule, programs = excluded.programs, active = true,
+                          updated_at = now()
+                   WHERE (g.rule, g.programs, g.active) IS DISTINCT FROM (excluded.rule, excluded.programs, true)
+                   RETURNING (xmax = 0) AS created""",
+                (r.group, Jsonb(rule), r.programs),
+            )
+            results.append((r.group, "unchanged" if row is None else "created" if row["created"] else "updated"))
+        conn.execute(
+            "UPDATE lms.groups SET active = false, updated_at = now() WHERE active AND NOT name = ANY(%s)", (names,)
+        )
+        # A group no longer declared loses its members (they are no longer in it by any rule).
+        conn.execute(
+            """WITH gone AS (DELETE FROM lms.group_members gm USING lms.groups g
+                             WHERE g.id = gm.group_id AND NOT g.active RETURNING gm.group_id, gm.user_id)
+               INSERT INTO sync.membership_changes (group_id, user_id, change)
+               SELECT group_id, user_id, 'removed' FROM gone"""
+        )
+        counts = evaluate(conn, run_id=None, people=None)
+    results.append(("memberships", f"+{counts['memberships_added']} -{counts['memberships_removed']}"))
+    return results
+
+
+def groups() -> list[dict[str, Any]]:
+    with store.connect() as conn:
+        return store.fetch_all(
+            conn,
+            """SELECT g.name, g.active, g.rule, g.programs,
+                      (SELECT count(*) FROM lms.group_members gm WHERE gm.group_id = g.id) AS members
+               FROM lms.groups g ORDER BY g.name""",
+        )
