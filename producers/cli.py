@@ -326,10 +326,16 @@ def groups(as_json: bool) -> None:
         _emit_json(rows)
         return
     _table(
-        [{**r, "rule": ", ".join(f"{k}={v}" for k, v in r["rule"].items() if v), "programs": ", ".join(r["programs"])}
-         for r in rows],
+        [
+            {
+                **r,
+                "rule": ", ".join(f"{k}={v}" for k, v in r["rule"].items() if v),
+                "programs": ", ".join(r["programs"]),
+            }
+            for r in rows
+        ],
         ["name", "members", "active", "rule", "programs"],
-    )  # fmt: skip
+    )
 
 
 @cli.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,16 @@ class Settings(BaseSettings):
     xlsx_max_sheets: int = Field(default=100, ge=1)
     xlsx_max_rows: int = Field(default=1_000_000, ge=1)
     xlsx_max_columns: int = Field(default=256, ge=1)
+
+    # Warnings for runs with errors (a connection's [connections.notify]): e-mail through this SMTP
+    # server, and webhooks; each waits at most notify_timeout_s.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "feedsync@localhost"
+    notify_timeout_s: float = Field(default=10.0, gt=0)
 
     # Failure policy (see workers.errors): attempts are counted in PostgreSQL.
     max_attempts: int = Field(default=5, ge=1)

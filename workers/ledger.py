@@ -70,7 +70,11 @@ def run_stage(msg: Message, body: Callable[[StageTx], None]) -> bool:
             callback(tx)
     tx.outbox.flush()
     for later in tx.after_commit:
-        later()
+        # The stage has committed: a failure here is logged, never a reason to run the stage again.
+        try:
+            later()
+        except Exception as exc:
+            log.error("a follow-up of a committed stage failed", error=f"{type(exc).__name__}: {exc}")
     return True
 
 

@@ -190,6 +190,16 @@ def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> N
             (run_id, f["id"], ordinal),
         )
         outbox.add(conn, ParseFile(run_id=run_id, file_id=f["id"]), f"parse:{run_id}:{f['id']}")
+    expected = getattr(connector_for(run["kind"]), "expected_files", None)
+    if expected is not None and files:
+        names = {PurePosixPath(f["original_path"]).name for f in files}
+        missing = [n for n in expected(run["config"]).values() if n not in names]
+        if missing:  # a scheduled or on-demand run takes the files present, and says which were not
+            took = ", ".join(sorted(names))
+            conn.execute(
+                "UPDATE sync.runs SET note = %s WHERE id = %s",
+                (f"bundle incomplete: took {took}; {', '.join(missing)} had not arrived", run_id),
+            )
     if not files:
         conn.execute("UPDATE sync.runs SET note = coalesce(note, 'no new files to import') WHERE id = %s", (run_id,))
         outbox.add(conn, LoadRun(run_id=run_id), f"load:{run_id}")

@@ -283,3 +283,11 @@ def test_a_full_feed_deactivates_missing_units_and_reports_those_still_holding_p
         in (warning["message"])
     )
     assert sql("SELECT count(*) FROM lms.users WHERE active")[0][0] == 5, "people are never emptied out of a unit"
+
+
+def test_an_on_demand_run_takes_the_files_present_and_says_which_were_missing(pipeline: Pipeline) -> None:
+    connect()
+    run = sync(pipeline, {"org.csv": UNITS, "user.csv": USER + person("u1", "SALES", position="")})
+    assert run["status"] == "completed", queries.errors(run["run_id"])
+    assert run["note"] == "bundle incomplete: took org.csv, user.csv; pos.csv had not arrived"
+    assert sql("SELECT external_id FROM lms.users") == [("u1",)]

@@ -38,8 +38,9 @@ def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
         options = cfg.files[part]
         if options.name == file_name:
             mapping = {a: c for a, c in options.mapping.items() if c != DONT_IMPORT}
-            return FileSpec(part, "csv", mapping, frozenset(mapping), None, encoding=options.encoding,
-                            delimiter=options.delimiter)  # fmt: skip
+            return FileSpec(
+                part, "csv", mapping, frozenset(mapping), None, encoding=options.encoding, delimiter=options.delimiter
+            )
     expected = ", ".join(cfg.files[p].name for p in cfg.parts)
     raise FileNameProblem(f"{file_name!r} is not a file of this bundle; it takes {expected}")
 
@@ -248,9 +249,14 @@ def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
         n += _reject(conn, run, part, _duplicates(t, "key", f"{label} id"), "key", "duplicate")
         n += _reject(conn, run, part, _cycles(t, "parent_key", store_table, "parent_id", label), "parent", "cycle")
         orphans = _missing(
-            t, "parent_key", [f"{t} key", f"{store_table} external_id"], rejected, part, f"parent {label}",
+            t,
+            "parent_key",
+            [f"{t} key", f"{store_table} external_id"],
+            rejected,
+            part,
+            f"parent {label}",
             "add it to the file or correct the parent, and rerun",
-        )  # fmt: skip
+        )
         while moved := _reject(conn, run, part, orphans, "parent", "unknown_parent"):  # until nothing more falls
             n += moved
     if "user" in parts:
@@ -264,22 +270,28 @@ def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
             FROM {h} s JOIN lms.users u ON u.email_key = lower(s.email)
             WHERE u.external_id IS NOT NULL AND u.external_id <> s.key"""
         n += _reject(conn, run, "user", taken, "email", "email_taken")
-        n += _reject(conn, run, "user", _cycles(h, "manager_key", "lms.users", "manager_id", "manager"), "manager",
-                     "cycle")  # fmt: skip
+        n += _reject(
+            conn, run, "user", _cycles(h, "manager_key", "lms.users", "manager_id", "manager"), "manager", "cycle"
+        )
         references = [
             ("unit_key", "unit", "unknown_unit", [f"{staged('org', run_id)} key", "lms.org_units external_id"]),
-            ("position_key", "position", "unknown_position", [f"{staged('pos', run_id)} key",
-                                                              "lms.positions external_id"]),
+            (
+                "position_key",
+                "position",
+                "unknown_position",
+                [f"{staged('pos', run_id)} key", "lms.positions external_id"],
+            ),
             ("manager_key", "manager", "unknown_manager", [f"{h} key", "lms.users external_id"]),
-        ]  # fmt: skip
+        ]
         while True:  # a person whose manager fell falls too
             fell = 0
             for link, attribute, code, targets in references:
                 label = {"unit": "unit", "position": "position", "manager": "manager"}[attribute]
                 ref_part = {"unit": "org", "position": "pos", "manager": "user"}[attribute]
                 fix = f"add the {label} to the bundle or correct the id, and rerun"
-                fell += _reject(conn, run, "user", _missing(h, link, targets, rejected, ref_part, label, fix),
-                                attribute, code)  # fmt: skip
+                fell += _reject(
+                    conn, run, "user", _missing(h, link, targets, rejected, ref_part, label, fix), attribute, code
+                )
             n += fell
             if not fell:
                 break

@@ -10,7 +10,7 @@ from psycopg.types.json import Jsonb
 
 from schemas.messages import FinalizeRun
 from schemas.states import RunStatus
-from workers import failpoints, retention, store
+from workers import failpoints, notify, retention, store
 from workers.connectors import connector_for
 from workers.ledger import StageTx, run_stage
 from workers.runs import drop_stage_tables, start_next
@@ -88,5 +88,6 @@ def finalize_run(msg: FinalizeRun) -> None:
         tx.after_success.append(lambda t: start_next(t.conn, run["connection_id"], t.outbox))
         # After the commit, never before: files whose retention is zero (user feeds) go now.
         tx.after_commit.append(lambda: retention.sweep(run_id=msg.run_id))
+        tx.after_commit.append(lambda: notify.run_finished(msg.run_id))
 
     run_stage(msg, body)

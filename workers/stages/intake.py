@@ -44,8 +44,9 @@ def feed_arrived(msg: FeedArrived) -> None:
                 (missing, f"waiting for the bundle: {', '.join(missing)} not arrived yet", run_id, created),
             )
         elif release(conn, run_id, connection, outbox):
-            conn.execute("UPDATE sync.runs SET note = 'bundle complete: every expected file arrived' WHERE id = %s",
-                         (run_id,))  # fmt: skip
+            conn.execute(
+                "UPDATE sync.runs SET note = 'bundle complete: every expected file arrived' WHERE id = %s", (run_id,)
+            )
         log.info("run queued for dropped file", run_id=run_id, new_run=created, file_id=msg.file_id, waiting=missing)
     outbox.flush()
 

@@ -1,0 +1,165 @@
+"""Warnings for a run with errors, to where its connection says: a webhook (JSON POST) and e-mail
+(SMTP from settings). Sent once per run and channel (claimed in sync.notifications before sending,
+so a redelivered finalize never sends twice), after the run's outcome has committed. A warning
+that cannot be sent is recorded and logged; it never changes the run.
+
+The message says what failed, how many rows, and how to get the error report. It carries error
+messages and positions, never row values: no personal data leaves in a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import ssl
+import urllib.request
+from email.message import EmailMessage
+from typing import Any
+
+import structlog
+
+from schemas.connections import connection_from_json
+from schemas.settings import Settings, get_settings
+from workers import store
+
+log = structlog.get_logger(__name__)
+
+WARN_STATUSES = ("completed_with_errors", "failed")
+
+
+def run_finished(run_id: int) -> dict[str, str]:
+    """Send the warnings of a finished run, if it has errors; returns channel -> outcome."""
+    settings = get_settings()
+    with store.connect() as conn:
+        run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s", (run_id,))
+        if run is None or run["status"] not in WARN_STATUSES:
+            return {}
+        notify = connection_from_json(run["config"]).notify
+        if notify is None:
+            return {}
+        report = _report(conn, run)
+        wanted = [c for c, on in (("webhook", notify.webhook), ("email", notify.email)) if on]
+        claimed = [
+            r["channel"]
+            for r in store.fetch_all(
+                conn,
+                """INSERT INTO sync.notifications (run_id, channel) SELECT %s, unnest(%s::text[])
+                   ON CONFLICT DO NOTHING RETURNING channel""",
+                (run_id, wanted),
+            )
+        ]
+    outcomes = {}
+    for channel in claimed:
+        try:
+            if channel == "webhook":
+                assert notify.webhook is not None
+                _post(notify.webhook, report, settings)
+            else:
+                _mail(notify.email, report, settings)
+            outcomes[channel], error = "sent", None
+        except Exception as exc:  # a warning that cannot go out must not fail the run
+            outcomes[channel], error = "failed", f"{type(exc).__name__}: {exc}"
+            log.warning("run warning not sent", channel=channel, error=error)
+        with store.connect() as conn:
+            conn.execute(
+                "UPDATE sync.notifications SET sent_at = CASE WHEN %s::text IS NULL THEN now() END, error = %s "
+                "WHERE run_id = %s AND channel = %s",
+                (error, error, run_id, channel),
+            )
+    return outcomes
+
+
+def _report(conn: Any, run: dict[str, Any]) -> dict[str, Any]:
+    counts = run["counts"]
+    first = store.fetch_all(
+        conn,
+        """SELECT file_name, line, column_name, code, message FROM sync.row_errors WHERE run_id = %s
+           ORDER BY rejected DESC, file_name, line NULLS FIRST, id LIMIT 5""",
+        (run["id"],),
+    )
+    rejected_files = store.fetch_all(
+        conn,
+        """SELECT f.original_path, rf.error FROM sync.run_files rf JOIN sync.feed_files f ON f.id = rf.file_id
+           WHERE rf.run_id = %s AND rf.status = 'rejected' ORDER BY rf.ordinal""",
+        (run["id"],),
+    )
+    return {
+        "event": "run_with_errors",
+        "run_id": run["id"],
+        "connection": run["connection_name"],
+        "kind": run["kind"],
+        "status": run["status"],
+        "rows_rejected": int(counts.get("rejected", 0)),
+        "warnings": int(counts.get("warnings", 0)),
+        "files": int(counts.get("files", 0)),
+        "files_rejected": [{"file": f["original_path"], "error": f["error"]} for f in rejected_files],
+        "error": run["error"],
+        "first_errors": [
+            {
+                "file": e["file_name"],
+                "line": e["line"],
+                "column": e["column_name"],
+                "code": e["code"],
+                "message": e["message"],
+            }
+            for e in first
+        ],
+        "report": f"feedsync errors {run['id']} --csv",
+    }
+
+
+def _text(r: dict[str, Any]) -> str:
+    lines = [
+        f"Run {r['run_id']} of {r['connection']} ({r['kind']}) ended {r['status'].replace('_', ' ')}.",
+        f"{r['rows_rejected']} row(s) rejected, {r['warnings']} warning(s), "
+        f"{len(r['files_rejected'])} of {r['files']} file(s) rejected.",
+    ]
+    if r["error"]:
+        lines.append(f"Error: {r['error']}")
+    for f in r["files_rejected"]:
+        lines.append(f"Rejected file {f['file']}: {f['error']}")
+    if r["first_errors"]:
+        lines.append("\nFirst errors:")
+        for e in r["first_errors"]:
+            where = (
+                f"{e['file']}"
+                + (f" line {e['line']}" if e["line"] else "")
+                + (f" column {e['column']}" if e["column"] else "")
+            )
+            lines.append(f"  {where}: {e['message']}")
+    lines.append(f"\nThe full error report: {r['report']} (or feedsync run {r['run_id']}).")
+    return "\n".join(lines) + "\n"
+
+
+def _post(url: str, report: dict[str, Any], settings: Settings) -> None:
+    if not url.startswith(("http://", "https://")):  # also checked when the connection is applied
+        raise ValueError(f"the webhook {url!r} is not an http(s) URL")
+    request = urllib.request.Request(  # noqa: S310  (scheme checked above)
+        url, data=json.dumps(report).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=settings.notify_timeout_s) as response:  # noqa: S310
+        if response.status >= 300:
+            raise OSError(f"the webhook answered HTTP {response.status}")
+
+
+def _mail(to: list[str], report: dict[str, Any], settings: Settings) -> None:
+    if not settings.smtp_host:
+        raise RuntimeError("no SMTP server configured: set FEEDSYNC_SMTP_HOST")
+    msg = EmailMessage()
+    msg["Subject"] = f"feedsync: run {report['run_id']} of {report['connection']} {report['status'].replace('_', ' ')}"
+    msg["From"] = settings.smtp_from
+    msg["To"] = ", ".join(to)
+    msg.set_content(_text(report))
+    timeout = settings.notify_timeout_s
+    if settings.smtp_tls == "ssl":
+        client: smtplib.SMTP = smtplib.SMTP_SSL(
+            settings.smtp_host, settings.smtp_port, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+    with client:
+        if settings.smtp_tls == "starttls":
+            client.starttls(context=ssl.create_default_context())
+        if settings.smtp_user and settings.smtp_password is not None:
+            client.login(settings.smtp_user, settings.smtp_password.get_secret_value())
+        client.send_message(msg)
