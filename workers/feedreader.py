@@ -43,6 +43,13 @@ class Header:
     data_line: int  # line number of the header's last line
 
 
+def _header_name(raw: str) -> str:
+    name = raw.strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = name[1:-1].strip()
+    return name
+
+
 def match_columns(
     label: str, columns: list[str], mapping: dict[str, str], optional: frozenset[str] = frozenset()
 ) -> dict[str, int]:
@@ -225,7 +232,9 @@ class FeedReader:
                     f"line 1: the header is not valid {self.encoding}",
                     f"Save the file as {self.encoding} or set encoding on the connection",
                 )
-            stripped = [c.strip() for c in columns]
+            # A space before a quoted name (`a, "b"`) leaves the quotes in the field; they are not
+            # part of the name (Totara's own fixtures have such headers).
+            stripped = [_header_name(c) for c in columns]
             positions = match_columns(self.label, stripped, mapping, optional)
             return Header(stripped, positions, lines.offset, lines.line_no)
 
