@@ -112,6 +112,7 @@ def test_connections_apply_refuses_a_bad_file_and_upload_and_sync_import(
     assert sorted((c["name"], c["kind"], c["path"]) for c in listed) == [
         ("getabstract", "getabstract", "import/getabstract/*.xlsx"),
         ("hmm", "hmm", "import/hmm/*.csv"),
+        ("hr", "hierarchy", "import/hierarchy/*.csv"),
         ("hr-users", "users", "import/user/internal/*.csv"),
     ]
 
