@@ -179,3 +179,70 @@ job_title = "Job Title"
 location = "Location"
 nickname = "DontImportFromSource"
 """
+
+
+BUNDLE_CONNECTIONS = """
+[[connections]]
+name = "hr"
+kind = "hierarchy"
+full_feed = true
+
+[connections.files.org.mapping]
+key = "idnumber"
+name = "fullname"
+parent = "parentidnumber"
+
+[connections.files.pos.mapping]
+key = "idnumber"
+name = "fullname"
+
+[connections.files.user.mapping]
+key = "idnumber"
+email = "email"
+first_name = "firstname"
+last_name = "lastname"
+unit = "orgidnumber"
+position = "posidnumber"
+manager = "manageridnumber"
+country = "country"
+
+[[rules]]
+group = "Unit U0001 and below"
+unit = "U0001"
+descendants = true
+
+[[rules]]
+group = "Everyone under P0000001"
+manager = "P0000001"
+"""
+
+
+def generate_bundle(
+    folder: Path, people: int, *, units: int = 2_000, positions: int = 500, fanout: int = 10, seed: int = 7
+) -> dict[str, Path]:
+    """org.csv, pos.csv and user.csv in Totara's columns: a unit tree (5 children each), positions,
+    and people in a manager tree of ``fanout`` reports each (six levels for 100,000 people)."""
+    rnd = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {part: folder / f"{part}.csv" for part in ("org", "pos", "user")}
+    with open(paths["org"], "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["idnumber", "fullname", "parentidnumber"])
+        for j in range(units):
+            w.writerow([f"U{j:04d}", f"Unit {j}, {rnd.choice(DEPARTMENTS)}", "" if j == 0 else f"U{(j - 1) // 5:04d}"])
+    with open(paths["pos"], "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["idnumber", "fullname"])
+        for j in range(positions):
+            w.writerow([f"POS{j:03d}", f"Position {j}"])
+    with open(paths["user"], "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["idnumber", "email", "firstname", "lastname", "orgidnumber", "posidnumber", "manageridnumber",
+                    "country"])  # fmt: skip
+        for i in range(people):
+            p = _person(i, rnd)
+            w.writerow([
+                f"P{i:07d}", p["Email"], p["First Name"], p["Last Name"], f"U{rnd.randrange(units):04d}",
+                f"POS{rnd.randrange(positions):03d}", "" if i == 0 else f"P{(i - 1) // fanout:07d}", p["Country"],
+            ])  # fmt: skip
+    return paths
