@@ -273,7 +273,8 @@ def bundle_bench() -> list[str]:
     cells = " | ".join(f"{stages.get(s, 0):.1f}" for s in ("plan", "parse", "transform", "load", "finalize"))
     lines = [
         "",
-        f"## Hierarchy bundle ({BUNDLE_PEOPLE:,} people, 2,000 units, 500 positions, {levels} levels in the manager tree)",
+        f"## Hierarchy bundle ({BUNDLE_PEOPLE:,} people, 2,000 units, 500 positions, "
+        f"{levels} levels in the manager tree)",
         "",
         "Three files dropped in reverse order into a running `feedsync up` (default workers), empty store, two "
         "group rules; from the first file appearing to the run completed.",
