@@ -230,23 +230,27 @@ def test_moves_carry_descendants_and_update_both_manager_chains_and_group_rules(
     sync(pipeline, {"org.csv": UNITS, "pos.csv": POSITIONS, "user.csv": PEOPLE})
     assert reports("boss2") == [("m2", 1)] and members("Team of boss2") == ["m2"]
 
-    # EAST moves under OPS (EAST-1 goes with it); m1 (and e1 below) now reports to boss2.
+    # EAST moves under OPS (EAST-1 goes with it); m1 (and e1 below) now reports to boss2; m2 moves
+    # from OPS to SALES.
     moved_units = UNITS.replace("EAST,East,SALES,EU", "EAST,East,OPS,EU")
-    moved_people = PEOPLE.replace("m1,m1@x.com,M1,Doe,EAST,MGR,boss1", "m1,m1@x.com,M1,Doe,EAST,MGR,boss2")
+    moved_people = PEOPLE.replace("m1,m1@x.com,M1,Doe,EAST,MGR,boss1", "m1,m1@x.com,M1,Doe,EAST,MGR,boss2").replace(
+        "m2,m2@x.com,M2,Doe,OPS,", "m2,m2@x.com,M2,Doe,SALES,"
+    )
     run = sync(pipeline, {"org.csv": moved_units, "pos.csv": POSITIONS, "user.csv": moved_people})
     assert run["status"] == "completed", queries.errors(run["run_id"])
     assert ancestors("EAST-1") == ["EAST", "OPS"]
     assert reports("boss1") == []
     assert reports("boss2") == [("e1", 2), ("m1", 1), ("m2", 1)]
-    assert members("Sales and below") == ["boss1"]
+    assert members("Sales and below") == ["boss1", "m2"]
     assert members("Team of boss2") == ["e1", "m1", "m2"]
     assert (run["details"]["units_moved"], run["details"]["manager_moves"]) == (1, 1)
     assert {(m["group"], m["change"], m["people"]) for m in run["memberships"]} == {
         ("Sales and below", "removed", 2),
+        ("Sales and below", "added", 1),
         ("Team of boss2", "added", 2),
     }
     # Programs stay with the people who left the group: their learning record is theirs.
-    assert sql("SELECT count(*) FROM lms.assignments")[0][0] == 3
+    assert sql("SELECT count(*) FROM lms.assignments")[0][0] == 4
 
 
 def test_users_only_mode_leaves_units_and_positions_untouched(pipeline: Pipeline) -> None:
@@ -291,3 +295,15 @@ def test_an_on_demand_run_takes_the_files_present_and_says_which_were_missing(pi
     assert run["status"] == "completed", queries.errors(run["run_id"])
     assert run["note"] == "bundle incomplete: took org.csv, user.csv; pos.csv had not arrived"
     assert sql("SELECT external_id FROM lms.users") == [("u1",)]
+
+
+def test_a_full_feed_missing_too_many_units_waits_for_approval(pipeline: Pipeline) -> None:
+    connect('full_feed = true\nmax_deactivate = "25%"')
+    sync(pipeline, {"org.csv": UNITS, "pos.csv": POSITIONS, "user.csv": PEOPLE})
+    half = ORG + "SALES,Sales,,\nOPS,Operations,,\n"
+    people = PEOPLE.replace("EAST-1", "SALES").replace(",EAST,", ",SALES,")
+    run = sync(pipeline, {"org.csv": half, "pos.csv": POSITIONS, "user.csv": people})
+    assert run["status"] == "awaiting_approval"
+    assert run["plan"]["held_because"] == ["it would deactivate 2 of 4 units (max_deactivate = 25%)"]
+    assert run["plan"]["units"]["deactivations_sample"] == ["EAST", "EAST-1"]
+    assert sql("SELECT count(*) FROM lms.org_units WHERE active")[0][0] == 4
