@@ -23,7 +23,10 @@ _pool: ConnectionPool | None = None
 
 def _conninfo_kwargs(settings: Settings, application_name: str) -> dict[str, Any]:
     return {
-        "options": f"-c statement_timeout={settings.statement_timeout_ms} -c lock_timeout={settings.lock_timeout_ms}",
+        # jit off: our statements are large but short, and compiling them (their cost estimates over
+        # a million staged rows turn JIT on) took longer than it saved (benchmarks/RESULTS.md).
+        "options": f"-c statement_timeout={settings.statement_timeout_ms} -c lock_timeout={settings.lock_timeout_ms}"
+        " -c jit=off",
         "application_name": application_name,
     }
 

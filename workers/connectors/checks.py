@@ -117,7 +117,8 @@ def checked_insert(
             INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code, message,
                                          value, rejected)
             SELECT %(run)s, %(file)s, %(fname)s, c.line_no, e.col, e.colname, e.code, e.msg, left(e.val, 200), e.rej
-            FROM checked c CROSS JOIN LATERAL (VALUES {values}) AS e(failed, col, colname, code, msg, val, rej)
+            FROM (SELECT * FROM checked WHERE {flagged}) c
+            CROSS JOIN LATERAL (VALUES {values}) AS e(failed, col, colname, code, msg, val, rej)
             WHERE e.failed
             RETURNING rejected
         ),
@@ -129,6 +130,10 @@ def checked_insert(
         src=src,
         raw=raw,
         rejecting=sql.SQL(" OR ").join(sql.SQL(f"({r})") for r in rejecting),
+        # Only rows with something to report meet the per-check VALUES list.
+        flagged=sql.SQL(" OR ").join(
+            [sql.SQL("NOT ok"), *(sql.SQL(f"coalesce(({c.failed}), false)") for c in checks if not c.rejected)]
+        ),
         values=values,
         insert=sql.SQL(insert),
     )
