@@ -12,6 +12,7 @@ Raw chunk tables are the same for every kind: one text column per attribute pres
 
 from __future__ import annotations
 
+from importlib import import_module
 from types import ModuleType
 from typing import Any
 
@@ -21,24 +22,25 @@ from psycopg import sql
 from workers.staging import stage_table
 
 
-def connector_for(kind: str) -> ModuleType:
-    if kind == "users":
-        from workers.connectors import users
-
-        return users
-    if kind == "hmm":
-        from workers.connectors import hmm
-
-        return hmm
-    if kind == "hierarchy":
-        from workers.connectors import hierarchy
-
-        return hierarchy
-    if kind == "getabstract":
-        from workers.connectors import getabstract
-
-        return getabstract
+def connector_for(kind: str) -> Any:
+    if kind in ("users", "hierarchy"):
+        return import_module(f"workers.connectors.{kind}")
+    if kind in ("hmm", "getabstract"):
+        return _ContentProvider(import_module(f"workers.connectors.{kind}"))
     raise KeyError(f"no connector for kind {kind!r}")
+
+
+class _ContentProvider:
+    """A content provider's module (its file names, transform and load steps) over what every
+    content kind shares (workers/connectors/content.py: staging and the load's decision)."""
+
+    def __init__(self, provider: ModuleType) -> None:
+        self._provider = provider
+
+    def __getattr__(self, name: str) -> Any:
+        from workers.connectors import content
+
+        return getattr(self._provider, name) if hasattr(self._provider, name) else getattr(content, name)
 
 
 def create_raw_chunk(

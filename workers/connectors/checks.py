@@ -73,21 +73,24 @@ def as_list(attribute: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """One parse chunk being transformed: its raw rows, and the file and columns they came from."""
+
+    run_id: int
+    file_id: int
+    chunk_no: int
+    file_name: str
+    columns: dict[str, dict[str, Any]]  # attribute -> {"column": header name, "no": position}
+
+
 def checked_insert(
-    conn: psycopg.Connection[Any],
-    *,
-    run_id: int,
-    file_id: int,
-    chunk_no: int,
-    file_name: str,
-    spec: FileSpec,
-    columns: dict[str, dict[str, Any]],
-    checks: list[Check],
-    insert: str,
+    conn: psycopg.Connection[Any], chunk: Chunk, spec: FileSpec, checks: list[Check], insert: str
 ) -> dict[str, int]:
     """Check one raw chunk and insert its good rows with ``insert`` (SQL selecting ``FROM checked c
     WHERE c.ok``); every failed check is a row error on the value's line and column."""
-    raw = stage_table("raw", run_id, file_id, chunk_no)
+    run_id, file_id, file_name, columns = chunk.run_id, chunk.file_id, chunk.file_name, chunk.columns
+    raw = stage_table("raw", run_id, file_id, chunk.chunk_no)
     src = sql.SQL(", ").join(
         (sql.SQL("nullif(btrim(r.{a}), '') AS {a}") if a in columns else sql.SQL("NULL::text AS {a}")).format(
             a=sql.Identifier(a)

@@ -11,14 +11,15 @@ import psycopg
 
 from schemas.providers import FileSpec, getabstract_file
 from workers.connectors import content
-from workers.connectors.checks import Check, checked_insert, required, valid_date
-from workers.connectors.content import EMAIL_LIKE, Step, config_of, staged
+from workers.connectors.checks import Check, Chunk, checked_insert, required, valid_date
+from workers.connectors.content import (
+    EMAIL_LIKE,
+    Step,
+    config_of,
+    staged,
+)
 
 PROVIDER = "getabstract"
-
-create_staging = content.create_staging
-prepare, classify, needs_plan, plan = content.prepare, content.classify, content.needs_plan, content.plan
-exceeded_thresholds, finish = content.exceeded_thresholds, content.finish
 
 EMPTY_RUN = (
     "no getAbstract report to import: a sync needs a report_export_yyyy_MM_dd.xlsx file in the connection's "
@@ -30,15 +31,8 @@ def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
     return getabstract_file(file_name, config_of(config).mapping)
 
 
-def transform_chunk(
-    conn: psycopg.Connection[Any],
-    run_id: int,
-    file_id: int,
-    chunk_no: int,
-    config: dict[str, Any],
-    file_name: str,
-    columns: dict[str, dict[str, Any]],
-) -> dict[str, int]:
+def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[str, Any]) -> dict[str, int]:
+    run_id, file_id, file_name = chunk.run_id, chunk.file_id, chunk.file_name
     spec = file_spec(config, content.file_name(file_name))
     checks = [
         *(required(spec, a) for a in ("email", "data_id", "download_date", "main_title")),
@@ -64,17 +58,7 @@ def transform_chunk(
                c.main_title, 'completed', sync.feed_date(c.download_date), sync.feed_date(c.download_date),
                sync.feed_date(c.download_date)
         FROM checked c WHERE c.ok"""
-    return checked_insert(
-        conn,
-        run_id=run_id,
-        file_id=file_id,
-        chunk_no=chunk_no,
-        file_name=file_name,
-        spec=spec,
-        columns=columns,
-        checks=checks,
-        insert=insert,
-    )
+    return checked_insert(conn, chunk, spec, checks, insert)
 
 
 def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool, batch_rows: int) -> list[Step]:

@@ -20,7 +20,7 @@ import psycopg
 from schemas.connections import BUNDLE_CORE, BUNDLE_PARTS, DONT_IMPORT, Connection, connection_from_json
 from schemas.providers import FileNameProblem, FileSpec
 from workers import rules, store
-from workers.connectors.checks import Check, checked_insert, literal, required
+from workers.connectors.checks import Check, Chunk, checked_insert, literal, required
 from workers.connectors.content import Step, staged
 from workers.connectors.users import EMAIL_BAD_DOTS, EMAIL_RE
 
@@ -86,15 +86,8 @@ def _col(attribute: str, present: dict[str, Any]) -> str:
     return f"c.{attribute}" if attribute in present else "NULL::text"
 
 
-def transform_chunk(
-    conn: psycopg.Connection[Any],
-    run_id: int,
-    file_id: int,
-    chunk_no: int,
-    config: dict[str, Any],
-    file_name: str,
-    columns: dict[str, dict[str, Any]],
-) -> dict[str, int]:
+def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[str, Any]) -> dict[str, int]:
+    run_id, file_id, file_name, columns = chunk.run_id, chunk.file_id, chunk.file_name, chunk.columns
     spec = file_spec(config, PurePosixPath(file_name).name)
     part = spec.role
     attrs = _attrs(part, columns)
@@ -149,17 +142,7 @@ def transform_chunk(
                    md5(concat_ws(chr(31), c.key, c.email, {first}, {last}, {unit}, {position}, {manager},
                                  ({attrs})::text))
             FROM checked c WHERE c.ok {rejected_keys}"""
-    return checked_insert(
-        conn,
-        run_id=run_id,
-        file_id=file_id,
-        chunk_no=chunk_no,
-        file_name=file_name,
-        spec=spec,
-        columns=columns,
-        checks=checks,
-        insert=insert,
-    )
+    return checked_insert(conn, chunk, spec, checks, insert)
 
 
 # -- the sanity check -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from schemas.providers import FileSpec, hmm_file
 from workers.connectors import content
 from workers.connectors.checks import (
     Check,
+    Chunk,
     as_int,
     as_list,
     as_number,
@@ -21,13 +22,13 @@ from workers.connectors.checks import (
     valid_date,
     valid_number,
 )
-from workers.connectors.content import Step, config_of, staged
+from workers.connectors.content import (
+    Step,
+    config_of,
+    staged,
+)
 
 PROVIDER = "hmm"
-
-create_staging = content.create_staging
-prepare, classify, needs_plan, plan = content.prepare, content.classify, content.needs_plan, content.plan
-exceeded_thresholds, finish = content.exceeded_thresholds, content.finish
 
 EMPTY_RUN = (
     "no Harvard ManageMentor feed to import: a sync needs hmm12_metadata.csv or a client_hmm12_yyyyMMdd.csv user "
@@ -39,15 +40,8 @@ def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
     return hmm_file(file_name, config_of(config).mapping)
 
 
-def transform_chunk(
-    conn: psycopg.Connection[Any],
-    run_id: int,
-    file_id: int,
-    chunk_no: int,
-    config: dict[str, Any],
-    file_name: str,
-    columns: dict[str, dict[str, Any]],
-) -> dict[str, int]:
+def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[str, Any]) -> dict[str, int]:
+    run_id, file_id, file_name, columns = chunk.run_id, chunk.file_id, chunk.file_name, chunk.columns
     spec = file_spec(config, content.file_name(file_name))
     if spec.role == "metadata":
         checks = [
@@ -95,17 +89,7 @@ def transform_chunk(
                    sync.feed_date(c.first_accessed), sync.feed_date(c.last_accessed), sync.feed_date(c.completed),
                    sync.feed_date(c.assessed), {as_number("score")}, {as_int("time_spent")}, {as_int("visits")}
             FROM checked c WHERE c.ok"""
-    return checked_insert(
-        conn,
-        run_id=run_id,
-        file_id=file_id,
-        chunk_no=chunk_no,
-        file_name=file_name,
-        spec=spec,
-        columns=columns,
-        checks=checks,
-        insert=insert,
-    )
+    return checked_insert(conn, chunk, spec, checks, insert)
 
 
 def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool, batch_rows: int) -> list[Step]:

@@ -16,6 +16,7 @@ from psycopg import sql
 from schemas.connections import USER_CORE_ATTRIBUTES, Connection, connection_from_json
 from schemas.providers import FileSpec
 from workers import store
+from workers.connectors.checks import Chunk
 from workers.staging import stage_table
 
 # A strict ASCII syntax check (what HR systems export and mail servers accept), in two cheap
@@ -51,16 +52,10 @@ def _val(attribute: str, present: set[str], *, lower: bool = False) -> sql.Compo
     return sql.SQL("lower({})").format(expr) if lower else expr
 
 
-def transform_chunk(
-    conn: psycopg.Connection[Any],
-    run_id: int,
-    file_id: int,
-    chunk_no: int,
-    config: dict[str, Any],
-    file_name: str,
-    columns: dict[str, dict[str, Any]],
-) -> dict[str, int]:
+def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[str, Any]) -> dict[str, int]:
     """Map, validate and hash one chunk into the run's typed staging table; bad rows become row errors."""
+    run_id, file_id, file_name, columns = chunk.run_id, chunk.file_id, chunk.file_name, chunk.columns
+    chunk_no = chunk.chunk_no
     conn_cfg = config_of(config)
     present = set(conn_cfg.imported_mapping)
     raw = stage_table("raw", run_id, file_id, chunk_no)

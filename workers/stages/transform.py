@@ -6,6 +6,7 @@ from __future__ import annotations
 from schemas.messages import TransformChunk
 from workers import failpoints, store
 from workers.connectors import connector_for
+from workers.connectors.checks import Chunk
 from workers.ledger import StageTx, run_stage
 from workers.runs import advance_if_ready
 from workers.stages import stage_actor
@@ -23,15 +24,8 @@ def transform_chunk(msg: TransformChunk) -> None:
         )
         assert ctx is not None
         failpoints.hit("transform.start")
-        tx.counts = connector_for(ctx["kind"]).transform_chunk(
-            tx.conn,
-            msg.run_id,
-            msg.file_id,
-            msg.chunk_no,
-            ctx["config"],
-            ctx["original_path"],
-            ctx["columns"] or {},
-        )
+        chunk = Chunk(msg.run_id, msg.file_id, msg.chunk_no, ctx["original_path"], ctx["columns"] or {})
+        tx.counts = connector_for(ctx["kind"]).transform_chunk(tx.conn, chunk, ctx["config"])
         tx.after_success.append(lambda t: advance_if_ready(t.conn, msg.run_id, t.outbox))
 
     run_stage(msg, body)
