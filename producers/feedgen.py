@@ -135,7 +135,7 @@ def generate_users(
     """Write n people; person 0 is the top of the manager tree, person i reports to (i-1)//fanout.
 
     ``bad_rows`` rows (spread over leaves of the tree) carry an invalid e-mail; ``changed_share`` of people get a
-    new job title (the "next day" feed of a daily HR export)."""
+    new job title and department (the "next day" feed of a daily HR export)."""
     rnd = random.Random(seed)
     chg = random.Random(change_seed)
     # Bad rows sit in the second half, where nobody reports to them (with fanout >= 2), so each
@@ -151,7 +151,9 @@ def generate_users(
             manager = None if i == 0 else f"user{(i - 1) // fanout:07d}@example.com"
             p["Manager Email"] = manager or ""
             if changed_share and chg.random() < changed_share:
+                # A promotion and a move: both in columns the example and demo connections map.
                 p["Job Title"] = "Promoted " + p["Job Title"]
+                p["Department"] = "Moved to " + p["Department"]
             if i in bad_at:
                 p["Email"] = f"user{i:07d}.example.com"
                 bad_lines[i + 2] = "invalid_email"
