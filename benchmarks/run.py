@@ -267,7 +267,7 @@ def bundle_bench() -> list[str]:
     counts = psql("SELECT counts FROM sync.runs ORDER BY id DESC LIMIT 1")
     groups = psql(
         "SELECT string_agg(name || ': ' || n, ', ') FROM (SELECT g.name, count(m.user_id) AS n "
-        "FROM lms.groups g LEFT JOIN lms.group_members m ON m.group_id = g.id GROUP BY g.name) x"
+        "FROM lms.groups g LEFT JOIN lms.group_members m ON m.group_id = g.id WHERE g.active GROUP BY g.name) x"
     )
     levels = int(psql("SELECT max(depth) FROM lms.reports")) + 1
     cells = " | ".join(f"{stages.get(s, 0):.1f}" for s in ("plan", "parse", "transform", "load", "finalize"))

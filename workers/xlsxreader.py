@@ -169,7 +169,11 @@ class XlsxReader:
             for row_no, values in enumerate(ws.iter_rows(min_row=start, max_col=ncols, values_only=True), start):
                 self._row = row_no
                 if row_no > self.settings.xlsx_max_rows:
-                    self._check_rows(ws.title, row_no)
+                    raise self._bad(
+                        f"sheet {ws.title!r} has more than the {self.settings.xlsx_max_rows} rows a report may have "
+                        "(its size was not declared, so they were counted)",
+                        "Export a shorter period so the report fits, or raise FEEDSYNC_XLSX_MAX_ROWS",
+                    )
                 if all(v is None or v == "" for v in values):
                     continue  # an empty row carries no record
                 fields = [_date_text(v, epoch) if i in dates else _text(v) for i, v in enumerate(values)]
