@@ -241,6 +241,11 @@ def test_moves_carry_descendants_and_update_both_manager_chains_and_group_rules(
     assert ancestors("EAST-1") == ["EAST", "OPS"]
     assert reports("boss1") == []
     assert reports("boss2") == [("e1", 2), ("m1", 1), ("m2", 1)]
+    # The same, walking down from one manager (what a manager's report asks).
+    assert sql(
+        """SELECT u.external_id, r.depth FROM lms.reports_of((SELECT id FROM lms.users WHERE external_id = 'boss2')) r
+           JOIN lms.users u ON u.id = r.user_id ORDER BY 1"""
+    ) == [("e1", 2), ("m1", 1), ("m2", 1)]
     assert members("Sales and below") == ["boss1", "m2"]
     assert members("Team of boss2") == ["e1", "m1", "m2"]
     assert (run["details"]["units_moved"], run["details"]["manager_moves"]) == (1, 1)
