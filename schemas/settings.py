@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     chunk_rows: int = Field(default=50_000, ge=100)
     # Online loads commit this many staged rows per transaction, so no lock is held for long.
     load_batch_rows: int = Field(default=50_000, ge=1)
+    # ... and new people in batches of this many (inserts block no reader; fewer, larger ones are faster).
+    load_insert_rows: int = Field(default=1_000_000, ge=1)
     # work_mem for the load's transactions (per sort or hash node; each worker thread may use it).
     load_work_mem: str = Field(default="128MB", pattern=r"^\d+(kB|MB|GB)$")
     # A record that spans more lines or characters than this is reported as an unclosed quote.

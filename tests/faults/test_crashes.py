@@ -58,7 +58,12 @@ def test_a_worker_killed_mid_load_completes_once_after_restart(
         "1",
         "--threads",
         "2",
-        env={**rabbit_env, "FEEDSYNC_FAILPOINTS": fault, "FEEDSYNC_LOAD_BATCH_ROWS": "1000"},
+        env={
+            **rabbit_env,
+            "FEEDSYNC_FAILPOINTS": fault,
+            "FEEDSYNC_LOAD_BATCH_ROWS": "1000",
+            "FEEDSYNC_LOAD_INSERT_ROWS": "1000",
+        },
     )
     feed = feedgen.generate_users(settings.drop_dir / "import/user/internal/people.csv", 5000)
     expected = expected_users(feed.path)
@@ -79,7 +84,12 @@ def test_a_worker_killed_mid_load_completes_once_after_restart(
         assert sql("SELECT count(*) FROM sync.load_batches")[0][0] == 2
 
     second = start(
-        "worker", "--processes", "1", "--threads", "2", env={**rabbit_env, "FEEDSYNC_LOAD_BATCH_ROWS": "1000"}
+        "worker",
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+        env={**rabbit_env, "FEEDSYNC_LOAD_BATCH_ROWS": "1000", "FEEDSYNC_LOAD_INSERT_ROWS": "1000"},
     )
     wait_for(lambda: run_status("hr-users") == "completed", 90, "the run to complete after restart", second)
     assert users_state() == expected

@@ -141,13 +141,14 @@ def test_dry_run_computes_the_plan_and_writes_nothing(pipeline: Pipeline) -> Non
 
 @pytest.mark.parametrize("access", [AccessMode.ONLINE, AccessMode.EXCLUSIVE])
 def test_online_and_exclusive_loads_give_the_same_store(pipeline: Pipeline, access: AccessMode) -> None:
-    pipeline.settings.load_batch_rows = 40
+    pipeline.settings.load_batch_rows = pipeline.settings.load_insert_rows = 40
     feed = HEADER + "".join(f"p{i}@x.com,P{i},L,{f'p{(i - 1) // 3}@x.com' if i else ''},S\n" for i in range(300))
     pipeline.drop("import/user/internal/a.csv", feed)
     run_id = start_sync(pipeline.settings, "hr-users", access=access)
     pipeline.drain()
     batches = sql("SELECT count(*) FROM sync.load_batches WHERE run_id = %s", (run_id,))[0][0]
-    assert batches == (0 if access is AccessMode.EXCLUSIVE else 8 + 1)  # 300 rows / 40: 8 ranges, then deactivation
+    # online, 300 new people / 40: 8 insert ranges, one update range (nobody to update), deactivation
+    assert batches == (0 if access is AccessMode.EXCLUSIVE else 8 + 1 + 1)
     store = sql("""SELECT u.email, m.email FROM lms.users u LEFT JOIN lms.users m ON m.id = u.manager_id
                    ORDER BY u.email""")
     assert len(store) == 300

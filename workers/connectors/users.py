@@ -15,6 +15,7 @@ from psycopg import sql
 
 from schemas.connections import USER_CORE_ATTRIBUTES, Connection, connection_from_json
 from schemas.providers import FileSpec
+from schemas.settings import get_settings
 from workers import store
 from workers.connectors.checks import Chunk
 from workers.staging import stage_table
@@ -353,9 +354,15 @@ def exceeded_thresholds(run: dict[str, Any], p: dict[str, Any]) -> list[str]:
     return reasons
 
 
-def batch_ranges(conn: psycopg.Connection[Any], run: dict[str, Any], batch_rows: int) -> list[tuple[int, int]]:
-    """Bucket ranges of about batch_rows staged rows each (one range: the whole run in one go)."""
-    row = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {t}").format(t=stage_table("cls", run["id"])))
+def batch_ranges(
+    conn: psycopg.Connection[Any], run: dict[str, Any], batch_rows: int, where: str = "true"
+) -> list[tuple[int, int]]:
+    """Bucket ranges of about batch_rows staged rows (those ``where`` selects) each."""
+    # ``where`` is one of this module's fixed conditions, never data.
+    query = sql.SQL("SELECT count(*) AS n FROM {t} c WHERE {w}").format(
+        t=stage_table("cls", run["id"]), w=sql.SQL(where)
+    )
+    row = store.fetch_one(conn, query)
     n = int(row["n"]) if row else 0
     count = max(1, min(BUCKETS, -(-n // batch_rows)))
     edges = [round(i * BUCKETS / count) for i in range(count + 1)]
@@ -363,15 +370,21 @@ def batch_ranges(conn: psycopg.Connection[Any], run: dict[str, Any], batch_rows:
 
 
 def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool, batch_rows: int) -> list[Step]:
-    """The load as steps: people by bucket range (one range when whole), then deactivations; a whole
-    load also finishes in the same transaction, an online one after its batches."""
+    """The load as steps: new people by bucket range, then changed people by bucket range (one
+    range each when whole), then deactivations; a whole load also finishes in the same transaction,
+    an online one after its batches. New people go in far larger batches
+    (FEEDSYNC_LOAD_INSERT_ROWS) than updates: an insert locks nothing a reader waits for, and a
+    million rows in one INSERT took half the time of the same rows in 50,000-row batches."""
+    everything = [(0, BUCKETS - 1)]
     if whole:
-        ranges = [(0, BUCKETS - 1)]
+        inserts = updates = everything
     else:
         ensure_bucket_index(conn, int(run["id"]))
-        ranges = batch_ranges(conn, run, batch_rows)
-    people: list[Step] = [partial(apply_people, lo=lo, hi=hi) for lo, hi in ranges]
-    return [*people, apply_deactivations, *([finish] if whole else [])]
+        inserts = batch_ranges(conn, run, get_settings().load_insert_rows, "c.old_id IS NULL")
+        updates = batch_ranges(conn, run, batch_rows, "c.old_id IS NOT NULL")
+    steps: list[Step] = [partial(insert_people, lo=lo, hi=hi) for lo, hi in inserts]
+    steps += [partial(update_people, lo=lo, hi=hi) for lo, hi in updates]
+    return [*steps, apply_deactivations, *([finish] if whole else [])]
 
 
 def ensure_bucket_index(conn: psycopg.Connection[Any], run_id: int) -> None:
@@ -382,10 +395,9 @@ def ensure_bucket_index(conn: psycopg.Connection[Any], run_id: int) -> None:
     )
 
 
-def apply_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi: int) -> dict[str, int]:
-    """For buckets lo..hi: insert new people (with their manager, no conflict check: the
-    classification knows they are new), then update changed people and manager moves by id."""
-    cfg = config_of(run["config"])
+def insert_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi: int) -> dict[str, int]:
+    """For buckets lo..hi: new people, with their manager, without a conflict check (the
+    classification knows they are new), in key order."""
     cls = stage_table("cls", int(run["id"]))
     params = {"conn": run["connection_id"], "lo": lo, "hi": hi}
     created = conn.execute(
@@ -399,6 +411,14 @@ def apply_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi
         ).format(cls=cls),
         params,
     ).rowcount
+    return {"created": created}
+
+
+def update_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi: int) -> dict[str, int]:
+    """For buckets lo..hi: changed people (by row hash) and manager moves, by id."""
+    cfg = config_of(run["config"])
+    cls = stage_table("cls", int(run["id"]))
+    params = {"conn": run["connection_id"], "lo": lo, "hi": hi}
     keep = sql.SQL("coalesce(c.{c}, u.{c})") if not cfg.empty_erases else sql.SQL("c.{c}")
     attributes = (
         sql.SQL("u.attributes || jsonb_strip_nulls(c.attrs)")
@@ -438,11 +458,7 @@ def apply_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi
         ),
         params,
     )
-    return {
-        "created": created,
-        "updated": int(updated["n"]) if updated else 0,
-        "manager_moves": int(moved["n"]) if moved else 0,
-    }
+    return {"updated": int(updated["n"]) if updated else 0, "manager_moves": int(moved["n"]) if moved else 0}
 
 
 def apply_deactivations(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
@@ -487,4 +503,13 @@ def finish(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]
     return {"unknown_managers": unknown, "valid": int(valid["n"]) if valid else 0}
 
 
-__all__ = ["USER_CORE_ATTRIBUTES", "apply_people", "classify", "create_staging", "plan", "prepare", "transform_chunk"]
+__all__ = [
+    "USER_CORE_ATTRIBUTES",
+    "classify",
+    "create_staging",
+    "insert_people",
+    "plan",
+    "prepare",
+    "transform_chunk",
+    "update_people",
+]
