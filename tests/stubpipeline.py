@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,19 @@ class Pipeline:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content.encode() if isinstance(content, str) else content)
         return path
+
+    def sync(self, connection: str, since: date | None = None) -> dict[str, Any]:
+        """What an admin does: take what is in the drop dir (without triggering a run), sync the
+        connection on demand, and read the run back."""
+        from producers import queries
+        from producers.commands import start_sync
+
+        registry.scan(self.settings, announce=False)
+        run_id = start_sync(self.settings, connection, since=since)
+        self.drain()
+        run = queries.run_detail(run_id)
+        assert run is not None
+        return run
 
     def import_files(self, *files: tuple[str, str | bytes]) -> int:
         """Drop files, take them as the watcher would, run the pipeline; returns the newest run id

@@ -8,17 +8,19 @@ import csv
 import shutil
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from producers import queries, registry
-from producers.commands import apply_connections, start_sync
+from producers import queries
+from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import SAMPLES, sql
 from tests.stubpipeline import Pipeline
 
 pytestmark = [
     pytest.mark.conformance,
+    # The samples live beside the repository (shared/), as in CI; without them there is nothing to conform to.
     pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"sample feeds not found at {SAMPLES}"),
 ]
 
@@ -45,17 +47,14 @@ def items(v: str) -> list[str]:
     return [t.strip() for t in v.split(";") if t.strip()]
 
 
-def drop_and_sync(pipeline: Pipeline, connection: str, files: dict[str, str], since: date | None = None) -> dict:  # type: ignore[type-arg]
+def drop_and_sync(
+    pipeline: Pipeline, connection: str, files: dict[str, str], since: date | None = None
+) -> dict[str, Any]:
     for name, sample in files.items():
         dst = pipeline.settings.drop_dir / "import" / connection / name
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ALM / sample, dst)
-    registry.scan(pipeline.settings, announce=False)
-    run_id = start_sync(pipeline.settings, connection, since=since)
-    pipeline.drain()
-    run = queries.run_detail(run_id)
-    assert run is not None
-    return run
+    return pipeline.sync(connection, since)
 
 
 def test_hmm_metadata_and_user_feed_samples(pipeline: Pipeline) -> None:

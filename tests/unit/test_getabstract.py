@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from openpyxl import Workbook
 
-from producers import queries, registry
-from producers.commands import apply_connections, start_sync
+from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
 from tests.stubpipeline import HEADER, Pipeline
@@ -36,13 +36,8 @@ def report(path: Path, rows: list[tuple[str, int, object, str]]) -> bytes:
     return path.read_bytes()
 
 
-def run_sync(pipeline: Pipeline) -> dict:  # type: ignore[type-arg]
-    registry.scan(pipeline.settings, announce=False)
-    run_id = start_sync(pipeline.settings, "ga")
-    pipeline.drain()
-    run = queries.run_detail(run_id)
-    assert run is not None
-    return run
+def run_sync(pipeline: Pipeline) -> dict[str, Any]:
+    return pipeline.sync("ga")
 
 
 def test_a_report_creates_summaries_once_and_records_completions(pipeline: Pipeline, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from producers import queries, registry
-from producers.commands import apply_connections, start_sync
+from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from schemas.rules import load_rules_toml
 from tests.conftest import sql
@@ -78,12 +78,7 @@ def connect(extra: str = "", mappings: str = MAPPINGS, rules: str = RULES) -> No
 def sync(pipeline: Pipeline, files: dict[str, str]) -> dict[str, Any]:
     for name, text in files.items():
         pipeline.drop(f"import/hierarchy/{name}", text)
-    registry.scan(pipeline.settings, announce=False)
-    run_id = start_sync(pipeline.settings, "hr")
-    pipeline.drain()
-    run = queries.run_detail(run_id)
-    assert run is not None
-    return run
+    return pipeline.sync("hr")
 
 
 def ancestors(unit: str) -> list[str]:

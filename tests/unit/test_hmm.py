@@ -4,9 +4,10 @@ record progress oldest first within a --since window and never move a record bac
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from producers import queries, registry
-from producers.commands import apply_connections, start_sync
+from producers import queries
+from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
 from tests.stubpipeline import HEADER, Pipeline
@@ -46,13 +47,8 @@ def setup(pipeline: Pipeline, extra: str = "") -> None:
     pipeline.import_files(("import/user/internal/people.csv", HEADER + "ann@x.com,Ann,A,,S\nbob@x.com,Bob,B,,S\n"))
 
 
-def sync(pipeline: Pipeline, since: date | None = None) -> dict:  # type: ignore[type-arg]
-    registry.scan(pipeline.settings, announce=False)
-    run_id = start_sync(pipeline.settings, "hmm", since=since)
-    pipeline.drain()
-    run = queries.run_detail(run_id)
-    assert run is not None
-    return run
+def sync(pipeline: Pipeline, since: date | None = None) -> dict[str, Any]:
+    return pipeline.sync("hmm", since)
 
 
 def test_metadata_creates_courses_with_tags_and_skills_and_retires_removed_ones(pipeline: Pipeline) -> None:
