@@ -21,7 +21,7 @@ import structlog
 from producers import registry
 from schemas.settings import Settings, get_settings
 from schemas.states import TriggerType
-from workers import outbox, retention, store
+from workers import notify, outbox, retention, store
 from workers.outbox import OutboxBatch
 from workers.runs import create_run
 
@@ -99,6 +99,10 @@ def run(settings: Settings, stopping: threading.Event) -> None:
             tick()
         except Exception as exc:
             log.warning("schedule tick failed; retrying next interval", error=str(exc))
+        try:
+            notify.retry_due()
+        except Exception as exc:
+            log.warning("warning retries failed; retrying next interval", error=str(exc))
         try:
             sent = outbox.sweep(settings.outbox_grace_s)
             if sent:

@@ -1,7 +1,8 @@
 """Warnings for a run with errors, to where its connection says: a webhook (JSON POST) and e-mail
 (SMTP from settings). Sent once per run and channel (claimed in sync.notifications before sending,
 so a redelivered finalize never sends twice), after the run's outcome has committed. A warning
-that cannot be sent is recorded and logged; it never changes the run.
+that cannot be sent is recorded and logged, never changes the run, and is tried again by the
+scheduler up to MAX_ATTEMPTS times with growing pauses.
 
 The message says what failed, how many rows, and how to get the error report. It carries error
 messages and positions, never row values: no personal data leaves in a warning.
@@ -27,17 +28,18 @@ log = structlog.get_logger(__name__)
 WARN_STATUSES = ("completed_with_errors", "failed")
 
 
+MAX_ATTEMPTS = 5
+RETRY_BASE_S = 300  # then 10, 20 and 40 minutes
+
+
 def run_finished(run_id: int) -> dict[str, str]:
     """Send the warnings of a finished run, if it has errors; returns channel -> outcome."""
-    settings = get_settings()
     with store.connect() as conn:
-        run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s", (run_id,))
-        if run is None or run["status"] not in WARN_STATUSES:
+        run = _run_to_warn(conn, run_id)
+        if run is None:
             return {}
         notify = connection_from_json(run["config"]).notify
-        if notify is None:
-            return {}
-        report = _report(conn, run)
+        assert notify is not None
         wanted = [c for c, on in (("webhook", notify.webhook), ("email", notify.email)) if on]
         claimed = [
             r["channel"]
@@ -48,8 +50,47 @@ def run_finished(run_id: int) -> dict[str, str]:
                 (run_id, wanted),
             )
         ]
+    return _deliver(run_id, claimed)
+
+
+def retry_due() -> dict[tuple[int, str], str]:
+    """Try again the warnings whose pause is over (called by the scheduler)."""
+    with store.connect() as conn:
+        due = store.fetch_all(
+            conn,
+            """UPDATE sync.notifications n SET attempts = attempts + 1, next_at = NULL
+               WHERE (run_id, channel) IN (
+                   SELECT run_id, channel FROM sync.notifications
+                   WHERE sent_at IS NULL AND next_at <= now() FOR UPDATE SKIP LOCKED)
+               RETURNING run_id, channel""",
+        )
     outcomes = {}
-    for channel in claimed:
+    for row in due:
+        for channel, outcome in _deliver(row["run_id"], [row["channel"]]).items():
+            outcomes[(row["run_id"], channel)] = outcome
+    return outcomes
+
+
+def _run_to_warn(conn: Any, run_id: int) -> dict[str, Any] | None:
+    run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s", (run_id,))
+    if run is None or run["status"] not in WARN_STATUSES or connection_from_json(run["config"]).notify is None:
+        return None
+    return run
+
+
+def _deliver(run_id: int, channels: list[str]) -> dict[str, str]:
+    """Send on the claimed channels and record each outcome; a failure is tried again later."""
+    if not channels:
+        return {}
+    settings = get_settings()
+    with store.connect() as conn:
+        run = _run_to_warn(conn, run_id)
+        assert run is not None
+        notify = connection_from_json(run["config"]).notify
+        assert notify is not None
+        report = _report(conn, run)
+    outcomes = {}
+    for channel in channels:
         try:
             if channel == "webhook":
                 assert notify.webhook is not None
@@ -59,12 +100,14 @@ def run_finished(run_id: int) -> dict[str, str]:
             outcomes[channel], error = "sent", None
         except Exception as exc:  # a warning that cannot go out must not fail the run
             outcomes[channel], error = "failed", f"{type(exc).__name__}: {exc}"
-            log.warning("run warning not sent", channel=channel, error=error)
+            log.warning("run warning not sent; it is tried again later", channel=channel, error=error)
         with store.connect() as conn:
             conn.execute(
-                "UPDATE sync.notifications SET sent_at = CASE WHEN %s::text IS NULL THEN now() END, error = %s "
-                "WHERE run_id = %s AND channel = %s",
-                (error, error, run_id, channel),
+                """UPDATE sync.notifications SET sent_at = CASE WHEN %(e)s::text IS NULL THEN now() END, error = %(e)s,
+                          next_at = CASE WHEN %(e)s::text IS NOT NULL AND attempts < %(max)s
+                                         THEN now() + make_interval(secs => %(base)s * 2 ^ (attempts - 1)) END
+                   WHERE run_id = %(run)s AND channel = %(ch)s""",
+                {"e": error, "max": MAX_ATTEMPTS, "base": RETRY_BASE_S, "run": run_id, "ch": channel},
             )
     return outcomes
 

@@ -34,9 +34,7 @@ class Inbox:
 @pytest.fixture
 def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
     inbox = Inbox()
-    with socket.socket() as probe:  # aiosmtpd's controller cannot start on port 0: take a free one
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # aiosmtpd's controller cannot start on port 0
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
@@ -51,8 +49,8 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
         get_settings.cache_clear()
 
 
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+def receiver(port: int = 0) -> tuple[ThreadingHTTPServer, list[dict[str, Any]]]:
+    """A local HTTP server that keeps the JSON bodies POSTed to it."""
     received: list[dict[str, Any]] = []
 
     class Receiver(BaseHTTPRequestHandler):
@@ -64,8 +62,20 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, received
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    server, received = receiver()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/hooks/feedsync", received
     finally:
@@ -110,8 +120,11 @@ def test_a_run_with_errors_sends_one_email_and_one_webhook(
     ]
 
 
-def test_a_clean_run_sends_nothing_and_a_dead_webhook_is_recorded_not_fatal(pipeline: Pipeline, smtp: Inbox) -> None:
-    notify_toml = '[connections.notify]\nwebhook = "http://127.0.0.1:9/nothing-listens"\nemail = ["it@example.com"]\n'
+def test_a_clean_run_sends_nothing_and_a_dead_webhook_is_recorded_and_tried_again(
+    pipeline: Pipeline, smtp: Inbox
+) -> None:
+    port = free_port()  # nothing listens there yet
+    notify_toml = f'[connections.notify]\nwebhook = "http://127.0.0.1:{port}/hooks"\nemail = ["it@example.com"]\n'
     connect(extra="", mappings=notify_toml + MAPPINGS)
     clean = sync(
         pipeline, {"org.csv": ORG + "SALES,Sales,,\n", "pos.csv": POSITIONS, "user.csv": USER + person("u1", "SALES")}
@@ -120,6 +133,23 @@ def test_a_clean_run_sends_nothing_and_a_dead_webhook_is_recorded_not_fatal(pipe
     bad = sync(pipeline, {"user.csv": USER + person("u9", "NOWHERE")})
     assert bad["status"] == "completed_with_errors"
     assert len(smtp.messages) == 1
-    (row,) = sql("SELECT sent_at, error FROM sync.notifications WHERE channel = 'webhook'")
-    assert row[0] is None and "Connection refused" in row[1]
+    (row,) = sql(
+        "SELECT sent_at, error, attempts, next_at - now() > interval '4 minutes' FROM sync.notifications"
+        " WHERE channel = 'webhook'"
+    )
+    assert row[0] is None and "Connection refused" in row[1] and row[2:] == (1, True)
     assert queries.history("hr")[0]["status"] == "completed_with_errors"
+
+    assert notify.retry_due() == {}, "nothing is retried before its pause is over"
+    server, received = receiver(port)
+    try:
+        sql("UPDATE sync.notifications SET next_at = now() WHERE channel = 'webhook'")
+        assert notify.retry_due() == {(bad["run_id"], "webhook"): "sent"}
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [r["run_id"] for r in received] == [bad["run_id"]]
+    assert len(smtp.messages) == 1, "the e-mail, sent the first time, is not sent again"
+    assert sql(
+        "SELECT attempts, sent_at IS NOT NULL, error, next_at FROM sync.notifications WHERE channel = 'webhook'"
+    ) == [(2, True, None, None)]
