@@ -367,7 +367,9 @@ def run(run_id: int, as_json: bool) -> None:
             sample = ", ".join(plan.get(f"{part}_sample", []))
             click.echo(f"  {part.replace('_', ' ')}: {plan.get(part, 0)}" + (f"  e.g. {sample}" if sample else ""))
     click.echo("\nfiles:")
-    _table(r["files"], ["file", "status", "rows_read", "chunks", "error"])
+    # Processed feeds are removed after their run (user feeds at once, content feeds after retention).
+    files = [{**f, "kept": "removed" if f["removed_at"] else "kept"} for f in r["files"]]
+    _table(files, ["file", "status", "rows_read", "chunks", "kept", "error"])
     if r["memberships"]:
         click.echo("\ngroup memberships changed:")
         _table(r["memberships"], ["group", "change", "people", "sample"])

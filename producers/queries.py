@@ -73,7 +73,8 @@ def run_detail(run_id: int) -> dict[str, Any] | None:
         )
         files = store.fetch_all(
             conn,
-            """SELECT f.original_path AS file, f.stored_path, rf.status, rf.rows_read, rf.chunks, rf.error
+            """SELECT f.original_path AS file, f.stored_path, rf.status, rf.rows_read, rf.chunks, rf.error,
+                      f.removed_at
                FROM sync.run_files rf JOIN sync.feed_files f ON f.id = rf.file_id WHERE rf.run_id = %s
                ORDER BY rf.ordinal""",
             (run_id,),

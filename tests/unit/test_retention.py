@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from producers import registry
+from producers import queries, registry
 from producers.commands import apply_connections, start_sync
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
@@ -36,6 +36,9 @@ def test_a_user_feed_is_removed_when_its_run_ends_but_not_after_a_dry_run(pipeli
     assert sql("SELECT email FROM lms.users") == [("a@x.com",)]
     assert not stored(pipeline, "a.csv").exists()
     assert sql("SELECT status, removed_at IS NOT NULL FROM sync.feed_files") == [("imported", True)]
+    (latest,) = queries.history(limit=1)
+    detail = queries.run_detail(latest["run_id"])
+    assert detail is not None and detail["files"][0]["removed_at"] is not None
 
 
 def test_content_feeds_are_kept_seven_days_after_their_run_then_removed(pipeline: Pipeline) -> None:
