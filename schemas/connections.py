@@ -277,9 +277,6 @@ class Connection(BaseModel):
             raise KeyProblem(f"files.{extra[0]} is declared but {extra[0]!r} is not in parts", "files", extra[0])
         return self
 
-    def bundle_file(self, part: str) -> FileOptions:
-        return self.files[part]
-
     def _content_rules(self) -> Connection:
         from schemas.providers import ATTRIBUTES
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Literal
 
 
@@ -19,7 +19,6 @@ class FileSpec:
     format: Literal["csv", "xlsx"]
     columns: dict[str, str]  # attribute -> column header
     required: frozenset[str] = field(default_factory=frozenset)  # attributes whose column must be present
-    file_date: date | None = None
     dates: frozenset[str] = field(default_factory=frozenset)  # spreadsheet serial numbers read as dates
     encoding: str | None = None  # overrides the connection's, for a file of its own
     delimiter: str | None = None
@@ -115,16 +114,13 @@ def hmm_file(name: str, overrides: dict[str, str]) -> FileSpec:
             f"{name!r} is not a Harvard ManageMentor feed name; name the course metadata "
             f"{HMM_METADATA_NAME!r} and the user feed 'client_hmm12_yyyyMMdd.csv' (e.g. client_hmm12_20170304.csv)"
         )
-    try:
-        day = datetime.strptime(m.group(1), "%Y%m%d").date() if len(m.group(1)) == 8 else None
-    except ValueError:
-        day = None
-    if day is None:
+    # The date orders the feeds (sync.feed_files.file_date); here it only has to be a real one.
+    if len(m.group(1)) != 8 or not _is_date(m.group(1), "%Y%m%d"):
         raise FileNameProblem(
             f"the date {m.group(1)!r} in {name!r} is not a date in yyyyMMdd form; rename the file with the day the "
             "feed was exported, e.g. client_hmm12_20170304.csv"
         )
-    return FileSpec("progress", "csv", _columns(HMM_PROGRESS_COLUMNS, overrides), HMM_PROGRESS_REQUIRED, day)
+    return FileSpec("progress", "csv", _columns(HMM_PROGRESS_COLUMNS, overrides), HMM_PROGRESS_REQUIRED)
 
 
 def getabstract_file(name: str, overrides: dict[str, str]) -> FileSpec:
@@ -135,12 +131,18 @@ def getabstract_file(name: str, overrides: dict[str, str]) -> FileSpec:
             "report_export_yyyy_MM_dd_HHmmss.xlsx (e.g. report_export_2017_04_01_175342.xlsx)"
         )
     stamp = "".join(g for g in m.groups() if g)
-    try:
-        day = datetime.strptime(stamp, "%Y%m%d%H%M%S" if m.group(4) else "%Y%m%d").date()
-    except ValueError:
+    if not _is_date(stamp, "%Y%m%d%H%M%S" if m.group(4) else "%Y%m%d"):
         raise FileNameProblem(
             f"the date in {name!r} is not a valid date and time (yyyy_MM_dd_HHmmss); rename the file with the "
             "moment the report was exported"
-        ) from None
+        )
     columns = _columns(GETABSTRACT_COLUMNS, overrides)
-    return FileSpec("usage", "xlsx", columns, GETABSTRACT_REQUIRED, day, frozenset({"download_date"}))
+    return FileSpec("usage", "xlsx", columns, GETABSTRACT_REQUIRED, dates=frozenset({"download_date"}))
+
+
+def _is_date(text: str, fmt: str) -> bool:
+    try:
+        datetime.strptime(text, fmt)
+    except ValueError:
+        return False
+    return True

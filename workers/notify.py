@@ -50,7 +50,7 @@ def run_finished(run_id: int) -> dict[str, str]:
                 (run_id, wanted),
             )
         ]
-    return _deliver(run_id, claimed)
+    return _deliver(run, claimed)
 
 
 def retry_due() -> dict[tuple[int, str], str]:
@@ -64,9 +64,13 @@ def retry_due() -> dict[tuple[int, str], str]:
                    WHERE sent_at IS NULL AND next_at <= now() FOR UPDATE SKIP LOCKED)
                RETURNING run_id, channel""",
         )
+        runs = {r["run_id"]: _run_to_warn(conn, r["run_id"]) for r in due}
     outcomes = {}
     for row in due:
-        for channel, outcome in _deliver(row["run_id"], [row["channel"]]).items():
+        run = runs[row["run_id"]]
+        if run is None:  # no longer a run with errors (a replay completed it since)
+            continue
+        for channel, outcome in _deliver(run, [row["channel"]]).items():
             outcomes[(row["run_id"], channel)] = outcome
     return outcomes
 
@@ -78,16 +82,15 @@ def _run_to_warn(conn: Any, run_id: int) -> dict[str, Any] | None:
     return run
 
 
-def _deliver(run_id: int, channels: list[str]) -> dict[str, str]:
+def _deliver(run: dict[str, Any], channels: list[str]) -> dict[str, str]:
     """Send on the claimed channels and record each outcome; a failure is tried again later."""
     if not channels:
         return {}
     settings = get_settings()
+    run_id = int(run["id"])
+    notify = connection_from_json(run["config"]).notify
+    assert notify is not None
     with store.connect() as conn:
-        run = _run_to_warn(conn, run_id)
-        assert run is not None
-        notify = connection_from_json(run["config"]).notify
-        assert notify is not None
         report = _report(conn, run)
     outcomes = {}
     for channel in channels:

@@ -39,7 +39,7 @@ def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
         if options.name == file_name:
             mapping = {a: c for a, c in options.mapping.items() if c != DONT_IMPORT}
             return FileSpec(
-                part, "csv", mapping, frozenset(mapping), None, encoding=options.encoding, delimiter=options.delimiter
+                part, "csv", mapping, frozenset(mapping), encoding=options.encoding, delimiter=options.delimiter
             )
     expected = ", ".join(cfg.files[p].name for p in cfg.parts)
     raise FileNameProblem(f"{file_name!r} is not a file of this bundle; it takes {expected}")
