@@ -170,7 +170,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
 
 Step = Callable[[psycopg.Connection[Any], dict[str, Any]], dict[str, int]]
 
-BUCKETS = 256  # the classified rows are cut into this many key ranges; a batch is a run of them
+BUCKETS = 256  # the classified rows are cut into this many hash buckets of the key; a batch is a range of them
 
 
 def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
@@ -215,9 +215,11 @@ def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
 
 
 def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
-    """One hash join for the whole run: each staged person with their user id (the existing one, or a
-    new one drawn from the sequence now) and their manager's id (a person of this feed, or of the
-    store). Every later step joins by primary key or bucket, never again by e-mail over all rows."""
+    """One hash join of the run's keys with the store, keeping only the rows with work to do: new
+    people (with an id drawn from the sequence now), changed people, and people whose manager is
+    not linked yet, each with their manager's id (a person of this feed, or of the store). A person
+    whose row hash matches the store and whose manager is linked goes no further: on a daily feed
+    that is ninety per cent of the rows, and later steps read only the rest."""
     run_id = int(run["id"])
     # Looked up once: as a function call inside the statement it would run once per row.
     seq = store.fetch_one(conn, "SELECT pg_get_serial_sequence('lms.users', 'id') AS seq")
@@ -225,30 +227,26 @@ def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
     conn.execute(
         sql.SQL(
             """CREATE UNLOGGED TABLE IF NOT EXISTS {cls} AS
-               WITH ids AS (
-                   -- Keys only: the sort and the hash tables stay narrow; the wide rows are read once.
-                   -- New ids are drawn in key order (coalesce calls nextval only for new people), so
-                   -- inserts append to the ends of the primary-key and e-mail indexes.
-                   SELECT m.key, m.old_id, m.old_manager, m.changed,
-                          coalesce(m.old_id, nextval({seq}::regclass)) AS uid,
-                          ((row_number() OVER (ORDER BY m.key) - 1) * {buckets} / count(*) OVER ())::smallint
-                            AS kbucket
-                   FROM (SELECT s.key, u.id AS old_id, u.manager_id AS old_manager,
-                                u.id IS NOT NULL AND (u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active)
-                                  AS changed
-                         FROM {t} s LEFT JOIN lms.users u ON u.email_key = s.key ORDER BY s.key) m)
-               SELECT s.*, i.old_id, i.old_manager, i.changed, i.uid, i.kbucket,
-                      coalesce(mi.uid, mu.id) AS manager_uid
-               FROM {t} s JOIN ids i USING (key)
-               LEFT JOIN ids mi ON mi.key = s.manager_key
-               LEFT JOIN lms.users mu ON mu.email_key = s.manager_key
-               -- Stored in key order, so each batch's bucket range is one stretch of the table.
-               ORDER BY s.key"""
+               WITH work AS MATERIALIZED (
+                   -- Materialized: nextval must run once per row, whatever the joins below do.
+                   SELECT s.*, u.id AS old_id, u.manager_id AS old_manager,
+                          u.id IS NOT NULL AND (u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active)
+                            AS changed,
+                          coalesce(u.id, nextval({seq}::regclass)) AS uid,
+                          -- Batches are hash buckets of the key: no sort of the run's rows to cut them.
+                          (hashtext(s.key) & {mask})::smallint AS kbucket
+                   FROM {t} s LEFT JOIN lms.users u ON u.email_key = s.key
+                   WHERE u.id IS NULL OR u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active
+                      OR (s.manager_key IS NOT NULL AND u.manager_id IS NULL))
+               SELECT w.*, coalesce(mw.uid, mu.id) AS manager_uid
+               FROM work w
+               LEFT JOIN work mw ON mw.key = w.manager_key
+               LEFT JOIN lms.users mu ON mu.email_key = w.manager_key"""
         ).format(
             cls=stage_table("cls", run_id),
             t=stage_table("users", run_id),
             seq=sql.Literal(seq["seq"]),
-            buckets=sql.Literal(BUCKETS),
+            mask=sql.Literal(BUCKETS - 1),
         )
     )
     conn.execute(sql.SQL("ANALYZE {}").format(stage_table("cls", run_id)))
@@ -397,7 +395,7 @@ def ensure_bucket_index(conn: psycopg.Connection[Any], run_id: int) -> None:
 
 def insert_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi: int) -> dict[str, int]:
     """For buckets lo..hi: new people, with their manager, without a conflict check (the
-    classification knows they are new), in key order."""
+    classification knows they are new)."""
     cls = stage_table("cls", int(run["id"]))
     params = {"conn": run["connection_id"], "lo": lo, "hi": hi}
     created = conn.execute(
@@ -407,7 +405,7 @@ def insert_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, h
                OVERRIDING SYSTEM VALUE
                SELECT c.uid, c.email, c.first_name, c.last_name, jsonb_strip_nulls(c.attrs), c.manager_uid,
                       %(conn)s, c.row_hash
-               FROM {cls} c WHERE c.old_id IS NULL AND c.kbucket BETWEEN %(lo)s AND %(hi)s ORDER BY c.key"""
+               FROM {cls} c WHERE c.old_id IS NULL AND c.kbucket BETWEEN %(lo)s AND %(hi)s"""
         ).format(cls=cls),
         params,
     ).rowcount
@@ -499,7 +497,8 @@ def finish(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]
         ).format(cls=cls),
         {"run": run_id, "re": EMAIL_RE, "dots": EMAIL_BAD_DOTS},
     ).rowcount
-    valid = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {t}").format(t=cls))
+    # Every valid row, with the unchanged ones classify left behind.
+    valid = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {t}").format(t=stage_table("users", run_id)))
     return {"unknown_managers": unknown, "valid": int(valid["n"]) if valid else 0}
 
 
