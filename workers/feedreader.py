@@ -17,6 +17,7 @@ import csv
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,6 +34,30 @@ class RowError:
     code: str
     message: str
     value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Whole lines of a feed that PostgreSQL's COPY (FORMAT csv) reads as ``records()`` would:
+    one record per line, the first on line ``first_line``."""
+
+    data: bytes
+    first_line: int
+    lines: int
+    end: int  # byte offset just past the block
+
+
+# Python codec name -> PostgreSQL encoding, for the encodings COPY converts exactly as Python does.
+_COPY_ENCODINGS = {
+    "utf-8": "UTF8",
+    "utf-8-sig": "UTF8",
+    "cp1250": "WIN1250",
+    "cp1251": "WIN1251",
+    "cp1252": "WIN1252",
+    "iso8859-1": "LATIN1",
+    "iso8859-2": "LATIN2",
+    "iso8859-15": "LATIN9",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,3 +357,41 @@ class FeedReader:
     @property
     def position(self) -> tuple[int, int]:
         return self._lines.offset, self._lines.line_no
+
+    # -- blocks for COPY ---------------------------------------------------------------------------
+    @property
+    def copy_encoding(self) -> str | None:
+        """The PostgreSQL name of the file's encoding when blocks can be handed to COPY, else None."""
+        if self._mixed_breaks or len(self.delimiter.encode()) != 1 or self.delimiter in '"\r\n':
+            return None
+        return _COPY_ENCODINGS.get(codecs.lookup(self.encoding).name)
+
+    def block(self, offset: int, line_no: int, max_lines: int) -> Block | None:
+        """Up to ``max_lines`` lines from ``offset`` (just past line ``line_no``) as one block for COPY,
+        or None when COPY could read them differently from ``records()``: a field longer than the
+        limit, a quoted field spanning lines, a blank line, or a quote inside an unquoted field
+        (``Robert "Bob" Smith``: COPY would drop the quotes, the csv module keeps them). The
+        caller then reads those lines with ``records()``, which reports each such row on its own.
+        An empty block means the end of the file."""
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            lines = list(islice(f, max_lines))
+        data = b"".join(lines)
+        if not lines:
+            return Block(data, line_no + 1, 0, offset)
+        if (
+            max(map(len, lines)) > self.max_field_chars
+            or data.count(b'"') % 2
+            or not lines[0].strip()
+            or b"\n\n" in data
+            or b"\n\r\n" in data
+            or self._stray_quote().search(data)
+        ):
+            return None
+        return Block(data, line_no + 1, len(lines), offset + len(data))
+
+    def _stray_quote(self) -> re.Pattern[bytes]:
+        # A quote with ordinary characters on both sides: neither a field's opening or closing quote
+        # nor half of a doubled one. Searched from the quote itself, which is fast.
+        d = re.escape(self.delimiter.encode())
+        return re.compile(b'"(?<=[^' + d + b'"\n]")[^' + d + b'"\r\n]')

@@ -8,12 +8,15 @@ finds the chunk key taken and stops.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import psycopg
 import structlog
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from schemas.connections import connection_from_json
@@ -23,11 +26,12 @@ from schemas.settings import get_settings
 from workers import failpoints, store
 from workers.connectors import connector_for, copy_statement, create_raw_chunk
 from workers.errors import BadFileError, TransientError
-from workers.feedreader import FeedReader, RowError
+from workers.feedreader import Block, FeedReader, RowError
 from workers.ledger import StageTx, run_stage
 from workers.outbox import OutboxBatch
 from workers.runs import advance_if_ready
 from workers.stages import stage_actor
+from workers.staging import stage_table
 from workers.xlsxreader import XlsxReader
 
 log = structlog.get_logger(__name__)
@@ -109,21 +113,37 @@ def _parse_chunks(
     resume: dict[str, Any] | None,
     chunk_rows: int,
 ) -> bool:
+    """Chunk by chunk: a block of whole lines goes to COPY (FORMAT csv) as it is, so PostgreSQL
+    parses it in C; a block COPY could read differently or refuses is read by the Python reader,
+    which reports each bad row on its own. The two meet at record boundaries (byte offset, line)."""
     attributes = list(header.positions)  # the attributes present in this file, in table-column order
-    positions = [header.positions[a] for a in attributes]
-    project = itemgetter(*positions) if len(positions) > 1 else (lambda row: (row[positions[0]],))
     chunk_no = 0 if ctx["last_chunk"] is None else ctx["last_chunk"] + 1
-    records = reader.records(
-        header,
-        offset=None if resume is None else resume["byte_end"],
-        line_no=None if resume is None else resume["last_line"],
+    offset, line_no = (
+        (header.data_offset, header.data_line) if resume is None else (resume["byte_end"], resume["last_line"])
     )
-    exhausted = False
-    while not exhausted:
-        # Look one record ahead, so a file whose rows fill the last chunk exactly gets no empty chunk.
-        ahead = next(records, None)
-        if ahead is None and chunk_no > 0:
-            break
+    # Two attributes on one column would need the column twice in the COPY target.
+    copier = (
+        reader
+        if isinstance(reader, FeedReader)
+        and reader.copy_encoding is not None
+        and len(set(header.positions.values())) == len(attributes)
+        else None
+    )
+    records: Iterator[Any] | None = None  # the Python reader's, while it is in use
+    while True:
+        block = copier.block(offset, line_no, chunk_rows) if copier is not None else None
+        if block is not None and block.lines == 0:
+            if chunk_no > 0:
+                break
+            block = None  # a header and nothing else: the Python reader says so below
+        ahead = None
+        if block is None:
+            if records is None:
+                records = reader.records(header, offset=offset, line_no=line_no)
+            # Look one record ahead, so a file whose rows fill the last chunk exactly gets no empty chunk.
+            ahead = next(records, None)
+            if ahead is None and chunk_no > 0:
+                break
         outbox = OutboxBatch()
         with store.connect() as conn:
             claimed = conn.execute(
@@ -134,25 +154,25 @@ def _parse_chunks(
             if not claimed:
                 log.info("another delivery is parsing this file; stopping", chunk_no=chunk_no)
                 return False
-            table = create_raw_chunk(conn, msg.run_id, msg.file_id, chunk_no, attributes)
+            if block is not None and copier is not None and not _copy_block(conn, msg, chunk_no, header, block, copier):
+                # Refused: the same lines go through the Python reader, which reports each bad row.
+                records = reader.records(header, offset=offset, line_no=line_no)
+                ahead = next(records, None)
+                block = None
+            first_line: int | None
             errors: list[RowError] = []
-            good = 0
-            first_line = None
-            with conn.cursor() as cur, cur.copy(copy_statement(table, attributes)) as copy:
-                for item in chain([] if ahead is None else [ahead], records):
-                    if isinstance(item, RowError):
-                        errors.append(item)
-                        line = item.line
-                    else:
-                        line, fields = item
-                        copy.write_row((line, *project(fields)))
-                        good += 1
-                    if first_line is None:
-                        first_line = line
-                    if good + len(errors) >= chunk_rows:
-                        break
-                else:
-                    exhausted = True
+            if block is not None:
+                first_line, good = block.first_line, block.lines
+                offset, line_no = block.end, line_no + block.lines
+                exhausted = block.lines < chunk_rows
+            else:
+                assert records is not None
+                first_line, good, errors, exhausted = _copy_records(
+                    conn, msg, chunk_no, attributes, header, records, ahead, chunk_rows
+                )
+                offset, line_no = reader.position
+                if copier is not None:
+                    records = None  # the next chunk tries COPY again
             if chunk_no == 0 and first_line is None:
                 raise BadFileError(
                     ctx["original_path"],
@@ -160,36 +180,17 @@ def _parse_chunks(
                     "Check that the export ran completely and drop the file again",
                 )
             if errors:
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        """INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name,
-                                                        code, message, value, rejected)
-                           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, true)""",
-                        [
-                            (
-                                msg.run_id,
-                                msg.file_id,
-                                ctx["original_path"],
-                                e.line,
-                                e.column_no,
-                                e.column_name,
-                                e.code,
-                                e.message,
-                                e.value,
-                            )
-                            for e in errors
-                        ],
-                    )
-            byte_end, last_line = reader.position
+                _insert_row_errors(conn, msg, ctx["original_path"], errors)
             failpoints.hit("parse.chunk")
             conn.execute(
-                """UPDATE sync.chunks SET first_line = %s, last_line = %s, byte_end = %s, rows = %s
+                """UPDATE sync.chunks SET first_line = %s, last_line = %s, byte_end = %s, rows = %s, reader = %s
                    WHERE run_id = %s AND file_id = %s AND chunk_no = %s""",
                 (
-                    first_line or last_line,
-                    last_line,
-                    byte_end,
+                    first_line or line_no,
+                    line_no,
+                    offset,
                     good + len(errors),
+                    "python" if block is None else "copy",
                     msg.run_id,
                     msg.file_id,
                     chunk_no,
@@ -202,6 +203,106 @@ def _parse_chunks(
             )
         outbox.flush()
         chunk_no += 1
+        if exhausted:
+            break
+    return True
+
+
+class _BlockMismatch(Exception):
+    """COPY read a different number of records than the block has lines (a quoted line break)."""
+
+
+def _copy_records(
+    conn: psycopg.Connection[Any],
+    msg: ParseFile,
+    chunk_no: int,
+    attributes: list[str],
+    header: Any,
+    records: Iterator[Any],
+    ahead: Any,
+    chunk_rows: int,
+) -> tuple[int | None, int, list[RowError], bool]:
+    """Up to chunk_rows records from the Python reader into the chunk's raw table (the mapped
+    columns only): (first line, good rows, row errors, whether the file ended)."""
+    positions = [header.positions[a] for a in attributes]
+    project = itemgetter(*positions) if len(positions) > 1 else (lambda row: (row[positions[0]],))
+    table = create_raw_chunk(conn, msg.run_id, msg.file_id, chunk_no, attributes)
+    errors: list[RowError] = []
+    good = 0
+    first_line = None
+    exhausted = False
+    with conn.cursor() as cur, cur.copy(copy_statement(table, attributes)) as copy:
+        for item in chain([] if ahead is None else [ahead], records):
+            if isinstance(item, RowError):
+                errors.append(item)
+                line = item.line
+            else:
+                line, fields = item
+                copy.write_row((line, *project(fields)))
+                good += 1
+            if first_line is None:
+                first_line = line
+            if good + len(errors) >= chunk_rows:
+                break
+        else:
+            exhausted = True
+    return first_line, good, errors, exhausted
+
+
+def _insert_row_errors(conn: psycopg.Connection[Any], msg: ParseFile, file_name: str, errors: list[RowError]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name,
+                                            code, message, value, rejected)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, true)""",
+            [
+                (msg.run_id, msg.file_id, file_name, e.line, e.column_no, e.column_name, e.code, e.message, e.value)
+                for e in errors
+            ],
+        )
+
+
+def _copy_block(
+    conn: psycopg.Connection[Any],
+    msg: ParseFile,
+    chunk_no: int,
+    header: Any,
+    block: Block,
+    reader: FeedReader,
+) -> bool:
+    """COPY one block into the chunk's raw table, every column of the file (COPY cannot skip one),
+    the mapped ones named by their attribute. False, with nothing left behind, when COPY refuses
+    the block or reads a record across lines."""
+    names = {i: a for a, i in header.positions.items()}
+    columns = [names.get(i, f"_c{i + 1}") for i in range(len(header.columns))]
+    table = stage_table("raw", msg.run_id, msg.file_id, chunk_no)
+    try:
+        with conn.transaction():
+            conn.execute(
+                sql.SQL(
+                    "CREATE UNLOGGED TABLE {t} "
+                    "(line_no int GENERATED BY DEFAULT AS IDENTITY (START WITH {first}), {cols})"
+                ).format(
+                    t=table,
+                    first=sql.Literal(block.first_line),
+                    cols=sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in columns),
+                )
+            )
+            idents = sql.SQL(", ").join(map(sql.Identifier, columns))
+            with conn.cursor() as cur:
+                # FORCE_NOT_NULL: an empty field is '' as from the Python reader, not NULL.
+                with cur.copy(
+                    sql.SQL(
+                        "COPY {t} ({cols}) FROM STDIN "
+                        "(FORMAT csv, DELIMITER {d}, ENCODING {e}, FORCE_NOT_NULL ({cols}))"
+                    ).format(t=table, cols=idents, d=sql.Literal(reader.delimiter), e=sql.Literal(reader.copy_encoding))
+                ) as copy:
+                    copy.write(block.data)
+                if cur.rowcount != block.lines:
+                    raise _BlockMismatch
+    except (psycopg.errors.DataError, psycopg.errors.BadCopyFileFormat, _BlockMismatch) as exc:
+        log.info("block read by the Python reader instead of COPY", chunk_no=chunk_no, reason=type(exc).__name__)
+        return False
     return True
 
 
