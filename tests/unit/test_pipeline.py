@@ -49,6 +49,14 @@ def test_an_unchanged_feed_rewrites_nobody_and_a_changed_row_is_the_only_update(
     assert users()["bob@x.com"]["last"] == "Bergström"
 
 
+def test_a_value_moving_to_the_next_empty_column_is_a_change(pipeline: Pipeline) -> None:
+    # The row hash must not read "Lee" then empty the same as empty then "Lee".
+    pipeline.import_files(("import/user/internal/day1.csv", HEADER + "lee@x.com,Lee,,,Sales\n"))
+    pipeline.import_files(("import/user/internal/day2.csv", HEADER + "lee@x.com,,Lee,,Sales\n"))
+    assert queries.history()[0]["counts"]["updated"] == 1
+    assert users()["lee@x.com"]["last"] == "Lee"
+
+
 def test_the_same_bytes_dropped_again_are_a_duplicate_not_a_second_import(pipeline: Pipeline) -> None:
     pipeline.import_files(("import/user/internal/a.csv", FEED))
     pipeline.import_files(("import/user/internal/b.csv", FEED))

@@ -20,7 +20,7 @@ import psycopg
 from schemas.connections import BUNDLE_CORE, BUNDLE_PARTS, DONT_IMPORT, Connection, connection_from_json
 from schemas.providers import FileNameProblem, FileSpec
 from workers import rules, store
-from workers.connectors.checks import Check, Chunk, checked_insert, literal, required
+from workers.connectors.checks import Check, Chunk, checked_insert, literal, required, row_hash
 from workers.connectors.content import Step, staged
 from workers.connectors.users import EMAIL_BAD_DOTS, EMAIL_RE
 
@@ -111,7 +111,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
         insert = f"""
             INSERT INTO {staged(part, run_id)} (file_id, line_no, key, name, parent_key, attrs, row_hash)
             SELECT {file_id}, c.line_no, c.key, c.name, {parent}, {attrs},
-                   md5(concat_ws(chr(31), c.key, c.name, {parent}, ({attrs})::text))
+                   {row_hash("c.key", "c.name", parent, f"({attrs})::text")}
             FROM checked c WHERE c.ok {rejected_keys}"""
     else:
         unit, position, manager = (_col(a, columns) for a in ("unit", "position", "manager"))
@@ -139,8 +139,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
             INSERT INTO {staged("huser", run_id)} (file_id, line_no, key, email, first_name, last_name, unit_key,
                                                   position_key, manager_key, attrs, row_hash)
             SELECT {file_id}, c.line_no, c.key, c.email, {first}, {last}, {unit}, {position}, {manager}, {attrs},
-                   md5(concat_ws(chr(31), c.key, c.email, {first}, {last}, {unit}, {position}, {manager},
-                                 ({attrs})::text))
+                   {row_hash("c.key", "c.email", first, last, unit, position, manager, f"({attrs})::text")}
             FROM checked c WHERE c.ok {rejected_keys}"""
     return checked_insert(conn, chunk, spec, checks, insert)
 
