@@ -103,6 +103,16 @@ def test_a_duplicate_email_differing_only_in_case_is_an_error_on_both_rows(pipel
     assert set(users()) == {"bob@x.com"}
 
 
+def test_a_person_listed_twice_is_refused_even_when_both_rows_match_the_store(pipeline: Pipeline) -> None:
+    # Rows that match the store skip validation; the duplicate check still sees them.
+    pipeline.import_files(("import/user/internal/day1.csv", FEED))
+    day2 = FEED + "bob@x.com,Bob,Berg,ann@x.com,Sales\n"  # bob's row again, unchanged, on line 5
+    run_id = pipeline.import_files(("import/user/internal/day2.csv", day2))
+    assert sorted(codes(run_id)) == [(4, "duplicate_user"), (5, "duplicate_user")]
+    assert queries.history()[0]["counts"]["unchanged"] == 2
+    assert users()["bob@x.com"]["active"]
+
+
 def test_a_user_in_two_files_of_one_run_is_an_error_in_both(pipeline: Pipeline) -> None:
     pipeline.drop("import/user/internal/a.csv", HEADER + "ann@x.com,Ann,A,,S\ncat@x.com,Cat,C,,S\n")
     pipeline.drop("import/user/internal/b.csv", HEADER + "dan@x.com,Dan,D,,S\nAnn@x.com,Ann,A,,S\n")

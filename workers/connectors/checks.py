@@ -146,16 +146,16 @@ def checked_insert(
     return {k: int(v) for k, v in row.items()}
 
 
-def row_hash(*values: str) -> str:
+def row_hash(*values: str, seed: int = 0) -> str:
     """SQL for a row's hash over ``values`` (SQL text expressions), to compare with the store's.
 
     Each NULL is a marker of its own: concat_ws skips NULLs, so a value moving from one empty
     column to the next would otherwise hash the same. hashtextextended (PostgreSQL's 64-bit hash
     for hash partitioning) costs a third of md5 per row; a collision only matters between two
-    versions of the same person's row.
+    versions of the same person's row. ``seed`` tells apart hashes made under different settings.
     """
     parts = ", ".join(f"coalesce({v}, chr(30))" for v in values)
-    return f"hashtextextended(concat_ws(chr(31), {parts}), 0)::text"
+    return f"hashtextextended(concat_ws(chr(31), {parts}), {int(seed)})::text"
 
 
 def literal(text: str) -> str:

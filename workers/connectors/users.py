@@ -6,6 +6,8 @@ transform (one statement per chunk), and the merge in the load (one statement pe
 
 from __future__ import annotations
 
+import json
+import zlib
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -37,6 +39,8 @@ def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
 
 
 def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str, Any]) -> None:
+    """The run's typed rows (people with something to do), and the keys of the rows that are
+    already in the store as they are (``same``: read, not validated or staged again)."""
     conn.execute(
         sql.SQL(
             """CREATE UNLOGGED TABLE IF NOT EXISTS {} (
@@ -44,6 +48,51 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str,
                  first_name text, last_name text, manager_key text, attrs jsonb NOT NULL, row_hash text NOT NULL)"""
         ).format(stage_table("users", run_id))
     )
+    conn.execute(
+        sql.SQL(
+            "CREATE UNLOGGED TABLE IF NOT EXISTS {} (file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL)"
+        ).format(stage_table("same", run_id))
+    )
+
+
+def _source_hash(cfg: Connection) -> str:
+    """SQL for a raw row's hash (``r``: a raw chunk row), as kept in lms.users.source_hash. Over the
+    raw text, so a row can be compared with the store before anything else is done with it: a row
+    whose hash matches was valid when it was stored and reads the same now. The seed is the
+    connection's import settings: changing the mapping, the required attributes or empty_erases
+    makes every row new to the comparison."""
+    attributes = ["email", *(a for a in ("first_name", "last_name", "manager") if a in cfg.imported_mapping)]
+    attributes += cfg.profile_attributes
+    settings = json.dumps([cfg.imported_mapping, sorted(cfg.required), cfg.empty_erases], sort_keys=True)
+    return row_hash(*(f"r.{sql.Identifier(a).as_string(None)}" for a in attributes), seed=zlib.crc32(settings.encode()))
+
+
+def _skip_same(conn: psycopg.Connection[Any], chunk: Chunk, cfg: Connection) -> int:
+    """Move the chunk's rows that match an active person's stored hash (and whose manager, if any,
+    is linked) to the run's ``same`` keys, out of the raw chunk. One index probe per row (a LATERAL
+    with LIMIT): a hash join would read the whole store for each chunk."""
+    manager_empty = "btrim(r.manager) = ''" if "manager" in cfg.imported_mapping else "true"
+    return conn.execute(
+        sql.SQL(
+            """WITH same AS (
+                   INSERT INTO {same} (file_id, line_no, key)
+                   SELECT %(file)s, r.line_no, u.email_key
+                   FROM {raw} r
+                   CROSS JOIN LATERAL (
+                       SELECT u.email_key FROM lms.users u
+                       WHERE u.email_key = lower(btrim(r.email)) AND u.active AND u.source_hash = {hash}
+                         AND ({manager_empty} OR u.manager_id IS NOT NULL)
+                       LIMIT 1) u
+                   RETURNING line_no)
+               DELETE FROM {raw} r USING same s WHERE r.line_no = s.line_no"""
+        ).format(
+            same=stage_table("same", chunk.run_id),
+            raw=stage_table("raw", chunk.run_id, chunk.file_id, chunk.chunk_no),
+            hash=sql.SQL(_source_hash(cfg)),
+            manager_empty=sql.SQL(manager_empty),
+        ),
+        {"file": chunk.file_id},
+    ).rowcount
 
 
 def _val(attribute: str, present: set[str], *, lower: bool = False) -> sql.Composable:
@@ -54,10 +103,12 @@ def _val(attribute: str, present: set[str], *, lower: bool = False) -> sql.Compo
 
 
 def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[str, Any]) -> dict[str, int]:
-    """Map, validate and hash one chunk into the run's typed staging table; bad rows become row errors."""
+    """Map, validate and hash one chunk into the run's typed staging table; bad rows become row
+    errors. Rows already in the store as they are go no further than their key."""
     run_id, file_id, file_name, columns = chunk.run_id, chunk.file_id, chunk.file_name, chunk.columns
     chunk_no = chunk.chunk_no
     conn_cfg = config_of(config)
+    same = _skip_same(conn, chunk, conn_cfg)
     present = set(conn_cfg.imported_mapping)
     raw = stage_table("raw", run_id, file_id, chunk_no)
     profile = conn_cfg.profile_attributes
@@ -154,16 +205,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
         manager=_val("manager", present, lower=True),
         attrs=attrs,
         # The profile values themselves, not the jsonb's text: its output function was a third of the hash.
-        row_hash=sql.SQL(
-            row_hash(
-                "coalesce(btrim(r.email), '')",
-                *(
-                    _val(a, present, lower=a == "manager").as_string(conn)
-                    for a in ("first_name", "last_name", "manager")
-                ),
-                *(_val(a, present).as_string(conn) for a in profile),
-            )
-        ),
+        row_hash=sql.SQL(_source_hash(conn_cfg)),
         missing_cols=missing_cols,
         missing_any=missing_any,
         raw=raw,
@@ -175,7 +217,9 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
     )
     assert row is not None
     conn.execute(sql.SQL("DROP TABLE {}").format(raw))
-    return {k: int(v) for k, v in row.items()}
+    counts = {k: int(v) for k, v in row.items()}
+    counts["valid"] += same
+    return counts
 
 
 Step = Callable[[psycopg.Connection[Any], dict[str, Any]], dict[str, int]]
@@ -184,20 +228,23 @@ BUCKETS = 256  # the classified rows are cut into this many hash buckets of the 
 
 
 def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
-    """Reject people who appear more than once in the run (all their rows). Idempotent."""
+    """Reject people who appear more than once in the run (all their rows, staged or same). Idempotent."""
     run_id = int(run["id"])
     cfg = config_of(run["config"])
-    typed = stage_table("users", run_id)
+    typed, same = stage_table("users", run_id), stage_table("same", run_id)
     conn.execute(sql.SQL("ANALYZE {}").format(typed))
+    conn.execute(sql.SQL("ANALYZE {}").format(same))
     dup = store.fetch_one(
         conn,
         sql.SQL(
             """
-            WITH d AS (SELECT key FROM {t} GROUP BY key HAVING count(*) > 1),
+            WITH rows AS (SELECT file_id, line_no, key, email FROM {t}
+                          UNION ALL SELECT file_id, line_no, key, key FROM {same}),
+            d AS (SELECT key FROM rows GROUP BY key HAVING count(*) > 1),
             occ AS (
                 SELECT s.file_id, s.line_no, s.key, s.email, f.original_path AS fname,
                        (rf.columns -> 'email' ->> 'no')::int AS col
-                FROM {t} s JOIN d USING (key)
+                FROM rows s JOIN d USING (key)
                 JOIN sync.feed_files f ON f.id = s.file_id
                 JOIN sync.run_files rf ON rf.run_id = %(run)s AND rf.file_id = s.file_id
             ),
@@ -214,10 +261,12 @@ def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
                 FROM occ o JOIN places p USING (key)
                 RETURNING 1
             ),
-            del AS (DELETE FROM {t} s USING d WHERE s.key = d.key RETURNING 1)
+            del AS (DELETE FROM {t} s USING d WHERE s.key = d.key RETURNING 1),
+            del_same AS (DELETE FROM {same} s USING d WHERE s.key = d.key RETURNING 1)
+            -- (Data-modifying WITH statements run whether or not they are read.)
             SELECT (SELECT count(*) FROM errs) AS duplicates
             """
-        ).format(t=typed),
+        ).format(t=typed, same=same),
         {"run": run_id, "email_col": cfg.mapping["email"]},
     )
     assert dup is not None
@@ -225,11 +274,12 @@ def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
 
 
 def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
-    """One hash join of the run's keys with the store, keeping only the rows with work to do: new
+    """One hash join of the run's keys with the store, keeping only the keys with work to do: new
     people (with an id drawn from the sequence now), changed people, and people whose manager is
     not linked yet, each with their manager's id (a person of this feed, or of the store). A person
     whose row hash matches the store and whose manager is linked goes no further: on a daily feed
-    that is ninety per cent of the rows, and later steps read only the rest."""
+    that is ninety per cent of the rows. The table is narrow (keys and ids): the steps read the
+    staged values by key, so the run's wide rows are written once, by the transform."""
     run_id = int(run["id"])
     # Looked up once: as a function call inside the statement it would run once per row.
     seq = store.fetch_one(conn, "SELECT pg_get_serial_sequence('lms.users', 'id') AS seq")
@@ -239,7 +289,7 @@ def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
             """CREATE UNLOGGED TABLE IF NOT EXISTS {cls} AS
                WITH work AS MATERIALIZED (
                    -- Materialized: nextval must run once per row, whatever the joins below do.
-                   SELECT s.*, u.id AS old_id, u.manager_id AS old_manager,
+                   SELECT s.key, s.manager_key, u.id AS old_id, u.manager_id AS old_manager,
                           u.id IS NOT NULL AND (u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active)
                             AS changed,
                           coalesce(u.id, nextval({seq}::regclass)) AS uid,
@@ -268,9 +318,10 @@ def _deactivation_filter(run: dict[str, Any]) -> sql.Composed:
     return sql.SQL(
         """u.source_connection_id = %(conn)s AND u.active
            AND NOT EXISTS (SELECT 1 FROM {t} s WHERE s.key = u.email_key)
+           AND NOT EXISTS (SELECT 1 FROM {same} s WHERE s.key = u.email_key)
            AND NOT EXISTS (SELECT 1 FROM sync.row_errors e
                            WHERE e.run_id = %(run)s AND e.rejected AND lower(e.value) = u.email_key)"""
-    ).format(t=stage_table("users", int(run["id"])))
+    ).format(t=stage_table("users", int(run["id"])), same=stage_table("same", int(run["id"])))
 
 
 def _deactivates(run: dict[str, Any], conn: psycopg.Connection[Any]) -> bool:
@@ -323,7 +374,11 @@ def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) ->
         result[f"{name}_sample"] = [
             r["email"]
             for r in store.fetch_all(
-                conn, sql.SQL("SELECT c.email FROM {cls} c WHERE {c} LIMIT %(n)s").format(cls=cls, c=c), params
+                conn,
+                sql.SQL("SELECT s.email FROM {cls} c JOIN {t} s ON s.key = c.key WHERE {c} LIMIT %(n)s").format(
+                    cls=cls, t=stage_table("users", run_id), c=c
+                ),
+                params,
             )
         ]
     deactivating = _deactivates(run, conn)
@@ -365,14 +420,16 @@ def exceeded_thresholds(run: dict[str, Any], p: dict[str, Any]) -> list[str]:
 def batch_ranges(
     conn: psycopg.Connection[Any], run: dict[str, Any], batch_rows: int, where: str = "true"
 ) -> list[tuple[int, int]]:
-    """Bucket ranges of about batch_rows staged rows (those ``where`` selects) each."""
+    """Bucket ranges of about batch_rows staged rows (those ``where`` selects) each; none for none."""
     # ``where`` is one of this module's fixed conditions, never data.
     query = sql.SQL("SELECT count(*) AS n FROM {t} c WHERE {w}").format(
         t=stage_table("cls", run["id"]), w=sql.SQL(where)
     )
     row = store.fetch_one(conn, query)
     n = int(row["n"]) if row else 0
-    count = max(1, min(BUCKETS, -(-n // batch_rows)))
+    count = min(BUCKETS, -(-n // batch_rows))
+    if count == 0:
+        return []
     edges = [round(i * BUCKETS / count) for i in range(count + 1)]
     return [(edges[i], edges[i + 1] - 1) for i in range(count)]
 
@@ -390,6 +447,13 @@ def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: boo
         ensure_bucket_index(conn, int(run["id"]))
         inserts = batch_ranges(conn, run, get_settings().load_insert_rows, "c.old_id IS NULL")
         updates = batch_ranges(conn, run, batch_rows, "c.old_id IS NOT NULL")
+        if len(inserts) + len(updates) > 2:
+            # Each batch reads its staged rows by key: an index beats a scan of the run per batch.
+            conn.execute(
+                sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (key)").format(
+                    sql.Identifier(f"users_{run['id']}_key"), stage_table("users", int(run["id"]))
+                )
+            )
     steps: list[Step] = [partial(insert_people, lo=lo, hi=hi) for lo, hi in inserts]
     steps += [partial(update_people, lo=lo, hi=hi) for lo, hi in updates]
     return [*steps, apply_deactivations, *([finish] if whole else [])]
@@ -413,10 +477,11 @@ def insert_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, h
             """INSERT INTO lms.users (id, email, first_name, last_name, attributes, manager_id, source_connection_id,
                                       source_hash)
                OVERRIDING SYSTEM VALUE
-               SELECT c.uid, c.email, c.first_name, c.last_name, jsonb_strip_nulls(c.attrs), c.manager_uid,
-                      %(conn)s, c.row_hash
-               FROM {cls} c WHERE c.old_id IS NULL AND c.kbucket BETWEEN %(lo)s AND %(hi)s"""
-        ).format(cls=cls),
+               SELECT c.uid, s.email, s.first_name, s.last_name, jsonb_strip_nulls(s.attrs), c.manager_uid,
+                      %(conn)s, s.row_hash
+               FROM {cls} c JOIN {t} s ON s.key = c.key
+               WHERE c.old_id IS NULL AND c.kbucket BETWEEN %(lo)s AND %(hi)s"""
+        ).format(cls=cls, t=stage_table("users", int(run["id"]))),
         params,
     ).rowcount
     return {"created": created}
@@ -427,11 +492,11 @@ def update_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, h
     cfg = config_of(run["config"])
     cls = stage_table("cls", int(run["id"]))
     params = {"conn": run["connection_id"], "lo": lo, "hi": hi}
-    keep = sql.SQL("coalesce(c.{c}, u.{c})") if not cfg.empty_erases else sql.SQL("c.{c}")
+    keep = sql.SQL("coalesce(s.{c}, u.{c})") if not cfg.empty_erases else sql.SQL("s.{c}")
     attributes = (
-        sql.SQL("u.attributes || jsonb_strip_nulls(c.attrs)")
+        sql.SQL("u.attributes || jsonb_strip_nulls(s.attrs)")
         if not cfg.empty_erases
-        else sql.SQL("(u.attributes - {keys}) || jsonb_strip_nulls(c.attrs)").format(
+        else sql.SQL("(u.attributes - {keys}) || jsonb_strip_nulls(s.attrs)").format(
             keys=sql.Literal(cfg.profile_attributes)
         )
     )
@@ -447,18 +512,19 @@ def update_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, h
         sql.SQL(
             """WITH upd AS (
                  UPDATE lms.users u SET
-                   email = CASE WHEN c.changed THEN c.email ELSE u.email END,
+                   email = CASE WHEN c.changed THEN s.email ELSE u.email END,
                    first_name = CASE WHEN c.changed THEN {fn} ELSE u.first_name END,
                    last_name = CASE WHEN c.changed THEN {ln} ELSE u.last_name END,
                    attributes = CASE WHEN c.changed THEN {attributes} ELSE u.attributes END,
-                   active = true, deactivated_at = NULL, source_connection_id = %(conn)s, source_hash = c.row_hash,
+                   active = true, deactivated_at = NULL, source_connection_id = %(conn)s, source_hash = s.row_hash,
                    manager_id = coalesce(c.manager_uid, u.manager_id), updated_at = clock_timestamp()
-                 FROM {cls} c
+                 FROM {cls} c JOIN {t} s ON s.key = c.key
                  WHERE u.id = c.old_id AND c.kbucket BETWEEN %(lo)s AND %(hi)s AND (c.changed OR {moves})
                  RETURNING c.changed)
                SELECT count(*) FILTER (WHERE changed) AS n FROM upd"""
         ).format(
             cls=cls,
+            t=stage_table("users", int(run["id"])),
             fn=keep.format(c=sql.Identifier("first_name")),
             ln=keep.format(c=sql.Identifier("last_name")),
             attributes=attributes,
@@ -490,11 +556,11 @@ def finish(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]
         sql.SQL(
             """INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code, message,
                                             value, rejected)
-               SELECT %(run)s, c.file_id, f.original_path, c.line_no, (rf.columns -> 'manager' ->> 'no')::int,
+               SELECT %(run)s, s.file_id, f.original_path, s.line_no, (rf.columns -> 'manager' ->> 'no')::int,
                       rf.columns -> 'manager' ->> 'column', e.code, e.message, c.manager_key, false
-               FROM {cls} c
-               JOIN sync.feed_files f ON f.id = c.file_id
-               JOIN sync.run_files rf ON rf.run_id = %(run)s AND rf.file_id = c.file_id
+               FROM {cls} c JOIN {t} s ON s.key = c.key
+               JOIN sync.feed_files f ON f.id = s.file_id
+               JOIN sync.run_files rf ON rf.run_id = %(run)s AND rf.file_id = s.file_id
                CROSS JOIN LATERAL (SELECT
                    CASE WHEN c.manager_key !~ %(re)s OR c.manager_key ~ %(dots)s THEN 'invalid_manager'
                         ELSE 'unknown_manager' END AS code) k
@@ -504,11 +570,16 @@ def finish(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]
                    ELSE 'no user has this manager e-mail; the user was imported without a manager change: add the '
                         || 'manager to the feed or correct the address' END AS message) e
                WHERE c.manager_key IS NOT NULL AND c.manager_uid IS NULL"""
-        ).format(cls=cls),
+        ).format(cls=cls, t=stage_table("users", run_id)),
         {"run": run_id, "re": EMAIL_RE, "dots": EMAIL_BAD_DOTS},
     ).rowcount
-    # Every valid row, with the unchanged ones classify left behind.
-    valid = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {t}").format(t=stage_table("users", run_id)))
+    # Every valid row: the staged ones (with the unchanged ones classify left behind) and the same ones.
+    valid = store.fetch_one(
+        conn,
+        sql.SQL("SELECT (SELECT count(*) FROM {t}) + (SELECT count(*) FROM {same}) AS n").format(
+            t=stage_table("users", run_id), same=stage_table("same", run_id)
+        ),
+    )
     return {"unknown_managers": unknown, "valid": int(valid["n"]) if valid else 0}
 
 
