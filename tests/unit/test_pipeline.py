@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+import pytest
+
 from producers import queries
 from tests.conftest import sql
 from tests.stubpipeline import HEADER, Pipeline
@@ -192,3 +195,13 @@ def test_chunks_fan_out_and_fan_in_to_one_load(pipeline: Pipeline, monkeypatch: 
     assert dict(stages) == {"plan": 1, "parse": 1, "transform": 11, "load": 1, "finalize": 1}
     assert sql("SELECT count(*) FROM lms.users WHERE manager_id IS NOT NULL")[0][0] == 1049
     assert sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'stage'")[0][0] == 0
+
+
+def test_rows_people_refer_to_cannot_be_deleted(pipeline: Pipeline) -> None:
+    # lms.users has no per-row foreign keys; what they guarded is forbidden instead.
+    pipeline.import_files(("import/user/internal/users.csv", FEED))
+    sql("INSERT INTO lms.org_units (external_id, name) VALUES ('U1', 'Unit')")
+    for table in ("sync.connections", "lms.org_units", "lms.positions"):
+        with pytest.raises(psycopg.errors.RaiseException, match="never deleted"):
+            sql(f"DELETE FROM {table}")
+    assert sql("SELECT count(*) FROM sync.connections")[0][0] == 1
