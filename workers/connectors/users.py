@@ -234,17 +234,29 @@ def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
     typed, same = stage_table("users", run_id), stage_table("same", run_id)
     conn.execute(sql.SQL("ANALYZE {}").format(typed))
     conn.execute(sql.SQL("ANALYZE {}").format(same))
+    # First the keys alone, one hash aggregate; the rows of a duplicated key are read only if any.
+    dups = stage_table("dup", run_id)
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(dups))
+    found = conn.execute(
+        sql.SQL(
+            """CREATE UNLOGGED TABLE {d} AS
+               SELECT key FROM (SELECT key FROM {t} UNION ALL SELECT key FROM {same}) k
+               GROUP BY key HAVING count(*) > 1"""
+        ).format(d=dups, t=typed, same=same)
+    ).rowcount
+    if not found:
+        return 0
     dup = store.fetch_one(
         conn,
         sql.SQL(
             """
-            WITH rows AS (SELECT file_id, line_no, key, email FROM {t}
-                          UNION ALL SELECT file_id, line_no, key, key FROM {same}),
-            d AS (SELECT key FROM rows GROUP BY key HAVING count(*) > 1),
+            WITH d AS (SELECT key FROM {d}),
+            rows AS (SELECT file_id, line_no, key, email FROM {t} JOIN d USING (key)
+                     UNION ALL SELECT file_id, line_no, key, key FROM {same} JOIN d USING (key)),
             occ AS (
                 SELECT s.file_id, s.line_no, s.key, s.email, f.original_path AS fname,
                        (rf.columns -> 'email' ->> 'no')::int AS col
-                FROM rows s JOIN d USING (key)
+                FROM rows s
                 JOIN sync.feed_files f ON f.id = s.file_id
                 JOIN sync.run_files rf ON rf.run_id = %(run)s AND rf.file_id = s.file_id
             ),
@@ -266,7 +278,7 @@ def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
             -- (Data-modifying WITH statements run whether or not they are read.)
             SELECT (SELECT count(*) FROM errs) AS duplicates
             """
-        ).format(t=typed, same=same),
+        ).format(t=typed, same=same, d=dups),
         {"run": run_id, "email_col": cfg.mapping["email"]},
     )
     assert dup is not None
