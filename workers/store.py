@@ -25,8 +25,10 @@ def _conninfo_kwargs(settings: Settings, application_name: str) -> dict[str, Any
     return {
         # jit off: our statements are large but short, and compiling them (their cost estimates over
         # a million staged rows turn JIT on) took longer than it saved (benchmarks/RESULTS.md).
+        # No parallel query: the stages already run side by side on the cores, and a parallel plan
+        # (Gather Merge over sorts) made the run's duplicate check slower, 1.22 s against 0.76 s.
         "options": f"-c statement_timeout={settings.statement_timeout_ms} -c lock_timeout={settings.lock_timeout_ms}"
-        " -c jit=off",
+        " -c jit=off -c max_parallel_workers_per_gather=0",
         "application_name": application_name,
     }
 
