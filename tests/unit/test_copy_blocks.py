@@ -73,3 +73,31 @@ def test_a_windows_1252_feed_goes_through_copy_with_its_encoding(pipeline: Pipel
     assert sql("SELECT first_name, last_name, attributes FROM lms.users WHERE email = 'zoe@x.com'") == [
         ("Zoë", "Müller", {"department": "Café"})
     ]
+
+
+def test_crlf_lines_and_a_last_line_without_a_break_go_through_copy(pipeline: Pipeline) -> None:
+    feed = (HEADER + people(3)).replace("\n", "\r\n") + "last@x.com,Last,One,,X"
+    run_id = pipeline.import_files(("import/user/internal/users.csv", feed))
+    assert queries.errors(run_id) == [] and [c[2] for c in chunk_sources(run_id)] == ["copy"]
+    assert sql("SELECT email, last_name, attributes FROM lms.users ORDER BY email")[0] == (
+        "last@x.com",
+        "One",
+        {"department": "X"},
+    )
+    # No carriage return left at the end of the last column.
+    assert sql("SELECT count(*) FROM lms.users WHERE strpos(attributes ->> 'department', chr(13)) > 0") == [(0,)]
+    assert sql("SELECT DISTINCT attributes ->> 'department' FROM lms.users WHERE email LIKE 'p%' ORDER BY 1") == [
+        ("Dept 0",),
+        ("Dept 1",),
+        ("Dept 2",),
+    ]
+
+
+def test_bytes_not_valid_utf8_are_a_row_error_on_their_line_and_the_block_still_imports(pipeline: Pipeline) -> None:
+    pipeline.settings.chunk_rows = 4
+    feed = (HEADER + people(2)).encode() + b"bad@x.com,B\xe9a,Bad,,X\n" + people(3, 2).encode()
+    run_id = pipeline.import_files(("import/user/internal/users.csv", feed))
+    assert sorted((e["line"], e["code"]) for e in queries.errors(run_id)) == [(4, "bad_encoding")]
+    assert sql("SELECT count(*) FROM lms.users")[0][0] == 5
+    # COPY refused the first block (lines 2-5); the Python reader took it, then COPY the rest.
+    assert [c[2] for c in chunk_sources(run_id)] == ["python", "copy"]
