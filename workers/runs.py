@@ -175,7 +175,7 @@ def try_start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -
 
 
 def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> None:
-    run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s FOR UPDATE", (run_id,))
+    run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s FOR NO KEY UPDATE", (run_id,))
     assert run is not None
     files = _claim_files(conn, run)
     # Oldest first: undated files (course metadata) before dated feeds, dated feeds by the date in
@@ -265,8 +265,12 @@ def _claim_files(conn: psycopg.Connection[Any], run: dict[str, Any]) -> list[dic
 
 def advance_if_ready(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> bool:
     """Fan-in: counts distinct finished chunk rows under a row lock on the run; the last finisher
-    queues the load. Safe to call from every parse and transform completion."""
-    conn.execute("SELECT 1 FROM sync.runs WHERE id = %s FOR UPDATE", (run_id,))
+    queues the load. Safe to call from every parse and transform completion.
+
+    NO KEY UPDATE, not UPDATE: a stage has already taken KEY SHARE on the run's row (the foreign
+    keys of the rows it wrote), and two stages each upgrading to UPDATE deadlocked (seen in the 1M
+    bench, each costing a retry); NO KEY UPDATE still serializes the finishers."""
+    conn.execute("SELECT 1 FROM sync.runs WHERE id = %s FOR NO KEY UPDATE", (run_id,))
     files = store.fetch_one(
         conn,
         """SELECT count(*) FILTER (WHERE status = 'pending') AS pending,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from schemas.messages import FinalizeRun, LoadRun, ParseFile, SyncDue, TransformChunk
 from schemas.states import TriggerType
 from tests.conftest import sql
@@ -68,3 +70,45 @@ def test_duplicates_delivered_while_the_run_is_going_give_one_effect(pipeline: P
     assert sql("SELECT count(*) FROM sync.row_errors")[0][0] == 1
     assert sql("SELECT count(*) FROM sync.chunks WHERE run_id = %s", (run_id,))[0][0] == 5
     assert sql("SELECT count(*) FROM sync.stage_runs WHERE stage = 'transform' AND status = 'succeeded'")[0][0] == 5
+
+
+def test_two_stages_finishing_together_do_not_deadlock_on_the_run(pipeline: Pipeline) -> None:
+    # Each finishing stage has written rows that reference the run (KEY SHARE on its row) before
+    # the fan-in locks the run: two such stages at once must queue, not deadlock.
+    import threading
+
+    import psycopg
+
+    from tests.conftest import DATABASE_URL
+    from workers.outbox import OutboxBatch
+    from workers.runs import advance_if_ready
+
+    run_id = pipeline.import_files(("import/user/internal/a.csv", HEADER + "a@x.com,A,A,,S\n"))
+    # lock_timeout: a wait that never ends fails the test instead of hanging it.
+    conns = [psycopg.connect(DATABASE_URL, options="-c lock_timeout=5000") for _ in range(2)]
+    errors: list[BaseException] = []
+
+    def finish(conn: psycopg.Connection[Any]) -> None:
+        try:
+            advance_if_ready(conn, run_id, OutboxBatch())
+        except BaseException as exc:  # asserted below
+            errors.append(exc)
+
+    try:
+        for conn in conns:
+            conn.execute(
+                "INSERT INTO sync.row_errors (run_id, file_name, code, message, rejected) "
+                "VALUES (%s, 'x', 'x', 'x', false)",
+                (run_id,),
+            )
+        threads = [threading.Thread(target=finish, args=(conn,)) for conn in conns]
+        for t in threads:
+            t.start()
+        threads[0].join(timeout=3)  # past deadlock_timeout (1 s): a deadlock is detected by now
+        conns[0].rollback()  # the first finisher ends its transaction; the second goes on
+        threads[1].join(timeout=10)
+        assert errors == [] and not any(t.is_alive() for t in threads)
+    finally:
+        for conn in conns:
+            conn.rollback()
+            conn.close()
