@@ -198,6 +198,10 @@ class FeedReader:
         self.max_field_chars = max_field_chars
         self._mixed_breaks = False
         self._bom = 0
+        # A quote with ordinary characters on both sides: neither a field's opening or closing quote
+        # nor half of a doubled one. Searched from the quote itself, which is fast.
+        d = re.escape(delimiter.encode())
+        self._stray_quote = re.compile(b'"(?<=[^' + d + b'"\n]")[^' + d + b'"\r\n]')
 
     # -- file-level checks -------------------------------------------------------------------
     def _sniff(self, f: BinaryIO) -> None:
@@ -385,13 +389,7 @@ class FeedReader:
             or not lines[0].strip()
             or b"\n\n" in data
             or b"\n\r\n" in data
-            or self._stray_quote().search(data)
+            or self._stray_quote.search(data)
         ):
             return None
         return Block(data, line_no + 1, len(lines), offset + len(data))
-
-    def _stray_quote(self) -> re.Pattern[bytes]:
-        # A quote with ordinary characters on both sides: neither a field's opening or closing quote
-        # nor half of a doubled one. Searched from the quote itself, which is fast.
-        d = re.escape(self.delimiter.encode())
-        return re.compile(b'"(?<=[^' + d + b'"\n]")[^' + d + b'"\r\n]')

@@ -67,7 +67,7 @@ def _source_hash(cfg: Connection) -> str:
     return row_hash(*(f"r.{sql.Identifier(a).as_string(None)}" for a in attributes), seed=zlib.crc32(settings.encode()))
 
 
-def _skip_same(conn: psycopg.Connection[Any], chunk: Chunk, cfg: Connection) -> int:
+def _skip_same(conn: psycopg.Connection[Any], chunk: Chunk, cfg: Connection, source_hash: str) -> int:
     """Move the chunk's rows that match an active person's stored hash (and whose manager, if any,
     is linked) to the run's ``same`` keys, out of the raw chunk. One index probe per row (a LATERAL
     with LIMIT): a hash join would read the whole store for each chunk."""
@@ -88,7 +88,7 @@ def _skip_same(conn: psycopg.Connection[Any], chunk: Chunk, cfg: Connection) -> 
         ).format(
             same=stage_table("same", chunk.run_id),
             raw=stage_table("raw", chunk.run_id, chunk.file_id, chunk.chunk_no),
-            hash=sql.SQL(_source_hash(cfg)),
+            hash=sql.SQL(source_hash),
             manager_empty=sql.SQL(manager_empty),
         ),
         {"file": chunk.file_id},
@@ -108,7 +108,8 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
     run_id, file_id, file_name, columns = chunk.run_id, chunk.file_id, chunk.file_name, chunk.columns
     chunk_no = chunk.chunk_no
     conn_cfg = config_of(config)
-    same = _skip_same(conn, chunk, conn_cfg)
+    source_hash = _source_hash(conn_cfg)
+    same = _skip_same(conn, chunk, conn_cfg, source_hash)
     present = set(conn_cfg.imported_mapping)
     raw = stage_table("raw", run_id, file_id, chunk_no)
     profile = conn_cfg.profile_attributes
@@ -204,8 +205,8 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
         last_name=_val("last_name", present),
         manager=_val("manager", present, lower=True),
         attrs=attrs,
-        # The profile values themselves, not the jsonb's text: its output function was a third of the hash.
-        row_hash=sql.SQL(_source_hash(conn_cfg)),
+        # The same hash _skip_same compared, kept as the person's source_hash.
+        row_hash=sql.SQL(source_hash),
         missing_cols=missing_cols,
         missing_any=missing_any,
         raw=raw,
