@@ -17,7 +17,8 @@ import pytest
 
 TEST_DB = os.environ.get("FEEDSYNC_TEST_DATABASE", "feedsync_test")
 PG_BASE = os.environ.get("FEEDSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
-TEST_VHOST = "feedsync_test"
+# Both can be set so two checkouts can run their suites at once without sharing state.
+TEST_VHOST = os.environ.get("FEEDSYNC_TEST_VHOST", "feedsync_test")
 RABBIT_URL = os.environ.get("FEEDSYNC_TEST_BROKER_URL", f"amqp://guest:guest@127.0.0.1:5672/{TEST_VHOST}")
 DATABASE_URL = f"{PG_BASE}/{TEST_DB}"
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
