@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from schemas.messages import FinalizeRun, LoadRun, ParseFile, SyncDue, TransformChunk
@@ -74,7 +75,8 @@ def test_duplicates_delivered_while_the_run_is_going_give_one_effect(pipeline: P
 
 def test_two_stages_finishing_together_do_not_deadlock_on_the_run(pipeline: Pipeline) -> None:
     # Each finishing stage has written rows that reference the run (KEY SHARE on its row) before
-    # the fan-in locks the run: two such stages at once must queue, not deadlock.
+    # the fan-in locks the run: the fan-in's lock must not wait for the other stage's KEY SHARE
+    # (two such waits are a deadlock), only for the other fan-in.
     import threading
 
     import psycopg
@@ -85,7 +87,7 @@ def test_two_stages_finishing_together_do_not_deadlock_on_the_run(pipeline: Pipe
 
     run_id = pipeline.import_files(("import/user/internal/a.csv", HEADER + "a@x.com,A,A,,S\n"))
     # lock_timeout: a wait that never ends fails the test instead of hanging it.
-    conns = [psycopg.connect(DATABASE_URL, options="-c lock_timeout=5000") for _ in range(2)]
+    first, second = (psycopg.connect(DATABASE_URL, options="-c lock_timeout=5000") for _ in range(2))
     errors: list[BaseException] = []
 
     def finish(conn: psycopg.Connection[Any]) -> None:
@@ -94,21 +96,31 @@ def test_two_stages_finishing_together_do_not_deadlock_on_the_run(pipeline: Pipe
         except BaseException as exc:  # asserted below
             errors.append(exc)
 
+    def waiting_on_a_lock(conn: psycopg.Connection[Any]) -> bool:
+        pid = conn.info.backend_pid
+        return bool(sql("SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'", (pid,)))
+
     try:
-        for conn in conns:
+        for conn in (first, second):
             conn.execute(
                 "INSERT INTO sync.row_errors (run_id, file_name, code, message, rejected) "
                 "VALUES (%s, 'x', 'x', 'x', false)",
                 (run_id,),
             )
-        threads = [threading.Thread(target=finish, args=(conn,)) for conn in conns]
-        for t in threads:
-            t.start()
-        threads[0].join(timeout=3)  # past deadlock_timeout (1 s): a deadlock is detected by now
-        conns[0].rollback()  # the first finisher ends its transaction; the second goes on
-        threads[1].join(timeout=10)
-        assert errors == [] and not any(t.is_alive() for t in threads)
+        # The first finisher takes the run's lock although the second holds KEY SHARE on it.
+        finish(first)
+        assert errors == []
+        # The second waits for the first's transaction, and only for it: it goes on once that ends.
+        second_thread = threading.Thread(target=finish, args=(second,))
+        second_thread.start()
+        deadline = time.monotonic() + 30
+        while not waiting_on_a_lock(second) and second_thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert waiting_on_a_lock(second), "the second finisher should queue behind the first"
+        first.rollback()
+        second_thread.join(timeout=30)
+        assert errors == [] and not second_thread.is_alive()
     finally:
-        for conn in conns:
+        for conn in (first, second):
             conn.rollback()
             conn.close()
