@@ -148,6 +148,7 @@ def feedsync(
     return proc
 
 
+from tests.gates import gate  # noqa: E402  (a fixture for the wait: failpoint, every tier)
 from tests.stubpipeline import pipeline  # noqa: E402  (the fixture, shared by the unit and conformance tiers)
 
-__all__ = ["pipeline"]
+__all__ = ["gate", "pipeline"]

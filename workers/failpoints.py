@@ -9,7 +9,11 @@ context of every stage message).
 - ``raise``: a RuntimeError, as a bug would.
 - ``transient``: a TransientError (what a lost connection or a lock timeout becomes).
 - ``terminal``: a TerminalError (a permanent problem: the run fails at once).
-- ``sleep:N``: pause N seconds (to stop a service or kill a process at a known point).
+- ``sleep:N``: pause N seconds (a chaos drill's slow stage).
+- ``wait:PATH``: create ``PATH.reached``, then block until ``PATH`` exists (at most
+  ``WAIT_LIMIT_S``). A test awaits the first file and creates the second when it is done doing
+  what it needed to do at that point (stop a service, kill a process, start a second run), so
+  no test depends on a process being slow or fast enough.
 
 ``action*K`` fires on the first K hits in this process only, e.g. ``transient*2``.
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 
 import structlog
 
@@ -34,6 +39,9 @@ _hits: dict[str, int] = {}
 _hits_lock = threading.Lock()
 
 POINTS = ("parse.chunk", "transform.start", "load.merged", "finalize.start")
+
+# A gate nobody opens fails the stage after this long instead of holding a worker for ever.
+WAIT_LIMIT_S = 300.0
 
 
 def reset() -> None:
@@ -70,3 +78,14 @@ def hit(name: str) -> None:
         raise TerminalError(f"failpoint {name}: injected permanent failure")
     if action.startswith("sleep:"):
         time.sleep(float(action.split(":", 1)[1]))
+    if action.startswith("wait:"):
+        _wait_for_gate(name, Path(action.split(":", 1)[1]))
+
+
+def _wait_for_gate(name: str, gate: Path) -> None:
+    gate.with_name(gate.name + ".reached").touch()
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    while not gate.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"failpoint {name}: gate {gate} was not opened within {WAIT_LIMIT_S:.0f} s")
+        time.sleep(0.02)

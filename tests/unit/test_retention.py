@@ -3,7 +3,6 @@ their run and then removed; no file is removed while a run that reads it is stil
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from producers import queries, registry
 from producers.commands import apply_connections, start_sync
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
+from tests.gates import Gate
 from tests.stubpipeline import HEADER, Pipeline
 from tests.unit.test_hmm import HMM_TOML, META_HEADER, course
 from workers import retention
@@ -57,7 +57,9 @@ def test_content_feeds_are_kept_seven_days_after_their_run_then_removed(pipeline
     assert sql("SELECT count(*) FROM lms.courses")[0][0] == 1, "removing a file changes nothing it imported"
 
 
-def test_a_file_read_by_a_running_window_is_never_removed(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_read_by_a_running_window_is_never_removed(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, gate: Gate
+) -> None:
     apply_connections(load_connections_toml(HMM_TOML.format(extra="")))
     day = datetime.now(UTC).date() - timedelta(days=1)
     pipeline.drop("import/hmm/hmm12_metadata.csv", META_HEADER + course("P1", "Time Management"))
@@ -68,18 +70,16 @@ def test_a_file_read_by_a_running_window_is_never_removed(pipeline: Pipeline, mo
     feed = stored(pipeline, f"client_hmm12_{day:%Y%m%d}.csv")
     assert feed.exists()
 
-    # A --since window reads the old feed again, and its load takes a while.
-    monkeypatch.setenv("FEEDSYNC_FAILPOINTS", "load.merged=sleep:2")
+    # A --since window reads the old feed again, and is held inside its load.
+    monkeypatch.setenv("FEEDSYNC_FAILPOINTS", gate.at("load.merged"))
     run_id = start_sync(pipeline.settings, "hmm", since=day)
-    deadline = time.monotonic() + 20
-    while sql("SELECT count(*) FROM sync.run_files WHERE run_id = %s", (run_id,))[0][0] == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    gate.wait_reached()
     assert sql("SELECT status FROM sync.runs WHERE id = %s", (run_id,))[0][0] == "in_progress"
     far = datetime.now(UTC) + timedelta(days=30)
     # The metadata, read by no running run, is due; the window's feed is not.
     assert retention.sweep(at=far) == ["import/hmm/hmm12_metadata.csv"]
     assert feed.exists(), "a file of a running run was removed"
+    gate.open()
     pipeline.drain()
     assert sql("SELECT status FROM sync.runs WHERE id = %s", (run_id,))[0][0] in ("completed", "completed_with_errors")
     assert f"import/hmm/client_hmm12_{day:%Y%m%d}.csv" in retention.sweep(at=far)

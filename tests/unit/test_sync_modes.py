@@ -13,6 +13,7 @@ from producers.commands import CommandError, apply_connections, approve, reject,
 from schemas.connections import load_connections_toml
 from schemas.states import AccessMode
 from tests.conftest import sql
+from tests.gates import Gate
 from tests.stubpipeline import HEADER, USERS_TOML, Pipeline
 
 
@@ -69,16 +70,22 @@ def test_rerun_of_the_latest_run_reads_the_fixed_file_and_an_older_run_is_refuse
         rerun(pipeline.settings, "hr-users", run_id=first)
 
 
-def test_a_second_trigger_waits_for_the_first_run_to_finish(pipeline: Pipeline, monkeypatch: Any) -> None:
-    monkeypatch.setenv("FEEDSYNC_FAILPOINTS", "load.merged=sleep:1")
+def test_a_second_trigger_waits_for_the_first_run_to_finish(pipeline: Pipeline, monkeypatch: Any, gate: Gate) -> None:
+    monkeypatch.setenv("FEEDSYNC_FAILPOINTS", gate.at("load.merged"))
     pipeline.drop("import/user/internal/a.csv", people(50))
     registry.scan(pipeline.settings)  # file drop: a run starts
+    gate.wait_reached()  # ... and is held inside its load
     pipeline.drop("import/user/internal/b.csv", people(50, start=100))
-    start_sync(pipeline.settings, "hr-users")  # on demand while the first is going
+    second = start_sync(pipeline.settings, "hr-users")  # on demand while the first is going
+    assert sql("SELECT trigger, status FROM sync.runs ORDER BY id") == [
+        ("file_drop", "in_progress"),
+        ("on_demand", "queued"),
+    ]
+    gate.open()
     pipeline.drain()
-    runs = sql("SELECT id, trigger, started_at, finished_at, status FROM sync.runs ORDER BY id")
-    assert [(r[1], r[4]) for r in runs] == [("file_drop", "completed"), ("on_demand", "completed")]
-    assert runs[1][2] >= runs[0][3], "the second run started before the first finished"
+    runs = sql("SELECT id, trigger, started_at, finished_at, status, counts->>'read' FROM sync.runs ORDER BY id")
+    assert [(r[1], r[4], r[5]) for r in runs] == [("file_drop", "completed", "50"), ("on_demand", "completed", "50")]
+    assert runs[1][0] == second and runs[1][2] >= runs[0][3], "the second run started before the first finished"
     assert active() == 100
 
 
