@@ -40,13 +40,16 @@ class Pipeline:
         self.broker = broker
         self.settings = settings
 
-    def drain(self, timeout_s: float = 60) -> None:
-        """Join every queue until a whole pass finds nothing left (stages enqueue each other)."""
+    def drain(self, timeout_s: float = 60, *, expect_failures: bool = False) -> None:
+        """Join every queue until a whole pass finds nothing left (stages enqueue each other).
+
+        An actor that fails raises its own exception here, so a bug shows its traceback rather than
+        a run "dead-lettered after 5 attempts"; tests of failure handling pass expect_failures."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for name in list(self.broker.queues):
                 if not name.endswith((".DQ", ".XQ")):
-                    self.broker.join(name, timeout=int(timeout_s * 1000), fail_fast=False)
+                    self.broker.join(name, timeout=int(timeout_s * 1000), fail_fast=not expect_failures)
             if all(q.unfinished_tasks == 0 for q in self.broker.queues.values()):
                 return
         raise TimeoutError("pipeline did not drain")
@@ -70,13 +73,13 @@ class Pipeline:
         assert run is not None
         return run
 
-    def import_files(self, *files: tuple[str, str | bytes]) -> int:
+    def import_files(self, *files: tuple[str, str | bytes], expect_failures: bool = False) -> int:
         """Drop files, take them as the watcher would, run the pipeline; returns the newest run id
         (0 when no run started, e.g. for a disabled connection)."""
         for rel, content in files:
             self.drop(rel, content)
         registry.scan(self.settings)
-        self.drain()
+        self.drain(expect_failures=expect_failures)
         from tests.conftest import sql
 
         return int(sql("SELECT coalesce(max(id), 0) FROM sync.runs")[0][0])

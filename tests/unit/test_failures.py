@@ -38,7 +38,7 @@ def test_a_permanent_error_fails_the_run_at_once_with_its_sentence(pipeline: Pip
     faults("load.merged=terminal")
     pipeline.drop("import/user/internal/a.csv", FEED)
     start_sync(pipeline.settings, "hr-users", access=AccessMode.EXCLUSIVE)  # one transaction: all or nothing
-    pipeline.drain()
+    pipeline.drain(expect_failures=True)
     run = queries.history()[0]
     assert run["status"] == "failed" and run["error"] == "failpoint load.merged: injected permanent failure"
     assert stage("load") == ("failed", 1, "failpoint load.merged: injected permanent failure")
@@ -56,7 +56,7 @@ def test_a_transient_error_is_retried_and_the_run_completes(pipeline: Pipeline, 
 
 def test_a_bug_is_retried_up_to_the_limit_then_dead_lettered_and_archived(pipeline: Pipeline, faults: Any) -> None:
     faults("transform.start=raise")
-    pipeline.import_files(("import/user/internal/a.csv", FEED))
+    pipeline.import_files(("import/user/internal/a.csv", FEED), expect_failures=True)
     run = queries.history()[0]
     assert run["status"] == "failed"
     assert run["error"].startswith("stage transform dead-lettered after 3 attempts: RuntimeError: failpoint")
@@ -74,11 +74,11 @@ def test_replay_after_the_fix_completes_the_run_without_duplicates(pipeline: Pip
     from producers import dlq
 
     faults("transform.start=raise")
-    run_id = pipeline.import_files(("import/user/internal/a.csv", FEED))
+    run_id = pipeline.import_files(("import/user/internal/a.csv", FEED), expect_failures=True)
     faults("")
     assert [r.outcome for r in dlq.replay(pipeline.settings, run_id=run_id, dry_run=True)] == ["would_replay"]
     assert [r.outcome for r in dlq.replay(pipeline.settings, run_id=run_id)] == ["replayed"]
-    pipeline.drain()
+    pipeline.drain(expect_failures=True)
     run = queries.history()[0]
     assert (run["status"], run["type"], run["counts"]["created"]) == ("completed", "replay", 2)
     assert sql("SELECT count(*) FROM lms.users")[0][0] == 2
@@ -91,13 +91,13 @@ def test_a_dead_letter_whose_stage_already_succeeded_is_skipped_unless_forced(pi
     from producers import dlq
 
     faults("transform.start=raise")
-    run_id = pipeline.import_files(("import/user/internal/a.csv", FEED))
+    run_id = pipeline.import_files(("import/user/internal/a.csv", FEED), expect_failures=True)
     faults("")
     # As if another copy of the message had got through meanwhile.
     sql("UPDATE sync.stage_runs SET status = 'succeeded' WHERE stage = 'transform'")
     assert [r.outcome for r in dlq.replay(pipeline.settings, run_id=run_id)] == ["skipped_succeeded"]
     assert queries.history()[0]["status"] == "failed"
     assert [r.outcome for r in dlq.replay(pipeline.settings, run_id=run_id, force=True)] == ["replayed"]
-    pipeline.drain()
+    pipeline.drain(expect_failures=True)
     assert queries.history()[0]["status"] == "completed"
     assert sql("SELECT forced FROM sync.replays") == [(True,)]
