@@ -33,7 +33,7 @@ test: setup services ## unit, integration, e2e and conformance tests against the
 test-fast: setup ## the unit tier only (stub broker; still needs PostgreSQL)
 	$(BIN)/pytest tests/unit
 
-lint: setup ## ruff and mypy (strict on package code)
+lint: setup ## ruff and mypy --strict (package code and tests)
 	$(BIN)/ruff check schemas workers producers tests benchmarks
 	$(BIN)/mypy
 

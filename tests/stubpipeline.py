@@ -12,10 +12,12 @@ from typing import Any
 
 import dramatiq
 import pytest
+from dramatiq.brokers.stub import StubBroker
 
 from producers import registry
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
+from schemas.settings import Settings
 
 USERS_TOML = """
 [[connections]]
@@ -36,7 +38,7 @@ HEADER = "Email,First Name,Last Name,Manager Email,Department\n"
 
 
 class Pipeline:
-    def __init__(self, broker: dramatiq.Broker, settings: Any) -> None:
+    def __init__(self, broker: StubBroker, settings: Settings) -> None:
         self.broker = broker
         self.settings = settings
 
@@ -90,6 +92,7 @@ def pipeline(settings: Any) -> Iterator[Pipeline]:
     import workers.actors
 
     broker = workers.actors.broker
+    assert isinstance(broker, StubBroker), "the pytest process is the stub-broker tier (FEEDSYNC_BROKER_URL=stub://)"
     broker.flush_all()
     apply_connections(load_connections_toml(USERS_TOML))
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=20)

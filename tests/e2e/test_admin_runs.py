@@ -26,7 +26,8 @@ def people(n: int, tag: str = "S") -> str:
 
 
 def runs(env: dict[str, str]) -> list[dict[str, Any]]:
-    return json.loads(feedsync("history", "hr", "--json", env=env).stdout)
+    found: list[dict[str, Any]] = json.loads(feedsync("history", "hr", "--json", env=env).stdout)
+    return found
 
 
 def test_an_admin_approves_a_held_full_feed_and_reads_the_history(

@@ -19,7 +19,8 @@ CONNECTIONS = Path(__file__).resolve().parents[2] / "examples" / "connections.to
 
 
 def history(env: dict[str, str]) -> list[dict[str, Any]]:
-    return json.loads(feedsync("history", "--json", env=env).stdout)
+    runs: list[dict[str, Any]] = json.loads(feedsync("history", "--json", env=env).stdout)
+    return runs
 
 
 def wait_for_runs(env: dict[str, str], n: int, timeout_s: float = 120) -> list[dict[str, Any]]:

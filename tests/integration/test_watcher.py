@@ -38,7 +38,7 @@ def wait_until(cond: Any, timeout_s: float = 15) -> None:
 @pytest.fixture
 def inbox(settings: Any) -> Path:
     apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS))
-    path = settings.drop_dir / "import/user/internal"
+    path: Path = settings.drop_dir / "import/user/internal"
     path.mkdir(parents=True)
     return path
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from pydantic import ValidationError
 
@@ -68,7 +70,12 @@ def test_messages_refuse_unknown_fields_and_bad_values_on_send_and_on_receive() 
         ParseFile.from_kwargs({"run_id": 1, "file_id": 2, "rows": [["a"]]})
     with pytest.raises(ValidationError):
         FeedArrived(
-            connection="c", file_id=1, path="p", sha256="not-a-hash", size=1, detected_at="2026-01-01T00:00:00Z"
+            connection="c",
+            file_id=1,
+            path="p",
+            sha256="not-a-hash",
+            size=1,
+            detected_at=datetime(2026, 1, 1, tzinfo=UTC),
         )
     with pytest.raises(ValidationError):
         message_for_actor("parse_file", {"run_id": 1, "file_id": 2, "schema_version": 2})

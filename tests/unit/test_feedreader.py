@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,8 @@ def read(tmp_path: Path, data: bytes, **kw: object) -> tuple[list[tuple[int, lis
     p.write_bytes(data)
     r = FeedReader(p, "feed.csv", **kw)  # type: ignore[arg-type]
     header = r.header(MAPPING)
-    rows, errors = [], []
+    rows: list[Any] = []
+    errors: list[Any] = []
     for item in r.records(header):
         (errors if isinstance(item, RowError) else rows).append(item)
     return rows, errors

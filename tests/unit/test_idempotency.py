@@ -14,7 +14,7 @@ from workers.broker import publish
 FEED = HEADER + "".join(f"u{i}@x.com,U{i},L{i},{'u0@x.com' if i else ''},S\n" for i in range(250)) + "bad,B,B,,S\n"
 
 
-def snapshot(run_id: int) -> tuple[object, ...]:
+def snapshot(run_id: int) -> tuple[Any, ...]:
     return (
         sql("SELECT email, first_name, manager_id, updated_at, source_hash FROM lms.users ORDER BY email"),
         sql(

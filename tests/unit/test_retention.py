@@ -20,7 +20,8 @@ from workers import retention
 
 def stored(pipeline: Pipeline, name: str) -> Path:
     (path,) = sql("SELECT stored_path FROM sync.feed_files WHERE original_path LIKE %s", (f"%{name}",))[0]
-    return pipeline.settings.drop_dir / path
+    stored_at: Path = pipeline.settings.drop_dir / path
+    return stored_at
 
 
 def test_a_user_feed_is_removed_when_its_run_ends_but_not_after_a_dry_run(pipeline: Pipeline) -> None:
