@@ -21,9 +21,8 @@ from tests.unit.test_hierarchy import PEOPLE, POSITIONS, UNITS, connect, sync
 from tests.unit.test_sync_modes import people
 from workers.connectors import hierarchy, users
 
-TWO = USERS_TOML.replace('kind = "users"', 'kind = "users"\nfull_feed = true') + USERS_TOML.replace(
-    "hr-users", "crm-users"
-).replace("import/user/internal", "import/user/crm").replace('kind = "users"', 'kind = "users"\nfull_feed = true')
+FULL = USERS_TOML.replace('kind = "users"', 'kind = "users"\nfull_feed = true')
+TWO = FULL + FULL.replace("hr-users", "crm-users").replace("import/user/internal", "import/user/crm")
 HR, CRM = "import/user/internal/", "import/user/crm/"
 
 
