@@ -284,7 +284,7 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
         {
             **r,
             "errors": "yes" if r["has_errors"] else "",
-            **{k: r["counts"][k] for k in ("read", "created", "updated", "unchanged", "rejected")},
+            **{k: r["counts"][k] for k in ("read", "created", "updated", "unchanged", "deactivated", "rejected")},
             # created/updated/retired courses, and learner records written
             "courses": "{courses_created}/{courses_updated}/{courses_retired}".format(**r["content"])
             if r["content"]
@@ -308,6 +308,7 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
             "created",
             "updated",
             "unchanged",
+            "deactivated",
             "rejected",
             *content,
             "errors",

@@ -43,6 +43,9 @@ CONTENT_KINDS = ("hmm", "getabstract")
 
 _ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _THRESHOLD = re.compile(r"^\d+(\.\d+)?%$")
+#: max_deactivate of a full feed that names none: a truncated export must not deactivate people
+#: in bulk with the default settings.
+DEFAULT_MAX_DEACTIVATE = "10%"
 
 
 class KeyProblem(ValueError):
@@ -299,9 +302,17 @@ class Connection(BaseModel):
     def profile_attributes(self) -> list[str]:
         return [a for a in self.imported_mapping if a not in USER_CORE_ATTRIBUTES]
 
+    @property
+    def deactivate_limit(self) -> int | str | None:
+        """max_deactivate as it applies: a full feed without one gets DEFAULT_MAX_DEACTIVATE."""
+        if self.max_deactivate is None and self.full_feed:
+            return DEFAULT_MAX_DEACTIVATE
+        return self.max_deactivate
+
     def thresholds(self) -> tuple[Threshold | None, Threshold | None]:
+        limit = self.deactivate_limit
         return (
-            Threshold.parse(self.max_deactivate) if self.max_deactivate is not None else None,
+            Threshold.parse(limit) if limit is not None else None,
             Threshold.parse(self.max_change) if self.max_change is not None else None,
         )
 

@@ -77,7 +77,10 @@ def retry_due() -> dict[tuple[int, str], str]:
 
 def _run_to_warn(conn: Any, run_id: int) -> dict[str, Any] | None:
     run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s", (run_id,))
-    if run is None or run["status"] not in WARN_STATUSES or connection_from_json(run["config"]).notify is None:
+    if run is None or connection_from_json(run["config"]).notify is None:
+        return None
+    # People deactivated is worth a warning even when nothing went wrong: a feed cut short looks the same.
+    if run["status"] not in WARN_STATUSES and not int(run["counts"].get("deactivated", 0)):
         return None
     return run
 
@@ -130,13 +133,14 @@ def _report(conn: Any, run: dict[str, Any]) -> dict[str, Any]:
         (run["id"],),
     )
     return {
-        "event": "run_with_errors",
+        "event": "run_with_errors" if run["status"] in WARN_STATUSES else "run_deactivated_people",
         "run_id": run["id"],
         "connection": run["connection_name"],
         "kind": run["kind"],
         "status": run["status"],
         "rows_rejected": int(counts.get("rejected", 0)),
         "warnings": int(counts.get("warnings", 0)),
+        "deactivated": int(counts.get("deactivated", 0)),
         "files": int(counts.get("files", 0)),
         "files_rejected": [{"file": f["original_path"], "error": f["error"]} for f in rejected_files],
         "error": run["error"],
@@ -160,6 +164,8 @@ def _text(r: dict[str, Any]) -> str:
         f"{r['rows_rejected']} row(s) rejected, {r['warnings']} warning(s), "
         f"{len(r['files_rejected'])} of {r['files']} file(s) rejected.",
     ]
+    if r["deactivated"]:
+        lines.append(f"{r['deactivated']} people deactivated: missing from the full feed.")
     if r["error"]:
         lines.append(f"Error: {r['error']}")
     for f in r["files_rejected"]:

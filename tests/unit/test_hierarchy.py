@@ -275,7 +275,7 @@ def test_users_only_mode_leaves_units_and_positions_untouched(pipeline: Pipeline
 
 
 def test_a_full_feed_deactivates_missing_units_and_reports_those_still_holding_people(pipeline: Pipeline) -> None:
-    connect("full_feed = true")
+    connect('full_feed = true\nmax_deactivate = "25%"')  # one unit of four: more than the default 10%
     sync(pipeline, {"org.csv": UNITS, "pos.csv": POSITIONS, "user.csv": PEOPLE})
     without_ops = UNITS.replace("OPS,Operations,,\n", "")
     run = sync(pipeline, {"org.csv": without_ops, "pos.csv": POSITIONS, "user.csv": PEOPLE})

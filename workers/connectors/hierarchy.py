@@ -16,10 +16,12 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from schemas.connections import BUNDLE_CORE, BUNDLE_PARTS, DONT_IMPORT, Connection, connection_from_json
 from schemas.providers import FileNameProblem, FileSpec
 from workers import rules, store
+from workers.connectors import users
 from workers.connectors.checks import Check, Chunk, checked_insert, literal, required, row_hash
 from workers.connectors.content import Step, staged
 from workers.connectors.users import EMAIL_BAD_DOTS, EMAIL_RE
@@ -64,10 +66,12 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str,
               first_name text, last_name text, unit_key text, position_key text, manager_key text,
               attrs jsonb NOT NULL, row_hash text NOT NULL)"""
     )
-    # Keys seen in rejected rows (never deactivated: being refused is not being gone), and the
-    # people the run changed (the group rules are evaluated for them only).
+    # Keys seen in rejected rows, with their rows (never deactivated: being refused is not being
+    # gone; a rejected row not here is one whose key could not be read), and the people the run
+    # changed (the group rules are evaluated for them only).
     conn.execute(
-        f"CREATE UNLOGGED TABLE IF NOT EXISTS {staged('hrej', run_id)} (part text NOT NULL, key text NOT NULL)"
+        f"""CREATE UNLOGGED TABLE IF NOT EXISTS {staged("hrej", run_id)} (
+              part text NOT NULL, key text NOT NULL, file_id bigint, line_no int)"""
     )
     conn.execute(f"CREATE UNLOGGED TABLE IF NOT EXISTS {staged('affected', run_id)} (user_id bigint PRIMARY KEY)")
 
@@ -94,7 +98,8 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
     rejected_keys = f"""
         RETURNING 1),
     refused AS (
-        INSERT INTO {staged("hrej", run_id)} (part, key) SELECT '{part}', c.key FROM checked c
+        INSERT INTO {staged("hrej", run_id)} (part, key, file_id, line_no)
+        SELECT '{part}', c.key, {file_id}, c.line_no FROM checked c
         WHERE NOT c.ok AND c.key IS NOT NULL"""
     if part in TREES:
         parent = _col("parent", columns)
@@ -164,7 +169,8 @@ def _reject(conn: psycopg.Connection[Any], run: dict[str, Any], part: str, bad: 
             FROM bad b JOIN sync.feed_files f ON f.id = b.file_id
             JOIN sync.run_files rf ON rf.run_id = %(run)s AND rf.file_id = b.file_id
             RETURNING 1),
-        keys AS (INSERT INTO {staged("hrej", run_id)} (part, key) SELECT %(part)s, key FROM bad RETURNING 1),
+        keys AS (INSERT INTO {staged("hrej", run_id)} (part, key, file_id, line_no)
+                 SELECT %(part)s, key, file_id, line_no FROM bad RETURNING 1),
         del AS (DELETE FROM {table} s USING bad b WHERE s.file_id = b.file_id AND s.line_no = b.line_no RETURNING 1)
         SELECT (SELECT count(*) FROM del) AS n, (SELECT count(*) FROM errs) AS e, (SELECT count(*) FROM keys) AS k""",
         {"run": run_id, "attr": attribute, "code": code, "part": part},
@@ -287,16 +293,21 @@ def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
 # -- plan and thresholds --------------------------------------------------------------------------------
 
 
-def _part_read(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) -> bool:
-    """A part may say who is gone only if its file was read whole in this run."""
+def _part_files(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) -> list[dict[str, Any]]:
+    """The run's files of a part (id and status)."""
     name = expected_files(run["config"]).get(part)
     files = store.fetch_all(
         conn,
-        """SELECT f.original_path, rf.status FROM sync.run_files rf JOIN sync.feed_files f ON f.id = rf.file_id
+        """SELECT f.id, f.original_path, rf.status FROM sync.run_files rf JOIN sync.feed_files f ON f.id = rf.file_id
            WHERE rf.run_id = %s""",
         (run["id"],),
     )
-    mine = [f["status"] for f in files if PurePosixPath(f["original_path"]).name == name]
+    return [f for f in files if PurePosixPath(f["original_path"]).name == name]
+
+
+def _part_read(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) -> bool:
+    """A part may say who is gone only if its file was read whole in this run."""
+    mine = [f["status"] for f in _part_files(conn, run, part)]
     return bool(mine) and all(s == "parsed" for s in mine)
 
 
@@ -370,11 +381,18 @@ def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) ->
                 r["external_id"]
                 for r in store.fetch_all(conn, f"SELECT t.external_id FROM {gone} ORDER BY 1 LIMIT %(n)s", params)
             ]
+            # Rows of this part refused before their key could be read: whoever they are about may be
+            # among the deactivations.
+            files = [int(f["id"]) for f in _part_files(conn, run, part)]
+            entry.update(users.unreadable_rows(conn, run_id, sql.SQL(staged("hrej", run_id)), sample, files))
         result[{"org": "units", "pos": "positions", "user": "people"}[part]] = entry
     people = result.get("people", {"creates": 0, "updates": 0, "deactivations": 0, "population": 0})
     # The top-level figures are the people's, as for a users connection (feedsync run shows them).
     result.update({k: people[k] for k in ("creates", "updates", "deactivations", "population")})
     result["deactivations_sample"] = people.get("deactivations_sample", [])
+    result["unreadable_rejected"] = sum(
+        int(result[w].get("unreadable_rejected", 0)) for w in ("units", "positions", "people") if w in result
+    )
     result["full_feed"] = config_of(run["config"]).full_feed
     return result
 
@@ -390,8 +408,9 @@ def exceeded_thresholds(run: dict[str, Any], p: dict[str, Any]) -> list[str]:
         if max_deactivate is not None and max_deactivate.exceeded(e["deactivations"], e["population"]):
             reasons.append(
                 f"it would deactivate {e['deactivations']} of {e['population']} {what} "
-                f"(max_deactivate = {cfg.max_deactivate})"
+                f"(max_deactivate = {users.limit_text(cfg)})"
             )
+        reasons += users.unreadable_reason(e, what)
         changes = e["updates"] + e["deactivations"]
         if what == "people" and max_change is not None and max_change.exceeded(changes, e["population"]):
             reasons.append(f"it would change {changes} of {e['population']} people (max_change = {cfg.max_change})")
@@ -475,6 +494,9 @@ def apply_users(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str,
             LEFT JOIN lms.positions p ON p.external_id = s.position_key"""
     )
     c = staged("hcls", run_id)
+    # Another load may have created one of these people since they were matched (two feeds bringing
+    # the same new person at once): not inserted, but matched again and updated below, as an
+    # existing person is.
     created = store.fetch_one(
         conn,
         f"""WITH ins AS (
@@ -483,10 +505,17 @@ def apply_users(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str,
                 SELECT c.email, c.key, c.first_name, c.last_name, c.attrs, c.org_unit_id, c.position_id,
                        %(conn)s, c.row_hash
                 FROM {c} c WHERE c.old_id IS NULL ORDER BY c.key
-                RETURNING id),
-            a AS (INSERT INTO {affected} (user_id) SELECT id FROM ins ON CONFLICT DO NOTHING)
+                ON CONFLICT DO NOTHING
+                RETURNING id, external_id),
+            a AS (INSERT INTO {affected} (user_id) SELECT id FROM ins ON CONFLICT DO NOTHING),
+            mine AS (UPDATE {c} c SET old_id = ins.id FROM ins WHERE c.key = ins.external_id)
             SELECT count(*) AS n FROM ins""",
         params,
+    )
+    conn.execute(
+        f"""UPDATE {c} c SET old_id = coalesce((SELECT u.id FROM lms.users u WHERE u.external_id = c.key),
+                                               (SELECT u.id FROM lms.users u WHERE u.email_key = lower(c.email)))
+            WHERE c.old_id IS NULL"""
     )
     updated = store.fetch_one(
         conn,

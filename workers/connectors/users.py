@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 import psycopg
+import structlog
 from psycopg import sql
 
 from schemas.connections import USER_CORE_ATTRIBUTES, Connection, connection_from_json
@@ -21,6 +22,8 @@ from schemas.settings import get_settings
 from workers import store
 from workers.connectors.checks import Chunk, row_hash
 from workers.staging import stage_table
+
+log = structlog.get_logger(__name__)
 
 # A strict ASCII syntax check (what HR systems export and mail servers accept), in two cheap
 # patterns: PostgreSQL's regex engine is three times slower on one pattern with bounded repeats.
@@ -39,8 +42,9 @@ def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
 
 
 def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str, Any]) -> None:
-    """The run's typed rows (people with something to do), and the keys of the rows that are
-    already in the store as they are (``same``: read, not validated or staged again)."""
+    """The run's typed rows (people with something to do), the keys of the rows that are
+    already in the store as they are (``same``: read, not validated or staged again), and the
+    keys of rejected rows whose person could be read (``kept``: being refused is not being gone)."""
     conn.execute(
         sql.SQL(
             """CREATE UNLOGGED TABLE IF NOT EXISTS {} (
@@ -52,6 +56,11 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str,
         sql.SQL(
             "CREATE UNLOGGED TABLE IF NOT EXISTS {} (file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL)"
         ).format(stage_table("same", run_id))
+    )
+    conn.execute(
+        sql.SQL(
+            "CREATE UNLOGGED TABLE IF NOT EXISTS {} (file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL)"
+        ).format(stage_table("kept", run_id))
     )
 
 
@@ -195,6 +204,11 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
                    c.attrs, c.row_hash
             FROM checked c WHERE c.ok
             RETURNING 1
+        ), kept AS (
+            -- A row refused for another reason than its e-mail still names its person: they are kept.
+            INSERT INTO {kept} (file_id, line_no, key)
+            SELECT %(file)s, c.line_no, lower(c.email) FROM checked c
+            WHERE NOT c.ok AND NOT c.no_email AND NOT c.bad_email
         )
         SELECT (SELECT count(*) FROM ins) AS valid, (SELECT count(*) FROM errs WHERE rejected) AS rejected,
                (SELECT count(*) FROM errs WHERE NOT rejected) AS warnings
@@ -212,6 +226,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
         raw=raw,
         values=values,
         typed=stage_table("users", run_id),
+        kept=stage_table("kept", run_id),
     )
     row = store.fetch_one(
         conn, query, {"re": EMAIL_RE, "dots": EMAIL_BAD_DOTS, "run": run_id, "file": file_id, "fname": file_name}
@@ -274,12 +289,13 @@ def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
                 FROM occ o JOIN places p USING (key)
                 RETURNING 1
             ),
+            kept AS (INSERT INTO {kept} (file_id, line_no, key) SELECT file_id, line_no, key FROM occ),
             del AS (DELETE FROM {t} s USING d WHERE s.key = d.key RETURNING 1),
             del_same AS (DELETE FROM {same} s USING d WHERE s.key = d.key RETURNING 1)
             -- (Data-modifying WITH statements run whether or not they are read.)
             SELECT (SELECT count(*) FROM errs) AS duplicates
             """
-        ).format(t=typed, same=same, d=dups),
+        ).format(t=typed, same=same, d=dups, kept=stage_table("kept", run_id)),
         {"run": run_id, "email_col": cfg.mapping["email"]},
     )
     assert dup is not None
@@ -311,7 +327,7 @@ def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
                    FROM {t} s LEFT JOIN lms.users u ON u.email_key = s.key
                    WHERE u.id IS NULL OR u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active
                       OR (s.manager_key IS NOT NULL AND u.manager_id IS NULL))
-               SELECT w.*, coalesce(mw.uid, mu.id) AS manager_uid
+               SELECT w.*, coalesce(mw.uid, mu.id) AS manager_uid, false AS adopted
                FROM work w
                LEFT JOIN work mw ON mw.key = w.manager_key
                LEFT JOIN lms.users mu ON mu.email_key = w.manager_key"""
@@ -328,13 +344,41 @@ def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
 def _deactivation_filter(run: dict[str, Any]) -> sql.Composed:
     """Active people of this connection missing from the feed (one anti-join). People whose key the
     run saw in a rejected row are kept: being refused is not being gone."""
+    run_id = int(run["id"])
     return sql.SQL(
         """u.source_connection_id = %(conn)s AND u.active
            AND NOT EXISTS (SELECT 1 FROM {t} s WHERE s.key = u.email_key)
            AND NOT EXISTS (SELECT 1 FROM {same} s WHERE s.key = u.email_key)
-           AND NOT EXISTS (SELECT 1 FROM sync.row_errors e
-                           WHERE e.run_id = %(run)s AND e.rejected AND lower(e.value) = u.email_key)"""
-    ).format(t=stage_table("users", int(run["id"])), same=stage_table("same", int(run["id"])))
+           AND NOT EXISTS (SELECT 1 FROM {kept} s WHERE s.key = u.email_key)"""
+    ).format(t=stage_table("users", run_id), same=stage_table("same", run_id), kept=stage_table("kept", run_id))
+
+
+def _unreadable(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int) -> dict[str, Any]:
+    """Rejected rows whose person could not be read (a broken line, bytes not in the encoding, no
+    valid e-mail): anyone missing from the feed may be one of them. Their places, never values."""
+    return unreadable_rows(conn, int(run["id"]), stage_table("kept", int(run["id"])), sample)
+
+
+def unreadable_rows(
+    conn: psycopg.Connection[Any], run_id: int, kept: sql.Composable, sample: int, files: list[int] | None = None
+) -> dict[str, Any]:
+    """How many rejected rows of the run (of ``files``, if given) have no key in ``kept`` (a table
+    with file_id and line_no), with the first places as 'file line N'."""
+    rows = sql.SQL(
+        """SELECT DISTINCT e.file_name, e.line FROM sync.row_errors e
+           WHERE e.run_id = %(run)s AND e.rejected AND e.line IS NOT NULL
+             AND (%(files)s::bigint[] IS NULL OR e.file_id = ANY(%(files)s::bigint[]))
+             AND NOT EXISTS (SELECT 1 FROM {kept} k WHERE k.file_id = e.file_id AND k.line_no = e.line)"""
+    ).format(kept=kept)
+    params = {"run": run_id, "files": files, "n": sample}
+    n = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM ({}) r").format(rows), params)
+    places = store.fetch_all(
+        conn, sql.SQL("SELECT file_name, line FROM ({}) r ORDER BY 1, 2 LIMIT %(n)s").format(rows), params
+    )
+    return {
+        "unreadable_rejected": int(n["n"]) if n else 0,
+        "unreadable_sample": [f"{p['file_name']} line {p['line']}" for p in places],
+    }
 
 
 def _deactivates(run: dict[str, Any], conn: psycopg.Connection[Any]) -> bool:
@@ -396,7 +440,9 @@ def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) ->
         ]
     deactivating = _deactivates(run, conn)
     result["deactivations"], result["deactivations_sample"] = 0, []
+    result.update(unreadable_rejected=0, unreadable_sample=[])
     if deactivating:
+        result.update(_unreadable(conn, run, sample))
         gone = sql.SQL("FROM lms.users u WHERE {f}").format(f=_deactivation_filter(run))
         row = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n {g}").format(g=gone), params)
         result["deactivations"] = int(row["n"]) if row else 0
@@ -414,20 +460,36 @@ def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) ->
 
 def exceeded_thresholds(run: dict[str, Any], p: dict[str, Any]) -> list[str]:
     """Which safety thresholds the plan exceeds, as sentences for the admin."""
-    max_deactivate, max_change = config_of(run["config"]).thresholds()
+    cfg = config_of(run["config"])
+    max_deactivate, max_change = cfg.thresholds()
     reasons = []
     if max_deactivate is not None and max_deactivate.exceeded(p["deactivations"], p["population"]):
         reasons.append(
-            f"it would deactivate {p['deactivations']} of {p['population']} people "
-            f"(max_deactivate = {config_of(run['config']).max_deactivate})"
+            f"it would deactivate {p['deactivations']} of {p['population']} people (max_deactivate = {limit_text(cfg)})"
         )
+    reasons += unreadable_reason(p, "people")
     changes = p["updates"] + p["deactivations"]
     if max_change is not None and max_change.exceeded(changes, p["population"]):
-        reasons.append(
-            f"it would change {changes} of {p['population']} people "
-            f"(max_change = {config_of(run['config']).max_change})"
-        )
+        reasons.append(f"it would change {changes} of {p['population']} people (max_change = {cfg.max_change})")
     return reasons
+
+
+def limit_text(cfg: Connection) -> str:
+    default = " (the default for a full feed)" if cfg.max_deactivate is None else ""
+    return f"{cfg.deactivate_limit}{default}"
+
+
+def unreadable_reason(p: dict[str, Any], what: str) -> list[str]:
+    """A run that would deactivate anyone while rows it could not read were rejected waits: those
+    people may only be missing because their rows were refused."""
+    if not (p.get("deactivations") and p.get("unreadable_rejected")):
+        return []
+    return [
+        f"it would deactivate {p['deactivations']} {what} while {p['unreadable_rejected']} rejected row(s) could "
+        f"not be read for who they are about ({', '.join(p['unreadable_sample'])}"
+        f"{', ...' if p['unreadable_rejected'] > len(p['unreadable_sample']) else ''}); "
+        "they may be among them: fix those rows and rerun, or approve if they are gone"
+    ]
 
 
 def batch_ranges(
@@ -481,30 +543,94 @@ def ensure_bucket_index(conn: psycopg.Connection[Any], run_id: int) -> None:
 
 
 def insert_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi: int) -> dict[str, int]:
-    """For buckets lo..hi: new people, with their manager, without a conflict check (the
-    classification knows they are new)."""
-    cls = stage_table("cls", int(run["id"]))
+    """For buckets lo..hi: new people, with their manager. The classification knows they are new,
+    but it may be old news: another connection may have created one of them since (a run approved
+    after hours, two feeds bringing the same new person at once). Such a person is not inserted
+    (ON CONFLICT) but adopted: updated as an existing person of this connection, in the same
+    transaction, and everyone pointing at the id drawn for them points at theirs."""
+    cls, t = stage_table("cls", int(run["id"])), stage_table("users", int(run["id"]))
     params = {"conn": run["connection_id"], "lo": lo, "hi": hi}
-    created = conn.execute(
+    row = store.fetch_one(
+        conn,
         sql.SQL(
-            """INSERT INTO lms.users (id, email, first_name, last_name, attributes, manager_id, source_connection_id,
-                                      source_hash)
-               OVERRIDING SYSTEM VALUE
-               SELECT c.uid, s.email, s.first_name, s.last_name, jsonb_strip_nulls(s.attrs), c.manager_uid,
-                      %(conn)s, s.row_hash
-               FROM {cls} c JOIN {t} s ON s.key = c.key
-               WHERE c.old_id IS NULL AND c.kbucket BETWEEN %(lo)s AND %(hi)s"""
-        ).format(cls=cls, t=stage_table("users", int(run["id"]))),
+            """WITH ins AS (
+                 INSERT INTO lms.users (id, email, first_name, last_name, attributes, manager_id,
+                                        source_connection_id, source_hash)
+                 OVERRIDING SYSTEM VALUE
+                 SELECT c.uid, s.email, s.first_name, s.last_name, jsonb_strip_nulls(s.attrs), c.manager_uid,
+                        %(conn)s, s.row_hash
+                 FROM {cls} c JOIN {t} s ON s.key = c.key
+                 WHERE c.old_id IS NULL AND c.kbucket BETWEEN %(lo)s AND %(hi)s
+                 ON CONFLICT (email_key) DO NOTHING
+                 RETURNING 1)
+               SELECT (SELECT count(*) FROM ins) AS created,
+                      (SELECT count(*) FROM {cls} c WHERE c.old_id IS NULL AND c.kbucket BETWEEN %(lo)s AND %(hi)s)
+                        AS wanted"""
+        ).format(cls=cls, t=t),
         params,
-    ).rowcount
-    return {"created": created}
+    )
+    assert row is not None
+    counts = {"created": int(row["created"])}
+    if row["created"] < row["wanted"]:
+        counts.update(_adopt(conn, run, lo, hi))
+    return counts
+
+
+def _adopt(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi: int) -> dict[str, int]:
+    """The people of buckets lo..hi the insert found already there: reclassified as existing
+    (old_id, their manager) and updated now; ids drawn for them are replaced wherever used."""
+    cls = stage_table("cls", int(run["id"]))
+    params = {"lo": lo, "hi": hi}
+    moved = store.fetch_all(
+        conn,
+        sql.SQL(
+            """WITH lost AS (
+                 SELECT c.key, c.uid AS drawn, u.id, u.manager_id FROM {cls} c JOIN lms.users u ON u.email_key = c.key
+                 WHERE c.old_id IS NULL AND c.kbucket BETWEEN %(lo)s AND %(hi)s AND u.id <> c.uid)
+               UPDATE {cls} c SET old_id = l.id, uid = l.id, old_manager = l.manager_id, changed = true, adopted = true
+               FROM lost l WHERE c.key = l.key
+               RETURNING l.drawn, l.id"""
+        ).format(cls=cls),
+        params,
+    )
+    if not moved:
+        return {}
+    ids = {"drawn": [m["drawn"] for m in moved], "id": [m["id"] for m in moved]}
+    # Drawn ids were never anyone's: a person of this run (this batch or an earlier one) whose
+    # manager was one of them gets the adopted person's id instead.
+    swap = "SELECT * FROM unnest(%(drawn)s::bigint[], %(id)s::bigint[]) AS x(drawn, id)"
+    conn.execute(
+        sql.SQL("UPDATE {cls} c SET manager_uid = x.id FROM ({swap}) x WHERE c.manager_uid = x.drawn").format(
+            cls=cls, swap=sql.SQL(swap)
+        ),
+        ids,
+    )
+    conn.execute(
+        sql.SQL("UPDATE lms.users u SET manager_id = x.id FROM ({swap}) x WHERE u.manager_id = x.drawn").format(
+            swap=sql.SQL(swap)
+        ),
+        ids,
+    )
+    log.warning(
+        "people another connection created since this run was planned were adopted, not inserted",
+        adopted=len(moved),
+    )
+    return _update(conn, run, sql.SQL("c.adopted AND c.kbucket BETWEEN %(lo)s AND %(hi)s"), params)
 
 
 def update_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi: int) -> dict[str, int]:
     """For buckets lo..hi: changed people (by row hash) and manager moves, by id."""
+    where = sql.SQL("NOT c.adopted AND c.kbucket BETWEEN %(lo)s AND %(hi)s")
+    return _update(conn, run, where, {"lo": lo, "hi": hi})
+
+
+def _update(
+    conn: psycopg.Connection[Any], run: dict[str, Any], where: sql.Composable, params: dict[str, Any]
+) -> dict[str, int]:
+    """The classified people ``where`` selects (a fixed condition of this module, never data)."""
     cfg = config_of(run["config"])
     cls = stage_table("cls", int(run["id"]))
-    params = {"conn": run["connection_id"], "lo": lo, "hi": hi}
+    params = {**params, "conn": run["connection_id"]}
     keep = sql.SQL("coalesce(s.{c}, u.{c})") if not cfg.empty_erases else sql.SQL("s.{c}")
     attributes = (
         sql.SQL("u.attributes || jsonb_strip_nulls(s.attrs)")
@@ -515,8 +641,8 @@ def update_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, h
     )
     moved = store.fetch_one(
         conn,
-        sql.SQL("SELECT count(*) AS n FROM {cls} c WHERE c.kbucket BETWEEN %(lo)s AND %(hi)s AND {moves}").format(
-            cls=cls, moves=sql.SQL(_MOVES)
+        sql.SQL("SELECT count(*) AS n FROM {cls} c WHERE {where} AND {moves}").format(
+            cls=cls, where=where, moves=sql.SQL(_MOVES)
         ),
         params,
     )
@@ -532,7 +658,7 @@ def update_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, h
                    active = true, deactivated_at = NULL, source_connection_id = %(conn)s, source_hash = s.row_hash,
                    manager_id = coalesce(c.manager_uid, u.manager_id), updated_at = clock_timestamp()
                  FROM {cls} c JOIN {t} s ON s.key = c.key
-                 WHERE u.id = c.old_id AND c.kbucket BETWEEN %(lo)s AND %(hi)s AND (c.changed OR {moves})
+                 WHERE u.id = c.old_id AND {where} AND (c.changed OR {moves})
                  RETURNING c.changed)
                SELECT count(*) FILTER (WHERE changed) AS n FROM upd"""
         ).format(
@@ -541,6 +667,7 @@ def update_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, h
             fn=keep.format(c=sql.Identifier("first_name")),
             ln=keep.format(c=sql.Identifier("last_name")),
             attributes=attributes,
+            where=where,
             moves=sql.SQL(_MOVES),
         ),
         params,
