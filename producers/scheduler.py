@@ -22,6 +22,7 @@ from producers import registry
 from schemas.settings import Settings, get_settings
 from schemas.states import TriggerType
 from workers import notify, outbox, retention, store
+from workers.errors import safe_text
 from workers.outbox import OutboxBatch
 from workers.runs import create_run
 
@@ -94,18 +95,18 @@ def run(settings: Settings, stopping: threading.Event) -> None:
             try:
                 retention.sweep()
             except Exception as exc:
-                log.warning("retention sweep failed; retrying next interval", error=str(exc))
+                log.warning("retention sweep failed; retrying next interval", error=safe_text(exc))
         try:
             tick()
         except Exception as exc:
-            log.warning("schedule tick failed; retrying next interval", error=str(exc))
+            log.warning("schedule tick failed; retrying next interval", error=safe_text(exc))
         try:
             notify.retry_due()
         except Exception as exc:
-            log.warning("warning retries failed; retrying next interval", error=str(exc))
+            log.warning("warning retries failed; retrying next interval", error=safe_text(exc))
         try:
             sent = outbox.sweep(settings.outbox_grace_s)
             if sent:
                 log.info("outbox sweep republished messages", messages=sent)
         except Exception as exc:
-            log.warning("outbox sweep failed; retrying next interval", error=str(exc))
+            log.warning("outbox sweep failed; retrying next interval", error=safe_text(exc))

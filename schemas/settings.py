@@ -59,7 +59,13 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
     smtp_from: str = "feedsync@localhost"
+    # With smtp_tls "none", a user and password would cross the network in clear: refused unless this
+    # says the path to the server is trusted (a relay on the same host or a private link).
+    smtp_allow_plaintext_auth: bool = False
     notify_timeout_s: float = Field(default=10.0, gt=0)
+    # A webhook whose host resolves to a loopback, private, link-local, multicast or unspecified
+    # address is refused: a connection's webhook must not reach into the network feedsync runs in.
+    webhook_allow_private: bool = False
 
     # Failure policy (see workers.errors): attempts are counted in PostgreSQL.
     max_attempts: int = Field(default=5, ge=1)

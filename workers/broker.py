@@ -8,18 +8,19 @@ Producers publish typed messages with ``publish`` and never import actor modules
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dramatiq
 import dramatiq.broker
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AgeLimit, CurrentMessage, Retries, ShutdownNotifications, TimeLimit
 
 from schemas.messages import MESSAGE_TYPES, Message
 from schemas.settings import Settings, get_settings
-from workers.errors import should_retry
+from workers.errors import safe_traceback, should_retry
 
 ALL_QUEUES = sorted({m.QUEUE for m in MESSAGE_TYPES.values()})
 
@@ -47,7 +48,7 @@ def build_broker(settings: Settings | None = None) -> dramatiq.Broker:
         # Before Retries in the list, so its after_process_message runs after Retries has decided
         # whether the message failed for good (Dramatiq runs "after" hooks in reverse order).
         StageLedger(),
-        Retries(
+        SafeRetries(
             max_retries=settings.max_attempts - 1,
             min_backoff=settings.min_backoff_ms,
             max_backoff=settings.max_backoff_ms,
@@ -62,6 +63,44 @@ def build_broker(settings: Settings | None = None) -> dramatiq.Broker:
     for queue in ALL_QUEUES:
         broker.declare_queue(queue)
     return broker
+
+
+class SafeRetries(Retries):
+    """Dramatiq's Retries, but the traceback it keeps in the message (published with the retry,
+    kept in the dead-letter queue and archived in sync.dead_letters) is workers.errors'
+    safe_traceback: a database error's own text quotes the row that broke it."""
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any | None = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is None:
+            return
+        safe = safe_traceback(exception, limit=30)
+        # Retries publishes the retry itself, right after writing its own traceback into the message.
+        super().after_process_message(  # type: ignore[no-untyped-call]  # dramatiq leaves this one unannotated
+            cast(dramatiq.Broker, _TracebackScrubber(broker, safe)), message, result=result, exception=exception
+        )
+        if "traceback" in message.options:
+            message.options["traceback"] = safe
+
+
+class _TracebackScrubber:
+    """The broker as Retries sees it: every message it enqueues carries the safe traceback."""
+
+    def __init__(self, broker: dramatiq.Broker, traceback: str) -> None:
+        self._broker, self._traceback = broker, traceback
+
+    def enqueue(self, message: dramatiq.Message[Any], *, delay: int | None = None) -> dramatiq.Message[Any]:
+        message.options["traceback"] = self._traceback
+        return self._broker.enqueue(message, delay=delay)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._broker, name)
 
 
 def _retry_when(retries: int, exc: BaseException) -> bool:

@@ -26,8 +26,8 @@ from psycopg.types.json import Jsonb
 from schemas.messages import Message, message_for_actor
 from schemas.settings import get_settings
 from schemas.states import FINISHED_RUN_STATUSES, RunStatus, StageStatus
-from workers import store
-from workers.errors import Kind, TransientError, classify
+from workers import notify, store
+from workers.errors import Kind, TransientError, classify, safe_text
 from workers.outbox import OutboxBatch
 
 log = structlog.get_logger(__name__)
@@ -74,7 +74,7 @@ def run_stage(msg: Message, body: Callable[[StageTx], None]) -> bool:
         try:
             later()
         except Exception as exc:
-            log.error("a follow-up of a committed stage failed", error=f"{type(exc).__name__}: {exc}")
+            log.error("a follow-up of a committed stage failed", error=safe_text(exc))
     return True
 
 
@@ -107,7 +107,7 @@ class StageLedger(Middleware):
         try:
             msg = message_for_actor(message.actor_name, message.kwargs)
         except ValueError as exc:
-            log.error("message does not match its schema; dead-lettering it", error=str(exc))
+            log.error("message does not match its schema; dead-lettering it", error=safe_text(exc))
             message.fail()
             raise SkipMessage from None
         if msg is None or msg.STAGE is None or msg.run is None:
@@ -134,6 +134,7 @@ class StageLedger(Middleware):
             self._release(message)
             if verdict == "dead":
                 message.fail()
+                _warn(msg.run)
             raise SkipMessage
 
     def _register(self, message: MessageProxy, msg: Message, key: dict[str, Any]) -> str:
@@ -206,7 +207,8 @@ class StageLedger(Middleware):
             if msg is None or msg.STAGE is None or msg.run is None:
                 return
             kind = classify(exception)
-            error = _one_line(exception)
+            error = safe_text(exception)
+            failed_run = False
             with store.connect() as conn:
                 stage = store.fetch_one(
                     conn,
@@ -221,10 +223,10 @@ class StageLedger(Middleware):
                         "WHERE id = %s AND status <> 'succeeded'",
                         (error, stage["id"]),
                     )
-                    fail_run(conn, msg.run, error)
+                    failed_run = fail_run(conn, msg.run, error)
                     log.warning("stage failed; run failed", error=error)
                 elif message.failed:
-                    self._dead_letter(conn, message, msg, stage["id"], error, stage["attempts"])
+                    failed_run = self._dead_letter(conn, message, msg, stage["id"], error, stage["attempts"])
                 else:
                     conn.execute(
                         "UPDATE sync.stage_runs SET status = 'retrying', error = %s "
@@ -232,6 +234,8 @@ class StageLedger(Middleware):
                         (error, stage["id"]),
                     )
                     log.warning("stage will be retried", error=error, kind=kind.value, attempts=stage["attempts"])
+            if failed_run:
+                _warn(msg.run)
         finally:
             self._release(message)
             structlog.contextvars.clear_contextvars()
@@ -248,7 +252,7 @@ class StageLedger(Middleware):
         stage_id: int,
         error: str,
         attempts: int,
-    ) -> None:
+    ) -> bool:
         conn.execute(
             "UPDATE sync.stage_runs SET status = 'dead_lettered', error = %s, finished_at = clock_timestamp() "
             "WHERE id = %s AND status <> 'succeeded'",
@@ -269,13 +273,18 @@ class StageLedger(Middleware):
                 attempts,
             ),
         )
-        fail_run(conn, msg.run or 0, f"stage {msg.STAGE} dead-lettered after {attempts} attempts: {error}")
+        failed = fail_run(conn, msg.run or 0, f"stage {msg.STAGE} dead-lettered after {attempts} attempts: {error}")
         log.error("message dead-lettered", error=error, attempts=attempts)
+        return failed
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if classify(exc) is not Kind.TERMINAL else text
+def _warn(run_id: int) -> None:
+    """A run a stage failure ended sends its connection's warning, as finalize does for the others;
+    once the failure has committed, and never a reason for the message to fail again."""
+    try:
+        notify.run_finished(run_id)
+    except Exception as exc:
+        log.error("could not send the warning of a failed run", error=safe_text(exc))
 
 
 __all__ = ["RunStatus", "StageLedger", "StageTx", "fail_run", "run_stage"]

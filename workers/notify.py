@@ -4,24 +4,34 @@ so a redelivered finalize never sends twice), after the run's outcome has commit
 that cannot be sent is recorded and logged, never changes the run, and is tried again by the
 scheduler up to MAX_ATTEMPTS times with growing pauses.
 
-The message says what failed, how many rows, and how to get the error report. It carries error
-messages and positions, never row values: no personal data leaves in a warning.
+The message says what failed, how many rows, and how to get the error report. It carries the
+run's and its rejected files' error sentences, and the first errors' positions and codes, never
+row values: no personal data leaves in a warning.
+
+A webhook is posted to the one address its host was resolved to and checked against (no second
+lookup an attacker's DNS could answer differently), never to an internal address unless
+FEEDSYNC_WEBHOOK_ALLOW_PRIVATE says so, and never through a redirect. Every network failure
+reads the same, so a webhook cannot be used to map which internal ports are open.
 """
 
 from __future__ import annotations
 
+import http.client
+import ipaddress
 import json
 import smtplib
+import socket
 import ssl
-import urllib.request
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
 from schemas.connections import connection_from_json
 from schemas.settings import Settings, get_settings
 from workers import store
+from workers.errors import safe_text
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +40,20 @@ WARN_STATUSES = ("completed_with_errors", "failed")
 
 MAX_ATTEMPTS = 5
 RETRY_BASE_S = 300  # then 10, 20 and 40 minutes
+
+UNREACHABLE = "the webhook could not be reached (no connection, no answer in time, or no TLS handshake)"
+INTERNAL = (
+    "the webhook's host is a loopback, private, link-local, multicast or unspecified address, which "
+    "feedsync does not post to: use a public address, or set FEEDSYNC_WEBHOOK_ALLOW_PRIVATE=true"
+)
+PLAINTEXT_AUTH = (
+    "FEEDSYNC_SMTP_TLS is none, so the SMTP user and password would be sent unencrypted: set "
+    "FEEDSYNC_SMTP_TLS to starttls or ssl (or FEEDSYNC_SMTP_ALLOW_PLAINTEXT_AUTH=true on a trusted link)"
+)
+
+
+class NotSent(Exception):
+    """A warning that did not go out; its text is safe to store and log."""
 
 
 def run_finished(run_id: int) -> dict[str, str]:
@@ -105,7 +129,7 @@ def _deliver(run: dict[str, Any], channels: list[str]) -> dict[str, str]:
                 _mail(notify.email, report, settings)
             outcomes[channel], error = "sent", None
         except Exception as exc:  # a warning that cannot go out must not fail the run
-            outcomes[channel], error = "failed", f"{type(exc).__name__}: {exc}"
+            outcomes[channel], error = "failed", str(exc) if isinstance(exc, NotSent) else safe_text(exc)
             log.warning("run warning not sent; it is tried again later", channel=channel, error=error)
         with store.connect() as conn:
             conn.execute(
@@ -122,7 +146,7 @@ def _report(conn: Any, run: dict[str, Any]) -> dict[str, Any]:
     counts = run["counts"]
     first = store.fetch_all(
         conn,
-        """SELECT file_name, line, column_name, code, message FROM sync.row_errors WHERE run_id = %s
+        """SELECT file_name, line, column_name, code FROM sync.row_errors WHERE run_id = %s
            ORDER BY rejected DESC, file_name, line NULLS FIRST, id LIMIT 5""",
         (run["id"],),
     )
@@ -144,15 +168,9 @@ def _report(conn: Any, run: dict[str, Any]) -> dict[str, Any]:
         "files": int(counts.get("files", 0)),
         "files_rejected": [{"file": f["original_path"], "error": f["error"]} for f in rejected_files],
         "error": run["error"],
+        # Where and what kind, not the message: a row error's message may quote the cell.
         "first_errors": [
-            {
-                "file": e["file_name"],
-                "line": e["line"],
-                "column": e["column_name"],
-                "code": e["code"],
-                "message": e["message"],
-            }
-            for e in first
+            {"file": e["file_name"], "line": e["line"], "column": e["column_name"], "code": e["code"]} for e in first
         ],
         "report": f"feedsync errors {run['id']} --csv",
     }
@@ -178,25 +196,110 @@ def _text(r: dict[str, Any]) -> str:
                 + (f" line {e['line']}" if e["line"] else "")
                 + (f" column {e['column']}" if e["column"] else "")
             )
-            lines.append(f"  {where}: {e['message']}")
+            lines.append(f"  {where}: {e['code']}")
     lines.append(f"\nThe full error report: {r['report']} (or feedsync run {r['run_id']}).")
     return "\n".join(lines) + "\n"
 
 
 def _post(url: str, report: dict[str, Any], settings: Settings) -> None:
-    if not url.startswith(("http://", "https://")):  # also checked when the connection is applied
-        raise ValueError(f"the webhook {url!r} is not an http(s) URL")
-    request = urllib.request.Request(  # noqa: S310  (scheme checked above)
-        url, data=json.dumps(report).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=settings.notify_timeout_s) as response:  # noqa: S310
-        if response.status >= 300:
-            raise OSError(f"the webhook answered HTTP {response.status}")
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 0
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port:
+        raise NotSent("the webhook is not an http(s) URL")  # also checked when the connection is applied
+    addresses = _resolve(parts.hostname, port, settings)
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        connection = _PinnedHTTPS(parts.hostname, port, addresses, settings.notify_timeout_s)
+    else:
+        connection = _PinnedHTTP(parts.hostname, port, addresses, settings.notify_timeout_s)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request("POST", path, json.dumps(report).encode(), {"Content-Type": "application/json"})
+        status = connection.getresponse().status
+    except (OSError, http.client.HTTPException):
+        raise NotSent(UNREACHABLE) from None
+    finally:
+        connection.close()
+    if 300 <= status < 400:
+        raise NotSent(f"the webhook answered HTTP {status}, a redirect, which feedsync does not follow")
+    if not 200 <= status < 300:
+        raise NotSent(f"the webhook answered HTTP {status}")
+
+
+Address = tuple[socket.AddressFamily, tuple[Any, ...]]
+
+
+def _resolve(host: str, port: int, settings: Settings) -> list[Address]:
+    """The addresses the webhook may be posted to, resolved once and checked."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        raise NotSent(UNREACHABLE) from None
+    if not found:
+        raise NotSent(UNREACHABLE)
+    # Every address the name has must pass, not just the first: which one is used is not ours to pick.
+    if not settings.webhook_allow_private and any(_internal(str(info[4][0])) for info in found):
+        raise NotSent(INTERNAL)
+    return [(family, address) for family, _, _, _, address in found]
+
+
+def _internal(host: str) -> bool:
+    ip = ipaddress.ip_address(host)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    # is_global is false for loopback, RFC 1918, fc00::/7, link-local, unspecified, CGNAT and the
+    # reserved ranges; multicast counts as global there, so it is named too.
+    return not ip.is_global or ip.is_multicast
+
+
+def _connect(addresses: list[Address], timeout: float) -> socket.socket:
+    """The first checked address that answers, as socket.create_connection would, with no new lookup."""
+    failure: OSError = ConnectionError("no address")
+    for family, address in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            failure = exc
+    raise failure
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """HTTP to the checked address; the Host header still names the webhook's host."""
+
+    def __init__(self, host: str, port: int, addresses: list[Address], timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._pinned = (addresses, timeout)
+
+    def connect(self) -> None:
+        self.sock = _connect(*self._pinned)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to the checked address; the certificate is verified for the webhook's host name."""
+
+    def __init__(self, host: str, port: int, addresses: list[Address], timeout: float) -> None:
+        self._tls = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self._tls)
+        self._pinned = (addresses, timeout)
+
+    def connect(self) -> None:
+        sock = _connect(*self._pinned)
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
 def _mail(to: list[str], report: dict[str, Any], settings: Settings) -> None:
     if not settings.smtp_host:
-        raise RuntimeError("no SMTP server configured: set FEEDSYNC_SMTP_HOST")
+        raise NotSent("no SMTP server configured: set FEEDSYNC_SMTP_HOST")
+    login = bool(settings.smtp_user or (settings.smtp_password and settings.smtp_password.get_secret_value()))
+    if login and settings.smtp_tls == "none" and not settings.smtp_allow_plaintext_auth:
+        raise NotSent(PLAINTEXT_AUTH)
     msg = EmailMessage()
     msg["Subject"] = f"feedsync: run {report['run_id']} of {report['connection']} {report['status'].replace('_', ' ')}"
     msg["From"] = settings.smtp_from

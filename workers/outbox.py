@@ -13,6 +13,7 @@ import structlog
 from schemas.messages import Message
 from workers import store
 from workers.broker import publish
+from workers.errors import safe_text
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +41,7 @@ class OutboxBatch:
         try:
             return _publish_rows("dedupe_key = ANY(%s)", (keys,))
         except Exception as exc:  # the sweeper publishes these later; the stage itself succeeded
-            log.warning("outbox publish deferred to the sweeper", error=str(exc), messages=len(keys))
+            log.warning("outbox publish deferred to the sweeper", error=safe_text(exc), messages=len(keys))
             return 0
 
 
