@@ -13,7 +13,7 @@ from producers.cli import cli
 from tests.conftest import sql
 from tests.stubpipeline import HEADER, Pipeline
 from tests.unit.test_hierarchy import PEOPLE, POSITIONS, UNITS, connect, person, sync
-from tests.unit.test_notifications import Inbox, smtp, webhook  # noqa: F401  (fixtures)
+from tests.unit.test_notifications import Inbox, allow_private, smtp, webhook  # noqa: F401  (fixtures)
 from tests.unit.test_sync_modes import active, apply, people
 
 FEED = "import/user/internal/"

@@ -103,7 +103,9 @@ def test_a_duplicate_key_in_a_stage_leaves_no_email_in_logs_stage_errors_dead_le
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/hook"
         apply_connections(load_connections_toml(f'{USERS_TOML}\n[connections.notify]\nwebhook = "{url}"\n'))
-        run_id = pipeline.import_files(("import/user/internal/a.csv", HEADER + f"{PERSON},Ann,Secret,,Sales\n"))
+        run_id = pipeline.import_files(
+            ("import/user/internal/a.csv", HEADER + f"{PERSON},Ann,Secret,,Sales\n"), expect_failures=True
+        )
     finally:
         server.shutdown()
         server.server_close()
