@@ -2,37 +2,39 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
+from producers.output import json_text, printable, printable_lines
 from schemas.settings import get_settings
 from workers.logs import configure_logging
 
+#: A count of something to show or do: 1 or more (0 or less is a mistake, never "no limit").
+POSITIVE = click.IntRange(min=1)
+
 
 def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    click.echo(json_text(data))
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     if not rows:
         click.echo("(none)")
         return
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    cells = [[printable(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
     for row in cells:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
 
 
-def _fail(message: str) -> None:
-    click.echo(f"feedsync: {message}", err=True)
+def _fail(message: str) -> NoReturn:
+    click.echo(f"feedsync: {printable_lines(message)}", err=True)
     sys.exit(1)
 
 
@@ -65,16 +67,32 @@ def connections_apply(file: Path) -> None:
     from schemas.rules import load_rules_toml
     from workers.rules import apply_rules
 
-    text = file.read_text(encoding="utf-8")
+    text = _read_toml(file)
     try:
         parsed = load_connections_toml(text, str(file))
         rules = load_rules_toml(text, str(file))
     except ConfigError as exc:
         _fail(f"refused, nothing applied:\n{exc}")
+    except RecursionError:  # tomllib recurses once per level of nested arrays or tables
+        _fail(f"refused, nothing applied:\n{file}: values are nested too deeply to be a connections file")
     for name, outcome in apply_connections(parsed):
         click.echo(f"{name}: {outcome}")
     for name, outcome in apply_rules(rules):
         click.echo(f"group {name}: {outcome}")
+
+
+def _read_toml(file: Path) -> str:
+    """The file as text, or a refusal naming the line and column of the first byte that is not UTF-8."""
+    data = file.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        _fail(
+            f"refused, nothing applied:\n{file}:{line}: column {column}: byte 0x{data[exc.start]:02x} is not UTF-8; "
+            "save the file as UTF-8"
+        )
 
 
 @connections.command("list")
@@ -92,25 +110,38 @@ def connections_list(as_json: bool) -> None:
 
 @connections.command("delete")
 @click.argument("name")
-def connections_delete(name: str) -> None:
-    """Delete a connection; its history stays."""
+@click.option("--force", is_flag=True, help="also cancel its runs that have not ended and remove their files")
+def connections_delete(name: str, force: bool) -> None:
+    """Delete a connection; its history stays. Refused while it has runs going or files waiting."""
     from producers.commands import CommandError, delete_connection
 
     try:
-        delete_connection(name)
+        cancelled = delete_connection(name, force=force)
     except CommandError as exc:
         _fail(str(exc))
-    click.echo(f"{name}: deleted (its runs stay in the history)")
+    for run_id in cancelled:
+        click.echo(f"run {run_id}: cancelled")
+    click.echo(f"{printable(name)}: deleted (its runs stay in the history)")
+
+
+def _settings_for_children() -> Any:
+    """Settings, with the folders as resolved here passed on to every process started from here."""
+    import os
+
+    s = get_settings()
+    os.environ["FEEDSYNC_DROP_DIR"] = str(s.drop_dir)
+    os.environ["FEEDSYNC_EXPORT_DIR"] = str(s.export_dir)
+    return s
 
 
 @cli.command()
-@click.option("--processes", type=int, default=None, help="worker processes (default FEEDSYNC_WORKER_PROCESSES)")
-@click.option("--threads", type=int, default=None, help="threads per process (default FEEDSYNC_WORKER_THREADS)")
+@click.option("--processes", type=POSITIVE, default=None, help="worker processes (default FEEDSYNC_WORKER_PROCESSES)")
+@click.option("--threads", type=POSITIVE, default=None, help="threads per process (default FEEDSYNC_WORKER_THREADS)")
 def worker(processes: int | None, threads: int | None) -> None:
     """Run a supervised group of Dramatiq worker processes."""
     from producers.supervisor import Child, Supervisor, dramatiq_argv
 
-    s = get_settings()
+    s = _settings_for_children()
     argv = dramatiq_argv(processes or s.worker_processes, threads or s.worker_threads)
     sys.exit(Supervisor([Child("worker", argv)]).run())
 
@@ -146,13 +177,13 @@ def scheduler() -> None:
 
 
 @cli.command()
-@click.option("--processes", type=int, default=None)
-@click.option("--threads", type=int, default=None)
+@click.option("--processes", type=POSITIVE, default=None)
+@click.option("--threads", type=POSITIVE, default=None)
 def up(processes: int | None, threads: int | None) -> None:
     """Worker group, watcher and scheduler in one supervised process group."""
     from producers.supervisor import Child, Supervisor, dramatiq_argv, feedsync_argv
 
-    s = get_settings()
+    s = _settings_for_children()
     children = [
         Child("worker", dramatiq_argv(processes or s.worker_processes, threads or s.worker_threads)),
         Child("watcher", feedsync_argv("watch")),
@@ -171,7 +202,7 @@ def upload(connection: str, files: tuple[Path, ...]) -> None:
 
     try:
         for p in do_upload(get_settings(), connection, list(files)):
-            click.echo(f"dropped {p}")
+            click.echo(f"dropped {printable(p)}")
     except CommandError as exc:
         _fail(str(exc))
 
@@ -197,10 +228,10 @@ def _start_and_maybe_wait(start: Any, wait: bool) -> None:
             st = wait_for_run(run_id)
     except CommandError as exc:
         _fail(str(exc))
-    click.echo(f"run {run_id}: {st['status']}" + (f": {st['error']}" if st["error"] else ""))
+    click.echo(f"run {run_id}: {st['status']}" + (f": {printable_lines(st['error'])}" if st["error"] else ""))
     if st["status"] == RunStatus.AWAITING_APPROVAL:
         click.echo(f"see its plan with `feedsync run {run_id}`, then `feedsync approve {run_id}` or `reject`")
-    if st["status"] in (RunStatus.FAILED, RunStatus.REJECTED):
+    if st["status"] in (RunStatus.FAILED, RunStatus.REJECTED, RunStatus.CANCELLED):
         sys.exit(2)
 
 
@@ -269,9 +300,24 @@ def reject(run_id: int) -> None:
 
 
 @cli.command()
+@click.argument("run_id", type=int)
+@click.option("--reason", help="why, kept with the run (sync.run_actions)")
+def cancel(run_id: int, reason: str | None) -> None:
+    """End a queued, held (awaiting_approval) or stuck in_progress run; the connection's next run starts."""
+    from producers.commands import CommandError
+    from producers.commands import cancel as do_cancel
+
+    try:
+        was = do_cancel(run_id, reason)
+    except CommandError as exc:
+        _fail(str(exc))
+    click.echo(f"run {run_id}: cancelled (was {was})")
+
+
+@cli.command()
 @click.argument("connection", required=False)
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--limit", type=int, default=50)
+@click.option("--limit", type=POSITIVE, default=50, show_default=True)
 def history(connection: str | None, as_json: bool, limit: int) -> None:
     """Execution history, newest first."""
     from producers.queries import history as query
@@ -349,23 +395,22 @@ def run(run_id: int, as_json: bool) -> None:
     r = run_detail(run_id)
     if r is None:
         _fail(f"no run {run_id}")
-    assert r is not None
     if as_json:
         _emit_json(r)
         return
     click.echo(f"run {r['run_id']}  {r['connection']}  {r['type']}  {r['status']}  {r['duration_s']}s")
     if r["error"]:
-        click.echo(f"error: {r['error']}")
+        click.echo(f"error: {printable_lines(r['error'])}")
     click.echo("counts: " + ", ".join(f"{k}={v}" for k, v in {**r["counts"], **r["details"]}.items()))
     if r["note"]:
-        click.echo(f"note: {r['note']}")
+        click.echo(f"note: {printable_lines(r['note'])}")
     plan = r.get("plan")
     if plan:
         click.echo("\nplan:" + (" (dry run)" if r["dry_run"] else ""))
         for reason in plan.get("held_because", []):
-            click.echo(f"  waiting for approval: {reason}")
+            click.echo(f"  waiting for approval: {printable(reason)}")
         for part in ("creates", "updates", "deactivations", "manager_moves"):
-            sample = ", ".join(plan.get(f"{part}_sample", []))
+            sample = printable(", ".join(plan.get(f"{part}_sample", [])))
             click.echo(f"  {part.replace('_', ' ')}: {plan.get(part, 0)}" + (f"  e.g. {sample}" if sample else ""))
     click.echo("\nfiles:")
     # Processed feeds are removed after their run (user feeds at once, content feeds after retention).
@@ -376,6 +421,9 @@ def run(run_id: int, as_json: bool) -> None:
         _table(r["memberships"], ["group", "change", "people", "sample"])
     click.echo("\nstages:")
     _table(r["stages"], ["stage", "part", "status", "attempts", "duration_s", "error"])
+    if r["actions"]:
+        click.echo("\nactions:")
+        _table(r["actions"], ["action", "from_status", "done_by", "done_at", "reason"])
 
 
 @cli.command()
@@ -384,18 +432,19 @@ def run(run_id: int, as_json: bool) -> None:
 @click.option("--csv", "as_csv", is_flag=True, help="the error report as CSV, for the person fixing the file")
 def errors(run_id: int, as_json: bool, as_csv: bool) -> None:
     """Row and file errors of a run."""
+    from producers.output import write_csv
     from producers.queries import errors as query
+    from producers.queries import run_status
 
+    if run_status(run_id) is None:
+        _fail(f"no run {run_id}")
     rows = query(run_id)
     if as_json:
         _emit_json(rows)
     elif as_csv:
-        w = csv.DictWriter(
-            sys.stdout,
-            fieldnames=["file", "line", "column", "column_name", "code", "message", "value", "row_rejected"],
+        write_csv(
+            sys.stdout, ["file", "line", "column", "column_name", "code", "message", "value", "row_rejected"], rows
         )
-        w.writeheader()
-        w.writerows(rows)
     else:
         _table(rows, ["file", "line", "column", "column_name", "code", "message"])
 
@@ -440,35 +489,85 @@ def dlq_show(dead_letter_id: int) -> None:
 def dlq_replay(ids: tuple[int, ...], run_id: int | None, everything: bool, dry_run: bool, force: bool) -> None:
     """Republish dead letters to their original queue with a fresh retry count."""
     from producers import dlq as dead
+    from producers.queries import run_status
 
     if not ids and run_id is None and not everything:
         _fail("name dead letter ids, --run RUN_ID or --all")
+    missing = dead.missing(list(ids))
+    if missing:
+        _fail(f"no dead letter {', '.join(map(str, missing))}; see `feedsync dlq list --all`")
+    if run_id is not None and run_status(run_id) is None:
+        _fail(f"no run {run_id}")
     results = dead.replay(
         get_settings(), ids=list(ids), run_id=run_id, everything=everything, dry_run=dry_run, force=force
     )
     if not results:
         click.echo("no dead letters to replay")
     for r in results:
-        click.echo(f"dead letter {r.dead_letter_id} ({r.actor}, run {r.run_id}): {r.outcome.replace('_', ' ')}")
+        outcome = r.outcome.replace("_", " ") + (f": {printable(r.reason)}" if r.reason else "")
+        click.echo(f"dead letter {r.dead_letter_id} ({r.actor}, run {r.run_id}): {outcome}")
     if any(r.outcome == "refused" for r in results):
         sys.exit(1)
 
 
 @dlq.command("purge")
 @click.argument("ids", nargs=-1, type=int)
-@click.option("--older-than", "days", type=float, help="purge dead letters older than DAYS")
-def dlq_purge(ids: tuple[int, ...], days: float | None) -> None:
-    """Delete archived dead letters."""
+@click.option("--older-than", "days", type=float, help="purge dead letters older than DAYS (0 or more)")
+@click.option(
+    "--include-unreplayed", is_flag=True, help="also dead letters never replayed (the only record of work not done)"
+)
+def dlq_purge(ids: tuple[int, ...], days: float | None, include_unreplayed: bool) -> None:
+    """Delete archived dead letters that were replayed (with --include-unreplayed, also the others)."""
+    import math
+
     from producers import dlq as dead
 
     if not ids and days is None:
         _fail("name dead letter ids or --older-than DAYS")
-    click.echo(f"purged {dead.purge(ids=list(ids), older_than_days=days)} dead letters")
+    if days is not None and not (math.isfinite(days) and days >= 0):
+        _fail(f"--older-than {days}: give a number of days, 0 or more (e.g. --older-than 30)")
+    result = dead.purge(ids=list(ids), older_than_days=days, include_unreplayed=include_unreplayed)
+    if result.missing:
+        _fail(f"no dead letter {', '.join(map(str, result.missing))}; nothing purged")
+    click.echo(f"purged {result.purged} dead letters")
+    if result.kept_unreplayed:
+        click.echo(
+            f"kept {result.kept_unreplayed} never replayed; replay them, or add --include-unreplayed to purge them too"
+        )
 
 
 @cli.command()
-@click.option("--rows", type=int, default=3000, show_default=True)
-@click.option("--bad-rows", type=int, default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def status(as_json: bool) -> None:
+    """Where feedsync reads and writes, and what is going on now."""
+    import psycopg
+
+    from producers.queries import overview
+
+    s = get_settings()
+    # Absolute: a relative FEEDSYNC_DROP_DIR was resolved once, against the folder feedsync started in.
+    info: dict[str, Any] = {"drop_dir": str(s.drop_dir), "export_dir": str(s.export_dir)}
+    try:
+        info.update(overview())
+    except psycopg.Error as exc:
+        info["database"] = f"unreachable: {type(exc).__name__}"
+    if as_json:
+        _emit_json(info)
+        return
+    click.echo(f"drop dir:     {printable(info['drop_dir'])}")
+    click.echo(f"export dir:   {printable(info['export_dir'])}")
+    if "database" in info:
+        click.echo(f"database:     {info['database']}")
+        sys.exit(1)
+    click.echo(f"connections:  {info['connections']}")
+    click.echo("runs:         " + ", ".join(f"{k} {v}" for k, v in info["runs"].items()))
+    click.echo(f"files waiting for a run: {info['files_waiting']}")
+    click.echo(f"dead letters not replayed: {info['dead_letters']}")
+
+
+@cli.command()
+@click.option("--rows", type=POSITIVE, default=3000, show_default=True)
+@click.option("--bad-rows", type=click.IntRange(min=0), default=5, show_default=True)
 def demo(rows: int, bad_rows: int) -> None:
     """Apply a demo connection, drop a generated feed into a running `feedsync up`, show the result."""
     import subprocess

@@ -1,4 +1,5 @@
-"""Admin commands: apply connections, upload files, start an on-demand sync, wait for a run."""
+"""Admin commands: apply connections, upload files, start an on-demand sync, wait for a run,
+cancel a run."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from producers import queries, registry
 from producers.dlq import admin_identity
 from schemas.connections import Connection
 from schemas.settings import Settings
-from schemas.states import FINISHED_RUN_STATUSES, AccessMode, RunStatus, TriggerType
-from workers import store
+from schemas.states import ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, AccessMode, RunStatus, TriggerType
+from workers import retention, store
 from workers.outbox import OutboxBatch
-from workers.runs import create_run, live_connection, lock_connection
+from workers.runs import cancel_run, close_gate, create_run, live_connection, lock_connection, start_next
 
 
 class CommandError(Exception):
@@ -99,17 +100,85 @@ def list_connections() -> list[dict[str, Any]]:
         )
 
 
-def delete_connection(name: str) -> None:
-    """Soft delete: the row and its runs stay, so a connection re-created under the name keeps its history."""
+def delete_connection(name: str, *, force: bool = False) -> list[int]:
+    """Soft delete: the row and its runs stay, so a connection re-created under the name keeps its history.
+
+    A connection with runs that have not ended (or files waiting for one) is refused: nothing would
+    ever start, finish or remove them. With ``force`` those runs are cancelled and every file
+    still stored for the connection is removed. Returns the runs cancelled."""
+    who = admin_identity()
     with store.connect() as conn:
-        if (
-            conn.execute(
-                "UPDATE sync.connections SET deleted_at = now() WHERE name = %s AND deleted_at IS NULL",
-                (name,),
-            ).rowcount
-            == 0
-        ):
+        connection = live_connection(conn, name)
+        if connection is None:
             raise CommandError(f"no connection named {name!r}")
+        listed = _active_runs(conn, connection["id"]) if force else []
+        for r in listed:  # the gates before the connection's lock, in the order stages take them
+            close_gate(conn, r["id"])
+        lock_connection(conn, connection["id"])
+        active = _active_runs(conn, connection["id"])
+        if force and not all(
+            close_gate(conn, r["id"], wait=False) for r in active if r["id"] not in {x["id"] for x in listed}
+        ):
+            raise CommandError(f"a run of {name!r} started meanwhile; run the command again")
+        waiting = store.fetch_one(
+            conn,
+            "SELECT count(*) AS n FROM sync.feed_files WHERE connection_id = %s AND status = 'registered' "
+            "AND removed_at IS NULL",
+            (connection["id"],),
+        )
+        assert waiting is not None
+        if (active or waiting["n"]) and not force:
+            parts = [f"run {r['id']} is {r['status']}" for r in active]
+            if waiting["n"]:
+                parts.append(f"{waiting['n']} file(s) wait for a run")
+            raise CommandError(
+                f"connection {name!r} is in use ({'; '.join(parts)}): wait for its runs to end, or delete it with "
+                "--force to cancel them and remove their files"
+            )
+        for r in active:
+            cancel_run(conn, r["id"], by=who, reason=f"connection {name} deleted")
+        # Nothing will read these any more: the files of the cancelled runs and those still waiting.
+        removed = conn.execute(
+            """UPDATE sync.feed_files f SET removed_at = clock_timestamp(),
+                      status = CASE WHEN f.status = 'registered' THEN 'rejected' ELSE f.status END
+               WHERE f.connection_id = %s AND f.removed_at IS NULL
+                 AND (f.status = 'registered'
+                      OR f.id IN (SELECT file_id FROM sync.run_files WHERE run_id = ANY(%s)))""",
+            (connection["id"], [r["id"] for r in active]),
+        ).rowcount
+        conn.execute("UPDATE sync.connections SET deleted_at = now() WHERE id = %s", (connection["id"],))
+    if removed:
+        # The rows are marked removed and committed; the sweep unlinks files marked removed.
+        retention.sweep()
+    return [int(r["id"]) for r in active]
+
+
+def _active_runs(conn: Any, connection_id: int) -> list[dict[str, Any]]:
+    return store.fetch_all(
+        conn,
+        "SELECT id, status FROM sync.runs WHERE connection_id = %s AND status = ANY(%s) ORDER BY id",
+        (connection_id, [s.value for s in ACTIVE_RUN_STATUSES]),
+    )
+
+
+def cancel(run_id: int, reason: str | None = None) -> str:
+    """End a queued, held or stuck run (``cancelled``, audited in sync.run_actions); the
+    connection's next queued run starts and the run's files go as a rejected run's do. Returns
+    the status the run had."""
+    outbox = OutboxBatch()
+    with store.connect() as conn:
+        result = cancel_run(conn, run_id, by=admin_identity(), reason=reason)
+        if result is None:
+            raise CommandError(f"no run {run_id}")
+        if not result["cancelled"]:
+            raise CommandError(
+                f"run {run_id} is {result['from_status']}: only a queued, awaiting_approval or in_progress run "
+                "can be cancelled"
+            )
+        start_next(conn, result["connection_id"], outbox)
+    outbox.flush()
+    retention.sweep(run_id=run_id)
+    return str(result["from_status"])
 
 
 def _connection(name: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ with confirms, and only then removes the dead copy from the broker's dead-letter
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import socket
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ class ReplayResult:
     run_id: int | None
     actor: str
     outcome: str  # replayed | would_replay | skipped_succeeded | skipped_replayed | refused
+    reason: str | None = None  # why it was refused
 
 
 def admin_identity() -> str:
@@ -48,6 +50,15 @@ def list_dead_letters(include_replayed: bool = False) -> list[dict[str, Any]]:
                WHERE %s OR d.replayed_at IS NULL ORDER BY d.id""",
             (include_replayed,),
         )
+
+
+def missing(ids: list[int]) -> list[int]:
+    """The ids named that are no dead letter."""
+    if not ids:
+        return []
+    with store.connect() as conn:
+        rows = store.fetch_all(conn, "SELECT id FROM sync.dead_letters WHERE id = ANY(%s)", (ids,))
+    return sorted(set(ids) - {r["id"] for r in rows})
 
 
 def show(dead_letter_id: int) -> dict[str, Any] | None:
@@ -92,14 +103,34 @@ def _replay_one(settings: Settings, dl_id: int, *, dry_run: bool, force: bool) -
                 "SELECT id, status FROM sync.stage_runs WHERE run_id = %s AND stage = %s AND part = %s FOR UPDATE",
                 (msg.run, msg.STAGE, msg.stage_part()),
             )
-        run = store.fetch_one(conn, "SELECT status FROM sync.runs WHERE id = %s FOR UPDATE", (msg.run,))
+        run = store.fetch_one(
+            conn, "SELECT status, connection_id, connection_name FROM sync.runs WHERE id = %s FOR UPDATE", (msg.run,)
+        )
         if dl["replayed_at"] is not None and not force:
             return ReplayResult(dl_id, msg.run, dl["actor_name"], "skipped_replayed")
         if stage is not None and stage["status"] == "succeeded" and not force:
             return ReplayResult(dl_id, msg.run, dl["actor_name"], "skipped_succeeded")
         if run is not None and run["status"] not in ("failed", "in_progress", "queued"):
             # A completed run is not replayed piecemeal; `feedsync rerun` runs it again as a whole.
-            return ReplayResult(dl_id, msg.run, dl["actor_name"], "refused")
+            return ReplayResult(dl_id, msg.run, dl["actor_name"], "refused", f"run {msg.run} is {run['status']}")
+        if run is not None and run["status"] == "failed":
+            # The connection's next run started when this one failed: going on with this one now
+            # would apply two runs at once, or older files over newer.
+            later = store.fetch_one(
+                conn,
+                """SELECT id, status FROM sync.runs WHERE connection_id = %s AND id > %s AND started_at IS NOT NULL
+                     AND NOT dry_run ORDER BY id LIMIT 1""",
+                (run["connection_id"], msg.run),
+            )
+            if later is not None:
+                return ReplayResult(
+                    dl_id,
+                    msg.run,
+                    dl["actor_name"],
+                    "refused",
+                    f"run {later['id']} of {run['connection_name']} started after run {msg.run} failed "
+                    f"(it is {later['status']}); replaying would apply older files over newer: drop them again",
+                )
         if dry_run:
             return ReplayResult(dl_id, msg.run, dl["actor_name"], "would_replay")
         if stage is not None:
@@ -134,14 +165,46 @@ def _replay_one(settings: Settings, dl_id: int, *, dry_run: bool, force: bool) -
     return ReplayResult(dl_id, msg.run, dl["actor_name"], "replayed")
 
 
-def purge(*, ids: list[int] | None = None, older_than_days: float | None = None) -> int:
+@dataclass(frozen=True)
+class PurgeResult:
+    purged: int
+    kept_unreplayed: int  # matched, but not replayed: kept unless include_unreplayed
+    missing: list[int]  # ids named that are no dead letter
+
+
+def purge(
+    *, ids: list[int] | None = None, older_than_days: float | None = None, include_unreplayed: bool = False
+) -> PurgeResult:
+    """Delete archived dead letters named by id or older than a number of days. A dead letter never
+    replayed is the only record of work that did not happen, so it goes only with
+    ``include_unreplayed``."""
+    if older_than_days is not None and not (math.isfinite(older_than_days) and older_than_days >= 0):
+        raise ValueError("older_than_days must be a finite number of days, 0 or more")
+    params = {"ids": ids or [], "days": older_than_days, "all": include_unreplayed}
     with store.connect() as conn:
-        return conn.execute(
+        found = {
+            r["id"] for r in store.fetch_all(conn, "SELECT id FROM sync.dead_letters WHERE id = ANY(%(ids)s)", params)
+        }
+        if set(ids or []) - found:  # a mistyped id purges nothing, not the others named with it
+            return PurgeResult(0, 0, sorted(set(ids or []) - found))
+        rows = store.fetch_all(
+            conn,
             """DELETE FROM sync.dead_letters
+               WHERE (id = ANY(%(ids)s) OR (%(days)s::float IS NOT NULL
+                                            AND created_at < now() - make_interval(secs => %(days)s * 86400)))
+                 AND (%(all)s OR replayed_at IS NOT NULL)
+               RETURNING id""",
+            params,
+        )
+        kept = store.fetch_one(
+            conn,
+            """SELECT count(*) AS n FROM sync.dead_letters
                WHERE id = ANY(%(ids)s) OR (%(days)s::float IS NOT NULL
                                            AND created_at < now() - make_interval(secs => %(days)s * 86400))""",
-            {"ids": ids or [], "days": older_than_days},
-        ).rowcount
+            params,
+        )
+    assert kept is not None
+    return PurgeResult(len(rows), int(kept["n"]), [])
 
 
 def _remove_dead_copy(settings: Settings, queue: str, message_id: str) -> int:

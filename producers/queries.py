@@ -1,4 +1,5 @@
-"""Read side for admins: execution history, one run with its stages, its row errors."""
+"""Read side for admins: execution history, one run with its stages, its row errors, and what is
+going on now (status)."""
 
 from __future__ import annotations
 
@@ -97,6 +98,12 @@ def run_detail(run_id: int) -> dict[str, Any] | None:
                FROM sync.replays WHERE run_id = %s ORDER BY id""",
             (run_id,),
         )
+        actions = store.fetch_all(
+            conn,
+            """SELECT action, from_status, reason, done_by, done_at FROM sync.run_actions
+               WHERE run_id = %s ORDER BY id""",
+            (run_id,),
+        )
     view = _run_view(r)
     view["stages"] = [
         {
@@ -113,6 +120,7 @@ def run_detail(run_id: int) -> dict[str, Any] | None:
     view["files"] = files
     view["replays"] = replays
     view["memberships"] = memberships
+    view["actions"] = actions
     return view
 
 
@@ -137,3 +145,24 @@ def run_status(run_id: int) -> dict[str, Any] | None:
                FROM sync.runs r WHERE r.id = %s""",
             (run_id,),
         )
+
+
+def overview() -> dict[str, Any]:
+    """What is going on now: runs not ended, dead letters not replayed, files waiting for a run."""
+    with store.connect() as conn:
+        runs = store.fetch_all(
+            conn,
+            """SELECT status, count(*) AS n FROM sync.runs
+               WHERE status IN ('queued', 'in_progress', 'awaiting_approval') GROUP BY status""",
+        )
+        other = store.fetch_one(
+            conn,
+            """SELECT (SELECT count(*) FROM sync.dead_letters WHERE replayed_at IS NULL) AS dead_letters,
+                      (SELECT count(*) FROM sync.feed_files f JOIN sync.connections c ON c.id = f.connection_id
+                       WHERE f.status = 'registered' AND c.deleted_at IS NULL) AS files_waiting,
+                      (SELECT count(*) FROM sync.connections WHERE deleted_at IS NULL) AS connections""",
+        )
+    assert other is not None
+    counts = {s: 0 for s in ("queued", "in_progress", "awaiting_approval")}
+    counts.update({r["status"]: int(r["n"]) for r in runs})
+    return {"runs": counts, **{k: int(v) for k, v in other.items()}}

@@ -151,6 +151,26 @@ def _check_delimiter(v: str) -> str:
     return v
 
 
+def path_pattern_problem(path: str) -> str | None:
+    """Why a path pattern can never match a file the watcher takes, or None. Files are matched by
+    their path relative to the drop dir, as ``a/b/c.csv``: no leading ``/`` or ``./``, no empty,
+    ``.`` or ``..`` folder, ``/`` between folders; dotfiles and dot-folders are never taken."""
+    parts = path.split("/")
+    if path.startswith("/"):
+        return "is absolute: write it relative to the drop dir, e.g. 'import/user/internal/*.csv'"
+    if ".." in parts:
+        return "must stay inside the drop dir (no '..')"
+    if "." in parts:
+        return "can never match: file paths are compared without './'; write e.g. 'import/user/internal/*.csv'"
+    if "" in parts:
+        return "can never match: it has an empty folder name ('//' or a trailing '/')"
+    if "\\" in path:
+        return "can never match: folders are separated by '/', not '\\'"
+    if any(p.startswith(".") for p in parts):
+        return "can never match: files and folders whose name starts with '.' are never taken"
+    return None
+
+
 class Connection(BaseModel):
     # Strict: TOML values are already typed, so "yes" for a boolean is a mistake to refuse, not coerce.
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -230,8 +250,9 @@ class Connection(BaseModel):
     def _kind_rules(self) -> Connection:
         if not self.path:
             self.path = DEFAULT_PATHS[self.kind]
-        if self.path.startswith("/") or ".." in self.path.split("/"):
-            raise KeyProblem(f"path {self.path!r} must be relative to the drop dir and stay inside it", "path")
+        problem = path_pattern_problem(self.path)
+        if problem:
+            raise KeyProblem(f"path {self.path!r} {problem}", "path")
         if self.kind in CONTENT_KINDS:
             return self._content_rules()
         if self.kind == "hierarchy":

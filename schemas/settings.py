@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default=2, ge=1)
 
     log_level: str = "INFO"
+
+    @field_validator("drop_dir", "export_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        # Resolved once, against the folder feedsync was started in, so every part of it (and every
+        # child `feedsync up` starts) means the same folder; `feedsync status` shows it.
+        return v.expanduser().resolve()
 
     @property
     def is_stub(self) -> bool:

@@ -13,14 +13,24 @@ class RunStatus(StrEnum):
     COMPLETED_WITH_ERRORS = "completed_with_errors"
     FAILED = "failed"
     REJECTED = "rejected"
+    CANCELLED = "cancelled"  # ended by an admin (`feedsync cancel`); late messages for it do nothing
 
     @property
     def finished(self) -> bool:
         return self in FINISHED_RUN_STATUSES
 
 
+#: A run in one of these may still apply changes; `feedsync cancel` ends it.
+ACTIVE_RUN_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.IN_PROGRESS, RunStatus.AWAITING_APPROVAL})
+
 FINISHED_RUN_STATUSES = frozenset(
-    {RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_ERRORS, RunStatus.FAILED, RunStatus.REJECTED}
+    {
+        RunStatus.COMPLETED,
+        RunStatus.COMPLETED_WITH_ERRORS,
+        RunStatus.FAILED,
+        RunStatus.REJECTED,
+        RunStatus.CANCELLED,
+    }
 )
 
 

@@ -29,6 +29,7 @@ from schemas.states import FINISHED_RUN_STATUSES, RunStatus, StageStatus
 from workers import notify, store
 from workers.errors import Kind, TransientError, classify, safe_text
 from workers.outbox import OutboxBatch
+from workers.runs import drop_stage_tables, enter_run, start_next
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +49,18 @@ def run_stage(msg: Message, body: Callable[[StageTx], None]) -> bool:
     """Run ``body`` as the stage's one transaction. Returns False if the stage was already done."""
     assert msg.STAGE is not None and msg.run is not None
     with store.connect() as conn:
+        if enter_run(conn, msg.run) == RunStatus.CANCELLED:
+            # A late message of a cancelled run: nothing of it is applied, and whatever staging an
+            # earlier part of it left behind goes.
+            conn.execute(
+                """UPDATE sync.stage_runs SET status = 'failed', error = 'run cancelled',
+                          finished_at = clock_timestamp()
+                   WHERE run_id = %s AND stage = %s AND part = %s AND status IN ('running', 'retrying')""",
+                (msg.run, msg.STAGE, msg.stage_part()),
+            )
+            drop_stage_tables(conn, msg.run)
+            log.info("run cancelled; message ignored")
+            return False
         row = store.fetch_one(
             conn,
             """SELECT id, status FROM sync.stage_runs WHERE run_id = %s AND stage = %s AND part = %s
@@ -78,14 +91,20 @@ def run_stage(msg: Message, body: Callable[[StageTx], None]) -> bool:
     return True
 
 
-def fail_run(conn: psycopg.Connection[Any], run_id: int, error: str) -> bool:
-    """Move a run that is still going to failed. Guarded, so a finished run is never rewritten."""
-    cur = conn.execute(
+def fail_run(conn: psycopg.Connection[Any], run_id: int, error: str, outbox: OutboxBatch) -> bool:
+    """Move a run that is still going to failed. Guarded, so a finished run is never rewritten.
+    A failed run has ended like any other: the connection's next queued run starts (flush
+    ``outbox`` after the commit), or it would wait behind the failed one for ever."""
+    row = store.fetch_one(
+        conn,
         """UPDATE sync.runs SET status = 'failed', error = %s, finished_at = clock_timestamp()
-           WHERE id = %s AND status IN ('queued', 'in_progress', 'awaiting_approval')""",
+           WHERE id = %s AND status IN ('queued', 'in_progress', 'awaiting_approval') RETURNING connection_id""",
         (error, run_id),
     )
-    return cur.rowcount == 1
+    if row is None:
+        return False
+    start_next(conn, row["connection_id"], outbox)
+    return True
 
 
 class StageLedger(Middleware):
@@ -139,42 +158,60 @@ class StageLedger(Middleware):
 
     def _register(self, message: MessageProxy, msg: Message, key: dict[str, Any]) -> str:
         """Count the attempt and decide: 'run', 'skip' or 'dead'. Commits before returning."""
-        with store.connect() as conn:
-            row = store.fetch_one(
-                conn,
-                """INSERT INTO sync.stage_runs AS s (run_id, stage, part, status, attempts, message_id)
-                   VALUES (%(run)s, %(stage)s, %(part)s, 'running', 1, %(mid)s)
-                   ON CONFLICT (run_id, stage, part) DO UPDATE SET
-                     attempts = s.attempts + CASE WHEN s.status IN ('running', 'retrying') THEN 1 ELSE 0 END,
-                     status = CASE WHEN s.status = 'retrying' THEN 'running' ELSE s.status END,
-                     message_id = EXCLUDED.message_id,
-                     started_at = CASE WHEN s.status = 'retrying' THEN clock_timestamp() ELSE s.started_at END
-                   RETURNING s.id, s.status, s.attempts,
-                     (SELECT status FROM sync.runs WHERE id = %(run)s) AS run_status,
-                     (SELECT connection_name FROM sync.runs WHERE id = %(run)s) AS connection""",
-                key,
+        outbox = OutboxBatch()
+        try:
+            with store.connect() as conn:
+                return self._count_attempt(conn, message, msg, key, outbox)
+        finally:
+            outbox.flush()
+
+    def _count_attempt(
+        self,
+        conn: psycopg.Connection[Any],
+        message: MessageProxy,
+        msg: Message,
+        key: dict[str, Any],
+        outbox: OutboxBatch,
+    ) -> str:
+        run = store.fetch_one(conn, "SELECT status FROM sync.runs WHERE id = %(run)s", key)
+        if run is not None and run["status"] == RunStatus.CANCELLED:
+            log.info("run cancelled; message skipped")
+            return "skip"
+        row = store.fetch_one(
+            conn,
+            """INSERT INTO sync.stage_runs AS s (run_id, stage, part, status, attempts, message_id)
+               VALUES (%(run)s, %(stage)s, %(part)s, 'running', 1, %(mid)s)
+               ON CONFLICT (run_id, stage, part) DO UPDATE SET
+                 attempts = s.attempts + CASE WHEN s.status IN ('running', 'retrying') THEN 1 ELSE 0 END,
+                 status = CASE WHEN s.status = 'retrying' THEN 'running' ELSE s.status END,
+                 message_id = EXCLUDED.message_id,
+                 started_at = CASE WHEN s.status = 'retrying' THEN clock_timestamp() ELSE s.started_at END
+               RETURNING s.id, s.status, s.attempts,
+                 (SELECT status FROM sync.runs WHERE id = %(run)s) AS run_status,
+                 (SELECT connection_name FROM sync.runs WHERE id = %(run)s) AS connection""",
+            key,
+        )
+        assert row is not None
+        structlog.contextvars.bind_contextvars(connection=row["connection"])
+        if row["status"] == StageStatus.SUCCEEDED:
+            log.info("duplicate of a finished stage; skipped", attempts=row["attempts"])
+            return "skip"
+        # A failed run's other stages go on (they cannot reach the load without the failed one),
+        # so replaying just the dead-lettered message completes the run.
+        if row["run_status"] in FINISHED_RUN_STATUSES - {RunStatus.FAILED}:
+            log.info("run already finished; message skipped", run_status=row["run_status"])
+            return "skip"
+        if row["status"] in (StageStatus.FAILED, StageStatus.DEAD_LETTERED):
+            log.info("stage already failed; replay it with `feedsync dlq replay`", status=row["status"])
+            return "skip"
+        if row["attempts"] > get_settings().max_attempts:
+            # The earlier attempts never reached after_process_message: the worker died.
+            error = (
+                f"stage {msg.STAGE} was attempted {row['attempts'] - 1} times and its worker never "
+                "finished (killed, out of memory or crashed); dead-lettered"
             )
-            assert row is not None
-            structlog.contextvars.bind_contextvars(connection=row["connection"])
-            if row["status"] == StageStatus.SUCCEEDED:
-                log.info("duplicate of a finished stage; skipped", attempts=row["attempts"])
-                return "skip"
-            # A failed run's other stages go on (they cannot reach the load without the failed one),
-            # so replaying just the dead-lettered message completes the run.
-            if row["run_status"] in FINISHED_RUN_STATUSES - {RunStatus.FAILED}:
-                log.info("run already finished; message skipped", run_status=row["run_status"])
-                return "skip"
-            if row["status"] in (StageStatus.FAILED, StageStatus.DEAD_LETTERED):
-                log.info("stage already failed; replay it with `feedsync dlq replay`", status=row["status"])
-                return "skip"
-            if row["attempts"] > get_settings().max_attempts:
-                # The earlier attempts never reached after_process_message: the worker died.
-                error = (
-                    f"stage {msg.STAGE} was attempted {row['attempts'] - 1} times and its worker never "
-                    "finished (killed, out of memory or crashed); dead-lettered"
-                )
-                self._dead_letter(conn, message, msg, row["id"], error, row["attempts"] - 1)
-                return "dead"
+            self._dead_letter(conn, message, msg, row["id"], error, row["attempts"] - 1, outbox)
+            return "dead"
         return "run"
 
     def _quarantine(self, message: MessageProxy) -> None:
@@ -209,6 +246,7 @@ class StageLedger(Middleware):
             kind = classify(exception)
             error = safe_text(exception)
             failed_run = False
+            outbox = OutboxBatch()
             with store.connect() as conn:
                 stage = store.fetch_one(
                     conn,
@@ -223,10 +261,10 @@ class StageLedger(Middleware):
                         "WHERE id = %s AND status <> 'succeeded'",
                         (error, stage["id"]),
                     )
-                    failed_run = fail_run(conn, msg.run, error)
+                    failed_run = fail_run(conn, msg.run, error, outbox)
                     log.warning("stage failed; run failed", error=error)
                 elif message.failed:
-                    failed_run = self._dead_letter(conn, message, msg, stage["id"], error, stage["attempts"])
+                    failed_run = self._dead_letter(conn, message, msg, stage["id"], error, stage["attempts"], outbox)
                 else:
                     conn.execute(
                         "UPDATE sync.stage_runs SET status = 'retrying', error = %s "
@@ -234,6 +272,7 @@ class StageLedger(Middleware):
                         (error, stage["id"]),
                     )
                     log.warning("stage will be retried", error=error, kind=kind.value, attempts=stage["attempts"])
+            outbox.flush()
             if failed_run:
                 _warn(msg.run)
         finally:
@@ -252,6 +291,7 @@ class StageLedger(Middleware):
         stage_id: int,
         error: str,
         attempts: int,
+        outbox: OutboxBatch,
     ) -> bool:
         conn.execute(
             "UPDATE sync.stage_runs SET status = 'dead_lettered', error = %s, finished_at = clock_timestamp() "
@@ -273,7 +313,9 @@ class StageLedger(Middleware):
                 attempts,
             ),
         )
-        failed = fail_run(conn, msg.run or 0, f"stage {msg.STAGE} dead-lettered after {attempts} attempts: {error}")
+        failed = fail_run(
+            conn, msg.run or 0, f"stage {msg.STAGE} dead-lettered after {attempts} attempts: {error}", outbox
+        )
         log.error("message dead-lettered", error=error, attempts=attempts)
         return failed
 

@@ -27,7 +27,7 @@ from schemas.settings import get_settings
 from workers import failpoints, store
 from workers.connectors import connector_for
 from workers.ledger import StageTx, run_stage
-from workers.runs import queue_finalize
+from workers.runs import enter_run, queue_finalize
 from workers.stages import stage_actor
 
 log = structlog.get_logger(__name__)
@@ -113,6 +113,8 @@ def _apply_online(msg: LoadRun, run: dict[str, Any], connector: Any) -> None:
         steps = _steps(connector, conn, run, whole=False)
     for batch_no, step in enumerate(steps):
         with store.connect() as conn:
+            if enter_run(conn, msg.run_id) == "cancelled":
+                return  # an admin cancelled the run: no further batch
             claimed = conn.execute(
                 "INSERT INTO sync.load_batches (run_id, batch_no, phase) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                 (msg.run_id, batch_no, _step_name(step)),
