@@ -79,7 +79,7 @@ def test_a_dead_lettered_run_starts_the_run_queued_behind_it_which_completes(poi
     first, batch = start_run(poisoned, "a.csv", people("a1", "a2"))
     second = queue_run(poisoned, "b.csv", people("b1"), batch)
     batch.flush()
-    poisoned.drain()
+    poisoned.drain(expect_failures=True)
 
     assert status(first) == "failed"
     assert sql("SELECT actor_name FROM sync.dead_letters WHERE run_id = %s", (first,)) == [("transform_chunk",)]
@@ -93,7 +93,7 @@ def test_replaying_a_failed_run_after_the_next_one_started_is_refused(poisoned: 
     first, batch = start_run(poisoned, "a.csv", people("a1"))
     queue_run(poisoned, "b.csv", people("b1"), batch)
     batch.flush()
-    poisoned.drain()
+    poisoned.drain(expect_failures=True)
     (refused,) = dlq.replay(poisoned.settings, run_id=first)
     assert refused.outcome == "refused" and refused.reason is not None
     assert "older files over newer" in refused.reason
