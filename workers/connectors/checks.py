@@ -100,17 +100,23 @@ def checked_insert(
     # A check over an empty (NULL) value is NULL, not false: without coalesce such a row would be
     # neither staged nor reported.
     rejecting = [f"coalesce(({c.failed}), false)" for c in checks if c.rejected] or ["false"]
+    # A column's name (and a message naming it) is the file's or the admin's text: it travels as a
+    # parameter, never inside the statement, where a '%' would read as a placeholder.
+    params: dict[str, Any] = {"run": run_id, "file": file_id, "fname": file_name}
+    for i, c in enumerate(checks):
+        params[f"colname{i}"] = columns.get(c.attribute, {}).get("column", spec.columns[c.attribute])
+        params[f"msg{i}"] = c.message
     values = sql.SQL(",\n").join(
-        sql.SQL("(({failed}), {no}, {name}, {code}, {msg}, {val}, {rej})").format(
+        sql.SQL("(({failed}), {no}, {name}::text, {code}, {msg}::text, {val}, {rej})").format(
             failed=sql.SQL(f"coalesce(({c.failed}), false)"),  # attribute names and fixed text, never data
             no=sql.Literal(columns.get(c.attribute, {}).get("no")),
-            name=sql.Literal(columns.get(c.attribute, {}).get("column", spec.columns[c.attribute])),
+            name=sql.Placeholder(f"colname{i}"),
             code=sql.Literal(c.code),
-            msg=sql.Literal(c.message),
+            msg=sql.Placeholder(f"msg{i}"),
             val=sql.Identifier(c.attribute),
             rej=sql.Literal(c.rejected),
         )
-        for c in checks
+        for i, c in enumerate(checks)
     )
     query = sql.SQL(
         """
@@ -140,7 +146,7 @@ def checked_insert(
         values=values,
         insert=sql.SQL(insert),
     )
-    row = store.fetch_one(conn, query, {"run": run_id, "file": file_id, "fname": file_name})
+    row = store.fetch_one(conn, query, params)
     assert row is not None
     conn.execute(sql.SQL("DROP TABLE {}").format(raw))
     return {k: int(v) for k, v in row.items()}
