@@ -19,7 +19,7 @@ from schemas.connections import USER_CORE_ATTRIBUTES, Connection, connection_fro
 from schemas.providers import FileSpec
 from schemas.settings import get_settings
 from workers import store
-from workers.connectors.checks import Chunk, row_hash
+from workers.connectors.checks import Chunk, jsonb_object, row_hash
 from workers.staging import stage_table
 
 # A strict ASCII syntax check (what HR systems export and mail servers accept), in two cheap
@@ -113,13 +113,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
     present = set(conn_cfg.imported_mapping)
     raw = stage_table("raw", run_id, file_id, chunk_no)
     profile = conn_cfg.profile_attributes
-    attrs = (
-        sql.SQL("jsonb_build_object({})").format(
-            sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(a), _val(a, present)) for a in profile)
-        )
-        if profile
-        else sql.SQL("'{}'::jsonb")
-    )
+    attrs = sql.SQL(jsonb_object([(sql.Literal(a).as_string(None), _val(a, present).as_string(None)) for a in profile]))
     required_extra = [a for a in conn_cfg.required if a != "email" and a in present]
     missing_cols = sql.SQL("").join(
         sql.SQL(", ({} IS NULL) AS {}").format(_val(a, present), sql.Identifier(f"miss_{a}")) for a in required_extra
