@@ -42,6 +42,9 @@ BUNDLE_CORE = {
 CONTENT_KINDS = ("hmm", "getabstract")
 
 _ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+#: Attributes one mapping may name: each is a column of the file's staging table, and PostgreSQL
+#: allows 1,600 columns in a table.
+MAX_MAPPED_ATTRIBUTES = 1000
 _THRESHOLD = re.compile(r"^\d+(\.\d+)?%$")
 #: max_deactivate of a full feed that names none: a truncated export must not deactivate people
 #: in bulk with the default settings.
@@ -110,6 +113,14 @@ class FileOptions(BaseModel):
     delimiter: str | None = None
     mapping: dict[str, str]
 
+    @field_validator("mapping")
+    @classmethod
+    def _not_too_wide(cls, v: dict[str, str]) -> dict[str, str]:
+        problem = _too_wide(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, v: str | None) -> str | None:
@@ -135,6 +146,12 @@ class Notify(BaseModel):
             if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address):
                 raise ValueError(f"{address!r} is not an e-mail address")
         return v
+
+
+def _too_wide(mapping: dict[str, str]) -> str | None:
+    if len(mapping) <= MAX_MAPPED_ATTRIBUTES:
+        return None
+    return f"the mapping names {len(mapping)} attributes; at most {MAX_MAPPED_ATTRIBUTES} can be imported from one file"
 
 
 def _check_encoding(v: str) -> str:
@@ -231,6 +248,9 @@ class Connection(BaseModel):
     @field_validator("mapping")
     @classmethod
     def _mapping(cls, v: dict[str, str]) -> dict[str, str]:
+        problem = _too_wide(v)
+        if problem:  # reported on the line of the first attribute past the limit
+            raise KeyProblem(problem, "mapping", list(v)[MAX_MAPPED_ATTRIBUTES])
         for attribute, column in v.items():
             if not _ATTRIBUTE_NAME.match(attribute):
                 raise KeyProblem(

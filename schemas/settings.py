@@ -7,12 +7,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FEEDSYNC_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FEEDSYNC_", extra="ignore", populate_by_name=True)
 
     # SecretStr so a password in the URL never reaches a log line or a repr.
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/feedsync")
@@ -49,7 +49,13 @@ class Settings(BaseSettings):
     xlsx_max_shared_strings_mb: int = Field(default=64, ge=1)  # held in memory while reading
     xlsx_max_sheets: int = Field(default=100, ge=1)
     xlsx_max_rows: int = Field(default=1_000_000, ge=1)
-    xlsx_max_columns: int = Field(default=256, ge=1)
+    # Columns a feed (CSV or workbook) may have: a wider file is refused as soon as its header is
+    # read. Up to Excel's 16,384; a file wider than PostgreSQL's 1,600 columns per table is read by
+    # the Python reader (which keeps the mapped columns only) instead of COPY. The workbook-only
+    # name of earlier versions is still read.
+    max_columns: int = Field(
+        default=500, ge=1, le=16_384, validation_alias=AliasChoices("FEEDSYNC_MAX_COLUMNS", "FEEDSYNC_XLSX_MAX_COLUMNS")
+    )
 
     # Warnings for runs with errors (a connection's [connections.notify]): e-mail through this SMTP
     # server, and webhooks; each waits at most notify_timeout_s.

@@ -76,29 +76,52 @@ def _header_name(raw: str) -> str:
 
 
 def match_columns(
-    label: str, columns: list[str], mapping: dict[str, str], optional: frozenset[str] = frozenset()
+    label: str,
+    columns: list[str],
+    mapping: dict[str, str],
+    optional: frozenset[str] = frozenset(),
+    *,
+    max_columns: int,
 ) -> dict[str, int]:
-    """attribute -> 0-based position of its column; an optional attribute's column may be absent."""
+    """attribute -> 0-based position of its column; an optional attribute's column may be absent.
+
+    Linear in the header's width, which is bounded first. The header's own cells are never part of
+    a message: in a file without a header line they are the first person's data."""
+    if len(columns) > max_columns:
+        raise BadFileError(
+            label,
+            f"line 1: the header has more than the {max_columns} columns a feed may have",
+            "Export only the columns the connection maps, or raise FEEDSYNC_MAX_COLUMNS",
+        )
+    first: dict[str, int] = {}
+    twice: set[str] = set()
+    for i, column in enumerate(columns):
+        if column in first:
+            twice.add(column)
+        else:
+            first[column] = i
     positions: dict[str, int] = {}
     missing = []
     for attribute, column in mapping.items():
-        if column in columns:
-            positions[attribute] = columns.index(column)
+        if column in first:
+            positions[attribute] = first[column]
         elif attribute not in optional:
             missing.append(column)
     if missing:
         names = ", ".join(repr(m) for m in missing)
         raise BadFileError(
             label,
-            f"the header lacks the mapped column{'s' if len(missing) > 1 else ''} {names} "
-            f"(it has: {', '.join(repr(c) for c in columns)})",
-            "Add the column to the file, or change the connection's mapping, and drop the file again",
+            f"line 1: the header lacks the mapped column{'s' if len(missing) > 1 else ''} {names} "
+            f"(line 1 has {len(columns)} column{'s' if len(columns) != 1 else ''}; a file without a header "
+            "line lacks them all)",
+            "Add the column to the file (or a header line naming the columns), or change the connection's "
+            "mapping, and drop the file again",
         )
-    dupes = sorted({c for c in columns if columns.count(c) > 1 and c in mapping.values()})
+    dupes = sorted(twice & set(mapping.values()))
     if dupes:
         raise BadFileError(
             label,
-            f"the header names the mapped column {dupes[0]!r} more than once",
+            f"line 1: the header names the mapped column {dupes[0]!r} more than once",
             "Rename or remove the extra column",
         )
     return positions
@@ -189,6 +212,7 @@ class FeedReader:
         delimiter: str = ",",
         max_record_lines: int = 200,
         max_field_chars: int = 65_536,
+        max_columns: int = 500,
     ) -> None:
         self.path = path
         self.label = label
@@ -196,6 +220,7 @@ class FeedReader:
         self.delimiter = delimiter
         self.max_record_lines = max_record_lines
         self.max_field_chars = max_field_chars
+        self.max_columns = max_columns
         self._mixed_breaks = False
         self._bom = 0
         # A quote with ordinary characters on both sides: neither a field's opening or closing quote
@@ -264,7 +289,7 @@ class FeedReader:
             # A space before a quoted name (`a, "b"`) leaves the quotes in the field; they are not
             # part of the name (Totara's own fixtures have such headers).
             stripped = [_header_name(c) for c in columns]
-            positions = match_columns(self.label, stripped, mapping, optional)
+            positions = match_columns(self.label, stripped, mapping, optional, max_columns=self.max_columns)
             return Header(stripped, positions, lines.offset, lines.line_no)
 
     # -- records -------------------------------------------------------------------------------

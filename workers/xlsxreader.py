@@ -16,12 +16,14 @@ from __future__ import annotations
 import zipfile
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from openpyxl import load_workbook
 from openpyxl.utils.datetime import from_excel
+from openpyxl.utils.exceptions import CellCoordinatesException, InvalidFileException
 
 from schemas.settings import Settings
 from workers.errors import BadFileError
@@ -30,6 +32,25 @@ from workers.feedreader import Header, RowError, match_columns
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _BOMB_MIN_BYTES = 1 << 20  # a small part may compress very well without being a bomb
 EXCEL_MAX_ROWS = 1_048_576
+
+#: What openpyxl raises for a workbook whose parts are broken, all meaning "this file is malformed":
+#: XML that does not parse (ElementTree's ParseError and lxml's XMLSyntaxError are SyntaxErrors), a
+#: cell whose value does not fit its type (ValueError, e.g. text in a number cell), a reference to a
+#: shared string, style or part that is not there (KeyError, IndexError), a missing workbook part
+#: (IOError), a broken zip member. Their text may quote a cell's value, so it is never shown.
+MALFORMED: tuple[type[BaseException], ...] = (
+    SyntaxError,
+    ValueError,
+    LookupError,
+    TypeError,
+    AttributeError,
+    OSError,
+    EOFError,
+    zlib.error,
+    zipfile.BadZipFile,
+    InvalidFileException,
+    CellCoordinatesException,
+)
 
 
 class XlsxReader:
@@ -98,30 +119,40 @@ class XlsxReader:
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise self._bad(f"the workbook is corrupt ({exc})", "Export the report again and drop it again") from None
 
+    def _malformed(self, where: str, exc: BaseException) -> BadFileError:
+        return self._bad(
+            f"the workbook is corrupt: {where} cannot be read ({type(exc).__name__})",
+            "Open it in Excel or LibreOffice, save it again as .xlsx and drop it again",
+        )
+
+    @contextmanager
+    def _parsing(self, where: str) -> Iterator[None]:
+        try:
+            yield
+        except MALFORMED as exc:
+            raise self._malformed(where, exc) from None
+
     def _sheet(self) -> Any:
         self._check_container()
         s = self.settings
-        try:
+        with self._parsing("its parts"):
             self._wb = load_workbook(self.path, read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises many types for a broken part; all mean the same here
-            raise self._bad(
-                f"the workbook is corrupt and cannot be opened ({type(exc).__name__}: {str(exc)[:200]})",
-                "Open it in Excel or LibreOffice, save it again as .xlsx and drop it again",
-            ) from None
-        sheets = self._wb.sheetnames
+            sheets = self._wb.sheetnames
+            if not sheets:
+                raise self._bad("the workbook has no sheet", "Export the report again")
+            ws = self._wb.worksheets[0]
+            rows, cols = ws.max_row, ws.max_column  # declared by the sheet's dimension, if it has one
         if len(sheets) > s.xlsx_max_sheets:
             raise self._bad(
                 f"the workbook has {len(sheets)} sheets; a report has one (at most {s.xlsx_max_sheets} are read)",
                 "Export the report again; keep the data on the first sheet",
             )
-        ws = self._wb.worksheets[0]
-        rows, cols = ws.max_row, ws.max_column  # declared by the sheet's dimension, if it has one
         if rows is not None:
             self._check_rows(ws.title, rows)
-        if cols is not None and cols > s.xlsx_max_columns:
+        if cols is not None and cols > s.max_columns:
             raise self._bad(
-                f"sheet {ws.title!r} declares {cols} columns, more than the {s.xlsx_max_columns} allowed",
-                "Export the report again with only its own columns",
+                f"sheet {ws.title!r} declares {cols} columns, more than the {s.max_columns} a feed may have",
+                "Export the report again with only its own columns, or raise FEEDSYNC_MAX_COLUMNS",
             )
         # Stream to the real end: a dimension may lie, and the row limit is enforced as we go.
         ws.reset_dimensions()
@@ -144,16 +175,19 @@ class XlsxReader:
     # -- reading -------------------------------------------------------------------------------
     def header(self, mapping: dict[str, str], optional: frozenset[str] = frozenset()) -> Header:
         ws = self._sheet()
+        # One column past the limit, so a wider header is seen (and refused) without reading it all.
+        width = self.settings.max_columns + 1
         try:
-            first = next(ws.iter_rows(min_row=1, max_row=1, max_col=self.settings.xlsx_max_columns, values_only=True))
-        except StopIteration:
-            raise self._bad("the first sheet is empty", "Export the report again") from None
+            with self._parsing(f"sheet {ws.title!r} row 1"):
+                first = next(ws.iter_rows(min_row=1, max_row=1, max_col=width, values_only=True), None)
+                columns = [] if first is None else [_text(v).strip() for v in first]
         finally:
             self.close()
-        columns = [_text(v).strip() for v in first]
+        if first is None:
+            raise self._bad("the first sheet is empty", "Export the report again")
         while columns and not columns[-1]:
             columns.pop()
-        positions = match_columns(self.label, columns, mapping, optional)
+        positions = match_columns(self.label, columns, mapping, optional, max_columns=self.settings.max_columns)
         return Header(columns, positions, 1, 1)
 
     def records(
@@ -179,6 +213,9 @@ class XlsxReader:
                 fields = [_date_text(v, epoch) if i in dates else _text(v) for i, v in enumerate(values)]
                 fields.extend([""] * (ncols - len(fields)))
                 yield row_no, fields
+        except MALFORMED as exc:
+            # openpyxl parses the sheet as it streams, so a broken part shows only when it is reached.
+            raise self._malformed(f"sheet {ws.title!r} after row {self._row}", exc) from None
         finally:
             self.close()
 

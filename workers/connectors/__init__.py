@@ -43,6 +43,10 @@ class _ContentProvider:
         return getattr(self._provider, name) if hasattr(self._provider, name) else getattr(content, name)
 
 
+#: PostgreSQL's limit on a table's columns; a raw chunk table has line_no besides its attributes.
+MAX_TABLE_COLUMNS = 1600
+
+
 def create_raw_chunk(
     conn: psycopg.Connection[Any],
     run_id: int,

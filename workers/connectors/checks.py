@@ -14,6 +14,7 @@ from workers import store
 from workers.staging import stage_table
 
 INT_RE = r"^\d{1,9}$"
+_MAX_ARGS = 100  # PostgreSQL's FUNC_MAX_ARGS: the most arguments a function call may have
 NUMBER_RE = r"^[+-]?\d{1,12}(\.\d+)?$"
 
 
@@ -100,17 +101,23 @@ def checked_insert(
     # A check over an empty (NULL) value is NULL, not false: without coalesce such a row would be
     # neither staged nor reported.
     rejecting = [f"coalesce(({c.failed}), false)" for c in checks if c.rejected] or ["false"]
+    # A column's name (and a message naming it) is the file's or the admin's text: it travels as a
+    # parameter, never inside the statement, where a '%' would read as a placeholder.
+    params: dict[str, Any] = {"run": run_id, "file": file_id, "fname": file_name}
+    for i, c in enumerate(checks):
+        params[f"colname{i}"] = columns.get(c.attribute, {}).get("column", spec.columns[c.attribute])
+        params[f"msg{i}"] = c.message
     values = sql.SQL(",\n").join(
-        sql.SQL("(({failed}), {no}, {name}, {code}, {msg}, {val}, {rej})").format(
+        sql.SQL("(({failed}), {no}, {name}::text, {code}, {msg}::text, {val}, {rej})").format(
             failed=sql.SQL(f"coalesce(({c.failed}), false)"),  # attribute names and fixed text, never data
             no=sql.Literal(columns.get(c.attribute, {}).get("no")),
-            name=sql.Literal(columns.get(c.attribute, {}).get("column", spec.columns[c.attribute])),
+            name=sql.Placeholder(f"colname{i}"),
             code=sql.Literal(c.code),
-            msg=sql.Literal(c.message),
+            msg=sql.Placeholder(f"msg{i}"),
             val=sql.Identifier(c.attribute),
             rej=sql.Literal(c.rejected),
         )
-        for c in checks
+        for i, c in enumerate(checks)
     )
     query = sql.SQL(
         """
@@ -140,7 +147,7 @@ def checked_insert(
         values=values,
         insert=sql.SQL(insert),
     )
-    row = store.fetch_one(conn, query, {"run": run_id, "file": file_id, "fname": file_name})
+    row = store.fetch_one(conn, query, params)
     assert row is not None
     conn.execute(sql.SQL("DROP TABLE {}").format(raw))
     return {k: int(v) for k, v in row.items()}
@@ -154,8 +161,28 @@ def row_hash(*values: str, seed: int = 0) -> str:
     for hash partitioning) costs a third of md5 per row; a collision only matters between two
     versions of the same person's row. ``seed`` tells apart hashes made under different settings.
     """
-    parts = ", ".join(f"coalesce({v}, chr(30))" for v in values)
-    return f"hashtextextended(concat_ws(chr(31), {parts}), {int(seed)})::text"
+    parts = [f"coalesce({v}, chr(30))" for v in values]
+    # A function takes at most 100 arguments: past that, nested groups. No part is NULL, so the
+    # text (and the hash) is the same as from one call.
+    while len(parts) > _MAX_ARGS - 1:
+        parts = [
+            f"concat_ws(chr(31), {', '.join(parts[i : i + _MAX_ARGS - 1])})"
+            for i in range(0, len(parts), _MAX_ARGS - 1)
+        ]
+    return f"hashtextextended(concat_ws(chr(31), {', '.join(parts)}), {int(seed)})::text"
+
+
+def jsonb_object(pairs: list[tuple[str, str]]) -> str:
+    """SQL for a jsonb object of (key, value) SQL expressions, any number of them: jsonb_build_object
+    takes at most 100 arguments (50 pairs), so a larger object is the concatenation of parts."""
+    if not pairs:
+        return "'{}'::jsonb"
+    step = _MAX_ARGS // 2
+    parts = [
+        "jsonb_build_object(" + ", ".join(f"{k}, {v}" for k, v in pairs[i : i + step]) + ")"
+        for i in range(0, len(pairs), step)
+    ]
+    return "(" + " || ".join(parts) + ")"
 
 
 def literal(text: str) -> str:

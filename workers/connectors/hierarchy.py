@@ -22,7 +22,7 @@ from schemas.connections import BUNDLE_CORE, BUNDLE_PARTS, DONT_IMPORT, Connecti
 from schemas.providers import FileNameProblem, FileSpec
 from workers import rules, store
 from workers.connectors import users
-from workers.connectors.checks import Check, Chunk, checked_insert, literal, required, row_hash
+from workers.connectors.checks import Check, Chunk, checked_insert, jsonb_object, literal, required, row_hash
 from workers.connectors.content import Step, staged
 from workers.connectors.users import EMAIL_BAD_DOTS, EMAIL_RE
 
@@ -83,7 +83,7 @@ def _attrs(part: str, present: dict[str, Any]) -> str:
     extra = [a for a in present if a not in BUNDLE_CORE[part]]
     if not extra:
         return "'{}'::jsonb"
-    return "jsonb_strip_nulls(jsonb_build_object(" + ", ".join(f"'{a}', c.{a}" for a in extra) + "))"
+    return "jsonb_strip_nulls(" + jsonb_object([(f"'{a}'", f"c.{a}") for a in extra]) + ")"
 
 
 def _col(attribute: str, present: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ from schemas.connections import USER_CORE_ATTRIBUTES, Connection, connection_fro
 from schemas.providers import FileSpec
 from schemas.settings import get_settings
 from workers import store
-from workers.connectors.checks import Chunk, row_hash
+from workers.connectors.checks import Chunk, jsonb_object, row_hash
 from workers.staging import stage_table
 
 log = structlog.get_logger(__name__)
@@ -122,13 +122,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
     present = set(conn_cfg.imported_mapping)
     raw = stage_table("raw", run_id, file_id, chunk_no)
     profile = conn_cfg.profile_attributes
-    attrs = (
-        sql.SQL("jsonb_build_object({})").format(
-            sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(a), _val(a, present)) for a in profile)
-        )
-        if profile
-        else sql.SQL("'{}'::jsonb")
-    )
+    attrs = sql.SQL(jsonb_object([(sql.Literal(a).as_string(None), _val(a, present).as_string(None)) for a in profile]))
     required_extra = [a for a in conn_cfg.required if a != "email" and a in present]
     missing_cols = sql.SQL("").join(
         sql.SQL(", ({} IS NULL) AS {}").format(_val(a, present), sql.Identifier(f"miss_{a}")) for a in required_extra
@@ -145,11 +139,14 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
 
     e_no, e_name = col("email")
     m_no, m_name = col("manager")
+    # Column names are the file's text: they travel as parameters, never inside the statement,
+    # where a '%' ("FTE %") would read as a placeholder.
+    names = {"e_name": e_name, "m_name": m_name, **{f"name_{a}": col(a)[1] for a in required_extra}}
     required_rows = [
-        sql.SQL("(c.{}, {}, {}, 'required', {}, NULL::text, true)").format(
+        sql.SQL("(c.{}, {}, {}::text, 'required', {}, NULL::text, true)").format(
             sql.Identifier(f"miss_{a}"),
             sql.Literal(col(a)[0]),
-            sql.Literal(col(a)[1]),
+            sql.Placeholder(f"name_{a}"),
             sql.Literal(f"{a} is empty but required; fill it in and rerun"),
         )
         for a in required_extra
@@ -157,18 +154,18 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
     values = sql.SQL(",\n").join(
         [
             sql.SQL(
-                "(c.no_email, {e_no}, {e_name}, 'required', "
+                "(c.no_email, {e_no}, {e_name}::text, 'required', "
                 "'the e-mail is empty; every user needs an e-mail address: fill it in and rerun', NULL::text, true)"
-            ).format(e_no=sql.Literal(e_no), e_name=sql.Literal(e_name)),
+            ).format(e_no=sql.Literal(e_no), e_name=sql.Placeholder("e_name")),
             sql.SQL(
-                "(c.bad_email, {e_no}, {e_name}, 'invalid_email', "
+                "(c.bad_email, {e_no}, {e_name}::text, 'invalid_email', "
                 "'this is not a valid e-mail address (name@example.com); correct it and rerun', c.email, true)"
-            ).format(e_no=sql.Literal(e_no), e_name=sql.Literal(e_name)),
+            ).format(e_no=sql.Literal(e_no), e_name=sql.Placeholder("e_name")),
             sql.SQL(
-                "(c.self_manager AND c.ok, {m_no}, {m_name}, 'self_manager', "
+                "(c.self_manager AND c.ok, {m_no}, {m_name}::text, 'self_manager', "
                 "'a user cannot be their own manager; the user was imported without a manager change', "
                 "c.manager_raw, false)"
-            ).format(m_no=sql.Literal(m_no), m_name=sql.Literal(m_name)),
+            ).format(m_no=sql.Literal(m_no), m_name=sql.Placeholder("m_name")),
             *required_rows,
         ]
     )
@@ -229,7 +226,9 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
         kept=stage_table("kept", run_id),
     )
     row = store.fetch_one(
-        conn, query, {"re": EMAIL_RE, "dots": EMAIL_BAD_DOTS, "run": run_id, "file": file_id, "fname": file_name}
+        conn,
+        query,
+        {"re": EMAIL_RE, "dots": EMAIL_BAD_DOTS, "run": run_id, "file": file_id, "fname": file_name, **names},
     )
     assert row is not None
     conn.execute(sql.SQL("DROP TABLE {}").format(raw))

@@ -24,7 +24,7 @@ from schemas.messages import ParseFile, TransformChunk
 from schemas.providers import FileNameProblem, FileSpec
 from schemas.settings import get_settings
 from workers import failpoints, store
-from workers.connectors import connector_for, copy_statement, create_raw_chunk
+from workers.connectors import MAX_TABLE_COLUMNS, connector_for, copy_statement, create_raw_chunk
 from workers.errors import BadFileError, TransientError
 from workers.feedreader import Block, FeedReader, RowError
 from workers.ledger import StageTx, run_stage
@@ -101,6 +101,7 @@ def _reader(spec: FileSpec, path: Path, label: str, config: dict[str, Any]) -> F
         delimiter=spec.delimiter or connection.delimiter,
         max_record_lines=settings.max_record_lines,
         max_field_chars=settings.max_field_chars,
+        max_columns=settings.max_columns,
     )
 
 
@@ -120,12 +121,15 @@ def _parse_chunks(
     offset, line_no = (
         (header.data_offset, header.data_line) if resume is None else (resume["byte_end"], resume["last_line"])
     )
-    # Two attributes on one column would need the column twice in the COPY target.
+    # Two attributes on one column would need the column twice in the COPY target; COPY takes every
+    # column of the file, so a file wider than a table may be goes to the Python reader, which keeps
+    # the mapped columns only.
     copier = (
         reader
         if isinstance(reader, FeedReader)
         and reader.copy_encoding is not None
         and len(set(header.positions.values())) == len(attributes)
+        and len(header.columns) < MAX_TABLE_COLUMNS
         else None
     )
     records: Iterator[Any] | None = None  # the Python reader's, while it is in use
