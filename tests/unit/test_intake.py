@@ -191,3 +191,14 @@ def test_a_store_on_another_filesystem_gets_a_copy_and_the_drop_is_removed(
         import shutil
 
         shutil.rmtree(store_dir, ignore_errors=True)
+
+
+def test_upload_writes_the_marker_of_a_done_marker_connection(pipeline: Pipeline, tmp_path: Path) -> None:
+    from producers.commands import upload
+
+    apply_connections(load_connections_toml(USERS_TOML.replace('kind = "users"', 'kind = "users"\ndone_marker = true')))
+    source = tmp_path / "people.csv"
+    source.write_text(FULL)
+    upload(pipeline.settings, "hr-users", [source])
+    assert [t.outcome for t in registry.scan(pipeline.settings, announce=False)] == ["registered"]
+    assert list((pipeline.settings.drop_dir / INBOX).iterdir()) == [], "the marker went with its file"
