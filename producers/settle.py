@@ -16,6 +16,10 @@ from typing import Any
 from schemas.connections import DONE_SUFFIX
 from schemas.settings import Settings
 
+#: The longest a take waits in place for a file to settle; past it the file is "not ready" and
+#: the watcher's next rescan (within a second while something is settling) looks again.
+MAX_BLOCKING_WAIT_S = 5.0
+
 
 def settle_seconds(settings: Settings, config: dict[str, Any]) -> float:
     value = config.get("settle_seconds")
@@ -61,6 +65,8 @@ def settled(path: Path, window_s: float, quiet_s: float = 0.0) -> os.stat_result
             return None
         # A clock ahead of ours (a network filesystem) waits the whole window, never longer.
         wait = min(window_s, max(0.0, window_s - age)) if age >= 0 else window_s
+        if wait > MAX_BLOCKING_WAIT_S:
+            return None  # a long window is left to the rescans: one file never holds the watcher
         if wait:
             time.sleep(wait)
         after = os.lstat(path)

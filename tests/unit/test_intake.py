@@ -4,10 +4,12 @@ the drop dir, or changed after it was taken, is ever imported."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from producers import queries, registry, settle
@@ -28,6 +30,15 @@ def active() -> dict[str, bool]:
 
 def drops() -> list[tuple[str, bool]]:
     return [(p.rsplit("/", 1)[-1], d) for p, d in sql("SELECT path, duplicate FROM sync.file_drops ORDER BY id")]
+
+
+@pytest.fixture
+def intake_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[MutableMapping[str, Any]]]:
+    """The intake's log events. Its module logger gets a fresh proxy: one cached by an earlier
+    test's logging setup would bypass the capture."""
+    with capture_logs() as logs:
+        monkeypatch.setattr(registry, "log", structlog.get_logger(registry.__name__))
+        yield logs
 
 
 @pytest.fixture
@@ -95,15 +106,15 @@ def _swap_in_symlink_after_checks(monkeypatch: pytest.MonkeyPatch, path: Path, t
 
 
 def test_a_symlink_renamed_over_a_checked_file_is_refused_and_nothing_outside_is_read(
-    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, intake_logs: list[MutableMapping[str, Any]]
 ) -> None:
     outside = tmp_path / "root-only.csv"
     outside.write_text(OUTSIDE)
     path = pipeline.drop(f"{INBOX}/people.csv", FULL)
     _swap_in_symlink_after_checks(monkeypatch, path, outside)
-    with capture_logs() as logs:
-        taken = registry.scan(pipeline.settings)
+    taken = registry.scan(pipeline.settings)
     pipeline.drain()
+    logs = intake_logs
     assert [t.outcome for t in taken] == ["refused"]
     assert sql("SELECT email FROM lms.users") == []
     assert sql("SELECT count(*) FROM sync.feed_files")[0][0] == 0
@@ -113,21 +124,25 @@ def test_a_symlink_renamed_over_a_checked_file_is_refused_and_nothing_outside_is
     assert "secret@outside.com" not in repr(logs) and "ann@x.com" not in repr(logs)
 
 
-def test_a_hard_link_to_a_file_outside_the_drop_dir_is_refused(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_a_hard_link_to_a_file_outside_the_drop_dir_is_refused(
+    pipeline: Pipeline, tmp_path: Path, intake_logs: list[MutableMapping[str, Any]]
+) -> None:
     outside = tmp_path / "root-only.csv"
     outside.write_text(OUTSIDE)
     (pipeline.settings.drop_dir / INBOX).mkdir(parents=True)
     os.link(outside, pipeline.settings.drop_dir / INBOX / "people.csv")
-    with capture_logs() as logs:
-        taken = registry.scan(pipeline.settings)
+    taken = registry.scan(pipeline.settings)
     pipeline.drain()
+    logs = intake_logs
     assert [t.outcome for t in taken] == ["refused"]
     assert sql("SELECT email FROM lms.users") == []
     assert any("more than one hard link" in e["event"] for e in logs)
     assert "secret@outside.com" not in repr(logs)
 
 
-def test_a_file_name_the_filesystem_barely_fits_or_that_is_bad_never_stops_the_others(pipeline: Pipeline) -> None:
+def test_a_file_name_the_filesystem_barely_fits_or_that_is_bad_never_stops_the_others(
+    pipeline: Pipeline, intake_logs: list[MutableMapping[str, Any]]
+) -> None:
     inbox = pipeline.settings.drop_dir / INBOX
     long_name = "a" * 240 + ".csv"  # 244 bytes: no room for a prefix in the store
     pipeline.drop(f"{INBOX}/{long_name}", HEADER + "long@x.com,L,L,,S\n")
@@ -137,10 +152,10 @@ def test_a_file_name_the_filesystem_barely_fits_or_that_is_bad_never_stops_the_o
         f.write((HEADER + "cafe@x.com,C,C,,S\n").encode())
     pipeline.drop(f"{INBOX}/zed.csv", HEADER + "zed@x.com,Z,Z,,S\n")
     reported: set[tuple[Any, ...]] = set()
-    with capture_logs() as logs:
-        taken = registry.scan(pipeline.settings, reported=reported)
-        again = registry.scan(pipeline.settings, reported=reported)
+    taken = registry.scan(pipeline.settings, reported=reported)
+    again = registry.scan(pipeline.settings, reported=reported)
     pipeline.drain()
+    logs = intake_logs
     assert sorted(t.outcome for t in taken) == ["refused", "refused", "registered", "registered"]
     assert sorted(t.outcome for t in again) == ["refused", "refused"]
     assert sorted(e for (e,) in sql("SELECT email FROM lms.users")) == ["long@x.com", "zed@x.com"]
