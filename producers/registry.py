@@ -4,10 +4,9 @@ rescans, ``feedsync sync``).
 A dotfile or a name with a temporary suffix is left alone; a symbolic link, a name that is not
 UTF-8 or has control characters, or anything leading outside the drop dir is refused. A file is
 taken once it settled (``producers.settle``) and is opened once, without following links
-(``producers.safefile``): its SHA-256 is taken from what was opened, it is registered together
-with its feed_arrived message (outbox, same transaction), moved into ``FEEDSYNC_STORE_DIR`` and
-only then published. The same bytes dropped again while they wait, or after they were the last
-feed imported, are recorded as a duplicate and moved aside (``_DUPLICATE_OF``).
+(``producers.safefile``); ``producers.registration`` then decides whether it is a duplicate and
+registers it, moving it into ``FEEDSYNC_STORE_DIR``. One file that cannot be taken never stops
+the others (``take_guarded``).
 """
 
 from __future__ import annotations
@@ -15,29 +14,23 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
-import re
-import secrets
 import stat
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import psycopg
 import structlog
 
-from producers import safefile
+from producers import registration, safefile
 from producers import settle as settle_rules
 from schemas.connections import connection_from_json
-from schemas.messages import FeedArrived
 from schemas.settings import Settings
 from workers import store
-from workers.outbox import OutboxBatch
 
 log = structlog.get_logger(__name__)
 
 TEMP_SUFFIXES = (".part", ".tmp", ".filepart", ".crdownload", ".partial", ".swp")
-_DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})[-_]?(\d{2})[-_]?(\d{2})(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -46,16 +39,6 @@ class Taken:
     path: str
     file_id: int | None
     outcome: str  # registered | duplicate | refused | not_ready | waiting (for its marker) | unmatched
-
-
-def file_date(name: str) -> date | None:
-    m = _DATE_IN_NAME.search(name)
-    if not m:
-        return None
-    try:
-        return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    except ValueError:
-        return None
 
 
 def is_candidate_name(rel: PurePosixPath) -> bool:
@@ -171,11 +154,12 @@ def take(
             return Taken(connection["name"], rel.as_posix(), None, "not_ready")
         checked = settled
     try:
-        taken = _register(settings, path, rel, connection, announce, checked)
+        outcome, file_id = registration.register(settings, path, rel, connection, announce, checked)
     except FileNotFoundError:
         return None  # another watcher, scheduler or `sync` took it first
     except safefile.Refused as exc:
         return _refused(rel, str(exc), reported, checked)
+    taken = Taken(connection["name"], rel.as_posix(), file_id, outcome)
     if taken.outcome in ("registered", "duplicate") and settle_rules.wants_marker(config):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(settle_rules.marker_of(path))  # its file is registered: the marker has done its job
@@ -197,129 +181,7 @@ def _refused(
             f"refused a file in the drop dir: {why}; it stays where it is until it is replaced or removed",
             path=safefile.escaped(rel.as_posix()),
         )
-    return Taken("", rel.as_posix(), None, "refused")
-
-
-# Which connection's intake runs: two intakes of one connection decide "duplicate or not" in turn.
-_INTAKE_LOCK = 7301
-
-# The same bytes are a duplicate while they wait to be imported (registered, or claimed by a dry
-# run that gives them back), and when they are a file the connection's latest run read, that run
-# completed (with or without row errors) and did not reject the file: dropping the latest feed
-# again changes nothing. Bytes of a file a later run read (an older feed dropped again to repair
-# the damage of a newer one), of a rejected file, or of a run that failed, was rejected or did not
-# finish, import again.
-_DUPLICATE_OF = """
-    WITH latest AS (
-        SELECT r.id, r.status FROM sync.runs r
-        WHERE r.connection_id = %(c)s AND NOT r.dry_run
-          AND EXISTS (SELECT 1 FROM sync.run_files rf WHERE rf.run_id = r.id)
-        ORDER BY r.started_at DESC NULLS LAST, r.id DESC LIMIT 1)
-    SELECT f.id FROM sync.feed_files f
-    WHERE f.connection_id = %(c)s AND f.sha256 = %(h)s
-      AND (f.status = 'registered'
-           OR EXISTS (SELECT 1 FROM sync.run_files rf JOIN sync.runs r ON r.id = rf.run_id
-                      WHERE rf.file_id = f.id AND r.dry_run AND r.finished_at IS NULL)
-           OR EXISTS (SELECT 1 FROM latest l JOIN sync.run_files rf ON rf.run_id = l.id
-                      WHERE rf.file_id = f.id AND rf.status = 'parsed'
-                        AND l.status IN ('completed', 'completed_with_errors')))
-    ORDER BY f.id DESC LIMIT 1
-"""
-
-
-def _stored_rel(kind: str, connection: str, tag: str, name: str) -> PurePosixPath:
-    # A folder per file keeps the name as it was dropped (a name that fills the filesystem's limit
-    # has no room for a prefix) and lets the same bytes be stored again after an older feed.
-    return PurePosixPath(kind, connection, f"{tag}-{secrets.token_hex(4)}", name)
-
-
-def _register(
-    settings: Settings,
-    path: Path,
-    rel: PurePosixPath,
-    connection: dict[str, Any],
-    announce: bool,
-    checked: os.stat_result,
-) -> Taken:
-    fd = safefile.open_checked(path, checked, settings.drop_dir)
-    try:
-        digest, size = safefile.sha256_fd(fd)
-        after = os.fstat(fd)
-        if (after.st_size, after.st_mtime_ns) != (checked.st_size, checked.st_mtime_ns):
-            return Taken(connection["name"], rel.as_posix(), None, "not_ready")  # written to while hashed
-        return _record(settings, fd, path, rel, connection, announce, digest, size)
-    finally:
-        os.close(fd)
-
-
-def _record(
-    settings: Settings,
-    fd: int,
-    path: Path,
-    rel: PurePosixPath,
-    connection: dict[str, Any],
-    announce: bool,
-    digest: str,
-    size: int,
-) -> Taken:
-    outbox = OutboxBatch()
-    with store.connect() as conn:
-        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_INTAKE_LOCK, int(connection["id"])))
-        existing = store.fetch_one(conn, _DUPLICATE_OF, {"c": connection["id"], "h": digest})
-        if existing is not None:
-            conn.execute(
-                "INSERT INTO sync.file_drops (connection_id, file_id, path, duplicate) VALUES (%s, %s, %s, true)",
-                (connection["id"], existing["id"], rel.as_posix()),
-            )
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-            safefile.move_opened(
-                fd, path, settings.store_dir / _stored_rel("duplicates", connection["name"], stamp, rel.name)
-            )
-            log.info(
-                "duplicate file: the same bytes as a file waiting or imported last; not imported again",
-                connection=connection["name"],
-                path=rel.as_posix(),
-                file_id=existing["id"],
-            )
-            return Taken(connection["name"], rel.as_posix(), existing["id"], "duplicate")
-        stored_rel = _stored_rel("files", connection["name"], digest[:16], rel.name)
-        row = store.fetch_one(
-            conn,
-            """INSERT INTO sync.feed_files (connection_id, original_path, stored_path, sha256, size_bytes, file_date)
-               VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
-            (connection["id"], rel.as_posix(), stored_rel.as_posix(), digest, size, file_date(rel.name)),
-        )
-        assert row is not None
-        file_id = int(row["id"])
-        conn.execute(
-            "INSERT INTO sync.file_drops (connection_id, file_id, path, duplicate) VALUES (%s, %s, %s, false)",
-            (connection["id"], file_id, rel.as_posix()),
-        )
-        if announce:
-            outbox.add(
-                conn,
-                FeedArrived(
-                    connection=connection["name"],
-                    file_id=file_id,
-                    path=rel.as_posix(),
-                    sha256=digest,
-                    size=size,
-                    detected_at=datetime.now(UTC),
-                ),
-                f"arrived:{file_id}",
-            )
-        # Moved inside the transaction: if the commit fails the file goes back, and a process killed
-        # between move and commit leaves an orphan that recover_orphans() puts back on the next scan.
-        stored = settings.store_dir / stored_rel
-        safefile.move_opened(fd, path, stored)
-        try:
-            conn.commit()
-        except Exception:
-            safefile.move_back(stored, path)
-            raise
-    outbox.flush()
-    log.info("file registered", connection=connection["name"], path=rel.as_posix(), file_id=file_id, size=size)
-    return Taken(connection["name"], rel.as_posix(), file_id, "registered")
+    return Taken("", safefile.escaped(rel.as_posix()), None, "refused")
 
 
 def recover_orphans(settings: Settings) -> int:
