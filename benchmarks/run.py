@@ -122,11 +122,13 @@ class Up:
         """processes=None: `feedsync up` with its default (half the cores)."""
         self.drop = DATA / "drop"
         shutil.rmtree(self.drop, ignore_errors=True)
+        shutil.rmtree(DATA / "store", ignore_errors=True)
         self.env = {
             **os.environ,
             "FEEDSYNC_DATABASE_URL": DSN,
             "FEEDSYNC_BROKER_URL": BROKER,
             "FEEDSYNC_DROP_DIR": str(self.drop),
+            "FEEDSYNC_STORE_DIR": str(DATA / "store"),
             # INFO: the load's own timings (prepare, classify, each batch) are read back from the log.
             "FEEDSYNC_LOG_LEVEL": "INFO",
         }

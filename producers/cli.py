@@ -131,6 +131,7 @@ def _settings_for_children() -> Any:
     s = get_settings()
     os.environ["FEEDSYNC_DROP_DIR"] = str(s.drop_dir)
     os.environ["FEEDSYNC_EXPORT_DIR"] = str(s.export_dir)
+    os.environ["FEEDSYNC_STORE_DIR"] = str(s.store_dir)
     return s
 
 

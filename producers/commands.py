@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from producers import queries, registry
+from producers import queries, registry, settle
 from producers.dlq import admin_identity
 from schemas.connections import Connection
 from schemas.settings import Settings
@@ -191,7 +191,7 @@ def _connection(name: str) -> dict[str, Any]:
 
 def upload(settings: Settings, name: str, files: list[Path]) -> list[Path]:
     """Copy files into the connection's drop folder atomically: a hidden temporary copy renamed into
-    place, so the watcher never sees a half-written file."""
+    place, so the watcher never sees a half-written file; then its marker for a done_marker connection."""
     connection = _connection(name)
     target = registry.drop_target(settings, connection)
     target.mkdir(parents=True, exist_ok=True)
@@ -205,6 +205,8 @@ def upload(settings: Settings, name: str, files: list[Path]) -> list[Path]:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, target / f.name)
+        if settle.wants_marker(connection["config"]):
+            settle.marker_of(target / f.name).touch()  # the file is complete: it may be taken now
         placed.append(target / f.name)
     return placed
 

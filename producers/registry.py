@@ -1,37 +1,36 @@
 """Taking finished files from the drop dir: the one path every intake takes (watcher events,
 rescans, ``feedsync sync``).
 
-A candidate is refused if it is a dotfile, has a temporary suffix, is a symbolic link or resolves
-outside the drop dir. A taken file is hashed, registered once per connection by SHA-256 together
-with its feed_arrived message (outbox, same transaction), moved by atomic rename into
-``.feedsync/files/`` and only then published. The same bytes dropped again are recorded as a
-duplicate and moved aside, never imported twice.
+A dotfile or a name with a temporary suffix is left alone; a symbolic link, a name that is not
+UTF-8 or has control characters, or anything leading outside the drop dir is refused. A file is
+taken once it settled (``producers.settle``) and is opened once, without following links
+(``producers.safefile``); ``producers.registration`` then decides whether it is a duplicate and
+registers it, moving it into ``FEEDSYNC_STORE_DIR``. One file that cannot be taken never stops
+the others (``take_guarded``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
-import hashlib
 import os
-import re
-import time
+import stat
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import psycopg
 import structlog
 
+from producers import registration, safefile
+from producers import settle as settle_rules
 from schemas.connections import connection_from_json
-from schemas.messages import FeedArrived
 from schemas.settings import Settings
 from workers import store
-from workers.outbox import OutboxBatch
 
 log = structlog.get_logger(__name__)
 
 TEMP_SUFFIXES = (".part", ".tmp", ".filepart", ".crdownload", ".partial", ".swp")
-_DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})[-_]?(\d{2})[-_]?(\d{2})(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -39,17 +38,7 @@ class Taken:
     connection: str
     path: str
     file_id: int | None
-    outcome: str  # registered | duplicate | refused | not_ready | unmatched
-
-
-def file_date(name: str) -> date | None:
-    m = _DATE_IN_NAME.search(name)
-    if not m:
-        return None
-    try:
-        return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    except ValueError:
-        return None
+    outcome: str  # registered | duplicate | refused | not_ready | waiting (for its marker) | unmatched
 
 
 def is_candidate_name(rel: PurePosixPath) -> bool:
@@ -66,21 +55,6 @@ def live_connections(settings: Settings) -> list[dict[str, Any]]:
 
 def match_connections(rel: PurePosixPath, connections: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [c for c in connections if fnmatch.fnmatchcase(rel.as_posix(), c["config"]["path"])]
-
-
-def settled(path: Path, settle_ms: int, quiet_s: float = 0.0) -> bool:
-    """True when the file keeps its size and mtime for settle_ms (and, for rescans that had no
-    close event, was not modified in the last quiet_s seconds)."""
-    try:
-        before = path.stat()
-        if quiet_s and time.time() - before.st_mtime < quiet_s:
-            return False
-        if settle_ms:
-            time.sleep(settle_ms / 1000)
-        after = path.stat()
-    except FileNotFoundError:
-        return False
-    return (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
 
 
 def files_open_for_writing() -> set[str] | None:
@@ -105,16 +79,6 @@ def files_open_for_writing() -> set[str] | None:
     return found
 
 
-def sha256_of(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-            size += len(block)
-    return h.hexdigest(), size
-
-
 def take(
     settings: Settings,
     path: Path,
@@ -124,7 +88,10 @@ def take(
     quiet_s: float = 0.0,
     announce: bool = True,
     writing: set[str] | None = None,
+    reported: set[tuple[Any, ...]] | None = None,
 ) -> Taken | None:
+    """Take one file if it is finished. ``reported`` (the watcher's) keeps a refusal to one log
+    line per file instead of one per rescan."""
     drop = settings.drop_dir.resolve()
     try:
         rel = PurePosixPath(path.relative_to(settings.drop_dir).as_posix())
@@ -132,18 +99,39 @@ def take(
         try:
             rel = PurePosixPath(path.resolve().relative_to(drop).as_posix())
         except ValueError:
-            log.warning("refused a path outside the drop dir", path=str(path))
+            log.warning("refused a path outside the drop dir", path=safefile.escaped(str(path)))
             return None
     if not is_candidate_name(rel):
         return None
-    if path.is_symlink():
-        log.warning("refused a symbolic link in the drop dir", path=rel.as_posix())
-        return Taken("", rel.as_posix(), None, "refused")
-    if not path.is_file():
+    problem = safefile.name_problem(rel.as_posix())
+    if problem is not None:
+        return _refused(rel, problem, reported)
+    if settle_rules.is_marker(path):
+        feed = settle_rules.feed_of(path)
+        if any(settle_rules.wants_marker(c["config"]) for c in match_connections(_rel(feed, rel), connections)):
+            # A marker is not a feed: it lets its file be taken (a marker without a file is harmless).
+            if not os.path.lexists(feed):
+                return None
+            return take(
+                settings,
+                feed,
+                connections,
+                settle=settle,
+                quiet_s=quiet_s,
+                announce=announce,
+                writing=writing,
+                reported=reported,
+            )
+    try:
+        checked = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(checked.st_mode):
+        return _refused(rel, "it is a symbolic link", reported, checked)
+    if not stat.S_ISREG(checked.st_mode):
         return None
     if not path.resolve().is_relative_to(drop):
-        log.warning("refused a file that resolves outside the drop dir", path=rel.as_posix())
-        return Taken("", rel.as_posix(), None, "refused")
+        return _refused(rel, "it resolves outside the drop dir", reported, checked)
     matches = match_connections(rel, connections)
     if not matches:
         return Taken("", rel.as_posix(), None, "unmatched")
@@ -155,97 +143,53 @@ def take(
         )
         return Taken("", rel.as_posix(), None, "refused")
     connection = matches[0]
+    config = connection["config"]
+    if settle_rules.wants_marker(config) and not settle_rules.marked_done(path, checked):
+        return Taken(connection["name"], rel.as_posix(), None, "waiting")
     if writing is not None and str(path.resolve()) in writing:
         return Taken(connection["name"], rel.as_posix(), None, "not_ready")
-    if settle and not settled(path, settings.settle_ms, quiet_s):
-        return Taken(connection["name"], rel.as_posix(), None, "not_ready")
+    if settle:
+        settled = settle_rules.settled(path, settle_rules.settle_seconds(settings, config), quiet_s)
+        if settled is None:
+            return Taken(connection["name"], rel.as_posix(), None, "not_ready")
+        checked = settled
     try:
-        return _register(settings, path, rel, connection, announce)
+        outcome, file_id = registration.register(settings, path, rel, connection, announce, checked)
     except FileNotFoundError:
         return None  # another watcher, scheduler or `sync` took it first
+    except safefile.Refused as exc:
+        return _refused(rel, str(exc), reported, checked)
+    taken = Taken(connection["name"], rel.as_posix(), file_id, outcome)
+    if taken.outcome in ("registered", "duplicate") and settle_rules.wants_marker(config):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(settle_rules.marker_of(path))  # its file is registered: the marker has done its job
+    return taken
 
 
-def _register(settings: Settings, path: Path, rel: PurePosixPath, connection: dict[str, Any], announce: bool) -> Taken:
-    digest, size = sha256_of(path)
-    # Flat, one folder per connection: the store sits inside the watched tree, and every folder
-    # there costs an inotify watch.
-    stored_rel = PurePosixPath(".feedsync", "files", connection["name"], f"{digest[:24]}__{rel.name}")
-    stored = settings.drop_dir / stored_rel
-    outbox = OutboxBatch()
-    with store.connect() as conn:
-        row = store.fetch_one(
-            conn,
-            """INSERT INTO sync.feed_files (connection_id, original_path, stored_path, sha256, size_bytes, file_date)
-               VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (connection_id, sha256) DO NOTHING RETURNING id""",
-            (connection["id"], rel.as_posix(), stored_rel.as_posix(), digest, size, file_date(rel.name)),
+def _rel(path: Path, like: PurePosixPath) -> PurePosixPath:
+    return like.with_name(path.name)
+
+
+def _refused(
+    rel: PurePosixPath, why: str, reported: set[tuple[Any, ...]] | None, st: os.stat_result | None = None
+) -> Taken:
+    key = (rel.as_posix(), why, st.st_ino if st else None, st.st_mtime_ns if st else None)
+    if reported is None or key not in reported:
+        if reported is not None:
+            reported.add(key)
+        log.warning(
+            f"refused a file in the drop dir: {why}; it stays where it is until it is replaced or removed",
+            path=safefile.escaped(rel.as_posix()),
         )
-        if row is None:
-            existing = store.fetch_one(
-                conn,
-                "SELECT id, stored_path, status FROM sync.feed_files WHERE connection_id = %s AND sha256 = %s",
-                (connection["id"], digest),
-            )
-            assert existing is not None
-            target = settings.drop_dir / existing["stored_path"]
-            if existing["status"] == "registered" and not target.exists():
-                # Registered by an intake that stopped before its move: finish that move.
-                _move(path, target)
-                return Taken(connection["name"], rel.as_posix(), existing["id"], "registered")
-            conn.execute(
-                "INSERT INTO sync.file_drops (connection_id, file_id, path, duplicate) VALUES (%s, %s, %s, true)",
-                (connection["id"], existing["id"], rel.as_posix()),
-            )
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-            _move(path, settings.state_dir / "duplicates" / connection["name"] / f"{stamp}-{rel.name}")
-            log.info(
-                "duplicate file: same bytes as an earlier drop; not imported again",
-                connection=connection["name"],
-                path=rel.as_posix(),
-                file_id=existing["id"],
-            )
-            return Taken(connection["name"], rel.as_posix(), existing["id"], "duplicate")
-        file_id = int(row["id"])
-        conn.execute(
-            "INSERT INTO sync.file_drops (connection_id, file_id, path, duplicate) VALUES (%s, %s, %s, false)",
-            (connection["id"], file_id, rel.as_posix()),
-        )
-        if announce:
-            outbox.add(
-                conn,
-                FeedArrived(
-                    connection=connection["name"],
-                    file_id=file_id,
-                    path=rel.as_posix(),
-                    sha256=digest,
-                    size=size,
-                    detected_at=datetime.now(UTC),
-                ),
-                f"arrived:{file_id}",
-            )
-        # Moved inside the transaction: if the commit fails the file goes back, and a process killed
-        # between move and commit leaves an orphan that recover_orphans() puts back on the next scan.
-        _move(path, stored)
-        try:
-            conn.commit()
-        except Exception:
-            _move(stored, path)
-            raise
-    outbox.flush()
-    log.info("file registered", connection=connection["name"], path=rel.as_posix(), file_id=file_id, size=size)
-    return Taken(connection["name"], rel.as_posix(), file_id, "registered")
-
-
-def _move(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(src, dst)
+    return Taken("", safefile.escaped(rel.as_posix()), None, "refused")
 
 
 def recover_orphans(settings: Settings) -> int:
     """Put back files moved into the store whose registration never committed."""
-    root = settings.state_dir / "files"
+    root = settings.store_dir / "files"
     if not root.exists():
         return 0
-    stored = [p for p in root.glob("*/*") if p.is_file()]
+    stored = [p for p in root.glob("*/*/*") if p.is_file()]
     if not stored:
         return 0
     with store.connect() as conn:
@@ -254,7 +198,7 @@ def recover_orphans(settings: Settings) -> int:
             for r in store.fetch_all(
                 conn,
                 "SELECT stored_path FROM sync.feed_files WHERE stored_path = ANY(%s)",
-                ([p.relative_to(settings.drop_dir).as_posix() for p in stored],),
+                ([p.relative_to(settings.store_dir).as_posix() for p in stored],),
             )
         }
         by_name = {
@@ -263,17 +207,30 @@ def recover_orphans(settings: Settings) -> int:
         }
     moved = 0
     for p in stored:
-        connection = by_name.get(p.parent.name)
-        if p.relative_to(settings.drop_dir).as_posix() in known or connection is None:
+        connection = by_name.get(p.parent.parent.name)
+        if p.relative_to(settings.store_dir).as_posix() in known or connection is None:
             continue
-        _move(p, drop_target(settings, connection) / p.name.split("__", 1)[-1])
+        try:
+            safefile.move_back(p, drop_target(settings, connection) / p.name)
+            p.parent.rmdir()
+        except OSError as exc:  # one file that cannot go back never stops the others
+            log.error("could not put back an orphaned stored file", path=safefile.escaped(p.name), error=exc.strerror)
+            continue
         moved += 1
-        log.warning("put back a file whose registration did not commit", path=p.name)
+        log.warning("put back a file whose registration did not commit", path=safefile.escaped(p.name))
     return moved
 
 
-def scan(settings: Settings, *, only: str | None = None, quiet_s: float = 0.0, announce: bool = True) -> list[Taken]:
-    """Take every finished file under the drop dir (optionally only one connection's).
+def scan(
+    settings: Settings,
+    *,
+    only: str | None = None,
+    quiet_s: float = 0.0,
+    announce: bool = True,
+    reported: set[tuple[Any, ...]] | None = None,
+) -> list[Taken]:
+    """Take every finished file under the drop dir (optionally only one connection's). One file
+    that cannot be taken never stops the others.
 
     ``announce=False`` registers without feed_arrived: the caller's own run will claim the files."""
     recover_orphans(settings)
@@ -287,10 +244,53 @@ def scan(settings: Settings, *, only: str | None = None, quiet_s: float = 0.0, a
     for root, dirs, files in os.walk(settings.drop_dir):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            result = take(settings, Path(root) / name, connections, quiet_s=quiet_s, announce=announce, writing=writing)
+            result = take_guarded(
+                settings,
+                Path(root) / name,
+                connections,
+                quiet_s=quiet_s,
+                announce=announce,
+                writing=writing,
+                reported=reported,
+            )
             if result is not None and result.outcome != "unmatched":
                 taken.append(result)
     return taken
+
+
+def take_guarded(
+    settings: Settings,
+    path: Path,
+    connections: list[dict[str, Any]],
+    *,
+    reported: set[tuple[Any, ...]] | None = None,
+    **options: Any,
+) -> Taken | None:
+    """take(), with a failure about this one file logged once (name escaped, no traceback) and
+    the file left for the next rescan. A database that cannot be reached is not about the file:
+    it goes to the caller, which retries the whole rescan."""
+    try:
+        return take(settings, path, connections, reported=reported, **options)
+    except psycopg.OperationalError:
+        raise
+    except Exception as exc:
+        try:
+            st: tuple[int, int] | None = (os.lstat(path).st_ino, os.lstat(path).st_mtime_ns)
+        except OSError:
+            st = None
+        key = (os.fsencode(path), type(exc).__name__, st)
+        if reported is None or key not in reported:
+            if reported is not None:
+                reported.add(key)
+            log.error(
+                "could not take a file; it stays in the drop dir and the other files go on",
+                path=safefile.escaped(str(path.relative_to(settings.drop_dir)))
+                if path.is_relative_to(settings.drop_dir)
+                else safefile.escaped(path.name),
+                error=type(exc).__name__,
+                reason=exc.strerror if isinstance(exc, OSError) else None,
+            )
+        return Taken("", safefile.escaped(path.name), None, "failed")
 
 
 def drop_target(settings: Settings, connection: dict[str, Any]) -> Path:

@@ -1,11 +1,12 @@
 """``feedsync watch``: notices finished files in the drop dir with watchdog.
 
-A file is taken when it is closed after writing or renamed into place, and its size then holds
-for FEEDSYNC_SETTLE_MS. A full rescan runs at start (files that arrived while the watcher was
-down) and every FEEDSYNC_RESCAN_INTERVAL_S (events can be lost, e.g. on network filesystems);
-rescans only take files untouched for a few seconds, so a file still being written waits for its
-close event. Events are handled one at a time on one thread, so two events for the same file
-cannot race.
+A file is taken when it is closed after writing or renamed into place, once it has gone its
+connection's settle window (``settle_seconds``, default FEEDSYNC_SETTLE_MS) without a write, and
+for a connection with ``done_marker`` once its ``<name>.done`` marker exists. A full rescan runs
+at start (files that arrived while the watcher was down) and every FEEDSYNC_RESCAN_INTERVAL_S
+(events can be lost, e.g. on network filesystems); rescans only take files untouched for a few
+seconds, so a file still being written waits for its close event. Events are handled one at a
+time on one thread, so two events for the same file cannot race.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Watcher:
         self.inbox: queue.Queue[Path | None] = queue.Queue()
         self.stopping = threading.Event()
         self.ready = threading.Event()  # set once events are being watched and the first rescan ran
+        # Files refused or failing, already logged: one line per bad file, not one per rescan.
+        self.reported: set[tuple[object, ...]] = set()
 
     def run(self) -> None:
         drop = self.settings.drop_dir
@@ -53,7 +56,12 @@ class Watcher:
         # Create each connection's folder before watching, so a file written into a folder that
         # appears later cannot race the watch being added to it.
         for connection in registry.live_connections(self.settings):
-            registry.drop_target(self.settings, connection).mkdir(parents=True, exist_ok=True)
+            try:
+                registry.drop_target(self.settings, connection).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # one connection's folder never stops the watcher for the others
+                log.error(
+                    "could not create a connection's drop folder", connection=connection["name"], error=exc.strerror
+                )
         observer = Observer()
         observer.schedule(_Handler(self.inbox), str(drop), recursive=True)
         observer.start()
@@ -82,18 +90,18 @@ class Watcher:
     def _take(self, path: Path) -> None:
         try:
             connections = registry.live_connections(self.settings)
-            result = registry.take(self.settings, path, connections)
+            result = registry.take_guarded(self.settings, path, connections, reported=self.reported)
             if result is not None and result.outcome == "not_ready":
                 log.info("file still changing; the next rescan takes it once it settles", path=result.path)
         except Exception:
-            # One bad file or a database blip must not stop the watcher; the rescan retries it.
-            log.exception("could not take file; it stays in the drop dir for the next rescan", path=path.name)
+            # A database blip must not stop the watcher; the rescan retries the file.
+            log.exception("could not take file; it stays in the drop dir for the next rescan")
 
     def _rescan(self, quiet_s: float) -> float:
         """Take what is finished; returns when to rescan next: soon while a file is still settling."""
         soon = time.monotonic() + 1.0
         try:
-            taken = registry.scan(self.settings, quiet_s=quiet_s)
+            taken = registry.scan(self.settings, quiet_s=quiet_s, reported=self.reported)
         except Exception:
             log.exception("rescan failed; trying again shortly")
             return soon

@@ -41,6 +41,11 @@ BUNDLE_CORE = {
 }
 CONTENT_KINDS = ("hmm", "getabstract")
 
+MAX_RETENTION_DAYS = 3650
+MAX_SETTLE_SECONDS = 3600
+#: The suffix of the marker file an HR system writes next to a finished feed (``done_marker``).
+DONE_SUFFIX = ".done"
+
 _ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 #: Attributes one mapping may name: each is a column of the file's staging table, and PostgreSQL
 #: allows 1,600 columns in a table.
@@ -214,7 +219,14 @@ class Connection(BaseModel):
     create_learners: bool = False
     # Days a processed file is kept after its run; default 0 for users (personal data goes at
     # once) and FEEDSYNC_CONTENT_RETENTION_DAYS for content feeds.
-    retention_days: int | None = Field(default=None, ge=0)
+    # Bounded: a huge value overflowed the retention sweep for every connection; ten years is
+    # longer than any feed needs keeping.
+    retention_days: int | None = Field(default=None, ge=0, le=MAX_RETENTION_DAYS)
+    # Intake: how long a file must stay unchanged after its last write before it is taken
+    # (default FEEDSYNC_SETTLE_MS), and whether it waits for a marker file ``<name>.done`` that
+    # the HR system writes once the file is complete.
+    settle_seconds: float | None = Field(default=None, ge=0, le=MAX_SETTLE_SECONDS)
+    done_marker: bool = False
     # hierarchy: the bundle's files (org, pos, user), each with its own mapping, and which parts
     # are synced (["user"] syncs users only and leaves units and positions untouched).
     files: dict[str, FileOptions] = Field(default_factory=dict)

@@ -7,8 +7,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Where stored paths pointed before FEEDSYNC_STORE_DIR (relative to the drop dir).
+LEGACY_STORE = ".feedsync"
 
 
 class Settings(BaseSettings):
@@ -18,6 +21,9 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/feedsync")
     broker_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/%2F")
     drop_dir: Path = Path("var/drop")
+    # Where feedsync keeps the files it took, until their retention ends. Outside the drop dir: HR
+    # systems can write there, and a stored file must not change between intake and parse.
+    store_dir: Path = Path("var/store")
     export_dir: Path = Path("var/export")
 
     # Broker connection health: a dead peer is noticed within two heartbeats, and a broker that
@@ -81,8 +87,10 @@ class Settings(BaseSettings):
     lock_timeout_ms: int = Field(default=30_000, ge=100)
     stage_time_limit_ms: int = Field(default=3_600_000, ge=1_000)
 
-    # Intake: a file must keep its size this long after it was closed before it is taken.
-    settle_ms: int = Field(default=200, ge=0)
+    # Intake: a file must stay unchanged this long after its last write before it is taken, so a
+    # file closed and written again within the window is not taken half. A connection's
+    # settle_seconds overrides it.
+    settle_ms: int = Field(default=3_000, ge=0)
     rescan_interval_s: float = Field(default=30.0, gt=0)
     outbox_sweep_interval_s: float = Field(default=5.0, gt=0)
     outbox_grace_s: float = Field(default=10.0, ge=0)
@@ -95,7 +103,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    @field_validator("drop_dir", "export_dir")
+    @field_validator("drop_dir", "store_dir", "export_dir")
     @classmethod
     def _absolute(cls, v: Path) -> Path:
         # Resolved once, against the folder feedsync was started in, so every part of it (and every
@@ -106,10 +114,21 @@ class Settings(BaseSettings):
     def is_stub(self) -> bool:
         return self.broker_url.get_secret_value().startswith("stub://")
 
-    @property
-    def state_dir(self) -> Path:
-        """Where feedsync keeps the files it took from the drop dir (hidden, so never rescanned)."""
-        return self.drop_dir / ".feedsync"
+    @model_validator(mode="after")
+    def _store_outside_drop(self) -> Settings:
+        if self.store_dir.resolve().is_relative_to(self.drop_dir.resolve()):
+            raise ValueError(
+                f"FEEDSYNC_STORE_DIR ({self.store_dir}) is inside FEEDSYNC_DROP_DIR ({self.drop_dir}): "
+                "put it where HR systems cannot write, e.g. var/store"
+            )
+        return self
+
+    def stored_file(self, stored_path: str) -> Path:
+        """The file a sync.feed_files row's stored_path names. Files taken before the store moved
+        out of the drop dir are still under its hidden .feedsync folder."""
+        if stored_path.startswith(LEGACY_STORE + "/"):
+            return self.drop_dir / stored_path
+        return self.store_dir / stored_path
 
 
 @lru_cache(maxsize=1)

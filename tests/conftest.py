@@ -77,9 +77,10 @@ def _truncate() -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Fresh tables and a drop dir of the test's own."""
+    """Fresh tables and a drop dir and store of the test's own."""
     _truncate()
     monkeypatch.setenv("FEEDSYNC_DROP_DIR", str(tmp_path / "drop"))
+    monkeypatch.setenv("FEEDSYNC_STORE_DIR", str(tmp_path / "store"))
     monkeypatch.setenv("FEEDSYNC_EXPORT_DIR", str(tmp_path / "export"))
     from schemas.settings import get_settings
 
@@ -104,6 +105,7 @@ def rabbit_env(settings: Any) -> Iterator[dict[str, str]]:
         **os.environ,
         "FEEDSYNC_BROKER_URL": RABBIT_URL,
         "FEEDSYNC_DROP_DIR": str(settings.drop_dir),
+        "FEEDSYNC_STORE_DIR": str(settings.store_dir),
         "FEEDSYNC_EXPORT_DIR": str(settings.export_dir),
         "FEEDSYNC_LOG_LEVEL": "INFO",
         "FEEDSYNC_RESCAN_INTERVAL_S": "2",

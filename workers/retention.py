@@ -10,13 +10,15 @@ crash interrupted. Files read only by dry runs wait for their real run.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import structlog
 
+from schemas.connections import MAX_RETENTION_DAYS
 from schemas.settings import get_settings
 from workers import store
 
@@ -27,44 +29,98 @@ _DUE = """
         SELECT rf.file_id, max(r.finished_at) FILTER (WHERE NOT r.dry_run) AS last_run,
                bool_or(r.finished_at IS NULL) AS running
         FROM sync.run_files rf JOIN sync.runs r ON r.id = rf.run_id
+        JOIN sync.feed_files f ON f.id = rf.file_id AND f.connection_id = %(connection)s
         WHERE %(run)s::bigint IS NULL OR rf.file_id IN (SELECT file_id FROM sync.run_files WHERE run_id = %(run)s)
         GROUP BY rf.file_id)
     SELECT f.id FROM sync.feed_files f
     JOIN ended e ON e.file_id = f.id
-    JOIN sync.connections c ON c.id = f.connection_id
-    WHERE f.removed_at IS NULL AND f.status <> 'registered' AND NOT e.running
-      AND e.last_run + make_interval(days => coalesce((c.config ->> 'retention_days')::int,
-                                                      CASE c.kind WHEN 'users' THEN 0 ELSE %(content_days)s END))
-          <= sync.clock()
+    WHERE f.connection_id = %(connection)s AND f.removed_at IS NULL AND f.status <> 'registered' AND NOT e.running
+      AND e.last_run + make_interval(days => %(days)s::int) <= sync.clock()
 """
 
 
 def sweep(*, run_id: int | None = None, at: datetime | None = None) -> list[str]:
     """Remove the stored files that are due (only those of ``run_id`` if given); returns their paths
-    relative to the drop dir. ``at`` sets the database clock for this sweep (tests)."""
+    relative to the drop dir. ``at`` sets the database clock for this sweep (tests).
+
+    Connection by connection and file by file: one that cannot be swept is logged and the others
+    go on."""
     settings = get_settings()
     with store.connect() as conn:
-        if at is not None:
-            conn.execute("SELECT set_config('feedsync.clock', %s, true)", (at.isoformat(),))
-        rows = store.fetch_all(
+        connections = store.fetch_all(
             conn,
-            f"""UPDATE sync.feed_files SET removed_at = clock_timestamp()
-                WHERE id IN ({_DUE}) AND removed_at IS NULL
-                RETURNING id, stored_path, original_path""",
-            {"run": run_id, "content_days": settings.content_retention_days},
+            """SELECT DISTINCT c.id, c.name, c.kind, c.config ->> 'retention_days' AS retention_days
+               FROM sync.connections c JOIN sync.feed_files f ON f.connection_id = c.id
+               WHERE f.removed_at IS NULL AND f.status <> 'registered'
+                 AND (%s::bigint IS NULL OR f.id IN (SELECT file_id FROM sync.run_files WHERE run_id = %s))
+               ORDER BY c.id""",
+            (run_id, run_id),
         )
+    removed: list[dict[str, Any]] = []
+    for c in connections:
+        days = _retention_days(c, settings.content_retention_days)
+        if days is None:
+            continue
+        try:
+            removed += _mark_due(c["id"], days, run_id, at)
+        except psycopg.Error as exc:
+            log.error(
+                "retention sweep failed for one connection; the others go on", connection=c["name"], error=str(exc)
+            )
+    with store.connect() as conn:
         # Unlinks a crash left undone: marked removed, still on disk.
         leftovers = store.fetch_all(
             conn,
             "SELECT stored_path FROM sync.feed_files WHERE removed_at > clock_timestamp() - interval '1 day'",
         )
-    for row in rows:
+    for row in removed:
         log.info("processed feed removed", file_id=row["id"], path=row["original_path"])
-    for path in {r["stored_path"] for r in [*rows, *leftovers]}:
-        _unlink(settings.drop_dir / path)
-    return [r["original_path"] for r in rows]
+    for path in {r["stored_path"] for r in [*removed, *leftovers]}:
+        _unlink(settings.stored_file(path))
+    return [r["original_path"] for r in removed]
+
+
+def _retention_days(connection: dict[str, Any], content_days: int) -> int | None:
+    """The connection's retention in days, or None (its files are kept) for a value that is not a
+    whole number within bounds: stored before apply bounded it, it must not stop the others."""
+    raw = connection["retention_days"]
+    if raw is None:
+        return 0 if connection["kind"] == "users" else content_days
+    try:
+        days = int(raw)
+    except ValueError:
+        days = -1
+    if not 0 <= days <= MAX_RETENTION_DAYS:
+        log.error(
+            "retention_days out of bounds; this connection's files are kept until it is applied again",
+            connection=connection["name"],
+            maximum=MAX_RETENTION_DAYS,
+        )
+        return None
+    return days
+
+
+def _mark_due(connection_id: int, days: int, run_id: int | None, at: datetime | None) -> list[dict[str, Any]]:
+    with store.connect() as conn:
+        if at is not None:
+            conn.execute("SELECT set_config('feedsync.clock', %s, true)", (at.isoformat(),))
+        return store.fetch_all(
+            conn,
+            f"""UPDATE sync.feed_files SET removed_at = clock_timestamp()
+                WHERE id IN ({_DUE}) AND removed_at IS NULL
+                RETURNING id, stored_path, original_path""",
+            {"run": run_id, "connection": connection_id, "days": days},
+        )
 
 
 def _unlink(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # one file that cannot be removed never stops the others
+        log.error(
+            "could not remove a processed feed file; it is tried again at the next sweep",
+            path=path.name,
+            error=exc.strerror,
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -108,3 +109,64 @@ def test_dotfiles_symlinks_and_other_folders_are_left_alone(watcher: Watcher, in
     time.sleep(0.5)
     assert registered() == ["import/user/internal/real.csv"]
     assert (inbox / ".hidden.csv").exists() and (inbox / "link.csv").is_symlink() and (other / "stray.csv").exists()
+
+
+def _watch(settings: Any) -> tuple[Watcher, threading.Thread]:
+    w = Watcher(settings)
+    t = threading.Thread(target=w.run, daemon=True)
+    t.start()
+    assert w.ready.wait(10)
+    return w, t
+
+
+def test_a_file_closed_and_written_again_within_the_settle_window_is_imported_whole(
+    pipeline: Any, tmp_path: Path
+) -> None:
+    # The window (5 s) is wider than the writer's pause (1 s): the first close must not be taken.
+    toml = feedgen.DEMO_CONNECTIONS.replace('key = "email"', 'key = "email"\nsettle_seconds = 5')
+    apply_connections(load_connections_toml(toml))
+    inbox = pipeline.settings.drop_dir / "import/user/internal"
+    inbox.mkdir(parents=True)
+    feedgen.generate_users(tmp_path / "new.csv", 200)
+    w, t = _watch(pipeline.settings)
+    try:
+        subprocess.run(
+            [
+                "bash",
+                "-c",
+                f"head -101 {tmp_path}/new.csv > export.csv; sleep 1; tail -n +102 {tmp_path}/new.csv >> export.csv",
+            ],
+            cwd=inbox,
+            check=True,
+        )
+        wait_until(lambda: sql("SELECT count(*) FROM sync.runs WHERE finished_at IS NOT NULL")[0][0] == 1, 60)
+    finally:
+        w.stop()
+        t.join(timeout=10)
+    assert registered() == ["import/user/internal/export.csv"]
+    assert sql("SELECT size_bytes FROM sync.feed_files")[0][0] == (tmp_path / "new.csv").stat().st_size
+    assert sql("SELECT count(*) FROM lms.users")[0][0] == 200
+
+
+def test_with_done_marker_a_file_is_taken_only_once_its_marker_exists(settings: Any) -> None:
+    toml = feedgen.DEMO_CONNECTIONS.replace('key = "email"', 'key = "email"\ndone_marker = true') + (
+        feedgen.DEMO_CONNECTIONS.replace('"hr-users"', '"crm"').replace("import/user/internal", "import/crm")
+    )
+    apply_connections(load_connections_toml(toml))
+    inbox, crm = settings.drop_dir / "import/user/internal", settings.drop_dir / "import/crm"
+    inbox.mkdir(parents=True)
+    crm.mkdir(parents=True)
+    w, t = _watch(settings)
+    try:
+        (inbox / "stray.csv.done").write_bytes(b"")  # a marker without its file is harmless
+        (inbox / "people.csv").write_bytes(HEADER + b"p@x.com,P,P,,S,T,L\n")
+        # Events are handled in order: once the later file is taken, people.csv was looked at.
+        (crm / "later.csv").write_bytes(HEADER + b"l@x.com,L,L,,S,T,L\n")
+        wait_until(lambda: registered() == ["import/crm/later.csv"])
+        (inbox / "people.csv.done").write_bytes(b"")
+        wait_until(lambda: len(registered()) == 2)
+    finally:
+        w.stop()
+        t.join(timeout=10)
+    assert registered()[1] == "import/user/internal/people.csv"
+    assert sorted(os.listdir(inbox)) == ["stray.csv.done"], "the marker goes once its file is registered"

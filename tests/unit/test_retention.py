@@ -10,7 +10,7 @@ import pytest
 
 from producers import queries, registry
 from producers.commands import apply_connections, start_sync
-from schemas.connections import load_connections_toml
+from schemas.connections import ConfigError, load_connections_toml
 from tests.conftest import sql
 from tests.gates import Gate
 from tests.stubpipeline import HEADER, Pipeline
@@ -20,8 +20,7 @@ from workers import retention
 
 def stored(pipeline: Pipeline, name: str) -> Path:
     (path,) = sql("SELECT stored_path FROM sync.feed_files WHERE original_path LIKE %s", (f"%{name}",))[0]
-    stored_at: Path = pipeline.settings.drop_dir / path
-    return stored_at
+    return pipeline.settings.stored_file(path)
 
 
 def test_a_user_feed_is_removed_when_its_run_ends_but_not_after_a_dry_run(pipeline: Pipeline) -> None:
@@ -85,3 +84,45 @@ def test_a_file_read_by_a_running_window_is_never_removed(
     assert sql("SELECT status FROM sync.runs WHERE id = %s", (run_id,))[0][0] in ("completed", "completed_with_errors")
     assert f"import/hmm/client_hmm12_{day:%Y%m%d}.csv" in retention.sweep(at=far)
     assert not feed.exists()
+
+
+def test_retention_days_past_ten_years_is_refused_at_apply() -> None:
+    toml = HMM_TOML.format(extra="retention_days = 9999999999")
+    with pytest.raises(ConfigError, match=r"retention_days: .*less than or equal to 3650"):
+        load_connections_toml(toml)
+
+
+def test_one_connection_that_cannot_be_swept_never_stops_the_sweep_for_the_others(pipeline: Pipeline) -> None:
+    apply_connections(load_connections_toml(HMM_TOML.format(extra="")))
+    pipeline.drop("import/hmm/hmm12_metadata.csv", META_HEADER + course("P1", "Time Management"))
+    pipeline.drop("import/user/internal/a.csv", HEADER + "a@x.com,A,A,,S\n")
+    registry.scan(pipeline.settings, announce=False)
+    # Stored before apply bounded the value: it overflowed the sweep's arithmetic for everyone.
+    sql(
+        """UPDATE sync.connections SET config = jsonb_set(config, '{retention_days}', '9999999999')
+           WHERE name = 'hr-users'"""
+    )
+    start_sync(pipeline.settings, "hr-users")
+    start_sync(pipeline.settings, "hmm")
+    pipeline.drain()
+    user_feed, metadata = stored(pipeline, "a.csv"), stored(pipeline, "hmm12_metadata.csv")
+    later = datetime.now(UTC) + timedelta(days=8)
+    assert retention.sweep(at=later) == ["import/hmm/hmm12_metadata.csv"]
+    assert not metadata.exists()
+    assert user_feed.exists(), "a connection whose retention cannot be read keeps its files"
+
+
+def test_one_stored_file_that_cannot_be_removed_never_stops_the_others(pipeline: Pipeline) -> None:
+    apply_connections(load_connections_toml(HMM_TOML.format(extra="")))
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    pipeline.drop("import/hmm/hmm12_metadata.csv", META_HEADER + course("P1", "Time Management"))
+    pipeline.drop(f"import/hmm/client_hmm12_{day:%Y%m%d}.csv", "Username,Topic Code\nzed@x.com,P1\n")
+    registry.scan(pipeline.settings, announce=False)
+    start_sync(pipeline.settings, "hmm")
+    pipeline.drain()
+    stuck, other = stored(pipeline, "hmm12_metadata.csv"), stored(pipeline, f"client_hmm12_{day:%Y%m%d}.csv")
+    stuck.unlink()
+    (stuck / "in-the-way").mkdir(parents=True)  # unlink() of a folder fails
+    swept = retention.sweep(at=datetime.now(UTC) + timedelta(days=8))
+    assert sorted(swept) == sorted(["import/hmm/hmm12_metadata.csv", f"import/hmm/client_hmm12_{day:%Y%m%d}.csv"])
+    assert not other.exists()

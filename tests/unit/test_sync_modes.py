@@ -58,7 +58,7 @@ def test_since_picks_exactly_the_dated_files_in_the_window_oldest_first(pipeline
 def test_rerun_of_the_latest_run_reads_the_fixed_file_and_an_older_run_is_refused(pipeline: Pipeline) -> None:
     first = pipeline.import_files(("import/user/internal/a.csv", HEADER + "a@x.com,A,A,,S\nbroken,B,B,,S\n"))
     assert queries.history()[0]["status"] == "completed_with_errors"
-    stored = pipeline.settings.drop_dir / sql("SELECT stored_path FROM sync.feed_files")[0][0]
+    stored = pipeline.settings.stored_file(sql("SELECT stored_path FROM sync.feed_files")[0][0])
     assert not stored.exists(), "a user feed is removed once its run has ended"
     pipeline.drop("import/user/internal/a.csv", HEADER + "a@x.com,A,A,,S\nb@x.com,B,B,,S\n")  # the fixed file
     second = rerun(pipeline.settings, "hr-users")

@@ -8,6 +8,8 @@ finds the chunk key taken and stops.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterator
 from itertools import chain
 from operator import itemgetter
@@ -42,7 +44,7 @@ def parse_file(msg: ParseFile) -> None:
     with store.connect() as conn:
         ctx = store.fetch_one(
             conn,
-            """SELECT r.kind, r.config, f.original_path, f.stored_path, rf.status AS file_status,
+            """SELECT r.kind, r.config, f.original_path, f.stored_path, f.sha256, rf.status AS file_status,
                       (SELECT max(chunk_no) FROM sync.chunks c WHERE c.run_id = rf.run_id AND c.file_id = rf.file_id)
                         AS last_chunk
                FROM sync.run_files rf JOIN sync.runs r ON r.id = rf.run_id JOIN sync.feed_files f ON f.id = rf.file_id
@@ -61,7 +63,7 @@ def parse_file(msg: ParseFile) -> None:
     if ctx["file_status"] != "pending":
         return
     label = ctx["original_path"]
-    path = settings.drop_dir / ctx["stored_path"]
+    path = settings.stored_file(ctx["stored_path"])
     try:
         if not Path(path).is_file():
             raise BadFileError(
@@ -69,6 +71,7 @@ def parse_file(msg: ParseFile) -> None:
                 "the file is no longer where feedsync stored it (processed feeds are removed after their run)",
                 "Drop the file again",
             )
+        _check_unchanged(path, label, ctx["sha256"])
         try:
             spec = connector_for(ctx["kind"]).file_spec(ctx["config"], PurePosixPath(label).name)
         except FileNameProblem as exc:
@@ -87,6 +90,26 @@ def parse_file(msg: ParseFile) -> None:
         return
     if finished:
         _finish_file(msg)
+
+
+def _check_unchanged(path: Path, label: str, sha256: str) -> None:
+    """The stored file must still be the bytes registered: nothing is imported from a file changed
+    after it was taken."""
+    h = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        raise BadFileError(label, "the stored file cannot be opened as a plain file", "Drop the file again") from None
+    with os.fdopen(fd, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    if h.hexdigest() != sha256:
+        raise BadFileError(
+            label,
+            "the stored file changed after feedsync took it (its SHA-256 no longer matches); nothing of it "
+            "is imported",
+            "Drop the file again",
+        )
 
 
 def _reader(spec: FileSpec, path: Path, label: str, config: dict[str, Any]) -> FeedReader | XlsxReader:
