@@ -247,6 +247,16 @@ def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
     run_id = int(run["id"])
     cfg = config_of(run["config"])
     typed, same = stage_table("users", run_id), stage_table("same", run_id)
+    # A file rejected after some of its chunks were transformed (a workbook broken half-way):
+    # nothing of it is imported, and its keys protect nobody.
+    for table in (typed, same):
+        conn.execute(
+            sql.SQL(
+                """DELETE FROM {} s USING sync.run_files rf
+                   WHERE rf.run_id = %s AND rf.file_id = s.file_id AND rf.status <> 'parsed'"""
+            ).format(table),
+            (run_id,),
+        )
     conn.execute(sql.SQL("ANALYZE {}").format(typed))
     conn.execute(sql.SQL("ANALYZE {}").format(same))
     # First the keys alone, one hash aggregate; the rows of a duplicated key are read only if any.

@@ -17,12 +17,17 @@ def transform_chunk(msg: TransformChunk) -> None:
     def body(tx: StageTx) -> None:
         ctx = store.fetch_one(
             tx.conn,
-            """SELECT r.kind, r.config, f.original_path, rf.columns
+            # FOR SHARE: a parse rejecting this file waits for this transform, and a transform
+            # that starts after the rejection sees it; the load drops what was staged before it.
+            """SELECT r.kind, r.config, f.original_path, rf.columns, rf.status
                FROM sync.run_files rf JOIN sync.runs r ON r.id = rf.run_id JOIN sync.feed_files f ON f.id = rf.file_id
-               WHERE rf.run_id = %s AND rf.file_id = %s""",
+               WHERE rf.run_id = %s AND rf.file_id = %s FOR SHARE OF rf""",
             (msg.run_id, msg.file_id),
         )
         assert ctx is not None
+        if ctx["status"] == "rejected":
+            tx.counts = {"skipped_rejected_file": 1}
+            return
         failpoints.hit("transform.start")
         chunk = Chunk(msg.run_id, msg.file_id, msg.chunk_no, ctx["original_path"], ctx["columns"] or {})
         tx.counts = connector_for(ctx["kind"]).transform_chunk(tx.conn, chunk, ctx["config"])
