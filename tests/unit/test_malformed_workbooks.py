@@ -3,6 +3,7 @@ the sheet and never quotes a cell, not retried, not dead-lettered, nothing of it
 
 from __future__ import annotations
 
+import time
 import zipfile
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
+from tests.gates import Gate
 from tests.stubpipeline import HEADER, Pipeline
 from tests.unit.test_getabstract import TOML, report
 from tests.unit.test_xlsx import rewrite
@@ -56,6 +58,41 @@ def test_a_workbook_with_a_malformed_sheet_is_a_bad_file_not_a_dead_letter(
     assert "secret.person" not in run["error"] and "secret.person" not in f["error"]
     parse = sql("SELECT status, attempts FROM sync.stage_runs WHERE stage = 'parse' AND run_id = %s", (run["run_id"],))
     assert parse == [("succeeded", 1)]  # read once: a bad file is never retried
+    assert sql("SELECT count(*) FROM sync.dead_letters")[0][0] == 0
+    assert sql("SELECT count(*) FROM lms.courses")[0][0] == 0
+    assert sql("SELECT count(*) FROM lms.learner_progress")[0][0] == 0
+
+
+def test_a_chunk_transformed_while_its_workbook_is_rejected_imports_nothing_and_is_not_dead_lettered(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gate: Gate
+) -> None:
+    """The first chunk's transform is held while the parse reads on into the broken row: the
+    rejection waits for that transform, and the load then takes nothing of the file. (Before, the
+    run went on to its end under the held transform, whose table was gone when it went on.)"""
+    from producers import registry
+    from producers.commands import start_sync
+
+    pipeline.settings.chunk_rows = 100
+    apply_connections(load_connections_toml(TOML))
+    pipeline.import_files(("import/user/internal/p.csv", HEADER + "p1@x.com,P,One,,S\n"))
+    pipeline.drop(NAME, corrupted(tmp_path, 150, "truncated"))
+    monkeypatch.setenv("FEEDSYNC_FAILPOINTS", gate.at("transform.start@ga"))
+    registry.scan(pipeline.settings, announce=False)
+    run_id = start_sync(pipeline.settings, "ga")
+    gate.wait_reached()
+
+    def parse_waits_or_run_ended() -> bool:
+        waiting = sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")[0][0]
+        ended = sql("SELECT status FROM sync.runs WHERE id = %s", (run_id,))[0][0] not in ("queued", "in_progress")
+        return bool(waiting) or ended
+
+    deadline = time.monotonic() + 30
+    while not parse_waits_or_run_ended():
+        assert time.monotonic() < deadline, "the parse neither waited for the held transform nor ended the run"
+        time.sleep(0.02)
+    gate.open()
+    pipeline.drain()
+    assert sql("SELECT status FROM sync.runs WHERE id = %s", (run_id,)) == [("failed",)]
     assert sql("SELECT count(*) FROM sync.dead_letters")[0][0] == 0
     assert sql("SELECT count(*) FROM lms.courses")[0][0] == 0
     assert sql("SELECT count(*) FROM lms.learner_progress")[0][0] == 0
