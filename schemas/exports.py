@@ -46,9 +46,8 @@ class ExportConnection(BaseModel):
     trigger: Literal["on_schedule"] = "on_schedule"
     location: str = ""
     zip: bool = False
-    status: list[TranscriptStatus] = Field(
-        default_factory=lambda: ["completed", "in_progress", "not_started", "unenrolled"]
-    )
+    # Transcript rows of these statuses (ALM's filter); all four when not given.
+    status: list[TranscriptStatus] | None = None
     schedule: Schedule | None = None
     notify: Notify | None = None
 
@@ -67,8 +66,12 @@ class ExportConnection(BaseModel):
     def _defaults(self) -> ExportConnection:
         if not self.location:
             self.location = DEFAULT_LOCATION[self.kind]
-        if self.kind != "transcript_export" and "status" in self.model_fields_set:
-            raise KeyProblem("status filters transcript rows: it applies to kind transcript_export only", "status")
+        if self.kind != "transcript_export":
+            if self.status is not None:
+                raise KeyProblem("status filters transcript rows: it applies to kind transcript_export only", "status")
+            return self
+        if self.status is None:
+            self.status = ["completed", "in_progress", "not_started", "unenrolled"]
         if not self.status:
             raise KeyProblem('status must name at least one of "completed", "in_progress", "not_started"', "status")
         return self

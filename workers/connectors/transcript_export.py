@@ -98,5 +98,5 @@ def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.
                LEFT JOIN lms.users m ON m.id = u.manager_id
                WHERE {window} AND p.status = ANY({statuses})
                ORDER BY p.user_id, p.course_id"""
-        ).format(window=window.where(sql.SQL("p.updated_at")), statuses=sql.Literal(list(cfg.status))),
+        ).format(window=window.where(sql.SQL("p.updated_at")), statuses=sql.Literal(list(cfg.status or ()))),
     )
