@@ -100,3 +100,16 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def sync(pipeline: Pipeline, name: str, since: date | None = None) -> dict[str, Any]:
     return pipeline.sync(name, since)
+
+
+def sync_failing(pipeline: Pipeline, name: str, since: date | None = None) -> dict[str, Any]:
+    """An on-demand sync whose stage fails on purpose (the drain does not re-raise it)."""
+    from producers import queries, registry
+    from producers.commands import start_sync
+
+    registry.scan(pipeline.settings, announce=False)
+    run_id = start_sync(pipeline.settings, name, since=since)
+    pipeline.drain(expect_failures=True)
+    run = queries.run_detail(run_id)
+    assert run is not None
+    return run
