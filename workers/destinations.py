@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, cast
 
 from schemas.exports import ExportConnection
 from schemas.settings import Settings
@@ -33,7 +33,7 @@ class Written:
 
 
 class Sink(Protocol):
-    def write(self, data: bytes, /) -> int: ...
+    def write(self, data: bytes | bytearray | memoryview, /) -> int: ...
 
 
 class Destination(Protocol):
@@ -52,7 +52,7 @@ class _Counting:
     def __init__(self, raw: IO[bytes], written: Written) -> None:
         self._raw, self._written = raw, written
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         self._raw.write(data)
         self._written.bytes += len(data)
         self._written._hash.update(data)
@@ -82,7 +82,7 @@ class Folder:
                 counted = _Counting(raw, written)
                 if self.zipped:
                     with (
-                        zipfile.ZipFile(counted, "w", zipfile.ZIP_DEFLATED) as zf,  # type: ignore[arg-type]
+                        zipfile.ZipFile(cast(IO[bytes], counted), "w", zipfile.ZIP_DEFLATED) as zf,
                         zf.open(name, "w", force_zip64=True) as inner,
                     ):
                         yield inner, written

@@ -179,7 +179,9 @@ def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> N
     assert run is not None
     if getattr(connector_for(run["kind"]), "EXPORT", False):
         # An export reads the store, not files: its one stage goes at once.
-        conn.execute("UPDATE sync.runs SET status = 'in_progress', started_at = clock_timestamp() WHERE id = %s", (run_id,))
+        conn.execute(
+            "UPDATE sync.runs SET status = 'in_progress', started_at = clock_timestamp() WHERE id = %s", (run_id,)
+        )
         outbox.add(conn, ExportRun(run_id=run_id), f"export:{run_id}")
         return
     files = _claim_files(conn, run)

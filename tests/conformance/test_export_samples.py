@@ -59,14 +59,22 @@ def test_the_xapi_export_header_is_alms_xapi_activity_report_header(pipeline: Pi
     apply_connections(load_connections_toml(TOML + PEOPLE))
     # ALM's sample has one group-able profile field, "profile"; so do our people.
     pipeline.import_files(
-        ("import/user/internal/people.csv", "Email,First Name,Profile\n" + f"{sample[0]['User Email']},ftpconnectioncheck81,employee\n")
+        (
+            "import/user/internal/people.csv",
+            "Email,First Name,Profile\n" + f"{sample[0]['User Email']},ftpconnectioncheck81,employee\n",
+        )
     )
     first = sample[0]
     sql(
         """INSERT INTO lms.xapi_statements (id, user_id, actor_email, verb_id, object_id, "timestamp", statement)
            SELECT (%(s)s::json ->> 'id')::uuid, u.id, u.email, %(verb)s, %(object)s, %(ts)s, %(s)s
            FROM lms.users u""",
-        {"s": first["Statement JSON"], "verb": first["Verb IRI"], "object": first["Activity IRI"], "ts": first["TimeStamp"]},
+        {
+            "s": first["Statement JSON"],
+            "verb": first["Verb IRI"],
+            "object": first["Activity IRI"],
+            "ts": first["TimeStamp"],
+        },
     )
     run = pipeline.sync("xapi", date(2017, 1, 1))
     path = exported(pipeline, run)
@@ -105,7 +113,10 @@ def test_feedsync_sync_transcripts_since_2017_exports_the_imported_hmm_samples(
     assert row["Name"] == f"{feed['First Name']} {feed['Last Name']}"
     assert row["Course"] == feed["Topic Title"]
     assert row["Status"] == "Completed"
-    assert row["Completion Date (UTC TimeZone)"] == datetime.strptime(feed["Completion Date"], "%m/%d/%Y").date().isoformat()
+    assert (
+        row["Completion Date (UTC TimeZone)"]
+        == datetime.strptime(feed["Completion Date"], "%m/%d/%Y").date().isoformat()
+    )
     assert row["Quiz Score"] == feed["Assessment Score"]
     history = feedsync("history", "transcripts", env=env).stdout
     assert f"2017-01-01..{today}" in history and path.name in history

@@ -90,7 +90,7 @@ def learning(changed_at: str = "2026-11-20T10:00:00Z") -> None:
 def exported(pipeline: Pipeline, run: dict[str, Any]) -> Path:
     e = run["export"]
     assert e is not None and e["rows"] is not None, run
-    return Path(e["folder"]) / e["file"]
+    return Path(str(e["folder"])) / str(e["file"])
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

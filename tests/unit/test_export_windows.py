@@ -29,7 +29,11 @@ def test_a_record_changed_exactly_at_the_window_start_is_in_and_one_just_before_
     people(pipeline)
     learning()
     start = "2026-11-01T00:00:00Z"
-    sql("UPDATE lms.learner_progress SET updated_at = %s WHERE course_id = (SELECT id FROM lms.courses WHERE external_id = 'P1')", (start,))  # noqa: E501
+    sql(
+        "UPDATE lms.learner_progress SET updated_at = %s "
+        "WHERE course_id = (SELECT id FROM lms.courses WHERE external_id = 'P1')",
+        (start,),
+    )
     sql(
         "UPDATE lms.learner_progress SET updated_at = %s::timestamptz - interval '1 microsecond' "
         "WHERE course_id = (SELECT id FROM lms.courses WHERE external_id = 'P2')",
@@ -56,7 +60,7 @@ def test_the_window_end_is_exclusive_and_a_rerun_rewrites_the_same_file_with_the
         {"end": end},
     )
     path.write_text("stale")
-    pipeline.settings  # noqa: B018  (the rerun goes through the admin command, as `feedsync rerun`)
+    # The rerun goes through the admin command, as `feedsync rerun` does.
     again_id = rerun(pipeline.settings, "transcripts")
     pipeline.drain()
     again = queries.run_detail(again_id)

@@ -100,8 +100,9 @@ def test_each_export_read_back_with_the_csv_module_equals_the_database(pipeline:
     assert skills == [
         tuple(r)
         for r in sql(
-            """SELECT u.email, s.name, us.achieved_on::text FROM lms.user_skills us JOIN lms.users u ON u.id = us.user_id
-               JOIN lms.skills s ON s.id = us.skill_id ORDER BY us.user_id, s.name_key"""
+            """SELECT u.email, s.name, us.achieved_on::text FROM lms.user_skills us
+               JOIN lms.users u ON u.id = us.user_id JOIN lms.skills s ON s.id = us.skill_id
+               ORDER BY us.user_id, s.name_key"""
         )
     ]
     xapi = [(r["User Email"], r["Activity IRI"], r["Verb IRI"], r["Statement JSON"]) for r in read_rows(files["xapi"])]
@@ -116,9 +117,7 @@ def test_a_zipped_export_holds_the_csv_under_its_own_name(pipeline: Pipeline) ->
     from producers.commands import apply_connections
     from schemas.connections import load_connections_toml
 
-    apply_connections(
-        load_connections_toml('[[connections]]\nname = "tz"\nkind = "transcript_export"\nzip = true\n')
-    )
+    apply_connections(load_connections_toml('[[connections]]\nname = "tz"\nkind = "transcript_export"\nzip = true\n'))
     people(pipeline)
     learning()
     run = pipeline.sync("tz", SINCE)
@@ -146,4 +145,4 @@ def test_the_run_records_rows_bytes_and_sha256_of_the_file_and_the_history_shows
     assert row["export"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert row["export"]["window_from"].startswith("2026-11-01T00:00:00")
     assert not list(path.parent.glob("*.part")), "no partial file stays behind"
-    assert list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))[0][0] == "Name"
+    assert next(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))[0] == "Name"

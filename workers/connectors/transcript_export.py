@@ -55,7 +55,9 @@ _BEFORE_PROFILE: list[tuple[str, sql.Composable]] = [
     (
         "Status",
         sql.SQL("CASE p.status {} END").format(
-            sql.SQL(" ").join(sql.SQL("WHEN {} THEN {}").format(sql.Literal(k), sql.Literal(v)) for k, v in STATUS.items())
+            sql.SQL(" ").join(
+                sql.SQL("WHEN {} THEN {}").format(sql.Literal(k), sql.Literal(v)) for k, v in STATUS.items()
+            )
         ),
     ),
     ("Progress %", sql.SQL("CASE p.status WHEN 'completed' THEN 100 WHEN 'not_started' THEN 0 END")),

@@ -72,9 +72,7 @@ def export_run(msg: ExportRun) -> None:
                       written_at = clock_timestamp() WHERE run_id = %s""",
             (written.name, rows, written.bytes, written.sha256, msg.run_id),
         )
-        tx.conn.execute(
-            "UPDATE sync.runs SET counts = counts || %s WHERE id = %s", (Jsonb({"rows": rows}), msg.run_id)
-        )
+        tx.conn.execute("UPDATE sync.runs SET counts = counts || %s WHERE id = %s", (Jsonb({"rows": rows}), msg.run_id))
         tx.counts = {"rows": rows, "bytes": written.bytes}
         log.info("export written", file=written.name, rows=rows, bytes=written.bytes)
         queue_finalize(tx.conn, msg.run_id, tx.outbox)
