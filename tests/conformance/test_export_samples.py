@@ -120,3 +120,6 @@ def test_feedsync_sync_transcripts_since_2017_exports_the_imported_hmm_samples(
     assert row["Quiz Score"] == feed["Assessment Score"]
     history = feedsync("history", "transcripts", env=env).stdout
     assert f"2017-01-01..{today}" in history and path.name in history
+    run_id = history.splitlines()[1].split()[0]
+    shown = feedsync("run", run_id, env=env).stdout
+    assert f"export: {path}  rows=1" in shown and "window: 2017-01-01T00:00:00+00:00 (inclusive)" in shown
