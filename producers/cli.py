@@ -230,15 +230,29 @@ def _start_and_maybe_wait(start: Any, wait: bool) -> None:
     except CommandError as exc:
         _fail(str(exc))
     click.echo(f"run {run_id}: {st['status']}" + (f": {printable_lines(st['error'])}" if st["error"] else ""))
+    _echo_export_file(run_id)
     if st["status"] == RunStatus.AWAITING_APPROVAL:
         click.echo(f"see its plan with `feedsync run {run_id}`, then `feedsync approve {run_id}` or `reject`")
     if st["status"] in (RunStatus.FAILED, RunStatus.REJECTED, RunStatus.CANCELLED):
         sys.exit(2)
 
 
+def _echo_export_file(run_id: int) -> None:
+    from producers.queries import run_detail
+
+    detail = run_detail(run_id)
+    e = detail["export"] if detail else None
+    if e and e["rows"] is not None:
+        click.echo(f"wrote {e['folder']}/{e['file']} ({e['rows']} rows)")
+
+
 @cli.command()
 @click.argument("connection")
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="dated feeds from this day to today")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="dated feeds from this day to today; an export: what changed from this day (00:00 UTC) until now",
+)
 @click.option(
     "--access",
     type=click.Choice(["online", "exclusive"]),
@@ -341,6 +355,11 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
         for r in rows
     ]
     content = ["courses", "progress"] if any(r["content"] for r in rows) else []
+    exports = ["window", "rows", "file"] if any(r["export"] for r in rows) else []
+    for r in flat:
+        if r["export"]:  # an export's window (from, to: UTC dates) and its file
+            e = r["export"]
+            r.update(window=f"{e['window_from'][:10]}..{e['window_to'][:10]}", rows=e["rows"], file=e["file"])
     _table(
         flat,
         [
@@ -358,6 +377,7 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
             "deactivated",
             "rejected",
             *content,
+            *exports,
             "errors",
         ],
     )
@@ -405,6 +425,10 @@ def run(run_id: int, as_json: bool) -> None:
     click.echo("counts: " + ", ".join(f"{k}={v}" for k, v in {**r["counts"], **r["details"]}.items()))
     if r["note"]:
         click.echo(f"note: {printable_lines(r['note'])}")
+    if r["export"]:
+        e = r["export"]
+        click.echo(f"export: {e['folder']}/{e['file']}  rows={e['rows']}  bytes={e['bytes']}  sha256={e['sha256']}")
+        click.echo(f"window: {e['window_from']} (inclusive) to {e['window_to']} (exclusive), by change time")
     plan = r.get("plan")
     if plan:
         click.echo("\nplan:" + (" (dry run)" if r["dry_run"] else ""))

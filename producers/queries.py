@@ -32,7 +32,10 @@ def _run_view(r: dict[str, Any]) -> dict[str, Any]:
         "access": r["access_mode"],
         "dry_run": r["dry_run"],
         "counts": counts,
-        "content": {k: int(r["counts"].get(k, 0)) for k in CONTENT_KEYS} if r["kind"] != "users" else None,
+        "content": {k: int(r["counts"].get(k, 0)) for k in CONTENT_KEYS}
+        if r["kind"] != "users" and r["export"] is None
+        else None,
+        "export": _export_view(r["export"]),
         "details": extra,
         "has_errors": bool(r["error_rows"]),
         "error": r["error"],
@@ -43,9 +46,26 @@ def _run_view(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _export_view(e: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An export run's window (half-open, UTC) and the file it delivered."""
+    if e is None:
+        return None
+    return {
+        "kind": e["kind"],
+        "window_from": e["window_from"],
+        "window_to": e["window_to"],
+        "file": e["file_name"],
+        "folder": e["destination"],
+        "rows": e["rows"],
+        "bytes": e["bytes"],
+        "sha256": e["sha256"],
+    }
+
+
 _RUNS = """
     SELECT r.*, EXTRACT(EPOCH FROM (coalesce(r.finished_at, clock_timestamp()) - r.started_at)) AS duration_s,
-           EXISTS (SELECT 1 FROM sync.row_errors e WHERE e.run_id = r.id) AS error_rows
+           EXISTS (SELECT 1 FROM sync.row_errors e WHERE e.run_id = r.id) AS error_rows,
+           (SELECT to_jsonb(x) FROM sync.exports x WHERE x.run_id = r.id) AS export
     FROM sync.runs r
 """
 

@@ -11,9 +11,12 @@ import re
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from schemas.exports import ExportConnection
 
 DONT_IMPORT = "DontImportFromSource"
 
@@ -237,7 +240,10 @@ class Connection(BaseModel):
     @classmethod
     def _known_kind(cls, v: str) -> str:
         if v not in IMPLEMENTED_KINDS:
-            raise ValueError(f"unknown kind {v!r}; this version supports: {', '.join(IMPLEMENTED_KINDS)}")
+            from schemas.exports import EXPORT_KINDS
+
+            known = ", ".join((*IMPLEMENTED_KINDS, *EXPORT_KINDS))
+            raise ValueError(f"unknown kind {v!r}; this version supports: {known}")
         return v
 
     @field_validator("encoding")
@@ -380,7 +386,7 @@ class _Problem:
     text: str
 
 
-def load_connections_toml(text: str, filename: str = "connections.toml") -> list[Connection]:
+def load_connections_toml(text: str, filename: str = "connections.toml") -> list[Connection | ExportConnection]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -389,11 +395,14 @@ def load_connections_toml(text: str, filename: str = "connections.toml") -> list
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{filename}: no [[connections]] table found; declare each connection under [[connections]]")
 
-    connections: list[Connection] = []
+    from schemas.exports import EXPORT_KINDS, ExportConnection
+
+    connections: list[Connection | ExportConnection] = []
     problems: list[_Problem] = []
     for index, entry in enumerate(raw):
+        exporting = isinstance(entry, dict) and entry.get("kind") in EXPORT_KINDS
         try:
-            connections.append(Connection.model_validate(entry))
+            connections.append((ExportConnection if exporting else Connection).model_validate(entry))
         except ValidationError as exc:
             for err in exc.errors():
                 loc = [str(p) for p in err["loc"]]

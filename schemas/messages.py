@@ -117,8 +117,18 @@ class FinalizeRun(Message):
     run_id: int
 
 
+class ExportRun(Message):
+    """An export run's one stage: fix its window, stream the rows into its file, record the file."""
+
+    ACTOR: ClassVar[str] = "export_run"
+    QUEUE: ClassVar[str] = "feedsync.export"
+    STAGE: ClassVar[str | None] = "export"
+
+    run_id: int
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
-    m.ACTOR: m for m in (FeedArrived, SyncDue, ParseFile, TransformChunk, LoadRun, FinalizeRun)
+    m.ACTOR: m for m in (FeedArrived, SyncDue, ParseFile, TransformChunk, LoadRun, ExportRun, FinalizeRun)
 }
 
 

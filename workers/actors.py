@@ -12,6 +12,6 @@ from workers.logs import configure_logging
 configure_logging(get_settings().log_level)
 broker = setup_broker()
 
-from workers.stages import finalize, intake, load, parse, plan, transform  # noqa: E402  (broker first)
+from workers.stages import export, finalize, intake, load, parse, plan, transform  # noqa: E402  (broker first)
 
-__all__ = ["broker", "finalize", "intake", "load", "parse", "plan", "transform"]
+__all__ = ["broker", "export", "finalize", "intake", "load", "parse", "plan", "transform"]

@@ -15,7 +15,7 @@ import structlog
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from schemas.messages import FinalizeRun, LoadRun, ParseFile, SyncDue
+from schemas.messages import ExportRun, FinalizeRun, LoadRun, ParseFile, SyncDue
 from schemas.states import ACTIVE_RUN_STATUSES, AccessMode, TriggerType
 from workers import store
 from workers.connectors import connector_for
@@ -179,6 +179,13 @@ def try_start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -
 def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> None:
     run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s FOR NO KEY UPDATE", (run_id,))
     assert run is not None
+    if getattr(connector_for(run["kind"]), "EXPORT", False):
+        # An export reads the store, not files: its one stage goes at once.
+        conn.execute(
+            "UPDATE sync.runs SET status = 'in_progress', started_at = clock_timestamp() WHERE id = %s", (run_id,)
+        )
+        outbox.add(conn, ExportRun(run_id=run_id), f"export:{run_id}")
+        return
     files = _claim_files(conn, run)
     # Oldest first: undated files (course metadata) before dated feeds, dated feeds by the date in
     # their name (then the name, which carries the time of day where there is one), the rest in the

@@ -27,6 +27,8 @@ def connector_for(kind: str) -> Any:
         return import_module(f"workers.connectors.{kind}")
     if kind in ("hmm", "getabstract"):
         return _ContentProvider(import_module(f"workers.connectors.{kind}"))
+    if kind in ("transcript_export", "skills_export", "xapi_export"):
+        return import_module(f"workers.connectors.{kind}")  # an ExportKind (workers/connectors/exporting.py)
     raise KeyError(f"no connector for kind {kind!r}")
 
 

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from schemas.connections import Connection, connection_from_json
-from workers import store
+from workers import store, user_skills
 from workers.staging import stage_table
 
 Step = Callable[[psycopg.Connection[Any], dict[str, Any]], dict[str, int]]
@@ -157,7 +157,8 @@ def _sync_skills(conn: psycopg.Connection[Any], good: str, params: dict[str, Any
             ON CONFLICT DO NOTHING""",
         params,
     )
-    conn.execute(
+    gained = store.fetch_all(
+        conn,
         f"""WITH good AS ({good}),
             courses AS (SELECT c.id, g.skills FROM good g
                         JOIN lms.courses c ON c.provider = %(provider)s AND c.external_id = g.external_id),
@@ -168,9 +169,11 @@ def _sync_skills(conn: psycopg.Connection[Any], good: str, params: dict[str, Any
                        AND NOT EXISTS (SELECT 1 FROM want w WHERE w.course_id = cs.course_id
                                                               AND w.skill_id = cs.skill_id))
             INSERT INTO lms.course_skills (course_id, skill_id) SELECT course_id, skill_id FROM want
-            ON CONFLICT DO NOTHING""",
+            ON CONFLICT DO NOTHING RETURNING course_id""",
         params,
     )
+    # People who completed a course before it listed a skill achieve that skill now.
+    user_skills.grant_for_courses(conn, sorted({int(r["course_id"]) for r in gained}))
 
 
 _PROGRESS_COLUMNS = (
@@ -280,6 +283,8 @@ def apply_progress(
     )
     assert row is not None
     written = int(row["created"]) + int(row["updated"])
+    if written:
+        user_skills.grant_for_file(conn, file_id)  # a completion achieves the course's skills
     return {
         "progress_written": written,
         "progress_unchanged": int(row["rows"]) - written,

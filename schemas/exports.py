@@ -1,0 +1,81 @@
+"""Export connections: learner transcripts, skill achievements and xAPI activity going back out.
+
+```toml
+[[connections]]
+name = "transcripts"
+kind = "transcript_export"     # or skills_export, xapi_export
+location = "transcripts"       # folder under FEEDSYNC_EXPORT_DIR/export/
+zip = false                    # true: the CSV inside a .zip of the same name
+status = ["completed", "in_progress", "not_started", "unenrolled"]   # transcript rows of these statuses
+```
+
+An export changes nothing in ``lms``: it needs no approval and takes no files from the drop dir.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.connections import KeyProblem, Notify, Schedule
+
+EXPORT_KINDS = ("transcript_export", "skills_export", "xapi_export")
+
+#: The file name of each kind, before ``_<from>_to_<to>.csv`` (the names ALM's connectors use).
+FILE_PREFIX = {
+    "transcript_export": "learner_transcript",
+    "skills_export": "skill_achievements",
+    "xapi_export": "xapi_activity",
+}
+DEFAULT_LOCATION = {"transcript_export": "transcripts", "skills_export": "skills", "xapi_export": "xapi"}
+
+TranscriptStatus = Literal["completed", "in_progress", "not_started", "unenrolled"]
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class ExportConnection(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    kind: Literal["transcript_export", "skills_export", "xapi_export"]
+    # An export reads no files: the empty pattern matches nothing in the drop dir.
+    path: Literal[""] = ""
+    enabled: bool = True
+    trigger: Literal["on_schedule"] = "on_schedule"
+    location: str = ""
+    zip: bool = False
+    # Transcript rows of these statuses (ALM's filter); all four when not given.
+    status: list[TranscriptStatus] | None = None
+    schedule: Schedule | None = None
+    notify: Notify | None = None
+
+    @field_validator("location")
+    @classmethod
+    def _inside(cls, v: str) -> str:
+        if v and not all(_SEGMENT.match(part) for part in v.split("/")):
+            raise KeyProblem(
+                f"location {v!r} must be a folder under the export dir: letters, digits, '_', '-', '.' and '/' "
+                "between folders (e.g. 'transcripts' or 'hr/transcripts')",
+                "location",
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _defaults(self) -> ExportConnection:
+        if not self.location:
+            self.location = DEFAULT_LOCATION[self.kind]
+        if self.kind != "transcript_export":
+            if self.status is not None:
+                raise KeyProblem("status filters transcript rows: it applies to kind transcript_export only", "status")
+            return self
+        if self.status is None:
+            self.status = ["completed", "in_progress", "not_started", "unenrolled"]
+        if not self.status:
+            raise KeyProblem('status must name at least one of "completed", "in_progress", "not_started"', "status")
+        return self
+
+
+def export_config(raw: dict[str, object]) -> ExportConnection:
+    return ExportConnection.model_validate(raw)

@@ -1,0 +1,86 @@
+"""What every export kind is: a typed contract (``ExportKind``) and the person columns they share.
+
+An export kind's module (``transcript_export``, ``skills_export``, ``xapi_export``) gives the file's
+name prefix, its header and one ``SELECT`` over a window of change time; the export stage
+(workers/stages/export.py) streams that SELECT with ``COPY … TO STDOUT`` into the file.
+
+Columns follow Adobe Learning Manager's exports so a consumer's parser works unchanged: a column
+feedsync has no data for is present and empty (NULL, written as an empty cell). Profile attributes
+(``lms.users.attributes``, ALM's group-able Active Fields) are one column each, named by the
+attribute, in alphabetical order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import sql
+
+from schemas.exports import ExportConnection
+from workers import store
+
+#: The time zone ALM writes into date headers; feedsync writes every time in UTC.
+TZ = "UTC"
+EMPTY = sql.SQL("NULL")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Half-open by change time: start <= changed_at < end."""
+
+    start: datetime
+    end: datetime
+
+    def where(self, column: sql.Composable) -> sql.Composed:
+        return sql.SQL("{c} >= {a} AND {c} < {b}").format(c=column, a=sql.Literal(self.start), b=sql.Literal(self.end))
+
+
+class ExportKind(Protocol):
+    """One export kind. ``EXPORT`` marks the module as an export for the run lifecycle."""
+
+    EXPORT: bool
+    FILE_PREFIX: str
+
+    def header(self, profile: Sequence[str]) -> list[str]: ...
+
+    def query(self, cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.Composed: ...
+
+
+def profile_attributes(conn: psycopg.Connection[Any]) -> list[str]:
+    """Every profile attribute any person has: one column each, so the header is the same for every row."""
+    rows = store.fetch_all(
+        conn, "SELECT DISTINCT k FROM lms.users u CROSS JOIN LATERAL jsonb_object_keys(u.attributes) k ORDER BY k"
+    )
+    return [r["k"] for r in rows]
+
+
+def person_name(alias: str) -> sql.Composed:
+    a = sql.Identifier(alias)
+    return sql.SQL("nullif(concat_ws(' ', {a}.first_name, {a}.last_name), '')").format(a=a)
+
+
+def user_state(alias: str) -> sql.Composed:
+    # People are deactivated, never deleted: ALM's SUSPENDED, not DELETED.
+    return sql.SQL("CASE WHEN {a}.active THEN 'ACTIVE' ELSE 'SUSPENDED' END").format(a=sql.Identifier(alias))
+
+
+def profile_columns(alias: str, profile: Sequence[str]) -> list[sql.Composable]:
+    return [sql.SQL("{a}.attributes ->> {k}").format(a=sql.Identifier(alias), k=sql.Literal(k)) for k in profile]
+
+
+def day(expr: str) -> sql.Composed:
+    """A date as YYYY-MM-DD, whatever the session's DateStyle."""
+    return sql.SQL("to_char({}, 'YYYY-MM-DD')").format(sql.SQL(expr))
+
+
+def instant(expr: str) -> sql.Composed:
+    """A point in time as ISO 8601 in UTC with milliseconds, as ALM's xAPI report writes it."""
+    return sql.SQL("""to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""").format(sql.SQL(expr))
+
+
+def select(columns: Sequence[sql.Composable], from_where: sql.Composable) -> sql.Composed:
+    return sql.SQL("SELECT {} {}").format(sql.SQL(", ").join(columns), from_where)

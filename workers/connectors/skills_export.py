@@ -1,0 +1,54 @@
+"""Kind ``skills_export``: skill achievements, one row per person and skill achieved (or whose
+achievement changed) in the window, with the columns of ALM's Skill Transcript. ALM does not publish
+the columns of its ``skill_achievements`` file; this is the closest schema it documents.
+
+A person achieves a course's skills when they complete it; the loads that write completed progress
+keep ``lms.user_skills`` up to date (workers/user_skills.py), so this export is a read. Skills carry
+no levels or credits in feedsync: those columns are empty; ``Completion Percentage`` is 100.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from psycopg import sql
+
+from schemas.exports import ExportConnection
+from workers.connectors.exporting import EMPTY, TZ, Window, day, person_name, profile_columns, select, user_state
+
+EXPORT = True
+FILE_PREFIX = "skill_achievements"
+
+_BEFORE_PROFILE: list[tuple[str, sql.Composable]] = [
+    ("Name", person_name("u")),
+    ("email", sql.SQL("u.email")),
+    ("Adobe ID", EMPTY),
+    ("User Unique ID", sql.SQL("u.external_id")),
+    ("Skill", sql.SQL("s.name")),
+    ("Skill Level", EMPTY),
+    ("Credits Required", EMPTY),
+    ("Credits Earned", EMPTY),
+    ("Completion Percentage", sql.SQL("100")),
+    (f"Date Assigned ({TZ} TimeZone)", EMPTY),
+    (f"Date Achieved ({TZ} TimeZone)", day("us.achieved_on")),
+    ("userState", user_state("u")),
+]
+
+
+def header(profile: Sequence[str]) -> list[str]:
+    return [h for h, _ in _BEFORE_PROFILE] + list(profile) + ["Manager Name"]
+
+
+def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.Composed:
+    columns = [v for _, v in _BEFORE_PROFILE] + profile_columns("u", profile) + [person_name("m")]
+    return select(
+        columns,
+        sql.SQL(
+            """FROM lms.user_skills us
+               JOIN lms.users u ON u.id = us.user_id
+               JOIN lms.skills s ON s.id = us.skill_id
+               LEFT JOIN lms.users m ON m.id = u.manager_id
+               WHERE {window}
+               ORDER BY us.user_id, s.name_key"""
+        ).format(window=window.where(sql.SQL("us.updated_at"))),
+    )

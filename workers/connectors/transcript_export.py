@@ -1,0 +1,104 @@
+"""Kind ``transcript_export``: ALM's Learner Transcript, one row per person and course whose learning
+record (``lms.learner_progress``) changed in the window, in ALM's column order.
+
+feedsync keeps course-level records only, so every row is a course row (``Type`` = ``Course``,
+``Module`` empty). Columns without data in feedsync (Adobe ID, learning plan, instance, enrolment
+and deadline dates, grade, attempts, the summary counts) are present and empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from psycopg import sql
+
+from schemas.exports import ExportConnection
+from workers.connectors.exporting import (
+    EMPTY,
+    TZ,
+    Window,
+    day,
+    person_name,
+    profile_columns,
+    select,
+    user_state,
+)
+
+EXPORT = True
+FILE_PREFIX = "learner_transcript"
+
+STATUS = {"not_started": "Not Started", "in_progress": "In Progress", "completed": "Completed"}
+
+#: (header, value) in ALM's order up to userState; profile attributes and the columns after them follow.
+_BEFORE_PROFILE: list[tuple[str, sql.Composable]] = [
+    ("Name", person_name("u")),
+    ("email", sql.SQL("u.email")),
+    ("Adobe ID", EMPTY),
+    ("User Unique ID", sql.SQL("u.external_id")),
+    ("Learning plan Name", EMPTY),
+    ("LP/Certification/Course", sql.SQL("c.title")),
+    ("Type", sql.SQL("'Course'")),
+    ("Course", sql.SQL("c.title")),
+    ("LO Unique ID", sql.SQL("c.external_id")),
+    ("Instance", EMPTY),
+    ("Selection Criteria", EMPTY),
+    ("Module", EMPTY),
+    ("Version", EMPTY),
+    ("Delivery Type", EMPTY),
+    ("Language", sql.SQL("c.language")),
+    ("Comment", EMPTY),
+    (f"Enrollment Date ({TZ} TimeZone)", EMPTY),
+    (f"Started Date ({TZ} TimeZone)", day("p.first_accessed_on")),
+    (f"Completion Date ({TZ} TimeZone)", day("p.completed_on")),
+    (f"Deadline ({TZ} TimeZone)", EMPTY),
+    ("Overdue", EMPTY),
+    (
+        "Status",
+        sql.SQL("CASE p.status {} END").format(
+            sql.SQL(" ").join(
+                sql.SQL("WHEN {} THEN {}").format(sql.Literal(k), sql.Literal(v)) for k, v in STATUS.items()
+            )
+        ),
+    ),
+    ("Progress %", sql.SQL("CASE p.status WHEN 'completed' THEN 100 WHEN 'not_started' THEN 0 END")),
+    ("Time Spent(minutes)", sql.SQL("p.time_spent_minutes")),
+    ("Grade", EMPTY),
+    ("Quiz Score", sql.SQL("p.score")),
+    ("Quiz_score_max", EMPTY),
+    ("Highest_Quiz_score", EMPTY),
+    ("Highest_Quiz_score_max", EMPTY),
+    ("Attempts Taken", EMPTY),
+    ("Maximum Allowed Attempts", EMPTY),
+    ("userState", user_state("u")),
+]
+_AFTER_PROFILE: list[tuple[str, sql.Composable]] = [
+    ("Manager Name", person_name("m")),
+    ("Enrollment Count", EMPTY),
+    ("Started Count", EMPTY),
+    ("Completion Count", EMPTY),
+    ("Due in N Days", EMPTY),
+    ("Due in N Days for User", EMPTY),
+    ("Count of (Progress Greater than N %)", EMPTY),
+    ("Count of (Progress Greater than N %) for User", EMPTY),
+    ("Training ID", EMPTY),
+    ("Training or Module Duration (mins)", sql.SQL("c.duration_minutes")),
+]
+
+
+def header(profile: Sequence[str]) -> list[str]:
+    return [h for h, _ in _BEFORE_PROFILE] + list(profile) + [h for h, _ in _AFTER_PROFILE]
+
+
+def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.Composed:
+    columns = [v for _, v in _BEFORE_PROFILE] + profile_columns("u", profile) + [v for _, v in _AFTER_PROFILE]
+    return select(
+        columns,
+        sql.SQL(
+            """FROM lms.learner_progress p
+               JOIN lms.users u ON u.id = p.user_id
+               JOIN lms.courses c ON c.id = p.course_id
+               LEFT JOIN lms.users m ON m.id = u.manager_id
+               WHERE {window} AND p.status = ANY({statuses})
+               ORDER BY p.user_id, p.course_id"""
+        ).format(window=window.where(sql.SQL("p.updated_at")), statuses=sql.Literal(list(cfg.status or ()))),
+    )

@@ -1,0 +1,206 @@
+"""Export: an export run's one stage. Fix the window, stream the rows into the file, record it.
+
+1. The window is fixed and committed first (``sync.exports``), so a redelivered export writes the
+   same window to the same file. It runs by change time, half-open ``[start, end)``:
+   - ``--since DAY``: from that day, 00:00 UTC;
+   - a rerun: the window and file of the run it reruns (the file is rewritten);
+   - otherwise (scheduled, or on demand without ``--since``): from the end of the connection's last
+     delivered export, so a missed slot leaves no gap and nothing is exported twice; the first
+     scheduled export starts at the schedule's start.
+   The end is now, or the start of the oldest transaction still open, if earlier: a row changed by
+   a transaction that has not committed yet would be invisible now and before the next window's
+   start, and so never exported.
+2. ``COPY (SELECT …) TO STDOUT (FORMAT csv)`` streams the rows, block by block, into the destination
+   (``<name>.part``, fsync, rename); memory is one block, whatever the export's size.
+3. Rows, bytes and SHA-256 are recorded with the stage's success; finalize ends the run.
+
+A file that cannot be written (disk full, folder not writable) fails the run with one sentence, and
+nothing is left under the final name.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, time
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from schemas.exports import export_config
+from schemas.messages import ExportRun
+from schemas.settings import get_settings
+from workers import store
+from workers.connectors import connector_for
+from workers.connectors.exporting import ExportKind, Window, profile_attributes
+from workers.destinations import destination_for
+from workers.errors import TerminalError, TransientError
+from workers.ledger import StageTx, run_stage
+from workers.runs import queue_finalize
+from workers.stages import stage_actor
+
+log = structlog.get_logger(__name__)
+
+#: Open transactions of other sessions in this database, oldest first.
+_OPEN_SINCE = """
+    SELECT min(xact_start) AS oldest FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+      AND xact_start IS NOT NULL AND xact_start < %s
+"""
+
+
+@stage_actor(ExportRun)
+def export_run(msg: ExportRun) -> None:
+    if not fix_window(msg.run_id):
+        return
+
+    def body(tx: StageTx) -> None:
+        export = store.fetch_one(tx.conn, "SELECT * FROM sync.exports WHERE run_id = %s", (msg.run_id,))
+        run = store.fetch_one(tx.conn, "SELECT * FROM sync.runs WHERE id = %s", (msg.run_id,))
+        assert export is not None and run is not None
+        window = Window(export["window_from"], export["window_to"])
+        # A transaction that began before the end but was not yet listed when the window was fixed.
+        late = store.fetch_one(tx.conn, _OPEN_SINCE, (window.end,))
+        if late is not None and late["oldest"] is not None:
+            raise TransientError("a transaction that began before the export window's end is still open")
+        rows, written = write_file(tx.conn, run, export["file_name"], window)
+        tx.conn.execute(
+            """UPDATE sync.exports SET file_name = %s, rows = %s, bytes = %s, sha256 = %s,
+                      written_at = clock_timestamp() WHERE run_id = %s""",
+            (written.name, rows, written.bytes, written.sha256, msg.run_id),
+        )
+        tx.conn.execute("UPDATE sync.runs SET counts = counts || %s WHERE id = %s", (Jsonb({"rows": rows}), msg.run_id))
+        tx.counts = {"rows": rows, "bytes": written.bytes}
+        log.info("export written", file=written.name, rows=rows, bytes=written.bytes)
+        queue_finalize(tx.conn, msg.run_id, tx.outbox)
+
+    run_stage(msg, body)
+
+
+def write_file(conn: psycopg.Connection[Any], run: dict[str, Any], name: str, window: Window) -> tuple[int, Any]:
+    """Stream the export of ``window`` into its destination; returns (rows, Written)."""
+    cfg = export_config(run["config"])
+    kind: ExportKind = connector_for(run["kind"])
+    profile = profile_attributes(conn)
+    destination = destination_for(get_settings(), cfg)
+    copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(kind.query(cfg, profile, window))
+    try:
+        with destination.write(name) as (sink, written), conn.cursor() as cur:
+            sink.write(header_line(kind.header(profile)))
+            with cur.copy(copy_sql) as copy:
+                for block in copy:
+                    sink.write(block)
+            rows = cur.rowcount
+    except OSError as exc:
+        sentence = (
+            f"the export file {name} could not be written to {destination.describe()} "
+            f"({exc.strerror or type(exc).__name__}): free space on the disk or make the folder writable, "
+            f"then `feedsync rerun {run['connection_name']}`"
+        )
+        record_not_written(int(run["id"]), name, sentence)
+        raise TerminalError(sentence) from exc
+    return rows, written
+
+
+def header_line(columns: list[str]) -> bytes:
+    """The header as PostgreSQL's CSV writes a row: quoted only where needed, LF at the end."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(columns)
+    return out.getvalue().encode("utf-8")
+
+
+def record_not_written(run_id: int, name: str, sentence: str) -> None:
+    """``feedsync errors`` lists what could not be written (committed apart: the stage rolls back)."""
+    with store.connect() as conn:
+        conn.execute(
+            """INSERT INTO sync.row_errors (run_id, file_name, code, message, rejected)
+               VALUES (%s, %s, 'export_not_written', %s, true)""",
+            (run_id, name, sentence),
+        )
+
+
+def fix_window(run_id: int) -> bool:
+    """Fix and commit the run's window and file name once. False: the run is not going any more."""
+    with store.connect() as conn:
+        run = store.fetch_one(
+            conn,
+            """SELECT r.*, s.start_at AS schedule_start FROM sync.runs r
+               LEFT JOIN sync.schedules s ON s.connection_id = r.connection_id
+               WHERE r.id = %s FOR NO KEY UPDATE OF r""",
+            (run_id,),
+        )
+        if run is None or run["status"] != "in_progress":
+            return False
+        if store.fetch_one(conn, "SELECT 1 FROM sync.exports WHERE run_id = %s", (run_id,)) is not None:
+            return True
+        destination = destination_for(get_settings(), export_config(run["config"])).describe()
+        prior = None
+        if run["trigger"] == "rerun":
+            prior = store.fetch_one(
+                conn, "SELECT window_from, window_to, file_name FROM sync.exports WHERE run_id = %s", (run["rerun_of"],)
+            )
+        if prior is not None:  # a rerun rewrites the same file with the same window
+            start, end, name = prior["window_from"], prior["window_to"], prior["file_name"]
+        else:
+            start, end = _window(conn, run)
+            name = _file_name(conn, connector_for(run["kind"]).FILE_PREFIX, start, end, destination)
+        conn.execute(
+            """INSERT INTO sync.exports (run_id, connection_id, kind, window_from, window_to, file_name, destination)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+            (run_id, run["connection_id"], run["kind"], start, end, name, destination),
+        )
+        conn.execute(
+            "UPDATE sync.runs SET note = coalesce(note, %s) WHERE id = %s",
+            (f"window {start:%Y-%m-%d %H:%M:%S}Z to {end:%Y-%m-%d %H:%M:%S}Z, file {name}", run_id),
+        )
+    return True
+
+
+def _window(conn: psycopg.Connection[Any], run: dict[str, Any]) -> tuple[datetime, datetime]:
+    now = store.fetch_one(conn, "SELECT clock_timestamp() AS t")
+    assert now is not None
+    oldest = store.fetch_one(conn, _OPEN_SINCE, (now["t"],))
+    end: datetime = min(now["t"], oldest["oldest"]) if oldest and oldest["oldest"] else now["t"]
+    if run["since"] is not None:
+        start = datetime.combine(run["since"], time(), UTC)
+    else:
+        last = store.fetch_one(
+            conn,
+            """SELECT max(e.window_to) AS t FROM sync.exports e JOIN sync.runs r ON r.id = e.run_id
+               WHERE r.connection_name = %s AND r.kind = %s AND e.written_at IS NOT NULL
+                 AND r.status IN ('completed', 'completed_with_errors')""",
+            (run["connection_name"], run["kind"]),
+        )
+        start = last["t"] if last and last["t"] else run["schedule_start"]
+        if start is None:
+            raise TerminalError(
+                f"{run['connection_name']} has no earlier export to continue from: sync it with --since YYYY-MM-DD"
+            )
+    if start > end:
+        raise TerminalError(
+            f"the export window would start {start:%Y-%m-%d %H:%M}Z, after its end {end:%Y-%m-%d %H:%M}Z: "
+            "give a --since day that is not in the future"
+        )
+    return start, end
+
+
+def _file_name(conn: psycopg.Connection[Any], prefix: str, start: datetime, end: datetime, destination: str) -> str:
+    """``<prefix>_<from>_to_<to>.csv``, UTC dates; a second window with the same dates in the same
+    folder (two exports in one day) gets ``_2``, ``_3``… rather than overwriting the first file."""
+    base = f"{prefix}_{start.astimezone(UTC):%Y-%m-%d}_to_{end.astimezone(UTC):%Y-%m-%d}"
+    taken = {
+        r["file_name"].removesuffix(".zip").removesuffix(".csv")
+        for r in store.fetch_all(
+            conn,
+            "SELECT file_name FROM sync.exports WHERE destination = %s AND file_name LIKE %s",
+            (destination, base + "%"),
+        )
+    }
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name + ".csv"
