@@ -123,9 +123,8 @@ def test_cancelling_a_stuck_run_starts_the_next_and_its_late_messages_do_nothing
     waiting.flush()
     pipeline.drain()
     assert (status(stuck), status(queued)) == ("in_progress", "queued")
-    stored = (
-        pipeline.settings.drop_dir
-        / sql("SELECT stored_path FROM sync.feed_files WHERE original_path LIKE %s", ("%a.csv",))[0][0]
+    stored = pipeline.settings.stored_file(
+        sql("SELECT stored_path FROM sync.feed_files WHERE original_path LIKE %s", ("%a.csv",))[0][0]
     )
     assert stored.exists()
 
@@ -191,7 +190,7 @@ def test_deleting_a_connection_with_runs_going_is_refused_unless_forced(pipeline
     queued = queue_run(pipeline, "b.csv", people("b1"), lost)
     pipeline.drop(f"{INBOX}/c.csv", people("c1"))
     registry.scan(pipeline.settings, announce=False)  # a file waiting for a run
-    stored = [pipeline.settings.drop_dir / p for (p,) in sql("SELECT stored_path FROM sync.feed_files")]
+    stored = [pipeline.settings.stored_file(p) for (p,) in sql("SELECT stored_path FROM sync.feed_files")]
     assert len(stored) == 3 and all(p.exists() for p in stored)
 
     refused = feedsync("connections", "delete", "hr-users", check=False)
