@@ -4,6 +4,7 @@ instead of racing a ``sleep:`` window."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,18 +21,31 @@ class Gate:
         return f"{point}=wait:{self.path}"
 
     @property
-    def reached(self) -> bool:
-        return self.path.with_name(self.path.name + ".reached").exists()
+    def hits(self) -> int:
+        """How many times a stage has reached the gate so far (in any process)."""
+        try:
+            return len(self.path.with_name(self.path.name + ".reached").read_text().splitlines())
+        except FileNotFoundError:
+            return 0
 
-    def wait_reached(self, timeout_s: float = 60) -> None:
+    @property
+    def reached(self) -> bool:
+        return self.hits > 0
+
+    def wait_reached(self, hits: int = 1, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
-        while not self.reached:
+        while self.hits < hits:
             if time.monotonic() > deadline:
-                raise AssertionError(f"no stage reached the gate {self.path.name} within {timeout_s} s")
+                raise AssertionError(
+                    f"the gate {self.path.name} was reached {self.hits} times, not {hits}, in {timeout_s} s"
+                )
             time.sleep(0.02)
 
-    def open(self) -> None:
-        self.path.touch()
+    def open(self, through: int | None = None) -> None:
+        """Let every hit through, or only the first ``through`` of them (counted across processes)."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("" if through is None else str(through))
+        os.replace(tmp, self.path)
 
 
 @pytest.fixture

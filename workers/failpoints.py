@@ -10,10 +10,12 @@ context of every stage message).
 - ``transient``: a TransientError (what a lost connection or a lock timeout becomes).
 - ``terminal``: a TerminalError (a permanent problem: the run fails at once).
 - ``sleep:N``: pause N seconds (a chaos drill's slow stage).
-- ``wait:PATH``: create ``PATH.reached``, then block until ``PATH`` exists (at most
-  ``WAIT_LIMIT_S``). A test awaits the first file and creates the second when it is done doing
-  what it needed to do at that point (stop a service, kill a process, start a second run), so
-  no test depends on a process being slow or fast enough.
+- ``wait:PATH``: a gate. Each hit appends a line to ``PATH.reached`` (so the N-th hit, counted
+  across processes, is line N) and blocks until ``PATH`` exists and lets N through: an empty
+  ``PATH`` lets every hit through, a number K the first K (at most ``WAIT_LIMIT_S``). A test
+  awaits the hit it wants, does what it needed to do at that point (stop a service, kill a
+  process, start a second run), then opens the gate, so no test depends on a process being slow
+  or fast enough (``tests/gates.py``).
 
 ``action*K`` fires on the first K hits in this process only, e.g. ``transient*2``.
 
@@ -83,9 +85,21 @@ def hit(name: str) -> None:
 
 
 def _wait_for_gate(name: str, gate: Path) -> None:
-    gate.with_name(gate.name + ".reached").touch()
+    reached = gate.with_name(gate.name + ".reached")
+    with _hits_lock, reached.open("a") as f:
+        f.write(name + "\n")
+    with _hits_lock:
+        hit_no = len(reached.read_text().splitlines())
     deadline = time.monotonic() + WAIT_LIMIT_S
-    while not gate.exists():
+    while _let_through(gate) < hit_no:
         if time.monotonic() > deadline:
             raise RuntimeError(f"failpoint {name}: gate {gate} was not opened within {WAIT_LIMIT_S:.0f} s")
         time.sleep(0.02)
+
+
+def _let_through(gate: Path) -> float:
+    try:
+        text = gate.read_text().strip()
+    except FileNotFoundError:
+        return 0
+    return float(text) if text else float("inf")

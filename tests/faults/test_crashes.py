@@ -20,6 +20,7 @@ from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import DATABASE_URL, sql
 from tests.faults.helpers import run_status, users_state, wait_for
+from tests.gates import Gate
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -44,14 +45,16 @@ def expected_users(path: Path) -> list[tuple[Any, ...]]:
 
 @pytest.mark.parametrize("access", ["exclusive", "online"])
 def test_a_worker_killed_mid_load_completes_once_after_restart(
-    settings: Any, rabbit_env: dict[str, str], rabbit_broker: Any, start: Any, access: str
+    settings: Any, rabbit_env: dict[str, str], rabbit_broker: Any, start: Any, access: str, gate: Gate
 ) -> None:
     from producers.commands import start_sync
     from schemas.states import AccessMode
 
     apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS))
     # exclusive: killed inside the one load transaction; online: killed inside the third of its batches.
-    fault = "load.merged=sleep:60" if access == "exclusive" else "load.batch=sleep:1"
+    fault = gate.at("load.merged") if access == "exclusive" else gate.at("load.batch")
+    held_at = 1 if access == "exclusive" else 3
+    gate.open(through=held_at - 1)
     first = start(
         "worker",
         "--processes",
@@ -68,14 +71,10 @@ def test_a_worker_killed_mid_load_completes_once_after_restart(
     feed = feedgen.generate_users(settings.drop_dir / "import/user/internal/people.csv", 5000)
     expected = expected_users(feed.path)
     start_sync(settings, "hr-users", access=AccessMode(access))
-    wait_for(
-        lambda: first.output().count('"failpoint": "load.') >= (1 if access == "exclusive" else 3),
-        60,
-        "the load to be under way",
-        first,
-    )
+    wait_for(lambda: gate.hits >= held_at, 60, "the load to be under way", first)
     os.killpg(first.proc.pid, signal.SIGKILL)  # the supervisor and its worker processes, no goodbye
     first.proc.wait()
+    gate.open()
     visible = sql("SELECT count(*) FROM lms.users")[0][0]
     if access == "exclusive":
         assert visible == 0  # all or nothing
@@ -113,25 +112,32 @@ def _restart_postgres() -> None:
 # test restarts the real server, and there is no honest way to do that without the tool.
 @pytest.mark.skipif(shutil.which("pg_ctlcluster") is None, reason="restarting PostgreSQL needs pg_ctlcluster")
 def test_a_killed_backend_and_a_postgres_restart_retry_the_stage_until_the_run_completes(
-    settings: Any, rabbit_env: dict[str, str], rabbit_broker: Any, start: Any
+    settings: Any, rabbit_env: dict[str, str], rabbit_broker: Any, start: Any, gate: Gate
 ) -> None:
     apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS))
     worker = start(
-        "worker", "--processes", "1", "--threads", "2", env={**rabbit_env, "FEEDSYNC_FAILPOINTS": "load.merged=sleep:4"}
+        "worker",
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+        env={**rabbit_env, "FEEDSYNC_FAILPOINTS": gate.at("load.merged")},
     )
     feed = feedgen.generate_users(settings.drop_dir / "import/user/internal/people.csv", 3000)
     expected = expected_users(feed.path)
     registry.scan(settings)
 
-    worker.wait_for('"failpoint": "load.merged"', 60)
+    gate.wait_reached(1)
     with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
         killed = conn.execute(
             """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                WHERE application_name = 'feedsync-worker' AND state = 'idle in transaction'"""
         ).fetchall()
     assert killed == [(True,)]
-    wait_for(lambda: worker.output().count('"failpoint": "load.merged"') >= 2, 60, "the load's retry", worker)
+    gate.open(through=1)  # the first attempt goes on, to find its connection gone
+    gate.wait_reached(2, 60)
     _restart_postgres()  # the retried load is mid-transaction again: the server goes away under it
+    gate.open()
 
     wait_for(lambda: run_status("hr-users") == "completed", 120, "the run to complete", worker)
     assert users_state() == expected
@@ -141,17 +147,23 @@ def test_a_killed_backend_and_a_postgres_restart_retry_the_stage_until_the_run_c
 
 
 def test_sigterm_lets_a_running_stage_finish_and_nothing_is_lost(
-    settings: Any, rabbit_env: dict[str, str], rabbit_broker: Any, start: Any
+    settings: Any, rabbit_env: dict[str, str], rabbit_broker: Any, start: Any, gate: Gate
 ) -> None:
     apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS))
     first = start(
-        "worker", "--processes", "1", "--threads", "2", env={**rabbit_env, "FEEDSYNC_FAILPOINTS": "load.merged=sleep:3"}
+        "worker",
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+        env={**rabbit_env, "FEEDSYNC_FAILPOINTS": gate.at("load.merged")},
     )
     feed = feedgen.generate_users(settings.drop_dir / "import/user/internal/people.csv", 2000)
     expected = expected_users(feed.path)
     registry.scan(settings)
-    first.wait_for('"failpoint": "load.merged"', 60)
-    os.kill(first.proc.pid, signal.SIGTERM)  # what systemd or Kubernetes sends
+    gate.wait_reached()
+    os.kill(first.proc.pid, signal.SIGTERM)  # what systemd or Kubernetes sends, while the load is held
+    gate.open()
     assert first.proc.wait(timeout=60) == 0
     # The load was allowed to finish (one attempt); what it queued waits in RabbitMQ for the next worker.
     assert sql("SELECT status, attempts FROM sync.stage_runs WHERE stage = 'load'") == [("succeeded", 1)]

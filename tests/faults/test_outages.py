@@ -15,6 +15,7 @@ from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import feedsync, sql
 from tests.faults.helpers import wait_for
+from tests.gates import Gate
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -28,17 +29,20 @@ def rabbitmqctl(*args: str) -> None:
 # Only where rabbitmqctl can stop and start the real broker (CI and the dev machines can); faking the
 # outage would test nothing.
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="stopping the broker needs rabbitmqctl")
-def test_rabbitmq_stopped_for_twenty_seconds_mid_run(settings: Any, rabbit_env: dict[str, str], start: Any) -> None:
+def test_rabbitmq_stopped_for_twenty_seconds_mid_run(
+    settings: Any, rabbit_env: dict[str, str], start: Any, gate: Gate
+) -> None:
     apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS))
-    env = {**rabbit_env, "FEEDSYNC_CHUNK_ROWS": "1000", "FEEDSYNC_FAILPOINTS": "parse.chunk=sleep:1"}
+    env = {**rabbit_env, "FEEDSYNC_CHUNK_ROWS": "1000", "FEEDSYNC_FAILPOINTS": gate.at("parse.chunk")}
     up = start("up", "--processes", "1", "--threads", "2", env=env)
     up.wait_for("watching the drop dir")
     inbox = settings.drop_dir / "import/user/internal"
     first = feedgen.generate_users(inbox / "first.csv", 8000)
-    up.wait_for('"failpoint": "parse.chunk"', 60)
+    gate.wait_reached()  # the parse is held at its first chunk ...
     rabbitmqctl("stop_app")
     try:
         stopped = time.monotonic()
+        gate.open()  # ... and goes on while the broker is down: its messages wait in the outbox
         # A file arriving during the outage is registered; its message waits in the outbox.
         second = feedgen.generate_users(inbox / "second.csv", 500, seed=5, fanout=3)
         wait_for(lambda: sql("SELECT count(*) FROM sync.feed_files")[0][0] == 2, 30, "the second file", up)
