@@ -571,7 +571,7 @@ def status(as_json: bool) -> None:
 
     s = get_settings()
     # Absolute: a relative FEEDSYNC_DROP_DIR was resolved once, against the folder feedsync started in.
-    info: dict[str, Any] = {"drop_dir": str(s.drop_dir), "export_dir": str(s.export_dir)}
+    info: dict[str, Any] = {"drop_dir": str(s.drop_dir), "store_dir": str(s.store_dir), "export_dir": str(s.export_dir)}
     try:
         info.update(overview())
     except psycopg.Error as exc:
@@ -580,6 +580,7 @@ def status(as_json: bool) -> None:
         _emit_json(info)
         return
     click.echo(f"drop dir:     {printable(info['drop_dir'])}")
+    click.echo(f"store dir:    {printable(info['store_dir'])}")
     click.echo(f"export dir:   {printable(info['export_dir'])}")
     if "database" in info:
         click.echo(f"database:     {info['database']}")

@@ -25,6 +25,7 @@ import structlog
 from producers import registration, safefile
 from producers import settle as settle_rules
 from schemas.connections import connection_from_json
+from schemas.exports import EXPORT_KINDS
 from schemas.settings import Settings
 from workers import store
 
@@ -46,10 +47,13 @@ def is_candidate_name(rel: PurePosixPath) -> bool:
 
 
 def live_connections(settings: Settings) -> list[dict[str, Any]]:
+    """The connections that take files from the drop dir (exports take none)."""
     with store.connect() as conn:
         return store.fetch_all(
             conn,
-            "SELECT id, name, kind, config, enabled FROM sync.connections WHERE deleted_at IS NULL ORDER BY name",
+            """SELECT id, name, kind, config, enabled FROM sync.connections
+               WHERE deleted_at IS NULL AND kind <> ALL(%s) ORDER BY name""",
+            (list(EXPORT_KINDS),),
         )
 
 

@@ -450,3 +450,12 @@ def _locate(text: str, index: int, loc: list[str]) -> int:
 
 def connection_from_json(config: dict[str, Any]) -> Connection:
     return Connection.model_validate(config)
+
+
+def any_connection_from_json(config: dict[str, Any]) -> Connection | ExportConnection:
+    """A stored connection of any kind, for what every kind has (name, kind, notify, schedule)."""
+    from schemas.exports import EXPORT_KINDS, ExportConnection
+
+    if config.get("kind") in EXPORT_KINDS:
+        return ExportConnection.model_validate(config)
+    return Connection.model_validate(config)

@@ -170,3 +170,21 @@ def test_with_done_marker_a_file_is_taken_only_once_its_marker_exists(settings: 
         t.join(timeout=10)
     assert registered()[1] == "import/user/internal/people.csv"
     assert sorted(os.listdir(inbox)) == ["stray.csv.done"], "the marker goes once its file is registered"
+
+
+def test_the_watcher_starts_and_takes_files_beside_export_connections(settings: Any) -> None:
+    """Export connections take no files: the watcher neither makes folders for them nor reads their
+    config as an import's (it used to die at start, restarted for ever by its supervisor)."""
+    examples = Path(__file__).resolve().parents[2] / "examples" / "connections.toml"
+    apply_connections(load_connections_toml(examples.read_text()))
+    inbox = settings.drop_dir / "import/user/internal"
+    w = Watcher(settings)
+    t = threading.Thread(target=w.run, daemon=True)
+    t.start()
+    try:
+        assert w.ready.wait(10), "the watcher did not start"
+        (inbox / "people.csv").write_bytes(b"Email,First Name,Last Name,Manager Email,Department\nx@y.com,X,Y,,S\n")
+        wait_until(lambda: registered() == ["import/user/internal/people.csv"])
+    finally:
+        w.stop()
+        t.join(timeout=10)

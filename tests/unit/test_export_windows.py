@@ -18,6 +18,7 @@ from tests.conftest import sql
 from tests.stubpipeline import Pipeline
 from tests.unit.exportdata import export_connections, exported, learning, people, read_rows, sync_failing
 from tests.unit.test_hmm import HMM_TOML, META_HEADER, PROGRESS_HEADER, course, progress
+from tests.unit.test_notifications import allow_private, webhook  # noqa: F401  (fixtures)
 
 
 def emails(run: dict[str, Any], pipeline: Pipeline) -> list[tuple[str, str]]:
@@ -219,3 +220,23 @@ def test_an_unwritable_folder_fails_the_run_with_one_sentence(pipeline: Pipeline
     assert run["status"] == "failed"
     assert "could not be written to" in run["error"] and "make the folder writable" in run["error"]
     assert blocked.read_text() == "a file where the folder should be"
+
+
+def test_a_failed_export_sends_its_connections_warning(
+    pipeline: Pipeline,
+    webhook: tuple[str, list[dict[str, Any]]],  # noqa: F811  (the fixture imported above)
+) -> None:
+    url, received = webhook
+    apply_connections(
+        load_connections_toml(
+            f'[[connections]]\nname = "transcripts"\nkind = "transcript_export"\n'
+            f'[connections.notify]\nwebhook = "{url}"\n'
+        )
+    )
+    blocked = pipeline.settings.export_dir / "export" / "transcripts"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("a file where the folder should be")
+    run = sync_failing(pipeline, "transcripts", date(2026, 11, 1))
+    assert run["status"] == "failed"
+    assert [(m["connection"], m["status"]) for m in received] == [("transcripts", "failed")]
+    assert sql("SELECT channel, sent_at IS NOT NULL, error FROM sync.notifications") == [("webhook", True, None)]

@@ -300,9 +300,7 @@ def smtp_with_login(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Inbox, li
 
     inbox = Inbox()
     port = free_port()
-    controller = Controller(
-        inbox, hostname="127.0.0.1", port=port, authenticator=authenticate, auth_require_tls=False
-    )
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=authenticate, auth_require_tls=False)
     controller.start()
     try:
         for name, value in {
