@@ -33,9 +33,10 @@ test: setup services ## unit, integration, e2e and conformance tests against the
 test-fast: setup ## the unit tier only (stub broker; still needs PostgreSQL)
 	$(BIN)/pytest tests/unit
 
-lint: setup ## ruff and mypy --strict (package code and tests)
+lint: setup ## ruff, mypy --strict (package code and tests) and the import contracts (lint-imports)
 	$(BIN)/ruff check schemas workers producers tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: setup services ## the performance suite (writes benchmarks/RESULTS.md)
 	$(BIN)/python -m benchmarks.run

@@ -6,17 +6,46 @@ fixing it works in the file, not in a pydantic location tuple.
 
 from __future__ import annotations
 
-import codecs
 import re
 import tomllib
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-if TYPE_CHECKING:
-    from schemas.exports import ExportConnection
+from schemas.config_parts import (
+    ATTRIBUTE_NAME,
+    DEFAULT_MAX_DEACTIVATE,
+    MAX_MAPPED_ATTRIBUTES,
+    FileOptions,
+    KeyProblem,
+    Notify,
+    Schedule,
+    Threshold,
+    check_delimiter,
+    check_encoding,
+    path_pattern_problem,
+    too_wide,
+)
+from schemas.exports import EXPORT_KINDS, ExportConnection
+
+__all__ = [
+    "BUNDLE_CORE",
+    "BUNDLE_PARTS",
+    "DONE_SUFFIX",
+    "DONT_IMPORT",
+    "MAX_RETENTION_DAYS",
+    "USER_CORE_ATTRIBUTES",
+    "ConfigError",
+    "Connection",
+    "ExportConnection",
+    "KeyProblem",
+    "Notify",
+    "Schedule",
+    "Threshold",
+    "connection_from_json",
+    "load_connections_toml",
+]
 
 DONT_IMPORT = "DontImportFromSource"
 
@@ -48,152 +77,6 @@ MAX_RETENTION_DAYS = 3650
 MAX_SETTLE_SECONDS = 3600
 #: The suffix of the marker file an HR system writes next to a finished feed (``done_marker``).
 DONE_SUFFIX = ".done"
-
-_ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-#: Attributes one mapping may name: each is a column of the file's staging table, and PostgreSQL
-#: allows 1,600 columns in a table.
-MAX_MAPPED_ATTRIBUTES = 1000
-_THRESHOLD = re.compile(r"^\d+(\.\d+)?%$")
-#: max_deactivate of a full feed that names none: a truncated export must not deactivate people
-#: in bulk with the default settings.
-DEFAULT_MAX_DEACTIVATE = "10%"
-
-
-class KeyProblem(ValueError):
-    """A validation problem that knows which key of the connection it is about, for the line number."""
-
-    def __init__(self, message: str, *loc: str) -> None:
-        super().__init__(message)
-        self.loc = list(loc)
-
-
-class Threshold(BaseModel):
-    """A safety limit: a whole number of people, or a share of the connection's people."""
-
-    model_config = ConfigDict(frozen=True)
-    count: int | None = None
-    percent: float | None = None
-
-    @classmethod
-    def parse(cls, value: int | str) -> Threshold:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return cls(count=value)
-        if isinstance(value, str) and _THRESHOLD.match(value.strip()):
-            return cls(percent=float(value.strip()[:-1]))
-        raise ValueError(f"{value!r} is not a threshold: write a whole number (50) or a percentage ('10%')")
-
-    def exceeded(self, changed: int, population: int) -> bool:
-        if self.count is not None:
-            return changed > self.count
-        assert self.percent is not None
-        return population > 0 and changed * 100.0 / population > self.percent
-
-
-class Schedule(BaseModel):
-    """Runs every ``every_days`` days from ``start`` (UTC), like the products our users know."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    start: datetime
-    every_days: int = Field(ge=1)
-    enabled: bool = True
-
-    @field_validator("start", mode="before")
-    @classmethod
-    def _utc(cls, v: object) -> object:
-        if isinstance(v, str):
-            try:
-                v = datetime.fromisoformat(v)
-            except ValueError:
-                raise KeyProblem(
-                    f"start {v!r} is not an ISO date-time; write e.g. 2026-11-01T02:00:00Z", "schedule", "start"
-                ) from None
-        if isinstance(v, datetime) and v.tzinfo is None:
-            v = v.replace(tzinfo=UTC)  # the schedule is in UTC unless it says otherwise
-        return v
-
-
-class FileOptions(BaseModel):
-    """One file of a bundle: its name in the connection's folder, its reading options and mapping."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    name: str = ""
-    encoding: str | None = None
-    delimiter: str | None = None
-    mapping: dict[str, str]
-
-    @field_validator("mapping")
-    @classmethod
-    def _not_too_wide(cls, v: dict[str, str]) -> dict[str, str]:
-        problem = _too_wide(v)
-        if problem:
-            raise ValueError(problem)
-        return v
-
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, v: str | None) -> str | None:
-        return None if v is None else _check_encoding(v)
-
-    @field_validator("delimiter")
-    @classmethod
-    def _one_char(cls, v: str | None) -> str | None:
-        return None if v is None else _check_delimiter(v)
-
-
-class Notify(BaseModel):
-    """Where warnings go when a run has errors (SMTP server and credentials are settings)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    webhook: str | None = Field(default=None, pattern=r"^https?://\S+$")
-    email: list[str] = Field(default_factory=list)
-
-    @field_validator("email")
-    @classmethod
-    def _addresses(cls, v: list[str]) -> list[str]:
-        for address in v:
-            if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address):
-                raise ValueError(f"{address!r} is not an e-mail address")
-        return v
-
-
-def _too_wide(mapping: dict[str, str]) -> str | None:
-    if len(mapping) <= MAX_MAPPED_ATTRIBUTES:
-        return None
-    return f"the mapping names {len(mapping)} attributes; at most {MAX_MAPPED_ATTRIBUTES} can be imported from one file"
-
-
-def _check_encoding(v: str) -> str:
-    try:
-        codecs.lookup(v)
-    except LookupError:
-        raise ValueError(f"unknown encoding {v!r}; use a Python codec name such as 'utf-8' or 'cp1252'") from None
-    return v
-
-
-def _check_delimiter(v: str) -> str:
-    if len(v) != 1 or v in {'"', "\n", "\r"}:
-        raise ValueError("delimiter must be one character other than a quote or a line break, e.g. ',' or '\\t'")
-    return v
-
-
-def path_pattern_problem(path: str) -> str | None:
-    """Why a path pattern can never match a file the watcher takes, or None. Files are matched by
-    their path relative to the drop dir, as ``a/b/c.csv``: no leading ``/`` or ``./``, no empty,
-    ``.`` or ``..`` folder, ``/`` between folders; dotfiles and dot-folders are never taken."""
-    parts = path.split("/")
-    if path.startswith("/"):
-        return "is absolute: write it relative to the drop dir, e.g. 'import/user/internal/*.csv'"
-    if ".." in parts:
-        return "must stay inside the drop dir (no '..')"
-    if "." in parts:
-        return "can never match: file paths are compared without './'; write e.g. 'import/user/internal/*.csv'"
-    if "" in parts:
-        return "can never match: it has an empty folder name ('//' or a trailing '/')"
-    if "\\" in path:
-        return "can never match: folders are separated by '/', not '\\'"
-    if any(p.startswith(".") for p in parts):
-        return "can never match: files and folders whose name starts with '.' are never taken"
-    return None
 
 
 class Connection(BaseModel):
@@ -240,8 +123,6 @@ class Connection(BaseModel):
     @classmethod
     def _known_kind(cls, v: str) -> str:
         if v not in IMPLEMENTED_KINDS:
-            from schemas.exports import EXPORT_KINDS
-
             known = ", ".join((*IMPLEMENTED_KINDS, *EXPORT_KINDS))
             raise ValueError(f"unknown kind {v!r}; this version supports: {known}")
         return v
@@ -249,12 +130,12 @@ class Connection(BaseModel):
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, v: str) -> str:
-        return _check_encoding(v)
+        return check_encoding(v)
 
     @field_validator("delimiter")
     @classmethod
     def _one_char(cls, v: str) -> str:
-        return _check_delimiter(v)
+        return check_delimiter(v)
 
     @field_validator("max_deactivate", "max_change")
     @classmethod
@@ -266,11 +147,11 @@ class Connection(BaseModel):
     @field_validator("mapping")
     @classmethod
     def _mapping(cls, v: dict[str, str]) -> dict[str, str]:
-        problem = _too_wide(v)
+        problem = too_wide(v)
         if problem:  # reported on the line of the first attribute past the limit
             raise KeyProblem(problem, "mapping", list(v)[MAX_MAPPED_ATTRIBUTES])
         for attribute, column in v.items():
-            if not _ATTRIBUTE_NAME.match(attribute):
+            if not ATTRIBUTE_NAME.match(attribute):
                 raise KeyProblem(
                     f"attribute name {attribute!r} must be lower case letters, digits and _ (e.g. 'cost_center')",
                     "mapping",
@@ -332,7 +213,7 @@ class Connection(BaseModel):
                         f"the {part} file's mapping must name the column for {attribute!r}", "files", part, attribute
                     )
             for attribute in options.mapping:
-                if not _ATTRIBUTE_NAME.match(attribute):
+                if not ATTRIBUTE_NAME.match(attribute):
                     raise KeyProblem(f"attribute name {attribute!r} must be lower case letters, digits and _", "files")
         extra = [p for p in self.files if p not in self.parts]
         if extra:
@@ -394,8 +275,6 @@ def load_connections_toml(text: str, filename: str = "connections.toml") -> list
     raw = data.get("connections")
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{filename}: no [[connections]] table found; declare each connection under [[connections]]")
-
-    from schemas.exports import EXPORT_KINDS, ExportConnection
 
     connections: list[Connection | ExportConnection] = []
     problems: list[_Problem] = []

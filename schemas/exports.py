@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.connections import KeyProblem, Notify, Schedule
+from schemas.config_parts import KeyProblem, Notify, Schedule
 
 EXPORT_KINDS = ("transcript_export", "skills_export", "xapi_export")
 

@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 from schemas.settings import get_settings
-from workers.broker import setup_broker
 from workers.logs import configure_logging
+from workers.stages import setup_worker_broker
 
 configure_logging(get_settings().log_level)
-broker = setup_broker()
+broker = setup_worker_broker()
 
 from workers.stages import export, finalize, intake, load, parse, plan, transform  # noqa: E402  (broker first)
 

@@ -2,7 +2,9 @@
 
 ``FEEDSYNC_BROKER_URL=stub://`` gives Dramatiq's StubBroker (one process, no RabbitMQ); anything
 else is RabbitMQ with publisher confirms, a heartbeat and a blocked-connection timeout.
-Producers publish typed messages with ``publish`` and never import actor modules.
+Producers publish typed messages with ``publish`` and never import actor modules. This module
+builds the broker and imports nothing of the pipeline: a worker adds its own middleware (the
+StageLedger, ``workers.stages.setup_worker_broker``) on top.
 """
 
 from __future__ import annotations
@@ -37,17 +39,12 @@ def rabbitmq_url(settings: Settings) -> str:
 
 
 def build_broker(settings: Settings | None = None) -> dramatiq.Broker:
-    from workers.ledger import StageLedger  # the ledger imports store, which imports settings only
-
     settings = settings or get_settings()
     middleware = [
         AgeLimit(),
         TimeLimit(time_limit=settings.stage_time_limit_ms),
         ShutdownNotifications(),
         CurrentMessage(),
-        # Before Retries in the list, so its after_process_message runs after Retries has decided
-        # whether the message failed for good (Dramatiq runs "after" hooks in reverse order).
-        StageLedger(),
         SafeRetries(
             max_retries=settings.max_attempts - 1,
             min_backoff=settings.min_backoff_ms,

@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import structlog
+from psycopg.types.json import Jsonb
 
 from schemas.messages import Message
 from workers import store
@@ -30,7 +31,7 @@ class OutboxBatch:
         conn.execute(
             """INSERT INTO sync.outbox (dedupe_key, message_id, queue_name, actor_name, kwargs)
                VALUES (%s, %s, %s, %s, %s) ON CONFLICT (dedupe_key) DO NOTHING""",
-            (dedupe_key, message_id or uuid.uuid4(), msg.QUEUE, msg.ACTOR, psycopg.types.json.Jsonb(msg.to_kwargs())),
+            (dedupe_key, message_id or uuid.uuid4(), msg.QUEUE, msg.ACTOR, Jsonb(msg.to_kwargs())),
         )
         self.keys.append(dedupe_key)
 

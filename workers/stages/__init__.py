@@ -8,17 +8,28 @@ from typing import Any, TypeVar
 
 import dramatiq
 import dramatiq.broker
+from dramatiq.middleware import Retries
 
 from schemas.messages import Message
+from schemas.settings import Settings
+from workers.broker import setup_broker
+from workers.ledger import StageLedger
 
 M = TypeVar("M", bound=Message)
 
 
+def setup_worker_broker(settings: Settings | None = None) -> dramatiq.Broker:
+    """The process's broker with what a worker adds: the StageLedger, before Retries in the list so
+    its after_process_message runs after Retries has decided whether the message failed for good
+    (Dramatiq runs "after" hooks in reverse order)."""
+    broker = setup_broker(settings)
+    broker.add_middleware(StageLedger(), before=Retries)
+    return broker
+
+
 def stage_actor(cls: type[M], **options: Any) -> Callable[[Callable[[M], None]], dramatiq.Actor[..., None]]:
     if dramatiq.broker.global_broker is None:  # imported on its own (a test, a script): use settings
-        from workers.broker import setup_broker
-
-        setup_broker()
+        setup_worker_broker()
 
     def decorate(handler: Callable[[M], None]) -> dramatiq.Actor[..., None]:
         def receive(**kwargs: Any) -> None:

@@ -106,8 +106,7 @@ def _check_unchanged(path: Path, label: str, sha256: str) -> None:
     if h.hexdigest() != sha256:
         raise BadFileError(
             label,
-            "the stored file changed after feedsync took it (its SHA-256 no longer matches); nothing of it "
-            "is imported",
+            "the stored file changed after feedsync took it (its SHA-256 no longer matches); nothing of it is imported",
             "Drop the file again",
         )
 

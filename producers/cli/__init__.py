@@ -1,0 +1,13 @@
+"""The ``feedsync`` command: one module per group of commands, each adding its commands to ``cli``."""
+
+from producers.cli import demo, dlq, history, processes, runs, setup
+from producers.cli.base import cli
+
+__all__ = ["cli", "main"]
+
+# Imported for the commands they register on ``cli``.
+_COMMAND_MODULES = (setup, processes, runs, history, dlq, demo)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,187 @@
+"""Reading what happened: history, one run, its errors, groups, status."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from producers.cli.base import POSITIVE, cli, echo_json, echo_table, fail
+from producers.output import printable, printable_lines
+from schemas.settings import get_settings
+
+
+@cli.command()
+@click.argument("connection", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", type=POSITIVE, default=50, show_default=True)
+def history(connection: str | None, as_json: bool, limit: int) -> None:
+    """Execution history, newest first."""
+    from producers.queries import history as query
+
+    rows = query(connection, limit)
+    if as_json:
+        echo_json(rows)
+        return
+    flat = [
+        {
+            **r,
+            "errors": "yes" if r["has_errors"] else "",
+            **{k: r["counts"][k] for k in ("read", "created", "updated", "unchanged", "deactivated", "rejected")},
+            # created/updated/retired courses, and learner records written
+            "courses": "{courses_created}/{courses_updated}/{courses_retired}".format(**r["content"])
+            if r["content"]
+            else "",
+            "progress": r["content"]["progress_written"] if r["content"] else "",
+        }
+        for r in rows
+    ]
+    content = ["courses", "progress"] if any(r["content"] for r in rows) else []
+    exports = ["window", "rows", "file"] if any(r["export"] for r in rows) else []
+    for r in flat:
+        if r["export"]:  # an export's window (from, to: UTC dates) and its file
+            e = r["export"]
+            r.update(window=f"{e['window_from'][:10]}..{e['window_to'][:10]}", rows=e["rows"], file=e["file"])
+    echo_table(
+        flat,
+        [
+            "run_id",
+            "connection",
+            "type",
+            "start_date",
+            "started_at",
+            "duration_s",
+            "status",
+            "read",
+            "created",
+            "updated",
+            "unchanged",
+            "deactivated",
+            "rejected",
+            *content,
+            *exports,
+            "errors",
+        ],
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def groups(as_json: bool) -> None:
+    """Groups from the rules, with their sizes."""
+    from workers.rules import groups as query
+
+    rows = query()
+    if as_json:
+        echo_json(rows)
+        return
+    echo_table(
+        [
+            {
+                **r,
+                "rule": ", ".join(f"{k}={v}" for k, v in r["rule"].items() if v),
+                "programs": ", ".join(r["programs"]),
+            }
+            for r in rows
+        ],
+        ["name", "members", "active", "rule", "programs"],
+    )
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def run(run_id: int, as_json: bool) -> None:
+    """One run with its files and stages."""
+    from producers.queries import run_detail
+
+    r = run_detail(run_id)
+    if r is None:
+        fail(f"no run {run_id}")
+    if as_json:
+        echo_json(r)
+        return
+    click.echo(f"run {r['run_id']}  {r['connection']}  {r['type']}  {r['status']}  {r['duration_s']}s")
+    if r["error"]:
+        click.echo(f"error: {printable_lines(r['error'])}")
+    click.echo("counts: " + ", ".join(f"{k}={v}" for k, v in {**r["counts"], **r["details"]}.items()))
+    if r["note"]:
+        click.echo(f"note: {printable_lines(r['note'])}")
+    if r["export"]:
+        e = r["export"]
+        click.echo(f"export: {e['folder']}/{e['file']}  rows={e['rows']}  bytes={e['bytes']}  sha256={e['sha256']}")
+        click.echo(f"window: {e['window_from']} (inclusive) to {e['window_to']} (exclusive), by change time")
+    plan = r.get("plan")
+    if plan:
+        click.echo("\nplan:" + (" (dry run)" if r["dry_run"] else ""))
+        for reason in plan.get("held_because", []):
+            click.echo(f"  waiting for approval: {printable(reason)}")
+        for part in ("creates", "updates", "deactivations", "manager_moves"):
+            sample = printable(", ".join(plan.get(f"{part}_sample", [])))
+            click.echo(f"  {part.replace('_', ' ')}: {plan.get(part, 0)}" + (f"  e.g. {sample}" if sample else ""))
+    click.echo("\nfiles:")
+    # Processed feeds are removed after their run (user feeds at once, content feeds after retention).
+    files = [{**f, "kept": "removed" if f["removed_at"] else "kept"} for f in r["files"]]
+    echo_table(files, ["file", "status", "rows_read", "chunks", "kept", "error"])
+    if r["memberships"]:
+        click.echo("\ngroup memberships changed:")
+        echo_table(r["memberships"], ["group", "change", "people", "sample"])
+    click.echo("\nstages:")
+    echo_table(r["stages"], ["stage", "part", "status", "attempts", "duration_s", "error"])
+    if r["actions"]:
+        click.echo("\nactions:")
+        echo_table(r["actions"], ["action", "from_status", "done_by", "done_at", "reason"])
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--csv", "as_csv", is_flag=True, help="the error report as CSV, for the person fixing the file")
+def errors(run_id: int, as_json: bool, as_csv: bool) -> None:
+    """Row and file errors of a run."""
+    from producers.output import write_csv
+    from producers.queries import errors as query
+    from producers.queries import run_status
+
+    if run_status(run_id) is None:
+        fail(f"no run {run_id}")
+    rows = query(run_id)
+    if as_json:
+        echo_json(rows)
+    elif as_csv:
+        write_csv(
+            sys.stdout, ["file", "line", "column", "column_name", "code", "message", "value", "row_rejected"], rows
+        )
+    else:
+        echo_table(rows, ["file", "line", "column", "column_name", "code", "message"])
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def status(as_json: bool) -> None:
+    """Where feedsync reads and writes, and what is going on now."""
+    import psycopg
+
+    from producers.queries import overview
+
+    s = get_settings()
+    # Absolute: a relative FEEDSYNC_DROP_DIR was resolved once, against the folder feedsync started in.
+    info: dict[str, Any] = {"drop_dir": str(s.drop_dir), "store_dir": str(s.store_dir), "export_dir": str(s.export_dir)}
+    try:
+        info.update(overview())
+    except psycopg.Error as exc:
+        info["database"] = f"unreachable: {type(exc).__name__}"
+    if as_json:
+        echo_json(info)
+        return
+    click.echo(f"drop dir:     {printable(info['drop_dir'])}")
+    click.echo(f"store dir:    {printable(info['store_dir'])}")
+    click.echo(f"export dir:   {printable(info['export_dir'])}")
+    if "database" in info:
+        click.echo(f"database:     {info['database']}")
+        sys.exit(1)
+    click.echo(f"connections:  {info['connections']}")
+    click.echo("runs:         " + ", ".join(f"{k} {v}" for k, v in info["runs"].items()))
+    click.echo(f"files waiting for a run: {info['files_waiting']}")
+    click.echo(f"dead letters not replayed: {info['dead_letters']}")

@@ -1,0 +1,81 @@
+"""The long-running processes: worker group, watcher, scheduler, and all three supervised."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+import click
+
+from producers.cli.base import POSITIVE, cli
+from schemas.settings import get_settings
+
+
+def _settings_for_children() -> Any:
+    """Settings, with the folders as resolved here passed on to every process started from here."""
+    import os
+
+    s = get_settings()
+    os.environ["FEEDSYNC_DROP_DIR"] = str(s.drop_dir)
+    os.environ["FEEDSYNC_EXPORT_DIR"] = str(s.export_dir)
+    os.environ["FEEDSYNC_STORE_DIR"] = str(s.store_dir)
+    return s
+
+
+@cli.command()
+@click.option("--processes", type=POSITIVE, default=None, help="worker processes (default FEEDSYNC_WORKER_PROCESSES)")
+@click.option("--threads", type=POSITIVE, default=None, help="threads per process (default FEEDSYNC_WORKER_THREADS)")
+def worker(processes: int | None, threads: int | None) -> None:
+    """Run a supervised group of Dramatiq worker processes."""
+    from producers.supervisor import Child, Supervisor, dramatiq_argv
+
+    s = _settings_for_children()
+    argv = dramatiq_argv(processes or s.worker_processes, threads or s.worker_threads)
+    sys.exit(Supervisor([Child("worker", argv)]).run())
+
+
+@cli.command()
+def watch() -> None:
+    """Watch the drop dir and register finished files."""
+    import signal
+
+    from producers.watcher import Watcher
+
+    w = Watcher(get_settings())
+    signal.signal(signal.SIGTERM, lambda *_: w.stop())
+    try:
+        w.run()
+    except KeyboardInterrupt:
+        w.stop()
+
+
+@cli.command()
+def scheduler() -> None:
+    """Run periodic duties: schedules, the outbox sweeper and file retention."""
+    import signal
+
+    from producers import scheduler as sched
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        sched.run(get_settings(), stopping)
+    except KeyboardInterrupt:
+        stopping.set()
+
+
+@cli.command()
+@click.option("--processes", type=POSITIVE, default=None)
+@click.option("--threads", type=POSITIVE, default=None)
+def up(processes: int | None, threads: int | None) -> None:
+    """Worker group, watcher and scheduler in one supervised process group."""
+    from producers.supervisor import Child, Supervisor, dramatiq_argv, feedsync_argv
+
+    s = _settings_for_children()
+    children = [
+        Child("worker", dramatiq_argv(processes or s.worker_processes, threads or s.worker_threads)),
+        Child("watcher", feedsync_argv("watch")),
+        Child("scheduler", feedsync_argv("scheduler")),
+    ]
+    sys.exit(Supervisor(children).run())

@@ -1,0 +1,149 @@
+"""Starting and deciding runs: upload, sync, rerun, approve, reject, cancel."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from producers.cli.base import cli, fail
+from producers.output import printable, printable_lines
+from schemas.settings import get_settings
+
+
+@cli.command()
+@click.argument("connection")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def upload(connection: str, files: tuple[Path, ...]) -> None:
+    """Copy FILES into CONNECTION's drop folder atomically."""
+    from producers.commands import CommandError
+    from producers.commands import upload as do_upload
+
+    try:
+        for p in do_upload(get_settings(), connection, list(files)):
+            click.echo(f"dropped {printable(p)}")
+    except CommandError as exc:
+        fail(str(exc))
+
+
+def _start_and_maybe_wait(start: Any, wait: bool) -> None:
+    """Queue a run with ``start()``; with --wait (always with the stub broker) follow it to the end."""
+    from producers.commands import CommandError, wait_for_run
+    from schemas.states import RunStatus
+
+    settings = get_settings()
+    try:
+        if settings.is_stub:
+            from producers.inprocess import inprocess_worker
+
+            with inprocess_worker():
+                run_id = start()
+                st = wait_for_run(run_id)
+        else:
+            run_id = start()
+            click.echo(f"run {run_id} queued")
+            if not wait:
+                return
+            st = wait_for_run(run_id)
+    except CommandError as exc:
+        fail(str(exc))
+    click.echo(f"run {run_id}: {st['status']}" + (f": {printable_lines(st['error'])}" if st["error"] else ""))
+    _echo_export_file(run_id)
+    if st["status"] == RunStatus.AWAITING_APPROVAL:
+        click.echo(f"see its plan with `feedsync run {run_id}`, then `feedsync approve {run_id}` or `reject`")
+    if st["status"] in (RunStatus.FAILED, RunStatus.REJECTED, RunStatus.CANCELLED):
+        sys.exit(2)
+
+
+def _echo_export_file(run_id: int) -> None:
+    from producers.queries import run_detail
+
+    detail = run_detail(run_id)
+    e = detail["export"] if detail else None
+    if e and e["rows"] is not None:
+        click.echo(f"wrote {e['folder']}/{e['file']} ({e['rows']} rows)")
+
+
+@cli.command()
+@click.argument("connection")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="dated feeds from this day to today; an export: what changed from this day (00:00 UTC) until now",
+)
+@click.option(
+    "--access",
+    type=click.Choice(["online", "exclusive"]),
+    default="online",
+    show_default=True,
+    help="exclusive: one transaction, readers see all or none; online: committed in batches",
+)
+@click.option("--dry-run", is_flag=True, help="compute the plan; write nothing to the learning store")
+@click.option("--wait", is_flag=True, help="wait for the run; exit non-zero if it failed")
+def sync(connection: str, since: Any, access: str, dry_run: bool, wait: bool) -> None:
+    """Start an on-demand run of CONNECTION: the files present now, or dated files since a day."""
+    from producers.commands import start_sync
+    from schemas.states import AccessMode
+
+    _start_and_maybe_wait(
+        lambda: start_sync(
+            get_settings(),
+            connection,
+            access=AccessMode(access),
+            dry_run=dry_run,
+            since=since.date() if since else None,
+        ),
+        wait,
+    )
+
+
+@cli.command()
+@click.argument("connection")
+@click.option("--run", "run_id", type=int, help="the run to rerun; only the latest is allowed")
+@click.option("--wait", is_flag=True, help="wait for the run; exit non-zero if it failed")
+def rerun(connection: str, run_id: int | None, wait: bool) -> None:
+    """Rerun CONNECTION's latest run with the files it used, as they are now."""
+    from producers.commands import rerun as do_rerun
+
+    _start_and_maybe_wait(lambda: do_rerun(get_settings(), connection, run_id), wait)
+
+
+def _decide(decision: str, run_id: int, done: str) -> None:
+    from producers import commands
+
+    try:
+        getattr(commands, decision)(run_id)
+    except commands.CommandError as exc:
+        fail(str(exc))
+    click.echo(f"run {run_id}: {done}")
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+def approve(run_id: int) -> None:
+    """Apply a run that waits for approval."""
+    _decide("approve", run_id, "approved; applying")
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+def reject(run_id: int) -> None:
+    """Discard a run that waits for approval; nothing of it is applied."""
+    _decide("reject", run_id, "rejected")
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+@click.option("--reason", help="why, kept with the run (sync.run_actions)")
+def cancel(run_id: int, reason: str | None) -> None:
+    """End a queued, held (awaiting_approval) or stuck in_progress run; the connection's next run starts."""
+    from producers.commands import CommandError
+    from producers.commands import cancel as do_cancel
+
+    try:
+        was = do_cancel(run_id, reason)
+    except CommandError as exc:
+        fail(str(exc))
+    click.echo(f"run {run_id}: cancelled (was {was})")

@@ -1,0 +1,91 @@
+"""Setting feedsync up: migrations and connections as code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from producers.cli.base import cli, echo_json, echo_table, fail
+from producers.output import printable
+from schemas.settings import get_settings
+
+
+@cli.command()
+def migrate() -> None:
+    """Create the database if missing and apply the SQL migrations."""
+    from workers.migrations import migrate as run_migrations
+
+    applied = run_migrations(get_settings())
+    click.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+@cli.group()
+def connections() -> None:
+    """Connections as code."""
+
+
+@connections.command("apply")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def connections_apply(file: Path) -> None:
+    """Validate FILE (TOML) and store its connections and group rules."""
+    from producers.commands import apply_connections
+    from schemas.connections import ConfigError, load_connections_toml
+    from schemas.rules import load_rules_toml
+    from workers.rules import apply_rules
+
+    text = _read_toml(file)
+    try:
+        parsed = load_connections_toml(text, str(file))
+        rules = load_rules_toml(text, str(file))
+    except ConfigError as exc:
+        fail(f"refused, nothing applied:\n{exc}")
+    except RecursionError:  # tomllib recurses once per level of nested arrays or tables
+        fail(f"refused, nothing applied:\n{file}: values are nested too deeply to be a connections file")
+    for name, outcome in apply_connections(parsed):
+        click.echo(f"{name}: {outcome}")
+    for name, outcome in apply_rules(rules):
+        click.echo(f"group {name}: {outcome}")
+
+
+def _read_toml(file: Path) -> str:
+    """The file as text, or a refusal naming the line and column of the first byte that is not UTF-8."""
+    data = file.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        fail(
+            f"refused, nothing applied:\n{file}:{line}: column {column}: byte 0x{data[exc.start]:02x} is not UTF-8; "
+            "save the file as UTF-8"
+        )
+
+
+@connections.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def connections_list(as_json: bool) -> None:
+    """List live connections."""
+    from producers.commands import list_connections
+
+    rows = list_connections()
+    if as_json:
+        echo_json(rows)
+    else:
+        echo_table(rows, ["name", "kind", "enabled", "trigger", "path", "files_waiting"])
+
+
+@connections.command("delete")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="also cancel its runs that have not ended and remove their files")
+def connections_delete(name: str, force: bool) -> None:
+    """Delete a connection; its history stays. Refused while it has runs going or files waiting."""
+    from producers.commands import CommandError, delete_connection
+
+    try:
+        cancelled = delete_connection(name, force=force)
+    except CommandError as exc:
+        fail(str(exc))
+    for run_id in cancelled:
+        click.echo(f"run {run_id}: cancelled")
+    click.echo(f"{printable(name)}: deleted (its runs stay in the history)")

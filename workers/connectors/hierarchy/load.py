@@ -1,0 +1,226 @@
+"""Kind ``hierarchy``, applied in dependency order: units, positions, people, manager links,
+deactivations (full feeds), then the group rules for the people the run changed."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import psycopg
+
+from workers import rules, store
+from workers.connectors.content import Step, staged
+from workers.connectors.hierarchy.plan import deactivates, gone_filter
+from workers.connectors.hierarchy.transform import LABEL, TREES, config_of
+
+
+def apply_tree(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) -> dict[str, int]:
+    """Units or positions: new ones inserted, then every parent link set (a parent may come later in
+    the file), changed ones rewritten. Moving a unit moves its whole sub-tree with it."""
+    run_id = int(run["id"])
+    t, table, name = staged(part, run_id), TREES[part], {"org": "units", "pos": "positions"}[part]
+    params = {"conn": run["connection_id"]}
+    before = store.fetch_one(
+        conn,
+        f"""SELECT count(*) FILTER (WHERE u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active) AS updated,
+                   count(*) FILTER (WHERE u.parent_id IS DISTINCT FROM p.id) AS moved
+            FROM {t} s JOIN {table} u ON u.external_id = s.key LEFT JOIN {table} p ON p.external_id = s.parent_key""",
+    )
+    created = conn.execute(
+        f"""INSERT INTO {table} (external_id, name, attributes, source_connection_id, source_hash)
+            SELECT s.key, s.name, s.attrs, %(conn)s, s.row_hash FROM {t} s
+            WHERE NOT EXISTS (SELECT 1 FROM {table} u WHERE u.external_id = s.key) ORDER BY s.key""",
+        params,
+    ).rowcount
+    moved_ids = [
+        r["id"]
+        for r in store.fetch_all(
+            conn,
+            f"""WITH m AS (
+                    SELECT u.id, s.name, s.attrs, s.row_hash, p.id AS parent_id,
+                           u.parent_id IS DISTINCT FROM p.id AS moved
+                    FROM {t} s JOIN {table} u ON u.external_id = s.key
+                    LEFT JOIN {table} p ON p.external_id = s.parent_key
+                    WHERE u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active
+                       OR u.parent_id IS DISTINCT FROM p.id)
+                UPDATE {table} u SET name = m.name, attributes = m.attrs, parent_id = m.parent_id, active = true,
+                       deactivated_at = NULL, source_connection_id = %(conn)s, source_hash = m.row_hash,
+                       updated_at = clock_timestamp()
+                FROM m WHERE u.id = m.id
+                RETURNING u.id, m.moved""",
+            params,
+        )
+        if r["moved"]
+    ]
+    if part == "org" and moved_ids:
+        # Everyone in a moved sub-tree now sits under other units: the rules look at them again.
+        conn.execute(
+            f"""WITH RECURSIVE sub(id) AS (
+                    SELECT unnest(%(ids)s::bigint[])
+                    UNION SELECT o.id FROM lms.org_units o JOIN sub ON o.parent_id = sub.id)
+                INSERT INTO {staged("affected", run_id)} (user_id)
+                SELECT u.id FROM lms.users u JOIN sub ON u.org_unit_id = sub.id ON CONFLICT DO NOTHING""",
+            {"ids": moved_ids},
+        )
+    assert before is not None
+    return {
+        f"{name}_created": created,
+        f"{name}_updated": int(before["updated"]),
+        f"{name}_moved": int(before["moved"]),
+    }
+
+
+def apply_users(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+    """People matched by id number (or, the first time, by e-mail: a person another connection
+    created is taken over, not duplicated); placed in their unit and position."""
+    run_id = int(run["id"])
+    h, affected = staged("huser", run_id), staged("affected", run_id)
+    cfg = config_of(run["config"])
+    keep = "c.{c}" if cfg.empty_erases else "coalesce(c.{c}, u.{c})"
+    params = {"conn": run["connection_id"]}
+    conn.execute(
+        f"""CREATE UNLOGGED TABLE IF NOT EXISTS {staged("hcls", run_id)} AS
+            SELECT s.*, coalesce(ux.id, ue.id) AS old_id, o.id AS org_unit_id, p.id AS position_id
+            FROM {h} s
+            LEFT JOIN lms.users ux ON ux.external_id = s.key
+            LEFT JOIN lms.users ue ON ux.id IS NULL AND ue.email_key = lower(s.email)
+            LEFT JOIN lms.org_units o ON o.external_id = s.unit_key
+            LEFT JOIN lms.positions p ON p.external_id = s.position_key"""
+    )
+    c = staged("hcls", run_id)
+    # Another load may have created one of these people since they were matched (two feeds bringing
+    # the same new person at once): not inserted, but matched again and updated below, as an
+    # existing person is.
+    created = store.fetch_one(
+        conn,
+        f"""WITH ins AS (
+                INSERT INTO lms.users (email, external_id, first_name, last_name, attributes, org_unit_id,
+                                       position_id, source_connection_id, source_hash)
+                SELECT c.email, c.key, c.first_name, c.last_name, c.attrs, c.org_unit_id, c.position_id,
+                       %(conn)s, c.row_hash
+                FROM {c} c WHERE c.old_id IS NULL ORDER BY c.key
+                ON CONFLICT DO NOTHING
+                RETURNING id, external_id),
+            a AS (INSERT INTO {affected} (user_id) SELECT id FROM ins ON CONFLICT DO NOTHING),
+            mine AS (UPDATE {c} c SET old_id = ins.id FROM ins WHERE c.key = ins.external_id)
+            SELECT count(*) AS n FROM ins""",
+        params,
+    )
+    conn.execute(
+        f"""UPDATE {c} c SET old_id = coalesce((SELECT u.id FROM lms.users u WHERE u.external_id = c.key),
+                                               (SELECT u.id FROM lms.users u WHERE u.email_key = lower(c.email)))
+            WHERE c.old_id IS NULL"""
+    )
+    updated = store.fetch_one(
+        conn,
+        f"""WITH upd AS (
+                UPDATE lms.users u SET email = c.email, external_id = c.key,
+                       first_name = {keep.format(c="first_name")}, last_name = {keep.format(c="last_name")},
+                       attributes = {"c.attrs" if cfg.empty_erases else "u.attributes || c.attrs"},
+                       org_unit_id = {keep.format(c="org_unit_id")}, position_id = {keep.format(c="position_id")},
+                       active = true, deactivated_at = NULL, source_connection_id = %(conn)s,
+                       source_hash = c.row_hash, updated_at = clock_timestamp()
+                FROM {c} c
+                WHERE u.id = c.old_id AND (u.source_hash IS DISTINCT FROM c.row_hash OR NOT u.active
+                                           OR u.external_id IS DISTINCT FROM c.key)
+                RETURNING u.id),
+            a AS (INSERT INTO {affected} (user_id) SELECT id FROM upd ON CONFLICT DO NOTHING)
+            SELECT count(*) AS n FROM upd""",
+        params,
+    )
+    assert created is not None and updated is not None
+    return {"created": int(created["n"]), "updated": int(updated["n"])}
+
+
+def apply_managers(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+    """Manager links by id number, once every person of the bundle exists. A person who changes
+    manager takes their whole team with them: all of them are looked at again by the rules."""
+    run_id = int(run["id"])
+    h, affected = staged("huser", run_id), staged("affected", run_id)
+    erase = config_of(run["config"]).empty_erases
+    row = store.fetch_one(
+        conn,
+        f"""WITH RECURSIVE m AS (
+                SELECT u.id, mg.id AS manager_id FROM {h} s
+                JOIN lms.users u ON u.external_id = s.key
+                LEFT JOIN lms.users mg ON mg.external_id = s.manager_key
+                WHERE (s.manager_key IS NOT NULL OR %(erase)s) AND u.manager_id IS DISTINCT FROM mg.id),
+            upd AS (UPDATE lms.users u SET manager_id = m.manager_id, updated_at = clock_timestamp()
+                    FROM m WHERE u.id = m.id RETURNING u.id),
+            team(id) AS (SELECT id FROM m UNION SELECT u.id FROM lms.users u JOIN team ON u.manager_id = team.id),
+            a AS (INSERT INTO {affected} (user_id) SELECT id FROM team ON CONFLICT DO NOTHING)
+            SELECT count(*) AS n FROM upd""",
+        {"erase": erase},
+    )
+    return {"manager_moves": int(row["n"]) if row else 0}
+
+
+def apply_deactivations(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+    """Full feeds: what is missing is deactivated, never deleted. A deactivated unit that still has
+    active people is reported on the run, not emptied."""
+    run_id = int(run["id"])
+    params = {"conn": run["connection_id"], "run": run_id}
+    counts: dict[str, int] = {}
+    for part, name in (("org", "units"), ("pos", "positions"), ("user", "deactivated")):
+        key = name if part == "user" else f"{name}_deactivated"
+        counts[key] = 0
+        if part not in config_of(run["config"]).parts or not deactivates(conn, run, part):
+            continue
+        table = "lms.users" if part == "user" else TREES[part]
+        gone = gone_filter(run, part)
+        ids = [
+            r["id"]
+            for r in store.fetch_all(
+                conn,
+                f"""UPDATE {table} u SET active = false, deactivated_at = clock_timestamp(),
+                           updated_at = clock_timestamp()
+                    WHERE u.id IN (SELECT t.id FROM {gone}) RETURNING u.id""",
+                params,
+            )
+        ]
+        counts[key] = len(ids)
+        if part == "user" and ids:
+            conn.execute(
+                f"INSERT INTO {staged('affected', run_id)} (user_id) SELECT unnest(%s::bigint[]) "
+                "ON CONFLICT DO NOTHING",
+                (ids,),
+            )
+        if ids and part != "user":
+            column = "org_unit_id" if part == "org" else "position_id"
+            label = LABEL[part]
+            conn.execute(
+                f"""INSERT INTO sync.row_errors (run_id, file_id, file_name, code, message, value, rejected)
+                    SELECT %(run)s, rf.file_id, f.original_path, 'deactivated_{label}_has_people',
+                           'the {label} ' || t.external_id || ' (' || t.name || ') is missing from the full feed and '
+                           || 'was deactivated, but ' || count(u.id) || ' active people are still in it; move them '
+                           || 'to another {label} in the user file', t.external_id, false
+                    FROM {table} t JOIN lms.users u ON u.{column} = t.id AND u.active
+                    CROSS JOIN LATERAL (
+                        SELECT rf.file_id FROM sync.run_files rf WHERE rf.run_id = %(run)s ORDER BY rf.ordinal LIMIT 1
+                    ) rf
+                    JOIN sync.feed_files f ON f.id = rf.file_id
+                    WHERE t.id = ANY(%(ids)s)
+                    GROUP BY rf.file_id, f.original_path, t.external_id, t.name""",
+                {**params, "ids": ids},
+            )
+    return counts
+
+
+def apply_rules(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+    return rules.evaluate(conn, run_id=int(run["id"]), people=staged("affected", int(run["id"])))
+
+
+def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool, batch_rows: int) -> list[Step]:
+    parts = config_of(run["config"]).parts
+    steps: list[Step] = [partial(apply_tree, part=p) for p in TREES if p in parts]
+    if "user" in parts:
+        steps += [apply_users, apply_managers]
+    steps += [apply_deactivations, apply_rules, *([finish] if whole else [])]
+    return steps
+
+
+def finish(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+    if "user" not in config_of(run["config"]).parts:
+        return {}
+    row = store.fetch_one(conn, f"SELECT count(*) AS n FROM {staged('huser', int(run['id']))}")
+    return {"valid": int(row["n"]) if row else 0}

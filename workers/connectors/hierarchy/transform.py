@@ -1,0 +1,137 @@
+"""Kind ``hierarchy``, per file and chunk: which file of the bundle a name is, the run's staging,
+and mapping and validation in SQL."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+
+import psycopg
+
+from schemas.connections import BUNDLE_CORE, BUNDLE_PARTS, DONT_IMPORT, Connection, connection_from_json
+from schemas.providers import FileNameProblem, FileSpec
+from workers.connectors.checks import Check, Chunk, checked_insert, jsonb_object, literal, required, row_hash
+from workers.connectors.content import staged
+from workers.connectors.users import EMAIL_BAD_DOTS, EMAIL_RE
+
+TREES = {"org": "lms.org_units", "pos": "lms.positions"}
+LABEL = {"org": "unit", "pos": "position", "user": "person"}
+
+
+def config_of(raw: dict[str, Any]) -> Connection:
+    return connection_from_json(raw)
+
+
+def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
+    cfg = config_of(config)
+    for part in cfg.parts:
+        options = cfg.files[part]
+        if options.name == file_name:
+            mapping = {a: c for a, c in options.mapping.items() if c != DONT_IMPORT}
+            return FileSpec(
+                part, "csv", mapping, frozenset(mapping), encoding=options.encoding, delimiter=options.delimiter
+            )
+    expected = ", ".join(cfg.files[p].name for p in cfg.parts)
+    raise FileNameProblem(f"{file_name!r} is not a file of this bundle; it takes {expected}")
+
+
+def expected_files(config: dict[str, Any]) -> dict[str, str]:
+    """part -> file name, for the parts the connection syncs."""
+    cfg = config_of(config)
+    return {p: cfg.files[p].name for p in BUNDLE_PARTS if p in cfg.parts}
+
+
+def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str, Any]) -> None:
+    for part in TREES:
+        conn.execute(
+            f"""CREATE UNLOGGED TABLE IF NOT EXISTS {staged(part, run_id)} (
+                  file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL, name text NOT NULL,
+                  parent_key text, attrs jsonb NOT NULL, row_hash text NOT NULL)"""
+        )
+    conn.execute(
+        f"""CREATE UNLOGGED TABLE IF NOT EXISTS {staged("huser", run_id)} (
+              file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL, email text NOT NULL,
+              first_name text, last_name text, unit_key text, position_key text, manager_key text,
+              attrs jsonb NOT NULL, row_hash text NOT NULL)"""
+    )
+    # Keys seen in rejected rows, with their rows (never deactivated: being refused is not being
+    # gone; a rejected row not here is one whose key could not be read), and the people the run
+    # changed (the group rules are evaluated for them only).
+    conn.execute(
+        f"""CREATE UNLOGGED TABLE IF NOT EXISTS {staged("hrej", run_id)} (
+              part text NOT NULL, key text NOT NULL, file_id bigint, line_no int)"""
+    )
+    conn.execute(f"CREATE UNLOGGED TABLE IF NOT EXISTS {staged('affected', run_id)} (user_id bigint PRIMARY KEY)")
+
+
+# -- transform ------------------------------------------------------------------------------------------
+
+
+def _attrs(part: str, present: dict[str, Any]) -> str:
+    extra = [a for a in present if a not in BUNDLE_CORE[part]]
+    if not extra:
+        return "'{}'::jsonb"
+    return "jsonb_strip_nulls(" + jsonb_object([(f"'{a}'", f"c.{a}") for a in extra]) + ")"
+
+
+def _col(attribute: str, present: dict[str, Any]) -> str:
+    return f"c.{attribute}" if attribute in present else "NULL::text"
+
+
+def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[str, Any]) -> dict[str, int]:
+    run_id, file_id, file_name, columns = chunk.run_id, chunk.file_id, chunk.file_name, chunk.columns
+    spec = file_spec(config, PurePosixPath(file_name).name)
+    part = spec.role
+    attrs = _attrs(part, columns)
+    rejected_keys = f"""
+        RETURNING 1),
+    refused AS (
+        INSERT INTO {staged("hrej", run_id)} (part, key, file_id, line_no)
+        SELECT '{part}', c.key, {file_id}, c.line_no FROM checked c
+        WHERE NOT c.ok AND c.key IS NOT NULL"""
+    if part in TREES:
+        parent = _col("parent", columns)
+        checks = [required(spec, "key"), required(spec, "name")]
+        if "parent" in columns:
+            checks.append(
+                Check(
+                    "parent",
+                    "parent = key",
+                    "self_parent",
+                    f"a {LABEL[part]} cannot be its own parent; correct the parent and rerun",
+                )
+            )
+        insert = f"""
+            INSERT INTO {staged(part, run_id)} (file_id, line_no, key, name, parent_key, attrs, row_hash)
+            SELECT {file_id}, c.line_no, c.key, c.name, {parent}, {attrs},
+                   {row_hash("c.key", "c.name", parent, f"({attrs})::text")}
+            FROM checked c WHERE c.ok {rejected_keys}"""
+    else:
+        unit, position, manager = (_col(a, columns) for a in ("unit", "position", "manager"))
+        first, last = _col("first_name", columns), _col("last_name", columns)
+        checks = [
+            required(spec, "key"),
+            required(spec, "email"),
+            Check(
+                "email",
+                f"email IS NOT NULL AND (email !~ {literal(EMAIL_RE)} OR email ~ {literal(EMAIL_BAD_DOTS)})",
+                "invalid_email",
+                "this is not a valid e-mail address (name@example.com); correct it and rerun",
+            ),
+        ]
+        if "manager" in columns:
+            checks.append(
+                Check(
+                    "manager",
+                    "manager = key",
+                    "self_manager",
+                    "a person cannot be their own manager; correct the manager and rerun",
+                )
+            )
+        insert = f"""
+            INSERT INTO {staged("huser", run_id)} (file_id, line_no, key, email, first_name, last_name, unit_key,
+                                                  position_key, manager_key, attrs, row_hash)
+            SELECT {file_id}, c.line_no, c.key, c.email, {first}, {last}, {unit}, {position}, {manager}, {attrs},
+                   {row_hash("c.key", "c.email", first, last, unit, position, manager, f"({attrs})::text")}
+            FROM checked c WHERE c.ok {rejected_keys}"""
+    return checked_insert(conn, chunk, spec, checks, insert)

@@ -1,0 +1,275 @@
+"""Kind ``users``, the load's decision: duplicates, the classification against the store, the plan
+and the safety thresholds (what a full feed may deactivate)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from schemas.connections import Connection
+from workers import store
+from workers.connectors.users.transform import config_of
+from workers.staging import stage_table
+
+BUCKETS = 256  # the classified rows are cut into this many hash buckets of the key; a batch is a range of them
+
+
+def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
+    """Reject people who appear more than once in the run (all their rows, staged or same). Idempotent."""
+    run_id = int(run["id"])
+    cfg = config_of(run["config"])
+    typed, same = stage_table("users", run_id), stage_table("same", run_id)
+    # A file rejected after some of its chunks were transformed (a workbook broken half-way):
+    # nothing of it is imported, and its keys protect nobody.
+    for table in (typed, same):
+        conn.execute(
+            sql.SQL(
+                """DELETE FROM {} s USING sync.run_files rf
+                   WHERE rf.run_id = %s AND rf.file_id = s.file_id AND rf.status <> 'parsed'"""
+            ).format(table),
+            (run_id,),
+        )
+    conn.execute(sql.SQL("ANALYZE {}").format(typed))
+    conn.execute(sql.SQL("ANALYZE {}").format(same))
+    # First the keys alone, one hash aggregate; the rows of a duplicated key are read only if any.
+    dups = stage_table("dup", run_id)
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(dups))
+    found = conn.execute(
+        sql.SQL(
+            """CREATE UNLOGGED TABLE {d} AS
+               SELECT key FROM (SELECT key FROM {t} UNION ALL SELECT key FROM {same}) k
+               GROUP BY key HAVING count(*) > 1"""
+        ).format(d=dups, t=typed, same=same)
+    ).rowcount
+    if not found:
+        return 0
+    dup = store.fetch_one(
+        conn,
+        sql.SQL(
+            """
+            WITH d AS (SELECT key FROM {d}),
+            rows AS (SELECT file_id, line_no, key, email FROM {t} JOIN d USING (key)
+                     UNION ALL SELECT file_id, line_no, key, key FROM {same} JOIN d USING (key)),
+            occ AS (
+                SELECT s.file_id, s.line_no, s.key, s.email, f.original_path AS fname,
+                       (rf.columns -> 'email' ->> 'no')::int AS col
+                FROM rows s
+                JOIN sync.feed_files f ON f.id = s.file_id
+                JOIN sync.run_files rf ON rf.run_id = %(run)s AND rf.file_id = s.file_id
+            ),
+            places AS (
+                SELECT key, string_agg(fname || ' line ' || line_no, ', ' ORDER BY fname, line_no) AS places
+                FROM occ GROUP BY key
+            ),
+            errs AS (
+                INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code,
+                                             message, value, rejected)
+                SELECT %(run)s, o.file_id, o.fname, o.line_no, o.col, %(email_col)s, 'duplicate_user',
+                       'this person appears more than once in the run (' || p.places
+                       || '); keep one row per person and rerun', o.email, true
+                FROM occ o JOIN places p USING (key)
+                RETURNING 1
+            ),
+            kept AS (INSERT INTO {kept} (file_id, line_no, key) SELECT file_id, line_no, key FROM occ),
+            del AS (DELETE FROM {t} s USING d WHERE s.key = d.key RETURNING 1),
+            del_same AS (DELETE FROM {same} s USING d WHERE s.key = d.key RETURNING 1)
+            -- (Data-modifying WITH statements run whether or not they are read.)
+            SELECT (SELECT count(*) FROM errs) AS duplicates
+            """
+        ).format(t=typed, same=same, d=dups, kept=stage_table("kept", run_id)),
+        {"run": run_id, "email_col": cfg.mapping["email"]},
+    )
+    assert dup is not None
+    return int(dup["duplicates"])
+
+
+def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
+    """One hash join of the run's keys with the store, keeping only the keys with work to do: new
+    people (with an id drawn from the sequence now), changed people, and people whose manager is
+    not linked yet, each with their manager's id (a person of this feed, or of the store). A person
+    whose row hash matches the store and whose manager is linked goes no further: on a daily feed
+    that is ninety per cent of the rows. The table is narrow (keys and ids): the steps read the
+    staged values by key, so the run's wide rows are written once, by the transform."""
+    run_id = int(run["id"])
+    # Looked up once: as a function call inside the statement it would run once per row.
+    seq = store.fetch_one(conn, "SELECT pg_get_serial_sequence('lms.users', 'id') AS seq")
+    assert seq is not None
+    conn.execute(
+        sql.SQL(
+            """CREATE UNLOGGED TABLE IF NOT EXISTS {cls} AS
+               WITH work AS MATERIALIZED (
+                   -- Materialized: nextval must run once per row, whatever the joins below do.
+                   SELECT s.key, s.manager_key, u.id AS old_id, u.manager_id AS old_manager,
+                          u.id IS NOT NULL AND (u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active)
+                            AS changed,
+                          coalesce(u.id, nextval({seq}::regclass)) AS uid,
+                          -- Batches are hash buckets of the key: no sort of the run's rows to cut them.
+                          (hashtext(s.key) & {mask})::smallint AS kbucket
+                   FROM {t} s LEFT JOIN lms.users u ON u.email_key = s.key
+                   WHERE u.id IS NULL OR u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active
+                      OR (s.manager_key IS NOT NULL AND u.manager_id IS NULL))
+               SELECT w.*, coalesce(mw.uid, mu.id) AS manager_uid, false AS adopted
+               FROM work w
+               LEFT JOIN work mw ON mw.key = w.manager_key
+               LEFT JOIN lms.users mu ON mu.email_key = w.manager_key"""
+        ).format(
+            cls=stage_table("cls", run_id),
+            t=stage_table("users", run_id),
+            seq=sql.Literal(seq["seq"]),
+            mask=sql.Literal(BUCKETS - 1),
+        )
+    )
+    conn.execute(sql.SQL("ANALYZE {}").format(stage_table("cls", run_id)))
+
+
+def deactivation_filter(run: dict[str, Any]) -> sql.Composed:
+    """Active people of this connection missing from the feed (one anti-join). People whose key the
+    run saw in a rejected row are kept: being refused is not being gone."""
+    run_id = int(run["id"])
+    return sql.SQL(
+        """u.source_connection_id = %(conn)s AND u.active
+           AND NOT EXISTS (SELECT 1 FROM {t} s WHERE s.key = u.email_key)
+           AND NOT EXISTS (SELECT 1 FROM {same} s WHERE s.key = u.email_key)
+           AND NOT EXISTS (SELECT 1 FROM {kept} s WHERE s.key = u.email_key)"""
+    ).format(t=stage_table("users", run_id), same=stage_table("same", run_id), kept=stage_table("kept", run_id))
+
+
+def _unreadable(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int) -> dict[str, Any]:
+    """Rejected rows whose person could not be read (a broken line, bytes not in the encoding, no
+    valid e-mail): anyone missing from the feed may be one of them. Their places, never values."""
+    return unreadable_rows(conn, int(run["id"]), stage_table("kept", int(run["id"])), sample)
+
+
+def unreadable_rows(
+    conn: psycopg.Connection[Any], run_id: int, kept: sql.Composable, sample: int, files: list[int] | None = None
+) -> dict[str, Any]:
+    """How many rejected rows of the run (of ``files``, if given) have no key in ``kept`` (a table
+    with file_id and line_no), with the first places as 'file line N'."""
+    rows = sql.SQL(
+        """SELECT DISTINCT e.file_name, e.line FROM sync.row_errors e
+           WHERE e.run_id = %(run)s AND e.rejected AND e.line IS NOT NULL
+             AND (%(files)s::bigint[] IS NULL OR e.file_id = ANY(%(files)s::bigint[]))
+             AND NOT EXISTS (SELECT 1 FROM {kept} k WHERE k.file_id = e.file_id AND k.line_no = e.line)"""
+    ).format(kept=kept)
+    params = {"run": run_id, "files": files, "n": sample}
+    n = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM ({}) r").format(rows), params)
+    places = store.fetch_all(
+        conn, sql.SQL("SELECT file_name, line FROM ({}) r ORDER BY 1, 2 LIMIT %(n)s").format(rows), params
+    )
+    return {
+        "unreadable_rejected": int(n["n"]) if n else 0,
+        "unreadable_sample": [f"{p['file_name']} line {p['line']}" for p in places],
+    }
+
+
+def deactivates(run: dict[str, Any], conn: psycopg.Connection[Any]) -> bool:
+    if not config_of(run["config"]).full_feed:
+        return False
+    files = store.fetch_one(
+        conn,
+        """SELECT count(*) FILTER (WHERE status = 'rejected') AS rejected,
+                  count(*) FILTER (WHERE status = 'parsed' AND rows_read > 0) AS read
+           FROM sync.run_files WHERE run_id = %s""",
+        (run["id"],),
+    )
+    # Only a run that read a feed may say who is gone: not a run with no file (a trigger that found
+    # nothing new), and not one where a file could not be read.
+    return files is not None and files["rejected"] == 0 and files["read"] > 0
+
+
+def needs_plan(run: dict[str, Any]) -> bool:
+    """A plan is computed when someone will read it or a safety rule depends on it."""
+    cfg = config_of(run["config"])
+    return bool(run["dry_run"] or cfg.full_feed or cfg.max_change is not None or cfg.max_deactivate is not None)
+
+
+MOVES = "c.manager_uid IS NOT NULL AND c.manager_uid IS DISTINCT FROM c.old_manager"
+
+
+def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) -> dict[str, Any]:
+    """What the load would do, from the classification, without writing to lms."""
+    run_id = int(run["id"])
+    cls = stage_table("cls", run_id)
+    params = {"run": run_id, "conn": run["connection_id"], "n": sample}
+    conditions = {
+        "creates": sql.SQL("c.old_id IS NULL"),
+        "updates": sql.SQL("c.changed"),
+        "manager_moves": sql.SQL(MOVES),
+    }
+    counts = store.fetch_one(
+        conn,
+        sql.SQL("SELECT {cols} FROM {cls} c").format(
+            cols=sql.SQL(", ").join(
+                sql.SQL("count(*) FILTER (WHERE {c}) AS {n}").format(c=c, n=sql.Identifier(n))
+                for n, c in conditions.items()
+            ),
+            cls=cls,
+        ),
+    )
+    assert counts is not None
+    result: dict[str, Any] = {k: int(v) for k, v in counts.items()}
+    for name, c in conditions.items():
+        result[f"{name}_sample"] = [
+            r["email"]
+            for r in store.fetch_all(
+                conn,
+                sql.SQL("SELECT s.email FROM {cls} c JOIN {t} s ON s.key = c.key WHERE {c} LIMIT %(n)s").format(
+                    cls=cls, t=stage_table("users", run_id), c=c
+                ),
+                params,
+            )
+        ]
+    deactivating = deactivates(run, conn)
+    result["deactivations"], result["deactivations_sample"] = 0, []
+    result.update(unreadable_rejected=0, unreadable_sample=[])
+    if deactivating:
+        result.update(_unreadable(conn, run, sample))
+        gone = sql.SQL("FROM lms.users u WHERE {f}").format(f=deactivation_filter(run))
+        row = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n {g}").format(g=gone), params)
+        result["deactivations"] = int(row["n"]) if row else 0
+        result["deactivations_sample"] = [
+            r["email"] for r in store.fetch_all(conn, sql.SQL("SELECT u.email {g} LIMIT %(n)s").format(g=gone), params)
+        ]
+    population = store.fetch_one(
+        conn, "SELECT count(*) AS n FROM lms.users WHERE source_connection_id = %s AND active", (run["connection_id"],)
+    )
+    result["population"] = int(population["n"]) if population else 0
+    result["full_feed"] = config_of(run["config"]).full_feed
+    result["deactivation_skipped"] = result["full_feed"] and not deactivating
+    return result
+
+
+def exceeded_thresholds(run: dict[str, Any], p: dict[str, Any]) -> list[str]:
+    """Which safety thresholds the plan exceeds, as sentences for the admin."""
+    cfg = config_of(run["config"])
+    max_deactivate, max_change = cfg.thresholds()
+    reasons = []
+    if max_deactivate is not None and max_deactivate.exceeded(p["deactivations"], p["population"]):
+        reasons.append(
+            f"it would deactivate {p['deactivations']} of {p['population']} people (max_deactivate = {limit_text(cfg)})"
+        )
+    reasons += unreadable_reason(p, "people")
+    changes = p["updates"] + p["deactivations"]
+    if max_change is not None and max_change.exceeded(changes, p["population"]):
+        reasons.append(f"it would change {changes} of {p['population']} people (max_change = {cfg.max_change})")
+    return reasons
+
+
+def limit_text(cfg: Connection) -> str:
+    default = " (the default for a full feed)" if cfg.max_deactivate is None else ""
+    return f"{cfg.deactivate_limit}{default}"
+
+
+def unreadable_reason(p: dict[str, Any], what: str) -> list[str]:
+    """A run that would deactivate anyone while rows it could not read were rejected waits: those
+    people may only be missing because their rows were refused."""
+    if not (p.get("deactivations") and p.get("unreadable_rejected")):
+        return []
+    return [
+        f"it would deactivate {p['deactivations']} {what} while {p['unreadable_rejected']} rejected row(s) could "
+        f"not be read for who they are about ({', '.join(p['unreadable_sample'])}"
+        f"{', ...' if p['unreadable_rejected'] > len(p['unreadable_sample']) else ''}); "
+        "they may be among them: fix those rows and rerun, or approve if they are gone"
+    ]
