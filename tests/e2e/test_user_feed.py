@@ -115,6 +115,9 @@ def test_connections_apply_refuses_a_bad_file_and_upload_and_sync_import(
         ("hmm", "hmm", "import/hmm/*.csv"),
         ("hr", "hierarchy", "import/hierarchy/*.csv"),
         ("hr-users", "users", "import/user/internal/*.csv"),
+        ("skills", "skills_export", ""),  # exports take no files
+        ("transcripts", "transcript_export", ""),
+        ("xapi-out", "xapi_export", ""),
     ]
 
     start("worker", "--processes", "1", "--threads", "2")  # no watcher: the admin syncs on demand
