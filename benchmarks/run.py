@@ -329,6 +329,7 @@ location = "bench"
 def export_bench() -> list[str]:
     """EXPORT_ROWS transcript rows (100 courses per person) exported by `feedsync sync --since` into a
     running `feedsync up`, against `psql \\copy (SELECT …) TO` of the same SELECT in the same run."""
+    DATA.mkdir(parents=True, exist_ok=True)  # run alone, nothing has made it yet
     fresh_database()
     people = max(1, EXPORT_ROWS // 100)
     psql(

@@ -80,6 +80,9 @@ def export_run(msg: ExportRun) -> None:
     run_stage(msg, body)
 
 
+BLOCK_BYTES = 1 << 20  # what one export holds in memory, whatever its size
+
+
 def write_file(conn: psycopg.Connection[Any], run: dict[str, Any], name: str, window: Window) -> tuple[int, Any]:
     """Stream the export of ``window`` into its destination; returns (rows, Written)."""
     cfg = export_config(run["config"])
@@ -91,7 +94,15 @@ def write_file(conn: psycopg.Connection[Any], run: dict[str, Any], name: str, wi
         with destination.write(name) as (sink, written), conn.cursor() as cur:
             sink.write(header_line(kind.header(profile)))
             with cur.copy(copy_sql) as copy:
-                for block in copy:
+                # libpq hands COPY over a row at a time: gather rows into blocks of BLOCK_BYTES so
+                # the file write and the hash run once per block, not once per row.
+                block = bytearray()
+                for row in copy:
+                    block += row
+                    if len(block) >= BLOCK_BYTES:
+                        sink.write(block)
+                        block.clear()
+                if block:
                     sink.write(block)
             rows = cur.rowcount
     except OSError as exc:
