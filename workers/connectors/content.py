@@ -12,7 +12,6 @@ reports bad values as row errors on their line and column); the load then merges
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -23,7 +22,8 @@ from schemas.connections import Connection, connection_from_json
 from workers import store, user_skills
 from workers.staging import stage_table
 
-Step = Callable[[psycopg.Connection[Any], dict[str, Any]], dict[str, int]]
+#: What a content run did to courses and learner records, as the history shows it.
+HISTORY_COUNTS: tuple[str, ...] = ("courses_created", "courses_updated", "courses_retired", "progress_written")
 
 EMAIL_LIKE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -53,6 +53,10 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str,
                  assessed_on date, score numeric, time_spent_minutes int, visits int)"""
         ).format(stage_table("progress", run_id))
     )
+
+
+def expected_files(config: dict[str, Any]) -> dict[str, str] | None:
+    return None  # the metadata and the user feeds come and go on their own
 
 
 def staged(kind: str, run_id: int) -> str:

@@ -5,7 +5,7 @@ metadata of the same run."""
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 
@@ -23,14 +23,26 @@ from workers.connectors.checks import (
     valid_number,
 )
 from workers.connectors.content import (
-    Step,
+    HISTORY_COUNTS,
+    classify,
     config_of,
+    create_staging,
+    exceeded_thresholds,
+    expected_files,
+    finish,
+    needs_plan,
+    plan,
+    prepare,
     staged,
 )
+from workers.connectors.contract import Step
 
 PROVIDER = "hmm"
+EXPORT: Literal[False] = False
+#: Kept FEEDSYNC_CONTENT_RETENTION_DAYS after their run unless the connection says.
+RETENTION_DAYS: int | None = None
 
-EMPTY_RUN = (
+EMPTY_RUN: str | None = (
     "no Harvard ManageMentor feed to import: a sync needs hmm12_metadata.csv or a client_hmm12_yyyyMMdd.csv user "
     "feed in the connection's folder; drop one and sync again"
 )
@@ -99,3 +111,22 @@ def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: boo
         if file_spec(run["config"], content.file_name(f["original_path"])).role == "progress":
             steps.append(partial(content.apply_progress, file_id=f["file_id"], provider=PROVIDER, what="HMM"))
     return steps
+
+
+__all__ = [
+    "EMPTY_RUN",
+    "EXPORT",
+    "HISTORY_COUNTS",
+    "RETENTION_DAYS",
+    "classify",
+    "create_staging",
+    "exceeded_thresholds",
+    "expected_files",
+    "file_spec",
+    "finish",
+    "load_steps",
+    "needs_plan",
+    "plan",
+    "prepare",
+    "transform_chunk",
+]

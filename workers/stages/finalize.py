@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 from schemas.messages import FinalizeRun
 from schemas.states import RunStatus
 from workers import failpoints, notify, retention, store
-from workers.connectors import connector_for
+from workers.connectors import kind_of
 from workers.ledger import StageTx, run_stage
 from workers.runs import drop_stage_tables, start_next
 from workers.stages import stage_actor
@@ -52,7 +52,8 @@ def finalize_run(msg: FinalizeRun) -> None:
         assert t is not None
         # A content sync asked for (on demand, on schedule) with no feed at all is an error the admin
         # must see: the provider did not deliver.
-        empty_run_error = getattr(connector_for(run["kind"]), "EMPTY_RUN", None)
+        kind = kind_of(run["kind"])
+        empty_run_error = None if kind.EXPORT else kind.EMPTY_RUN
         needs_files = empty_run_error is not None and run["trigger"] in ("scheduled", "on_demand")
         status = decide_status(t, needs_files)
         counts = {

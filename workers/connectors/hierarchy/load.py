@@ -9,7 +9,8 @@ from typing import Any
 import psycopg
 
 from workers import rules, store
-from workers.connectors.content import Step, staged
+from workers.connectors.content import staged
+from workers.connectors.contract import Step
 from workers.connectors.hierarchy.plan import deactivates, gone_filter
 from workers.connectors.hierarchy.transform import LABEL, TREES, config_of
 

@@ -23,7 +23,7 @@ def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
 
 def _part_files(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) -> list[dict[str, Any]]:
     """The run's files of a part (id and status)."""
-    name = expected_files(run["config"]).get(part)
+    name = (expected_files(run["config"]) or {}).get(part)
     files = store.fetch_all(
         conn,
         """SELECT f.id, f.original_path, rf.status FROM sync.run_files rf JOIN sync.feed_files f ON f.id = rf.file_id

@@ -35,7 +35,7 @@ def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
     raise FileNameProblem(f"{file_name!r} is not a file of this bundle; it takes {expected}")
 
 
-def expected_files(config: dict[str, Any]) -> dict[str, str]:
+def expected_files(config: dict[str, Any]) -> dict[str, str] | None:
     """part -> file name, for the parts the connection syncs."""
     cfg = config_of(config)
     return {p: cfg.files[p].name for p in BUNDLE_PARTS if p in cfg.parts}
