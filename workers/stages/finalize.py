@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from psycopg.types.json import Jsonb
 
 from schemas.messages import FinalizeRun
 from schemas.states import RunStatus
-from workers import failpoints, notify, retention, store
+from workers import failpoints, lifecycle, notify, retention, store
 from workers.connectors import kind_of
 from workers.ledger import StageTx, run_stage
 from workers.runs import drop_stage_tables, start_next
@@ -69,12 +68,7 @@ def finalize_run(msg: FinalizeRun) -> None:
         }
         error = (t["file_error"] or empty_run_error) if status is RunStatus.FAILED else None
         note = "dry run: the plan shows what the run would do; nothing was written" if run["dry_run"] else None
-        conn.execute(
-            """UPDATE sync.runs SET status = %s, counts = counts || %s, error = coalesce(error, %s),
-                      note = coalesce(%s, note), finished_at = clock_timestamp()
-               WHERE id = %s AND status = 'in_progress'""",
-            (status.value, Jsonb(counts), error, note, msg.run_id),
-        )
+        lifecycle.finish(conn, msg.run_id, status, counts, error, note)
         # A dry run imported nothing: its files wait for the real run.
         conn.execute(
             """UPDATE sync.feed_files f

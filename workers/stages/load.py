@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 
 from schemas.messages import LoadRun
 from schemas.settings import get_settings
-from workers import failpoints, store
+from workers import failpoints, lifecycle, store
 from workers.connectors import import_kind
 from workers.connectors.contract import ImportKind, Step
 from workers.ledger import StageTx, run_stage
@@ -147,9 +147,7 @@ def _close(tx: StageTx, msg: LoadRun, counts: dict[str, int]) -> None:
 
 
 def _hold(tx: StageTx, msg: LoadRun) -> None:
-    tx.conn.execute(
-        "UPDATE sync.runs SET status = 'awaiting_approval' WHERE id = %s AND status = 'in_progress'", (msg.run_id,)
-    )
+    lifecycle.hold(tx.conn, msg.run_id)
     tx.counts = {"awaiting_approval": 1}
     log.warning("run exceeds a safety threshold; waiting for approval (feedsync approve / reject)")
 
