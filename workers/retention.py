@@ -111,7 +111,7 @@ def _mark_due(connection_id: int, days: int, run_id: int | None, at: datetime | 
             conn,
             f"""UPDATE sync.feed_files SET removed_at = clock_timestamp()
                 WHERE id IN ({_DUE}) AND removed_at IS NULL
-                RETURNING id, stored_path, original_path""",
+                RETURNING id, stored_path, original_path""",  # noqa: S608 (_DUE is this module's fixed SELECT; values are parameters)
             {"run": run_id, "connection": connection_id, "days": days},
         )
 

@@ -139,7 +139,7 @@ def apply_courses(conn: psycopg.Connection[Any], run: dict[str, Any], *, provide
                count(*) FILTER (WHERE NOT up.created) AS updated,
                count(*) FILTER (WHERE up.status = 'retired' AND old.status IS DISTINCT FROM 'retired') AS retired,
                (SELECT count(*) FROM good) AS staged
-        FROM up LEFT JOIN old USING (external_id)""",
+        FROM up LEFT JOIN old USING (external_id)""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
         params,
     )
     assert row is not None
@@ -158,7 +158,7 @@ def _sync_skills(conn: psycopg.Connection[Any], good: str, params: dict[str, Any
         f"""INSERT INTO lms.skills (name)
             SELECT DISTINCT ON (lower(n)) n FROM ({good}) g CROSS JOIN LATERAL unnest(g.skills) n
             ORDER BY lower(n), n
-            ON CONFLICT DO NOTHING""",
+            ON CONFLICT DO NOTHING""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
         params,
     )
     gained = store.fetch_all(
@@ -173,7 +173,7 @@ def _sync_skills(conn: psycopg.Connection[Any], good: str, params: dict[str, Any
                        AND NOT EXISTS (SELECT 1 FROM want w WHERE w.course_id = cs.course_id
                                                               AND w.skill_id = cs.skill_id))
             INSERT INTO lms.course_skills (course_id, skill_id) SELECT course_id, skill_id FROM want
-            ON CONFLICT DO NOTHING RETURNING course_id""",
+            ON CONFLICT DO NOTHING RETURNING course_id""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
         params,
     )
     # People who completed a course before it listed a skill achieve that skill now.
@@ -202,7 +202,7 @@ def apply_progress(
                 WHERE s.file_id = %(file)s AND s.learner_key ~ '{EMAIL_LIKE}'
                   AND NOT EXISTS (SELECT 1 FROM lms.users u WHERE u.email_key = s.learner_key)
                 ORDER BY s.learner_key, s.line_no DESC
-                ON CONFLICT DO NOTHING""",
+                ON CONFLICT DO NOTHING""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
             params,
         ).rowcount
     unknown_learner = (
@@ -277,7 +277,7 @@ def apply_progress(
             FROM changed c WHERE NOT c.is_new AND p.user_id = c.user_id AND p.course_id = c.course_id
             RETURNING 1)
         SELECT (SELECT count(*) FROM ins) AS created, (SELECT count(*) FROM upd) AS updated,
-               (SELECT count(*) FROM latest) AS rows, (SELECT count(*) FROM errs) AS rejected""",
+               (SELECT count(*) FROM latest) AS rows, (SELECT count(*) FROM errs) AS rejected""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
         {
             **params,
             "unknown_learner": unknown_learner,
@@ -316,7 +316,7 @@ def plan(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, Any]:
     row = store.fetch_one(
         conn,
         f"""SELECT (SELECT count(DISTINCT external_id) FROM {staged("courses", run_id)}) AS courses,
-                   (SELECT count(*) FROM {staged("progress", run_id)}) AS progress_rows""",
+                   (SELECT count(*) FROM {staged("progress", run_id)}) AS progress_rows""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
     )
     assert row is not None
     return {"courses_in_feed": int(row["courses"]), "progress_rows_in_feed": int(row["progress_rows"])}
