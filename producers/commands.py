@@ -21,7 +21,7 @@ from schemas.connections import Connection
 from schemas.exports import ExportConnection
 from schemas.settings import Settings
 from schemas.states import ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, AccessMode, RunStatus, TriggerType
-from workers import retention, store
+from workers import lifecycle, retention, store
 from workers.outbox import OutboxBatch
 from workers.runs import cancel_run, close_gate, create_run, live_connection, lock_connection, start_next
 
@@ -291,16 +291,7 @@ def rerun(settings: Settings, name: str, run_id: int | None = None) -> int:
 def _decide_held(conn: Any, run_id: int, approved: bool) -> dict[str, Any]:
     """Move a held run on (guarded: only from awaiting_approval), recording who decided."""
     who = admin_identity()
-    row = store.fetch_one(
-        conn,
-        """UPDATE sync.runs SET decided_by = %(who)s,
-                  status = CASE WHEN %(ok)s THEN 'in_progress' ELSE 'rejected' END,
-                  approved_by = CASE WHEN %(ok)s THEN %(who)s END,
-                  approved_at = CASE WHEN %(ok)s THEN now() END,
-                  finished_at = CASE WHEN %(ok)s THEN NULL ELSE now() END
-           WHERE id = %(run)s AND status = 'awaiting_approval' RETURNING connection_id""",
-        {"who": who, "ok": approved, "run": run_id},
-    )
+    row = lifecycle.decide(conn, run_id, approved=approved, who=who)
     if row is None:
         st = store.fetch_one(conn, "SELECT status FROM sync.runs WHERE id = %s", (run_id,))
         raise CommandError(

@@ -19,7 +19,7 @@ import structlog
 
 from schemas.messages import message_for_actor
 from schemas.settings import Settings
-from workers import store
+from workers import lifecycle, store
 from workers.outbox import OutboxBatch
 
 log = structlog.get_logger(__name__)
@@ -140,12 +140,7 @@ def _replay_one(settings: Settings, dl_id: int, *, dry_run: bool, force: bool) -
                 (stage["id"],),
             )
         if msg.run is not None:
-            conn.execute(
-                """UPDATE sync.runs SET status = 'in_progress', error = NULL, finished_at = NULL,
-                          replayed_at = clock_timestamp()
-                   WHERE id = %s AND status = 'failed'""",
-                (msg.run,),
-            )
+            lifecycle.reopen_for_replay(conn, msg.run)
         replay_row = store.fetch_one(
             conn,
             """INSERT INTO sync.replays (dead_letter_id, run_id, message_id, actor_name, replayed_by, forced)

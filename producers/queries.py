@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from workers import store
+from workers.connectors import kind_of
 
 COUNT_KEYS = ("read", "created", "updated", "unchanged", "deactivated", "rejected")
-#: What a content run (hmm, getabstract) did to courses and learner records.
-CONTENT_KEYS = ("courses_created", "courses_updated", "courses_retired", "progress_written")
 
 
 def _run_view(r: dict[str, Any]) -> dict[str, Any]:
@@ -32,9 +31,8 @@ def _run_view(r: dict[str, Any]) -> dict[str, Any]:
         "access": r["access_mode"],
         "dry_run": r["dry_run"],
         "counts": counts,
-        "content": {k: int(r["counts"].get(k, 0)) for k in CONTENT_KEYS}
-        if r["kind"] != "users" and r["export"] is None
-        else None,
+        # The kind's own counts (a content run: courses and learner records), or None.
+        "content": {k: int(r["counts"].get(k, 0)) for k in _history_counts(r["kind"])} or None,
         "export": _export_view(r["export"]),
         "details": extra,
         "has_errors": bool(r["error_rows"]),
@@ -44,6 +42,14 @@ def _run_view(r: dict[str, Any]) -> dict[str, Any]:
         "approved_by": r["approved_by"],
         "rerun_of": r["rerun_of"],
     }
+
+
+def _history_counts(kind: str) -> tuple[str, ...]:
+    try:
+        module = kind_of(kind)
+    except KeyError:  # a run of a kind this version no longer has keeps its history
+        return ()
+    return () if module.EXPORT else module.HISTORY_COUNTS
 
 
 def _export_view(e: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -73,6 +73,22 @@ BUNDLE_CORE = {
 }
 CONTENT_KINDS = ("hmm", "getabstract")
 
+#: Keys only some kinds take. A connection of another kind that names one is refused on that key's
+#: line, saying which kinds take it: a key meant for another kind is a mistake, never ignored.
+KEY_OWNERS: dict[str, tuple[str, ...]] = {
+    "files": ("hierarchy",),
+    "parts": ("hierarchy",),
+    "full_feed": ("users", "hierarchy"),
+    "max_deactivate": ("users", "hierarchy"),
+    "max_change": ("users", "hierarchy"),
+    "empty_erases": ("users", "hierarchy"),
+    "key": ("users",),
+    "required": ("users",),
+    "location": EXPORT_KINDS,
+    "zip": EXPORT_KINDS,
+    "status": EXPORT_KINDS,
+}
+
 MAX_RETENTION_DAYS = 3650
 MAX_SETTLE_SECONDS = 3600
 #: The suffix of the marker file an HR system writes next to a finished feed (``done_marker``).
@@ -280,6 +296,18 @@ def load_connections_toml(text: str, filename: str = "connections.toml") -> list
     problems: list[_Problem] = []
     for index, entry in enumerate(raw):
         exporting = isinstance(entry, dict) and entry.get("kind") in EXPORT_KINDS
+        foreign = _foreign_keys(entry)
+        for key, owners in foreign:
+            line = _locate(text, index, [key])
+            problems.append(
+                _Problem(
+                    line,
+                    f"{filename}:{line}: connections[{index}] {key}: {key} applies to kind {' or '.join(owners)} "
+                    f"only, not to kind {entry['kind']!r}; remove it or correct the kind",
+                )
+            )
+        if foreign:
+            continue
         try:
             connections.append((ExportConnection if exporting else Connection).model_validate(entry))
         except ValidationError as exc:
@@ -298,6 +326,13 @@ def load_connections_toml(text: str, filename: str = "connections.toml") -> list
     if problems:
         raise ConfigError("\n".join(p.text for p in sorted(problems, key=lambda p: p.line)))
     return connections
+
+
+def _foreign_keys(entry: object) -> list[tuple[str, tuple[str, ...]]]:
+    """The keys of ``entry`` that belong to other kinds than its own (a known kind's only)."""
+    if not isinstance(entry, dict) or entry.get("kind") not in (*IMPLEMENTED_KINDS, *EXPORT_KINDS):
+        return []
+    return [(k, KEY_OWNERS[k]) for k in entry if k in KEY_OWNERS and entry["kind"] not in KEY_OWNERS[k]]
 
 
 def _locate(text: str, index: int, loc: list[str]) -> int:
@@ -320,9 +355,11 @@ def _locate(text: str, index: int, loc: list[str]) -> int:
             continue
         if key and current_section == section and re.match(rf'^\s*"?{re.escape(key)}"?\s*=', lines[i]):
             return i + 1
-    if section:
+    # A key given as a table of its own ([connections.files.org] ...): its first header.
+    table = section or key
+    if table:
         for i in range(begin, end):
-            if re.match(rf"^\s*\[\s*connections\.{section}\s*\]", lines[i]):
+            if re.match(rf"^\s*\[\s*connections\.{re.escape(table)}\s*[\].]", lines[i]):
                 return i + 1
     return begin + 1
 

@@ -26,7 +26,7 @@ from psycopg.types.json import Jsonb
 from schemas.messages import Message, message_for_actor
 from schemas.settings import get_settings
 from schemas.states import FINISHED_RUN_STATUSES, RunStatus, StageStatus
-from workers import notify, store
+from workers import lifecycle, notify, store
 from workers.errors import Kind, TransientError, classify, safe_text
 from workers.outbox import OutboxBatch
 from workers.runs import drop_stage_tables, enter_run, start_next
@@ -95,15 +95,10 @@ def fail_run(conn: psycopg.Connection[Any], run_id: int, error: str, outbox: Out
     """Move a run that is still going to failed. Guarded, so a finished run is never rewritten.
     A failed run has ended like any other: the connection's next queued run starts (flush
     ``outbox`` after the commit), or it would wait behind the failed one for ever."""
-    row = store.fetch_one(
-        conn,
-        """UPDATE sync.runs SET status = 'failed', error = %s, finished_at = clock_timestamp()
-           WHERE id = %s AND status IN ('queued', 'in_progress', 'awaiting_approval') RETURNING connection_id""",
-        (error, run_id),
-    )
-    if row is None:
+    connection_id = lifecycle.fail(conn, run_id, error)
+    if connection_id is None:
         return False
-    start_next(conn, row["connection_id"], outbox)
+    start_next(conn, connection_id, outbox)
     return True
 
 

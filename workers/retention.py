@@ -21,6 +21,7 @@ import structlog
 from schemas.connections import MAX_RETENTION_DAYS
 from schemas.settings import get_settings
 from workers import store
+from workers.connectors import kind_of
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +86,9 @@ def _retention_days(connection: dict[str, Any], content_days: int) -> int | None
     whole number within bounds: stored before apply bounded it, it must not stop the others."""
     raw = connection["retention_days"]
     if raw is None:
-        return 0 if connection["kind"] == "users" else content_days
+        kind = kind_of(connection["kind"])
+        default = None if kind.EXPORT else kind.RETENTION_DAYS
+        return content_days if default is None else default
     try:
         days = int(raw)
     except ValueError:
@@ -108,7 +111,7 @@ def _mark_due(connection_id: int, days: int, run_id: int | None, at: datetime | 
             conn,
             f"""UPDATE sync.feed_files SET removed_at = clock_timestamp()
                 WHERE id IN ({_DUE}) AND removed_at IS NULL
-                RETURNING id, stored_path, original_path""",
+                RETURNING id, stored_path, original_path""",  # noqa: S608 (_DUE is this module's fixed SELECT; values are parameters)
             {"run": run_id, "connection": connection_id, "days": days},
         )
 

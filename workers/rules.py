@@ -47,7 +47,7 @@ def _criteria(rule: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                      WITH RECURSIVE below(id) AS (
                          SELECT id FROM lms.users WHERE manager_id = {boss}
                          UNION SELECT x.id FROM lms.users x JOIN below ON x.manager_id = below.id)
-                     SELECT id FROM below)"""
+                     SELECT id FROM below)"""  # noqa: S608 (boss is this module's fixed subquery, people a staging table name from staged(); rule values are parameters)
             )
     return " AND ".join(where), params
 
@@ -55,7 +55,7 @@ def _criteria(rule: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 def evaluate(conn: psycopg.Connection[Any], *, run_id: int | None, people: str | None) -> dict[str, int]:
     """Bring every active group's members in line with its rule for ``people`` (a table of user_id;
     None: everyone). Returns the memberships added and removed."""
-    scope = f"u.id IN (SELECT user_id FROM {people})" if people else "true"
+    scope = f"u.id IN (SELECT user_id FROM {people})" if people else "true"  # noqa: S608 (boss is this module's fixed subquery, people a staging table name from staged(); rule values are parameters)
     added = removed = 0
     for g in store.fetch_all(conn, "SELECT id, rule, programs FROM lms.groups WHERE active ORDER BY id"):
         where, params = _criteria(g["rule"])
@@ -77,7 +77,7 @@ def evaluate(conn: psycopg.Connection[Any], *, run_id: int | None, people: str |
                 progs AS (INSERT INTO lms.assignments (user_id, program, group_id)
                           SELECT i.user_id, p, %(g)s FROM ins i CROSS JOIN unnest(%(programs)s::text[]) p
                           ON CONFLICT DO NOTHING)
-                SELECT (SELECT count(*) FROM ins) AS added, (SELECT count(*) FROM del) AS removed""",
+                SELECT (SELECT count(*) FROM ins) AS added, (SELECT count(*) FROM del) AS removed""",  # noqa: S608 (boss is this module's fixed subquery, people a staging table name from staged(); rule values are parameters)
             params,
         )
         assert row is not None

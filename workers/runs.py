@@ -16,9 +16,9 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from schemas.messages import ExportRun, FinalizeRun, LoadRun, ParseFile, SyncDue
-from schemas.states import ACTIVE_RUN_STATUSES, AccessMode, TriggerType
-from workers import store
-from workers.connectors import connector_for
+from schemas.states import AccessMode, TriggerType
+from workers import lifecycle, store
+from workers.connectors import import_kind, kind_of
 from workers.outbox import OutboxBatch
 
 log = structlog.get_logger(__name__)
@@ -179,11 +179,9 @@ def try_start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -
 def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> None:
     run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s FOR NO KEY UPDATE", (run_id,))
     assert run is not None
-    if getattr(connector_for(run["kind"]), "EXPORT", False):
+    if kind_of(run["kind"]).EXPORT:
         # An export reads the store, not files: its one stage goes at once.
-        conn.execute(
-            "UPDATE sync.runs SET status = 'in_progress', started_at = clock_timestamp() WHERE id = %s", (run_id,)
-        )
+        lifecycle.start(conn, run_id)
         outbox.add(conn, ExportRun(run_id=run_id), f"export:{run_id}")
         return
     files = _claim_files(conn, run)
@@ -191,18 +189,19 @@ def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> N
     # their name (then the name, which carries the time of day where there is one), the rest in the
     # order they arrived.
     files.sort(key=lambda f: (f["file_date"] or date.min, PurePosixPath(f["original_path"]).name, f["registered_at"]))
-    conn.execute("UPDATE sync.runs SET status = 'in_progress', started_at = clock_timestamp() WHERE id = %s", (run_id,))
-    connector_for(run["kind"]).create_staging(conn, run_id, run["config"])
+    lifecycle.start(conn, run_id)
+    kind = import_kind(run["kind"])
+    kind.create_staging(conn, run_id, run["config"])
     for ordinal, f in enumerate(files):
         conn.execute(
             "INSERT INTO sync.run_files (run_id, file_id, ordinal) VALUES (%s, %s, %s)",
             (run_id, f["id"], ordinal),
         )
         outbox.add(conn, ParseFile(run_id=run_id, file_id=f["id"]), f"parse:{run_id}:{f['id']}")
-    expected = getattr(connector_for(run["kind"]), "expected_files", None)
+    expected = kind.expected_files(run["config"])
     if expected is not None and files:
         names = {PurePosixPath(f["original_path"]).name for f in files}
-        missing = [n for n in expected(run["config"]).values() if n not in names]
+        missing = [n for n in expected.values() if n not in names]
         if missing:  # a scheduled or on-demand run takes the files present, and says which were not
             took = ", ".join(sorted(names))
             conn.execute(
@@ -372,15 +371,7 @@ def cancel_run(conn: psycopg.Connection[Any], run_id: int, *, by: str, reason: s
         return None
     lock_connection(conn, run["connection_id"])
     why = f"cancelled by {by}" + (f": {reason}" if reason else "")
-    row = store.fetch_one(
-        conn,
-        """UPDATE sync.runs r SET status = 'cancelled', finished_at = clock_timestamp(),
-                  note = CASE WHEN r.note IS NULL THEN %(why)s ELSE r.note || '; ' || %(why)s END
-           FROM (SELECT id, status FROM sync.runs WHERE id = %(run)s FOR UPDATE) old
-           WHERE r.id = old.id AND r.status = ANY(%(active)s)
-           RETURNING r.connection_id, old.status AS from_status, r.dry_run""",
-        {"why": why, "run": run_id, "active": [s.value for s in ACTIVE_RUN_STATUSES]},
-    )
+    row = lifecycle.cancel(conn, run_id, why)
     if row is None:
         current = store.fetch_one(conn, "SELECT connection_id, status FROM sync.runs WHERE id = %s", (run_id,))
         assert current is not None

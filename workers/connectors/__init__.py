@@ -1,48 +1,75 @@
-"""One module per connection kind. A connector module provides:
+"""One module (or package) per connection kind, named as the kind: ``workers/connectors/<kind>``.
 
-- ``file_spec(config, file_name)``: what a dropped file is (its role, format and columns), or
-  ``FileNameProblem`` for a name the kind does not take;
-- ``create_staging`` and ``transform_chunk``: the run's typed staging, and per chunk the mapping,
-  validation and row errors in SQL;
-- ``prepare``, ``classify``, ``needs_plan``, ``plan``, ``exceeded_thresholds``: the load's decision;
-- ``load_steps`` and ``finish``: the merge as steps, committed one by one in online mode.
+Each fulfils the typed contract in ``workers/connectors/contract.py`` (``ImportKind`` or
+``ExportKind``); the stages, the run lifecycle, retention and the history ask ``kind_of(name)``
+for what differs between kinds, never ``if kind == ...``. A module that is not in this package
+(a test's example kind) is added with ``register``.
 
 Raw chunk tables are the same for every kind: one text column per attribute present in the file.
 """
 
 from __future__ import annotations
 
+import re
 from importlib import import_module
-from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
 
+from workers.connectors.contract import ExportKind, ImportKind, Kind
 from workers.staging import stage_table
 
+_REGISTERED: dict[str, Kind] = {}
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
-def connector_for(kind: str) -> Any:
-    if kind in ("users", "hierarchy"):
-        return import_module(f"workers.connectors.{kind}")
-    if kind in ("hmm", "getabstract"):
-        return _ContentProvider(import_module(f"workers.connectors.{kind}"))
-    if kind in ("transcript_export", "skills_export", "xapi_export"):
-        return import_module(f"workers.connectors.{kind}")  # an ExportKind (workers/connectors/exporting.py)
+
+def register(kind: str, module: Kind) -> None:
+    """Make ``module`` the connector of ``kind`` in this process (a kind kept outside this package)."""
+    _REGISTERED[kind] = module
+
+
+def unregister(kind: str) -> None:
+    _REGISTERED.pop(kind, None)
+
+
+def kind_of(kind: str) -> Kind:
+    """The module of ``kind``: registered, or ``workers.connectors.<kind>``."""
+    if kind in _REGISTERED:
+        return _REGISTERED[kind]
+    if _NAME.match(kind) and kind not in _NOT_KINDS:
+        try:
+            module = import_module(f"{__name__}.{kind}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{kind}":
+                raise
+        else:
+            if hasattr(module, "EXPORT"):
+                return cast(Kind, module)
     raise KeyError(f"no connector for kind {kind!r}")
 
 
-class _ContentProvider:
-    """A content provider's module (its file names, transform and load steps) over what every
-    content kind shares (workers/connectors/content.py: staging and the load's decision)."""
+def import_kind(kind: str) -> ImportKind:
+    module = kind_of(kind)
+    if module.EXPORT:
+        raise KeyError(f"kind {kind!r} is an export, not an import")
+    return module
 
-    def __init__(self, provider: ModuleType) -> None:
-        self._provider = provider
 
-    def __getattr__(self, name: str) -> Any:
-        from workers.connectors import content
+def export_kind(kind: str) -> ExportKind:
+    module = kind_of(kind)
+    if not module.EXPORT:
+        raise KeyError(f"kind {kind!r} is an import, not an export")
+    return module
 
-        return getattr(self._provider, name) if hasattr(self._provider, name) else getattr(content, name)
+
+def connector_for(kind: str) -> Any:
+    """The module of ``kind``, untyped (callers that know the direction use import_kind/export_kind)."""
+    return kind_of(kind)
+
+
+#: Modules of this package that are shared parts, not kinds.
+_NOT_KINDS = frozenset({"checks", "content", "contract", "exporting"})
 
 
 #: PostgreSQL's limit on a table's columns; a raw chunk table has line_no besides its attributes.

@@ -69,7 +69,7 @@ def as_number(attribute: str) -> str:
 def as_list(attribute: str) -> str:
     """'a; b; ' as {a,b}: the providers' list separator, empty items dropped."""
     return (
-        f"coalesce(array(SELECT btrim(t) FROM unnest(string_to_array(c.{attribute}, ';')) t "
+        f"coalesce(array(SELECT btrim(t) FROM unnest(string_to_array(c.{attribute}, ';')) t "  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
         f"WHERE btrim(t) <> ''), '{{}}')"
     )
 

@@ -12,7 +12,6 @@ reports bad values as row errors on their line and column); the load then merges
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -23,7 +22,8 @@ from schemas.connections import Connection, connection_from_json
 from workers import store, user_skills
 from workers.staging import stage_table
 
-Step = Callable[[psycopg.Connection[Any], dict[str, Any]], dict[str, int]]
+#: What a content run did to courses and learner records, as the history shows it.
+HISTORY_COUNTS: tuple[str, ...] = ("courses_created", "courses_updated", "courses_retired", "progress_written")
 
 EMAIL_LIKE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -53,6 +53,10 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str,
                  assessed_on date, score numeric, time_spent_minutes int, visits int)"""
         ).format(stage_table("progress", run_id))
     )
+
+
+def expected_files(config: dict[str, Any]) -> dict[str, str] | None:
+    return None  # the metadata and the user feeds come and go on their own
 
 
 def staged(kind: str, run_id: int) -> str:
@@ -135,7 +139,7 @@ def apply_courses(conn: psycopg.Connection[Any], run: dict[str, Any], *, provide
                count(*) FILTER (WHERE NOT up.created) AS updated,
                count(*) FILTER (WHERE up.status = 'retired' AND old.status IS DISTINCT FROM 'retired') AS retired,
                (SELECT count(*) FROM good) AS staged
-        FROM up LEFT JOIN old USING (external_id)""",
+        FROM up LEFT JOIN old USING (external_id)""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
         params,
     )
     assert row is not None
@@ -154,7 +158,7 @@ def _sync_skills(conn: psycopg.Connection[Any], good: str, params: dict[str, Any
         f"""INSERT INTO lms.skills (name)
             SELECT DISTINCT ON (lower(n)) n FROM ({good}) g CROSS JOIN LATERAL unnest(g.skills) n
             ORDER BY lower(n), n
-            ON CONFLICT DO NOTHING""",
+            ON CONFLICT DO NOTHING""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
         params,
     )
     gained = store.fetch_all(
@@ -169,7 +173,7 @@ def _sync_skills(conn: psycopg.Connection[Any], good: str, params: dict[str, Any
                        AND NOT EXISTS (SELECT 1 FROM want w WHERE w.course_id = cs.course_id
                                                               AND w.skill_id = cs.skill_id))
             INSERT INTO lms.course_skills (course_id, skill_id) SELECT course_id, skill_id FROM want
-            ON CONFLICT DO NOTHING RETURNING course_id""",
+            ON CONFLICT DO NOTHING RETURNING course_id""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
         params,
     )
     # People who completed a course before it listed a skill achieve that skill now.
@@ -198,7 +202,7 @@ def apply_progress(
                 WHERE s.file_id = %(file)s AND s.learner_key ~ '{EMAIL_LIKE}'
                   AND NOT EXISTS (SELECT 1 FROM lms.users u WHERE u.email_key = s.learner_key)
                 ORDER BY s.learner_key, s.line_no DESC
-                ON CONFLICT DO NOTHING""",
+                ON CONFLICT DO NOTHING""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
             params,
         ).rowcount
     unknown_learner = (
@@ -273,7 +277,7 @@ def apply_progress(
             FROM changed c WHERE NOT c.is_new AND p.user_id = c.user_id AND p.course_id = c.course_id
             RETURNING 1)
         SELECT (SELECT count(*) FROM ins) AS created, (SELECT count(*) FROM upd) AS updated,
-               (SELECT count(*) FROM latest) AS rows, (SELECT count(*) FROM errs) AS rejected""",
+               (SELECT count(*) FROM latest) AS rows, (SELECT count(*) FROM errs) AS rejected""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
         {
             **params,
             "unknown_learner": unknown_learner,
@@ -312,7 +316,7 @@ def plan(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, Any]:
     row = store.fetch_one(
         conn,
         f"""SELECT (SELECT count(DISTINCT external_id) FROM {staged("courses", run_id)}) AS courses,
-                   (SELECT count(*) FROM {staged("progress", run_id)}) AS progress_rows""",
+                   (SELECT count(*) FROM {staged("progress", run_id)}) AS progress_rows""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
     )
     assert row is not None
     return {"courses_in_feed": int(row["courses"]), "progress_rows_in_feed": int(row["progress_rows"])}

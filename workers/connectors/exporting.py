@@ -1,4 +1,4 @@
-"""What every export kind is: a typed contract (``ExportKind``) and the person columns they share.
+"""What every export kind shares: the window and the person columns (the contract: ``contract.ExportKind``).
 
 An export kind's module (``transcript_export``, ``skills_export``, ``xapi_export``) gives the file's
 name prefix, its header and one ``SELECT`` over a window of change time; the export stage
@@ -15,12 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from schemas.exports import ExportConnection
 from workers import store
 
 #: The time zone ALM writes into date headers; feedsync writes every time in UTC.
@@ -37,17 +36,6 @@ class Window:
 
     def where(self, column: sql.Composable) -> sql.Composed:
         return sql.SQL("{c} >= {a} AND {c} < {b}").format(c=column, a=sql.Literal(self.start), b=sql.Literal(self.end))
-
-
-class ExportKind(Protocol):
-    """One export kind. ``EXPORT`` marks the module as an export for the run lifecycle."""
-
-    EXPORT: bool
-    FILE_PREFIX: str
-
-    def header(self, profile: Sequence[str]) -> list[str]: ...
-
-    def query(self, cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.Composed: ...
 
 
 def profile_attributes(conn: psycopg.Connection[Any]) -> list[str]:

@@ -5,7 +5,7 @@ never rewritten by a report) and the learner gets a completion on the download d
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 
@@ -14,14 +14,26 @@ from workers.connectors import content
 from workers.connectors.checks import Check, Chunk, checked_insert, required, valid_date
 from workers.connectors.content import (
     EMAIL_LIKE,
-    Step,
+    HISTORY_COUNTS,
+    classify,
     config_of,
+    create_staging,
+    exceeded_thresholds,
+    expected_files,
+    finish,
+    needs_plan,
+    plan,
+    prepare,
     staged,
 )
+from workers.connectors.contract import Step
 
 PROVIDER = "getabstract"
+EXPORT: Literal[False] = False
+#: Kept FEEDSYNC_CONTENT_RETENTION_DAYS after their run unless the connection says.
+RETENTION_DAYS: int | None = None
 
-EMPTY_RUN = (
+EMPTY_RUN: str | None = (
     "no getAbstract report to import: a sync needs a report_export_yyyy_MM_dd.xlsx file in the connection's "
     "folder; drop one and sync again"
 )
@@ -57,7 +69,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
         SELECT {file_id}, c.line_no, lower(c.email), 'email', c.email, c.first_name, c.last_name, c.data_id,
                c.main_title, 'completed', sync.feed_date(c.download_date), sync.feed_date(c.download_date),
                sync.feed_date(c.download_date)
-        FROM checked c WHERE c.ok"""
+        FROM checked c WHERE c.ok"""  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
     return checked_insert(conn, chunk, spec, checks, insert)
 
 
@@ -67,3 +79,22 @@ def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: boo
     for f in content.parsed_files(conn, int(run["id"])):
         steps.append(partial(content.apply_progress, file_id=f["file_id"], provider=PROVIDER, what="getAbstract"))
     return steps
+
+
+__all__ = [
+    "EMPTY_RUN",
+    "EXPORT",
+    "HISTORY_COUNTS",
+    "RETENTION_DAYS",
+    "classify",
+    "create_staging",
+    "exceeded_thresholds",
+    "expected_files",
+    "file_spec",
+    "finish",
+    "load_steps",
+    "needs_plan",
+    "plan",
+    "prepare",
+    "transform_chunk",
+]

@@ -5,7 +5,7 @@ metadata of the same run."""
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 
@@ -23,14 +23,26 @@ from workers.connectors.checks import (
     valid_number,
 )
 from workers.connectors.content import (
-    Step,
+    HISTORY_COUNTS,
+    classify,
     config_of,
+    create_staging,
+    exceeded_thresholds,
+    expected_files,
+    finish,
+    needs_plan,
+    plan,
+    prepare,
     staged,
 )
+from workers.connectors.contract import Step
 
 PROVIDER = "hmm"
+EXPORT: Literal[False] = False
+#: Kept FEEDSYNC_CONTENT_RETENTION_DAYS after their run unless the connection says.
+RETENTION_DAYS: int | None = None
 
-EMPTY_RUN = (
+EMPTY_RUN: str | None = (
     "no Harvard ManageMentor feed to import: a sync needs hmm12_metadata.csv or a client_hmm12_yyyyMMdd.csv user "
     "feed in the connection's folder; drop one and sync again"
 )
@@ -64,7 +76,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
                    {as_int("duration")}, c.language, sync.feed_date(c.published), c.copyright, c.asset_type,
                    c.asset_format, c.collection, c.discipline, c.parent_id, sync.feed_date(c.modified),
                    {as_list("tags")}, {as_list("skills")}, lower(c.status) = 'removed'
-            FROM checked c WHERE c.ok"""
+            FROM checked c WHERE c.ok"""  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
     else:
         learner = "email" if "email" in columns else "username"
         checks = [
@@ -88,7 +100,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
                         ELSE 'not_started' END,
                    sync.feed_date(c.first_accessed), sync.feed_date(c.last_accessed), sync.feed_date(c.completed),
                    sync.feed_date(c.assessed), {as_number("score")}, {as_int("time_spent")}, {as_int("visits")}
-            FROM checked c WHERE c.ok"""
+            FROM checked c WHERE c.ok"""  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
     return checked_insert(conn, chunk, spec, checks, insert)
 
 
@@ -99,3 +111,22 @@ def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: boo
         if file_spec(run["config"], content.file_name(f["original_path"])).role == "progress":
             steps.append(partial(content.apply_progress, file_id=f["file_id"], provider=PROVIDER, what="HMM"))
     return steps
+
+
+__all__ = [
+    "EMPTY_RUN",
+    "EXPORT",
+    "HISTORY_COUNTS",
+    "RETENTION_DAYS",
+    "classify",
+    "create_staging",
+    "exceeded_thresholds",
+    "expected_files",
+    "file_spec",
+    "finish",
+    "load_steps",
+    "needs_plan",
+    "plan",
+    "prepare",
+    "transform_chunk",
+]

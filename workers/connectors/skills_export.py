@@ -10,13 +10,14 @@ no levels or credits in feedsync: those columns are empty; ``Completion Percenta
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from psycopg import sql
 
 from schemas.exports import ExportConnection
 from workers.connectors.exporting import EMPTY, TZ, Window, day, person_name, profile_columns, select, user_state
 
-EXPORT = True
+EXPORT: Literal[True] = True
 FILE_PREFIX = "skill_achievements"
 
 _BEFORE_PROFILE: list[tuple[str, sql.Composable]] = [

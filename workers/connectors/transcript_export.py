@@ -9,6 +9,7 @@ and deadline dates, grade, attempts, the summary counts) are present and empty.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from psycopg import sql
 
@@ -24,7 +25,7 @@ from workers.connectors.exporting import (
     user_state,
 )
 
-EXPORT = True
+EXPORT: Literal[True] = True
 FILE_PREFIX = "learner_transcript"
 
 STATUS = {"not_started": "Not Started", "in_progress": "In Progress", "completed": "Completed"}

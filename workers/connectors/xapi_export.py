@@ -8,13 +8,14 @@ person feedsync knows keeps its e-mail; the person columns are then empty.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from psycopg import sql
 
 from schemas.exports import ExportConnection
 from workers.connectors.exporting import Window, instant, person_name, profile_columns, select, user_state
 
-EXPORT = True
+EXPORT: Literal[True] = True
 FILE_PREFIX = "xapi_activity"
 
 

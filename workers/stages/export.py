@@ -34,8 +34,8 @@ from schemas.exports import export_config
 from schemas.messages import ExportRun
 from schemas.settings import get_settings
 from workers import store
-from workers.connectors import connector_for
-from workers.connectors.exporting import ExportKind, Window, profile_attributes
+from workers.connectors import export_kind
+from workers.connectors.exporting import Window, profile_attributes
 from workers.destinations import destination_for
 from workers.errors import TerminalError, TransientError
 from workers.ledger import StageTx, run_stage
@@ -86,7 +86,7 @@ BLOCK_BYTES = 1 << 20  # what one export holds in memory, whatever its size
 def write_file(conn: psycopg.Connection[Any], run: dict[str, Any], name: str, window: Window) -> tuple[int, Any]:
     """Stream the export of ``window`` into its destination; returns (rows, Written)."""
     cfg = export_config(run["config"])
-    kind: ExportKind = connector_for(run["kind"])
+    kind = export_kind(run["kind"])
     profile = profile_attributes(conn)
     destination = destination_for(get_settings(), cfg)
     copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(kind.query(cfg, profile, window))
@@ -157,7 +157,7 @@ def fix_window(run_id: int) -> bool:
             start, end, name = prior["window_from"], prior["window_to"], prior["file_name"]
         else:
             start, end = _window(conn, run)
-            name = _file_name(conn, connector_for(run["kind"]).FILE_PREFIX, start, end, destination)
+            name = _file_name(conn, export_kind(run["kind"]).FILE_PREFIX, start, end, destination)
         conn.execute(
             """INSERT INTO sync.exports (run_id, connection_id, kind, window_from, window_to, file_name, destination)
                VALUES (%s, %s, %s, %s, %s, %s, %s)""",

@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from psycopg.types.json import Jsonb
 
 from schemas.messages import FinalizeRun
 from schemas.states import RunStatus
-from workers import failpoints, notify, retention, store
-from workers.connectors import connector_for
+from workers import failpoints, lifecycle, notify, retention, store
+from workers.connectors import kind_of
 from workers.ledger import StageTx, run_stage
 from workers.runs import drop_stage_tables, start_next
 from workers.stages import stage_actor
@@ -52,7 +51,8 @@ def finalize_run(msg: FinalizeRun) -> None:
         assert t is not None
         # A content sync asked for (on demand, on schedule) with no feed at all is an error the admin
         # must see: the provider did not deliver.
-        empty_run_error = getattr(connector_for(run["kind"]), "EMPTY_RUN", None)
+        kind = kind_of(run["kind"])
+        empty_run_error = None if kind.EXPORT else kind.EMPTY_RUN
         needs_files = empty_run_error is not None and run["trigger"] in ("scheduled", "on_demand")
         status = decide_status(t, needs_files)
         counts = {
@@ -68,12 +68,7 @@ def finalize_run(msg: FinalizeRun) -> None:
         }
         error = (t["file_error"] or empty_run_error) if status is RunStatus.FAILED else None
         note = "dry run: the plan shows what the run would do; nothing was written" if run["dry_run"] else None
-        conn.execute(
-            """UPDATE sync.runs SET status = %s, counts = counts || %s, error = coalesce(error, %s),
-                      note = coalesce(%s, note), finished_at = clock_timestamp()
-               WHERE id = %s AND status = 'in_progress'""",
-            (status.value, Jsonb(counts), error, note, msg.run_id),
-        )
+        lifecycle.finish(conn, msg.run_id, status, counts, error, note)
         # A dry run imported nothing: its files wait for the real run.
         conn.execute(
             """UPDATE sync.feed_files f

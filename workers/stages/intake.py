@@ -11,7 +11,7 @@ from schemas.connections import connection_from_json
 from schemas.messages import FeedArrived
 from schemas.states import TriggerType
 from workers import store
-from workers.connectors import connector_for
+from workers.connectors import import_kind
 from workers.outbox import OutboxBatch
 from workers.runs import create_run, live_connection, release
 from workers.stages import stage_actor
@@ -53,7 +53,7 @@ def feed_arrived(msg: FeedArrived) -> None:
 
 def _bundle_missing(conn: Any, connection: dict[str, Any]) -> list[str]:
     """For a bundle kind: the expected files that have not arrived (are not registered and waiting)."""
-    expected = getattr(connector_for(connection["kind"]), "expected_files", None)
+    expected = import_kind(connection["kind"]).expected_files(connection["config"])
     if expected is None:
         return []
     waiting = {
@@ -64,4 +64,4 @@ def _bundle_missing(conn: Any, connection: dict[str, Any]) -> list[str]:
             (connection["id"],),
         )
     }
-    return [name for name in expected(connection["config"]).values() if name not in waiting]
+    return [name for name in expected.values() if name not in waiting]

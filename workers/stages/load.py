@@ -15,7 +15,6 @@ lms and kept on the run. Then one of:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -24,15 +23,14 @@ from psycopg.types.json import Jsonb
 
 from schemas.messages import LoadRun
 from schemas.settings import get_settings
-from workers import failpoints, store
-from workers.connectors import connector_for
+from workers import failpoints, lifecycle, store
+from workers.connectors import import_kind
+from workers.connectors.contract import ImportKind, Step
 from workers.ledger import StageTx, run_stage
 from workers.runs import enter_run, queue_finalize
 from workers.stages import stage_actor
 
 log = structlog.get_logger(__name__)
-
-Step = Callable[[psycopg.Connection[Any], dict[str, Any]], dict[str, int]]
 
 
 @stage_actor(LoadRun)
@@ -40,7 +38,7 @@ def load_run(msg: LoadRun) -> None:
     decision, run = _decide(msg)
     if decision == "skip":
         return
-    connector = connector_for(run["kind"])
+    connector = import_kind(run["kind"])
     if decision == "dry_run":
         run_stage(msg, lambda tx: _close(tx, msg, {"dry_run": 1}))
     elif decision == "hold":
@@ -74,7 +72,7 @@ def _decide(msg: LoadRun) -> tuple[str, dict[str, Any]]:
         assert run is not None
         if run["status"] != "in_progress":
             return "skip", run
-        connector = connector_for(run["kind"])
+        connector = import_kind(run["kind"])
         # Hash joins over a million staged rows fit in memory instead of spilling sorts to disk.
         conn.execute("SELECT set_config('work_mem', %s, true)", (get_settings().load_work_mem,))
         if run["plan"] is None:
@@ -104,7 +102,7 @@ def _decide(msg: LoadRun) -> tuple[str, dict[str, Any]]:
         return "apply", run
 
 
-def _steps(connector: Any, conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool) -> list[Step]:
+def _steps(connector: ImportKind, conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool) -> list[Step]:
     return list(connector.load_steps(conn, run, whole=whole, batch_rows=get_settings().load_batch_rows))
 
 
@@ -149,9 +147,7 @@ def _close(tx: StageTx, msg: LoadRun, counts: dict[str, int]) -> None:
 
 
 def _hold(tx: StageTx, msg: LoadRun) -> None:
-    tx.conn.execute(
-        "UPDATE sync.runs SET status = 'awaiting_approval' WHERE id = %s AND status = 'in_progress'", (msg.run_id,)
-    )
+    lifecycle.hold(tx.conn, msg.run_id)
     tx.counts = {"awaiting_approval": 1}
     log.warning("run exceeds a safety threshold; waiting for approval (feedsync approve / reject)")
 

@@ -26,7 +26,7 @@ from schemas.messages import ParseFile, TransformChunk
 from schemas.providers import FileNameProblem, FileSpec
 from schemas.settings import get_settings
 from workers import failpoints, store
-from workers.connectors import MAX_TABLE_COLUMNS, connector_for, copy_statement, create_raw_chunk
+from workers.connectors import MAX_TABLE_COLUMNS, copy_statement, create_raw_chunk, import_kind
 from workers.errors import BadFileError, TransientError
 from workers.feedreader import Block, FeedReader, RowError
 from workers.ledger import StageTx, run_stage
@@ -73,7 +73,7 @@ def parse_file(msg: ParseFile) -> None:
             )
         _check_unchanged(path, label, ctx["sha256"])
         try:
-            spec = connector_for(ctx["kind"]).file_spec(ctx["config"], PurePosixPath(label).name)
+            spec = import_kind(ctx["kind"]).file_spec(ctx["config"], PurePosixPath(label).name)
         except FileNameProblem as exc:
             raise BadFileError(label, str(exc), "Rename the file and drop it again") from None
         reader = _reader(spec, path, label, ctx["config"])

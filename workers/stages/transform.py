@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from schemas.messages import TransformChunk
 from workers import failpoints, store
-from workers.connectors import connector_for
+from workers.connectors import import_kind
 from workers.connectors.checks import Chunk
 from workers.ledger import StageTx, run_stage
 from workers.runs import advance_if_ready
@@ -30,7 +30,7 @@ def transform_chunk(msg: TransformChunk) -> None:
             return
         failpoints.hit("transform.start")
         chunk = Chunk(msg.run_id, msg.file_id, msg.chunk_no, ctx["original_path"], ctx["columns"] or {})
-        tx.counts = connector_for(ctx["kind"]).transform_chunk(tx.conn, chunk, ctx["config"])
+        tx.counts = import_kind(ctx["kind"]).transform_chunk(tx.conn, chunk, ctx["config"])
         tx.after_success.append(lambda t: advance_if_ready(t.conn, msg.run_id, t.outbox))
 
     run_stage(msg, body)

@@ -9,6 +9,8 @@ units, positions, people, manager links, deactivations (full feeds), then the gr
 people the run changed.
 """
 
+from typing import Literal
+
 from workers.connectors.hierarchy.check import prepare
 from workers.connectors.hierarchy.load import (
     apply_deactivations,
@@ -30,8 +32,18 @@ from workers.connectors.hierarchy.transform import (
     transform_chunk,
 )
 
+EXPORT: Literal[False] = False
+#: Kept as long as content feeds (FEEDSYNC_CONTENT_RETENTION_DAYS) unless the connection says.
+RETENTION_DAYS: int | None = None
+HISTORY_COUNTS: tuple[str, ...] = ()
+EMPTY_RUN: str | None = None
+
 __all__ = [
+    "EMPTY_RUN",
+    "EXPORT",
+    "HISTORY_COUNTS",
     "LABEL",
+    "RETENTION_DAYS",
     "TREES",
     "apply_deactivations",
     "apply_managers",

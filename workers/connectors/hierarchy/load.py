@@ -9,7 +9,8 @@ from typing import Any
 import psycopg
 
 from workers import rules, store
-from workers.connectors.content import Step, staged
+from workers.connectors.content import staged
+from workers.connectors.contract import Step
 from workers.connectors.hierarchy.plan import deactivates, gone_filter
 from workers.connectors.hierarchy.transform import LABEL, TREES, config_of
 
@@ -24,12 +25,12 @@ def apply_tree(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) ->
         conn,
         f"""SELECT count(*) FILTER (WHERE u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active) AS updated,
                    count(*) FILTER (WHERE u.parent_id IS DISTINCT FROM p.id) AS moved
-            FROM {t} s JOIN {table} u ON u.external_id = s.key LEFT JOIN {table} p ON p.external_id = s.parent_key""",
+            FROM {t} s JOIN {table} u ON u.external_id = s.key LEFT JOIN {table} p ON p.external_id = s.parent_key""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
     )
     created = conn.execute(
         f"""INSERT INTO {table} (external_id, name, attributes, source_connection_id, source_hash)
             SELECT s.key, s.name, s.attrs, %(conn)s, s.row_hash FROM {t} s
-            WHERE NOT EXISTS (SELECT 1 FROM {table} u WHERE u.external_id = s.key) ORDER BY s.key""",
+            WHERE NOT EXISTS (SELECT 1 FROM {table} u WHERE u.external_id = s.key) ORDER BY s.key""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
         params,
     ).rowcount
     moved_ids = [
@@ -47,7 +48,7 @@ def apply_tree(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) ->
                        deactivated_at = NULL, source_connection_id = %(conn)s, source_hash = m.row_hash,
                        updated_at = clock_timestamp()
                 FROM m WHERE u.id = m.id
-                RETURNING u.id, m.moved""",
+                RETURNING u.id, m.moved""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
             params,
         )
         if r["moved"]
@@ -59,7 +60,7 @@ def apply_tree(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) ->
                     SELECT unnest(%(ids)s::bigint[])
                     UNION SELECT o.id FROM lms.org_units o JOIN sub ON o.parent_id = sub.id)
                 INSERT INTO {staged("affected", run_id)} (user_id)
-                SELECT u.id FROM lms.users u JOIN sub ON u.org_unit_id = sub.id ON CONFLICT DO NOTHING""",
+                SELECT u.id FROM lms.users u JOIN sub ON u.org_unit_id = sub.id ON CONFLICT DO NOTHING""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
             {"ids": moved_ids},
         )
     assert before is not None
@@ -85,7 +86,7 @@ def apply_users(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str,
             LEFT JOIN lms.users ux ON ux.external_id = s.key
             LEFT JOIN lms.users ue ON ux.id IS NULL AND ue.email_key = lower(s.email)
             LEFT JOIN lms.org_units o ON o.external_id = s.unit_key
-            LEFT JOIN lms.positions p ON p.external_id = s.position_key"""
+            LEFT JOIN lms.positions p ON p.external_id = s.position_key"""  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
     )
     c = staged("hcls", run_id)
     # Another load may have created one of these people since they were matched (two feeds bringing
@@ -103,13 +104,13 @@ def apply_users(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str,
                 RETURNING id, external_id),
             a AS (INSERT INTO {affected} (user_id) SELECT id FROM ins ON CONFLICT DO NOTHING),
             mine AS (UPDATE {c} c SET old_id = ins.id FROM ins WHERE c.key = ins.external_id)
-            SELECT count(*) AS n FROM ins""",
+            SELECT count(*) AS n FROM ins""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
         params,
     )
     conn.execute(
         f"""UPDATE {c} c SET old_id = coalesce((SELECT u.id FROM lms.users u WHERE u.external_id = c.key),
                                                (SELECT u.id FROM lms.users u WHERE u.email_key = lower(c.email)))
-            WHERE c.old_id IS NULL"""
+            WHERE c.old_id IS NULL"""  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
     )
     updated = store.fetch_one(
         conn,
@@ -125,7 +126,7 @@ def apply_users(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str,
                                            OR u.external_id IS DISTINCT FROM c.key)
                 RETURNING u.id),
             a AS (INSERT INTO {affected} (user_id) SELECT id FROM upd ON CONFLICT DO NOTHING)
-            SELECT count(*) AS n FROM upd""",
+            SELECT count(*) AS n FROM upd""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
         params,
     )
     assert created is not None and updated is not None
@@ -149,7 +150,7 @@ def apply_managers(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[s
                     FROM m WHERE u.id = m.id RETURNING u.id),
             team(id) AS (SELECT id FROM m UNION SELECT u.id FROM lms.users u JOIN team ON u.manager_id = team.id),
             a AS (INSERT INTO {affected} (user_id) SELECT id FROM team ON CONFLICT DO NOTHING)
-            SELECT count(*) AS n FROM upd""",
+            SELECT count(*) AS n FROM upd""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
         {"erase": erase},
     )
     return {"manager_moves": int(row["n"]) if row else 0}
@@ -174,7 +175,7 @@ def apply_deactivations(conn: psycopg.Connection[Any], run: dict[str, Any]) -> d
                 conn,
                 f"""UPDATE {table} u SET active = false, deactivated_at = clock_timestamp(),
                            updated_at = clock_timestamp()
-                    WHERE u.id IN (SELECT t.id FROM {gone}) RETURNING u.id""",
+                    WHERE u.id IN (SELECT t.id FROM {gone}) RETURNING u.id""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
                 params,
             )
         ]
@@ -200,7 +201,7 @@ def apply_deactivations(conn: psycopg.Connection[Any], run: dict[str, Any]) -> d
                     ) rf
                     JOIN sync.feed_files f ON f.id = rf.file_id
                     WHERE t.id = ANY(%(ids)s)
-                    GROUP BY rf.file_id, f.original_path, t.external_id, t.name""",
+                    GROUP BY rf.file_id, f.original_path, t.external_id, t.name""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
                 {**params, "ids": ids},
             )
     return counts
@@ -222,5 +223,5 @@ def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: boo
 def finish(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
     if "user" not in config_of(run["config"]).parts:
         return {}
-    row = store.fetch_one(conn, f"SELECT count(*) AS n FROM {staged('huser', int(run['id']))}")
+    row = store.fetch_one(conn, f"SELECT count(*) AS n FROM {staged('huser', int(run['id']))}")  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
     return {"valid": int(row["n"]) if row else 0}

@@ -5,8 +5,11 @@ transform (one statement per chunk, ``transform``), the decision in ``plan``, an
 ``load`` (one statement per step).
 """
 
+from typing import Any, Literal
+
 from schemas.connections import USER_CORE_ATTRIBUTES
-from workers.connectors.users.load import Step, apply_deactivations, finish, insert_people, load_steps, update_people
+from workers.connectors.contract import Step
+from workers.connectors.users.load import apply_deactivations, finish, insert_people, load_steps, update_people
 from workers.connectors.users.plan import (
     BUCKETS,
     classify,
@@ -27,10 +30,25 @@ from workers.connectors.users.transform import (
     transform_chunk,
 )
 
+EXPORT: Literal[False] = False
+#: People's data: a users feed is removed as soon as its run has ended.
+RETENTION_DAYS: int | None = 0
+HISTORY_COUNTS: tuple[str, ...] = ()
+EMPTY_RUN: str | None = None
+
+
+def expected_files(config: dict[str, Any]) -> dict[str, str] | None:
+    return None  # any number of files, each a whole feed
+
+
 __all__ = [
     "BUCKETS",
     "EMAIL_BAD_DOTS",
     "EMAIL_RE",
+    "EMPTY_RUN",
+    "EXPORT",
+    "HISTORY_COUNTS",
+    "RETENTION_DAYS",
     "USER_CORE_ATTRIBUTES",
     "Step",
     "apply_deactivations",
@@ -38,6 +56,7 @@ __all__ = [
     "config_of",
     "create_staging",
     "exceeded_thresholds",
+    "expected_files",
     "file_spec",
     "finish",
     "insert_people",

@@ -3,7 +3,6 @@ deactivations, each step committed on its own in an online load."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -13,13 +12,12 @@ from psycopg import sql
 
 from schemas.settings import get_settings
 from workers import store
+from workers.connectors.contract import Step
 from workers.connectors.users.plan import BUCKETS, MOVES, deactivates, deactivation_filter
 from workers.connectors.users.transform import EMAIL_BAD_DOTS, EMAIL_RE, config_of
 from workers.staging import stage_table
 
 log = structlog.get_logger(__name__)
-
-Step = Callable[[psycopg.Connection[Any], dict[str, Any]], dict[str, int]]
 
 
 def batch_ranges(
