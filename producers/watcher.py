@@ -1,7 +1,8 @@
 """``feedsync watch``: notices finished files in the drop dir with watchdog.
 
-A file is taken when it is closed after writing or renamed into place, once it has gone its
-connection's settle window (``settle_seconds``, default FEEDSYNC_SETTLE_MS) without a write, and
+A file renamed into place is taken at once: the writer has said it is complete. A file closed after
+writing in place is taken once it has gone its connection's settle window (``settle_seconds``,
+default FEEDSYNC_SETTLE_MS) without a write (it may be written again), and
 for a connection with ``done_marker`` once its ``<name>.done`` marker exists. A full rescan runs
 at start (files that arrived while the watcher was down) and every FEEDSYNC_RESCAN_INTERVAL_S
 (events can be lost, e.g. on network filesystems); rescans only take files untouched for a few
@@ -14,6 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -28,23 +30,31 @@ log = structlog.get_logger(__name__)
 RESCAN_QUIET_S = 3.0
 
 
+@dataclass(frozen=True)
+class Arrival:
+    path: Path
+    # Renamed into place: the writer says the file is complete, so no settle window is waited
+    # (a file closed after writing in place may still be written again, and waits it).
+    renamed: bool
+
+
 class _Handler(FileSystemEventHandler):
-    def __init__(self, inbox: queue.Queue[Path | None]) -> None:
+    def __init__(self, inbox: queue.Queue[Arrival | None]) -> None:
         self.inbox = inbox
 
     def on_closed(self, event: FileSystemEvent) -> None:
         if isinstance(event, FileClosedEvent) and not event.is_directory:
-            self.inbox.put(Path(str(event.src_path)))
+            self.inbox.put(Arrival(Path(str(event.src_path)), renamed=False))
 
     def on_moved(self, event: FileSystemEvent) -> None:
         if isinstance(event, FileMovedEvent) and not event.is_directory:
-            self.inbox.put(Path(str(event.dest_path)))
+            self.inbox.put(Arrival(Path(str(event.dest_path)), renamed=True))
 
 
 class Watcher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.inbox: queue.Queue[Path | None] = queue.Queue()
+        self.inbox: queue.Queue[Arrival | None] = queue.Queue()
         self.stopping = threading.Event()
         self.ready = threading.Event()  # set once events are being watched and the first rescan ran
         # Files refused or failing, already logged: one line per bad file, not one per rescan.
@@ -72,11 +82,11 @@ class Watcher:
             while not self.stopping.is_set():
                 timeout = max(0.0, next_rescan - time.monotonic())
                 try:
-                    path = self.inbox.get(timeout=timeout)
+                    arrival = self.inbox.get(timeout=timeout)
                 except queue.Empty:
-                    path = None
-                if path is not None:
-                    self._take(path)
+                    arrival = None
+                if arrival is not None:
+                    self._take(arrival)
                 if time.monotonic() >= next_rescan:
                     next_rescan = self._rescan(quiet_s=RESCAN_QUIET_S)
         finally:
@@ -87,10 +97,12 @@ class Watcher:
         self.stopping.set()
         self.inbox.put(None)
 
-    def _take(self, path: Path) -> None:
+    def _take(self, arrival: Arrival) -> None:
         try:
             connections = registry.live_connections(self.settings)
-            result = registry.take_guarded(self.settings, path, connections, reported=self.reported)
+            result = registry.take_guarded(
+                self.settings, arrival.path, connections, reported=self.reported, settle=not arrival.renamed
+            )
             if result is not None and result.outcome == "not_ready":
                 log.info("file still changing; the next rescan takes it once it settles", path=result.path)
         except Exception:

@@ -188,3 +188,17 @@ def test_the_watcher_starts_and_takes_files_beside_export_connections(settings: 
     finally:
         w.stop()
         t.join(timeout=10)
+
+
+def test_a_file_renamed_into_place_is_taken_without_waiting_its_settle_window(
+    settings: Any, inbox: Path, watcher: Watcher
+) -> None:
+    sql("UPDATE sync.connections SET config = config || '{\"settle_seconds\": 600}'")
+    tmp = inbox / ".people.csv.part"
+    tmp.write_bytes(HEADER + b"x@y.com,X,Y,,S,T,L\n")
+    os.replace(tmp, inbox / "people.csv")  # the writer says it is complete
+    wait_until(lambda: registered() == ["import/user/internal/people.csv"])
+    # Written in place, a file waits its window: it may be written again.
+    (inbox / "other.csv").write_bytes(HEADER + b"z@y.com,Z,Y,,S,T,L\n")
+    with pytest.raises(AssertionError):
+        wait_until(lambda: len(registered()) == 2, timeout_s=3)
