@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 import click
 
+from producers.console.cli import register as register_console
 from producers.output import json_text, printable, printable_lines
 from schemas.settings import get_settings
 from workers.logs import configure_logging
@@ -190,6 +191,8 @@ def up(processes: int | None, threads: int | None) -> None:
         Child("watcher", feedsync_argv("watch")),
         Child("scheduler", feedsync_argv("scheduler")),
     ]
+    if s.web_bind:  # the admin console, where FEEDSYNC_WEB_BIND says
+        children.append(Child("web", feedsync_argv("web")))
     sys.exit(Supervisor(children).run())
 
 
@@ -641,6 +644,9 @@ def demo(rows: int, bad_rows: int) -> None:
     click.echo(f"\n== rejected rows of run {new[-1]['run_id']} (feedsync errors {new[-1]['run_id']}) ==")
     ctx.invoke(errors, run_id=new[-1]["run_id"], as_json=False, as_csv=False)
     click.echo(f"\ndemo finished in {time.monotonic() - t0:.1f}s")
+
+
+register_console(cli)  # `feedsync web` and `feedsync admins` (producers/console/cli.py)
 
 
 def main() -> None:
