@@ -55,7 +55,11 @@ async def replay(request: Request, s: accounts.Session, form: FormData) -> Respo
     chosen, problem = _selection(form)
     if problem is None and chosen.get("ids") and await blocking(s, dlq.missing, chosen["ids"]):
         problem = f"there is no dead letter {chosen['ids'][0]}"
-    if problem is None and chosen.get("run_id") is not None and await blocking(s, queries.run_status, chosen["run_id"]) is None:
+    if (
+        problem is None
+        and chosen.get("run_id") is not None
+        and await blocking(s, queries.run_status, chosen["run_id"]) is None
+    ):
         problem = f"there is no run {chosen['run_id']}"
     if problem is not None:
         return render(request, "message.html", 400, title="Replay", text=problem)

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from producers.console import accounts
 from producers.console.app import create_app
 
-PASSWORD = "correct horse battery"
+PASSWORD = "correct horse battery"  # noqa: S105  (a test admin's password)
 
 
 def csrf_of(html: str) -> str:

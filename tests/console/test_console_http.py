@@ -106,7 +106,9 @@ def test_sign_in_without_the_forms_token_is_refused(console: TestClient) -> None
     assert r.status_code == 403 and "feedsync_session" not in r.cookies
 
 
-def test_the_session_cookie_is_httponly_and_samesite_and_secure_only_over_tls(console: TestClient, settings: Any) -> None:
+def test_the_session_cookie_is_httponly_and_samesite_and_secure_only_over_tls(
+    console: TestClient, settings: Any
+) -> None:
     r = sign_in(console, "ada")
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" not in cookie
@@ -199,7 +201,7 @@ def test_pages_have_no_personal_data_in_their_titles(as_admin: TestClient) -> No
 
 def test_the_error_report_csv_is_the_clis_and_neutralises_formulas(as_admin: TestClient) -> None:
     run_id = a_run(None)
-    row_error(run_id, FEED + "a.csv", "not an e-mail address", "=HYPERLINK(\"http://x\")")
+    row_error(run_id, FEED + "a.csv", "not an e-mail address", '=HYPERLINK("http://x")')
     row_error(run_id, FEED + "a.csv", "not an e-mail address", "@SUM(A1)")
     r = as_admin.get(f"/runs/{run_id}/errors.csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
@@ -207,7 +209,7 @@ def test_the_error_report_csv_is_the_clis_and_neutralises_formulas(as_admin: Tes
     cli = feedsync("errors", str(run_id), "--csv").stdout
     assert list(csv.reader(io.StringIO(r.text))) == list(csv.reader(io.StringIO(cli)))
     values = [row["value"] for row in csv.DictReader(io.StringIO(r.text))]
-    assert values == ["'=HYPERLINK(\"http://x\")", "'@SUM(A1)"]
+    assert values == ['\'=HYPERLINK("http://x")', "'@SUM(A1)"]
     page = as_admin.get(f"/runs/{run_id}/errors").text
     assert "not an e-mail address" in page and "<td>2</td>" in page  # line shown
 
@@ -275,8 +277,13 @@ def test_schedule_and_enable_changes_are_applied_as_connections_apply_does_and_a
     token = form_token(as_admin)
     r = as_admin.post(
         "/connections/hr-users/schedule",
-        data={"csrf": token, "start_date": "2026-12-01", "start_time": "03:30", "every_days": "2",
-              "schedule_enabled": "on"},
+        data={
+            "csrf": token,
+            "start_date": "2026-12-01",
+            "start_time": "03:30",
+            "every_days": "2",
+            "schedule_enabled": "on",
+        },
         follow_redirects=False,
     )
     assert r.status_code == 303
