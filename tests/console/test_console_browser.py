@@ -81,7 +81,6 @@ def test_an_admin_signs_in_starts_an_on_demand_run_and_sees_it_complete_without_
     pipeline.drop(f"{FEED}users-{today:%Y%m%d}.csv", people(5) + "not-an-email,X,Y,,S\n=1+2,Z,W,,S\n")
     sign_in(page)
     assert page.locator(".tile h2", has_text="hr-users").is_visible()
-    shot(page, "connections")
     page.click("text=hr-users")
     page.wait_for_url("**/connections/hr-users")
     page.fill("#since", today.isoformat())
@@ -110,6 +109,9 @@ def test_an_admin_signs_in_starts_an_on_demand_run_and_sees_it_complete_without_
     shot(page, "execution-status")
     page.goto("/connections/hr-users")
     shot(page, "connection")
+    page.goto("/connections")
+    assert "completed with errors" in page.inner_text(".tile")
+    shot(page, "connections")
 
 
 def test_an_admin_approves_a_held_full_feed_in_the_browser(console: Any, pipeline: Pipeline, browser_page: Any) -> None:
@@ -158,3 +160,31 @@ def test_a_viewer_sees_the_pages_without_any_action(console: Any, pipeline: Pipe
     page.goto("/audit")
     assert "sign in" in page.inner_text("table")
     shot(page, "audit")
+
+
+def test_an_admin_replays_a_dead_letter_after_confirming_and_the_run_completes(
+    console: Any, pipeline: Pipeline, browser_page: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from producers import queries
+    from tests.unit.test_failures import FEED as TWO_PEOPLE
+    from workers import failpoints
+
+    pipeline.settings.max_attempts = 2
+    failpoints.reset()
+    monkeypatch.setenv("FEEDSYNC_FAILPOINTS", "transform.start=raise")
+    run_id = pipeline.import_files((FEED + "a.csv", TWO_PEOPLE), expect_failures=True)
+    failpoints.reset()
+    monkeypatch.setenv("FEEDSYNC_FAILPOINTS", "")  # the cause is fixed
+    page = browser_page
+    sign_in(page)
+    page.goto("/dead-letters")
+    shot(page, "dead-letters")
+    page.click("button:has-text('Replay…')")
+    assert "would replay" in page.inner_text("td.outcome")
+    assert queries.run_detail(run_id)["status"] == "failed"  # type: ignore[index]
+    page.click("button:has-text('Confirm replay')")
+    page.locator("td.outcome", has_text="replayed").wait_for()
+    pipeline.drain(expect_failures=True)
+    page.click(f"a[href='/runs/{run_id}']")
+    page.locator("#live .status", has_text="completed").wait_for(timeout=60_000)
+    assert "replay" in page.inner_text("main")

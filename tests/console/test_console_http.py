@@ -360,3 +360,79 @@ def test_the_execution_status_filters_by_status_and_type_and_counts_every_status
     assert "⚠" not in as_admin.get("/runs").text
     row_error(first, FEED + "a.csv", "not an e-mail address", None)
     assert "⚠" in as_admin.get("/runs").text and f"/runs/{first}/errors.csv" in as_admin.get("/runs").text
+
+
+def test_an_export_connection_shows_its_runs_and_its_file_downloads(as_admin: TestClient, pipeline: Pipeline) -> None:
+    from tests.unit.exportdata import export_connections, exported, learning
+    from tests.unit.exportdata import people as export_people
+    from tests.unit.test_exports import SINCE
+
+    export_connections()
+    export_people(pipeline)
+    learning()
+    run = pipeline.sync("transcripts", SINCE)
+    path = exported(pipeline, run)
+    tiles = as_admin.get("/connections").text
+    assert "transcripts" in tiles and "transcript export" in tiles
+    page = as_admin.get("/connections/transcripts").text
+    assert f"/runs/{run['run_id']}/export" in page and "Upload" not in page
+    r = as_admin.get(f"/runs/{run['run_id']}/export")
+    assert r.status_code == 200 and r.content == path.read_bytes()
+    assert path.name in r.headers["content-disposition"]
+    path.unlink()
+    assert as_admin.get(f"/runs/{run['run_id']}/export").status_code == 404
+
+
+def test_the_connection_tiles_show_the_next_schedule_slot_on_the_database_clock(
+    as_admin: TestClient, pipeline: Pipeline
+) -> None:
+    apply('trigger = "on_schedule"\n[connections.schedule]\nstart = 2026-01-01T02:00:00Z\nevery_days = 7\n')
+    ((expected,),) = sql(
+        """SELECT timestamptz '2026-01-01 02:00Z' + (floor(EXTRACT(EPOCH FROM now() - timestamptz '2026-01-01 02:00Z')
+                                                     / (7 * 86400)) + 1) * interval '7 days'"""
+    )
+    ((overview,),) = [(c["next_slot"],) for c in queries.connections_overview()]
+    assert overview == expected and overview > expected.__class__.now(expected.tzinfo)
+    assert f"next {expected:%Y-%m-%d %H:%M:%S}Z" in as_admin.get("/connections").text
+
+
+def test_feedsync_web_serves_the_console_after_feedsync_admins_add(settings: Any) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx2 as httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run(
+        [sys.executable, "-m", "producers.cli", "admins", "add", "root", "--role", "admin"],
+        input=PASSWORD + "\n",
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "producers.cli", "web", "--bind", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/connections", follow_redirects=False)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "feedsync web did not start listening"
+                time.sleep(0.1)
+        assert r.status_code == 303 and r.headers["location"].startswith("/sign-in")
+        assert "Sign in" in httpx.get(f"http://127.0.0.1:{port}/sign-in").text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
