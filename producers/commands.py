@@ -325,3 +325,33 @@ def reject(run_id: int) -> None:
         drop_stage_tables(conn, run_id)
         start_next(conn, row["connection_id"], outbox)
     outbox.flush()
+
+
+def _stored(name: str) -> Connection | ExportConnection:
+    """The connection as stored, validated again as `connections apply` validates a file."""
+    from schemas.exports import EXPORT_KINDS
+
+    row = _connection(name)
+    config = dict(row["config"])
+    return (ExportConnection if row["kind"] in EXPORT_KINDS else Connection).model_validate(config)
+
+
+def set_enabled(name: str, enabled: bool) -> str:
+    """Enable or disable a connection, as applying its file with ``enabled`` changed would."""
+    c = _stored(name).model_copy(update={"enabled": enabled})
+    return apply_connections([c])[0][1]
+
+
+def set_schedule(name: str, *, start: Any, every_days: int, enabled: bool) -> str:
+    """Give a connection a schedule (start in UTC, every N days) or change it; the new schedule owes
+    no slot from before it existed."""
+    from pydantic import ValidationError
+
+    from schemas.connections import Schedule
+
+    try:
+        schedule = Schedule.model_validate({"start": start, "every_days": every_days, "enabled": enabled})
+    except ValidationError as exc:
+        raise CommandError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+    c = _stored(name).model_copy(update={"schedule": schedule})
+    return apply_connections([c])[0][1]

@@ -76,14 +76,62 @@ _RUNS = """
 """
 
 
-def history(connection: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+#: The columns of the error report (`feedsync errors --csv`, the console's CSV).
+ERROR_REPORT_COLUMNS = ["file", "line", "column", "column_name", "code", "message", "value", "row_rejected"]
+#: A run's type as the history shows it: a run completed by replaying its dead letters is a replay.
+_TYPE = "(CASE WHEN r.replayed_at IS NOT NULL THEN 'replay' ELSE r.trigger END)"
+
+
+def history(
+    connection: str | None = None, limit: int = 50, *, status: str | None = None, run_type: str | None = None
+) -> list[dict[str, Any]]:
     with store.connect() as conn:
         rows = store.fetch_all(
             conn,
-            _RUNS + " WHERE (%(c)s::text IS NULL OR r.connection_name = %(c)s) ORDER BY r.id DESC LIMIT %(n)s",
-            {"c": connection, "n": limit},
+            _RUNS
+            + f""" WHERE (%(c)s::text IS NULL OR r.connection_name = %(c)s)
+                     AND (%(s)s::text IS NULL OR r.status = %(s)s) AND (%(t)s::text IS NULL OR {_TYPE} = %(t)s)
+                   ORDER BY r.id DESC LIMIT %(n)s""",
+            {"c": connection, "n": limit, "s": status, "t": run_type},
         )
     return [_run_view(r) for r in rows]
+
+
+def status_counts(connection: str | None = None) -> dict[str, int]:
+    """Runs per status (all of them, not only the latest of each connection)."""
+    with store.connect() as conn:
+        rows = store.fetch_all(
+            conn,
+            "SELECT status, count(*) AS n FROM sync.runs r WHERE %(c)s::text IS NULL OR r.connection_name = %(c)s "
+            "GROUP BY status",
+            {"c": connection},
+        )
+    return {r["status"]: int(r["n"]) for r in rows}
+
+
+def connections_overview() -> list[dict[str, Any]]:
+    """Each live connection with its schedule and next slot (database clock), its latest run and
+    the files waiting for a run."""
+    with store.connect() as conn:
+        return store.fetch_all(
+            conn,
+            """SELECT c.name, c.kind, c.enabled, c.config, coalesce(c.config ->> 'trigger', 'on_arrival') AS trigger,
+                      s.start_at, s.every_days, s.enabled AS schedule_enabled,
+                      CASE WHEN s.connection_id IS NULL THEN NULL
+                           WHEN sync.clock() < s.start_at THEN s.start_at
+                           ELSE s.start_at + (floor(EXTRACT(EPOCH FROM sync.clock() - s.start_at)
+                                                    / (s.every_days * 86400)) + 1) * s.every_days * interval '1 day'
+                      END AS next_slot,
+                      lr.id AS last_run_id, lr.status AS last_status, lr.finished_at AS last_finished_at,
+                      EXISTS (SELECT 1 FROM sync.row_errors e WHERE e.run_id = lr.id) AS last_has_errors,
+                      (SELECT count(*) FROM sync.feed_files f
+                       WHERE f.connection_id = c.id AND f.status = 'registered') AS files_waiting
+               FROM sync.connections c
+               LEFT JOIN sync.schedules s ON s.connection_id = c.id
+               LEFT JOIN LATERAL (SELECT id, status, finished_at FROM sync.runs r WHERE r.connection_id = c.id
+                                  ORDER BY id DESC LIMIT 1) lr ON true
+               WHERE c.deleted_at IS NULL ORDER BY c.name""",
+        )
 
 
 def run_detail(run_id: int) -> dict[str, Any] | None:

@@ -78,4 +78,6 @@ def up(processes: int | None, threads: int | None) -> None:
         Child("watcher", feedsync_argv("watch")),
         Child("scheduler", feedsync_argv("scheduler")),
     ]
+    if s.web_bind:  # the admin console, where FEEDSYNC_WEB_BIND says
+        children.append(Child("web", feedsync_argv("web")))
     sys.exit(Supervisor(children).run())
