@@ -116,6 +116,27 @@ class Notify(BaseModel):
         return v
 
 
+def check_mapping(v: dict[str, str]) -> dict[str, str]:
+    """A mapping's attribute names and columns; a problem names the attribute, for its line."""
+    problem = too_wide(v)
+    if problem:  # reported on the line of the first attribute past the limit
+        raise KeyProblem(problem, "mapping", list(v)[MAX_MAPPED_ATTRIBUTES])
+    for attribute, column in v.items():
+        if not ATTRIBUTE_NAME.match(attribute):
+            raise KeyProblem(
+                f"attribute name {attribute!r} must be lower case letters, digits and _ (e.g. 'cost_center')",
+                "mapping",
+                attribute,
+            )
+        if not isinstance(column, str) or not column.strip():
+            raise KeyProblem(
+                f"attribute {attribute!r} is mapped to nothing: name the feed column that holds it",
+                "mapping",
+                attribute,
+            )
+    return v
+
+
 def too_wide(mapping: dict[str, str]) -> str | None:
     if len(mapping) <= MAX_MAPPED_ATTRIBUTES:
         return None

@@ -18,7 +18,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from schemas.connections import Connection, connection_from_json
+from schemas.kinds import config_as, connection_from_json
+from schemas.kinds.content import ContentConnection
 from workers import store, user_skills
 from workers.staging import stage_table
 
@@ -28,8 +29,8 @@ HISTORY_COUNTS: tuple[str, ...] = ("courses_created", "courses_updated", "course
 EMAIL_LIKE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
-def config_of(raw: dict[str, Any]) -> Connection:
-    return connection_from_json(raw)
+def config_of(raw: dict[str, Any]) -> ContentConnection:
+    return config_as(ContentConnection, connection_from_json(raw))
 
 
 def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str, Any]) -> None:

@@ -30,7 +30,8 @@ import structlog
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from schemas.exports import export_config
+from schemas.exports import ExportConnection
+from schemas.kinds import config_as, connection_from_json
 from schemas.messages import ExportRun
 from schemas.settings import get_settings
 from workers import store
@@ -116,6 +117,10 @@ def write_file(conn: psycopg.Connection[Any], run: dict[str, Any], name: str, wi
     return rows, written
 
 
+def export_config(raw: dict[str, Any]) -> ExportConnection:
+    return config_as(ExportConnection, connection_from_json(raw))
+
+
 def header_line(columns: list[str]) -> bytes:
     """The header as PostgreSQL's CSV writes a row: quoted only where needed, LF at the end."""
     out = io.StringIO()
@@ -147,7 +152,9 @@ def fix_window(run_id: int) -> bool:
             return False
         if store.fetch_one(conn, "SELECT 1 FROM sync.exports WHERE run_id = %s", (run_id,)) is not None:
             return True
-        destination = destination_for(get_settings(), export_config(run["config"])).describe()
+        destination = destination_for(
+            get_settings(), export_config(run["config"])
+        ).describe()
         prior = None
         if run["trigger"] == "rerun":
             prior = store.fetch_one(

@@ -7,7 +7,7 @@ from typing import Any
 
 import structlog
 
-from schemas.connections import connection_from_json
+from schemas.kinds import connection_from_json
 from schemas.messages import FeedArrived
 from schemas.states import TriggerType
 from workers import store

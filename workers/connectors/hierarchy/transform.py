@@ -8,7 +8,9 @@ from typing import Any
 
 import psycopg
 
-from schemas.connections import BUNDLE_CORE, BUNDLE_PARTS, DONT_IMPORT, Connection, connection_from_json
+from schemas.kinds import HierarchyConnection, config_as, connection_from_json
+from schemas.kinds.hierarchy import BUNDLE_CORE
+from schemas.kinds.users import DONT_IMPORT
 from schemas.providers import FileNameProblem, FileSpec
 from workers.connectors.checks import Check, Chunk, checked_insert, jsonb_object, literal, required, row_hash
 from workers.connectors.content import staged
@@ -18,8 +20,8 @@ TREES = {"org": "lms.org_units", "pos": "lms.positions"}
 LABEL = {"org": "unit", "pos": "position", "user": "person"}
 
 
-def config_of(raw: dict[str, Any]) -> Connection:
-    return connection_from_json(raw)
+def config_of(raw: dict[str, Any]) -> HierarchyConnection:
+    return config_as(HierarchyConnection, connection_from_json(raw))
 
 
 def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
@@ -37,8 +39,7 @@ def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
 
 def expected_files(config: dict[str, Any]) -> dict[str, str] | None:
     """part -> file name, for the parts the connection syncs."""
-    cfg = config_of(config)
-    return {p: cfg.files[p].name for p in BUNDLE_PARTS if p in cfg.parts}
+    return config_of(config).expected_files()
 
 
 def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from schemas.connections import Connection
+from schemas.kinds import PeopleConnection
 from workers import store
 from workers.connectors.users.transform import config_of
 from workers.staging import stage_table
@@ -257,7 +257,7 @@ def exceeded_thresholds(run: dict[str, Any], p: dict[str, Any]) -> list[str]:
     return reasons
 
 
-def limit_text(cfg: Connection) -> str:
+def limit_text(cfg: PeopleConnection) -> str:
     default = " (the default for a full feed)" if cfg.max_deactivate is None else ""
     return f"{cfg.deactivate_limit}{default}"
 

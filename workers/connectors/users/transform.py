@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from schemas.connections import Connection, connection_from_json
+from schemas.kinds import UsersConnection, config_as, connection_from_json
 from schemas.providers import FileSpec
 from workers import store
 from workers.connectors.checks import Chunk, jsonb_object, row_hash
@@ -22,8 +22,8 @@ EMAIL_RE = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 EMAIL_BAD_DOTS = r"^\.|\.\.|\.@|@-|-\.|\.-|-$"
 
 
-def config_of(raw: dict[str, Any]) -> Connection:
-    return connection_from_json(raw)
+def config_of(raw: dict[str, Any]) -> UsersConnection:
+    return config_as(UsersConnection, connection_from_json(raw))
 
 
 def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
@@ -55,7 +55,7 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str,
     )
 
 
-def _source_hash(cfg: Connection) -> str:
+def _source_hash(cfg: UsersConnection) -> str:
     """SQL for a raw row's hash (``r``: a raw chunk row), as kept in lms.users.source_hash. Over the
     raw text, so a row can be compared with the store before anything else is done with it: a row
     whose hash matches was valid when it was stored and reads the same now. The seed is the
@@ -67,7 +67,7 @@ def _source_hash(cfg: Connection) -> str:
     return row_hash(*(f"r.{sql.Identifier(a).as_string(None)}" for a in attributes), seed=zlib.crc32(settings.encode()))
 
 
-def _skip_same(conn: psycopg.Connection[Any], chunk: Chunk, cfg: Connection, source_hash: str) -> int:
+def _skip_same(conn: psycopg.Connection[Any], chunk: Chunk, cfg: UsersConnection, source_hash: str) -> int:
     """Move the chunk's rows that match an active person's stored hash (and whose manager, if any,
     is linked) to the run's ``same`` keys, out of the raw chunk. One index probe per row (a LATERAL
     with LIMIT): a hash join would read the whole store for each chunk."""
