@@ -326,13 +326,11 @@ def reject(run_id: int) -> None:
     outbox.flush()
 
 
-def _stored(name: str) -> Connection | ExportConnection:
+def _stored(name: str) -> KindConfig:
     """The connection as stored, validated again as `connections apply` validates a file."""
-    from schemas.exports import EXPORT_KINDS
+    from schemas.kinds import connection_from_json
 
-    row = _connection(name)
-    config = dict(row["config"])
-    return (ExportConnection if row["kind"] in EXPORT_KINDS else Connection).model_validate(config)
+    return connection_from_json(dict(_connection(name)["config"]))
 
 
 def set_enabled(name: str, enabled: bool) -> str:
