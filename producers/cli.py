@@ -132,6 +132,7 @@ def _settings_for_children() -> Any:
     os.environ["FEEDSYNC_DROP_DIR"] = str(s.drop_dir)
     os.environ["FEEDSYNC_EXPORT_DIR"] = str(s.export_dir)
     os.environ["FEEDSYNC_STORE_DIR"] = str(s.store_dir)
+    os.environ["FEEDSYNC_KEYS_DIR"] = str(s.keys_dir)
     return s
 
 
@@ -189,6 +190,7 @@ def up(processes: int | None, threads: int | None) -> None:
         Child("worker", dramatiq_argv(processes or s.worker_processes, threads or s.worker_threads)),
         Child("watcher", feedsync_argv("watch")),
         Child("scheduler", feedsync_argv("scheduler")),
+        Child("sftp-pull", feedsync_argv("sftp", "pull")),
     ]
     sys.exit(Supervisor(children).run())
 
@@ -641,6 +643,11 @@ def demo(rows: int, bad_rows: int) -> None:
     click.echo(f"\n== rejected rows of run {new[-1]['run_id']} (feedsync errors {new[-1]['run_id']}) ==")
     ctx.invoke(errors, run_id=new[-1]["run_id"], as_json=False, as_csv=False)
     click.echo(f"\ndemo finished in {time.monotonic() - t0:.1f}s")
+
+
+from producers.sftp_cli import sftp as _sftp  # noqa: E402  (its own module; registered here)
+
+cli.add_command(_sftp)
 
 
 def main() -> None:

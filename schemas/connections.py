@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from schemas.sftp import SftpConfig
+
 if TYPE_CHECKING:
     from schemas.exports import ExportConnection
 
@@ -235,6 +237,8 @@ class Connection(BaseModel):
     files: dict[str, FileOptions] = Field(default_factory=dict)
     parts: list[str] = Field(default_factory=lambda: list(BUNDLE_PARTS))
     notify: Notify | None = None
+    # Files pulled from an SFTP server into this connection's drop folder (producers/sftp_pull.py).
+    sftp: SftpConfig | None = None
 
     @field_validator("kind")
     @classmethod
@@ -431,7 +435,7 @@ def _locate(text: str, index: int, loc: list[str]) -> int:
     end = starts[index + 1] if index + 1 < len(starts) else len(lines)
     section = None
     key = loc[0] if loc else None
-    if len(loc) >= 2 and loc[0] in {"mapping", "schedule"}:
+    if len(loc) >= 2 and loc[0] in {"mapping", "schedule", "sftp"}:
         section, key = loc[0], loc[1]
     current_section = None
     for i in range(begin, end):

@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.connections import KeyProblem, Notify, Schedule
+from schemas.sftp import PULL_ONLY, SftpConfig
 
 EXPORT_KINDS = ("transcript_export", "skills_export", "xapi_export")
 
@@ -50,6 +51,8 @@ class ExportConnection(BaseModel):
     status: list[TranscriptStatus] | None = None
     schedule: Schedule | None = None
     notify: Notify | None = None
+    # Pushed to an SFTP server instead of the export folder (workers/sftp_destination.py).
+    sftp: SftpConfig | None = None
 
     @field_validator("location")
     @classmethod
@@ -66,6 +69,9 @@ class ExportConnection(BaseModel):
     def _defaults(self) -> ExportConnection:
         if not self.location:
             self.location = DEFAULT_LOCATION[self.kind]
+        pulled = [k for k in PULL_ONLY if self.sftp is not None and k in self.sftp.model_fields_set]
+        if pulled:
+            raise KeyProblem(f"{pulled[0]} applies to imports only: an export pushes its file", "sftp", pulled[0])
         if self.kind != "transcript_export":
             if self.status is not None:
                 raise KeyProblem("status filters transcript rows: it applies to kind transcript_export only", "status")

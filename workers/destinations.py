@@ -4,7 +4,8 @@ the final name (and no ``.part`` either).
 
 ``Folder`` writes ``<FEEDSYNC_EXPORT_DIR>/export/<location>/<name>.part``, fsyncs it, renames it into
 place and fsyncs the folder (ALM: Home/export/<location>). An SFTP destination plugs in by
-implementing ``Destination`` the same way (upload ``name.part``, check, rename).
+implementing ``Destination`` the same way (upload ``name.part``, check, rename):
+``workers/sftp_destination.py``.
 """
 
 from __future__ import annotations
@@ -107,4 +108,8 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def destination_for(settings: Settings, cfg: ExportConnection) -> Destination:
+    if cfg.sftp is not None:
+        from workers.sftp_destination import SftpDestination
+
+        return SftpDestination(settings, cfg.sftp, cfg.name, zipped=cfg.zip)
     return Folder(settings.export_dir, cfg.location, zipped=cfg.zip)
