@@ -478,19 +478,27 @@ def poll_guarded(settings: Settings, connection: dict[str, Any]) -> PollResult |
         if not (got and got["ok"]):
             return None  # another puller is polling this connection
         try:
-            result = poll(settings, connection)
-        except TransientError as exc:
-            log.warning("SFTP poll failed; retrying with backoff", connection=connection["name"], error=safe_text(exc))
-            _record_poll(connection["id"], safe_text(exc), transient=True)
-            return None
-        except TerminalError as exc:
-            log.error(safe_text(exc), connection=connection["name"])
-            _record_poll(connection["id"], safe_text(exc), transient=False)
-            return None
-        _record_poll(connection["id"], None, transient=False)
-        if result.taken or result.handled:
-            log.info("SFTP poll", connection=connection["name"], pulled=len(result.taken), handled=len(result.handled))
-        return result
+            return _poll_recorded(settings, connection)
+        finally:
+            # A pooled connection outlives this block: the session lock must be let go explicitly.
+            lock.execute("SELECT pg_advisory_unlock(%s, %s)", (_POLL_LOCK, connection["id"]))
+
+
+def _poll_recorded(settings: Settings, connection: dict[str, Any]) -> PollResult | None:
+    try:
+        result = poll(settings, connection)
+    except TransientError as exc:
+        log.warning("SFTP poll failed; retrying with backoff", connection=connection["name"], error=safe_text(exc))
+        _record_poll(connection["id"], safe_text(exc), transient=True)
+        return None
+    except TerminalError as exc:
+        log.error(safe_text(exc), connection=connection["name"])
+        _record_poll(connection["id"], safe_text(exc), transient=False)
+        return None
+    _record_poll(connection["id"], None, transient=False)
+    if result.taken or result.handled:
+        log.info("SFTP poll", connection=connection["name"], pulled=len(result.taken), handled=len(result.handled))
+    return result
 
 
 def run(settings: Settings, stopping: threading.Event) -> None:

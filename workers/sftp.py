@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
@@ -33,6 +34,9 @@ from schemas.sftp import SftpConfig
 from workers.errors import TerminalError, TransientError
 
 T = TypeVar("T")
+
+# asyncssh logs every connection, channel and login at INFO: noise around feedsync's own lines.
+logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 #: Bytes per SFTP read or write request batch.
 BLOCK = 256 * 1024
