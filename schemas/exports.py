@@ -69,7 +69,8 @@ class ExportConnection(BaseModel):
     def _defaults(self) -> ExportConnection:
         if not self.location:
             self.location = DEFAULT_LOCATION[self.kind]
-        pulled = [k for k in PULL_ONLY if self.sftp is not None and k in self.sftp.model_fields_set]
+        defaults = SftpConfig.model_fields
+        pulled = [k for k in PULL_ONLY if self.sftp is not None and getattr(self.sftp, k) != defaults[k].default]
         if pulled:
             raise KeyProblem(f"{pulled[0]} applies to imports only: an export pushes its file", "sftp", pulled[0])
         if self.kind != "transcript_export":

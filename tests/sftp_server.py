@@ -21,7 +21,7 @@ import pytest
 class _Files(asyncssh.SFTPServer):
     server: SftpServer
 
-    def __init__(self, chan: asyncssh.SSHServerChannel) -> None:
+    def __init__(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
         super().__init__(chan, chroot=os.fsencode(self.server.root))
 
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> Any:
