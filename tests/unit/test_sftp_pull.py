@@ -347,3 +347,26 @@ def test_a_successful_poll_is_due_again_only_after_poll_every_min(
     assert not sftp_pull._due(c, pipeline.settings)
     sql("UPDATE sync.sftp_polls SET polled_at = now() - interval '5 minutes'")
     assert sftp_pull._due(c, pipeline.settings)
+
+
+def test_the_pull_loop_polls_a_due_connection_and_stops_when_asked(
+    pipeline: Pipeline, sftp_server: SftpServer, client_key: ClientKey
+) -> None:
+    import threading
+
+    c = configure(sftp_server, client_key, done_marker=".done", after_pickup="delete")
+    put(sftp_server, "monday.csv", FEED)
+    put(sftp_server, "monday.csv.done", "")
+    stopping = threading.Event()
+    loop = threading.Thread(target=sftp_pull.run, args=(pipeline.settings, stopping))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 60
+        while remote(sftp_server) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stopping.set()
+        loop.join(timeout=30)
+    assert not loop.is_alive()
+    assert registered() == ["monday.csv"] and remote(sftp_server) == []
+    assert sql("SELECT ok FROM sync.sftp_polls WHERE connection_id = %s", (c["id"],)) == [(True,)]
