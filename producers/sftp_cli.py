@@ -100,10 +100,14 @@ def check(connection: str) -> None:
 
     settings = get_settings()
     c = _connection(connection)
+    last = sftp_pull.last_poll(c)
+    if last is not None:
+        outcome = "ok" if last["ok"] else f"failed: {last['error']}"
+        click.echo(f"last poll: {last['polled_at']:%Y-%m-%d %H:%M:%S}Z, {printable_lines(outcome)}")
     try:
         decisions = sftp_pull.check(settings, c)
     except FeedsyncError as exc:
-        _fail(safe_text(exc))
+        _fail(str(exc))  # our own sentence (workers.sftp): what failed and what to check
     cfg = sftp_pull.sftp_config(c)
     assert cfg is not None
     click.echo(f"{printable(connection)}: connected to {cfg.describe()} (host key pinned and verified)")
@@ -130,7 +134,7 @@ def pull(connection: str | None, once: bool) -> None:
             try:
                 result = sftp_pull.poll(settings, c)
             except FeedsyncError as exc:
-                _fail(safe_text(exc))
+                _fail(str(exc))
             click.echo(f"{printable(c['name'])}: pulled {len(result.taken)}, handled {len(result.handled)}")
         return
     stopping = threading.Event()

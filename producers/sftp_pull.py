@@ -437,6 +437,16 @@ def check(settings: Settings, connection: dict[str, Any]) -> list[Decision]:
     return plan(settings, connection, cfg, entries, _remembered(connection["id"]), time.time())
 
 
+def last_poll(connection: dict[str, Any]) -> dict[str, Any] | None:
+    with store.connect() as conn:
+        return store.fetch_one(
+            conn,
+            """SELECT polled_at AT TIME ZONE 'UTC' AS polled_at, ok, error FROM sync.sftp_polls
+               WHERE connection_id = %s""",
+            (connection["id"],),
+        )
+
+
 def pulling_connections(settings: Settings) -> list[dict[str, Any]]:
     return [c for c in registry.live_connections(settings) if c["enabled"] and c["config"].get("sftp")]
 
@@ -488,8 +498,9 @@ def _poll_recorded(settings: Settings, connection: dict[str, Any]) -> PollResult
     try:
         result = poll(settings, connection)
     except TransientError as exc:
-        log.warning("SFTP poll failed; retrying with backoff", connection=connection["name"], error=safe_text(exc))
-        _record_poll(connection["id"], safe_text(exc), transient=True)
+        # Our own sentences (workers.sftp), which never carry a secret or a file's content.
+        log.warning("SFTP poll failed; retrying with backoff", connection=connection["name"], error=str(exc))
+        _record_poll(connection["id"], str(exc), transient=True)
         return None
     except TerminalError as exc:
         log.error(safe_text(exc), connection=connection["name"])

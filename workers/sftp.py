@@ -79,7 +79,10 @@ def pinned(cfg: SftpConfig) -> tuple[list[asyncssh.SSHKey], list[asyncssh.SSHKey
 
 
 def unreachable(name: str, cfg: SftpConfig, exc: BaseException) -> TransientError:
-    reason = (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.errno:
+        reason = os.strerror(exc.errno)  # asyncio's own text repeats the address
+    else:
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or type(exc).__name__
     return TransientError(f"{name}: could not reach the SFTP server {cfg.host}:{cfg.port} ({reason}); retrying")
 
 
