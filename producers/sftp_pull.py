@@ -54,7 +54,7 @@ log = structlog.get_logger(__name__)
 #: How often the pull loop looks for connections that are due.
 TICK_S = 5.0
 #: Pullers of one connection (on any host) poll one at a time.
-_POLL_LOCK = 7303  # 7301: intake (registration), 7302: the ledger's suspects
+_POLL_LOCK = 7310  # apart from 7300..7303 (migrations, intake and run bookkeeping, suspects, run gates)
 
 
 @dataclass(frozen=True)
