@@ -31,6 +31,7 @@ from schemas.config_parts import (
     check_encoding,
     path_pattern_problem,
 )
+from schemas.sftp import SftpConfig
 
 MAX_RETENTION_DAYS = 3650
 MAX_SETTLE_SECONDS = 3600
@@ -53,6 +54,9 @@ class KindConfig(BaseModel):
     trigger: Literal["on_arrival", "on_schedule"] = "on_schedule"
     schedule: Schedule | None = None
     notify: Notify | None = None
+    # An import pulls its files from this SFTP server (producers/sftp_pull.py); an export pushes its
+    # file there instead of the export folder (workers/sftp_destination.py).
+    sftp: SftpConfig | None = None
 
     @classmethod
     def kinds(cls) -> tuple[str, ...]:

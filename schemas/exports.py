@@ -21,6 +21,7 @@ from pydantic import field_validator, model_validator
 
 from schemas.config_base import KindConfig
 from schemas.config_parts import KeyProblem
+from schemas.sftp import PULL_ONLY, SftpConfig
 
 EXPORT_KINDS = ("transcript_export", "skills_export", "xapi_export")
 
@@ -66,6 +67,10 @@ class ExportConnection(KindConfig):
     def _defaults(self) -> ExportConnection:
         if not self.location:
             self.location = DEFAULT_LOCATION[self.kind]
+        defaults = SftpConfig.model_fields
+        pulled = [k for k in PULL_ONLY if self.sftp is not None and getattr(self.sftp, k) != defaults[k].default]
+        if pulled:
+            raise KeyProblem(f"{pulled[0]} applies to imports only: an export pushes its file", "sftp", pulled[0])
         if self.kind != "transcript_export":
             if self.status is not None:
                 raise KeyProblem("status filters transcript rows: it applies to kind transcript_export only", "status")

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     # systems can write there, and a stored file must not change between intake and parse.
     store_dir: Path = Path("var/store")
     export_dir: Path = Path("var/export")
+    # SSH private keys of SFTP connections (`feedsync sftp keygen`); a relative key_file is under it.
+    keys_dir: Path = Path("var/keys")
 
     # Broker connection health: a dead peer is noticed within two heartbeats, and a broker that
     # blocks publishers (memory or disk alarm) makes publish fail instead of hanging forever.
@@ -113,7 +115,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    @field_validator("drop_dir", "store_dir", "export_dir")
+    @field_validator("drop_dir", "store_dir", "export_dir", "keys_dir")
     @classmethod
     def _absolute(cls, v: Path) -> Path:
         # Resolved once, against the folder feedsync was started in, so every part of it (and every

@@ -33,14 +33,15 @@ from psycopg.types.json import Jsonb
 from schemas.exports import ExportConnection
 from schemas.kinds import config_as, connection_from_json
 from schemas.messages import ExportRun
-from schemas.settings import get_settings
+from schemas.settings import Settings, get_settings
 from workers import store
 from workers.connectors import export_kind
 from workers.connectors.exporting import Window, profile_attributes
-from workers.destinations import destination_for
+from workers.destinations import Destination, Folder
 from workers.errors import TerminalError, TransientError
 from workers.ledger import StageTx, run_stage
 from workers.runs import queue_finalize
+from workers.sftp_destination import SftpDestination
 from workers.stages import stage_actor
 
 log = structlog.get_logger(__name__)
@@ -119,6 +120,13 @@ def write_file(conn: psycopg.Connection[Any], run: dict[str, Any], name: str, wi
 
 def export_config(raw: dict[str, Any]) -> ExportConnection:
     return config_as(ExportConnection, connection_from_json(raw))
+
+
+def destination_for(settings: Settings, cfg: ExportConnection) -> Destination:
+    """Where an export's file goes: the connection's SFTP server, or the export folder."""
+    if cfg.sftp is not None:
+        return SftpDestination(settings, cfg.sftp, cfg.name, zipped=cfg.zip)
+    return Folder(settings.export_dir, cfg.location, zipped=cfg.zip)
 
 
 def header_line(columns: list[str]) -> bytes:
