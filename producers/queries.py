@@ -71,13 +71,23 @@ _RUNS = """
 
 
 def history(connection: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Runs and drops set aside as duplicates, newest first."""
+    from producers import duplicates
+
     with store.connect() as conn:
         rows = store.fetch_all(
             conn,
             _RUNS + " WHERE (%(c)s::text IS NULL OR r.connection_name = %(c)s) ORDER BY r.id DESC LIMIT %(n)s",
             {"c": connection, "n": limit},
         )
-    return [_run_view(r) for r in rows]
+        dropped = duplicates.entries(conn, connection, limit)
+    # Runs keep their id order; each duplicate goes before the first run created before it.
+    merged: list[dict[str, Any]] = []
+    for run in (_run_view(r) for r in rows):
+        while dropped and dropped[0]["created_at"] >= run["created_at"]:
+            merged.append(dropped.pop(0))
+        merged.append(run)
+    return [*merged, *dropped][:limit]
 
 
 def run_detail(run_id: int) -> dict[str, Any] | None:

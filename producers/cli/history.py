@@ -28,7 +28,13 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
         {
             **r,
             "errors": "yes" if r["has_errors"] else "",
-            **{k: r["counts"][k] for k in ("read", "created", "updated", "unchanged", "deactivated", "rejected")},
+            **{k: r["counts"].get(k, "") for k in ("read", "created", "updated", "unchanged", "deactivated", "rejected")},
+            # A drop set aside: which run imported those bytes (none yet: they wait for a run).
+            **(
+                {"status": f"duplicate of run {r['duplicate_of_run']}" if r["duplicate_of_run"] else "duplicate"}
+                if r["type"] == "duplicate"
+                else {}
+            ),
             # created/updated/retired courses, and learner records written
             "courses": "{courses_created}/{courses_updated}/{courses_retired}".format(**r["content"])
             if r["content"]
