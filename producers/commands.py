@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from producers import queries, registry, settle
+from producers import ownership, queries, registry, settle
 from producers.dlq import admin_identity
 from schemas.connections import Connection
 from schemas.exports import ExportConnection
@@ -46,6 +46,9 @@ def apply_connections(connections: Sequence[Connection | ExportConnection]) -> l
                     "INSERT INTO sync.connections (name, kind, config, enabled) VALUES (%s, %s, %s, %s)",
                     (c.name, c.kind, Jsonb(config), c.enabled),
                 )
+                created = live_connection(conn, c.name)
+                assert created is not None
+                ownership.take_back(conn, c.name, int(created["id"]))
                 results.append((c.name, "created"))
             elif existing["config"] != config or existing["kind"] != c.kind or existing["enabled"] != c.enabled:
                 conn.execute(
