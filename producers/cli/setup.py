@@ -27,8 +27,10 @@ def connections() -> None:
 
 @connections.command("apply")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def connections_apply(file: Path) -> None:
-    """Validate FILE (TOML) and store its connections and group rules."""
+@click.option("--prune", is_flag=True, help="also remove the group rules FILE does not declare")
+def connections_apply(file: Path, prune: bool) -> None:
+    """Validate FILE (TOML) and store its connections and group rules. Rules of other files stay
+    unless --prune."""
     from producers.commands import apply_connections
     from schemas.connections import ConfigError, load_connections_toml
     from schemas.rules import load_rules_toml
@@ -44,7 +46,7 @@ def connections_apply(file: Path) -> None:
         fail(f"refused, nothing applied:\n{file}: values are nested too deeply to be a connections file")
     for name, outcome in apply_connections(parsed):
         click.echo(f"{name}: {outcome}")
-    for name, outcome in apply_rules(rules):
+    for name, outcome in apply_rules(rules, prune=prune):
         click.echo(f"group {name}: {outcome}")
 
 
