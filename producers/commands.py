@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from producers import ownership, queries, registry, settle
+from producers import ownership, pathcheck, queries, registry, settle
 from producers.dlq import admin_identity
 from schemas.connections import Connection
 from schemas.exports import ExportConnection
@@ -38,6 +38,10 @@ def apply_connections(connections: Sequence[Connection | ExportConnection]) -> l
     results = []
     outbox = OutboxBatch()
     with store.connect() as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(7304)")  # one connections apply at a time: overlaps stay refused
+        overlaps = pathcheck.overlaps_with_stored(conn, connections)
+        if overlaps:
+            raise CommandError("\n".join(overlaps))
         for c in connections:
             config = c.model_dump(mode="json")
             existing = live_connection(conn, c.name)

@@ -31,7 +31,7 @@ def connections() -> None:
 def connections_apply(file: Path, prune: bool) -> None:
     """Validate FILE (TOML) and store its connections and group rules. Rules of other files stay
     unless --prune."""
-    from producers.commands import apply_connections
+    from producers.commands import CommandError, apply_connections
     from schemas.connections import ConfigError, load_connections_toml
     from schemas.rules import load_rules_toml
     from workers.rules import apply_rules
@@ -44,7 +44,11 @@ def connections_apply(file: Path, prune: bool) -> None:
         fail(f"refused, nothing applied:\n{exc}")
     except RecursionError:  # tomllib recurses once per level of nested arrays or tables
         fail(f"refused, nothing applied:\n{file}: values are nested too deeply to be a connections file")
-    for name, outcome in apply_connections(parsed):
+    try:
+        applied = apply_connections(parsed)
+    except CommandError as exc:
+        fail("refused, nothing applied:\n" + "\n".join(f"{file}: {line}" for line in str(exc).splitlines()))
+    for name, outcome in applied:
         click.echo(f"{name}: {outcome}")
     for name, outcome in apply_rules(rules, prune=prune):
         click.echo(f"group {name}: {outcome}")

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from producers import queries
+import pytest
+
+from producers import queries, registry
 from producers.commands import apply_connections, delete_connection
+from schemas import pathpattern
 from schemas.connections import load_connections_toml
 from tests.conftest import feedsync, sql
 from tests.stubpipeline import HEADER, USERS_TOML, Pipeline
@@ -60,3 +63,44 @@ def members() -> dict[str, int]:
         "SELECT g.name, count(*) FROM lms.group_members m JOIN lms.groups g ON g.id = m.group_id GROUP BY g.name"
     )
     return {name: int(n) for name, n in rows}
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "meet"),
+    [
+        ("import/*.csv", "import/user/*.csv", False),
+        ("import/**", "import/user/*.csv", True),
+        ("import/**/*.csv", "import/*.csv", True),
+        ("hr/*.csv", "hr/users-*.csv", True),
+        ("hr/*.csv", "hr/*.xlsx", False),
+        ("hr/[a-c]*.csv", "hr/d*.csv", False),
+        ("hr/[!a]*.csv", "hr/a*.csv", False),
+        ("hr/?.csv", "hr/ab.csv", False),
+    ],
+)
+def test_two_path_patterns_overlap_only_when_some_file_matches_both(a: str, b: str, meet: bool) -> None:
+    assert pathpattern.overlap(a, b) is meet and pathpattern.overlap(b, a) is meet
+
+
+def test_a_star_stays_inside_one_folder_and_two_stars_reach_any_depth(pipeline: Pipeline) -> None:
+    pipeline.drop(f"{INBOX}/deeper/users.csv", FULL)
+    assert registry.scan(pipeline.settings) == []
+    apply(USERS_TOML.replace("import/user/internal/*.csv", "import/user/internal/**/*.csv"))
+    assert [t.outcome for t in registry.scan(pipeline.settings)] == ["registered"]
+
+
+def test_connections_whose_paths_overlap_are_refused_at_apply_naming_both_lines(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    other = USERS_TOML.replace("hr-users", "all-users").replace("import/user/internal/*.csv", "import/**")
+    both = tmp_path / "both.toml"
+    both.write_text(USERS_TOML + other)
+    out = feedsync("connections", "apply", str(both), check=False)
+    assert out.returncode == 1
+    assert "both.toml:5: connection 'hr-users' path 'import/user/internal/*.csv' overlaps line 18" in out.stderr
+
+    alone = tmp_path / "other.toml"
+    alone.write_text(other)
+    out = feedsync("connections", "apply", str(alone), check=False)
+    assert out.returncode == 1 and "overlaps the path 'import/user/internal/*.csv' of connection 'hr-users'" in out.stderr
+    assert [r[0] for r in sql("SELECT name FROM sync.connections")] == ["hr-users"]
