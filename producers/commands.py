@@ -10,12 +10,12 @@ import tempfile
 import time
 from collections.abc import Sequence
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from producers import ownership, pathcheck, queries, registry, settle
+from producers import ownership, pathcheck, queries, registry, settle, takeable
 from producers.dlq import admin_identity
 from schemas.connections import Connection
 from schemas.exports import ExportConnection
@@ -97,9 +97,11 @@ def _apply_schedule(conn: Any, connection_id: int, c: Connection | ExportConnect
     )
 
 
-def list_connections() -> list[dict[str, Any]]:
+def list_connections(settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Live connections; with ``settings``, also the files sitting in each one's folder of the
+    drop dir (not taken yet, or ignored with why)."""
     with store.connect() as conn:
-        return store.fetch_all(
+        rows = store.fetch_all(
             conn,
             """SELECT c.name, c.kind, c.enabled, c.config ->> 'path' AS path, c.config ->> 'trigger' AS trigger,
                       c.created_at, c.updated_at,
@@ -107,6 +109,14 @@ def list_connections() -> list[dict[str, Any]]:
                         AS files_waiting
                FROM sync.connections c WHERE c.deleted_at IS NULL ORDER BY c.name""",
         )
+    if settings is not None:
+        intake = registry.live_connections(settings)
+        for r in rows:
+            this = next((c for c in intake if c["name"] == r["name"]), None)
+            found = takeable.files_in_folder(settings, this, intake) if this else {"waiting": [], "ignored": []}
+            r["files_in_drop_dir"], r["files_ignored"] = found["waiting"], found["ignored"]
+            r["files_waiting"] += len(found["waiting"])
+    return rows
 
 
 def delete_connection(name: str, *, force: bool = False) -> list[int]:
@@ -204,10 +214,14 @@ def upload(settings: Settings, name: str, files: list[Path]) -> list[Path]:
     connection = _connection(name)
     target = registry.drop_target(settings, connection)
     target.mkdir(parents=True, exist_ok=True)
-    placed = []
     for f in files:
         if not f.is_file():
             raise CommandError(f"{f}: no such file")
+        why = takeable.problem(connection, PurePosixPath((target / f.name).relative_to(settings.drop_dir).as_posix()))
+        if why is not None:
+            raise CommandError(f"{f}: not uploaded: {name} would never take it: {why}")
+    placed = []
+    for f in files:
         fd, tmp = tempfile.mkstemp(prefix=f".{f.name}.", suffix=".part", dir=target)
         with os.fdopen(fd, "wb") as out, open(f, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)

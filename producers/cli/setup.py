@@ -74,11 +74,17 @@ def connections_list(as_json: bool) -> None:
     """List live connections."""
     from producers.commands import list_connections
 
-    rows = list_connections()
+    rows = list_connections(get_settings())
     if as_json:
         echo_json(rows)
-    else:
-        echo_table(rows, ["name", "kind", "enabled", "trigger", "path", "files_waiting"])
+        return
+    echo_table(
+        [{**r, "files_ignored": len(r["files_ignored"])} for r in rows],
+        ["name", "kind", "enabled", "trigger", "path", "files_waiting", "files_ignored"],
+    )
+    for r in rows:  # nothing sits in the drop dir in silence
+        for f in r["files_ignored"]:
+            click.echo(f"{printable(r['name'])}: ignored {printable(f['file'])}: {printable(f['why'])}")
 
 
 @connections.command("delete")

@@ -3,6 +3,7 @@ set aside without a line they can see."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,33 @@ def test_connections_whose_paths_overlap_are_refused_at_apply_naming_both_lines(
     out = feedsync("connections", "apply", str(alone), check=False)
     assert out.returncode == 1 and "overlaps the path 'import/user/internal/*.csv' of connection 'hr-users'" in out.stderr
     assert [r[0] for r in sql("SELECT name FROM sync.connections")] == ["hr-users"]
+
+
+def test_upload_refuses_a_file_its_connection_would_never_take_saying_why(pipeline: Pipeline, tmp_path: Path) -> None:
+    apply('[[connections]]\nname = "hmm"\nkind = "hmm"\n')
+    archive, workbook, hyphens = tmp_path / "users.zip", tmp_path / "client_hmm12_20170304.xlsx", tmp_path / "x.csv"
+    for f in (archive, workbook, hyphens):
+        f.write_bytes(b"PK\x03\x04")
+    hyphens = hyphens.rename(tmp_path / "client-hmm12-20170304.csv")
+
+    out = feedsync("upload", "hr-users", str(archive), check=False)
+    assert out.returncode == 1 and "hr-users would never take it: it does not match the connection's path" in out.stderr
+    out = feedsync("upload", "hmm", str(workbook), check=False)
+    assert out.returncode == 1 and "'import/hmm/*.csv'" in out.stderr
+    out = feedsync("upload", "hmm", str(hyphens), check=False)
+    assert out.returncode == 1 and "is not a Harvard ManageMentor feed name" in out.stderr
+    assert not any(p.is_file() for p in pipeline.settings.drop_dir.rglob("*"))
+
+
+def test_connections_list_shows_the_files_waiting_and_those_ignored_with_why(pipeline: Pipeline) -> None:
+    apply(USERS_TOML.replace('kind = "users"', 'kind = "users"\ndone_marker = true'))
+    pipeline.drop(f"{INBOX}/monday.csv", FULL)  # waits for its marker
+    pipeline.drop(f"{INBOX}/monday.zip", b"PK")
+    listed = json.loads(feedsync("connections", "list", "--json").stdout)
+    hr = next(c for c in listed if c["name"] == "hr-users")
+    assert hr["files_waiting"] == 1 and hr["files_in_drop_dir"] == [f"{INBOX}/monday.csv"]
+    assert hr["files_ignored"] == [
+        {"file": f"{INBOX}/monday.zip", "why": "it does not match the connection's path 'import/user/internal/*.csv'"}
+    ]
+    text = feedsync("connections", "list").stdout
+    assert f"hr-users: ignored {INBOX}/monday.zip: it does not match" in text
