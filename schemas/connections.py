@@ -28,6 +28,7 @@ from schemas.config_parts import (
     too_wide,
 )
 from schemas.exports import EXPORT_KINDS, ExportConnection
+from schemas.person_state import StateValues
 
 __all__ = [
     "BUNDLE_CORE",
@@ -49,8 +50,9 @@ __all__ = [
 
 DONT_IMPORT = "DontImportFromSource"
 
-#: Attributes with a column of their own in lms.users; any other mapped name is a profile attribute.
-USER_CORE_ATTRIBUTES = ("email", "first_name", "last_name", "manager")
+#: Attributes with a column of their own in lms.users (``state``: whether the person is active);
+#: any other mapped name is a profile attribute.
+USER_CORE_ATTRIBUTES = ("email", "first_name", "last_name", "manager", "state")
 
 DEFAULT_PATHS = {
     "users": "import/user/internal/*.csv",
@@ -118,6 +120,8 @@ class Connection(BaseModel):
     files: dict[str, FileOptions] = Field(default_factory=dict)
     parts: list[str] = Field(default_factory=lambda: list(BUNDLE_PARTS))
     notify: Notify | None = None
+    # users: the values of the mapped ``state`` column that keep a person active or deactivate them.
+    state_values: StateValues = Field(default_factory=StateValues)
 
     @field_validator("kind")
     @classmethod
@@ -243,9 +247,14 @@ class Connection(BaseModel):
         return [a for a in self.imported_mapping if a not in USER_CORE_ATTRIBUTES]
 
     @property
+    def deactivates_by_state(self) -> bool:
+        return self.kind == "users" and "state" in self.imported_mapping
+
+    @property
     def deactivate_limit(self) -> int | str | None:
-        """max_deactivate as it applies: a full feed without one gets DEFAULT_MAX_DEACTIVATE."""
-        if self.max_deactivate is None and self.full_feed:
+        """max_deactivate as it applies: a full feed, or a feed that says who is gone (a mapped
+        state), without one gets DEFAULT_MAX_DEACTIVATE."""
+        if self.max_deactivate is None and (self.full_feed or self.deactivates_by_state):
             return DEFAULT_MAX_DEACTIVATE
         return self.max_deactivate
 

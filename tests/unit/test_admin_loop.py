@@ -88,6 +88,8 @@ def test_a_star_stays_inside_one_folder_and_two_stars_reach_any_depth(pipeline: 
     assert registry.scan(pipeline.settings) == []
     apply(USERS_TOML.replace("import/user/internal/*.csv", "import/user/internal/**/*.csv"))
     assert [t.outcome for t in registry.scan(pipeline.settings)] == ["registered"]
+    pipeline.drain()
+    assert len(active()) == 3
 
 
 def test_connections_whose_paths_overlap_are_refused_at_apply_naming_both_lines(
@@ -135,3 +137,49 @@ def test_connections_list_shows_the_files_waiting_and_those_ignored_with_why(pip
     ]
     text = feedsync("connections", "list").stdout
     assert f"hr-users: ignored {INBOX}/monday.zip: it does not match" in text
+
+
+STATE_TOML = USERS_TOML.replace('department = "Department"', 'department = "Department"\nstate = "State"')
+STATE_HEADER = HEADER.rstrip("\n") + ",State\n"
+
+
+def test_a_mapped_state_column_deactivates_and_reactivates_people_explicitly(pipeline: Pipeline) -> None:
+    apply(STATE_TOML.replace('kind = "users"', 'kind = "users"\nmax_deactivate = "50%"'))
+    pipeline.import_files(
+        (
+            f"{INBOX}/monday.csv",
+            STATE_HEADER + "ann@x.com,Ann,Ames,,Sales,ACTIVE\nbob@x.com,Bob,Berg,,Sales,DELETED\n"
+            "cid@x.com,Cid,Cole,,Sales,\ndan@x.com,Dan,Dunn,,Sales, active \n",
+        )
+    )
+    assert active() == {"ann@x.com": True, "bob@x.com": False, "cid@x.com": True, "dan@x.com": True}
+
+    run_id = pipeline.import_files(
+        (
+            f"{INBOX}/tuesday.csv",
+            STATE_HEADER + "ann@x.com,Ann,Ames,,Sales,Suspended\nbob@x.com,Bob,Berg,,Sales,Active\n"
+            "cid@x.com,Cid,Cole,,Sales,Gone\n",
+        )
+    )
+    assert active() == {"ann@x.com": False, "bob@x.com": True, "cid@x.com": True, "dan@x.com": True}
+    run = queries.run_detail(run_id)
+    assert run is not None and run["counts"]["deactivated"] == 1
+    assert [(e["line"], e["column"], e["code"], e["value"], e["row_rejected"]) for e in queries.errors(run_id)] == [
+        (4, 6, "invalid_state", "Gone", True)
+    ]
+
+
+def test_deactivations_by_state_wait_for_approval_past_the_default_threshold(pipeline: Pipeline) -> None:
+    apply(STATE_TOML)
+    rows = "".join(f"p{i}@x.com,P,{i},,Sales,ACTIVE\n" for i in range(10))
+    pipeline.import_files((f"{INBOX}/monday.csv", STATE_HEADER + rows))
+    gone = rows.replace("p0@x.com,P,0,,Sales,ACTIVE", "p0@x.com,P,0,,Sales,DELETED").replace(
+        "p1@x.com,P,1,,Sales,ACTIVE", "p1@x.com,P,1,,Sales,DELETED"
+    )
+    run_id = pipeline.import_files((f"{INBOX}/tuesday.csv", STATE_HEADER + gone))
+    run = queries.run_detail(run_id)
+    assert run is not None and run["status"] == "awaiting_approval"
+    assert run["plan"]["held_because"] == [
+        "it would deactivate 2 of 10 people (max_deactivate = 10% (the default for a mapped state))"
+    ]
+    assert all(active().values())
