@@ -183,3 +183,22 @@ def test_deactivations_by_state_wait_for_approval_past_the_default_threshold(pip
         "it would deactivate 2 of 10 people (max_deactivate = 10% (the default for a mapped state))"
     ]
     assert all(active().values())
+
+
+def test_a_bundles_user_file_is_removed_when_its_run_ends_and_its_units_are_kept_like_content(
+    pipeline: Pipeline,
+) -> None:
+    from tests.unit.test_hierarchy import PEOPLE, POSITIONS, UNITS, connect, sync
+
+    connect()
+    run = sync(pipeline, {"org.csv": UNITS, "pos.csv": POSITIONS, "user.csv": PEOPLE})
+    assert run["status"] == "completed"
+    kept = dict(sql("SELECT regexp_replace(original_path, '^.*/', ''), removed_at IS NULL FROM sync.feed_files"))
+    assert kept == {"org.csv": True, "pos.csv": True, "user.csv": False}
+    assert [f["kept"] for f in _files_shown(run["run_id"])] == ["kept", "kept", "removed"]
+
+
+def _files_shown(run_id: int) -> list[dict[str, str]]:
+    detail = queries.run_detail(run_id)
+    assert detail is not None
+    return [{"file": f["file"], "kept": "removed" if f["removed_at"] else "kept"} for f in detail["files"]]
