@@ -122,6 +122,9 @@ class Connection(BaseModel):
     notify: Notify | None = None
     # users: the values of the mapped ``state`` column that keep a person active or deactivate them.
     state_values: StateValues = Field(default_factory=StateValues)
+    # users: manager cells that mean "no manager" (the top of the tree: "ROOT", "Company name"),
+    # compared case-insensitively; such a row is imported without a manager and without a warning.
+    no_manager_values: list[str] = Field(default_factory=list, max_length=100)
 
     @field_validator("kind")
     @classmethod

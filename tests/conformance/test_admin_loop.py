@@ -106,3 +106,37 @@ def test_hmm_samples_named_with_hyphens_import_once_renamed_and_dropped_again(pi
     pipeline.drain()
     detail = queries.run_detail(again)
     assert detail is not None and detail["status"] == "completed"
+
+
+def test_alm_top_managers_named_root_or_company_name_are_no_manager_when_configured(pipeline: Pipeline) -> None:
+    apply_connections(
+        load_connections_toml(
+            """
+[[connections]]
+name = "alm-kb"
+kind = "users"
+path = "alm-kb/*.csv"
+no_manager_values = ["root"]
+[connections.mapping]
+email = "email"
+full_name = "name"
+manager = "manager"
+
+[[connections]]
+name = "alm"
+kind = "users"
+path = "alm/*.csv"
+no_manager_values = ["COMPANY NAME"]
+[connections.mapping]
+email = "Employee's Email"
+full_name = "Employee's Name"
+manager = "Manager's ID / Email"
+"""
+        )
+    )
+    # Users.csv names ROOT, LearningManagerSampleCSV.csv "Company name", as the top people's manager.
+    kb = drop(pipeline, ALM / "user-import" / "users_unzipped" / "Users.csv", "alm-kb/Users.csv")
+    lm = drop(pipeline, ALM_USERS, "alm/LearningManagerSampleCSV.csv")
+    assert queries.errors(kb) == [] and queries.errors(lm) == []
+    assert [h["status"] for h in queries.history()] == ["completed", "completed"]
+    assert people() == 10

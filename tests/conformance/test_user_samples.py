@@ -91,7 +91,7 @@ def test_alm_sample_with_cr_line_breaks_and_a_company_name_as_the_top_manager(pi
     }
     errors = queries.errors(run_id)
     assert [(e["line"], e["column"], e["code"], e["value"]) for e in errors] == [
-        (2, 4, "invalid_manager", "company name")
+        (2, 4, "invalid_manager", "Company name")  # as the file has it
     ]
     assert queries.history()[0]["status"] == "completed_with_errors"
 
@@ -144,8 +144,8 @@ def test_alm_users_csv_with_blank_header_columns_root_managers_and_deleted_peopl
     }
     assert not any("state" in a for *_, a in s.values()), "the state is the person's, not a profile attribute"
     assert [(e["line"], e["code"], e["value"]) for e in queries.errors(run_id)] == [
-        (2, "invalid_manager", "root"),
-        (4, "invalid_manager", "root"),
+        (2, "invalid_manager", "ROOT"),
+        (4, "invalid_manager", "ROOT"),
     ]
 
 

@@ -234,7 +234,8 @@ def finish(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]
             """INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code, message,
                                             value, rejected)
                SELECT %(run)s, s.file_id, f.original_path, s.line_no, (rf.columns -> 'manager' ->> 'no')::int,
-                      rf.columns -> 'manager' ->> 'column', e.code, e.message, c.manager_key, false
+                      rf.columns -> 'manager' ->> 'column', e.code, e.message, coalesce(s.manager_text, c.manager_key),
+                      false
                FROM {cls} c JOIN {t} s ON s.key = c.key
                JOIN sync.feed_files f ON f.id = s.file_id
                JOIN sync.run_files rf ON rf.run_id = %(run)s AND rf.file_id = s.file_id
