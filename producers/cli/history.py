@@ -118,14 +118,7 @@ def run(run_id: int, as_json: bool) -> None:
         e = r["export"]
         click.echo(f"export: {e['folder']}/{e['file']}  rows={e['rows']}  bytes={e['bytes']}  sha256={e['sha256']}")
         click.echo(f"window: {e['window_from']} (inclusive) to {e['window_to']} (exclusive), by change time")
-    plan = r.get("plan")
-    if plan:
-        click.echo("\nplan:" + (" (dry run)" if r["dry_run"] else ""))
-        for reason in plan.get("held_because", []):
-            click.echo(f"  waiting for approval: {printable(reason)}")
-        for part in ("creates", "updates", "deactivations", "manager_moves"):
-            sample = printable(", ".join(plan.get(f"{part}_sample", [])))
-            click.echo(f"  {part.replace('_', ' ')}: {plan.get(part, 0)}" + (f"  e.g. {sample}" if sample else ""))
+    _echo_plan(r)
     click.echo("\nfiles:")
     # Processed feeds are removed after their run (user feeds at once, content feeds after retention).
     files = [{**f, "kept": "removed" if f["removed_at"] else "kept"} for f in r["files"]]
@@ -138,6 +131,30 @@ def run(run_id: int, as_json: bool) -> None:
     if r["actions"]:
         click.echo("\nactions:")
         echo_table(r["actions"], ["action", "from_status", "done_by", "done_at", "reason"])
+
+
+def _echo_plan(r: dict[str, Any]) -> None:
+    """The plan, only when the load computed one (a dry run, or a safety rule that needed it),
+    said to be a plan: what the load would do, computed before it applied anything."""
+    plan = r.get("plan") or {}
+    if "creates" in plan:
+        parts = [(p.replace("_", " "), p) for p in ("creates", "updates", "deactivations", "manager_moves")]
+    elif "courses_in_feed" in plan:
+        parts = [("courses in the feed", "courses_in_feed"), ("progress rows in the feed", "progress_rows_in_feed")]
+    else:
+        return
+    if r["dry_run"]:
+        label = "plan (dry run: nothing was applied):"
+    elif r["status"] == "awaiting_approval":
+        label = "plan (what the load will do if approved):"
+    else:
+        label = "plan (computed before the load; the counts above are what it did):"
+    click.echo("\n" + label)
+    for reason in plan.get("held_because", []):
+        click.echo(f"  waiting for approval: {printable(reason)}")
+    for text, part in parts:
+        sample = printable(", ".join(plan.get(f"{part}_sample", [])))
+        click.echo(f"  {text}: {plan.get(part, 0)}" + (f"  e.g. {sample}" if sample else ""))
 
 
 @cli.command()

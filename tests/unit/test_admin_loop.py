@@ -202,3 +202,15 @@ def _files_shown(run_id: int) -> list[dict[str, str]]:
     detail = queries.run_detail(run_id)
     assert detail is not None
     return [{"file": f["file"], "kept": "removed" if f["removed_at"] else "kept"} for f in detail["files"]]
+
+
+def test_feedsync_run_shows_a_plan_only_when_one_was_computed_and_says_it_is_a_plan(pipeline: Pipeline) -> None:
+    run_id = pipeline.import_files((f"{INBOX}/monday.csv", FULL))
+    shown = feedsync("run", str(run_id)).stdout
+    assert "created=3" in shown and "creates:" not in shown, "no plan was computed for this run"
+
+    apply(FULL_FEED)
+    run_id = pipeline.import_files((f"{INBOX}/tuesday.csv", HEADER + "ann@x.com,Ann,Ames,,Sales\n"))
+    shown = feedsync("run", str(run_id)).stdout
+    assert "plan (computed before the load; the counts above are what it did):" in shown
+    assert "deactivations: 2" in shown
