@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from producers import ownership, pathcheck, queries, registry, settle, takeable
+from producers import ownership, pathcheck, queries, registry, scheduling, settle, takeable
 from producers.dlq import admin_identity
 from schemas.connections import Connection
 from schemas.exports import ExportConnection
@@ -84,16 +84,23 @@ def _apply_schedule(conn: Any, connection_id: int, c: Connection | ExportConnect
         conn.execute("DELETE FROM sync.schedules WHERE connection_id = %s", (connection_id,))
         return
     conn.execute(
-        """INSERT INTO sync.schedules AS s (connection_id, start_at, every_days, enabled, armed_at)
-           VALUES (%(c)s, %(start)s, %(every)s, %(enabled)s, sync.clock())
+        """INSERT INTO sync.schedules AS s (connection_id, start_at, every_days, every_hours, access, enabled, armed_at)
+           VALUES (%(c)s, %(start)s, %(days)s, %(every)s, %(access)s, %(enabled)s, sync.clock())
            ON CONFLICT (connection_id) DO UPDATE SET
-             enabled = EXCLUDED.enabled, updated_at = now(),
-             armed_at = CASE WHEN (s.start_at, s.every_days) = (EXCLUDED.start_at, EXCLUDED.every_days)
+             enabled = EXCLUDED.enabled, access = EXCLUDED.access, updated_at = now(),
+             armed_at = CASE WHEN (s.start_at, s.every_hours) = (EXCLUDED.start_at, EXCLUDED.every_hours)
                              THEN s.armed_at ELSE EXCLUDED.armed_at END,
-             last_slot = CASE WHEN (s.start_at, s.every_days) = (EXCLUDED.start_at, EXCLUDED.every_days)
+             last_slot = CASE WHEN (s.start_at, s.every_hours) = (EXCLUDED.start_at, EXCLUDED.every_hours)
                               THEN s.last_slot ELSE NULL END,
-             start_at = EXCLUDED.start_at, every_days = EXCLUDED.every_days""",
-        {"c": connection_id, "start": c.schedule.start, "every": c.schedule.every_days, "enabled": c.schedule.enabled},
+             start_at = EXCLUDED.start_at, every_days = EXCLUDED.every_days, every_hours = EXCLUDED.every_hours""",
+        {
+            "c": connection_id,
+            "start": c.schedule.start,
+            "days": c.schedule.every_days,
+            "every": c.schedule.period_hours,
+            "access": c.schedule.access,
+            "enabled": c.schedule.enabled,
+        },
     )
 
 
@@ -106,8 +113,10 @@ def list_connections(settings: Settings | None = None) -> list[dict[str, Any]]:
             """SELECT c.name, c.kind, c.enabled, c.config ->> 'path' AS path, c.config ->> 'trigger' AS trigger,
                       c.created_at, c.updated_at,
                       (SELECT count(*) FROM sync.feed_files f WHERE f.connection_id = c.id AND f.status = 'registered')
-                        AS files_waiting
-               FROM sync.connections c WHERE c.deleted_at IS NULL ORDER BY c.name""",
+                        AS files_waiting,
+                      CASE WHEN s.enabled AND c.enabled THEN {next_slot} END AS next_slot
+               FROM sync.connections c LEFT JOIN sync.schedules s ON s.connection_id = c.id
+               WHERE c.deleted_at IS NULL ORDER BY c.name""".format(next_slot=scheduling.NEXT_SLOT),
         )
     if settings is not None:
         intake = registry.live_connections(settings)

@@ -80,7 +80,7 @@ def connections_list(as_json: bool) -> None:
         return
     echo_table(
         [{**r, "files_ignored": len(r["files_ignored"])} for r in rows],
-        ["name", "kind", "enabled", "trigger", "path", "files_waiting", "files_ignored"],
+        ["name", "kind", "enabled", "trigger", "path", "files_waiting", "files_ignored", "next_slot"],
     )
     for r in rows:  # nothing sits in the drop dir in silence
         for f in r["files_ignored"]:

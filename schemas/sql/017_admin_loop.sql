@@ -2,3 +2,11 @@
 -- the history can show it as an entry of its own (producers/duplicates.py).
 ALTER TABLE sync.file_drops ADD COLUMN duplicate_of_run bigint;
 CREATE INDEX file_drops_duplicates ON sync.file_drops (connection_id, dropped_at) WHERE duplicate;
+
+-- Schedules in hours as well as days (every_hours = every_days * 24 for a daily one), and the
+-- access mode their runs take, as `feedsync sync --access` does.
+ALTER TABLE sync.schedules
+    ADD COLUMN every_hours int CHECK (every_hours >= 1),
+    ADD COLUMN access text NOT NULL DEFAULT 'online' CHECK (access IN ('online', 'exclusive'));
+UPDATE sync.schedules SET every_hours = every_days * 24;
+ALTER TABLE sync.schedules ALTER COLUMN every_hours SET NOT NULL, ALTER COLUMN every_days DROP NOT NULL;

@@ -4,14 +4,15 @@ set aside without a line they can see."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from producers import queries, registry
+from producers import queries, registry, scheduler
 from producers.commands import apply_connections, delete_connection
 from schemas import pathpattern
-from schemas.connections import load_connections_toml
+from schemas.connections import ConfigError, load_connections_toml
 from tests.conftest import feedsync, sql
 from tests.stubpipeline import HEADER, USERS_TOML, Pipeline
 
@@ -214,3 +215,33 @@ def test_feedsync_run_shows_a_plan_only_when_one_was_computed_and_says_it_is_a_p
     shown = feedsync("run", str(run_id)).stdout
     assert "plan (computed before the load; the counts above are what it did):" in shown
     assert "deactivations: 2" in shown
+
+
+def test_a_schedule_every_three_hours_fires_each_slot_with_its_access_mode_and_lists_the_next(
+    pipeline: Pipeline,
+) -> None:
+    start = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+    apply(
+        USERS_TOML.replace('kind = "users"', 'kind = "users"\ntrigger = "on_schedule"')
+        + f'\n[connections.schedule]\nstart = "{start.isoformat()}"\nevery_hours = 3\naccess = "exclusive"\n'
+    )
+    sql("UPDATE sync.schedules SET armed_at = %s", (start - timedelta(hours=1),))
+    pipeline.drop(f"{INBOX}/monday.csv", FULL)
+    fired = []
+    for h in (0, 1, 3, 6):
+        fired.append(scheduler.tick(at=start + timedelta(hours=h, minutes=1)))
+        pipeline.drain()
+    assert [len(f) for f in fired] == [1, 0, 1, 1]
+    assert [(h["type"], h["access"]) for h in queries.history()] == [("scheduled", "exclusive")] * 3
+
+    sql("SELECT set_config('feedsync.clock', '', false)")
+    (listed,) = [c for c in json.loads(feedsync("connections", "list", "--json").stdout) if c["name"] == "hr-users"]
+    now = datetime.now(UTC)
+    next_slot = datetime.fromisoformat(listed["next_slot"])
+    assert now < next_slot <= now + timedelta(hours=3) and (next_slot - start) % timedelta(hours=3) == timedelta(0)
+
+
+def test_a_schedule_needs_exactly_one_of_every_days_or_every_hours() -> None:
+    toml = USERS_TOML + '\n[connections.schedule]\nstart = "2026-11-01T02:00:00Z"\nevery_days = 1\nevery_hours = 12\n'
+    with pytest.raises(ConfigError, match="a schedule needs one of every_days or every_hours"):
+        load_connections_toml(toml)
