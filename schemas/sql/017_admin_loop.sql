@@ -10,3 +10,7 @@ ALTER TABLE sync.schedules
     ADD COLUMN access text NOT NULL DEFAULT 'online' CHECK (access IN ('online', 'exclusive'));
 UPDATE sync.schedules SET every_hours = every_days * 24;
 ALTER TABLE sync.schedules ALTER COLUMN every_hours SET NOT NULL, ALTER COLUMN every_days DROP NOT NULL;
+
+-- A file previewed by `feedsync sync CONNECTION --dry-run --file PATH`: copied into the store for
+-- its dry run only, never waiting for a real run, removed when the dry run ends.
+ALTER TABLE sync.feed_files ADD COLUMN preview boolean NOT NULL DEFAULT false;

@@ -245,3 +245,34 @@ def test_a_schedule_needs_exactly_one_of_every_days_or_every_hours() -> None:
     toml = USERS_TOML + '\n[connections.schedule]\nstart = "2026-11-01T02:00:00Z"\nevery_days = 1\nevery_hours = 12\n'
     with pytest.raises(ConfigError, match="a schedule needs one of every_days or every_hours"):
         load_connections_toml(toml)
+
+
+def test_a_dry_run_previews_a_file_from_outside_the_drop_dir_and_writes_nothing(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    pipeline.import_files((f"{INBOX}/monday.csv", FULL))
+    before = sql("SELECT email, first_name, active FROM lms.users ORDER BY email")
+    tuesday = tmp_path / "tuesday.csv"
+    tuesday.write_text(HEADER + "ann@x.com,Anne,Ames,,Sales\ndan@x.com,Dan,Dunn,,Sales\n")
+
+    out = feedsync("sync", "hr-users", "--dry-run", "--file", str(tuesday), "--wait")
+    run_id = int(out.stdout.split("run ", 1)[1].split(":", 1)[0])
+    run = queries.run_detail(run_id)
+    assert run is not None and run["status"] == "completed" and run["dry_run"]
+    assert (run["plan"]["creates"], run["plan"]["updates"]) == (1, 1)
+    assert [f["file"] for f in run["files"]] == ["tuesday.csv"]
+    assert sql("SELECT email, first_name, active FROM lms.users ORDER BY email") == before
+    # Nothing of the preview waits for a real run, and nothing of it stays in the store.
+    assert sql("SELECT count(*) FROM sync.feed_files WHERE status IN ('registered', 'claimed')") == [(0,)]
+    assert not any(p.is_file() for p in (pipeline.settings.store_dir / "previews").rglob("*"))
+
+    # The same bytes dropped for real afterwards import: a preview is not an import.
+    run_id = pipeline.import_files((f"{INBOX}/tuesday.csv", tuesday.read_text()))
+    assert queries.history()[0]["run_id"] == run_id and queries.history()[0]["counts"]["created"] == 1
+
+
+def test_a_file_preview_is_refused_without_dry_run(pipeline: Pipeline, tmp_path: Path) -> None:
+    f = tmp_path / "x.csv"
+    f.write_text(HEADER)
+    out = feedsync("sync", "hr-users", "--file", str(f), check=False)
+    assert out.returncode == 1 and "use it with --dry-run" in out.stderr
