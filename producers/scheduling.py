@@ -10,8 +10,7 @@ CURRENT_SLOT = (
 
 #: The next slot after now: the start itself while it is still ahead.
 NEXT_SLOT = (
-    "CASE WHEN sync.clock() < s.start_at THEN s.start_at"
-    f" ELSE {CURRENT_SLOT} + s.every_hours * interval '1 hour' END"
+    f"CASE WHEN sync.clock() < s.start_at THEN s.start_at ELSE {CURRENT_SLOT} + s.every_hours * interval '1 hour' END"
 )
 
 #: How many slots lie between two instants (%(slot)s and %(prev)s or armed_at), for catch-up notes.

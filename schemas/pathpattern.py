@@ -104,7 +104,8 @@ def _tokens(name: str) -> tuple[_Token, ...]:
 
 
 def _chars(body: str) -> frozenset[str]:
-    chars, i = set(), 0
+    chars: set[str] = set()
+    i = 0
     while i < len(body):
         if i + 2 < len(body) and body[i + 1] == "-":
             chars.update(chr(x) for x in range(ord(body[i]), ord(body[i + 2]) + 1))

@@ -11,6 +11,8 @@ from producers.cli.base import POSITIVE, cli, echo_json, echo_table, fail
 from producers.output import printable, printable_lines
 from schemas.settings import get_settings
 
+COUNTS = ("read", "created", "updated", "unchanged", "deactivated", "rejected")
+
 
 @cli.command()
 @click.argument("connection", required=False)
@@ -28,7 +30,7 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
         {
             **r,
             "errors": "yes" if r["has_errors"] else "",
-            **{k: r["counts"].get(k, "") for k in ("read", "created", "updated", "unchanged", "deactivated", "rejected")},
+            **{k: r["counts"].get(k, "") for k in COUNTS},
             # A drop set aside: which run imported those bytes (none yet: they wait for a run).
             **(
                 {"status": f"duplicate of run {r['duplicate_of_run']}" if r["duplicate_of_run"] else "duplicate"}

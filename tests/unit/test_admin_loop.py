@@ -106,7 +106,8 @@ def test_connections_whose_paths_overlap_are_refused_at_apply_naming_both_lines(
     alone = tmp_path / "other.toml"
     alone.write_text(other)
     out = feedsync("connections", "apply", str(alone), check=False)
-    assert out.returncode == 1 and "overlaps the path 'import/user/internal/*.csv' of connection 'hr-users'" in out.stderr
+    assert out.returncode == 1
+    assert "overlaps the path 'import/user/internal/*.csv' of connection 'hr-users'" in out.stderr
     assert [r[0] for r in sql("SELECT name FROM sync.connections")] == ["hr-users"]
 
 

@@ -234,8 +234,9 @@ def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) ->
         ]
     deactivating = deactivates(run, conn)
     # Deactivations by state count with those of a full feed, for the same thresholds and approval.
-    result["deactivations"], result["deactivations_sample"] = result["state_deactivations"], list(
-        result["state_deactivations_sample"]
+    result["deactivations"], result["deactivations_sample"] = (
+        result["state_deactivations"],
+        list(result["state_deactivations_sample"]),
     )
     result.update(unreadable_rejected=0, unreadable_sample=[])
     if deactivating:

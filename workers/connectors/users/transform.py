@@ -174,9 +174,9 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
                 "'a user cannot be their own manager; the user was imported without a manager change', "
                 "c.manager_text, false)"
             ).format(m_no=sql.Literal(m_no), m_name=sql.Placeholder("m_name")),
-            sql.SQL("(c.bad_state, {s_no}, {s_name}::text, 'invalid_state', %(state_msg)s::text, c.state_raw, true)").format(
-                s_no=sql.Literal(s_no), s_name=sql.Placeholder("s_name")
-            ),
+            sql.SQL(
+                "(c.bad_state, {s_no}, {s_name}::text, 'invalid_state', %(state_msg)s::text, c.state_raw, true)"
+            ).format(s_no=sql.Literal(s_no), s_name=sql.Placeholder("s_name")),
             *required_rows,
         ]
     )
