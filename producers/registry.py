@@ -12,7 +12,6 @@ the others (``take_guarded``).
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import os
 import stat
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import structlog
 
 from producers import registration, safefile
 from producers import settle as settle_rules
+from schemas import pathpattern
 from schemas.kinds import Connection, config_as, connection_from_json, file_kinds
 from schemas.settings import Settings
 from workers import store
@@ -57,7 +57,7 @@ def live_connections(settings: Settings) -> list[dict[str, Any]]:
 
 
 def match_connections(rel: PurePosixPath, connections: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [c for c in connections if fnmatch.fnmatchcase(rel.as_posix(), c["config"]["path"])]
+    return [c for c in connections if pathpattern.matches(c["config"]["path"], rel.as_posix())]
 
 
 def files_open_for_writing() -> set[str] | None:

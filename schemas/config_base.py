@@ -126,9 +126,15 @@ class PeopleConnection(Connection):
         return v
 
     @property
+    def deactivates_by_state(self) -> bool:
+        """The feed says who is gone in a column of its own (a mapped ``state``; users only)."""
+        return False
+
+    @property
     def deactivate_limit(self) -> int | str | None:
-        """max_deactivate as it applies: a full feed without one gets DEFAULT_MAX_DEACTIVATE."""
-        if self.max_deactivate is None and self.full_feed:
+        """max_deactivate as it applies: a full feed, or a feed that says who is gone (a mapped
+        state), without one gets DEFAULT_MAX_DEACTIVATE."""
+        if self.max_deactivate is None and (self.full_feed or self.deactivates_by_state):
             return DEFAULT_MAX_DEACTIVATE
         return self.max_deactivate
 

@@ -91,12 +91,35 @@ def load_connections_toml(text: str, filename: str = "connections.toml") -> list
                 where = ".".join(loc) if loc else "connection"
                 msg = err["msg"].removeprefix("Value error, ")
                 problems.append(_Problem(line, f"{filename}:{line}: connections[{index}] {where}: {msg}"))
+    problems += _overlaps(text, filename, raw, connections)
     names = [c.name for c in connections]
     for name in {n for n in names if names.count(n) > 1}:
         problems.append(_Problem(0, f"{filename}: connection name {name!r} is declared more than once"))
     if problems:
         raise ConfigError("\n".join(p.text for p in sorted(problems, key=lambda p: p.line)))
     return connections
+
+
+def _overlaps(text: str, filename: str, raw: list[Any], connections: list[KindConfig]) -> list[_Problem]:
+    """Two connections of the file whose path patterns some file could match both, on both lines."""
+    from schemas.pathpattern import overlap
+
+    index = {e.get("name"): i for i, e in enumerate(raw) if isinstance(e, dict)}
+    found = [c for c in connections if isinstance(c, Connection)]
+    problems = []
+    for n, a in enumerate(found):
+        for b in found[n + 1 :]:
+            if a.name != b.name and overlap(a.path, b.path):
+                la, lb = _locate(text, index[a.name], ["path"]), _locate(text, index[b.name], ["path"])
+                problems.append(
+                    _Problem(
+                        la,
+                        f"{filename}:{la}: connection {a.name!r} path {a.path!r} overlaps line {lb}, connection "
+                        f"{b.name!r} path {b.path!r}: a file could match both, and such a file is never taken; "
+                        "narrow one of them (* stays inside one folder, ** is any depth)",
+                    )
+                )
+    return problems
 
 
 def _no_kind(entry: object) -> str:

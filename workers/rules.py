@@ -85,9 +85,10 @@ def evaluate(conn: psycopg.Connection[Any], *, run_id: int | None, people: str |
     return {"memberships_added": added, "memberships_removed": removed}
 
 
-def apply_rules(rules: list[Rule]) -> list[tuple[str, str]]:
-    """Store the rules as groups (a group whose rule is gone is deactivated, its members kept in
-    history) and evaluate them for everyone."""
+def apply_rules(rules: list[Rule], *, prune: bool = False) -> list[tuple[str, str]]:
+    """Store the rules as groups and evaluate them for everyone. Groups this file does not declare
+    are left as they are (another connections file may declare them), unless ``prune``: then they
+    are deactivated and lose their members (kept in history)."""
     results = []
     with store.connect() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(7303)")  # one rules apply at a time
@@ -104,19 +105,29 @@ def apply_rules(rules: list[Rule]) -> list[tuple[str, str]]:
                 (r.group, Jsonb(rule), r.programs),
             )
             results.append((r.group, "unchanged" if row is None else "created" if row["created"] else "updated"))
-        conn.execute(
-            "UPDATE lms.groups SET active = false, updated_at = now() WHERE active AND NOT name = ANY(%s)", (names,)
-        )
-        # A group no longer declared loses its members (they are no longer in it by any rule).
-        conn.execute(
-            """WITH gone AS (DELETE FROM lms.group_members gm USING lms.groups g
-                             WHERE g.id = gm.group_id AND NOT g.active RETURNING gm.group_id, gm.user_id)
-               INSERT INTO sync.membership_changes (group_id, user_id, change)
-               SELECT group_id, user_id, 'removed' FROM gone"""
-        )
+        others = [
+            g["name"]
+            for g in store.fetch_all(
+                conn, "SELECT name FROM lms.groups WHERE active AND NOT name = ANY(%s) ORDER BY name", (names,)
+            )
+        ]
+        if prune:
+            _prune(conn, others)
+        results += [(g, "removed" if prune else "kept (not in this file; --prune removes it)") for g in others]
         counts = evaluate(conn, run_id=None, people=None)
     results.append(("memberships", f"+{counts['memberships_added']} -{counts['memberships_removed']}"))
     return results
+
+
+def _prune(conn: psycopg.Connection[Any], names: list[str]) -> None:
+    """Deactivate the named groups; their members leave them (people no rule puts there)."""
+    conn.execute("UPDATE lms.groups SET active = false, updated_at = now() WHERE name = ANY(%s)", (names,))
+    conn.execute(
+        """WITH gone AS (DELETE FROM lms.group_members gm USING lms.groups g
+                         WHERE g.id = gm.group_id AND NOT g.active RETURNING gm.group_id, gm.user_id)
+           INSERT INTO sync.membership_changes (group_id, user_id, change)
+           SELECT group_id, user_id, 'removed' FROM gone"""
+    )
 
 
 def groups() -> list[dict[str, Any]]:

@@ -194,7 +194,7 @@ def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> N
     kind.create_staging(conn, run_id, run["config"])
     for ordinal, f in enumerate(files):
         conn.execute(
-            "INSERT INTO sync.run_files (run_id, file_id, ordinal) VALUES (%s, %s, %s)",
+            "INSERT INTO sync.run_files (run_id, file_id, ordinal) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
             (run_id, f["id"], ordinal),
         )
         outbox.add(conn, ParseFile(run_id=run_id, file_id=f["id"]), f"parse:{run_id}:{f['id']}")
@@ -220,8 +220,17 @@ def _claim_files(conn: psycopg.Connection[Any], run: dict[str, Any]) -> list[dic
     - rerun: the files of the run it reruns, as they are now; a file dropped again under the same
       name since then (the fixed one) takes the old one's place;
     - a ``since`` window: every dated file from that day to today, imported before or not;
-    - otherwise: every file registered and waiting.
+    - otherwise: every file registered and waiting;
+    - a preview (``sync --dry-run --file``): only the file attached to it when it was queued.
     """
+    attached = store.fetch_all(
+        conn,
+        """SELECT f.id, f.original_path, f.file_date, f.registered_at FROM sync.run_files rf
+           JOIN sync.feed_files f ON f.id = rf.file_id WHERE rf.run_id = %s AND f.preview""",
+        (run["id"],),
+    )
+    if attached:
+        return attached
     if run["trigger"] == "rerun":
         return store.fetch_all(
             conn,

@@ -115,16 +115,19 @@ async def enable(request: Request, s: accounts.Session, form: FormData) -> Respo
 async def schedule(request: Request, s: accounts.Session, form: FormData) -> Response:
     name = request.path_params["name"]
     start = f"{form.get('start_date', '')}T{form.get('start_time') or '00:00'}:00+00:00"
+    unit, access = str(form.get("every_unit") or "days"), str(form.get("access") or "online")
     try:
-        every = int(str(form.get("every_days", "")))
+        every = int(str(form.get("every", "")))
     except ValueError:
-        return await _refusal(request, s, "schedule", commands.CommandError("every N days: give a whole number"))
+        return await _refusal(request, s, "schedule", commands.CommandError(f"every N {unit}: give a whole number"))
     enabled = form.get("schedule_enabled") == "on"
     try:
-        await blocking(s, commands.set_schedule, name, start=start, every_days=every, enabled=enabled)
+        await blocking(
+            s, commands.set_schedule, name, start=start, every=every, unit=unit, access=access, enabled=enabled
+        )
     except commands.CommandError as exc:
         return await _refusal(request, s, "schedule", exc)
-    detail = {"start": start, "every_days": every, "enabled": enabled}
+    detail = {"start": start, f"every_{unit}": every, "access": access, "enabled": enabled}
     await blocking(s, accounts.record, s.admin.name, "schedule", name, detail=detail, client=client(request))
     return RedirectResponse(f"/connections/{name}", status_code=303)
 

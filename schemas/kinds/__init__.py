@@ -87,9 +87,18 @@ _V1_KEYS: dict[str, Any] = {
 }
 
 
+#: Keys added since version 1, stored only when they differ from their default, so a connection
+#: that does not use them is stored exactly as before (and applying its file again changes nothing).
+_ONLY_WHEN_SET = ("sftp", "state_values", "no_manager_values")
+
+
 def to_json(config: KindConfig) -> dict[str, Any]:
     """The config as ``sync.connections.config`` stores it."""
     data = config.model_dump(mode="json")
+    for key in _ONLY_WHEN_SET:
+        field = type(config).model_fields.get(key)
+        if field is not None and getattr(config, key) == field.get_default(call_default_factory=True):
+            data.pop(key, None)
     if config.kind in _V1_KINDS:
         data = {**{k: v for k, v in _V1_KEYS.items() if k not in data}, **data}
     return data

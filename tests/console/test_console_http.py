@@ -281,7 +281,8 @@ def test_schedule_and_enable_changes_are_applied_as_connections_apply_does_and_a
             "csrf": token,
             "start_date": "2026-12-01",
             "start_time": "03:30",
-            "every_days": "2",
+            "every": "2",
+            "every_unit": "days",
             "schedule_enabled": "on",
         },
         follow_redirects=False,
@@ -290,8 +291,25 @@ def test_schedule_and_enable_changes_are_applied_as_connections_apply_does_and_a
     ((start, every, enabled),) = sql("SELECT start_at, every_days, enabled FROM sync.schedules")
     assert (start.isoformat(), every, enabled) == ("2026-12-01T03:30:00+00:00", 2, True)
     assert "Every 2 day(s)" in as_admin.get("/connections").text
+    # Twice daily, with the platform closed during the runs (the seeds' "every 12 hours").
+    r = as_admin.post(
+        "/connections/hr-users/schedule",
+        data={
+            "csrf": token,
+            "start_date": "2026-12-01",
+            "start_time": "06:00",
+            "every": "12",
+            "every_unit": "hours",
+            "access": "exclusive",
+            "schedule_enabled": "on",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert sql("SELECT every_days, every_hours, access FROM sync.schedules") == [(None, 12, "exclusive")]
+    assert "Every 12 hour(s)" in as_admin.get("/connections").text
     bad = as_admin.post(
-        "/connections/hr-users/schedule", data={"csrf": token, "start_date": "2026-12-01", "every_days": "0"}
+        "/connections/hr-users/schedule", data={"csrf": token, "start_date": "2026-12-01", "every": "0"}
     )
     assert bad.status_code == 400
     as_admin.post("/connections/hr-users/enabled", data={"csrf": token, "enabled": "false"})

@@ -52,7 +52,7 @@ kind = "users"
 email = "Email"
 first_name = "First Name"
 last_name = "Last Name"
-{sftp_section(server, port, login, remote_dir, 'min_file_age_s = 0' + chr(10) + extra)}
+{sftp_section(server, port, login, remote_dir, "min_file_age_s = 0" + chr(10) + extra)}
 """
     apply_connections(load_connections_toml(toml))
     (c,) = [c for c in registry.live_connections(get_settings()) if c["name"] == "hr-users"]
@@ -69,9 +69,7 @@ def registered() -> list[str]:
     return [p.rsplit("/", 1)[-1] for (p,) in sql("SELECT original_path FROM sync.feed_files ORDER BY id")]
 
 
-def test_a_feed_on_openssh_is_pulled_with_a_key_imported_once_and_then_deleted(
-    pipeline: Pipeline, sshd: Sshd
-) -> None:
+def test_a_feed_on_openssh_is_pulled_with_a_key_imported_once_and_then_deleted(pipeline: Pipeline, sshd: Sshd) -> None:
     outbound = sshd.folder("outbound")
     port = sshd.start(sshd.config(force_command="internal-sftp"))
     c = pull_connection(sshd, port, f'key_file = "{sshd.client_key}"', outbound, 'after_pickup = "delete"')

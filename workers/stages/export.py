@@ -160,9 +160,7 @@ def fix_window(run_id: int) -> bool:
             return False
         if store.fetch_one(conn, "SELECT 1 FROM sync.exports WHERE run_id = %s", (run_id,)) is not None:
             return True
-        destination = destination_for(
-            get_settings(), export_config(run["config"])
-        ).describe()
+        destination = destination_for(get_settings(), export_config(run["config"])).describe()
         prior = None
         if run["trigger"] == "rerun":
             prior = store.fetch_one(

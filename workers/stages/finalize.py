@@ -69,11 +69,13 @@ def finalize_run(msg: FinalizeRun) -> None:
         error = (t["file_error"] or empty_run_error) if status is RunStatus.FAILED else None
         note = "dry run: the plan shows what the run would do; nothing was written" if run["dry_run"] else None
         lifecycle.finish(conn, msg.run_id, status, counts, error, note)
-        # A dry run imported nothing: its files wait for the real run.
+        # A dry run imported nothing: its files wait for the real run. A previewed file was never
+        # for a real run: it goes now (the sweep after the commit unlinks it).
         conn.execute(
             """UPDATE sync.feed_files f
-               SET status = CASE WHEN %(dry)s THEN 'registered' WHEN rf.status = 'rejected' THEN 'rejected'
-                                 ELSE 'imported' END
+               SET status = CASE WHEN f.preview THEN 'rejected' WHEN %(dry)s THEN 'registered'
+                                 WHEN rf.status = 'rejected' THEN 'rejected' ELSE 'imported' END,
+                   removed_at = CASE WHEN f.preview THEN clock_timestamp() ELSE f.removed_at END
                FROM sync.run_files rf WHERE rf.run_id = %(run)s AND f.id = rf.file_id""",
             {"run": msg.run_id, "dry": run["dry_run"]},
         )

@@ -91,7 +91,9 @@ def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) ->
                     FROM {t} s LEFT JOIN {table} u ON u.external_id = s.key""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
             )
             pop = store.fetch_one(
-                conn, f"SELECT count(*) AS n FROM {table} WHERE source_connection_id = %(conn)s AND active", params  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+                conn,
+                f"SELECT count(*) AS n FROM {table} WHERE source_connection_id = %(conn)s AND active",
+                params,  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
             )
         assert counts is not None and pop is not None
         entry: dict[str, Any] = {

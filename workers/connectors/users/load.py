@@ -13,7 +13,7 @@ from psycopg import sql
 from schemas.settings import get_settings
 from workers import store
 from workers.connectors.contract import Step
-from workers.connectors.users.plan import BUCKETS, MOVES, deactivates, deactivation_filter
+from workers.connectors.users.plan import BUCKETS, MOVES, STATE_GONE, deactivates, deactivation_filter
 from workers.connectors.users.transform import EMAIL_BAD_DOTS, EMAIL_RE, config_of
 from workers.staging import stage_table
 
@@ -83,10 +83,10 @@ def insert_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, h
         sql.SQL(
             """WITH ins AS (
                  INSERT INTO lms.users (id, email, first_name, last_name, attributes, manager_id,
-                                        source_connection_id, source_hash)
+                                        source_connection_id, source_hash, active, deactivated_at)
                  OVERRIDING SYSTEM VALUE
                  SELECT c.uid, s.email, s.first_name, s.last_name, jsonb_strip_nulls(s.attrs), c.manager_uid,
-                        %(conn)s, s.row_hash
+                        %(conn)s, s.row_hash, NOT s.inactive, CASE WHEN s.inactive THEN clock_timestamp() END
                  FROM {cls} c JOIN {t} s ON s.key = c.key
                  WHERE c.old_id IS NULL AND c.kbucket BETWEEN %(lo)s AND %(hi)s
                  ON CONFLICT (email_key) DO NOTHING
@@ -183,12 +183,14 @@ def _update(
                    first_name = CASE WHEN c.changed THEN {fn} ELSE u.first_name END,
                    last_name = CASE WHEN c.changed THEN {ln} ELSE u.last_name END,
                    attributes = CASE WHEN c.changed THEN {attributes} ELSE u.attributes END,
-                   active = true, deactivated_at = NULL, source_connection_id = %(conn)s, source_hash = s.row_hash,
+                   active = NOT s.inactive,
+                   deactivated_at = CASE WHEN s.inactive THEN coalesce(u.deactivated_at, clock_timestamp()) END,
+                   source_connection_id = %(conn)s, source_hash = s.row_hash,
                    manager_id = coalesce(c.manager_uid, u.manager_id), updated_at = clock_timestamp()
                  FROM {cls} c JOIN {t} s ON s.key = c.key
                  WHERE u.id = c.old_id AND {where} AND (c.changed OR {moves})
-                 RETURNING c.changed)
-               SELECT count(*) FILTER (WHERE changed) AS n FROM upd"""
+                 RETURNING c.changed, {gone} AS gone)
+               SELECT count(*) FILTER (WHERE changed) AS n, count(*) FILTER (WHERE gone) AS gone FROM upd"""
         ).format(
             cls=cls,
             t=stage_table("users", int(run["id"])),
@@ -197,10 +199,15 @@ def _update(
             attributes=attributes,
             where=where,
             moves=sql.SQL(MOVES),
+            gone=sql.SQL(STATE_GONE),
         ),
         params,
     )
-    return {"updated": int(updated["n"]) if updated else 0, "manager_moves": int(moved["n"]) if moved else 0}
+    assert updated is not None
+    counts = {"updated": int(updated["n"]), "manager_moves": int(moved["n"]) if moved else 0}
+    if updated["gone"]:  # deactivated by their state column (counted with a full feed's)
+        counts["deactivated"] = int(updated["gone"])
+    return counts
 
 
 def apply_deactivations(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
@@ -225,7 +232,8 @@ def finish(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]
             """INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code, message,
                                             value, rejected)
                SELECT %(run)s, s.file_id, f.original_path, s.line_no, (rf.columns -> 'manager' ->> 'no')::int,
-                      rf.columns -> 'manager' ->> 'column', e.code, e.message, c.manager_key, false
+                      rf.columns -> 'manager' ->> 'column', e.code, e.message, coalesce(s.manager_text, c.manager_key),
+                      false
                FROM {cls} c JOIN {t} s ON s.key = c.key
                JOIN sync.feed_files f ON f.id = s.file_id
                JOIN sync.run_files rf ON rf.run_id = %(run)s AND rf.file_id = s.file_id

@@ -102,13 +102,15 @@ def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
                WITH work AS MATERIALIZED (
                    -- Materialized: nextval must run once per row, whatever the joins below do.
                    SELECT s.key, s.manager_key, u.id AS old_id, u.manager_id AS old_manager,
-                          u.id IS NOT NULL AND (u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active)
+                          -- active as the feed wants it: a row reactivates its person, unless its state says gone
+                          u.id IS NOT NULL AND (u.source_hash IS DISTINCT FROM s.row_hash OR u.active = s.inactive)
                             AS changed,
+                          s.inactive, coalesce(u.active, false) AS old_active,
                           coalesce(u.id, nextval({seq}::regclass)) AS uid,
                           -- Batches are hash buckets of the key: no sort of the run's rows to cut them.
                           (hashtext(s.key) & {mask})::smallint AS kbucket
                    FROM {t} s LEFT JOIN lms.users u ON u.email_key = s.key
-                   WHERE u.id IS NULL OR u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active
+                   WHERE u.id IS NULL OR u.source_hash IS DISTINCT FROM s.row_hash OR u.active = s.inactive
                       OR (s.manager_key IS NOT NULL AND u.manager_id IS NULL))
                SELECT w.*, coalesce(mw.uid, mu.id) AS manager_uid, false AS adopted
                FROM work w
@@ -182,10 +184,18 @@ def deactivates(run: dict[str, Any], conn: psycopg.Connection[Any]) -> bool:
 def needs_plan(run: dict[str, Any]) -> bool:
     """A plan is computed when someone will read it or a safety rule depends on it."""
     cfg = config_of(run["config"])
-    return bool(run["dry_run"] or cfg.full_feed or cfg.max_change is not None or cfg.max_deactivate is not None)
+    return bool(
+        run["dry_run"]
+        or cfg.full_feed
+        or cfg.deactivates_by_state
+        or cfg.max_change is not None
+        or cfg.max_deactivate is not None
+    )
 
 
 MOVES = "c.manager_uid IS NOT NULL AND c.manager_uid IS DISTINCT FROM c.old_manager"
+#: Active people the feed's state column says are gone (``state = "userState"``: DELETED ...).
+STATE_GONE = "c.old_active AND c.inactive"
 
 
 def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) -> dict[str, Any]:
@@ -197,6 +207,7 @@ def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) ->
         "creates": sql.SQL("c.old_id IS NULL"),
         "updates": sql.SQL("c.changed"),
         "manager_moves": sql.SQL(MOVES),
+        "state_deactivations": sql.SQL(STATE_GONE),
     }
     counts = store.fetch_one(
         conn,
@@ -222,16 +233,21 @@ def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) ->
             )
         ]
     deactivating = deactivates(run, conn)
-    result["deactivations"], result["deactivations_sample"] = 0, []
+    # Deactivations by state count with those of a full feed, for the same thresholds and approval.
+    result["deactivations"], result["deactivations_sample"] = (
+        result["state_deactivations"],
+        list(result["state_deactivations_sample"]),
+    )
     result.update(unreadable_rejected=0, unreadable_sample=[])
     if deactivating:
         result.update(_unreadable(conn, run, sample))
         gone = sql.SQL("FROM lms.users u WHERE {f}").format(f=deactivation_filter(run))
         row = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n {g}").format(g=gone), params)
-        result["deactivations"] = int(row["n"]) if row else 0
-        result["deactivations_sample"] = [
+        result["deactivations"] += int(row["n"]) if row else 0
+        result["deactivations_sample"] += [
             r["email"] for r in store.fetch_all(conn, sql.SQL("SELECT u.email {g} LIMIT %(n)s").format(g=gone), params)
         ]
+        result["deactivations_sample"] = result["deactivations_sample"][:sample]
     population = store.fetch_one(
         conn, "SELECT count(*) AS n FROM lms.users WHERE source_connection_id = %s AND active", (run["connection_id"],)
     )
@@ -258,7 +274,8 @@ def exceeded_thresholds(run: dict[str, Any], p: dict[str, Any]) -> list[str]:
 
 
 def limit_text(cfg: PeopleConnection) -> str:
-    default = " (the default for a full feed)" if cfg.max_deactivate is None else ""
+    what = "a full feed" if cfg.full_feed else "a mapped state"
+    default = f" (the default for {what})" if cfg.max_deactivate is None else ""
     return f"{cfg.deactivate_limit}{default}"
 
 
