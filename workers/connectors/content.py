@@ -18,9 +18,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from schemas.kinds import config_as, connection_from_json
+from schemas.kinds import KindConfig, config_as
 from schemas.kinds.content import ContentConnection
 from workers import store, user_skills
+from workers.rows import RunRow
 from workers.staging import stage_table
 
 #: What a content run did to courses and learner records, as the history shows it.
@@ -29,11 +30,11 @@ HISTORY_COUNTS: tuple[str, ...] = ("courses_created", "courses_updated", "course
 EMAIL_LIKE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
-def config_of(raw: dict[str, Any]) -> ContentConnection:
-    return config_as(ContentConnection, connection_from_json(raw))
+def config_of(config: KindConfig) -> ContentConnection:
+    return config_as(ContentConnection, config)
 
 
-def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str, Any]) -> None:
+def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfig) -> None:
     conn.execute(
         sql.SQL(
             """CREATE UNLOGGED TABLE IF NOT EXISTS {} (
@@ -56,7 +57,7 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str,
     )
 
 
-def expected_files(config: dict[str, Any]) -> dict[str, str] | None:
+def expected_files(config: KindConfig) -> dict[str, str] | None:
     return None  # the metadata and the user feeds come and go on their own
 
 
@@ -89,12 +90,12 @@ _GOOD_COURSES = """
 """
 
 
-def apply_courses(conn: psycopg.Connection[Any], run: dict[str, Any], *, provider: str, update: bool) -> dict[str, int]:
+def apply_courses(conn: psycopg.Connection[Any], run: RunRow, *, provider: str, update: bool) -> dict[str, int]:
     """Create new courses; with ``update``, rewrite changed ones and retire removed ones. The last
     row of a course in the run wins."""
-    run_id = int(run["id"])
+    run_id = run.id
     good = _GOOD_COURSES.format(courses=staged("courses", run_id))
-    params = {"run": run_id, "provider": provider, "conn": run["connection_id"]}
+    params = {"run": run_id, "provider": provider, "conn": run.connection_id}
     on_conflict = (
         """DO UPDATE SET title = excluded.title, description = excluded.description,
              launch_url = excluded.launch_url, image_url = excluded.image_url, authors = excluded.authors,
@@ -187,13 +188,13 @@ _PROGRESS_COLUMNS = (
 
 
 def apply_progress(
-    conn: psycopg.Connection[Any], run: dict[str, Any], file_id: int, *, provider: str, what: str
+    conn: psycopg.Connection[Any], run: RunRow, file_id: int, *, provider: str, what: str
 ) -> dict[str, int]:
     """Merge one feed file's progress rows; ``what`` names the provider's feed in messages."""
-    run_id = int(run["id"])
-    cfg = config_of(run["config"])
+    run_id = run.id
+    cfg = config_of(run.config)
     progress = staged("progress", run_id)
-    params = {"run": run_id, "file": file_id, "provider": provider, "conn": run["connection_id"]}
+    params = {"run": run_id, "file": file_id, "provider": provider, "conn": run.connection_id}
     learners_created = 0
     if cfg.create_learners:
         learners_created = conn.execute(
@@ -300,20 +301,20 @@ def apply_progress(
 # -- the load's decision: content feeds have no thresholds; a dry run shows what is staged ---------------
 
 
-def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
+def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
     return 0  # duplicates are resolved in the merge: the last row of a course or a learner's course wins
 
 
-def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
+def classify(conn: psycopg.Connection[Any], run: RunRow) -> None:
     return None
 
 
-def needs_plan(run: dict[str, Any]) -> bool:
-    return bool(run["dry_run"])
+def needs_plan(run: RunRow) -> bool:
+    return bool(run.dry_run)
 
 
-def plan(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, Any]:
-    run_id = int(run["id"])
+def plan(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]:
+    run_id = run.id
     row = store.fetch_one(
         conn,
         f"""SELECT (SELECT count(DISTINCT external_id) FROM {staged("courses", run_id)}) AS courses,
@@ -323,9 +324,9 @@ def plan(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, Any]:
     return {"courses_in_feed": int(row["courses"]), "progress_rows_in_feed": int(row["progress_rows"])}
 
 
-def exceeded_thresholds(run: dict[str, Any], p: dict[str, Any]) -> list[str]:
+def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:
     return []
 
 
-def finish(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     return {}

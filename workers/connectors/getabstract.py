@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from schemas.kinds import KindConfig
 from schemas.providers import FileSpec, getabstract_file
 from workers.connectors import content
 from workers.connectors.checks import Check, Chunk, checked_insert, required, valid_date
@@ -27,6 +28,7 @@ from workers.connectors.content import (
     staged,
 )
 from workers.connectors.contract import Step
+from workers.rows import RunRow
 
 PROVIDER = "getabstract"
 EXPORT: Literal[False] = False
@@ -39,11 +41,11 @@ EMPTY_RUN: str | None = (
 )
 
 
-def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
+def file_spec(config: KindConfig, file_name: str) -> FileSpec:
     return getabstract_file(file_name, config_of(config).mapping)
 
 
-def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[str, Any]) -> dict[str, int]:
+def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
     run_id, file_id, file_name = chunk.run_id, chunk.file_id, chunk.file_name
     spec = file_spec(config, content.file_name(file_name))
     checks = [
@@ -73,10 +75,10 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
     return checked_insert(conn, chunk, spec, checks, insert)
 
 
-def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool, batch_rows: int) -> list[Step]:
+def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]:
     """New summaries first, then each report in its own step, oldest first."""
     steps: list[Step] = [partial(content.apply_courses, provider=PROVIDER, update=False)]
-    for f in content.parsed_files(conn, int(run["id"])):
+    for f in content.parsed_files(conn, run.id):
         steps.append(partial(content.apply_progress, file_id=f["file_id"], provider=PROVIDER, what="getAbstract"))
     return steps
 

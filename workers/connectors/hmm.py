@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from schemas.kinds import KindConfig
 from schemas.providers import FileSpec, hmm_file
 from workers.connectors import content
 from workers.connectors.checks import (
@@ -36,6 +37,7 @@ from workers.connectors.content import (
     staged,
 )
 from workers.connectors.contract import Step
+from workers.rows import RunRow
 
 PROVIDER = "hmm"
 EXPORT: Literal[False] = False
@@ -48,11 +50,11 @@ EMPTY_RUN: str | None = (
 )
 
 
-def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
+def file_spec(config: KindConfig, file_name: str) -> FileSpec:
     return hmm_file(file_name, config_of(config).mapping)
 
 
-def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[str, Any]) -> dict[str, int]:
+def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
     run_id, file_id, file_name, columns = chunk.run_id, chunk.file_id, chunk.file_name, chunk.columns
     spec = file_spec(config, content.file_name(file_name))
     if spec.role == "metadata":
@@ -104,11 +106,11 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
     return checked_insert(conn, chunk, spec, checks, insert)
 
 
-def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool, batch_rows: int) -> list[Step]:
+def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]:
     """Courses first, then each user feed in its own step, oldest first (the run's file order)."""
     steps: list[Step] = [partial(content.apply_courses, provider=PROVIDER, update=True)]
-    for f in content.parsed_files(conn, int(run["id"])):
-        if file_spec(run["config"], content.file_name(f["original_path"])).role == "progress":
+    for f in content.parsed_files(conn, run.id):
+        if file_spec(run.config, content.file_name(f["original_path"])).role == "progress":
             steps.append(partial(content.apply_progress, file_id=f["file_id"], provider=PROVIDER, what="HMM"))
     return steps
 

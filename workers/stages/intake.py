@@ -7,13 +7,13 @@ from typing import Any
 
 import structlog
 
-from schemas.kinds import connection_from_json
 from schemas.messages import FeedArrived
 from schemas.states import TriggerType
 from workers import store
 from workers.connectors import import_kind
 from workers.outbox import OutboxBatch
-from workers.runs import create_run, live_connection, release
+from workers.rows import ConnectionRow, read_connection
+from workers.runs import create_run, release
 from workers.stages import stage_actor
 
 log = structlog.get_logger(__name__)
@@ -24,15 +24,14 @@ def feed_arrived(msg: FeedArrived) -> None:
     """Idempotent by the file's state: a file a run has already claimed queues nothing."""
     outbox = OutboxBatch()
     with store.connect() as conn:
-        connection = live_connection(conn, msg.connection)
+        connection = read_connection(conn, msg.connection)
         if connection is None:
             log.warning("file arrived for a connection that no longer exists", connection=msg.connection)
             return
         f = store.fetch_one(conn, "SELECT status FROM sync.feed_files WHERE id = %s", (msg.file_id,))
         if f is None or f["status"] != "registered":
             return
-        config = connection_from_json(connection["config"])
-        if not connection["enabled"] or config.trigger != "on_arrival":
+        if not connection.enabled or connection.config.trigger != "on_arrival":
             log.info("file registered; it waits for the next sync", connection=msg.connection, file_id=msg.file_id)
             return
         missing = _bundle_missing(conn, connection)
@@ -51,9 +50,9 @@ def feed_arrived(msg: FeedArrived) -> None:
     outbox.flush()
 
 
-def _bundle_missing(conn: Any, connection: dict[str, Any]) -> list[str]:
+def _bundle_missing(conn: Any, connection: ConnectionRow) -> list[str]:
     """For a bundle kind: the expected files that have not arrived (are not registered and waiting)."""
-    expected = import_kind(connection["kind"]).expected_files(connection["config"])
+    expected = import_kind(connection.kind).expected_files(connection.config)
     if expected is None:
         return []
     waiting = {
@@ -61,7 +60,7 @@ def _bundle_missing(conn: Any, connection: dict[str, Any]) -> list[str]:
         for r in store.fetch_all(
             conn,
             "SELECT original_path FROM sync.feed_files WHERE connection_id = %s AND status = 'registered'",
-            (connection["id"],),
+            (connection.id,),
         )
     }
     return [name for name in expected.values() if name not in waiting]

@@ -11,12 +11,13 @@ import psycopg
 from workers import store
 from workers.connectors.content import staged
 from workers.connectors.hierarchy.transform import LABEL, TREES, config_of
+from workers.rows import RunRow
 
 
-def _reject(conn: psycopg.Connection[Any], run: dict[str, Any], part: str, bad: str, attribute: str, code: str) -> int:
+def _reject(conn: psycopg.Connection[Any], run: RunRow, part: str, bad: str, attribute: str, code: str) -> int:
     """Reject the staged rows ``bad`` selects as (file_id, line_no, key, value, message): a row error
     each on ``attribute``'s column, the row dropped from staging and its key remembered."""
-    run_id = int(run["id"])
+    run_id = run.id
     table = staged("huser" if part == "user" else part, run_id)
     row = store.fetch_one(
         conn,
@@ -84,10 +85,10 @@ def _missing(table: str, link: str, targets: list[str], rejected: str, part: str
         FROM {table} s WHERE s.{link} IS NOT NULL AND {absent}"""  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
 
 
-def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
+def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
     """The whole bundle's sanity check; returns how many rows it rejected."""
-    run_id = int(run["id"])
-    parts = config_of(run["config"]).parts
+    run_id = run.id
+    parts = config_of(run.config).parts
     rejected = staged("hrej", run_id)
     n = 0
     for part, store_table in TREES.items():

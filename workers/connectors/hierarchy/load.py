@@ -13,14 +13,15 @@ from workers.connectors.content import staged
 from workers.connectors.contract import Step
 from workers.connectors.hierarchy.plan import deactivates, gone_filter
 from workers.connectors.hierarchy.transform import LABEL, TREES, config_of
+from workers.rows import RunRow
 
 
-def apply_tree(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) -> dict[str, int]:
+def apply_tree(conn: psycopg.Connection[Any], run: RunRow, part: str) -> dict[str, int]:
     """Units or positions: new ones inserted, then every parent link set (a parent may come later in
     the file), changed ones rewritten. Moving a unit moves its whole sub-tree with it."""
-    run_id = int(run["id"])
+    run_id = run.id
     t, table, name = staged(part, run_id), TREES[part], {"org": "units", "pos": "positions"}[part]
-    params = {"conn": run["connection_id"]}
+    params = {"conn": run.connection_id}
     before = store.fetch_one(
         conn,
         f"""SELECT count(*) FILTER (WHERE u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active) AS updated,
@@ -71,14 +72,14 @@ def apply_tree(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) ->
     }
 
 
-def apply_users(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+def apply_users(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     """People matched by id number (or, the first time, by e-mail: a person another connection
     created is taken over, not duplicated); placed in their unit and position."""
-    run_id = int(run["id"])
+    run_id = run.id
     h, affected = staged("huser", run_id), staged("affected", run_id)
-    cfg = config_of(run["config"])
+    cfg = config_of(run.config)
     keep = "c.{c}" if cfg.empty_erases else "coalesce(c.{c}, u.{c})"
-    params = {"conn": run["connection_id"]}
+    params = {"conn": run.connection_id}
     conn.execute(
         f"""CREATE UNLOGGED TABLE IF NOT EXISTS {staged("hcls", run_id)} AS
             SELECT s.*, coalesce(ux.id, ue.id) AS old_id, o.id AS org_unit_id, p.id AS position_id
@@ -133,12 +134,12 @@ def apply_users(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str,
     return {"created": int(created["n"]), "updated": int(updated["n"])}
 
 
-def apply_managers(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+def apply_managers(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     """Manager links by id number, once every person of the bundle exists. A person who changes
     manager takes their whole team with them: all of them are looked at again by the rules."""
-    run_id = int(run["id"])
+    run_id = run.id
     h, affected = staged("huser", run_id), staged("affected", run_id)
-    erase = config_of(run["config"]).empty_erases
+    erase = config_of(run.config).empty_erases
     row = store.fetch_one(
         conn,
         f"""WITH RECURSIVE m AS (
@@ -156,16 +157,16 @@ def apply_managers(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[s
     return {"manager_moves": int(row["n"]) if row else 0}
 
 
-def apply_deactivations(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+def apply_deactivations(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     """Full feeds: what is missing is deactivated, never deleted. A deactivated unit that still has
     active people is reported on the run, not emptied."""
-    run_id = int(run["id"])
-    params = {"conn": run["connection_id"], "run": run_id}
+    run_id = run.id
+    params = {"conn": run.connection_id, "run": run_id}
     counts: dict[str, int] = {}
     for part, name in (("org", "units"), ("pos", "positions"), ("user", "deactivated")):
         key = name if part == "user" else f"{name}_deactivated"
         counts[key] = 0
-        if part not in config_of(run["config"]).parts or not deactivates(conn, run, part):
+        if part not in config_of(run.config).parts or not deactivates(conn, run, part):
             continue
         table = "lms.users" if part == "user" else TREES[part]
         gone = gone_filter(run, part)
@@ -207,12 +208,12 @@ def apply_deactivations(conn: psycopg.Connection[Any], run: dict[str, Any]) -> d
     return counts
 
 
-def apply_rules(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
-    return rules.evaluate(conn, run_id=int(run["id"]), people=staged("affected", int(run["id"])))
+def apply_rules(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
+    return rules.evaluate(conn, run_id=run.id, people=staged("affected", run.id))
 
 
-def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool, batch_rows: int) -> list[Step]:
-    parts = config_of(run["config"]).parts
+def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]:
+    parts = config_of(run.config).parts
     steps: list[Step] = [partial(apply_tree, part=p) for p in TREES if p in parts]
     if "user" in parts:
         steps += [apply_users, apply_managers]
@@ -220,8 +221,8 @@ def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: boo
     return steps
 
 
-def finish(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
-    if "user" not in config_of(run["config"]).parts:
+def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
+    if "user" not in config_of(run.config).parts:
         return {}
-    row = store.fetch_one(conn, f"SELECT count(*) AS n FROM {staged('huser', int(run['id']))}")  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+    row = store.fetch_one(conn, f"SELECT count(*) AS n FROM {staged('huser', run.id)}")  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
     return {"valid": int(row["n"]) if row else 0}

@@ -12,40 +12,41 @@ from workers import store
 from workers.connectors import users
 from workers.connectors.content import staged
 from workers.connectors.hierarchy.transform import TREES, config_of, expected_files
+from workers.rows import RunRow
 
 
-def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
+def classify(conn: psycopg.Connection[Any], run: RunRow) -> None:
     return None  # people are matched in apply_users, once the run's new units and positions exist
 
 
 # -- plan and thresholds --------------------------------------------------------------------------------
 
 
-def _part_files(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) -> list[dict[str, Any]]:
+def _part_files(conn: psycopg.Connection[Any], run: RunRow, part: str) -> list[dict[str, Any]]:
     """The run's files of a part (id and status)."""
-    name = (expected_files(run["config"]) or {}).get(part)
+    name = (expected_files(run.config) or {}).get(part)
     files = store.fetch_all(
         conn,
         """SELECT f.id, f.original_path, rf.status FROM sync.run_files rf JOIN sync.feed_files f ON f.id = rf.file_id
            WHERE rf.run_id = %s""",
-        (run["id"],),
+        (run.id,),
     )
     return [f for f in files if PurePosixPath(f["original_path"]).name == name]
 
 
-def _part_read(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) -> bool:
+def _part_read(conn: psycopg.Connection[Any], run: RunRow, part: str) -> bool:
     """A part may say who is gone only if its file was read whole in this run."""
     mine = [f["status"] for f in _part_files(conn, run, part)]
     return bool(mine) and all(s == "parsed" for s in mine)
 
 
-def deactivates(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) -> bool:
-    return config_of(run["config"]).full_feed and _part_read(conn, run, part)
+def deactivates(conn: psycopg.Connection[Any], run: RunRow, part: str) -> bool:
+    return config_of(run.config).full_feed and _part_read(conn, run, part)
 
 
-def gone_filter(run: dict[str, Any], part: str) -> str:
+def gone_filter(run: RunRow, part: str) -> str:
     """Active records of this connection missing from the part's file (one anti-join)."""
-    run_id = int(run["id"])
+    run_id = run.id
     if part == "user":
         table, stage_key, store_key = "lms.users", staged("huser", run_id), "external_id"
     else:
@@ -56,15 +57,15 @@ def gone_filter(run: dict[str, Any], part: str) -> str:
                                WHERE r.part = '{part}' AND r.key = t.{store_key})"""  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
 
 
-def needs_plan(run: dict[str, Any]) -> bool:
-    cfg = config_of(run["config"])
-    return bool(run["dry_run"] or cfg.full_feed or cfg.max_change is not None or cfg.max_deactivate is not None)
+def needs_plan(run: RunRow) -> bool:
+    cfg = config_of(run.config)
+    return bool(run.dry_run or cfg.full_feed or cfg.max_change is not None or cfg.max_deactivate is not None)
 
 
-def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) -> dict[str, Any]:
-    run_id = int(run["id"])
-    parts = config_of(run["config"]).parts
-    params = {"conn": run["connection_id"], "n": sample}
+def plan(conn: psycopg.Connection[Any], run: RunRow, sample: int = 5) -> dict[str, Any]:
+    run_id = run.id
+    parts = config_of(run.config).parts
+    params = {"conn": run.connection_id, "n": sample}
     result: dict[str, Any] = {}
     for part in ("org", "pos", "user"):
         if part not in parts:
@@ -121,12 +122,12 @@ def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) ->
     result["unreadable_rejected"] = sum(
         int(result[w].get("unreadable_rejected", 0)) for w in ("units", "positions", "people") if w in result
     )
-    result["full_feed"] = config_of(run["config"]).full_feed
+    result["full_feed"] = config_of(run.config).full_feed
     return result
 
 
-def exceeded_thresholds(run: dict[str, Any], p: dict[str, Any]) -> list[str]:
-    cfg = config_of(run["config"])
+def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:
+    cfg = config_of(run.config)
     max_deactivate, max_change = cfg.thresholds()
     reasons = []
     for what in ("units", "positions", "people"):

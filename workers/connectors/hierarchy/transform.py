@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from schemas.kinds import HierarchyConnection, config_as, connection_from_json
+from schemas.kinds import HierarchyConnection, KindConfig, config_as
 from schemas.kinds.hierarchy import BUNDLE_CORE
 from schemas.kinds.users import DONT_IMPORT
 from schemas.providers import FileNameProblem, FileSpec
@@ -20,11 +20,11 @@ TREES = {"org": "lms.org_units", "pos": "lms.positions"}
 LABEL = {"org": "unit", "pos": "position", "user": "person"}
 
 
-def config_of(raw: dict[str, Any]) -> HierarchyConnection:
-    return config_as(HierarchyConnection, connection_from_json(raw))
+def config_of(config: KindConfig) -> HierarchyConnection:
+    return config_as(HierarchyConnection, config)
 
 
-def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
+def file_spec(config: KindConfig, file_name: str) -> FileSpec:
     cfg = config_of(config)
     for part in cfg.parts:
         options = cfg.files[part]
@@ -37,12 +37,12 @@ def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
     raise FileNameProblem(f"{file_name!r} is not a file of this bundle; it takes {expected}")
 
 
-def expected_files(config: dict[str, Any]) -> dict[str, str] | None:
+def expected_files(config: KindConfig) -> dict[str, str] | None:
     """part -> file name, for the parts the connection syncs."""
     return config_of(config).expected_files()
 
 
-def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str, Any]) -> None:
+def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfig) -> None:
     for part in TREES:
         conn.execute(
             f"""CREATE UNLOGGED TABLE IF NOT EXISTS {staged(part, run_id)} (
@@ -79,7 +79,7 @@ def _col(attribute: str, present: dict[str, Any]) -> str:
     return f"c.{attribute}" if attribute in present else "NULL::text"
 
 
-def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[str, Any]) -> dict[str, int]:
+def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
     run_id, file_id, file_name, columns = chunk.run_id, chunk.file_id, chunk.file_name, chunk.columns
     spec = file_spec(config, PurePosixPath(file_name).name)
     part = spec.role
