@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from schemas.messages import ExportRun, FinalizeRun, LoadRun, ParseFile, SyncDue
 from schemas.states import AccessMode, TriggerType
-from workers import lifecycle, store
+from workers import bundles, lifecycle, store
 from workers.connectors import import_kind, kind_of
 from workers.outbox import OutboxBatch
 from workers.rows import ConnectionRow, RunRow, read_run
@@ -60,8 +60,8 @@ def create_run(
 
     A trigger that finds a queued run of its kind joins it instead of queueing another; with
     ``join_any`` (a dropped file) it joins a queued run of any kind, which will claim the file.
-    With ``hold`` the run is queued without its plan message (a bundle waiting for its files;
-    ``release`` sends it)."""
+    With ``hold`` the run is queued without its plan message (a bundle waiting for its files:
+    workers/bundles.py releases it)."""
     lock_connection(conn, connection.id)
     if coalesce:
         queued = store.fetch_one(
@@ -104,19 +104,6 @@ def create_run(
         return run_id, True
     _queue_plan(conn, run_id, connection, trigger, since, access, dry_run, outbox)
     return run_id, True
-
-
-def release(conn: psycopg.Connection[Any], run_id: int, connection: ConnectionRow, outbox: OutboxBatch) -> bool:
-    """Send the plan message of a held run (once: the guard is its waiting_for)."""
-    row = store.fetch_one(
-        conn,
-        "UPDATE sync.runs SET waiting_for = NULL WHERE id = %s AND waiting_for IS NOT NULL RETURNING trigger",
-        (run_id,),
-    )
-    if row is None:
-        return False
-    _queue_plan(conn, run_id, connection, TriggerType(row["trigger"]), None, AccessMode.ONLINE, False, outbox)
-    return True
 
 
 def _queue_plan(
@@ -164,7 +151,7 @@ def try_start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -
     if other is not None:
         return "waiting"
     # Only the oldest queued run may start, so triggers apply in the order they came (a bundle
-    # still waiting for its files is not in line).
+    # still waiting for its files is not in line: workers/bundles.py).
     older = store.fetch_one(
         conn,
         "SELECT id FROM sync.runs WHERE connection_id = %s AND status = 'queued' AND waiting_for IS NULL "
@@ -199,16 +186,7 @@ def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> N
             (run_id, f["id"], ordinal),
         )
         outbox.add(conn, ParseFile(run_id=run_id, file_id=f["id"]), f"parse:{run_id}:{f['id']}")
-    expected = kind.expected_files(run.config)
-    if expected is not None and files:
-        names = {PurePosixPath(f["original_path"]).name for f in files}
-        missing = [n for n in expected.values() if n not in names]
-        if missing:  # a scheduled or on-demand run takes the files present, and says which were not
-            took = ", ".join(sorted(names))
-            conn.execute(
-                "UPDATE sync.runs SET note = %s WHERE id = %s",
-                (f"bundle incomplete: took {took}; {', '.join(missing)} had not arrived", run_id),
-            )
+    bundles.note_what_was_taken(conn, run, {PurePosixPath(f["original_path"]).name for f in files})
     if not files:
         conn.execute("UPDATE sync.runs SET note = coalesce(note, 'no new files to import') WHERE id = %s", (run_id,))
         outbox.add(conn, LoadRun(run_id=run_id), f"load:{run_id}")
