@@ -86,7 +86,7 @@ class Chunk:
 
 
 def checked_insert(
-    conn: psycopg.Connection[Any], chunk: Chunk, spec: FileSpec, checks: list[Check], insert: str
+    conn: psycopg.Connection[Any], chunk: Chunk, spec: FileSpec, checks: list[Check], insert: sql.Composable
 ) -> dict[str, int]:
     """Check one raw chunk and insert its good rows with ``insert`` (SQL selecting ``FROM checked c
     WHERE c.ok``); every failed check is a row error on the value's line and column."""
@@ -145,7 +145,7 @@ def checked_insert(
             [sql.SQL("NOT ok"), *(sql.SQL(f"coalesce(({c.failed}), false)") for c in checks if not c.rejected)]
         ),
         values=values,
-        insert=sql.SQL(insert),
+        insert=insert,
     )
     row = store.fetch_one(conn, query, params)
     assert row is not None
