@@ -84,9 +84,9 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
         ).format(
             table=stage_table("courses", run_id),
             file_id=sql.Literal(file_id),
-            duration=sql.SQL(as_int("duration")),
-            tags=sql.SQL(as_list("tags")),
-            skills=sql.SQL(as_list("skills")),
+            duration=as_int("duration"),
+            tags=as_list("tags"),
+            skills=as_list("skills"),
         )
     else:
         learner = "email" if "email" in columns else "username"
@@ -117,9 +117,9 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
             table=stage_table("progress", run_id),
             file_id=sql.Literal(file_id),
             learner=sql.Literal(learner),
-            visits=sql.SQL(as_int("visits")),
-            time_spent=sql.SQL(as_int("time_spent")),
-            score=sql.SQL(as_number("score")),
+            visits=as_int("visits"),
+            time_spent=as_int("time_spent"),
+            score=as_number("score"),
         )
     return checked_insert(conn, chunk, spec, checks, insert)
 
