@@ -22,6 +22,7 @@ from schemas.settings import Settings
 from schemas.states import ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, AccessMode, RunStatus, TriggerType
 from workers import lifecycle, retention, store
 from workers.outbox import OutboxBatch
+from workers.rows import ConnectionRow
 from workers.runs import cancel_run, close_gate, create_run, live_connection, lock_connection, start_next
 
 
@@ -72,7 +73,7 @@ def apply_connections(connections: Sequence[KindConfig]) -> list[tuple[str, str]
                     (row["id"],),
                 )
                 if waiting and waiting["n"]:
-                    create_run(conn, row, TriggerType.FILE_DROP, outbox, join_any=True)
+                    create_run(conn, ConnectionRow.of(row), TriggerType.FILE_DROP, outbox, join_any=True)
     outbox.flush()
     return results
 
@@ -259,7 +260,9 @@ def start_sync(
     registry.scan(settings, only=name, announce=False)
     outbox = OutboxBatch()
     with store.connect() as conn:
-        run_id, _ = create_run(conn, connection, trigger, outbox, access=access, dry_run=dry_run, since=since)
+        run_id, _ = create_run(
+            conn, ConnectionRow.of(connection), trigger, outbox, access=access, dry_run=dry_run, since=since
+        )
     outbox.flush()
     return run_id
 
@@ -312,7 +315,9 @@ def rerun(settings: Settings, name: str, run_id: int | None = None) -> int:
             )
         if latest["status"] in ("queued", "in_progress", "awaiting_approval"):
             raise CommandError(f"run {latest['id']} of {name} is still {latest['status']}; rerun it once it ends")
-        new_id, _ = create_run(conn, connection, TriggerType.RERUN, outbox, rerun_of=latest["id"], coalesce=False)
+        new_id, _ = create_run(
+            conn, ConnectionRow.of(connection), TriggerType.RERUN, outbox, rerun_of=latest["id"], coalesce=False
+        )
     outbox.flush()
     return new_id
 

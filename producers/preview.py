@@ -15,6 +15,7 @@ from schemas.settings import Settings
 from schemas.states import AccessMode, TriggerType
 from workers import store
 from workers.outbox import OutboxBatch
+from workers.rows import ConnectionRow
 from workers.runs import create_run, live_connection
 
 
@@ -51,7 +52,13 @@ def preview(settings: Settings, name: str, path: Path, access: AccessMode = Acce
             )
             assert row is not None
             run_id, _ = create_run(
-                conn, connection, TriggerType.ON_DEMAND, outbox, access=access, dry_run=True, coalesce=False
+                conn,
+                ConnectionRow.of(connection),
+                TriggerType.ON_DEMAND,
+                outbox,
+                access=access,
+                dry_run=True,
+                coalesce=False,
             )
             # Attached before the run starts: it reads this file and nothing else (workers/runs.py).
             conn.execute(

@@ -25,6 +25,7 @@ from schemas.states import AccessMode, TriggerType
 from workers import notify, outbox, retention, store
 from workers.errors import safe_text
 from workers.outbox import OutboxBatch
+from workers.rows import ConnectionRow
 from workers.runs import create_run
 
 log = structlog.get_logger(__name__)
@@ -72,7 +73,7 @@ def _fire(conn: Any, r: dict[str, Any]) -> int | None:
         )
         if claimed is None:
             return None  # another scheduler fired this slot first
-        connection = {"id": r["connection_id"], "name": r["name"], "kind": r["kind"], "config": r["config"]}
+        connection = ConnectionRow.of({**r, "id": r["connection_id"]})
         run_id, new = create_run(conn, connection, TriggerType.SCHEDULED, ob, access=AccessMode(r["access"]))
         missed = max(0, int(claimed["slots"]) - 1)
         note = f"scheduled slot {r['slot']:%Y-%m-%d %H:%M}Z"

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import structlog
+from psycopg import sql
 
 from schemas.connections import MAX_RETENTION_DAYS
 from schemas.settings import get_settings
@@ -25,7 +26,7 @@ from workers.connectors import kind_of
 
 log = structlog.get_logger(__name__)
 
-_DUE = """
+_DUE = sql.SQL("""
     WITH ended AS (
         SELECT rf.file_id, max(r.finished_at) FILTER (WHERE NOT r.dry_run) AS last_run,
                bool_or(r.finished_at IS NULL) AS running
@@ -38,7 +39,7 @@ _DUE = """
     WHERE f.connection_id = %(connection)s AND f.removed_at IS NULL AND f.status <> 'registered' AND NOT e.running
       AND e.last_run + make_interval(days => %(days)s::int) <= sync.clock()
       AND (regexp_replace(f.original_path, '^.*/', '') = ANY(%(names)s::text[])) = %(people)s
-"""
+""")
 
 
 def sweep(*, run_id: int | None = None, at: datetime | None = None) -> list[str]:
@@ -118,9 +119,11 @@ def _mark_due(
             conn.execute("SELECT set_config('feedsync.clock', %s, true)", (at.isoformat(),))
         return store.fetch_all(
             conn,
-            f"""UPDATE sync.feed_files SET removed_at = clock_timestamp()
-                WHERE id IN ({_DUE}) AND removed_at IS NULL
-                RETURNING id, stored_path, original_path""",  # noqa: S608 (_DUE is this module's fixed SELECT; values are parameters)
+            sql.SQL(
+                """UPDATE sync.feed_files SET removed_at = clock_timestamp()
+                   WHERE id IN ({}) AND removed_at IS NULL
+                   RETURNING id, stored_path, original_path"""
+            ).format(_DUE),
             {"run": run_id, "connection": connection_id, "days": days, "names": names, "people": people},
         )
 

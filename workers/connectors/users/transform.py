@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from schemas.kinds import UsersConnection, config_as, connection_from_json
+from schemas.kinds import KindConfig, UsersConnection, config_as
 from schemas.providers import FileSpec
 from workers import store
 from workers.connectors.checks import Chunk, jsonb_object, row_hash
@@ -22,17 +22,17 @@ EMAIL_RE = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 EMAIL_BAD_DOTS = r"^\.|\.\.|\.@|@-|-\.|\.-|-$"
 
 
-def config_of(raw: dict[str, Any]) -> UsersConnection:
-    return config_as(UsersConnection, connection_from_json(raw))
+def config_of(config: KindConfig) -> UsersConnection:
+    return config_as(UsersConnection, config)
 
 
-def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
+def file_spec(config: KindConfig, file_name: str) -> FileSpec:
     """Every file of a users connection is a user feed with the connection's mapping."""
     mapping = config_of(config).imported_mapping
     return FileSpec("users", "csv", mapping, frozenset(mapping))
 
 
-def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str, Any]) -> None:
+def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfig) -> None:
     """The run's typed rows (people with something to do), the keys of the rows that are
     already in the store as they are (``same``: read, not validated or staged again), and the
     keys of rejected rows whose person could be read (``kept``: being refused is not being gone)."""
@@ -117,7 +117,7 @@ def _val(attribute: str, present: set[str], *, lower: bool = False) -> sql.Compo
     return sql.SQL("lower({})").format(expr) if lower else expr
 
 
-def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[str, Any]) -> dict[str, int]:
+def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
     """Map, validate and hash one chunk into the run's typed staging table; bad rows become row
     errors. Rows already in the store as they are go no further than their key."""
     run_id, file_id, file_name, columns = chunk.run_id, chunk.file_id, chunk.file_name, chunk.columns
