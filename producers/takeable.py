@@ -10,6 +10,7 @@ from typing import Any
 
 from producers import registry, safefile, settle
 from schemas import pathpattern
+from schemas.kinds import connection_from_json
 from schemas.providers import FileNameProblem
 from schemas.settings import Settings
 from workers.connectors import connector_for
@@ -26,7 +27,7 @@ def problem(connection: dict[str, Any], rel: PurePosixPath) -> str | None:
     if not pathpattern.matches(config["path"], rel.as_posix()):
         return f"it does not match the connection's path {config['path']!r}"
     try:
-        spec = connector_for(connection["kind"]).file_spec(config, rel.name)
+        spec = connector_for(connection["kind"]).file_spec(connection_from_json(config), rel.name)
     except FileNameProblem as exc:
         return str(exc)
     if spec.format == "csv" and rel.name.lower().endswith(_NOT_CSV):
