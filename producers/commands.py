@@ -19,6 +19,7 @@ from producers import queries, registry, settle
 from producers.dlq import admin_identity
 from schemas.connections import Connection
 from schemas.exports import ExportConnection
+from schemas.xapi import XapiConnection
 from schemas.settings import Settings
 from schemas.states import ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, AccessMode, RunStatus, TriggerType
 from workers import lifecycle, retention, store
@@ -30,7 +31,7 @@ class CommandError(Exception):
     """A refusal with a message for the admin; the CLI prints it and exits non-zero."""
 
 
-def apply_connections(connections: Sequence[Connection | ExportConnection]) -> list[tuple[str, str]]:
+def apply_connections(connections: Sequence[Connection | ExportConnection | XapiConnection]) -> list[tuple[str, str]]:
     """Create or update each connection (by live name). Returns (name, created|updated|unchanged).
 
     A connection enabled again whose files waited while it was disabled gets a run for them (if it
@@ -71,7 +72,7 @@ def apply_connections(connections: Sequence[Connection | ExportConnection]) -> l
     return results
 
 
-def _apply_schedule(conn: Any, connection_id: int, c: Connection | ExportConnection) -> None:
+def _apply_schedule(conn: Any, connection_id: int, c: Connection | ExportConnection | XapiConnection) -> None:
     """Keep sync.schedules in step. A new or changed schedule owes no slot from before it existed."""
     if c.schedule is None:
         conn.execute("DELETE FROM sync.schedules WHERE connection_id = %s", (connection_id,))

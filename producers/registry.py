@@ -24,7 +24,7 @@ import structlog
 
 from producers import registration, safefile
 from producers import settle as settle_rules
-from schemas.connections import connection_from_json
+from schemas.connections import import_connection_from_json
 from schemas.exports import EXPORT_KINDS
 from schemas.settings import Settings
 from workers import store
@@ -299,7 +299,7 @@ def take_guarded(
 
 def drop_target(settings: Settings, connection: dict[str, Any]) -> Path:
     """The folder of a connection's path pattern: where `feedsync upload` puts files."""
-    parts = PurePosixPath(connection_from_json(connection["config"]).path).parts
+    parts = PurePosixPath(import_connection_from_json(connection["config"]).path).parts
     fixed = []
     for p in parts[:-1]:
         if any(ch in p for ch in "*?["):

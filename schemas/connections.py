@@ -28,6 +28,8 @@ from schemas.config_parts import (
     too_wide,
 )
 from schemas.exports import EXPORT_KINDS, ExportConnection
+from schemas.xapi import DEFAULT_PATH as XAPI_PATH
+from schemas.xapi import XapiConnection
 
 __all__ = [
     "BUNDLE_CORE",
@@ -44,6 +46,7 @@ __all__ = [
     "Schedule",
     "Threshold",
     "connection_from_json",
+    "import_connection_from_json",
     "load_connections_toml",
 ]
 
@@ -57,9 +60,10 @@ DEFAULT_PATHS = {
     "hmm": "import/hmm/*.csv",
     "getabstract": "import/getabstract/*.xlsx",
     "hierarchy": "import/hierarchy/*.csv",
+    "xapi": XAPI_PATH,
 }
 
-IMPLEMENTED_KINDS = ("users", "hmm", "getabstract", "hierarchy")
+IMPLEMENTED_KINDS = ("users", "hmm", "getabstract", "hierarchy", "xapi")
 
 #: The parts of a hierarchy bundle in the order they are applied, with their default file names
 #: and the attributes each file's mapping must name.
@@ -87,6 +91,11 @@ KEY_OWNERS: dict[str, tuple[str, ...]] = {
     "location": EXPORT_KINDS,
     "zip": EXPORT_KINDS,
     "status": EXPORT_KINDS,
+    "mapping": ("users", "hmm", "getabstract", "hierarchy"),
+    **dict.fromkeys(
+        ("source_file", "filters", "xapi", "statement_column", "completion_verbs", "activity_map", "voiding_reverts"),
+        ("xapi",),
+    ),
 }
 
 MAX_RETENTION_DAYS = 3650
@@ -138,7 +147,7 @@ class Connection(BaseModel):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, v: str) -> str:
-        if v not in IMPLEMENTED_KINDS:
+        if v not in IMPLEMENTED_KINDS or v == "xapi":  # xapi connections are XapiConnection's
             known = ", ".join((*IMPLEMENTED_KINDS, *EXPORT_KINDS))
             raise ValueError(f"unknown kind {v!r}; this version supports: {known}")
         return v
@@ -283,7 +292,13 @@ class _Problem:
     text: str
 
 
-def load_connections_toml(text: str, filename: str = "connections.toml") -> list[Connection | ExportConnection]:
+#: Import kinds whose config is a class of its own (the rest are ``Connection``).
+_IMPORT_MODELS: dict[object, type[XapiConnection]] = {"xapi": XapiConnection}
+
+
+def load_connections_toml(
+    text: str, filename: str = "connections.toml"
+) -> list[Connection | ExportConnection | XapiConnection]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -292,7 +307,7 @@ def load_connections_toml(text: str, filename: str = "connections.toml") -> list
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{filename}: no [[connections]] table found; declare each connection under [[connections]]")
 
-    connections: list[Connection | ExportConnection] = []
+    connections: list[Connection | ExportConnection | XapiConnection] = []
     problems: list[_Problem] = []
     for index, entry in enumerate(raw):
         exporting = isinstance(entry, dict) and entry.get("kind") in EXPORT_KINDS
@@ -309,7 +324,8 @@ def load_connections_toml(text: str, filename: str = "connections.toml") -> list
         if foreign:
             continue
         try:
-            connections.append((ExportConnection if exporting else Connection).model_validate(entry))
+            model = ExportConnection if exporting else _IMPORT_MODELS.get(entry.get("kind"), Connection)
+            connections.append(model.model_validate(entry))
         except ValidationError as exc:
             for err in exc.errors():
                 loc = [str(p) for p in err["loc"]]
@@ -368,10 +384,15 @@ def connection_from_json(config: dict[str, Any]) -> Connection:
     return Connection.model_validate(config)
 
 
-def any_connection_from_json(config: dict[str, Any]) -> Connection | ExportConnection:
+def import_connection_from_json(config: dict[str, Any]) -> Connection | XapiConnection:
+    """A stored import connection of any kind, for what every import kind has (path, trigger, encoding)."""
+    return _IMPORT_MODELS.get(config.get("kind"), Connection).model_validate(config)
+
+
+def any_connection_from_json(config: dict[str, Any]) -> Connection | ExportConnection | XapiConnection:
     """A stored connection of any kind, for what every kind has (name, kind, notify, schedule)."""
     from schemas.exports import EXPORT_KINDS, ExportConnection
 
     if config.get("kind") in EXPORT_KINDS:
         return ExportConnection.model_validate(config)
-    return Connection.model_validate(config)
+    return import_connection_from_json(config)

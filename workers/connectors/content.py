@@ -186,15 +186,30 @@ _PROGRESS_COLUMNS = (
 
 
 def apply_progress(
-    conn: psycopg.Connection[Any], run: dict[str, Any], file_id: int, *, provider: str, what: str
+    conn: psycopg.Connection[Any],
+    run: dict[str, Any],
+    file_id: int,
+    *,
+    provider: str,
+    what: str,
+    by_course_id: bool = False,
+    create_learners: bool | None = None,
 ) -> dict[str, int]:
-    """Merge one feed file's progress rows; ``what`` names the provider's feed in messages."""
+    """Merge one feed file's progress rows; ``what`` names the provider's feed in messages. With
+    ``by_course_id`` the rows name courses by ``lms.courses.id`` (a kind that resolved them itself,
+    of any provider); ``create_learners`` None: the connection's setting."""
     run_id = int(run["id"])
-    cfg = config_of(run["config"])
+    if create_learners is None:
+        create_learners = config_of(run["config"]).create_learners
     progress = staged("progress", run_id)
     params = {"run": run_id, "file": file_id, "provider": provider, "conn": run["connection_id"]}
+    course_match = (
+        "c1.id = s.course_ref::bigint"
+        if by_course_id
+        else "c1.provider = %(provider)s AND c1.external_id = s.course_ref"
+    )
     learners_created = 0
-    if cfg.create_learners:
+    if create_learners:
         learners_created = conn.execute(
             f"""INSERT INTO lms.users (email, first_name, last_name, source_connection_id)
                 SELECT DISTINCT ON (s.learner_key) coalesce(s.email, s.learner_key), s.first_name, s.last_name, %(conn)s
@@ -208,7 +223,7 @@ def apply_progress(
     unknown_learner = (
         "no learner has this e-mail or user name, and it is not an e-mail address a learner could be created with; "
         "correct it and rerun"
-        if cfg.create_learners
+        if create_learners
         else "no learner has this e-mail or user name; add the person to the user feed first, or set "
         "create_learners = true on the connection, and rerun"
     )
@@ -234,7 +249,7 @@ def apply_progress(
             SELECT s.*, u.id AS user_id, coalesce(c1.id, CASE WHEN c2.n = 1 THEN c2.id END) AS course_id
             FROM {progress} s
             LEFT JOIN lms.users u ON u.email_key = s.learner_key
-            LEFT JOIN lms.courses c1 ON c1.provider = %(provider)s AND c1.external_id = s.course_ref
+            LEFT JOIN lms.courses c1 ON {course_match}
             LEFT JOIN LATERAL (
                 SELECT min(c.id) AS id, count(*) AS n FROM lms.courses c
                 WHERE c1.id IS NULL AND c.provider = %(provider)s AND lower(c.title) = lower(s.course_title)) c2

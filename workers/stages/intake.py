@@ -7,7 +7,7 @@ from typing import Any
 
 import structlog
 
-from schemas.connections import connection_from_json
+from schemas.connections import import_connection_from_json
 from schemas.messages import FeedArrived
 from schemas.states import TriggerType
 from workers import store
@@ -31,7 +31,7 @@ def feed_arrived(msg: FeedArrived) -> None:
         f = store.fetch_one(conn, "SELECT status FROM sync.feed_files WHERE id = %s", (msg.file_id,))
         if f is None or f["status"] != "registered":
             return
-        config = connection_from_json(connection["config"])
+        config = import_connection_from_json(connection["config"])
         if not connection["enabled"] or config.trigger != "on_arrival":
             log.info("file registered; it waits for the next sync", connection=msg.connection, file_id=msg.file_id)
             return

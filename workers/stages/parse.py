@@ -21,7 +21,7 @@ import structlog
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from schemas.connections import connection_from_json
+from schemas.connections import import_connection_from_json
 from schemas.messages import ParseFile, TransformChunk
 from schemas.providers import FileNameProblem, FileSpec
 from schemas.settings import get_settings
@@ -115,7 +115,7 @@ def _reader(spec: FileSpec, path: Path, label: str, config: dict[str, Any]) -> F
     settings = get_settings()
     if spec.format == "xlsx":
         return XlsxReader(path, label, settings, dates=spec.dates)
-    connection = connection_from_json(config)
+    connection = import_connection_from_json(config)
     return FeedReader(
         path,
         label,
