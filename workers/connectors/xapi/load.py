@@ -84,12 +84,10 @@ def apply_file(conn: psycopg.Connection[Any], run: dict[str, Any], file_id: int)
             RETURNING 1),
         ins AS (
             INSERT INTO lms.xapi_statements (id, user_id, actor_email, verb_id, object_id, "timestamp", statement,
-                                             source_connection_id, source_file_id, source_line, voided)
+                                             source_connection_id, source_file_id, source_line, voids, voided)
             SELECT j.id, u.id, j.actor_email, j.verb_id, j.object_id, coalesce(j.ts, clock_timestamp()),
-                   j.statement::json, %(conn)s, %(file)s, j.line_no,
-                   j.verb_id <> %(voided)s AND EXISTS (
-                       SELECT 1 FROM lms.xapi_statements v
-                       WHERE v.verb_id = %(voided)s AND lower(v.object_id) = j.id::text)
+                   j.statement::json, %(conn)s, %(file)s, j.line_no, j.voids,
+                   j.verb_id <> %(voided)s AND EXISTS (SELECT 1 FROM lms.xapi_statements v WHERE v.voids = j.id)
             FROM judged j LEFT JOIN lms.users u ON u.email_key = lower(j.actor_email)
             WHERE j.verdict = 'new'
             ORDER BY j.line_no

@@ -136,7 +136,7 @@ def _columns(statement: dict[str, Any]) -> tuple[Any, ...]:
         statement["id"],
         email,
         statement["verb"]["id"],
-        obj.get("id"),
+        obj.get("id") if obj.get("objectType", "Activity") == "Activity" else None,  # the activity IRI only
         rfc3339(when) if when is not None else None,
     )
 

@@ -97,6 +97,8 @@ def _first(exc: ValidationError) -> tuple[str, str]:
         e for e in errors if not (any(_is_branch(p) for p in e["loc"]) and e["type"] in _BRANCH_NOISE)
     ]
     if not specific:
+        specific = _of_its_own_type(errors)
+    if not specific:
         # Every branch of a union refused it for its shape: for an agent, its identifiers.
         loc = errors[0]["loc"]
         union = next((i for i, p in enumerate(loc) if _is_branch(p)), len(loc))
@@ -109,3 +111,16 @@ def _first(exc: ValidationError) -> tuple[str, str]:
     if isinstance(value, str) and value and value in message:
         message = message.replace(f"'{value}'", "the value").replace(value, "the value")  # no row values in messages
     return _path(e["loc"]), message
+
+
+def _of_its_own_type(errors: list[Any]) -> list[Any]:
+    """An object that says (or implies) what it is is judged by that branch of the union alone."""
+    first = errors[0]["loc"]
+    union = next((i for i, p in enumerate(first) if _is_branch(p)), None)
+    if union is None or not first[:union] or first[union - 1] != "object":
+        return []
+    value = next((e["input"] for e in errors if e["loc"][: union + 1] == first[: union + 1] and len(e["loc"]) == union + 1), None)
+    kind = value.get("objectType", "Activity") if isinstance(value, dict) else "Activity"
+    if kind not in ("Activity", "StatementRef", "SubStatement"):
+        return []
+    return [e for e in errors if len(e["loc"]) > union and isinstance(e["loc"][union], str) and e["loc"][union].endswith(kind)]
