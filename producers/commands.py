@@ -19,9 +19,9 @@ from producers import queries, registry, settle
 from producers.dlq import admin_identity
 from schemas.connections import Connection
 from schemas.exports import ExportConnection
-from schemas.xapi import XapiConnection
 from schemas.settings import Settings
 from schemas.states import ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, AccessMode, RunStatus, TriggerType
+from schemas.xapi import XapiConnection
 from workers import lifecycle, retention, store
 from workers.outbox import OutboxBatch
 from workers.runs import cancel_run, close_gate, create_run, live_connection, lock_connection, start_next

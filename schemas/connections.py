@@ -91,7 +91,6 @@ KEY_OWNERS: dict[str, tuple[str, ...]] = {
     "location": EXPORT_KINDS,
     "zip": EXPORT_KINDS,
     "status": EXPORT_KINDS,
-    "mapping": ("users", "hmm", "getabstract", "hierarchy"),
     **dict.fromkeys(
         ("source_file", "filters", "xapi", "statement_column", "completion_verbs", "activity_map", "voiding_reverts"),
         ("xapi",),

@@ -173,7 +173,8 @@ class XapiConnection(BaseModel):
             provider, _, external_id = course.partition(":")
             if not provider or not external_id:
                 raise KeyProblem(
-                    f"activity {iri!r} maps to {course!r}: write the course as 'provider:external_id' (e.g. 'hmm:A123')",
+                    f"activity {iri!r} maps to {course!r}: write the course as 'provider:external_id' "
+                    "(e.g. 'hmm:A123')",
                     "activity_map",
                     iri,
                 )
@@ -186,7 +187,9 @@ class XapiConnection(BaseModel):
             raise KeyProblem(f"path {self.path!r} {problem}", "path")
         if self.statement_column is not None:
             if not self.statement_column.strip():
-                raise KeyProblem("statement_column is empty: name the column holding each statement", "statement_column")
+                raise KeyProblem(
+                    "statement_column is empty: name the column holding each statement", "statement_column"
+                )
             if self.xapi:
                 raise KeyProblem(
                     "statement_column takes each whole statement from one column: remove [connections.xapi] or "

@@ -61,7 +61,9 @@ def test_every_adl_template_named_invalid_is_refused() -> None:
 
 def test_the_valid_and_default_adl_templates_are_accepted() -> None:
     valid = [
-        (f, t) for f, t in _templates(named_invalid=False) if "valid" in t.stem or t.stem == "default" or f == "substatements"
+        (f, t)
+        for f, t in _templates(named_invalid=False)
+        if "valid" in t.stem or t.stem == "default" or f == "substatements"
     ]
     assert len(valid) >= 10
     refused = {f"{folder}/{t.name}": problem(_statement(folder, t)) for folder, t in valid}

@@ -215,7 +215,7 @@ def test_completions_on_courses_reach_progress_and_skills_forward_only(pipeline:
         "a.csv",
         CSV_HEADER
         + f"ann@x.com,{COMPLETED},https://x.test/c1,0.8,true,2026-11-01T09:00:00Z\n"
-        + f"ann@x.com,http://adlnet.gov/expapi/verbs/passed,https://lrs.test/act/2,,,2026-11-02\n"
+        + "ann@x.com,http://adlnet.gov/expapi/verbs/passed,https://lrs.test/act/2,,,2026-11-02\n"
         + f"bob@x.com,{EXPERIENCED},https://x.test/c1,,,2026-11-03\n"  # not a completion verb
         + f"carol@x.com,{COMPLETED},https://x.test/c1,,,2026-11-03\n"  # unknown learner: a warning
         + f"bob@x.com,{COMPLETED},https://x.test/not-a-course,,,2026-11-03\n",
@@ -247,7 +247,9 @@ def test_voiding_a_completion_keeps_progress_unless_voiding_reverts(pipeline: Pi
         header = "Id,Type," + CSV_HEADER
         target = "11111111-1111-4111-8111-111111111111"
         drop_and_run(
-            pipeline, f"a{reverts}.csv", header + f"{target},Activity,ann@x.com,{COMPLETED},https://x.test/c1,,,2026-11-01\n"
+            pipeline,
+            f"a{reverts}.csv",
+            header + f"{target},Activity,ann@x.com,{COMPLETED},https://x.test/c1,,,2026-11-01\n",
         )
         assert sql("SELECT status FROM lms.learner_progress") == [("completed",)]
         drop_and_run(

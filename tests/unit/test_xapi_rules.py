@@ -59,7 +59,10 @@ def test_extensions_may_hold_nulls_and_any_values() -> None:
 
 def test_the_authority_is_kept_as_the_source_lrs_wrote_it() -> None:
     # ALM's own report names an authority member with an empty name: it is the LRS's, not validated.
-    authority = {"objectType": "Group", "member": [{"name": "", "account": {"homePage": "https://a.test", "name": "1"}}]}
+    authority = {
+        "objectType": "Group",
+        "member": [{"name": "", "account": {"homePage": "https://a.test", "name": "1"}}],
+    }
     assert problem({**VALID, "authority": authority}) is None
 
 
@@ -96,7 +99,11 @@ def _cfg(**xapi: Any) -> XapiConnection:
 def test_mailto_is_added_to_an_mbox_that_lacks_it() -> None:
     cfg = _cfg(**{"actor.mbox": {"column": "E"}, "verb.id": {"column": "V"}, "object.id": {"column": "O"}})
     made = from_mapping(cfg, {"E": "ann@x.com", "V": COMPLETED, "O": "https://x.test/c"})
-    assert made == {"actor": {"mbox": "mailto:ann@x.com"}, "verb": {"id": COMPLETED}, "object": {"id": "https://x.test/c"}}
+    assert made == {
+        "actor": {"mbox": "mailto:ann@x.com"},
+        "verb": {"id": COMPLETED},
+        "object": {"id": "https://x.test/c"},
+    }
 
 
 def test_an_empty_required_cell_names_its_column() -> None:
@@ -139,7 +146,7 @@ kind = "xapi"
         ('statement_column = "S"\n[[connections.filters]]\ncolumn = "V"\nop = "like"\nvalue = "a"', "op"),
         ('statement_column = "S"\nactivity_map = { "https://a.test/1" = "P1" }', "provider:external_id"),
         ('statement_column = "S"\nkey = "email"', "applies to kind users"),
-        ('statement_column = "S"\nmapping = { email = "E" }', "applies to kind"),
+        ('statement_column = "S"\nmapping = { email = "E" }', "mapping: Extra inputs"),
     ],
 )
 def test_a_wrong_xapi_connection_is_refused_saying_why(body: str, says: str) -> None:

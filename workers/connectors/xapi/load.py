@@ -151,7 +151,7 @@ def _completions(
     matched = f"""
         SELECT x.*, coalesce(cm.id, cl.id) AS course_id
         FROM lms.xapi_statements x {_COURSE}
-        WHERE x.source_file_id = %(file)s AND x.verb_id = ANY(%(verbs)s) AND NOT x.voided"""
+        WHERE x.source_file_id = %(file)s AND x.verb_id = ANY(%(verbs)s) AND NOT x.voided"""  # noqa: S608 (fixed SQL text; values are parameters)
     conn.execute(
         f"""INSERT INTO {content.staged("progress", run_id)} (file_id, line_no, learner_key, learner_column, email,
                 course_ref, status, first_accessed_on, last_accessed_on, completed_on, assessed_on, score)

@@ -80,7 +80,7 @@ def _compare(cell: str, value: Scalar) -> int:
     if _NUMBER.match(cell) and _NUMBER.match(text):
         a, b = float(cell), float(text)
         return (a > b) - (a < b)
-    da, db = _instant(cell), _instant(text)
+    da, db = instant(cell), instant(text)
     if da is not None and db is not None:
         return (da > db) - (da < db)
     return (cell > text) - (cell < text)
@@ -89,7 +89,7 @@ def _compare(cell: str, value: Scalar) -> int:
 # -- typing ------------------------------------------------------------------------------------------
 
 
-def _instant(text: str) -> datetime | None:
+def instant(text: str) -> datetime | None:
     """An ISO 8601 date or date-time, or M/D/YYYY [H:MM[:SS]]; without a zone it is UTC."""
     m = _US_DATE.match(text)
     try:
@@ -122,7 +122,7 @@ def typed(path: str, field: XapiField, cell: str) -> Any:
             raise ValueError("invalid_boolean", f"'{field.column}' must be true/false, 1/0 or yes/no for {path}")
         return word in _TRUE
     if field.type == "date":
-        dt = _instant(cell)
+        dt = instant(cell)
         if dt is None:
             raise ValueError(
                 "invalid_date", f"'{field.column}' must be a date (YYYY-MM-DDTHH:MM:SSZ or M/D/YYYY) for {path}"

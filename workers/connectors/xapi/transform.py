@@ -22,11 +22,11 @@ from workers.connectors.xapi.statements import (
     derived_id,
     from_column,
     from_mapping,
+    instant,
     passes,
     rfc3339,
     serialized,
 )
-from workers.connectors.xapi.statements import _instant as instant
 from workers.connectors.xapi.validation import problem
 from workers.staging import stage_table
 
@@ -90,11 +90,14 @@ def transform(conn: psycopg.Connection[Any], chunk: Chunk, cfg: XapiConnection) 
         statement, text = made
         staged.append((chunk.file_id, line, True, *_columns(statement), text, _voids(statement)))
         kept += 1
-    with conn.cursor() as cur, cur.copy(
-        sql.SQL("COPY {} ({}) FROM STDIN").format(
-            stage_table("xapi", chunk.run_id), sql.SQL(", ").join(map(sql.Identifier, STAGE_COLUMNS))
-        )
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            sql.SQL("COPY {} ({}) FROM STDIN").format(
+                stage_table("xapi", chunk.run_id), sql.SQL(", ").join(map(sql.Identifier, STAGE_COLUMNS))
+            )
+        ) as copy,
+    ):
         for item in staged:
             copy.write_row(item)
     _row_errors(conn, chunk, attrs, errors)

@@ -40,7 +40,7 @@ def problem(statement: dict[str, Any]) -> tuple[str, str] | None:
     try:
         BaseXapiStatement.model_validate(body)
     except ValidationError as exc:
-        return _first(exc)
+        return _first(exc, body)
     return None
 
 
@@ -91,13 +91,11 @@ def _tag(tag: str) -> bool:
     return "_" not in tag and " " not in tag and bool(langcodes.tag_is_valid(tag))
 
 
-def _first(exc: ValidationError) -> tuple[str, str]:
+def _first(exc: ValidationError, statement: dict[str, Any]) -> tuple[str, str]:
     errors = exc.errors()
-    specific = [
-        e for e in errors if not (any(_is_branch(p) for p in e["loc"]) and e["type"] in _BRANCH_NOISE)
-    ]
+    specific = [e for e in errors if not (any(_is_branch(p) for p in e["loc"]) and e["type"] in _BRANCH_NOISE)]
     if not specific:
-        specific = _of_its_own_type(errors)
+        specific = _of_its_own_type(errors, statement)
     if not specific:
         # Every branch of a union refused it for its shape: for an agent, its identifiers.
         loc = errors[0]["loc"]
@@ -113,14 +111,16 @@ def _first(exc: ValidationError) -> tuple[str, str]:
     return _path(e["loc"]), message
 
 
-def _of_its_own_type(errors: list[Any]) -> list[Any]:
+def _of_its_own_type(errors: list[Any], statement: dict[str, Any]) -> list[Any]:
     """An object that says (or implies) what it is is judged by that branch of the union alone."""
     first = errors[0]["loc"]
     union = next((i for i, p in enumerate(first) if _is_branch(p)), None)
     if union is None or not first[:union] or first[union - 1] != "object":
         return []
-    value = next((e["input"] for e in errors if e["loc"][: union + 1] == first[: union + 1] and len(e["loc"]) == union + 1), None)
+    value: Any = statement
+    for key in first[:union]:
+        value = value[key] if isinstance(value, dict | list) else None
     kind = value.get("objectType", "Activity") if isinstance(value, dict) else "Activity"
     if kind not in ("Activity", "StatementRef", "SubStatement"):
         return []
-    return [e for e in errors if len(e["loc"]) > union and isinstance(e["loc"][union], str) and e["loc"][union].endswith(kind)]
+    return [e for e in errors if len(e["loc"]) > union and str(e["loc"][union]).endswith(kind)]
