@@ -360,7 +360,14 @@ def export_bench() -> list[str]:
         up.reset_peaks()
         t0 = time.perf_counter()
         sh(
-            sys.executable, "-m", "producers.cli", "sync", "bench-transcripts", "--since", "2000-01-01", "--wait",
+            sys.executable,
+            "-m",
+            "producers.cli",
+            "sync",
+            "bench-transcripts",
+            "--since",
+            "2000-01-01",
+            "--wait",
             env=up.env,
         )
         wall = time.perf_counter() - t0

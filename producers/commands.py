@@ -10,20 +10,19 @@ import tempfile
 import time
 from collections.abc import Sequence
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from producers import queries, registry, settle
+from producers import ownership, pathcheck, queries, registry, scheduling, settle, takeable
 from producers.dlq import admin_identity
-from schemas.connections import Connection
-from schemas.exports import ExportConnection
+from schemas.kinds import KindConfig, to_json
 from schemas.settings import Settings
 from schemas.states import ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, AccessMode, RunStatus, TriggerType
-from schemas.xapi import XapiConnection
 from workers import lifecycle, retention, store
 from workers.outbox import OutboxBatch
+from workers.rows import ConnectionRow
 from workers.runs import cancel_run, close_gate, create_run, live_connection, lock_connection, start_next
 
 
@@ -31,7 +30,7 @@ class CommandError(Exception):
     """A refusal with a message for the admin; the CLI prints it and exits non-zero."""
 
 
-def apply_connections(connections: Sequence[Connection | ExportConnection | XapiConnection]) -> list[tuple[str, str]]:
+def apply_connections(connections: Sequence[KindConfig]) -> list[tuple[str, str]]:
     """Create or update each connection (by live name). Returns (name, created|updated|unchanged).
 
     A connection enabled again whose files waited while it was disabled gets a run for them (if it
@@ -39,14 +38,21 @@ def apply_connections(connections: Sequence[Connection | ExportConnection | Xapi
     results = []
     outbox = OutboxBatch()
     with store.connect() as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(7304)")  # one connections apply at a time: overlaps stay refused
+        overlaps = pathcheck.overlaps_with_stored(conn, connections)
+        if overlaps:
+            raise CommandError("\n".join(overlaps))
         for c in connections:
-            config = c.model_dump(mode="json")
+            config = to_json(c)
             existing = live_connection(conn, c.name)
             if existing is None:
                 conn.execute(
                     "INSERT INTO sync.connections (name, kind, config, enabled) VALUES (%s, %s, %s, %s)",
                     (c.name, c.kind, Jsonb(config), c.enabled),
                 )
+                created = live_connection(conn, c.name)
+                assert created is not None
+                ownership.take_back(conn, c.name, int(created["id"]))
                 results.append((c.name, "created"))
             elif existing["config"] != config or existing["kind"] != c.kind or existing["enabled"] != c.enabled:
                 conn.execute(
@@ -67,40 +73,59 @@ def apply_connections(connections: Sequence[Connection | ExportConnection | Xapi
                     (row["id"],),
                 )
                 if waiting and waiting["n"]:
-                    create_run(conn, row, TriggerType.FILE_DROP, outbox, join_any=True)
+                    create_run(conn, ConnectionRow.of(row), TriggerType.FILE_DROP, outbox, join_any=True)
     outbox.flush()
     return results
 
 
-def _apply_schedule(conn: Any, connection_id: int, c: Connection | ExportConnection | XapiConnection) -> None:
+def _apply_schedule(conn: Any, connection_id: int, c: KindConfig) -> None:
     """Keep sync.schedules in step. A new or changed schedule owes no slot from before it existed."""
     if c.schedule is None:
         conn.execute("DELETE FROM sync.schedules WHERE connection_id = %s", (connection_id,))
         return
     conn.execute(
-        """INSERT INTO sync.schedules AS s (connection_id, start_at, every_days, enabled, armed_at)
-           VALUES (%(c)s, %(start)s, %(every)s, %(enabled)s, sync.clock())
+        """INSERT INTO sync.schedules AS s (connection_id, start_at, every_days, every_hours, access, enabled, armed_at)
+           VALUES (%(c)s, %(start)s, %(days)s, %(every)s, %(access)s, %(enabled)s, sync.clock())
            ON CONFLICT (connection_id) DO UPDATE SET
-             enabled = EXCLUDED.enabled, updated_at = now(),
-             armed_at = CASE WHEN (s.start_at, s.every_days) = (EXCLUDED.start_at, EXCLUDED.every_days)
+             enabled = EXCLUDED.enabled, access = EXCLUDED.access, updated_at = now(),
+             armed_at = CASE WHEN (s.start_at, s.every_hours) = (EXCLUDED.start_at, EXCLUDED.every_hours)
                              THEN s.armed_at ELSE EXCLUDED.armed_at END,
-             last_slot = CASE WHEN (s.start_at, s.every_days) = (EXCLUDED.start_at, EXCLUDED.every_days)
+             last_slot = CASE WHEN (s.start_at, s.every_hours) = (EXCLUDED.start_at, EXCLUDED.every_hours)
                               THEN s.last_slot ELSE NULL END,
-             start_at = EXCLUDED.start_at, every_days = EXCLUDED.every_days""",
-        {"c": connection_id, "start": c.schedule.start, "every": c.schedule.every_days, "enabled": c.schedule.enabled},
+             start_at = EXCLUDED.start_at, every_days = EXCLUDED.every_days, every_hours = EXCLUDED.every_hours""",
+        {
+            "c": connection_id,
+            "start": c.schedule.start,
+            "days": c.schedule.every_days,
+            "every": c.schedule.period_hours,
+            "access": c.schedule.access,
+            "enabled": c.schedule.enabled,
+        },
     )
 
 
-def list_connections() -> list[dict[str, Any]]:
+def list_connections(settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Live connections; with ``settings``, also the files sitting in each one's folder of the
+    drop dir (not taken yet, or ignored with why)."""
     with store.connect() as conn:
-        return store.fetch_all(
+        rows = store.fetch_all(
             conn,
-            """SELECT c.name, c.kind, c.enabled, c.config ->> 'path' AS path, c.config ->> 'trigger' AS trigger,
+            f"""SELECT c.name, c.kind, c.enabled, c.config ->> 'path' AS path, c.config ->> 'trigger' AS trigger,
                       c.created_at, c.updated_at,
                       (SELECT count(*) FROM sync.feed_files f WHERE f.connection_id = c.id AND f.status = 'registered')
-                        AS files_waiting
-               FROM sync.connections c WHERE c.deleted_at IS NULL ORDER BY c.name""",
+                        AS files_waiting,
+                      CASE WHEN s.enabled AND c.enabled THEN {scheduling.NEXT_SLOT} END AS next_slot
+               FROM sync.connections c LEFT JOIN sync.schedules s ON s.connection_id = c.id
+               WHERE c.deleted_at IS NULL ORDER BY c.name""",  # noqa: S608 (the slot arithmetic is producers/scheduling.py's fixed SQL; values are parameters)
         )
+    if settings is not None:
+        intake = registry.live_connections(settings)
+        for r in rows:
+            this = next((c for c in intake if c["name"] == r["name"]), None)
+            found = takeable.files_in_folder(settings, this, intake) if this else {"waiting": [], "ignored": []}
+            r["files_in_drop_dir"], r["files_ignored"] = found["waiting"], found["ignored"]
+            r["files_waiting"] += len(found["waiting"])
+    return rows
 
 
 def delete_connection(name: str, *, force: bool = False) -> list[int]:
@@ -198,10 +223,14 @@ def upload(settings: Settings, name: str, files: list[Path]) -> list[Path]:
     connection = _connection(name)
     target = registry.drop_target(settings, connection)
     target.mkdir(parents=True, exist_ok=True)
-    placed = []
     for f in files:
         if not f.is_file():
             raise CommandError(f"{f}: no such file")
+        why = takeable.problem(connection, PurePosixPath((target / f.name).relative_to(settings.drop_dir).as_posix()))
+        if why is not None:
+            raise CommandError(f"{f}: not uploaded: {name} would never take it: {why}")
+    placed = []
+    for f in files:
         fd, tmp = tempfile.mkstemp(prefix=f".{f.name}.", suffix=".part", dir=target)
         with os.fdopen(fd, "wb") as out, open(f, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
@@ -231,7 +260,9 @@ def start_sync(
     registry.scan(settings, only=name, announce=False)
     outbox = OutboxBatch()
     with store.connect() as conn:
-        run_id, _ = create_run(conn, connection, trigger, outbox, access=access, dry_run=dry_run, since=since)
+        run_id, _ = create_run(
+            conn, ConnectionRow.of(connection), trigger, outbox, access=access, dry_run=dry_run, since=since
+        )
     outbox.flush()
     return run_id
 
@@ -284,7 +315,9 @@ def rerun(settings: Settings, name: str, run_id: int | None = None) -> int:
             )
         if latest["status"] in ("queued", "in_progress", "awaiting_approval"):
             raise CommandError(f"run {latest['id']} of {name} is still {latest['status']}; rerun it once it ends")
-        new_id, _ = create_run(conn, connection, TriggerType.RERUN, outbox, rerun_of=latest["id"], coalesce=False)
+        new_id, _ = create_run(
+            conn, ConnectionRow.of(connection), TriggerType.RERUN, outbox, rerun_of=latest["id"], coalesce=False
+        )
     outbox.flush()
     return new_id
 
@@ -326,3 +359,37 @@ def reject(run_id: int) -> None:
         drop_stage_tables(conn, run_id)
         start_next(conn, row["connection_id"], outbox)
     outbox.flush()
+
+
+def _stored(name: str) -> KindConfig:
+    """The connection as stored, validated again as `connections apply` validates a file."""
+    from schemas.kinds import connection_from_json
+
+    return connection_from_json(dict(_connection(name)["config"]))
+
+
+def set_enabled(name: str, enabled: bool) -> str:
+    """Enable or disable a connection, as applying its file with ``enabled`` changed would."""
+    c = _stored(name).model_copy(update={"enabled": enabled})
+    return apply_connections([c])[0][1]
+
+
+def set_schedule(
+    name: str, *, start: Any, every: int, unit: str = "days", access: str = "online", enabled: bool = True
+) -> str:
+    """Give a connection a schedule (start in UTC, every N days or hours, the access mode of its
+    runs) or change it; the new schedule owes no slot from before it existed."""
+    from pydantic import ValidationError
+
+    from schemas.connections import Schedule
+
+    try:
+        if unit not in ("days", "hours"):
+            raise CommandError(f"a schedule repeats every N days or hours, not {unit!r}")
+        schedule = Schedule.model_validate(
+            {"start": start, f"every_{unit}": every, "access": access, "enabled": enabled}
+        )
+    except ValidationError as exc:
+        raise CommandError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+    c = _stored(name).model_copy(update={"schedule": schedule})
+    return apply_connections([c])[0][1]

@@ -12,6 +12,9 @@ import getpass
 import math
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +37,24 @@ class ReplayResult:
     reason: str | None = None  # why it was refused
 
 
+#: Set by the admin console for the request it serves, so what a console admin does is recorded
+#: under their console name, as the CLI records the shell user.
+_acting: ContextVar[str | None] = ContextVar("feedsync_acting_admin", default=None)
+
+
+@contextmanager
+def acting_as(identity: str) -> Iterator[None]:
+    token = _acting.set(identity)
+    try:
+        yield
+    finally:
+        _acting.reset(token)
+
+
 def admin_identity() -> str:
+    acting = _acting.get()
+    if acting is not None:
+        return acting
     user = os.environ.get("SUDO_USER") or getpass.getuser()
     return f"{user}@{socket.gethostname()}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from producers import scheduling
 from workers import store
 from workers.connectors import kind_of
 
@@ -76,14 +77,71 @@ _RUNS = """
 """
 
 
-def history(connection: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+#: The columns of the error report (`feedsync errors --csv`, the console's CSV).
+ERROR_REPORT_COLUMNS = ["file", "line", "column", "column_name", "code", "message", "value", "row_rejected"]
+#: A run's type as the history shows it: a run completed by replaying its dead letters is a replay.
+_TYPE = "(CASE WHEN r.replayed_at IS NOT NULL THEN 'replay' ELSE r.trigger END)"
+
+
+def history(
+    connection: str | None = None, limit: int = 50, *, status: str | None = None, run_type: str | None = None
+) -> list[dict[str, Any]]:
+    """Runs and drops set aside as duplicates, newest first."""
+    from producers import duplicates
+
     with store.connect() as conn:
         rows = store.fetch_all(
             conn,
-            _RUNS + " WHERE (%(c)s::text IS NULL OR r.connection_name = %(c)s) ORDER BY r.id DESC LIMIT %(n)s",
-            {"c": connection, "n": limit},
+            _RUNS
+            + f""" WHERE (%(c)s::text IS NULL OR r.connection_name = %(c)s)
+                     AND (%(s)s::text IS NULL OR r.status = %(s)s) AND (%(t)s::text IS NULL OR {_TYPE} = %(t)s)
+                   ORDER BY r.id DESC LIMIT %(n)s""",
+            {"c": connection, "n": limit, "s": status, "t": run_type},
         )
-    return [_run_view(r) for r in rows]
+        # A duplicate is an entry of its own type and status: a filter on anything else leaves it out.
+        wanted = status in (None, "duplicate") and run_type in (None, "duplicate")
+        dropped = duplicates.entries(conn, connection, limit) if wanted else []
+    # Runs keep their id order; each duplicate goes before the first run created before it.
+    merged: list[dict[str, Any]] = []
+    for run in (_run_view(r) for r in rows):
+        while dropped and dropped[0]["created_at"] >= run["created_at"]:
+            merged.append(dropped.pop(0))
+        merged.append(run)
+    return [*merged, *dropped][:limit]
+
+
+def status_counts(connection: str | None = None) -> dict[str, int]:
+    """Runs per status (all of them, not only the latest of each connection)."""
+    with store.connect() as conn:
+        rows = store.fetch_all(
+            conn,
+            "SELECT status, count(*) AS n FROM sync.runs r WHERE %(c)s::text IS NULL OR r.connection_name = %(c)s "
+            "GROUP BY status",
+            {"c": connection},
+        )
+    return {r["status"]: int(r["n"]) for r in rows}
+
+
+def connections_overview() -> list[dict[str, Any]]:
+    """Each live connection with its schedule and next slot (database clock), its latest run and
+    the files waiting for a run."""
+    with store.connect() as conn:
+        return store.fetch_all(
+            conn,
+            f"""SELECT c.name, c.kind, c.enabled, c.config, coalesce(c.config ->> 'trigger', 'on_arrival') AS trigger,
+                      s.start_at, s.every_days, s.every_hours, s.access AS schedule_access,
+                      s.enabled AS schedule_enabled,
+                      CASE WHEN s.connection_id IS NULL THEN NULL ELSE {scheduling.NEXT_SLOT} END AS next_slot,
+                      lr.id AS last_run_id, lr.status AS last_status, lr.finished_at AS last_finished_at,
+                      EXISTS (SELECT 1 FROM sync.row_errors e WHERE e.run_id = lr.id) AS last_has_errors,
+                      (SELECT count(*) FROM sync.feed_files f
+                       WHERE f.connection_id = c.id AND f.status = 'registered') AS files_waiting
+               FROM sync.connections c
+               LEFT JOIN sync.schedules s ON s.connection_id = c.id
+               LEFT JOIN LATERAL (SELECT id, status, finished_at FROM sync.runs r WHERE r.connection_id = c.id
+                                  ORDER BY id DESC LIMIT 1) lr ON true
+               WHERE c.deleted_at IS NULL ORDER BY c.name""",  # noqa: S608 (the slot arithmetic is producers/scheduling.py's fixed SQL)
+        )
 
 
 def run_detail(run_id: int) -> dict[str, Any] | None:

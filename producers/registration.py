@@ -51,15 +51,17 @@ _DUPLICATE_OF = """
         SELECT r.id, r.status FROM sync.runs r
         WHERE r.connection_id = %(c)s AND NOT r.dry_run
           AND EXISTS (SELECT 1 FROM sync.run_files rf WHERE rf.run_id = r.id)
-        ORDER BY r.started_at DESC NULLS LAST, r.id DESC LIMIT 1)
-    SELECT f.id FROM sync.feed_files f
+        ORDER BY r.started_at DESC NULLS LAST, r.id DESC LIMIT 1),
+    imported AS (
+        SELECT rf.file_id, l.id AS run_id FROM latest l JOIN sync.run_files rf ON rf.run_id = l.id
+        WHERE rf.status = 'parsed' AND l.status IN ('completed', 'completed_with_errors'))
+    SELECT f.id, (SELECT i.run_id FROM imported i WHERE i.file_id = f.id) AS imported_by
+    FROM sync.feed_files f
     WHERE f.connection_id = %(c)s AND f.sha256 = %(h)s
       AND (f.status = 'registered'
            OR EXISTS (SELECT 1 FROM sync.run_files rf JOIN sync.runs r ON r.id = rf.run_id
                       WHERE rf.file_id = f.id AND r.dry_run AND r.finished_at IS NULL)
-           OR EXISTS (SELECT 1 FROM latest l JOIN sync.run_files rf ON rf.run_id = l.id
-                      WHERE rf.file_id = f.id AND rf.status = 'parsed'
-                        AND l.status IN ('completed', 'completed_with_errors')))
+           OR EXISTS (SELECT 1 FROM imported i WHERE i.file_id = f.id))
     ORDER BY f.id DESC LIMIT 1
 """
 
@@ -105,8 +107,9 @@ def _record(
         existing = store.fetch_one(conn, _DUPLICATE_OF, {"c": connection["id"], "h": digest})
         if existing is not None:
             conn.execute(
-                "INSERT INTO sync.file_drops (connection_id, file_id, path, duplicate) VALUES (%s, %s, %s, true)",
-                (connection["id"], existing["id"], rel.as_posix()),
+                "INSERT INTO sync.file_drops (connection_id, file_id, path, duplicate, duplicate_of_run) "
+                "VALUES (%s, %s, %s, true, %s)",
+                (connection["id"], existing["id"], rel.as_posix(), existing["imported_by"]),
             )
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
             safefile.move_opened(
@@ -117,6 +120,7 @@ def _record(
                 connection=connection["name"],
                 path=rel.as_posix(),
                 file_id=existing["id"],
+                imported_by=existing["imported_by"],
             )
             return "duplicate", int(existing["id"])
         stored_rel = _stored_rel("files", connection["name"], digest[:16], rel.name)

@@ -12,7 +12,6 @@ the others (``take_guarded``).
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import os
 import stat
 from dataclasses import dataclass
@@ -24,8 +23,8 @@ import structlog
 
 from producers import registration, safefile
 from producers import settle as settle_rules
-from schemas.connections import import_connection_from_json
-from schemas.exports import EXPORT_KINDS
+from schemas import pathpattern
+from schemas.kinds import Connection, config_as, connection_from_json, file_kinds
 from schemas.settings import Settings
 from workers import store
 
@@ -52,13 +51,13 @@ def live_connections(settings: Settings) -> list[dict[str, Any]]:
         return store.fetch_all(
             conn,
             """SELECT id, name, kind, config, enabled FROM sync.connections
-               WHERE deleted_at IS NULL AND kind <> ALL(%s) ORDER BY name""",
-            (list(EXPORT_KINDS),),
+               WHERE deleted_at IS NULL AND kind = ANY(%s) ORDER BY name""",
+            (file_kinds(),),
         )
 
 
 def match_connections(rel: PurePosixPath, connections: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [c for c in connections if fnmatch.fnmatchcase(rel.as_posix(), c["config"]["path"])]
+    return [c for c in connections if pathpattern.matches(c["config"]["path"], rel.as_posix())]
 
 
 def files_open_for_writing() -> set[str] | None:
@@ -299,7 +298,7 @@ def take_guarded(
 
 def drop_target(settings: Settings, connection: dict[str, Any]) -> Path:
     """The folder of a connection's path pattern: where `feedsync upload` puts files."""
-    parts = PurePosixPath(import_connection_from_json(connection["config"]).path).parts
+    parts = PurePosixPath(config_as(Connection, connection_from_json(connection["config"])).path).parts
     fixed = []
     for p in parts[:-1]:
         if any(ch in p for ch in "*?["):

@@ -19,22 +19,23 @@ from typing import Any
 import structlog
 
 from producers import registry
+from producers.scheduling import CURRENT_SLOT, SLOTS_BETWEEN
 from schemas.settings import Settings, get_settings
-from schemas.states import TriggerType
+from schemas.states import AccessMode, TriggerType
 from workers import notify, outbox, retention, store
 from workers.errors import safe_text
 from workers.outbox import OutboxBatch
+from workers.rows import ConnectionRow
 from workers.runs import create_run
 
 log = structlog.get_logger(__name__)
 
-_DUE = """
-    SELECT s.connection_id, c.name, c.kind, c.config, c.enabled, s.every_days, s.last_slot, s.armed_at,
-           s.start_at + floor(EXTRACT(EPOCH FROM sync.clock() - s.start_at) / (s.every_days * 86400))
-                        * s.every_days * interval '1 day' AS slot
+_DUE = f"""
+    SELECT s.connection_id, c.name, c.kind, c.config, c.enabled, s.every_hours, s.access, s.last_slot, s.armed_at,
+           {CURRENT_SLOT} AS slot
     FROM sync.schedules s JOIN sync.connections c ON c.id = s.connection_id
     WHERE s.enabled AND c.enabled AND c.deleted_at IS NULL AND sync.clock() >= s.start_at
-"""
+"""  # noqa: S608 (the slot arithmetic is producers/scheduling.py's fixed SQL; values are parameters)
 
 
 def tick(at: datetime | None = None) -> list[int]:
@@ -65,17 +66,15 @@ def _fire(conn: Any, r: dict[str, Any]) -> int | None:
     with conn.transaction():
         claimed = store.fetch_one(
             conn,
-            """UPDATE sync.schedules SET last_slot = %(slot)s
+            f"""UPDATE sync.schedules SET last_slot = %(slot)s
                WHERE connection_id = %(c)s AND coalesce(last_slot, armed_at) < %(slot)s
-               RETURNING floor(EXTRACT(EPOCH FROM %(slot)s - start_at) / (every_days * 86400))
-                       - floor(EXTRACT(EPOCH FROM coalesce(%(prev)s, armed_at) - start_at) / (every_days * 86400))
-                       AS slots""",
+               RETURNING {SLOTS_BETWEEN} AS slots""",  # noqa: S608 (the slot arithmetic is producers/scheduling.py's fixed SQL; values are parameters)
             {"slot": r["slot"], "c": r["connection_id"], "prev": r["last_slot"]},
         )
         if claimed is None:
             return None  # another scheduler fired this slot first
-        connection = {"id": r["connection_id"], "name": r["name"], "kind": r["kind"], "config": r["config"]}
-        run_id, new = create_run(conn, connection, TriggerType.SCHEDULED, ob)
+        connection = ConnectionRow.of({**r, "id": r["connection_id"]})
+        run_id, new = create_run(conn, connection, TriggerType.SCHEDULED, ob, access=AccessMode(r["access"]))
         missed = max(0, int(claimed["slots"]) - 1)
         note = f"scheduled slot {r['slot']:%Y-%m-%d %H:%M}Z"
         if missed:

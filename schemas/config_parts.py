@@ -6,8 +6,9 @@ from __future__ import annotations
 import codecs
 import re
 from datetime import UTC, datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 #: Attributes one mapping may name: each is a column of the file's staging table, and PostgreSQL
@@ -50,12 +51,29 @@ class Threshold(BaseModel):
 
 
 class Schedule(BaseModel):
-    """Runs every ``every_days`` days from ``start`` (UTC), like the products our users know."""
+    """Runs every ``every_days`` days or ``every_hours`` hours from ``start`` (UTC), like the products
+    our users know; its runs take ``access`` as `feedsync sync --access` does."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     start: datetime
-    every_days: int = Field(ge=1)
+    every_days: int | None = Field(default=None, ge=1)
+    every_hours: int | None = Field(default=None, ge=1)
+    access: Literal["online", "exclusive"] = "online"
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_period(self) -> Schedule:
+        if (self.every_days is None) == (self.every_hours is None):
+            raise KeyProblem(
+                "a schedule needs one of every_days or every_hours (e.g. every_hours = 3, or 12 for twice daily)",
+                "schedule",
+                "every_days",
+            )
+        return self
+
+    @property
+    def period_hours(self) -> int:
+        return self.every_hours if self.every_hours is not None else (self.every_days or 1) * 24
 
     @field_validator("start", mode="before")
     @classmethod
@@ -114,6 +132,27 @@ class Notify(BaseModel):
             if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", address):
                 raise ValueError(f"{address!r} is not an e-mail address")
         return v
+
+
+def check_mapping(v: dict[str, str]) -> dict[str, str]:
+    """A mapping's attribute names and columns; a problem names the attribute, for its line."""
+    problem = too_wide(v)
+    if problem:  # reported on the line of the first attribute past the limit
+        raise KeyProblem(problem, "mapping", list(v)[MAX_MAPPED_ATTRIBUTES])
+    for attribute, column in v.items():
+        if not ATTRIBUTE_NAME.match(attribute):
+            raise KeyProblem(
+                f"attribute name {attribute!r} must be lower case letters, digits and _ (e.g. 'cost_center')",
+                "mapping",
+                attribute,
+            )
+        if not isinstance(column, str) or not column.strip():
+            raise KeyProblem(
+                f"attribute {attribute!r} is mapped to nothing: name the feed column that holds it",
+                "mapping",
+                attribute,
+            )
+    return v
 
 
 def too_wide(mapping: dict[str, str]) -> str | None:

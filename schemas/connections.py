@@ -9,27 +9,16 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 
-from schemas.config_parts import (
-    ATTRIBUTE_NAME,
-    DEFAULT_MAX_DEACTIVATE,
-    MAX_MAPPED_ATTRIBUTES,
-    FileOptions,
-    KeyProblem,
-    Notify,
-    Schedule,
-    Threshold,
-    check_delimiter,
-    check_encoding,
-    path_pattern_problem,
-    too_wide,
-)
-from schemas.exports import EXPORT_KINDS, ExportConnection
-from schemas.xapi import DEFAULT_PATH as XAPI_PATH
-from schemas.xapi import XapiConnection
+from schemas.config_base import MAX_RETENTION_DAYS, MAX_SETTLE_SECONDS, Connection, KindConfig
+from schemas.config_parts import KeyProblem, Notify, Schedule, Threshold
+from schemas.exports import ExportConnection
+from schemas.kinds import config_class, connection_from_json, known_kinds, owners, owners_phrase
+from schemas.kinds.hierarchy import BUNDLE_CORE, BUNDLE_PARTS, HierarchyConnection
+from schemas.kinds.users import DONT_IMPORT, USER_CORE_ATTRIBUTES, UsersConnection
 
 __all__ = [
     "BUNDLE_CORE",
@@ -37,248 +26,24 @@ __all__ = [
     "DONE_SUFFIX",
     "DONT_IMPORT",
     "MAX_RETENTION_DAYS",
+    "MAX_SETTLE_SECONDS",
     "USER_CORE_ATTRIBUTES",
     "ConfigError",
     "Connection",
     "ExportConnection",
+    "HierarchyConnection",
     "KeyProblem",
+    "KindConfig",
     "Notify",
     "Schedule",
     "Threshold",
+    "UsersConnection",
     "connection_from_json",
-    "import_connection_from_json",
     "load_connections_toml",
 ]
 
-DONT_IMPORT = "DontImportFromSource"
-
-#: Attributes with a column of their own in lms.users; any other mapped name is a profile attribute.
-USER_CORE_ATTRIBUTES = ("email", "first_name", "last_name", "manager")
-
-DEFAULT_PATHS = {
-    "users": "import/user/internal/*.csv",
-    "hmm": "import/hmm/*.csv",
-    "getabstract": "import/getabstract/*.xlsx",
-    "hierarchy": "import/hierarchy/*.csv",
-    "xapi": XAPI_PATH,
-}
-
-IMPLEMENTED_KINDS = ("users", "hmm", "getabstract", "hierarchy", "xapi")
-
-#: The parts of a hierarchy bundle in the order they are applied, with their default file names
-#: and the attributes each file's mapping must name.
-BUNDLE_PARTS = {"org": "org.csv", "pos": "pos.csv", "user": "user.csv"}
-BUNDLE_REQUIRED = {"org": ("key", "name"), "pos": ("key", "name"), "user": ("key", "email")}
-#: Attributes with a meaning of their own in each part; any other is kept in ``attributes``.
-BUNDLE_CORE = {
-    "org": ("key", "name", "parent"),
-    "pos": ("key", "name", "parent"),
-    "user": ("key", "email", "first_name", "last_name", "unit", "position", "manager"),
-}
-CONTENT_KINDS = ("hmm", "getabstract")
-
-#: Keys only some kinds take. A connection of another kind that names one is refused on that key's
-#: line, saying which kinds take it: a key meant for another kind is a mistake, never ignored.
-KEY_OWNERS: dict[str, tuple[str, ...]] = {
-    "files": ("hierarchy",),
-    "parts": ("hierarchy",),
-    "full_feed": ("users", "hierarchy"),
-    "max_deactivate": ("users", "hierarchy"),
-    "max_change": ("users", "hierarchy"),
-    "empty_erases": ("users", "hierarchy"),
-    "key": ("users",),
-    "required": ("users",),
-    "location": EXPORT_KINDS,
-    "zip": EXPORT_KINDS,
-    "status": EXPORT_KINDS,
-    **dict.fromkeys(
-        ("source_file", "filters", "xapi", "statement_column", "completion_verbs", "activity_map", "voiding_reverts"),
-        ("xapi",),
-    ),
-}
-
-MAX_RETENTION_DAYS = 3650
-MAX_SETTLE_SECONDS = 3600
 #: The suffix of the marker file an HR system writes next to a finished feed (``done_marker``).
 DONE_SUFFIX = ".done"
-
-
-class Connection(BaseModel):
-    # Strict: TOML values are already typed, so "yes" for a boolean is a mistake to refuse, not coerce.
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-    kind: str
-    path: str = ""
-    key: str = "email"
-    enabled: bool = True
-    trigger: Literal["on_arrival", "on_schedule"] = "on_arrival"
-    # users: attribute -> feed column (email required). Content kinds: renames of the provider's
-    # columns, only where an export differs (schemas/providers.py).
-    mapping: dict[str, str] = Field(default_factory=dict)
-    encoding: str = "utf-8"
-    delimiter: str = ","
-    full_feed: bool = False
-    max_deactivate: int | str | None = None
-    max_change: int | str | None = None
-    empty_erases: bool = False
-    required: list[str] = Field(default_factory=lambda: ["email"])
-    schedule: Schedule | None = None
-    # Content kinds: a learner the platform does not know is created from the feed instead of
-    # being a row error.
-    create_learners: bool = False
-    # Days a processed file is kept after its run; default 0 for users (personal data goes at
-    # once) and FEEDSYNC_CONTENT_RETENTION_DAYS for content feeds.
-    # Bounded: a huge value overflowed the retention sweep for every connection; ten years is
-    # longer than any feed needs keeping.
-    retention_days: int | None = Field(default=None, ge=0, le=MAX_RETENTION_DAYS)
-    # Intake: how long a file must stay unchanged after its last write before it is taken
-    # (default FEEDSYNC_SETTLE_MS), and whether it waits for a marker file ``<name>.done`` that
-    # the HR system writes once the file is complete.
-    settle_seconds: float | None = Field(default=None, ge=0, le=MAX_SETTLE_SECONDS)
-    done_marker: bool = False
-    # hierarchy: the bundle's files (org, pos, user), each with its own mapping, and which parts
-    # are synced (["user"] syncs users only and leaves units and positions untouched).
-    files: dict[str, FileOptions] = Field(default_factory=dict)
-    parts: list[str] = Field(default_factory=lambda: list(BUNDLE_PARTS))
-    notify: Notify | None = None
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, v: str) -> str:
-        if v not in IMPLEMENTED_KINDS or v == "xapi":  # xapi connections are XapiConnection's
-            known = ", ".join((*IMPLEMENTED_KINDS, *EXPORT_KINDS))
-            raise ValueError(f"unknown kind {v!r}; this version supports: {known}")
-        return v
-
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, v: str) -> str:
-        return check_encoding(v)
-
-    @field_validator("delimiter")
-    @classmethod
-    def _one_char(cls, v: str) -> str:
-        return check_delimiter(v)
-
-    @field_validator("max_deactivate", "max_change")
-    @classmethod
-    def _threshold(cls, v: int | str | None) -> int | str | None:
-        if v is not None:
-            Threshold.parse(v)
-        return v
-
-    @field_validator("mapping")
-    @classmethod
-    def _mapping(cls, v: dict[str, str]) -> dict[str, str]:
-        problem = too_wide(v)
-        if problem:  # reported on the line of the first attribute past the limit
-            raise KeyProblem(problem, "mapping", list(v)[MAX_MAPPED_ATTRIBUTES])
-        for attribute, column in v.items():
-            if not ATTRIBUTE_NAME.match(attribute):
-                raise KeyProblem(
-                    f"attribute name {attribute!r} must be lower case letters, digits and _ (e.g. 'cost_center')",
-                    "mapping",
-                    attribute,
-                )
-            if not isinstance(column, str) or not column.strip():
-                raise KeyProblem(
-                    f"attribute {attribute!r} is mapped to nothing: name the feed column that holds it",
-                    "mapping",
-                    attribute,
-                )
-        return v
-
-    @model_validator(mode="after")
-    def _kind_rules(self) -> Connection:
-        if not self.path:
-            self.path = DEFAULT_PATHS[self.kind]
-        problem = path_pattern_problem(self.path)
-        if problem:
-            raise KeyProblem(f"path {self.path!r} {problem}", "path")
-        if self.kind in CONTENT_KINDS:
-            return self._content_rules()
-        if self.kind == "hierarchy":
-            return self._bundle_rules()
-        if self.create_learners:
-            raise KeyProblem(
-                "create_learners applies to content connections (hmm, getabstract) only", "create_learners"
-            )
-        if self.key != "email":
-            raise KeyProblem(f"key {self.key!r} is not supported for kind 'users': use key = \"email\"", "key")
-        if self.mapping.get("email", DONT_IMPORT) == DONT_IMPORT:
-            raise KeyProblem(
-                "mapping must name the feed column for 'email', the key users are matched on", "mapping", "email"
-            )
-        unmapped = [a for a in self.required if a not in self.imported_mapping]
-        if unmapped:
-            raise KeyProblem(
-                f"required attribute {unmapped[0]!r} is not in the mapping: map it to a feed column", "required"
-            )
-        return self
-
-    def _bundle_rules(self) -> Connection:
-        if self.mapping:
-            raise KeyProblem(
-                "a hierarchy connection maps each file under [connections.files.<part>.mapping]", "mapping"
-            )
-        unknown = [p for p in self.parts if p not in BUNDLE_PARTS]
-        if unknown or not self.parts:
-            raise KeyProblem(f'parts must be some of {list(BUNDLE_PARTS)} (e.g. ["user"] to sync users only)', "parts")
-        for part in self.parts:
-            options = self.files.get(part)
-            if options is None:
-                raise KeyProblem(f"part {part!r} needs [connections.files.{part}.mapping]", "files", part)
-            if not options.name:
-                options.name = BUNDLE_PARTS[part]
-            for attribute in BUNDLE_REQUIRED[part]:
-                if options.mapping.get(attribute, DONT_IMPORT) == DONT_IMPORT:
-                    raise KeyProblem(
-                        f"the {part} file's mapping must name the column for {attribute!r}", "files", part, attribute
-                    )
-            for attribute in options.mapping:
-                if not ATTRIBUTE_NAME.match(attribute):
-                    raise KeyProblem(f"attribute name {attribute!r} must be lower case letters, digits and _", "files")
-        extra = [p for p in self.files if p not in self.parts]
-        if extra:
-            raise KeyProblem(f"files.{extra[0]} is declared but {extra[0]!r} is not in parts", "files", extra[0])
-        return self
-
-    def _content_rules(self) -> Connection:
-        from schemas.providers import ATTRIBUTES
-
-        for attribute in self.mapping:
-            if attribute not in ATTRIBUTES[self.kind]:
-                known = ", ".join(sorted(ATTRIBUTES[self.kind]))
-                raise KeyProblem(
-                    f"{attribute!r} is not a column of {self.kind} feeds; rename one of: {known}", "mapping", attribute
-                )
-        if DONT_IMPORT in self.mapping.values():
-            raise KeyProblem(f"{DONT_IMPORT} applies to users connections only", "mapping")
-        return self
-
-    @property
-    def imported_mapping(self) -> dict[str, str]:
-        """attribute -> feed column, leaving out attributes the import must never write."""
-        return {a: c for a, c in self.mapping.items() if c != DONT_IMPORT}
-
-    @property
-    def profile_attributes(self) -> list[str]:
-        return [a for a in self.imported_mapping if a not in USER_CORE_ATTRIBUTES]
-
-    @property
-    def deactivate_limit(self) -> int | str | None:
-        """max_deactivate as it applies: a full feed without one gets DEFAULT_MAX_DEACTIVATE."""
-        if self.max_deactivate is None and self.full_feed:
-            return DEFAULT_MAX_DEACTIVATE
-        return self.max_deactivate
-
-    def thresholds(self) -> tuple[Threshold | None, Threshold | None]:
-        limit = self.deactivate_limit
-        return (
-            Threshold.parse(limit) if limit is not None else None,
-            Threshold.parse(self.max_change) if self.max_change is not None else None,
-        )
 
 
 class ConfigError(ValueError):
@@ -291,13 +56,7 @@ class _Problem:
     text: str
 
 
-#: Import kinds whose config is a class of its own (the rest are ``Connection``).
-_IMPORT_MODELS: dict[object, type[XapiConnection]] = {"xapi": XapiConnection}
-
-
-def load_connections_toml(
-    text: str, filename: str = "connections.toml"
-) -> list[Connection | ExportConnection | XapiConnection]:
+def load_connections_toml(text: str, filename: str = "connections.toml") -> list[KindConfig]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -306,25 +65,22 @@ def load_connections_toml(
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{filename}: no [[connections]] table found; declare each connection under [[connections]]")
 
-    connections: list[Connection | ExportConnection | XapiConnection] = []
+    connections: list[KindConfig] = []
     problems: list[_Problem] = []
     for index, entry in enumerate(raw):
-        exporting = isinstance(entry, dict) and entry.get("kind") in EXPORT_KINDS
-        foreign = _foreign_keys(entry)
-        for key, owners in foreign:
+        cls = config_class(entry.get("kind")) if isinstance(entry, dict) else None
+        if cls is None or not isinstance(entry, dict):
+            line = _locate(text, index, ["kind"])
+            problems.append(_Problem(line, f"{filename}:{line}: connections[{index}] kind: {_no_kind(entry)}"))
+            continue
+        refused = _refused_keys(cls, entry)
+        for key, why in refused:
             line = _locate(text, index, [key])
-            problems.append(
-                _Problem(
-                    line,
-                    f"{filename}:{line}: connections[{index}] {key}: {key} applies to kind {' or '.join(owners)} "
-                    f"only, not to kind {entry['kind']!r}; remove it or correct the kind",
-                )
-            )
-        if foreign:
+            problems.append(_Problem(line, f"{filename}:{line}: connections[{index}] {key}: {why}"))
+        if refused:
             continue
         try:
-            model = ExportConnection if exporting else _IMPORT_MODELS.get(entry.get("kind"), Connection)
-            connections.append(model.model_validate(entry))
+            connections.append(cls.model_validate(entry))
         except ValidationError as exc:
             for err in exc.errors():
                 loc = [str(p) for p in err["loc"]]
@@ -335,6 +91,7 @@ def load_connections_toml(
                 where = ".".join(loc) if loc else "connection"
                 msg = err["msg"].removeprefix("Value error, ")
                 problems.append(_Problem(line, f"{filename}:{line}: connections[{index}] {where}: {msg}"))
+    problems += _overlaps(text, filename, raw, connections)
     names = [c.name for c in connections]
     for name in {n for n in names if names.count(n) > 1}:
         problems.append(_Problem(0, f"{filename}: connection name {name!r} is declared more than once"))
@@ -343,11 +100,54 @@ def load_connections_toml(
     return connections
 
 
-def _foreign_keys(entry: object) -> list[tuple[str, tuple[str, ...]]]:
-    """The keys of ``entry`` that belong to other kinds than its own (a known kind's only)."""
-    if not isinstance(entry, dict) or entry.get("kind") not in (*IMPLEMENTED_KINDS, *EXPORT_KINDS):
-        return []
-    return [(k, KEY_OWNERS[k]) for k in entry if k in KEY_OWNERS and entry["kind"] not in KEY_OWNERS[k]]
+def _overlaps(text: str, filename: str, raw: list[Any], connections: list[KindConfig]) -> list[_Problem]:
+    """Two connections of the file whose path patterns some file could match both, on both lines."""
+    from schemas.pathpattern import overlap
+
+    index = {e.get("name"): i for i, e in enumerate(raw) if isinstance(e, dict)}
+    found = [c for c in connections if isinstance(c, Connection)]
+    problems = []
+    for n, a in enumerate(found):
+        for b in found[n + 1 :]:
+            if a.name != b.name and overlap(a.path, b.path):
+                la, lb = _locate(text, index[a.name], ["path"]), _locate(text, index[b.name], ["path"])
+                problems.append(
+                    _Problem(
+                        la,
+                        f"{filename}:{la}: connection {a.name!r} path {a.path!r} overlaps line {lb}, connection "
+                        f"{b.name!r} path {b.path!r}: a file could match both, and such a file is never taken; "
+                        "narrow one of them (* stays inside one folder, ** is any depth)",
+                    )
+                )
+    return problems
+
+
+def _no_kind(entry: object) -> str:
+    if not isinstance(entry, dict):
+        return "each [[connections]] entry is a table of keys"
+    if "kind" not in entry:
+        return "Field required"
+    return f"unknown kind {entry['kind']!r}; this version supports: {', '.join(known_kinds())}"
+
+
+def _refused_keys(cls: type[KindConfig], entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """The keys of ``entry`` its kind does not take and says why: its own refusals, and the keys
+    other kinds own (a key meant for another kind is a mistake, never ignored)."""
+    refused = []
+    for key in entry:
+        if key in cls.model_fields:
+            continue
+        if key in cls.REFUSED:
+            refused.append((key, cls.REFUSED[key]))
+        elif taken_by := owners(key):
+            refused.append(
+                (
+                    key,
+                    f"{key} applies to {owners_phrase(taken_by)} only, not to kind {entry['kind']!r}; "
+                    "remove it or correct the kind",
+                )
+            )
+    return refused
 
 
 def _locate(text: str, index: int, loc: list[str]) -> int:
@@ -360,7 +160,7 @@ def _locate(text: str, index: int, loc: list[str]) -> int:
     end = starts[index + 1] if index + 1 < len(starts) else len(lines)
     section = None
     key = loc[0] if loc else None
-    if len(loc) >= 2 and loc[0] in {"mapping", "schedule"}:
+    if len(loc) >= 2 and loc[0] in {"mapping", "schedule", "sftp"}:
         section, key = loc[0], loc[1]
     current_section = None
     for i in range(begin, end):
@@ -377,21 +177,3 @@ def _locate(text: str, index: int, loc: list[str]) -> int:
             if re.match(rf"^\s*\[\s*connections\.{re.escape(table)}\s*[\].]", lines[i]):
                 return i + 1
     return begin + 1
-
-
-def connection_from_json(config: dict[str, Any]) -> Connection:
-    return Connection.model_validate(config)
-
-
-def import_connection_from_json(config: dict[str, Any]) -> Connection | XapiConnection:
-    """A stored import connection of any kind, for what every import kind has (path, trigger, encoding)."""
-    return _IMPORT_MODELS.get(config.get("kind"), Connection).model_validate(config)
-
-
-def any_connection_from_json(config: dict[str, Any]) -> Connection | ExportConnection | XapiConnection:
-    """A stored connection of any kind, for what every kind has (name, kind, notify, schedule)."""
-    from schemas.exports import EXPORT_KINDS, ExportConnection
-
-    if config.get("kind") in EXPORT_KINDS:
-        return ExportConnection.model_validate(config)
-    return import_connection_from_json(config)

@@ -15,11 +15,13 @@ An export changes nothing in ``lms``: it needs no approval and takes no files fr
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
-from schemas.config_parts import KeyProblem, Notify, Schedule
+from schemas.config_base import KindConfig
+from schemas.config_parts import KeyProblem
+from schemas.sftp import PULL_ONLY, SftpConfig
 
 EXPORT_KINDS = ("transcript_export", "skills_export", "xapi_export")
 
@@ -35,21 +37,20 @@ TranscriptStatus = Literal["completed", "in_progress", "not_started", "unenrolle
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
-class ExportConnection(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class ExportConnection(KindConfig):
+    """The config of the three export kinds (one class: they take the same keys)."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    OWN_KEYS: ClassVar[tuple[str, ...]] = ("location", "zip", "status")
+    TAKES_FILES: ClassVar[bool] = False
+
     kind: Literal["transcript_export", "skills_export", "xapi_export"]
     # An export reads no files: the empty pattern matches nothing in the drop dir.
     path: Literal[""] = ""
-    enabled: bool = True
     trigger: Literal["on_schedule"] = "on_schedule"
     location: str = ""
     zip: bool = False
     # Transcript rows of these statuses (ALM's filter); all four when not given.
     status: list[TranscriptStatus] | None = None
-    schedule: Schedule | None = None
-    notify: Notify | None = None
 
     @field_validator("location")
     @classmethod
@@ -66,6 +67,10 @@ class ExportConnection(BaseModel):
     def _defaults(self) -> ExportConnection:
         if not self.location:
             self.location = DEFAULT_LOCATION[self.kind]
+        defaults = SftpConfig.model_fields
+        pulled = [k for k in PULL_ONLY if self.sftp is not None and getattr(self.sftp, k) != defaults[k].default]
+        if pulled:
+            raise KeyProblem(f"{pulled[0]} applies to imports only: an export pushes its file", "sftp", pulled[0])
         if self.kind != "transcript_export":
             if self.status is not None:
                 raise KeyProblem("status filters transcript rows: it applies to kind transcript_export only", "status")
@@ -75,7 +80,3 @@ class ExportConnection(BaseModel):
         if not self.status:
             raise KeyProblem('status must name at least one of "completed", "in_progress", "not_started"', "status")
         return self
-
-
-def export_config(raw: dict[str, object]) -> ExportConnection:
-    return ExportConnection.model_validate(raw)

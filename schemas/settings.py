@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     # systems can write there, and a stored file must not change between intake and parse.
     store_dir: Path = Path("var/store")
     export_dir: Path = Path("var/export")
+    # SSH private keys of SFTP connections (`feedsync sftp keygen`); a relative key_file is under it.
+    keys_dir: Path = Path("var/keys")
 
     # Broker connection health: a dead peer is noticed within two heartbeats, and a broker that
     # blocks publishers (memory or disk alarm) makes publish fail instead of hanging forever.
@@ -101,9 +103,19 @@ class Settings(BaseSettings):
     worker_processes: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1)
     worker_threads: int = Field(default=2, ge=1)
 
+    # The admin console (`feedsync web`): where it listens (`feedsync up` starts it only when this is
+    # set; `feedsync web` alone defaults to 127.0.0.1:8080), how long a sign-in lasts, and how many
+    # failed sign-ins (per name tried, or per client address) within the window lock sign-in out.
+    web_bind: str | None = Field(default=None, pattern=r"^[^\s:]+:\d{1,5}$")
+    web_tls_cert: Path | None = None
+    web_tls_key: Path | None = None
+    web_session_hours: float = Field(default=12.0, gt=0)
+    web_signin_max_failures: int = Field(default=5, ge=1)
+    web_signin_window_s: int = Field(default=900, ge=1)
+
     log_level: str = "INFO"
 
-    @field_validator("drop_dir", "store_dir", "export_dir")
+    @field_validator("drop_dir", "store_dir", "export_dir", "keys_dir")
     @classmethod
     def _absolute(cls, v: Path) -> Path:
         # Resolved once, against the folder feedsync was started in, so every part of it (and every

@@ -4,7 +4,8 @@ the final name (and no ``.part`` either).
 
 ``Folder`` writes ``<FEEDSYNC_EXPORT_DIR>/export/<location>/<name>.part``, fsyncs it, renames it into
 place and fsyncs the folder (ALM: Home/export/<location>). An SFTP destination plugs in by
-implementing ``Destination`` the same way (upload ``name.part``, check, rename).
+implementing ``Destination`` the same way (upload ``name.part``, check, rename):
+``workers/sftp_destination.py``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol, cast
-
-from schemas.exports import ExportConnection
-from schemas.settings import Settings
 
 
 @dataclass
@@ -104,7 +102,3 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def destination_for(settings: Settings, cfg: ExportConnection) -> Destination:
-    return Folder(settings.export_dir, cfg.location, zipped=cfg.zip)

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from schemas.connections import any_connection_from_json
+from schemas.kinds import connection_from_json
 from schemas.settings import Settings, get_settings
 from workers import store
 from workers.errors import safe_text
@@ -62,7 +62,7 @@ def run_finished(run_id: int) -> dict[str, str]:
         run = _run_to_warn(conn, run_id)
         if run is None:
             return {}
-        notify = any_connection_from_json(run["config"]).notify
+        notify = connection_from_json(run["config"]).notify
         assert notify is not None
         wanted = [c for c, on in (("webhook", notify.webhook), ("email", notify.email)) if on]
         claimed = [
@@ -101,7 +101,7 @@ def retry_due() -> dict[tuple[int, str], str]:
 
 def _run_to_warn(conn: Any, run_id: int) -> dict[str, Any] | None:
     run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s", (run_id,))
-    if run is None or any_connection_from_json(run["config"]).notify is None:
+    if run is None or connection_from_json(run["config"]).notify is None:
         return None
     # People deactivated is worth a warning even when nothing went wrong: a feed cut short looks the same.
     if run["status"] not in WARN_STATUSES and not int(run["counts"].get("deactivated", 0)):
@@ -115,7 +115,7 @@ def _deliver(run: dict[str, Any], channels: list[str]) -> dict[str, str]:
         return {}
     settings = get_settings()
     run_id = int(run["id"])
-    notify = any_connection_from_json(run["config"]).notify
+    notify = connection_from_json(run["config"]).notify
     assert notify is not None
     with store.connect() as conn:
         report = _report(conn, run)

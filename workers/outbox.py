@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import structlog
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from schemas.messages import Message
@@ -47,15 +48,18 @@ class OutboxBatch:
 
 
 def _publish_rows(where: str, params: tuple[Any, ...], limit: int = 1000) -> int:
+    """Publish the unpublished rows ``where`` selects (one of this module's fixed conditions)."""
     from schemas.messages import MESSAGE_TYPES
 
     sent = 0
     with store.connect() as conn:
         rows = store.fetch_all(
             conn,
-            f"""SELECT id, message_id, actor_name, kwargs FROM sync.outbox
-                WHERE published_at IS NULL AND {where}
-                ORDER BY id LIMIT {int(limit)} FOR UPDATE SKIP LOCKED""",  # noqa: S608 (where is one of this module's fixed conditions; limit is an int)
+            sql.SQL(
+                """SELECT id, message_id, actor_name, kwargs FROM sync.outbox
+                   WHERE published_at IS NULL AND {}
+                   ORDER BY id LIMIT {} FOR UPDATE SKIP LOCKED"""
+            ).format(sql.SQL(where), sql.Literal(int(limit))),
             params,
         )
         for row in rows:

@@ -17,15 +17,16 @@ from typing import Any
 
 import psycopg
 import structlog
+from psycopg import sql
 
 from schemas.connections import MAX_RETENTION_DAYS
 from schemas.settings import get_settings
-from workers import store
+from workers import people_files, store
 from workers.connectors import kind_of
 
 log = structlog.get_logger(__name__)
 
-_DUE = """
+_DUE = sql.SQL("""
     WITH ended AS (
         SELECT rf.file_id, max(r.finished_at) FILTER (WHERE NOT r.dry_run) AS last_run,
                bool_or(r.finished_at IS NULL) AS running
@@ -37,7 +38,8 @@ _DUE = """
     JOIN ended e ON e.file_id = f.id
     WHERE f.connection_id = %(connection)s AND f.removed_at IS NULL AND f.status <> 'registered' AND NOT e.running
       AND e.last_run + make_interval(days => %(days)s::int) <= sync.clock()
-"""
+      AND (regexp_replace(f.original_path, '^.*/', '') = ANY(%(names)s::text[])) = %(people)s
+""")
 
 
 def sweep(*, run_id: int | None = None, at: datetime | None = None) -> list[str]:
@@ -50,7 +52,7 @@ def sweep(*, run_id: int | None = None, at: datetime | None = None) -> list[str]
     with store.connect() as conn:
         connections = store.fetch_all(
             conn,
-            """SELECT DISTINCT c.id, c.name, c.kind, c.config ->> 'retention_days' AS retention_days
+            """SELECT DISTINCT c.id, c.name, c.kind, c.config, c.config ->> 'retention_days' AS retention_days
                FROM sync.connections c JOIN sync.feed_files f ON f.connection_id = c.id
                WHERE f.removed_at IS NULL AND f.status <> 'registered'
                  AND (%s::bigint IS NULL OR f.id IN (SELECT file_id FROM sync.run_files WHERE run_id = %s))
@@ -62,8 +64,12 @@ def sweep(*, run_id: int | None = None, at: datetime | None = None) -> list[str]
         days = _retention_days(c, settings.content_retention_days)
         if days is None:
             continue
+        # People files go at once, unless the connection asked to keep its files (retention_days).
+        people = people_files.names(c["kind"], c["config"]) if c["retention_days"] is None else []
         try:
-            removed += _mark_due(c["id"], days, run_id, at)
+            removed += _mark_due(c["id"], days, run_id, at, people, people=False)
+            if people:
+                removed += _mark_due(c["id"], 0, run_id, at, people, people=True)
         except psycopg.Error as exc:
             log.error(
                 "retention sweep failed for one connection; the others go on", connection=c["name"], error=str(exc)
@@ -103,16 +109,22 @@ def _retention_days(connection: dict[str, Any], content_days: int) -> int | None
     return days
 
 
-def _mark_due(connection_id: int, days: int, run_id: int | None, at: datetime | None) -> list[dict[str, Any]]:
+def _mark_due(
+    connection_id: int, days: int, run_id: int | None, at: datetime | None, names: list[str], *, people: bool
+) -> list[dict[str, Any]]:
+    """Mark removed the connection's files due after ``days``: those named in ``names`` if
+    ``people``, the others if not."""
     with store.connect() as conn:
         if at is not None:
             conn.execute("SELECT set_config('feedsync.clock', %s, true)", (at.isoformat(),))
         return store.fetch_all(
             conn,
-            f"""UPDATE sync.feed_files SET removed_at = clock_timestamp()
-                WHERE id IN ({_DUE}) AND removed_at IS NULL
-                RETURNING id, stored_path, original_path""",  # noqa: S608 (_DUE is this module's fixed SELECT; values are parameters)
-            {"run": run_id, "connection": connection_id, "days": days},
+            sql.SQL(
+                """UPDATE sync.feed_files SET removed_at = clock_timestamp()
+                   WHERE id IN ({}) AND removed_at IS NULL
+                   RETURNING id, stored_path, original_path"""
+            ).format(_DUE),
+            {"run": run_id, "connection": connection_id, "days": days, "names": names, "people": people},
         )
 
 

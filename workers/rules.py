@@ -9,60 +9,69 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from schemas.rules import Rule
 from workers import store
 
 
-def _criteria(rule: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _criteria(rule: dict[str, Any]) -> tuple[sql.Composed, dict[str, Any]]:
     """SQL over ``u`` (lms.users) that holds for a member, and its parameters."""
-    where, params = ["u.active"], {}
+    where: list[sql.Composable] = [sql.SQL("u.active")]
+    params: dict[str, Any] = {}
     if rule.get("unit"):
         params["unit"] = rule["unit"]
         if rule.get("descendants"):
             where.append(
-                """u.org_unit_id IN (
+                sql.SQL(
+                    """u.org_unit_id IN (
                      WITH RECURSIVE sub(id) AS (
                          SELECT id FROM lms.org_units WHERE external_id = %(unit)s
                          UNION SELECT o.id FROM lms.org_units o JOIN sub ON o.parent_id = sub.id)
                      SELECT id FROM sub)"""
+                )
             )
         else:
-            where.append("u.org_unit_id = (SELECT id FROM lms.org_units WHERE external_id = %(unit)s)")
+            where.append(sql.SQL("u.org_unit_id = (SELECT id FROM lms.org_units WHERE external_id = %(unit)s)"))
     if rule.get("position"):
         params["position"] = rule["position"]
-        where.append("u.position_id = (SELECT id FROM lms.positions WHERE external_id = %(position)s)")
+        where.append(sql.SQL("u.position_id = (SELECT id FROM lms.positions WHERE external_id = %(position)s)"))
     for i, (key, value) in enumerate(sorted((rule.get("attributes") or {}).items())):
         params[f"ak{i}"], params[f"av{i}"] = key, value
-        where.append(f"u.attributes ->> %(ak{i})s = %(av{i})s")
+        where.append(sql.SQL("u.attributes ->> {} = {}").format(sql.Placeholder(f"ak{i}"), sql.Placeholder(f"av{i}")))
     if rule.get("manager"):
         params["manager"] = rule["manager"]
-        boss = "(SELECT id FROM lms.users WHERE external_id = %(manager)s OR email_key = lower(%(manager)s) LIMIT 1)"
+        boss = sql.SQL(
+            "(SELECT id FROM lms.users WHERE external_id = %(manager)s OR email_key = lower(%(manager)s) LIMIT 1)"
+        )
         if rule.get("direct_reports"):
-            where.append(f"u.manager_id = {boss}")
+            where.append(sql.SQL("u.manager_id = {}").format(boss))
         else:
             where.append(
-                f"""u.id IN (
+                sql.SQL(
+                    """u.id IN (
                      WITH RECURSIVE below(id) AS (
-                         SELECT id FROM lms.users WHERE manager_id = {boss}
+                         SELECT id FROM lms.users WHERE manager_id = {}
                          UNION SELECT x.id FROM lms.users x JOIN below ON x.manager_id = below.id)
-                     SELECT id FROM below)"""  # noqa: S608 (boss is this module's fixed subquery, people a staging table name from staged(); rule values are parameters)
+                     SELECT id FROM below)"""
+                ).format(boss)
             )
-    return " AND ".join(where), params
+    return sql.SQL(" AND ").join(where), params
 
 
-def evaluate(conn: psycopg.Connection[Any], *, run_id: int | None, people: str | None) -> dict[str, int]:
+def evaluate(conn: psycopg.Connection[Any], *, run_id: int | None, people: sql.Composable | None) -> dict[str, int]:
     """Bring every active group's members in line with its rule for ``people`` (a table of user_id;
     None: everyone). Returns the memberships added and removed."""
-    scope = f"u.id IN (SELECT user_id FROM {people})" if people else "true"  # noqa: S608 (boss is this module's fixed subquery, people a staging table name from staged(); rule values are parameters)
+    scope = sql.SQL("u.id IN (SELECT user_id FROM {})").format(people) if people is not None else sql.SQL("true")
     added = removed = 0
     for g in store.fetch_all(conn, "SELECT id, rule, programs FROM lms.groups WHERE active ORDER BY id"):
         where, params = _criteria(g["rule"])
         params.update({"g": g["id"], "run": run_id, "programs": g["programs"]})
         row = store.fetch_one(
             conn,
-            f"""WITH should AS (SELECT u.id FROM lms.users u WHERE {scope} AND {where}),
+            sql.SQL(
+                """WITH should AS (SELECT u.id FROM lms.users u WHERE {scope} AND {where}),
                 scoped AS (SELECT gm.user_id FROM lms.group_members gm JOIN lms.users u ON u.id = gm.user_id
                            WHERE gm.group_id = %(g)s AND {scope}),
                 ins AS (INSERT INTO lms.group_members (group_id, user_id)
@@ -77,7 +86,8 @@ def evaluate(conn: psycopg.Connection[Any], *, run_id: int | None, people: str |
                 progs AS (INSERT INTO lms.assignments (user_id, program, group_id)
                           SELECT i.user_id, p, %(g)s FROM ins i CROSS JOIN unnest(%(programs)s::text[]) p
                           ON CONFLICT DO NOTHING)
-                SELECT (SELECT count(*) FROM ins) AS added, (SELECT count(*) FROM del) AS removed""",  # noqa: S608 (boss is this module's fixed subquery, people a staging table name from staged(); rule values are parameters)
+                SELECT (SELECT count(*) FROM ins) AS added, (SELECT count(*) FROM del) AS removed"""
+            ).format(scope=scope, where=where),
             params,
         )
         assert row is not None
@@ -85,9 +95,10 @@ def evaluate(conn: psycopg.Connection[Any], *, run_id: int | None, people: str |
     return {"memberships_added": added, "memberships_removed": removed}
 
 
-def apply_rules(rules: list[Rule]) -> list[tuple[str, str]]:
-    """Store the rules as groups (a group whose rule is gone is deactivated, its members kept in
-    history) and evaluate them for everyone."""
+def apply_rules(rules: list[Rule], *, prune: bool = False) -> list[tuple[str, str]]:
+    """Store the rules as groups and evaluate them for everyone. Groups this file does not declare
+    are left as they are (another connections file may declare them), unless ``prune``: then they
+    are deactivated and lose their members (kept in history)."""
     results = []
     with store.connect() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(7303)")  # one rules apply at a time
@@ -104,19 +115,29 @@ def apply_rules(rules: list[Rule]) -> list[tuple[str, str]]:
                 (r.group, Jsonb(rule), r.programs),
             )
             results.append((r.group, "unchanged" if row is None else "created" if row["created"] else "updated"))
-        conn.execute(
-            "UPDATE lms.groups SET active = false, updated_at = now() WHERE active AND NOT name = ANY(%s)", (names,)
-        )
-        # A group no longer declared loses its members (they are no longer in it by any rule).
-        conn.execute(
-            """WITH gone AS (DELETE FROM lms.group_members gm USING lms.groups g
-                             WHERE g.id = gm.group_id AND NOT g.active RETURNING gm.group_id, gm.user_id)
-               INSERT INTO sync.membership_changes (group_id, user_id, change)
-               SELECT group_id, user_id, 'removed' FROM gone"""
-        )
+        others = [
+            g["name"]
+            for g in store.fetch_all(
+                conn, "SELECT name FROM lms.groups WHERE active AND NOT name = ANY(%s) ORDER BY name", (names,)
+            )
+        ]
+        if prune:
+            _prune(conn, others)
+        results += [(g, "removed" if prune else "kept (not in this file; --prune removes it)") for g in others]
         counts = evaluate(conn, run_id=None, people=None)
     results.append(("memberships", f"+{counts['memberships_added']} -{counts['memberships_removed']}"))
     return results
+
+
+def _prune(conn: psycopg.Connection[Any], names: list[str]) -> None:
+    """Deactivate the named groups; their members leave them (people no rule puts there)."""
+    conn.execute("UPDATE lms.groups SET active = false, updated_at = now() WHERE name = ANY(%s)", (names,))
+    conn.execute(
+        """WITH gone AS (DELETE FROM lms.group_members gm USING lms.groups g
+                         WHERE g.id = gm.group_id AND NOT g.active RETURNING gm.group_id, gm.user_id)
+           INSERT INTO sync.membership_changes (group_id, user_id, change)
+           SELECT group_id, user_id, 'removed' FROM gone"""
+    )
 
 
 def groups() -> list[dict[str, Any]]:

@@ -17,9 +17,10 @@ from psycopg.types.json import Jsonb
 
 from schemas.messages import ExportRun, FinalizeRun, LoadRun, ParseFile, SyncDue
 from schemas.states import AccessMode, TriggerType
-from workers import lifecycle, store
+from workers import bundles, lifecycle, store
 from workers.connectors import import_kind, kind_of
 from workers.outbox import OutboxBatch
+from workers.rows import ConnectionRow, RunRow, read_run
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +44,7 @@ def live_connection(conn: psycopg.Connection[Any], name: str) -> dict[str, Any] 
 
 def create_run(
     conn: psycopg.Connection[Any],
-    connection: dict[str, Any],
+    connection: ConnectionRow,
     trigger: TriggerType,
     outbox: OutboxBatch,
     *,
@@ -59,9 +60,9 @@ def create_run(
 
     A trigger that finds a queued run of its kind joins it instead of queueing another; with
     ``join_any`` (a dropped file) it joins a queued run of any kind, which will claim the file.
-    With ``hold`` the run is queued without its plan message (a bundle waiting for its files;
-    ``release`` sends it)."""
-    lock_connection(conn, connection["id"])
+    With ``hold`` the run is queued without its plan message (a bundle waiting for its files:
+    workers/bundles.py releases it)."""
+    lock_connection(conn, connection.id)
     if coalesce:
         queued = store.fetch_one(
             conn,
@@ -70,7 +71,7 @@ def create_run(
                                   AND access_mode = %(access)s AND dry_run = %(dry)s))
                ORDER BY id LIMIT 1""",
             {
-                "c": connection["id"],
+                "c": connection.id,
                 "t": trigger.value,
                 "since": since,
                 "access": access.value,
@@ -86,15 +87,15 @@ def create_run(
                                   rerun_of, config)
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
         (
-            connection["id"],
-            connection["name"],
-            connection["kind"],
+            connection.id,
+            connection.name,
+            connection.kind,
             trigger.value,
             access.value,
             dry_run,
             since,
             rerun_of,
-            Jsonb(connection["config"]),
+            Jsonb(connection.stored_config),
         ),
     )
     assert row is not None
@@ -105,23 +106,10 @@ def create_run(
     return run_id, True
 
 
-def release(conn: psycopg.Connection[Any], run_id: int, connection: dict[str, Any], outbox: OutboxBatch) -> bool:
-    """Send the plan message of a held run (once: the guard is its waiting_for)."""
-    row = store.fetch_one(
-        conn,
-        "UPDATE sync.runs SET waiting_for = NULL WHERE id = %s AND waiting_for IS NOT NULL RETURNING trigger",
-        (run_id,),
-    )
-    if row is None:
-        return False
-    _queue_plan(conn, run_id, connection, TriggerType(row["trigger"]), None, AccessMode.ONLINE, False, outbox)
-    return True
-
-
 def _queue_plan(
     conn: psycopg.Connection[Any],
     run_id: int,
-    connection: dict[str, Any],
+    connection: ConnectionRow,
     trigger: TriggerType,
     since: date | None,
     access: AccessMode,
@@ -131,7 +119,7 @@ def _queue_plan(
     outbox.add(
         conn,
         SyncDue(
-            connection=connection["name"],
+            connection=connection.name,
             trigger=trigger,
             run_id=run_id,
             since=since,
@@ -163,7 +151,7 @@ def try_start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -
     if other is not None:
         return "waiting"
     # Only the oldest queued run may start, so triggers apply in the order they came (a bundle
-    # still waiting for its files is not in line).
+    # still waiting for its files is not in line: workers/bundles.py).
     older = store.fetch_one(
         conn,
         "SELECT id FROM sync.runs WHERE connection_id = %s AND status = 'queued' AND waiting_for IS NULL "
@@ -177,9 +165,9 @@ def try_start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -
 
 
 def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> None:
-    run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s FOR NO KEY UPDATE", (run_id,))
+    run = read_run(conn, run_id, lock="NO KEY UPDATE")
     assert run is not None
-    if kind_of(run["kind"]).EXPORT:
+    if kind_of(run.kind).EXPORT:
         # An export reads the store, not files: its one stage goes at once.
         lifecycle.start(conn, run_id)
         outbox.add(conn, ExportRun(run_id=run_id), f"export:{run_id}")
@@ -190,39 +178,39 @@ def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> N
     # order they arrived.
     files.sort(key=lambda f: (f["file_date"] or date.min, PurePosixPath(f["original_path"]).name, f["registered_at"]))
     lifecycle.start(conn, run_id)
-    kind = import_kind(run["kind"])
-    kind.create_staging(conn, run_id, run["config"])
+    kind = import_kind(run.kind)
+    kind.create_staging(conn, run_id, run.config)
     for ordinal, f in enumerate(files):
         conn.execute(
-            "INSERT INTO sync.run_files (run_id, file_id, ordinal) VALUES (%s, %s, %s)",
+            "INSERT INTO sync.run_files (run_id, file_id, ordinal) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
             (run_id, f["id"], ordinal),
         )
         outbox.add(conn, ParseFile(run_id=run_id, file_id=f["id"]), f"parse:{run_id}:{f['id']}")
-    expected = kind.expected_files(run["config"])
-    if expected is not None and files:
-        names = {PurePosixPath(f["original_path"]).name for f in files}
-        missing = [n for n in expected.values() if n not in names]
-        if missing:  # a scheduled or on-demand run takes the files present, and says which were not
-            took = ", ".join(sorted(names))
-            conn.execute(
-                "UPDATE sync.runs SET note = %s WHERE id = %s",
-                (f"bundle incomplete: took {took}; {', '.join(missing)} had not arrived", run_id),
-            )
+    bundles.note_what_was_taken(conn, run, {PurePosixPath(f["original_path"]).name for f in files})
     if not files:
         conn.execute("UPDATE sync.runs SET note = coalesce(note, 'no new files to import') WHERE id = %s", (run_id,))
         outbox.add(conn, LoadRun(run_id=run_id), f"load:{run_id}")
     log.info("run started", run_id=run_id, files=len(files))
 
 
-def _claim_files(conn: psycopg.Connection[Any], run: dict[str, Any]) -> list[dict[str, Any]]:
+def _claim_files(conn: psycopg.Connection[Any], run: RunRow) -> list[dict[str, Any]]:
     """The files a run imports, marked claimed.
 
     - rerun: the files of the run it reruns, as they are now; a file dropped again under the same
       name since then (the fixed one) takes the old one's place;
     - a ``since`` window: every dated file from that day to today, imported before or not;
-    - otherwise: every file registered and waiting.
+    - otherwise: every file registered and waiting;
+    - a preview (``sync --dry-run --file``): only the file attached to it when it was queued.
     """
-    if run["trigger"] == "rerun":
+    attached = store.fetch_all(
+        conn,
+        """SELECT f.id, f.original_path, f.file_date, f.registered_at FROM sync.run_files rf
+           JOIN sync.feed_files f ON f.id = rf.file_id WHERE rf.run_id = %s AND f.preview""",
+        (run.id,),
+    )
+    if attached:
+        return attached
+    if run.trigger is TriggerType.RERUN:
         return store.fetch_all(
             conn,
             """WITH used AS (
@@ -237,20 +225,20 @@ def _claim_files(conn: psycopg.Connection[Any], run: dict[str, Any]) -> list[dic
                    FROM used u)
                UPDATE sync.feed_files f SET status = 'claimed' FROM chosen WHERE f.id = chosen.id
                RETURNING f.id, f.original_path, f.file_date, f.registered_at""",
-            {"of": run["rerun_of"], "c": run["connection_id"]},
+            {"of": run.rerun_of, "c": run.connection_id},
         )
-    if run["since"] is not None:
+    if run.since is not None:
         # Files past their retention are gone; the run says so rather than failing on them.
         gone = store.fetch_one(
             conn,
             """SELECT count(*) AS n FROM sync.feed_files WHERE connection_id = %s AND removed_at IS NOT NULL
                  AND file_date BETWEEN %s AND (sync.clock() AT TIME ZONE 'UTC')::date""",
-            (run["connection_id"], run["since"]),
+            (run.connection_id, run.since),
         )
         if gone and gone["n"]:
             conn.execute(
                 "UPDATE sync.runs SET note = %s WHERE id = %s",
-                (f"{gone['n']} file(s) in the window were removed after their retention period", run["id"]),
+                (f"{gone['n']} file(s) in the window were removed after their retention period", run.id),
             )
         # The dated feeds of the window, imported before or not, and any new undated file (metadata).
         return store.fetch_all(
@@ -261,13 +249,13 @@ def _claim_files(conn: psycopg.Connection[Any], run: dict[str, Any]) -> list[dic
                        AND file_date BETWEEN %s AND (sync.clock() AT TIME ZONE 'UTC')::date)
                       OR (status = 'registered' AND file_date IS NULL))
                RETURNING id, original_path, file_date, registered_at""",
-            (run["connection_id"], run["since"]),
+            (run.connection_id, run.since),
         )
     return store.fetch_all(
         conn,
         """UPDATE sync.feed_files SET status = 'claimed' WHERE connection_id = %s AND status = 'registered'
            RETURNING id, original_path, file_date, registered_at""",
-        (run["connection_id"],),
+        (run.connection_id,),
     )
 
 

@@ -2,11 +2,15 @@
 
 from producers.cli import demo, dlq, history, processes, runs, setup
 from producers.cli.base import cli
+from producers.console.cli import register as register_console
+from producers.sftp_cli import sftp
 
 __all__ = ["cli", "main"]
 
 # Imported for the commands they register on ``cli``.
 _COMMAND_MODULES = (setup, processes, runs, history, dlq, demo)
+register_console(cli)  # `feedsync web` and `feedsync admins` (producers/console/cli.py)
+cli.add_command(sftp)  # `feedsync sftp keygen|fingerprint|check|pull` (producers/sftp_cli.py)
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ def demo(rows: int, bad_rows: int) -> None:
     t0 = time.monotonic()
     run_migrations(settings)
     apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS, "demo connections"))
-    before = {r["run_id"] for r in query("hr-users", 1000)}
+    before = {r["run_id"] for r in query("hr-users", 1000) if r["run_id"] is not None}
     log_path = Path("var") / "demo-up.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     up_log = open(log_path, "wb")  # noqa: SIM115  (closed below, after `up` stops)
@@ -49,7 +49,7 @@ def demo(rows: int, bad_rows: int) -> None:
         deadline = time.monotonic() + 110
         new: list[dict[str, Any]] = []
         while not new and time.monotonic() < deadline:
-            new = [r for r in query("hr-users", 20) if r["run_id"] not in before]
+            new = [r for r in query("hr-users", 20) if r["run_id"] is not None and r["run_id"] not in before]
             time.sleep(0.3)
         if not new:
             fail("no run started within the time limit; is RabbitMQ up? see `feedsync up` logs above")

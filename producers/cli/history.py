@@ -11,6 +11,8 @@ from producers.cli.base import POSITIVE, cli, echo_json, echo_table, fail
 from producers.output import printable, printable_lines
 from schemas.settings import get_settings
 
+COUNTS = ("read", "created", "updated", "unchanged", "deactivated", "rejected")
+
 
 @cli.command()
 @click.argument("connection", required=False)
@@ -28,7 +30,13 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
         {
             **r,
             "errors": "yes" if r["has_errors"] else "",
-            **{k: r["counts"][k] for k in ("read", "created", "updated", "unchanged", "deactivated", "rejected")},
+            **{k: r["counts"].get(k, "") for k in COUNTS},
+            # A drop set aside: which run imported those bytes (none yet: they wait for a run).
+            **(
+                {"status": f"duplicate of run {r['duplicate_of_run']}" if r["duplicate_of_run"] else "duplicate"}
+                if r["type"] == "duplicate"
+                else {}
+            ),
             # created/updated/retired courses, and learner records written
             "courses": "{courses_created}/{courses_updated}/{courses_retired}".format(**r["content"])
             if r["content"]
@@ -112,14 +120,7 @@ def run(run_id: int, as_json: bool) -> None:
         e = r["export"]
         click.echo(f"export: {e['folder']}/{e['file']}  rows={e['rows']}  bytes={e['bytes']}  sha256={e['sha256']}")
         click.echo(f"window: {e['window_from']} (inclusive) to {e['window_to']} (exclusive), by change time")
-    plan = r.get("plan")
-    if plan:
-        click.echo("\nplan:" + (" (dry run)" if r["dry_run"] else ""))
-        for reason in plan.get("held_because", []):
-            click.echo(f"  waiting for approval: {printable(reason)}")
-        for part in ("creates", "updates", "deactivations", "manager_moves"):
-            sample = printable(", ".join(plan.get(f"{part}_sample", [])))
-            click.echo(f"  {part.replace('_', ' ')}: {plan.get(part, 0)}" + (f"  e.g. {sample}" if sample else ""))
+    _echo_plan(r)
     click.echo("\nfiles:")
     # Processed feeds are removed after their run (user feeds at once, content feeds after retention).
     files = [{**f, "kept": "removed" if f["removed_at"] else "kept"} for f in r["files"]]
@@ -132,6 +133,30 @@ def run(run_id: int, as_json: bool) -> None:
     if r["actions"]:
         click.echo("\nactions:")
         echo_table(r["actions"], ["action", "from_status", "done_by", "done_at", "reason"])
+
+
+def _echo_plan(r: dict[str, Any]) -> None:
+    """The plan, only when the load computed one (a dry run, or a safety rule that needed it),
+    said to be a plan: what the load would do, computed before it applied anything."""
+    plan = r.get("plan") or {}
+    if "creates" in plan:
+        parts = [(p.replace("_", " "), p) for p in ("creates", "updates", "deactivations", "manager_moves")]
+    elif "courses_in_feed" in plan:
+        parts = [("courses in the feed", "courses_in_feed"), ("progress rows in the feed", "progress_rows_in_feed")]
+    else:
+        return
+    if r["dry_run"]:
+        label = "plan (dry run: nothing was applied):"
+    elif r["status"] == "awaiting_approval":
+        label = "plan (what the load will do if approved):"
+    else:
+        label = "plan (computed before the load; the counts above are what it did):"
+    click.echo("\n" + label)
+    for reason in plan.get("held_because", []):
+        click.echo(f"  waiting for approval: {printable(reason)}")
+    for text, part in parts:
+        sample = printable(", ".join(plan.get(f"{part}_sample", [])))
+        click.echo(f"  {text}: {plan.get(part, 0)}" + (f"  e.g. {sample}" if sample else ""))
 
 
 @cli.command()

@@ -20,6 +20,7 @@ def _settings_for_children() -> Any:
     os.environ["FEEDSYNC_DROP_DIR"] = str(s.drop_dir)
     os.environ["FEEDSYNC_EXPORT_DIR"] = str(s.export_dir)
     os.environ["FEEDSYNC_STORE_DIR"] = str(s.store_dir)
+    os.environ["FEEDSYNC_KEYS_DIR"] = str(s.keys_dir)
     return s
 
 
@@ -77,5 +78,8 @@ def up(processes: int | None, threads: int | None) -> None:
         Child("worker", dramatiq_argv(processes or s.worker_processes, threads or s.worker_threads)),
         Child("watcher", feedsync_argv("watch")),
         Child("scheduler", feedsync_argv("scheduler")),
+        Child("sftp-pull", feedsync_argv("sftp", "pull")),
     ]
+    if s.web_bind:  # the admin console, where FEEDSYNC_WEB_BIND says
+        children.append(Child("web", feedsync_argv("web")))
     sys.exit(Supervisor(children).run())

@@ -81,12 +81,23 @@ def _echo_export_file(run_id: int) -> None:
     help="exclusive: one transaction, readers see all or none; online: committed in batches",
 )
 @click.option("--dry-run", is_flag=True, help="compute the plan; write nothing to the learning store")
+@click.option(
+    "--file",
+    "preview_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="with --dry-run: plan this file alone, from anywhere (not the drop dir)",
+)
 @click.option("--wait", is_flag=True, help="wait for the run; exit non-zero if it failed")
-def sync(connection: str, since: Any, access: str, dry_run: bool, wait: bool) -> None:
+def sync(connection: str, since: Any, access: str, dry_run: bool, preview_file: Path | None, wait: bool) -> None:
     """Start an on-demand run of CONNECTION: the files present now, or dated files since a day."""
     from producers.commands import start_sync
     from schemas.states import AccessMode
 
+    if preview_file is not None:
+        if not dry_run or since:
+            fail("--file previews one file: use it with --dry-run, without --since")
+        _preview(connection, preview_file, AccessMode(access), wait)
+        return
     _start_and_maybe_wait(
         lambda: start_sync(
             get_settings(),
@@ -97,6 +108,15 @@ def sync(connection: str, since: Any, access: str, dry_run: bool, wait: bool) ->
         ),
         wait,
     )
+
+
+def _preview(connection: str, path: Path, access: Any, wait: bool) -> None:
+    from producers.preview import PreviewError, preview
+
+    try:
+        _start_and_maybe_wait(lambda: preview(get_settings(), connection, path, access), wait)
+    except PreviewError as exc:
+        fail(str(exc))
 
 
 @cli.command()

@@ -27,9 +27,11 @@ def connections() -> None:
 
 @connections.command("apply")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def connections_apply(file: Path) -> None:
-    """Validate FILE (TOML) and store its connections and group rules."""
-    from producers.commands import apply_connections
+@click.option("--prune", is_flag=True, help="also remove the group rules FILE does not declare")
+def connections_apply(file: Path, prune: bool) -> None:
+    """Validate FILE (TOML) and store its connections and group rules. Rules of other files stay
+    unless --prune."""
+    from producers.commands import CommandError, apply_connections
     from schemas.connections import ConfigError, load_connections_toml
     from schemas.rules import load_rules_toml
     from workers.rules import apply_rules
@@ -42,9 +44,13 @@ def connections_apply(file: Path) -> None:
         fail(f"refused, nothing applied:\n{exc}")
     except RecursionError:  # tomllib recurses once per level of nested arrays or tables
         fail(f"refused, nothing applied:\n{file}: values are nested too deeply to be a connections file")
-    for name, outcome in apply_connections(parsed):
+    try:
+        applied = apply_connections(parsed)
+    except CommandError as exc:
+        fail("refused, nothing applied:\n" + "\n".join(f"{file}: {line}" for line in str(exc).splitlines()))
+    for name, outcome in applied:
         click.echo(f"{name}: {outcome}")
-    for name, outcome in apply_rules(rules):
+    for name, outcome in apply_rules(rules, prune=prune):
         click.echo(f"group {name}: {outcome}")
 
 
@@ -68,11 +74,17 @@ def connections_list(as_json: bool) -> None:
     """List live connections."""
     from producers.commands import list_connections
 
-    rows = list_connections()
+    rows = list_connections(get_settings())
     if as_json:
         echo_json(rows)
-    else:
-        echo_table(rows, ["name", "kind", "enabled", "trigger", "path", "files_waiting"])
+        return
+    echo_table(
+        [{**r, "files_ignored": len(r["files_ignored"])} for r in rows],
+        ["name", "kind", "enabled", "trigger", "path", "files_waiting", "files_ignored", "next_slot"],
+    )
+    for r in rows:  # nothing sits in the drop dir in silence
+        for f in r["files_ignored"]:
+            click.echo(f"{printable(r['name'])}: ignored {printable(f['file'])}: {printable(f['why'])}")
 
 
 @connections.command("delete")

@@ -91,7 +91,7 @@ def test_alm_sample_with_cr_line_breaks_and_a_company_name_as_the_top_manager(pi
     }
     errors = queries.errors(run_id)
     assert [(e["line"], e["column"], e["code"], e["value"]) for e in errors] == [
-        (2, 4, "invalid_manager", "company name")
+        (2, 4, "invalid_manager", "Company name")  # as the file has it
     ]
     assert queries.history()[0]["status"] == "completed_with_errors"
 
@@ -120,7 +120,7 @@ def test_alm_zip_member_and_bom_email_list(pipeline: Pipeline) -> None:
     assert run["counts"]["created"] == 6 and "abc@gmail.com" in store()
 
 
-def test_alm_users_csv_with_blank_header_columns_and_root_managers(pipeline: Pipeline) -> None:
+def test_alm_users_csv_with_blank_header_columns_root_managers_and_deleted_people(pipeline: Pipeline) -> None:
     connection(
         "kb-users",
         "kb/*.csv",
@@ -134,16 +134,18 @@ def test_alm_users_csv_with_blank_header_columns_and_root_managers(pipeline: Pip
     )
     run_id = import_sample(pipeline, ALM / "users_unzipped" / "Users.csv", "kb/Users.csv")
     s = store()
-    assert {e: (m, a["full_name"], a["state"]) for e, (_f, _l, m, a) in s.items()} == {
-        "primeconnector+user35@gmail.com": (None, "User1", "ACTIVE"),
-        "user2@xyz.com": ("user3@xyz.com", "User2", "DELETED"),
-        "user3@xyz.com": (None, "User3", "ACTIVE"),
-        "user4@xyz.com": ("user3@xyz.com", "User4", "ACTIVE"),
-        "user5@xyz.com": ("user3@xyz.com", "User5", "ACTIVE"),
+    active = dict(sql("SELECT email, active FROM lms.users"))
+    assert {e: (m, a["full_name"], active[e]) for e, (_f, _l, m, a) in s.items()} == {
+        "primeconnector+user35@gmail.com": (None, "User1", True),
+        "user2@xyz.com": ("user3@xyz.com", "User2", False),  # DELETED in the sample
+        "user3@xyz.com": (None, "User3", True),
+        "user4@xyz.com": ("user3@xyz.com", "User4", True),
+        "user5@xyz.com": ("user3@xyz.com", "User5", True),
     }
+    assert not any("state" in a for *_, a in s.values()), "the state is the person's, not a profile attribute"
     assert [(e["line"], e["code"], e["value"]) for e in queries.errors(run_id)] == [
-        (2, "invalid_manager", "root"),
-        (4, "invalid_manager", "root"),
+        (2, "invalid_manager", "ROOT"),
+        (4, "invalid_manager", "ROOT"),
     ]
 
 

@@ -18,9 +18,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CONNECTIONS = Path(__file__).resolve().parents[2] / "examples" / "connections.toml"
 
 
+def entries(env: dict[str, str]) -> list[dict[str, Any]]:
+    """The history as shown: runs and drops set aside as duplicates."""
+    shown: list[dict[str, Any]] = json.loads(feedsync("history", "--json", env=env).stdout)
+    return shown
+
+
 def history(env: dict[str, str]) -> list[dict[str, Any]]:
-    runs: list[dict[str, Any]] = json.loads(feedsync("history", "--json", env=env).stdout)
-    return runs
+    return [r for r in entries(env) if r["type"] != "duplicate"]
 
 
 def wait_for_runs(env: dict[str, str], n: int, timeout_s: float = 120) -> list[dict[str, Any]]:
@@ -72,7 +77,10 @@ def test_ten_thousand_people_dropped_into_a_running_feedsync(
     while not sql("SELECT 1 FROM sync.file_drops WHERE duplicate") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert sql("SELECT path FROM sync.file_drops WHERE duplicate") == [("import/user/internal/people-again.csv",)]
-    assert len(history(env)) == 1
+    assert [(e["type"], e["duplicate_of_run"] if e["run_id"] is None else e["run_id"]) for e in entries(env)] == [
+        ("duplicate", run["run_id"]),
+        ("file_drop", run["run_id"]),
+    ]
 
     # A copy with three bad rows: completed_with_errors, and exactly those three lines listed.
     lines = feed.path.read_text(encoding="utf-8").splitlines(keepends=True)

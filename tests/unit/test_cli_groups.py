@@ -36,12 +36,15 @@ def test_rules_apply_with_the_connections_and_groups_and_runs_show_them(pipeline
         ["Team", "of", "boss2", "added", "1", "m2"],
     ]
 
-    # A rule removed from the file: its group is deactivated and loses its members.
+    # A rule removed from the file stays until the file is applied with --prune: then its group is
+    # deactivated and loses its members.
     config.write_text(
         f'[[connections]]\nname = "hr"\nkind = "hierarchy"\n{MAPPINGS}\n'
         + RULES.split("[[rules]]")[1].join(["[[rules]]", ""])
     )
-    again = runner.invoke(cli, ["connections", "apply", str(config)])
+    kept = runner.invoke(cli, ["connections", "apply", str(config)])
+    assert "group Team of boss2: kept (not in this file; --prune removes it)" in kept.output
+    again = runner.invoke(cli, ["connections", "apply", "--prune", str(config)])
     assert again.exit_code == 0, again.output
     sizes = {
         g["name"]: (g["members"], g["active"]) for g in json.loads(runner.invoke(cli, ["groups", "--json"]).output)

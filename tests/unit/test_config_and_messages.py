@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from schemas.connections import ConfigError, Connection, Threshold, load_connections_toml
+from schemas.connections import ConfigError, Threshold, load_connections_toml
+from schemas.kinds import HmmConnection, UsersConnection
 from schemas.messages import FeedArrived, ParseFile, message_for_actor
 
 GOOD = """
@@ -24,7 +25,7 @@ nickname = "DontImportFromSource"
 
 def test_the_example_connection_loads_with_the_default_path() -> None:
     (c,) = load_connections_toml(GOOD)
-    assert isinstance(c, Connection)
+    assert isinstance(c, UsersConnection)
     assert c.path == "import/user/internal/*.csv" and c.key == "email"
     assert c.imported_mapping == {"email": "Email", "manager": "Manager Email"}
     assert c.profile_attributes == []
@@ -85,7 +86,7 @@ def test_messages_refuse_unknown_fields_and_bad_values_on_send_and_on_receive() 
 
 def test_content_connections_take_column_renames_and_refuse_what_only_users_have() -> None:
     ok = load_connections_toml('[[connections]]\nname = "hmm"\nkind = "hmm"\n[connections.mapping]\ntitle = "Name"\n')
-    assert isinstance(ok[0], Connection)
+    assert isinstance(ok[0], HmmConnection)
     assert (ok[0].path, ok[0].mapping) == ("import/hmm/*.csv", {"title": "Name"})
     with pytest.raises(ConfigError) as exc:
         load_connections_toml('[[connections]]\nname = "g"\nkind = "getabstract"\n[connections.mapping]\ntitel = "x"\n')

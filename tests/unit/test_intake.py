@@ -64,9 +64,11 @@ def test_a_full_feed_dropped_again_after_a_newer_one_imports_and_repairs_it(full
 
 def test_the_latest_feed_dropped_again_is_a_recorded_duplicate(full_feed: Pipeline) -> None:
     full_feed.import_files((f"{INBOX}/monday.csv", FULL))
-    runs = len(queries.history())
+    runs = [h["run_id"] for h in queries.history()]
     full_feed.import_files((f"{INBOX}/monday-again.csv", FULL))
-    assert len(queries.history()) == runs, "the latest imported bytes again change nothing"
+    latest, *earlier = queries.history()
+    assert [h["run_id"] for h in earlier] == runs, "the latest imported bytes again change nothing"
+    assert (latest["type"], latest["duplicate_of_run"]) == ("duplicate", runs[0])
     assert drops() == [("monday.csv", False), ("monday-again.csv", True)]
     assert not (full_feed.settings.drop_dir / INBOX / "monday-again.csv").exists()
 

@@ -20,6 +20,7 @@ from tests.stubpipeline import HEADER, USERS_TOML, Pipeline
 from tests.unit.test_hierarchy import PEOPLE, POSITIONS, UNITS, connect, sync
 from tests.unit.test_sync_modes import people
 from workers.connectors import hierarchy, users
+from workers.rows import RunRow, read_run
 
 FULL = USERS_TOML.replace('kind = "users"', 'kind = "users"\nfull_feed = true')
 TWO = FULL + FULL.replace("hr-users", "crm-users").replace("import/user/internal", "import/user/crm")
@@ -132,8 +133,8 @@ def test_a_bundle_and_a_users_load_inserting_the_same_new_person_at_once_end_wit
     assert sql("SELECT external_id, last_name FROM lms.users WHERE email_key = 'x@x.com'") == [("x1", "Bundle")]
 
 
-def sql_run(run_id: int) -> dict[str, Any]:
-    with psycopg.connect(DATABASE_URL) as conn, conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute("SELECT * FROM sync.runs WHERE id = %s", (run_id,)).fetchone()
-    assert row is not None
-    return row
+def sql_run(run_id: int) -> RunRow:
+    with psycopg.connect(DATABASE_URL, row_factory=dict_row) as conn:
+        run = read_run(conn, run_id)
+    assert run is not None
+    return run

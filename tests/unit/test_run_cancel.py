@@ -18,7 +18,8 @@ from tests.conftest import feedsync, sql
 from tests.stubpipeline import HEADER, USERS_TOML, Pipeline
 from workers import failpoints, store
 from workers.outbox import OutboxBatch
-from workers.runs import create_run, live_connection, try_start
+from workers.rows import read_connection
+from workers.runs import create_run, try_start
 
 INBOX = "import/user/internal"
 
@@ -34,7 +35,7 @@ def start_run(pipeline: Pipeline, name: str, content: str) -> tuple[int, OutboxB
     registry.scan(pipeline.settings, announce=False)
     batch = OutboxBatch()
     with store.connect() as conn:
-        connection = live_connection(conn, "hr-users")
+        connection = read_connection(conn, "hr-users")
         assert connection is not None
         run_id, _ = create_run(conn, connection, TriggerType.ON_DEMAND, batch)
         assert try_start(conn, run_id, batch) == "started"
@@ -46,7 +47,7 @@ def queue_run(pipeline: Pipeline, name: str, content: str, batch: OutboxBatch) -
     pipeline.drop(f"{INBOX}/{name}", content)
     registry.scan(pipeline.settings, announce=False)
     with store.connect() as conn:
-        connection = live_connection(conn, "hr-users")
+        connection = read_connection(conn, "hr-users")
         assert connection is not None
         run_id, _ = create_run(conn, connection, TriggerType.FILE_DROP, batch, coalesce=False)
     return run_id

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from schemas.connections import ConfigError, load_connections_toml
-from schemas.xapi import XapiConnection, XapiField
+from schemas.kinds.xapi import XapiConnection, XapiField
 from workers.connectors.xapi.statements import RowProblem, derived_id, from_column, from_mapping, typed
 from workers.connectors.xapi.validation import problem
 

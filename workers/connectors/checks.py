@@ -58,20 +58,23 @@ def valid_number(spec: FileSpec, attribute: str, *, whole: bool = True, rejected
     )
 
 
-def as_int(attribute: str) -> str:
-    return f"CASE WHEN c.{attribute} ~ '{INT_RE}' THEN c.{attribute}::int END"
-
-
-def as_number(attribute: str) -> str:
-    return f"CASE WHEN c.{attribute} ~ '{NUMBER_RE}' THEN c.{attribute}::numeric END"
-
-
-def as_list(attribute: str) -> str:
-    """'a; b; ' as {a,b}: the providers' list separator, empty items dropped."""
-    return (
-        f"coalesce(array(SELECT btrim(t) FROM unnest(string_to_array(c.{attribute}, ';')) t "  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
-        f"WHERE btrim(t) <> ''), '{{}}')"
+def as_int(attribute: str) -> sql.Composed:
+    return sql.SQL("CASE WHEN c.{a} ~ {re} THEN c.{a}::int END").format(
+        a=sql.Identifier(attribute), re=sql.Literal(INT_RE)
     )
+
+
+def as_number(attribute: str) -> sql.Composed:
+    return sql.SQL("CASE WHEN c.{a} ~ {re} THEN c.{a}::numeric END").format(
+        a=sql.Identifier(attribute), re=sql.Literal(NUMBER_RE)
+    )
+
+
+def as_list(attribute: str) -> sql.Composed:
+    """'a; b; ' as {a,b}: the providers' list separator, empty items dropped."""
+    return sql.SQL(
+        "coalesce(array(SELECT btrim(t) FROM unnest(string_to_array(c.{}, ';')) t WHERE btrim(t) <> ''), '{{}}')"
+    ).format(sql.Identifier(attribute))
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class Chunk:
 
 
 def checked_insert(
-    conn: psycopg.Connection[Any], chunk: Chunk, spec: FileSpec, checks: list[Check], insert: str
+    conn: psycopg.Connection[Any], chunk: Chunk, spec: FileSpec, checks: list[Check], insert: sql.Composable
 ) -> dict[str, int]:
     """Check one raw chunk and insert its good rows with ``insert`` (SQL selecting ``FROM checked c
     WHERE c.ok``); every failed check is a row error on the value's line and column."""
@@ -145,7 +148,7 @@ def checked_insert(
             [sql.SQL("NOT ok"), *(sql.SQL(f"coalesce(({c.failed}), false)") for c in checks if not c.rejected)]
         ),
         values=values,
-        insert=sql.SQL(insert),
+        insert=insert,
     )
     row = store.fetch_one(conn, query, params)
     assert row is not None

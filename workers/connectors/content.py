@@ -18,8 +18,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from schemas.connections import Connection, connection_from_json
+from schemas.kinds import KindConfig, config_as
+from schemas.kinds.content import ContentConnection
 from workers import store, user_skills
+from workers.rows import RunRow
 from workers.staging import stage_table
 
 #: What a content run did to courses and learner records, as the history shows it.
@@ -28,11 +30,11 @@ HISTORY_COUNTS: tuple[str, ...] = ("courses_created", "courses_updated", "course
 EMAIL_LIKE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
-def config_of(raw: dict[str, Any]) -> Connection:
-    return connection_from_json(raw)
+def config_of(config: KindConfig) -> ContentConnection:
+    return config_as(ContentConnection, config)
 
 
-def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str, Any]) -> None:
+def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfig) -> None:
     conn.execute(
         sql.SQL(
             """CREATE UNLOGGED TABLE IF NOT EXISTS {} (
@@ -55,13 +57,8 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str,
     )
 
 
-def expected_files(config: dict[str, Any]) -> dict[str, str] | None:
+def expected_files(config: KindConfig) -> dict[str, str] | None:
     return None  # the metadata and the user feeds come and go on their own
-
-
-def staged(kind: str, run_id: int) -> str:
-    """A staging table's qualified name, for the connectors' SQL text."""
-    return f"stage.{kind}_{int(run_id)}"
 
 
 # -- load -----------------------------------------------------------------------------------------------
@@ -81,20 +78,20 @@ def file_name(path: str) -> str:
     return PurePosixPath(path).name
 
 
-_GOOD_COURSES = """
+_GOOD_COURSES = sql.SQL("""
     SELECT DISTINCT ON (s.external_id) s.*
     FROM {courses} s JOIN sync.run_files rf ON rf.run_id = %(run)s AND rf.file_id = s.file_id AND rf.status = 'parsed'
     ORDER BY s.external_id, rf.ordinal DESC, s.line_no DESC
-"""
+""")
 
 
-def apply_courses(conn: psycopg.Connection[Any], run: dict[str, Any], *, provider: str, update: bool) -> dict[str, int]:
+def apply_courses(conn: psycopg.Connection[Any], run: RunRow, *, provider: str, update: bool) -> dict[str, int]:
     """Create new courses; with ``update``, rewrite changed ones and retire removed ones. The last
     row of a course in the run wins."""
-    run_id = int(run["id"])
-    good = _GOOD_COURSES.format(courses=staged("courses", run_id))
-    params = {"run": run_id, "provider": provider, "conn": run["connection_id"]}
-    on_conflict = (
+    run_id = run.id
+    good = _GOOD_COURSES.format(courses=stage_table("courses", run_id))
+    params = {"run": run_id, "provider": provider, "conn": run.connection_id}
+    on_conflict = sql.SQL(
         """DO UPDATE SET title = excluded.title, description = excluded.description,
              launch_url = excluded.launch_url, image_url = excluded.image_url, authors = excluded.authors,
              duration_minutes = excluded.duration_minutes, language = excluded.language,
@@ -112,7 +109,8 @@ def apply_courses(conn: psycopg.Connection[Any], run: dict[str, Any], *, provide
     )
     row = store.fetch_one(
         conn,
-        f"""
+        sql.SQL(
+            """
         WITH good AS ({good}),
         hashed AS (
             SELECT g.*, md5(row(g.title, g.description, g.launch_url, g.image_url, g.authors, g.duration_minutes,
@@ -139,7 +137,8 @@ def apply_courses(conn: psycopg.Connection[Any], run: dict[str, Any], *, provide
                count(*) FILTER (WHERE NOT up.created) AS updated,
                count(*) FILTER (WHERE up.status = 'retired' AND old.status IS DISTINCT FROM 'retired') AS retired,
                (SELECT count(*) FROM good) AS staged
-        FROM up LEFT JOIN old USING (external_id)""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+        FROM up LEFT JOIN old USING (external_id)"""
+        ).format(good=good, on_conflict=on_conflict),
         params,
     )
     assert row is not None
@@ -153,17 +152,20 @@ def apply_courses(conn: psycopg.Connection[Any], run: dict[str, Any], *, provide
     }
 
 
-def _sync_skills(conn: psycopg.Connection[Any], good: str, params: dict[str, Any]) -> None:
+def _sync_skills(conn: psycopg.Connection[Any], good: sql.Composable, params: dict[str, Any]) -> None:
     conn.execute(
-        f"""INSERT INTO lms.skills (name)
+        sql.SQL(
+            """INSERT INTO lms.skills (name)
             SELECT DISTINCT ON (lower(n)) n FROM ({good}) g CROSS JOIN LATERAL unnest(g.skills) n
             ORDER BY lower(n), n
-            ON CONFLICT DO NOTHING""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+            ON CONFLICT DO NOTHING"""
+        ).format(good=good),
         params,
     )
     gained = store.fetch_all(
         conn,
-        f"""WITH good AS ({good}),
+        sql.SQL(
+            """WITH good AS ({good}),
             courses AS (SELECT c.id, g.skills FROM good g
                         JOIN lms.courses c ON c.provider = %(provider)s AND c.external_id = g.external_id),
             want AS (SELECT DISTINCT c.id AS course_id, s.id AS skill_id
@@ -173,7 +175,8 @@ def _sync_skills(conn: psycopg.Connection[Any], good: str, params: dict[str, Any
                        AND NOT EXISTS (SELECT 1 FROM want w WHERE w.course_id = cs.course_id
                                                               AND w.skill_id = cs.skill_id))
             INSERT INTO lms.course_skills (course_id, skill_id) SELECT course_id, skill_id FROM want
-            ON CONFLICT DO NOTHING RETURNING course_id""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+            ON CONFLICT DO NOTHING RETURNING course_id"""
+        ).format(good=good),
         params,
     )
     # People who completed a course before it listed a skill achieve that skill now.
@@ -181,13 +184,25 @@ def _sync_skills(conn: psycopg.Connection[Any], good: str, params: dict[str, Any
 
 
 _PROGRESS_COLUMNS = (
-    "status, first_accessed_on, last_accessed_on, completed_on, assessed_on, score, time_spent_minutes, visits"
+    "status",
+    "first_accessed_on",
+    "last_accessed_on",
+    "completed_on",
+    "assessed_on",
+    "score",
+    "time_spent_minutes",
+    "visits",
 )
+
+
+def _columns(alias: str | None = None) -> sql.Composed:
+    """The progress columns, each of ``alias`` if given."""
+    return sql.SQL(", ").join(sql.Identifier(alias, c) if alias else sql.Identifier(c) for c in _PROGRESS_COLUMNS)
 
 
 def apply_progress(
     conn: psycopg.Connection[Any],
-    run: dict[str, Any],
+    run: RunRow,
     file_id: int,
     *,
     provider: str,
@@ -198,26 +213,28 @@ def apply_progress(
     """Merge one feed file's progress rows; ``what`` names the provider's feed in messages. With
     ``by_course_id`` the rows name courses by ``lms.courses.id`` (a kind that resolved them itself,
     of any provider); ``create_learners`` None: the connection's setting."""
-    run_id = int(run["id"])
+    run_id = run.id
     if create_learners is None:
-        create_learners = config_of(run["config"]).create_learners
-    progress = staged("progress", run_id)
-    params = {"run": run_id, "file": file_id, "provider": provider, "conn": run["connection_id"]}
+        create_learners = config_of(run.config).create_learners
+    progress = stage_table("progress", run_id)
+    params = {"run": run_id, "file": file_id, "provider": provider, "conn": run.connection_id}
     course_match = (
-        "c1.id = s.course_ref::bigint"
+        sql.SQL("c1.id = s.course_ref::bigint")
         if by_course_id
-        else "c1.provider = %(provider)s AND c1.external_id = s.course_ref"
+        else sql.SQL("c1.provider = %(provider)s AND c1.external_id = s.course_ref")
     )
     learners_created = 0
     if create_learners:
         learners_created = conn.execute(
-            f"""INSERT INTO lms.users (email, first_name, last_name, source_connection_id)
+            sql.SQL(
+                """INSERT INTO lms.users (email, first_name, last_name, source_connection_id)
                 SELECT DISTINCT ON (s.learner_key) coalesce(s.email, s.learner_key), s.first_name, s.last_name, %(conn)s
                 FROM {progress} s
-                WHERE s.file_id = %(file)s AND s.learner_key ~ '{EMAIL_LIKE}'
+                WHERE s.file_id = %(file)s AND s.learner_key ~ {email_like}
                   AND NOT EXISTS (SELECT 1 FROM lms.users u WHERE u.email_key = s.learner_key)
                 ORDER BY s.learner_key, s.line_no DESC
-                ON CONFLICT DO NOTHING""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+                ON CONFLICT DO NOTHING"""
+            ).format(progress=progress, email_like=sql.Literal(EMAIL_LIKE)),
             params,
         ).rowcount
     unknown_learner = (
@@ -231,7 +248,7 @@ def apply_progress(
         f"no {what} course has this code (nor, for the title in the row, one course of that title); import the "
         "course metadata that lists it, or correct the code, and rerun"
     )
-    merge = """
+    merge = sql.SQL("""
         CASE WHEN 'completed' IN (p.status, l.status) THEN 'completed'
              WHEN 'in_progress' IN (p.status, l.status) THEN 'in_progress' ELSE 'not_started' END AS status,
         least(p.first_accessed_on, l.first_accessed_on) AS first_accessed_on,
@@ -241,10 +258,11 @@ def apply_progress(
         CASE WHEN l.score IS NOT NULL AND (p.assessed_on IS NULL OR l.assessed_on >= p.assessed_on) THEN l.score
              ELSE coalesce(p.score, l.score) END AS score,
         greatest(p.time_spent_minutes, l.time_spent_minutes) AS time_spent_minutes,
-        greatest(p.visits, l.visits) AS visits"""
+        greatest(p.visits, l.visits) AS visits""")
     row = store.fetch_one(
         conn,
-        f"""
+        sql.SQL(
+            """
         WITH src AS (
             SELECT s.*, u.id AS user_id, coalesce(c1.id, CASE WHEN c2.n = 1 THEN c2.id END) AS course_id
             FROM {progress} s
@@ -277,22 +295,29 @@ def apply_progress(
             FROM latest l LEFT JOIN lms.learner_progress p USING (user_id, course_id)),
         changed AS (
             SELECT m.* FROM merged m LEFT JOIN lms.learner_progress p USING (user_id, course_id)
-            WHERE m.is_new OR ({", ".join("m." + c.strip() for c in _PROGRESS_COLUMNS.split(","))})
-                  IS DISTINCT FROM ({", ".join("p." + c.strip() for c in _PROGRESS_COLUMNS.split(","))})),
+            WHERE m.is_new OR ({m_columns}) IS DISTINCT FROM ({p_columns})),
         ins AS (
-            INSERT INTO lms.learner_progress (user_id, course_id, {_PROGRESS_COLUMNS}, source_connection_id,
+            INSERT INTO lms.learner_progress (user_id, course_id, {columns}, source_connection_id,
                                               source_file_id)
-            SELECT user_id, course_id, {_PROGRESS_COLUMNS}, %(conn)s, %(file)s FROM changed WHERE is_new
+            SELECT user_id, course_id, {columns}, %(conn)s, %(file)s FROM changed WHERE is_new
             RETURNING 1),
         upd AS (
-            UPDATE lms.learner_progress p SET ({_PROGRESS_COLUMNS}, source_connection_id, source_file_id,
+            UPDATE lms.learner_progress p SET ({columns}, source_connection_id, source_file_id,
                                                updated_at)
-                 = ({", ".join("c." + c.strip() for c in _PROGRESS_COLUMNS.split(","))}, %(conn)s, %(file)s,
-                    clock_timestamp())
+                 = ({c_columns}, %(conn)s, %(file)s, clock_timestamp())
             FROM changed c WHERE NOT c.is_new AND p.user_id = c.user_id AND p.course_id = c.course_id
             RETURNING 1)
         SELECT (SELECT count(*) FROM ins) AS created, (SELECT count(*) FROM upd) AS updated,
-               (SELECT count(*) FROM latest) AS rows, (SELECT count(*) FROM errs) AS rejected""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+               (SELECT count(*) FROM latest) AS rows, (SELECT count(*) FROM errs) AS rejected"""
+        ).format(
+            progress=progress,
+            course_match=course_match,
+            merge=merge,
+            columns=_columns(),
+            m_columns=_columns("m"),
+            p_columns=_columns("p"),
+            c_columns=_columns("c"),
+        ),
         {
             **params,
             "unknown_learner": unknown_learner,
@@ -314,32 +339,33 @@ def apply_progress(
 # -- the load's decision: content feeds have no thresholds; a dry run shows what is staged ---------------
 
 
-def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
+def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
     return 0  # duplicates are resolved in the merge: the last row of a course or a learner's course wins
 
 
-def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
+def classify(conn: psycopg.Connection[Any], run: RunRow) -> None:
     return None
 
 
-def needs_plan(run: dict[str, Any]) -> bool:
-    return bool(run["dry_run"])
+def needs_plan(run: RunRow) -> bool:
+    return bool(run.dry_run)
 
 
-def plan(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, Any]:
-    run_id = int(run["id"])
+def plan(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]:
     row = store.fetch_one(
         conn,
-        f"""SELECT (SELECT count(DISTINCT external_id) FROM {staged("courses", run_id)}) AS courses,
-                   (SELECT count(*) FROM {staged("progress", run_id)}) AS progress_rows""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+        sql.SQL(
+            """SELECT (SELECT count(DISTINCT external_id) FROM {}) AS courses,
+                      (SELECT count(*) FROM {}) AS progress_rows"""
+        ).format(stage_table("courses", run.id), stage_table("progress", run.id)),
     )
     assert row is not None
     return {"courses_in_feed": int(row["courses"]), "progress_rows_in_feed": int(row["progress_rows"])}
 
 
-def exceeded_thresholds(run: dict[str, Any], p: dict[str, Any]) -> list[str]:
+def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:
     return []
 
 
-def finish(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     return {}

@@ -21,17 +21,19 @@ import psycopg
 from psycopg import sql
 
 from schemas.exports import ExportConnection
+from schemas.kinds import KindConfig
 from schemas.providers import FileSpec
 from workers.connectors.checks import Chunk
 from workers.connectors.exporting import Window
+from workers.rows import RunRow
 
 #: One step of a load: committed on its own in an online load; returns counts to add to the run's.
-Step = Callable[[psycopg.Connection[Any], dict[str, Any]], dict[str, int]]
+Step = Callable[[psycopg.Connection[Any], RunRow], dict[str, int]]
 
 
 class ImportKind(Protocol):
-    """An import kind's module. Configs and runs are the rows as stored (``sync.connections.config``,
-    ``sync.runs``), read once per message by the stage that calls."""
+    """An import kind's module. Configs are the kind's class (schemas/kinds) and runs ``RunRow``s,
+    read once per message by the stage that calls."""
 
     EXPORT: Literal[False]
     #: Days a processed file is kept after its run when the connection sets no ``retention_days``;
@@ -42,39 +44,39 @@ class ImportKind(Protocol):
     #: A sync that finds no file fails with this sentence; None: it completes with nothing to do.
     EMPTY_RUN: str | None
 
-    def file_spec(self, config: dict[str, Any], file_name: str) -> FileSpec:
+    def file_spec(self, config: KindConfig, file_name: str) -> FileSpec:
         """What a dropped file is (role, format, columns); raises FileNameProblem for a name not taken."""
         ...
 
-    def expected_files(self, config: dict[str, Any]) -> dict[str, str] | None:
+    def expected_files(self, config: KindConfig) -> dict[str, str] | None:
         """A bundle's files (part -> name): a file-drop run waits until all have arrived; None: no bundle."""
         ...
 
-    def create_staging(self, conn: psycopg.Connection[Any], run_id: int, config: dict[str, Any]) -> None: ...
+    def create_staging(self, conn: psycopg.Connection[Any], run_id: int, config: KindConfig) -> None: ...
 
-    def transform_chunk(self, conn: psycopg.Connection[Any], chunk: Chunk, config: dict[str, Any]) -> dict[str, int]:
+    def transform_chunk(self, conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
         """Map, validate and stage one raw chunk; bad rows become row errors. Returns valid/rejected/warnings."""
         ...
 
-    def prepare(self, conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
+    def prepare(self, conn: psycopg.Connection[Any], run: RunRow) -> int:
         """Checks across the whole run (duplicates, references); returns how many rows it rejected."""
         ...
 
-    def classify(self, conn: psycopg.Connection[Any], run: dict[str, Any]) -> None: ...
+    def classify(self, conn: psycopg.Connection[Any], run: RunRow) -> None: ...
 
-    def needs_plan(self, run: dict[str, Any]) -> bool: ...
+    def needs_plan(self, run: RunRow) -> bool: ...
 
-    def plan(self, conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, Any]: ...
+    def plan(self, conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]: ...
 
-    def exceeded_thresholds(self, run: dict[str, Any], p: dict[str, Any]) -> list[str]:
+    def exceeded_thresholds(self, run: RunRow, p: dict[str, Any]) -> list[str]:
         """Why the plan must wait for approval, as sentences for the admin; empty: it may go on."""
         ...
 
     def load_steps(
-        self, conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool, batch_rows: int
+        self, conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int
     ) -> list[Step]: ...
 
-    def finish(self, conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]: ...
+    def finish(self, conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]: ...
 
 
 class ExportKind(Protocol):

@@ -8,7 +8,9 @@ from functools import partial
 from typing import Any, Literal
 
 import psycopg
+from psycopg import sql
 
+from schemas.kinds import KindConfig
 from schemas.providers import FileSpec, getabstract_file
 from workers.connectors import content
 from workers.connectors.checks import Check, Chunk, checked_insert, required, valid_date
@@ -24,9 +26,10 @@ from workers.connectors.content import (
     needs_plan,
     plan,
     prepare,
-    staged,
 )
 from workers.connectors.contract import Step
+from workers.rows import RunRow
+from workers.staging import stage_table
 
 PROVIDER = "getabstract"
 EXPORT: Literal[False] = False
@@ -39,11 +42,11 @@ EMPTY_RUN: str | None = (
 )
 
 
-def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
+def file_spec(config: KindConfig, file_name: str) -> FileSpec:
     return getabstract_file(file_name, config_of(config).mapping)
 
 
-def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[str, Any]) -> dict[str, int]:
+def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
     run_id, file_id, file_name = chunk.run_id, chunk.file_id, chunk.file_name
     spec = file_spec(config, content.file_name(file_name))
     checks = [
@@ -57,26 +60,31 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
         valid_date(spec, "download_date"),
     ]
     # One statement fills both tables: the summary (a course) and the learner's completion.
-    insert = f"""
-        INSERT INTO {staged("courses", run_id)} (file_id, line_no, external_id, title, language, category,
-                                                  asset_type, asset_format)
+    insert = sql.SQL(
+        """
+        INSERT INTO {courses} (file_id, line_no, external_id, title, language, category, asset_type, asset_format)
         SELECT {file_id}, c.line_no, c.data_id, c.main_title, c.language, c.category, 'Summary', c.media_type
         FROM checked c WHERE c.ok
         RETURNING 1),
     progress AS (
-        INSERT INTO {staged("progress", run_id)} (file_id, line_no, learner_key, learner_column, email, first_name,
+        INSERT INTO {progress} (file_id, line_no, learner_key, learner_column, email, first_name,
             last_name, course_ref, course_title, status, first_accessed_on, last_accessed_on, completed_on)
         SELECT {file_id}, c.line_no, lower(c.email), 'email', c.email, c.first_name, c.last_name, c.data_id,
                c.main_title, 'completed', sync.feed_date(c.download_date), sync.feed_date(c.download_date),
                sync.feed_date(c.download_date)
-        FROM checked c WHERE c.ok"""  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+        FROM checked c WHERE c.ok"""
+    ).format(
+        courses=stage_table("courses", run_id),
+        progress=stage_table("progress", run_id),
+        file_id=sql.Literal(file_id),
+    )
     return checked_insert(conn, chunk, spec, checks, insert)
 
 
-def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool, batch_rows: int) -> list[Step]:
+def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]:
     """New summaries first, then each report in its own step, oldest first."""
     steps: list[Step] = [partial(content.apply_courses, provider=PROVIDER, update=False)]
-    for f in content.parsed_files(conn, int(run["id"])):
+    for f in content.parsed_files(conn, run.id):
         steps.append(partial(content.apply_progress, file_id=f["file_id"], provider=PROVIDER, what="getAbstract"))
     return steps
 

@@ -30,16 +30,20 @@ import structlog
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from schemas.exports import export_config
+from schemas.exports import ExportConnection
+from schemas.kinds import config_as
 from schemas.messages import ExportRun
-from schemas.settings import get_settings
+from schemas.settings import Settings, get_settings
+from schemas.states import RunStatus, TriggerType
 from workers import store
 from workers.connectors import export_kind
 from workers.connectors.exporting import Window, profile_attributes
-from workers.destinations import destination_for
+from workers.destinations import Destination, Folder
 from workers.errors import TerminalError, TransientError
 from workers.ledger import StageTx, run_stage
+from workers.rows import RunRow, read_run
 from workers.runs import queue_finalize
+from workers.sftp_destination import SftpDestination
 from workers.stages import stage_actor
 
 log = structlog.get_logger(__name__)
@@ -59,7 +63,7 @@ def export_run(msg: ExportRun) -> None:
 
     def body(tx: StageTx) -> None:
         export = store.fetch_one(tx.conn, "SELECT * FROM sync.exports WHERE run_id = %s", (msg.run_id,))
-        run = store.fetch_one(tx.conn, "SELECT * FROM sync.runs WHERE id = %s", (msg.run_id,))
+        run = read_run(tx.conn, msg.run_id)
         assert export is not None and run is not None
         window = Window(export["window_from"], export["window_to"])
         # A transaction that began before the end but was not yet listed when the window was fixed.
@@ -83,10 +87,10 @@ def export_run(msg: ExportRun) -> None:
 BLOCK_BYTES = 1 << 20  # what one export holds in memory, whatever its size
 
 
-def write_file(conn: psycopg.Connection[Any], run: dict[str, Any], name: str, window: Window) -> tuple[int, Any]:
+def write_file(conn: psycopg.Connection[Any], run: RunRow, name: str, window: Window) -> tuple[int, Any]:
     """Stream the export of ``window`` into its destination; returns (rows, Written)."""
-    cfg = export_config(run["config"])
-    kind = export_kind(run["kind"])
+    cfg = config_as(ExportConnection, run.config)
+    kind = export_kind(run.kind)
     profile = profile_attributes(conn)
     destination = destination_for(get_settings(), cfg)
     copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(kind.query(cfg, profile, window))
@@ -109,11 +113,18 @@ def write_file(conn: psycopg.Connection[Any], run: dict[str, Any], name: str, wi
         sentence = (
             f"the export file {name} could not be written to {destination.describe()} "
             f"({exc.strerror or type(exc).__name__}): free space on the disk or make the folder writable, "
-            f"then `feedsync rerun {run['connection_name']}`"
+            f"then `feedsync rerun {run.connection_name}`"
         )
-        record_not_written(int(run["id"]), name, sentence)
+        record_not_written(run.id, name, sentence)
         raise TerminalError(sentence) from exc
     return rows, written
+
+
+def destination_for(settings: Settings, cfg: ExportConnection) -> Destination:
+    """Where an export's file goes: the connection's SFTP server, or the export folder."""
+    if cfg.sftp is not None:
+        return SftpDestination(settings, cfg.sftp, cfg.name, zipped=cfg.zip)
+    return Folder(settings.export_dir, cfg.location, zipped=cfg.zip)
 
 
 def header_line(columns: list[str]) -> bytes:
@@ -136,32 +147,26 @@ def record_not_written(run_id: int, name: str, sentence: str) -> None:
 def fix_window(run_id: int) -> bool:
     """Fix and commit the run's window and file name once. False: the run is not going any more."""
     with store.connect() as conn:
-        run = store.fetch_one(
-            conn,
-            """SELECT r.*, s.start_at AS schedule_start FROM sync.runs r
-               LEFT JOIN sync.schedules s ON s.connection_id = r.connection_id
-               WHERE r.id = %s FOR NO KEY UPDATE OF r""",
-            (run_id,),
-        )
-        if run is None or run["status"] != "in_progress":
+        run = read_run(conn, run_id, lock="NO KEY UPDATE")
+        if run is None or run.status is not RunStatus.IN_PROGRESS:
             return False
         if store.fetch_one(conn, "SELECT 1 FROM sync.exports WHERE run_id = %s", (run_id,)) is not None:
             return True
-        destination = destination_for(get_settings(), export_config(run["config"])).describe()
+        destination = destination_for(get_settings(), config_as(ExportConnection, run.config)).describe()
         prior = None
-        if run["trigger"] == "rerun":
+        if run.trigger is TriggerType.RERUN:
             prior = store.fetch_one(
-                conn, "SELECT window_from, window_to, file_name FROM sync.exports WHERE run_id = %s", (run["rerun_of"],)
+                conn, "SELECT window_from, window_to, file_name FROM sync.exports WHERE run_id = %s", (run.rerun_of,)
             )
         if prior is not None:  # a rerun rewrites the same file with the same window
             start, end, name = prior["window_from"], prior["window_to"], prior["file_name"]
         else:
             start, end = _window(conn, run)
-            name = _file_name(conn, export_kind(run["kind"]).FILE_PREFIX, start, end, destination)
+            name = _file_name(conn, export_kind(run.kind).FILE_PREFIX, start, end, destination)
         conn.execute(
             """INSERT INTO sync.exports (run_id, connection_id, kind, window_from, window_to, file_name, destination)
                VALUES (%s, %s, %s, %s, %s, %s, %s)""",
-            (run_id, run["connection_id"], run["kind"], start, end, name, destination),
+            (run_id, run.connection_id, run.kind, start, end, name, destination),
         )
         conn.execute(
             "UPDATE sync.runs SET note = coalesce(note, %s) WHERE id = %s",
@@ -170,26 +175,30 @@ def fix_window(run_id: int) -> bool:
     return True
 
 
-def _window(conn: psycopg.Connection[Any], run: dict[str, Any]) -> tuple[datetime, datetime]:
+def _window(conn: psycopg.Connection[Any], run: RunRow) -> tuple[datetime, datetime]:
     now = store.fetch_one(conn, "SELECT clock_timestamp() AS t")
     assert now is not None
     oldest = store.fetch_one(conn, _OPEN_SINCE, (now["t"],))
     end: datetime = min(now["t"], oldest["oldest"]) if oldest and oldest["oldest"] else now["t"]
-    if run["since"] is not None:
-        start = datetime.combine(run["since"], time(), UTC)
+    if run.since is not None:
+        start = datetime.combine(run.since, time(), UTC)
     else:
         last = store.fetch_one(
             conn,
             """SELECT max(e.window_to) AS t FROM sync.exports e JOIN sync.runs r ON r.id = e.run_id
                WHERE r.connection_name = %s AND r.kind = %s AND e.written_at IS NOT NULL
                  AND r.status IN ('completed', 'completed_with_errors')""",
-            (run["connection_name"], run["kind"]),
+            (run.connection_name, run.kind),
         )
-        start = last["t"] if last and last["t"] else run["schedule_start"]
-        if start is None:
+        schedule = store.fetch_one(
+            conn, "SELECT start_at FROM sync.schedules WHERE connection_id = %s", (run.connection_id,)
+        )
+        begin: datetime | None = last["t"] if last and last["t"] else (schedule["start_at"] if schedule else None)
+        if begin is None:
             raise TerminalError(
-                f"{run['connection_name']} has no earlier export to continue from: sync it with --since YYYY-MM-DD"
+                f"{run.connection_name} has no earlier export to continue from: sync it with --since YYYY-MM-DD"
             )
+        start = begin
     if start > end:
         raise TerminalError(
             f"the export window would start {start:%Y-%m-%d %H:%M}Z, after its end {end:%Y-%m-%d %H:%M}Z: "

@@ -8,10 +8,11 @@ from typing import Any
 import structlog
 
 from schemas.messages import FinalizeRun
-from schemas.states import RunStatus
+from schemas.states import RunStatus, TriggerType
 from workers import failpoints, lifecycle, notify, retention, store
 from workers.connectors import kind_of
 from workers.ledger import StageTx, run_stage
+from workers.rows import read_run
 from workers.runs import drop_stage_tables, start_next
 from workers.stages import stage_actor
 
@@ -33,7 +34,7 @@ def finalize_run(msg: FinalizeRun) -> None:
     def body(tx: StageTx) -> None:
         conn = tx.conn
         failpoints.hit("finalize.start")
-        run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s FOR UPDATE", (msg.run_id,))
+        run = read_run(conn, msg.run_id, lock="UPDATE")
         assert run is not None
         t = store.fetch_one(
             conn,
@@ -51,36 +52,38 @@ def finalize_run(msg: FinalizeRun) -> None:
         assert t is not None
         # A content sync asked for (on demand, on schedule) with no feed at all is an error the admin
         # must see: the provider did not deliver.
-        kind = kind_of(run["kind"])
+        kind = kind_of(run.kind)
         empty_run_error = None if kind.EXPORT else kind.EMPTY_RUN
-        needs_files = empty_run_error is not None and run["trigger"] in ("scheduled", "on_demand")
+        needs_files = empty_run_error is not None and run.trigger in (TriggerType.SCHEDULED, TriggerType.ON_DEMAND)
         status = decide_status(t, needs_files)
         counts = {
             "read": int(t["read"]),
-            "created": int(run["counts"].get("created", 0)),
-            "updated": int(run["counts"].get("updated", 0)),
-            "unchanged": int(run["counts"].get("unchanged", 0)),
-            "deactivated": int(run["counts"].get("deactivated", 0)),
+            "created": int(run.counts.get("created", 0)),
+            "updated": int(run.counts.get("updated", 0)),
+            "unchanged": int(run.counts.get("unchanged", 0)),
+            "deactivated": int(run.counts.get("deactivated", 0)),
             "rejected": int(t["rejected"]),
             "warnings": int(t["warnings"]),
             "files": int(t["files"]),
             "files_rejected": int(t["files_rejected"]),
         }
         error = (t["file_error"] or empty_run_error) if status is RunStatus.FAILED else None
-        note = "dry run: the plan shows what the run would do; nothing was written" if run["dry_run"] else None
+        note = "dry run: the plan shows what the run would do; nothing was written" if run.dry_run else None
         lifecycle.finish(conn, msg.run_id, status, counts, error, note)
-        # A dry run imported nothing: its files wait for the real run.
+        # A dry run imported nothing: its files wait for the real run. A previewed file was never
+        # for a real run: it goes now (the sweep after the commit unlinks it).
         conn.execute(
             """UPDATE sync.feed_files f
-               SET status = CASE WHEN %(dry)s THEN 'registered' WHEN rf.status = 'rejected' THEN 'rejected'
-                                 ELSE 'imported' END
+               SET status = CASE WHEN f.preview THEN 'rejected' WHEN %(dry)s THEN 'registered'
+                                 WHEN rf.status = 'rejected' THEN 'rejected' ELSE 'imported' END,
+                   removed_at = CASE WHEN f.preview THEN clock_timestamp() ELSE f.removed_at END
                FROM sync.run_files rf WHERE rf.run_id = %(run)s AND f.id = rf.file_id""",
-            {"run": msg.run_id, "dry": run["dry_run"]},
+            {"run": msg.run_id, "dry": run.dry_run},
         )
         dropped = drop_stage_tables(conn, msg.run_id)
         tx.counts = {**counts, "staging_tables_dropped": dropped}
         log.info("run finished", status=status.value, **counts)
-        tx.after_success.append(lambda t: start_next(t.conn, run["connection_id"], t.outbox))
+        tx.after_success.append(lambda t: start_next(t.conn, run.connection_id, t.outbox))
         # After the commit, never before: files whose retention is zero (user feeds) go now.
         tx.after_commit.append(lambda: retention.sweep(run_id=msg.run_id))
         tx.after_commit.append(lambda: notify.run_finished(msg.run_id))

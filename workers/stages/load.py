@@ -15,6 +15,7 @@ lms and kept on the run. Then one of:
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -23,10 +24,12 @@ from psycopg.types.json import Jsonb
 
 from schemas.messages import LoadRun
 from schemas.settings import get_settings
+from schemas.states import AccessMode, RunStatus
 from workers import failpoints, lifecycle, store
 from workers.connectors import import_kind
 from workers.connectors.contract import ImportKind, Step
 from workers.ledger import StageTx, run_stage
+from workers.rows import RunRow, read_run
 from workers.runs import enter_run, queue_finalize
 from workers.stages import stage_actor
 
@@ -36,14 +39,14 @@ log = structlog.get_logger(__name__)
 @stage_actor(LoadRun)
 def load_run(msg: LoadRun) -> None:
     decision, run = _decide(msg)
-    if decision == "skip":
+    if decision == "skip" or run is None:
         return
-    connector = import_kind(run["kind"])
+    connector = import_kind(run.kind)
     if decision == "dry_run":
         run_stage(msg, lambda tx: _close(tx, msg, {"dry_run": 1}))
     elif decision == "hold":
         run_stage(msg, lambda tx: _hold(tx, msg))
-    elif run["access_mode"] == "exclusive":
+    elif run.access is AccessMode.EXCLUSIVE:
 
         def body(tx: StageTx) -> None:
             tx.conn.execute("SELECT set_config('work_mem', %s, true)", (get_settings().load_work_mem,))
@@ -65,17 +68,17 @@ def load_run(msg: LoadRun) -> None:
         run_stage(msg, final)
 
 
-def _decide(msg: LoadRun) -> tuple[str, dict[str, Any]]:
+def _decide(msg: LoadRun) -> tuple[str, RunRow | None]:
     """Prepare and plan once per run (kept on the run, so a redelivery decides the same way)."""
     with store.connect() as conn:
-        run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s FOR UPDATE", (msg.run_id,))
+        run = read_run(conn, msg.run_id, lock="UPDATE")
         assert run is not None
-        if run["status"] != "in_progress":
-            return "skip", run
-        connector = import_kind(run["kind"])
+        if run.status is not RunStatus.IN_PROGRESS:
+            return "skip", None
+        connector = import_kind(run.kind)
         # Hash joins over a million staged rows fit in memory instead of spilling sorts to disk.
         conn.execute("SELECT set_config('work_mem', %s, true)", (get_settings().load_work_mem,))
-        if run["plan"] is None:
+        if run.plan is None:
             t0 = time.perf_counter()
             duplicates = connector.prepare(conn, run)
             t1 = time.perf_counter()
@@ -90,23 +93,24 @@ def _decide(msg: LoadRun) -> tuple[str, dict[str, Any]]:
             )
             plan["duplicates"] = duplicates
             conn.execute("UPDATE sync.runs SET plan = %s WHERE id = %s", (Jsonb(plan), msg.run_id))
-            run["plan"] = plan
-        if run["dry_run"]:
+            run = replace(run, plan=plan)
+        assert run.plan is not None
+        if run.dry_run:
             return "dry_run", run
-        if not msg.approved and run["plan"].get("population") is not None:
-            reasons = connector.exceeded_thresholds(run, run["plan"])
+        if not msg.approved and run.plan.get("population") is not None:
+            reasons = connector.exceeded_thresholds(run, run.plan)
             if reasons:
-                run["plan"]["held_because"] = reasons
-                conn.execute("UPDATE sync.runs SET plan = %s WHERE id = %s", (Jsonb(run["plan"]), msg.run_id))
-                return "hold", run
+                held = {**run.plan, "held_because": reasons}
+                conn.execute("UPDATE sync.runs SET plan = %s WHERE id = %s", (Jsonb(held), msg.run_id))
+                return "hold", replace(run, plan=held)
         return "apply", run
 
 
-def _steps(connector: ImportKind, conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool) -> list[Step]:
+def _steps(connector: ImportKind, conn: psycopg.Connection[Any], run: RunRow, *, whole: bool) -> list[Step]:
     return list(connector.load_steps(conn, run, whole=whole, batch_rows=get_settings().load_batch_rows))
 
 
-def _apply_online(msg: LoadRun, run: dict[str, Any], connector: Any) -> None:
+def _apply_online(msg: LoadRun, run: RunRow, connector: ImportKind) -> None:
     with store.connect() as conn:
         steps = _steps(connector, conn, run, whole=False)
     for batch_no, step in enumerate(steps):

@@ -21,7 +21,7 @@ import structlog
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from schemas.connections import import_connection_from_json
+from schemas.kinds import Connection, KindConfig, config_as, connection_from_json
 from schemas.messages import ParseFile, TransformChunk
 from schemas.providers import FileNameProblem, FileSpec
 from schemas.settings import get_settings
@@ -63,6 +63,7 @@ def parse_file(msg: ParseFile) -> None:
     if ctx["file_status"] != "pending":
         return
     label = ctx["original_path"]
+    config = connection_from_json(ctx["config"])
     path = settings.stored_file(ctx["stored_path"])
     try:
         if not Path(path).is_file():
@@ -73,10 +74,10 @@ def parse_file(msg: ParseFile) -> None:
             )
         _check_unchanged(path, label, ctx["sha256"])
         try:
-            spec = import_kind(ctx["kind"]).file_spec(ctx["config"], PurePosixPath(label).name)
+            spec = import_kind(ctx["kind"]).file_spec(config, PurePosixPath(label).name)
         except FileNameProblem as exc:
             raise BadFileError(label, str(exc), "Rename the file and drop it again") from None
-        reader = _reader(spec, path, label, ctx["config"])
+        reader = _reader(spec, path, label, config)
         header = reader.header(spec.columns, spec.optional)
         columns = {a: {"column": header.columns[i], "no": i + 1} for a, i in header.positions.items()}
         with store.connect() as conn:
@@ -111,11 +112,11 @@ def _check_unchanged(path: Path, label: str, sha256: str) -> None:
         )
 
 
-def _reader(spec: FileSpec, path: Path, label: str, config: dict[str, Any]) -> FeedReader | XlsxReader:
+def _reader(spec: FileSpec, path: Path, label: str, config: KindConfig) -> FeedReader | XlsxReader:
     settings = get_settings()
     if spec.format == "xlsx":
         return XlsxReader(path, label, settings, dates=spec.dates)
-    connection = import_connection_from_json(config)
+    connection = config_as(Connection, config)
     return FeedReader(
         path,
         label,

@@ -3,6 +3,7 @@ chunk of the run to finish queues the load (fan-in in PostgreSQL)."""
 
 from __future__ import annotations
 
+from schemas.kinds import connection_from_json
 from schemas.messages import TransformChunk
 from workers import failpoints, store
 from workers.connectors import import_kind
@@ -30,7 +31,8 @@ def transform_chunk(msg: TransformChunk) -> None:
             return
         failpoints.hit("transform.start")
         chunk = Chunk(msg.run_id, msg.file_id, msg.chunk_no, ctx["original_path"], ctx["columns"] or {})
-        tx.counts = import_kind(ctx["kind"]).transform_chunk(tx.conn, chunk, ctx["config"])
+        config = connection_from_json(ctx["config"])
+        tx.counts = import_kind(ctx["kind"]).transform_chunk(tx.conn, chunk, config)
         tx.after_success.append(lambda t: advance_if_ready(t.conn, msg.run_id, t.outbox))
 
     run_stage(msg, body)

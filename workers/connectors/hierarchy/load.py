@@ -7,37 +7,44 @@ from functools import partial
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from workers import rules, store
-from workers.connectors.content import staged
 from workers.connectors.contract import Step
 from workers.connectors.hierarchy.plan import deactivates, gone_filter
-from workers.connectors.hierarchy.transform import LABEL, TREES, config_of
+from workers.connectors.hierarchy.transform import LABEL, TREES, config_of, store_table
+from workers.rows import RunRow
+from workers.staging import stage_table
 
 
-def apply_tree(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) -> dict[str, int]:
+def apply_tree(conn: psycopg.Connection[Any], run: RunRow, part: str) -> dict[str, int]:
     """Units or positions: new ones inserted, then every parent link set (a parent may come later in
     the file), changed ones rewritten. Moving a unit moves its whole sub-tree with it."""
-    run_id = int(run["id"])
-    t, table, name = staged(part, run_id), TREES[part], {"org": "units", "pos": "positions"}[part]
-    params = {"conn": run["connection_id"]}
+    run_id = run.id
+    t, table, name = stage_table(part, run_id), store_table(part), {"org": "units", "pos": "positions"}[part]
+    params = {"conn": run.connection_id}
     before = store.fetch_one(
         conn,
-        f"""SELECT count(*) FILTER (WHERE u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active) AS updated,
+        sql.SQL(
+            """SELECT count(*) FILTER (WHERE u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active) AS updated,
                    count(*) FILTER (WHERE u.parent_id IS DISTINCT FROM p.id) AS moved
-            FROM {t} s JOIN {table} u ON u.external_id = s.key LEFT JOIN {table} p ON p.external_id = s.parent_key""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+            FROM {t} s JOIN {table} u ON u.external_id = s.key LEFT JOIN {table} p ON p.external_id = s.parent_key"""
+        ).format(t=t, table=table),
     )
     created = conn.execute(
-        f"""INSERT INTO {table} (external_id, name, attributes, source_connection_id, source_hash)
+        sql.SQL(
+            """INSERT INTO {table} (external_id, name, attributes, source_connection_id, source_hash)
             SELECT s.key, s.name, s.attrs, %(conn)s, s.row_hash FROM {t} s
-            WHERE NOT EXISTS (SELECT 1 FROM {table} u WHERE u.external_id = s.key) ORDER BY s.key""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+            WHERE NOT EXISTS (SELECT 1 FROM {table} u WHERE u.external_id = s.key) ORDER BY s.key"""
+        ).format(t=t, table=table),
         params,
     ).rowcount
     moved_ids = [
         r["id"]
         for r in store.fetch_all(
             conn,
-            f"""WITH m AS (
+            sql.SQL(
+                """WITH m AS (
                     SELECT u.id, s.name, s.attrs, s.row_hash, p.id AS parent_id,
                            u.parent_id IS DISTINCT FROM p.id AS moved
                     FROM {t} s JOIN {table} u ON u.external_id = s.key
@@ -48,7 +55,8 @@ def apply_tree(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) ->
                        deactivated_at = NULL, source_connection_id = %(conn)s, source_hash = m.row_hash,
                        updated_at = clock_timestamp()
                 FROM m WHERE u.id = m.id
-                RETURNING u.id, m.moved""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+                RETURNING u.id, m.moved"""
+            ).format(t=t, table=table),
             params,
         )
         if r["moved"]
@@ -56,11 +64,13 @@ def apply_tree(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) ->
     if part == "org" and moved_ids:
         # Everyone in a moved sub-tree now sits under other units: the rules look at them again.
         conn.execute(
-            f"""WITH RECURSIVE sub(id) AS (
+            sql.SQL(
+                """WITH RECURSIVE sub(id) AS (
                     SELECT unnest(%(ids)s::bigint[])
                     UNION SELECT o.id FROM lms.org_units o JOIN sub ON o.parent_id = sub.id)
-                INSERT INTO {staged("affected", run_id)} (user_id)
-                SELECT u.id FROM lms.users u JOIN sub ON u.org_unit_id = sub.id ON CONFLICT DO NOTHING""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+                INSERT INTO {affected} (user_id)
+                SELECT u.id FROM lms.users u JOIN sub ON u.org_unit_id = sub.id ON CONFLICT DO NOTHING"""
+            ).format(affected=stage_table("affected", run_id)),
             {"ids": moved_ids},
         )
     assert before is not None
@@ -71,30 +81,36 @@ def apply_tree(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) ->
     }
 
 
-def apply_users(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+def apply_users(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     """People matched by id number (or, the first time, by e-mail: a person another connection
     created is taken over, not duplicated); placed in their unit and position."""
-    run_id = int(run["id"])
-    h, affected = staged("huser", run_id), staged("affected", run_id)
-    cfg = config_of(run["config"])
-    keep = "c.{c}" if cfg.empty_erases else "coalesce(c.{c}, u.{c})"
-    params = {"conn": run["connection_id"]}
+    run_id = run.id
+    h, affected, c = stage_table("huser", run_id), stage_table("affected", run_id), stage_table("hcls", run_id)
+    cfg = config_of(run.config)
+
+    def keep(column: str) -> sql.Composed:
+        template = "c.{c}" if cfg.empty_erases else "coalesce(c.{c}, u.{c})"
+        return sql.SQL(template).format(c=sql.Identifier(column))
+
+    params = {"conn": run.connection_id}
     conn.execute(
-        f"""CREATE UNLOGGED TABLE IF NOT EXISTS {staged("hcls", run_id)} AS
+        sql.SQL(
+            """CREATE UNLOGGED TABLE IF NOT EXISTS {c} AS
             SELECT s.*, coalesce(ux.id, ue.id) AS old_id, o.id AS org_unit_id, p.id AS position_id
             FROM {h} s
             LEFT JOIN lms.users ux ON ux.external_id = s.key
             LEFT JOIN lms.users ue ON ux.id IS NULL AND ue.email_key = lower(s.email)
             LEFT JOIN lms.org_units o ON o.external_id = s.unit_key
-            LEFT JOIN lms.positions p ON p.external_id = s.position_key"""  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+            LEFT JOIN lms.positions p ON p.external_id = s.position_key"""
+        ).format(c=c, h=h)
     )
-    c = staged("hcls", run_id)
     # Another load may have created one of these people since they were matched (two feeds bringing
     # the same new person at once): not inserted, but matched again and updated below, as an
     # existing person is.
     created = store.fetch_one(
         conn,
-        f"""WITH ins AS (
+        sql.SQL(
+            """WITH ins AS (
                 INSERT INTO lms.users (email, external_id, first_name, last_name, attributes, org_unit_id,
                                        position_id, source_connection_id, source_hash)
                 SELECT c.email, c.key, c.first_name, c.last_name, c.attrs, c.org_unit_id, c.position_id,
@@ -104,21 +120,24 @@ def apply_users(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str,
                 RETURNING id, external_id),
             a AS (INSERT INTO {affected} (user_id) SELECT id FROM ins ON CONFLICT DO NOTHING),
             mine AS (UPDATE {c} c SET old_id = ins.id FROM ins WHERE c.key = ins.external_id)
-            SELECT count(*) AS n FROM ins""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+            SELECT count(*) AS n FROM ins"""
+        ).format(c=c, affected=affected),
         params,
     )
     conn.execute(
-        f"""UPDATE {c} c SET old_id = coalesce((SELECT u.id FROM lms.users u WHERE u.external_id = c.key),
+        sql.SQL(
+            """UPDATE {c} c SET old_id = coalesce((SELECT u.id FROM lms.users u WHERE u.external_id = c.key),
                                                (SELECT u.id FROM lms.users u WHERE u.email_key = lower(c.email)))
-            WHERE c.old_id IS NULL"""  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+            WHERE c.old_id IS NULL"""
+        ).format(c=c)
     )
     updated = store.fetch_one(
         conn,
-        f"""WITH upd AS (
+        sql.SQL(
+            """WITH upd AS (
                 UPDATE lms.users u SET email = c.email, external_id = c.key,
-                       first_name = {keep.format(c="first_name")}, last_name = {keep.format(c="last_name")},
-                       attributes = {"c.attrs" if cfg.empty_erases else "u.attributes || c.attrs"},
-                       org_unit_id = {keep.format(c="org_unit_id")}, position_id = {keep.format(c="position_id")},
+                       first_name = {first_name}, last_name = {last_name}, attributes = {attributes},
+                       org_unit_id = {org_unit_id}, position_id = {position_id},
                        active = true, deactivated_at = NULL, source_connection_id = %(conn)s,
                        source_hash = c.row_hash, updated_at = clock_timestamp()
                 FROM {c} c
@@ -126,22 +145,32 @@ def apply_users(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str,
                                            OR u.external_id IS DISTINCT FROM c.key)
                 RETURNING u.id),
             a AS (INSERT INTO {affected} (user_id) SELECT id FROM upd ON CONFLICT DO NOTHING)
-            SELECT count(*) AS n FROM upd""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+            SELECT count(*) AS n FROM upd"""
+        ).format(
+            first_name=keep("first_name"),
+            last_name=keep("last_name"),
+            attributes=sql.SQL("c.attrs" if cfg.empty_erases else "u.attributes || c.attrs"),
+            org_unit_id=keep("org_unit_id"),
+            position_id=keep("position_id"),
+            c=c,
+            affected=affected,
+        ),
         params,
     )
     assert created is not None and updated is not None
     return {"created": int(created["n"]), "updated": int(updated["n"])}
 
 
-def apply_managers(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+def apply_managers(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     """Manager links by id number, once every person of the bundle exists. A person who changes
     manager takes their whole team with them: all of them are looked at again by the rules."""
-    run_id = int(run["id"])
-    h, affected = staged("huser", run_id), staged("affected", run_id)
-    erase = config_of(run["config"]).empty_erases
+    run_id = run.id
+    h, affected = stage_table("huser", run_id), stage_table("affected", run_id)
+    erase = config_of(run.config).empty_erases
     row = store.fetch_one(
         conn,
-        f"""WITH RECURSIVE m AS (
+        sql.SQL(
+            """WITH RECURSIVE m AS (
                 SELECT u.id, mg.id AS manager_id FROM {h} s
                 JOIN lms.users u ON u.external_id = s.key
                 LEFT JOIN lms.users mg ON mg.external_id = s.manager_key
@@ -150,69 +179,81 @@ def apply_managers(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[s
                     FROM m WHERE u.id = m.id RETURNING u.id),
             team(id) AS (SELECT id FROM m UNION SELECT u.id FROM lms.users u JOIN team ON u.manager_id = team.id),
             a AS (INSERT INTO {affected} (user_id) SELECT id FROM team ON CONFLICT DO NOTHING)
-            SELECT count(*) AS n FROM upd""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+            SELECT count(*) AS n FROM upd"""
+        ).format(h=h, affected=affected),
         {"erase": erase},
     )
     return {"manager_moves": int(row["n"]) if row else 0}
 
 
-def apply_deactivations(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+def apply_deactivations(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     """Full feeds: what is missing is deactivated, never deleted. A deactivated unit that still has
     active people is reported on the run, not emptied."""
-    run_id = int(run["id"])
-    params = {"conn": run["connection_id"], "run": run_id}
+    run_id = run.id
+    params = {"conn": run.connection_id, "run": run_id}
     counts: dict[str, int] = {}
     for part, name in (("org", "units"), ("pos", "positions"), ("user", "deactivated")):
         key = name if part == "user" else f"{name}_deactivated"
         counts[key] = 0
-        if part not in config_of(run["config"]).parts or not deactivates(conn, run, part):
+        if part not in config_of(run.config).parts or not deactivates(conn, run, part):
             continue
-        table = "lms.users" if part == "user" else TREES[part]
+        table = store_table(part)
         gone = gone_filter(run, part)
         ids = [
             r["id"]
             for r in store.fetch_all(
                 conn,
-                f"""UPDATE {table} u SET active = false, deactivated_at = clock_timestamp(),
+                sql.SQL(
+                    """UPDATE {table} u SET active = false, deactivated_at = clock_timestamp(),
                            updated_at = clock_timestamp()
-                    WHERE u.id IN (SELECT t.id FROM {gone}) RETURNING u.id""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+                    WHERE u.id IN (SELECT t.id FROM {gone}) RETURNING u.id"""
+                ).format(table=table, gone=gone),
                 params,
             )
         ]
         counts[key] = len(ids)
         if part == "user" and ids:
             conn.execute(
-                f"INSERT INTO {staged('affected', run_id)} (user_id) SELECT unnest(%s::bigint[]) "
-                "ON CONFLICT DO NOTHING",
+                sql.SQL("INSERT INTO {} (user_id) SELECT unnest(%s::bigint[]) ON CONFLICT DO NOTHING").format(
+                    stage_table("affected", run_id)
+                ),
                 (ids,),
             )
         if ids and part != "user":
             column = "org_unit_id" if part == "org" else "position_id"
             label = LABEL[part]
             conn.execute(
-                f"""INSERT INTO sync.row_errors (run_id, file_id, file_name, code, message, value, rejected)
-                    SELECT %(run)s, rf.file_id, f.original_path, 'deactivated_{label}_has_people',
-                           'the {label} ' || t.external_id || ' (' || t.name || ') is missing from the full feed and '
+                sql.SQL(
+                    """INSERT INTO sync.row_errors (run_id, file_id, file_name, code, message, value, rejected)
+                    SELECT %(run)s, rf.file_id, f.original_path, {code},
+                           {the} || t.external_id || ' (' || t.name || ') is missing from the full feed and '
                            || 'was deactivated, but ' || count(u.id) || ' active people are still in it; move them '
-                           || 'to another {label} in the user file', t.external_id, false
+                           || {move}, t.external_id, false
                     FROM {table} t JOIN lms.users u ON u.{column} = t.id AND u.active
                     CROSS JOIN LATERAL (
                         SELECT rf.file_id FROM sync.run_files rf WHERE rf.run_id = %(run)s ORDER BY rf.ordinal LIMIT 1
                     ) rf
                     JOIN sync.feed_files f ON f.id = rf.file_id
                     WHERE t.id = ANY(%(ids)s)
-                    GROUP BY rf.file_id, f.original_path, t.external_id, t.name""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+                    GROUP BY rf.file_id, f.original_path, t.external_id, t.name"""
+                ).format(
+                    code=sql.Literal(f"deactivated_{label}_has_people"),
+                    the=sql.Literal(f"the {label} "),
+                    move=sql.Literal(f"to another {label} in the user file"),
+                    table=table,
+                    column=sql.Identifier(column),
+                ),
                 {**params, "ids": ids},
             )
     return counts
 
 
-def apply_rules(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
-    return rules.evaluate(conn, run_id=int(run["id"]), people=staged("affected", int(run["id"])))
+def apply_rules(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
+    return rules.evaluate(conn, run_id=run.id, people=stage_table("affected", run.id))
 
 
-def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool, batch_rows: int) -> list[Step]:
-    parts = config_of(run["config"]).parts
+def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]:
+    parts = config_of(run.config).parts
     steps: list[Step] = [partial(apply_tree, part=p) for p in TREES if p in parts]
     if "user" in parts:
         steps += [apply_users, apply_managers]
@@ -220,8 +261,8 @@ def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: boo
     return steps
 
 
-def finish(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
-    if "user" not in config_of(run["config"]).parts:
+def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
+    if "user" not in config_of(run.config).parts:
         return {}
-    row = store.fetch_one(conn, f"SELECT count(*) AS n FROM {staged('huser', int(run['id']))}")  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+    row = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {}").format(stage_table("huser", run.id)))
     return {"valid": int(row["n"]) if row else 0}

@@ -10,89 +10,82 @@ from psycopg import sql
 
 from workers import store
 from workers.connectors import users
-from workers.connectors.content import staged
-from workers.connectors.hierarchy.transform import TREES, config_of, expected_files
+from workers.connectors.hierarchy.transform import config_of, expected_files, store_table
+from workers.rows import RunRow
+from workers.staging import stage_table
 
 
-def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
+def classify(conn: psycopg.Connection[Any], run: RunRow) -> None:
     return None  # people are matched in apply_users, once the run's new units and positions exist
 
 
 # -- plan and thresholds --------------------------------------------------------------------------------
 
 
-def _part_files(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) -> list[dict[str, Any]]:
+def _part_files(conn: psycopg.Connection[Any], run: RunRow, part: str) -> list[dict[str, Any]]:
     """The run's files of a part (id and status)."""
-    name = (expected_files(run["config"]) or {}).get(part)
+    name = (expected_files(run.config) or {}).get(part)
     files = store.fetch_all(
         conn,
         """SELECT f.id, f.original_path, rf.status FROM sync.run_files rf JOIN sync.feed_files f ON f.id = rf.file_id
            WHERE rf.run_id = %s""",
-        (run["id"],),
+        (run.id,),
     )
     return [f for f in files if PurePosixPath(f["original_path"]).name == name]
 
 
-def _part_read(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) -> bool:
+def _part_read(conn: psycopg.Connection[Any], run: RunRow, part: str) -> bool:
     """A part may say who is gone only if its file was read whole in this run."""
     mine = [f["status"] for f in _part_files(conn, run, part)]
     return bool(mine) and all(s == "parsed" for s in mine)
 
 
-def deactivates(conn: psycopg.Connection[Any], run: dict[str, Any], part: str) -> bool:
-    return config_of(run["config"]).full_feed and _part_read(conn, run, part)
+def deactivates(conn: psycopg.Connection[Any], run: RunRow, part: str) -> bool:
+    return config_of(run.config).full_feed and _part_read(conn, run, part)
 
 
-def gone_filter(run: dict[str, Any], part: str) -> str:
+def gone_filter(run: RunRow, part: str) -> sql.Composed:
     """Active records of this connection missing from the part's file (one anti-join)."""
-    run_id = int(run["id"])
-    if part == "user":
-        table, stage_key, store_key = "lms.users", staged("huser", run_id), "external_id"
-    else:
-        table, stage_key, store_key = TREES[part], staged(part, run_id), "external_id"
-    return f"""{table} t WHERE t.source_connection_id = %(conn)s AND t.active
-               AND NOT EXISTS (SELECT 1 FROM {stage_key} s WHERE s.key = t.{store_key})
-               AND NOT EXISTS (SELECT 1 FROM {staged("hrej", run_id)} r
-                               WHERE r.part = '{part}' AND r.key = t.{store_key})"""  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+    return sql.SQL(
+        """{table} t WHERE t.source_connection_id = %(conn)s AND t.active
+           AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE s.key = t.external_id)
+           AND NOT EXISTS (SELECT 1 FROM {rejected} r WHERE r.part = {part} AND r.key = t.external_id)"""
+    ).format(
+        table=store_table(part),
+        staged=stage_table("huser" if part == "user" else part, run.id),
+        rejected=stage_table("hrej", run.id),
+        part=sql.Literal(part),
+    )
 
 
-def needs_plan(run: dict[str, Any]) -> bool:
-    cfg = config_of(run["config"])
-    return bool(run["dry_run"] or cfg.full_feed or cfg.max_change is not None or cfg.max_deactivate is not None)
+def needs_plan(run: RunRow) -> bool:
+    cfg = config_of(run.config)
+    return bool(run.dry_run or cfg.full_feed or cfg.max_change is not None or cfg.max_deactivate is not None)
 
 
-def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) -> dict[str, Any]:
-    run_id = int(run["id"])
-    parts = config_of(run["config"]).parts
-    params = {"conn": run["connection_id"], "n": sample}
+def plan(conn: psycopg.Connection[Any], run: RunRow, sample: int = 5) -> dict[str, Any]:
+    run_id = run.id
+    parts = config_of(run.config).parts
+    params = {"conn": run.connection_id, "n": sample}
     result: dict[str, Any] = {}
     for part in ("org", "pos", "user"):
         if part not in parts:
             continue
-        if part == "user":
-            h = staged("huser", run_id)
-            counts = store.fetch_one(
-                conn,
-                f"""SELECT count(*) FILTER (WHERE u.id IS NULL) AS creates,
-                           count(*) FILTER (WHERE u.id IS NOT NULL AND (u.source_hash IS DISTINCT FROM s.row_hash
-                                                                        OR NOT u.active)) AS updates
-                    FROM {h} s LEFT JOIN lms.users u ON u.external_id = s.key""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
-            )
-            pop = store.fetch_one(
-                conn, "SELECT count(*) AS n FROM lms.users WHERE source_connection_id = %(conn)s AND active", params
-            )
-        else:
-            t, table = staged(part, run_id), TREES[part]
-            counts = store.fetch_one(
-                conn,
-                f"""SELECT count(*) FILTER (WHERE u.id IS NULL) AS creates,
-                           count(*) FILTER (WHERE u.id IS NOT NULL AND (u.source_hash IS DISTINCT FROM s.row_hash
-                                                                        OR NOT u.active)) AS updates
-                    FROM {t} s LEFT JOIN {table} u ON u.external_id = s.key""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
-            )
-            pop = store.fetch_one(
-                conn, f"SELECT count(*) AS n FROM {table} WHERE source_connection_id = %(conn)s AND active", params  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
-            )
+        staged, table = stage_table("huser" if part == "user" else part, run_id), store_table(part)
+        counts = store.fetch_one(
+            conn,
+            sql.SQL(
+                """SELECT count(*) FILTER (WHERE u.id IS NULL) AS creates,
+                          count(*) FILTER (WHERE u.id IS NOT NULL AND (u.source_hash IS DISTINCT FROM s.row_hash
+                                                                       OR NOT u.active)) AS updates
+                   FROM {} s LEFT JOIN {} u ON u.external_id = s.key"""
+            ).format(staged, table),
+        )
+        pop = store.fetch_one(
+            conn,
+            sql.SQL("SELECT count(*) AS n FROM {} WHERE source_connection_id = %(conn)s AND active").format(table),
+            params,
+        )
         assert counts is not None and pop is not None
         entry: dict[str, Any] = {
             "creates": int(counts["creates"]),
@@ -103,16 +96,18 @@ def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) ->
         }
         if deactivates(conn, run, part):
             gone = gone_filter(run, part)
-            row = store.fetch_one(conn, f"SELECT count(*) AS n FROM {gone}", params)  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+            row = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {}").format(gone), params)
             entry["deactivations"] = int(row["n"]) if row else 0
             entry["deactivations_sample"] = [
                 r["external_id"]
-                for r in store.fetch_all(conn, f"SELECT t.external_id FROM {gone} ORDER BY 1 LIMIT %(n)s", params)  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+                for r in store.fetch_all(
+                    conn, sql.SQL("SELECT t.external_id FROM {} ORDER BY 1 LIMIT %(n)s").format(gone), params
+                )
             ]
             # Rows of this part refused before their key could be read: whoever they are about may be
             # among the deactivations.
             files = [int(f["id"]) for f in _part_files(conn, run, part)]
-            entry.update(users.unreadable_rows(conn, run_id, sql.SQL(staged("hrej", run_id)), sample, files))
+            entry.update(users.unreadable_rows(conn, run_id, stage_table("hrej", run_id), sample, files))
         result[{"org": "units", "pos": "positions", "user": "people"}[part]] = entry
     people = result.get("people", {"creates": 0, "updates": 0, "deactivations": 0, "population": 0})
     # The top-level figures are the people's, as for a users connection (feedsync run shows them).
@@ -121,12 +116,12 @@ def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) ->
     result["unreadable_rejected"] = sum(
         int(result[w].get("unreadable_rejected", 0)) for w in ("units", "positions", "people") if w in result
     )
-    result["full_feed"] = config_of(run["config"]).full_feed
+    result["full_feed"] = config_of(run.config).full_feed
     return result
 
 
-def exceeded_thresholds(run: dict[str, Any], p: dict[str, Any]) -> list[str]:
-    cfg = config_of(run["config"])
+def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:
+    cfg = config_of(run.config)
     max_deactivate, max_change = cfg.thresholds()
     reasons = []
     for what in ("units", "positions", "people"):

@@ -7,22 +7,25 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-from schemas.connections import BUNDLE_CORE, BUNDLE_PARTS, DONT_IMPORT, Connection, connection_from_json
+from schemas.kinds import HierarchyConnection, KindConfig, config_as
+from schemas.kinds.hierarchy import BUNDLE_CORE
+from schemas.kinds.users import DONT_IMPORT
 from schemas.providers import FileNameProblem, FileSpec
 from workers.connectors.checks import Check, Chunk, checked_insert, jsonb_object, literal, required, row_hash
-from workers.connectors.content import staged
 from workers.connectors.users import EMAIL_BAD_DOTS, EMAIL_RE
+from workers.staging import stage_table
 
 TREES = {"org": "lms.org_units", "pos": "lms.positions"}
 LABEL = {"org": "unit", "pos": "position", "user": "person"}
 
 
-def config_of(raw: dict[str, Any]) -> Connection:
-    return connection_from_json(raw)
+def config_of(config: KindConfig) -> HierarchyConnection:
+    return config_as(HierarchyConnection, config)
 
 
-def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
+def file_spec(config: KindConfig, file_name: str) -> FileSpec:
     cfg = config_of(config)
     for part in cfg.parts:
         options = cfg.files[part]
@@ -35,60 +38,79 @@ def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
     raise FileNameProblem(f"{file_name!r} is not a file of this bundle; it takes {expected}")
 
 
-def expected_files(config: dict[str, Any]) -> dict[str, str] | None:
+def expected_files(config: KindConfig) -> dict[str, str] | None:
     """part -> file name, for the parts the connection syncs."""
-    cfg = config_of(config)
-    return {p: cfg.files[p].name for p in BUNDLE_PARTS if p in cfg.parts}
+    return config_of(config).expected_files()
 
 
-def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str, Any]) -> None:
+def store_table(part: str) -> sql.Identifier:
+    """The table of the store a part is applied to (people: lms.users)."""
+    return sql.Identifier(*(TREES.get(part) or "lms.users").split("."))
+
+
+def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfig) -> None:
     for part in TREES:
         conn.execute(
-            f"""CREATE UNLOGGED TABLE IF NOT EXISTS {staged(part, run_id)} (
-                  file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL, name text NOT NULL,
-                  parent_key text, attrs jsonb NOT NULL, row_hash text NOT NULL)"""
+            sql.SQL(
+                """CREATE UNLOGGED TABLE IF NOT EXISTS {} (
+                     file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL, name text NOT NULL,
+                     parent_key text, attrs jsonb NOT NULL, row_hash text NOT NULL)"""
+            ).format(stage_table(part, run_id))
         )
     conn.execute(
-        f"""CREATE UNLOGGED TABLE IF NOT EXISTS {staged("huser", run_id)} (
-              file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL, email text NOT NULL,
-              first_name text, last_name text, unit_key text, position_key text, manager_key text,
-              attrs jsonb NOT NULL, row_hash text NOT NULL)"""
+        sql.SQL(
+            """CREATE UNLOGGED TABLE IF NOT EXISTS {} (
+                 file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL, email text NOT NULL,
+                 first_name text, last_name text, unit_key text, position_key text, manager_key text,
+                 attrs jsonb NOT NULL, row_hash text NOT NULL)"""
+        ).format(stage_table("huser", run_id))
     )
     # Keys seen in rejected rows, with their rows (never deactivated: being refused is not being
     # gone; a rejected row not here is one whose key could not be read), and the people the run
     # changed (the group rules are evaluated for them only).
     conn.execute(
-        f"""CREATE UNLOGGED TABLE IF NOT EXISTS {staged("hrej", run_id)} (
-              part text NOT NULL, key text NOT NULL, file_id bigint, line_no int)"""
+        sql.SQL(
+            """CREATE UNLOGGED TABLE IF NOT EXISTS {} (
+                 part text NOT NULL, key text NOT NULL, file_id bigint, line_no int)"""
+        ).format(stage_table("hrej", run_id))
     )
-    conn.execute(f"CREATE UNLOGGED TABLE IF NOT EXISTS {staged('affected', run_id)} (user_id bigint PRIMARY KEY)")
+    conn.execute(
+        sql.SQL("CREATE UNLOGGED TABLE IF NOT EXISTS {} (user_id bigint PRIMARY KEY)").format(
+            stage_table("affected", run_id)
+        )
+    )
 
 
 # -- transform ------------------------------------------------------------------------------------------
 
 
 def _attrs(part: str, present: dict[str, Any]) -> str:
+    """SQL text for the row's other attributes as jsonb (names are the mapping's attribute names)."""
     extra = [a for a in present if a not in BUNDLE_CORE[part]]
     if not extra:
         return "'{}'::jsonb"
-    return "jsonb_strip_nulls(" + jsonb_object([(f"'{a}'", f"c.{a}") for a in extra]) + ")"
+    return "jsonb_strip_nulls(" + jsonb_object([(literal(a), f"c.{a}") for a in extra]) + ")"
 
 
 def _col(attribute: str, present: dict[str, Any]) -> str:
     return f"c.{attribute}" if attribute in present else "NULL::text"
 
 
-def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[str, Any]) -> dict[str, int]:
+def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
     run_id, file_id, file_name, columns = chunk.run_id, chunk.file_id, chunk.file_name, chunk.columns
     spec = file_spec(config, PurePosixPath(file_name).name)
     part = spec.role
+    # The expressions below are SQL text over the kind's attribute names (ATTRIBUTE_NAME: lower
+    # case letters, digits and _), never the file's text.
     attrs = _attrs(part, columns)
-    rejected_keys = f"""
+    rejected_keys = sql.SQL(
+        """
         RETURNING 1),
     refused AS (
-        INSERT INTO {staged("hrej", run_id)} (part, key, file_id, line_no)
-        SELECT '{part}', c.key, {file_id}, c.line_no FROM checked c
-        WHERE NOT c.ok AND c.key IS NOT NULL"""  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+        INSERT INTO {rejected} (part, key, file_id, line_no)
+        SELECT {part}, c.key, {file_id}, c.line_no FROM checked c
+        WHERE NOT c.ok AND c.key IS NOT NULL"""
+    ).format(rejected=stage_table("hrej", run_id), part=sql.Literal(part), file_id=sql.Literal(file_id))
     if part in TREES:
         parent = _col("parent", columns)
         checks = [required(spec, "key"), required(spec, "name")]
@@ -101,11 +123,19 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
                     f"a {LABEL[part]} cannot be its own parent; correct the parent and rerun",
                 )
             )
-        insert = f"""
-            INSERT INTO {staged(part, run_id)} (file_id, line_no, key, name, parent_key, attrs, row_hash)
-            SELECT {file_id}, c.line_no, c.key, c.name, {parent}, {attrs},
-                   {row_hash("c.key", "c.name", parent, f"({attrs})::text")}
-            FROM checked c WHERE c.ok {rejected_keys}"""  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+        insert = sql.SQL(
+            """
+            INSERT INTO {table} (file_id, line_no, key, name, parent_key, attrs, row_hash)
+            SELECT {file_id}, c.line_no, c.key, c.name, {parent}, {attrs}, {row_hash}
+            FROM checked c WHERE c.ok {rejected_keys}"""
+        ).format(
+            table=stage_table(part, run_id),
+            file_id=sql.Literal(file_id),
+            parent=sql.SQL(parent),
+            attrs=sql.SQL(attrs),
+            row_hash=sql.SQL(row_hash("c.key", "c.name", parent, f"({attrs})::text")),
+            rejected_keys=rejected_keys,
+        )
     else:
         unit, position, manager = (_col(a, columns) for a in ("unit", "position", "manager"))
         first, last = _col("first_name", columns), _col("last_name", columns)
@@ -128,10 +158,18 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
                     "a person cannot be their own manager; correct the manager and rerun",
                 )
             )
-        insert = f"""
-            INSERT INTO {staged("huser", run_id)} (file_id, line_no, key, email, first_name, last_name, unit_key,
-                                                  position_key, manager_key, attrs, row_hash)
-            SELECT {file_id}, c.line_no, c.key, c.email, {first}, {last}, {unit}, {position}, {manager}, {attrs},
-                   {row_hash("c.key", "c.email", first, last, unit, position, manager, f"({attrs})::text")}
-            FROM checked c WHERE c.ok {rejected_keys}"""  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; columns are this kind's attribute names; values are parameters)
+        insert = sql.SQL(
+            """
+            INSERT INTO {table} (file_id, line_no, key, email, first_name, last_name, unit_key,
+                                 position_key, manager_key, attrs, row_hash)
+            SELECT {file_id}, c.line_no, c.key, c.email, {values}, {attrs}, {row_hash}
+            FROM checked c WHERE c.ok {rejected_keys}"""
+        ).format(
+            table=stage_table("huser", run_id),
+            file_id=sql.Literal(file_id),
+            values=sql.SQL(", ".join((first, last, unit, position, manager))),
+            attrs=sql.SQL(attrs),
+            row_hash=sql.SQL(row_hash("c.key", "c.email", first, last, unit, position, manager, f"({attrs})::text")),
+            rejected_keys=rejected_keys,
+        )
     return checked_insert(conn, chunk, spec, checks, insert)

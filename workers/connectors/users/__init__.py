@@ -5,9 +5,10 @@ transform (one statement per chunk, ``transform``), the decision in ``plan``, an
 ``load`` (one statement per step).
 """
 
-from typing import Any, Literal
+from typing import Literal
 
 from schemas.connections import USER_CORE_ATTRIBUTES
+from schemas.kinds import KindConfig
 from workers.connectors.contract import Step
 from workers.connectors.users.load import apply_deactivations, finish, insert_people, load_steps, update_people
 from workers.connectors.users.plan import (
@@ -37,7 +38,7 @@ HISTORY_COUNTS: tuple[str, ...] = ()
 EMPTY_RUN: str | None = None
 
 
-def expected_files(config: dict[str, Any]) -> dict[str, str] | None:
+def expected_files(config: KindConfig) -> dict[str, str] | None:
     return None  # any number of files, each a whole feed
 
 

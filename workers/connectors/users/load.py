@@ -13,20 +13,21 @@ from psycopg import sql
 from schemas.settings import get_settings
 from workers import store
 from workers.connectors.contract import Step
-from workers.connectors.users.plan import BUCKETS, MOVES, deactivates, deactivation_filter
+from workers.connectors.users.plan import BUCKETS, MOVES, STATE_GONE, deactivates, deactivation_filter
 from workers.connectors.users.transform import EMAIL_BAD_DOTS, EMAIL_RE, config_of
+from workers.rows import RunRow
 from workers.staging import stage_table
 
 log = structlog.get_logger(__name__)
 
 
 def batch_ranges(
-    conn: psycopg.Connection[Any], run: dict[str, Any], batch_rows: int, where: str = "true"
+    conn: psycopg.Connection[Any], run: RunRow, batch_rows: int, where: str = "true"
 ) -> list[tuple[int, int]]:
     """Bucket ranges of about batch_rows staged rows (those ``where`` selects) each; none for none."""
     # ``where`` is one of this module's fixed conditions, never data.
     query = sql.SQL("SELECT count(*) AS n FROM {t} c WHERE {w}").format(
-        t=stage_table("cls", run["id"]), w=sql.SQL(where)
+        t=stage_table("cls", run.id), w=sql.SQL(where)
     )
     row = store.fetch_one(conn, query)
     n = int(row["n"]) if row else 0
@@ -37,7 +38,7 @@ def batch_ranges(
     return [(edges[i], edges[i + 1] - 1) for i in range(count)]
 
 
-def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool, batch_rows: int) -> list[Step]:
+def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]:
     """The load as steps: new people by bucket range, then changed people by bucket range (one
     range each when whole), then deactivations; a whole load also finishes in the same transaction,
     an online one after its batches. New people go in far larger batches
@@ -47,14 +48,14 @@ def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: boo
     if whole:
         inserts = updates = everything
     else:
-        ensure_bucket_index(conn, int(run["id"]))
+        ensure_bucket_index(conn, run.id)
         inserts = batch_ranges(conn, run, get_settings().load_insert_rows, "c.old_id IS NULL")
         updates = batch_ranges(conn, run, batch_rows, "c.old_id IS NOT NULL")
         if len(inserts) + len(updates) > 2:
             # Each batch reads its staged rows by key: an index beats a scan of the run per batch.
             conn.execute(
                 sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (key)").format(
-                    sql.Identifier(f"users_{run['id']}_key"), stage_table("users", int(run["id"]))
+                    sql.Identifier(f"users_{run.id}_key"), stage_table("users", run.id)
                 )
             )
     steps: list[Step] = [partial(insert_people, lo=lo, hi=hi) for lo, hi in inserts]
@@ -70,23 +71,23 @@ def ensure_bucket_index(conn: psycopg.Connection[Any], run_id: int) -> None:
     )
 
 
-def insert_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi: int) -> dict[str, int]:
+def insert_people(conn: psycopg.Connection[Any], run: RunRow, lo: int, hi: int) -> dict[str, int]:
     """For buckets lo..hi: new people, with their manager. The classification knows they are new,
     but it may be old news: another connection may have created one of them since (a run approved
     after hours, two feeds bringing the same new person at once). Such a person is not inserted
     (ON CONFLICT) but adopted: updated as an existing person of this connection, in the same
     transaction, and everyone pointing at the id drawn for them points at theirs."""
-    cls, t = stage_table("cls", int(run["id"])), stage_table("users", int(run["id"]))
-    params = {"conn": run["connection_id"], "lo": lo, "hi": hi}
+    cls, t = stage_table("cls", run.id), stage_table("users", run.id)
+    params = {"conn": run.connection_id, "lo": lo, "hi": hi}
     row = store.fetch_one(
         conn,
         sql.SQL(
             """WITH ins AS (
                  INSERT INTO lms.users (id, email, first_name, last_name, attributes, manager_id,
-                                        source_connection_id, source_hash)
+                                        source_connection_id, source_hash, active, deactivated_at)
                  OVERRIDING SYSTEM VALUE
                  SELECT c.uid, s.email, s.first_name, s.last_name, jsonb_strip_nulls(s.attrs), c.manager_uid,
-                        %(conn)s, s.row_hash
+                        %(conn)s, s.row_hash, NOT s.inactive, CASE WHEN s.inactive THEN clock_timestamp() END
                  FROM {cls} c JOIN {t} s ON s.key = c.key
                  WHERE c.old_id IS NULL AND c.kbucket BETWEEN %(lo)s AND %(hi)s
                  ON CONFLICT (email_key) DO NOTHING
@@ -104,10 +105,10 @@ def insert_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, h
     return counts
 
 
-def _adopt(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi: int) -> dict[str, int]:
+def _adopt(conn: psycopg.Connection[Any], run: RunRow, lo: int, hi: int) -> dict[str, int]:
     """The people of buckets lo..hi the insert found already there: reclassified as existing
     (old_id, their manager) and updated now; ids drawn for them are replaced wherever used."""
-    cls = stage_table("cls", int(run["id"]))
+    cls = stage_table("cls", run.id)
     params = {"lo": lo, "hi": hi}
     moved = store.fetch_all(
         conn,
@@ -146,19 +147,19 @@ def _adopt(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi: int)
     return _update(conn, run, sql.SQL("c.adopted AND c.kbucket BETWEEN %(lo)s AND %(hi)s"), params)
 
 
-def update_people(conn: psycopg.Connection[Any], run: dict[str, Any], lo: int, hi: int) -> dict[str, int]:
+def update_people(conn: psycopg.Connection[Any], run: RunRow, lo: int, hi: int) -> dict[str, int]:
     """For buckets lo..hi: changed people (by row hash) and manager moves, by id."""
     where = sql.SQL("NOT c.adopted AND c.kbucket BETWEEN %(lo)s AND %(hi)s")
     return _update(conn, run, where, {"lo": lo, "hi": hi})
 
 
 def _update(
-    conn: psycopg.Connection[Any], run: dict[str, Any], where: sql.Composable, params: dict[str, Any]
+    conn: psycopg.Connection[Any], run: RunRow, where: sql.Composable, params: dict[str, Any]
 ) -> dict[str, int]:
     """The classified people ``where`` selects (a fixed condition of this module, never data)."""
-    cfg = config_of(run["config"])
-    cls = stage_table("cls", int(run["id"]))
-    params = {**params, "conn": run["connection_id"]}
+    cfg = config_of(run.config)
+    cls = stage_table("cls", run.id)
+    params = {**params, "conn": run.connection_id}
     keep = sql.SQL("coalesce(s.{c}, u.{c})") if not cfg.empty_erases else sql.SQL("s.{c}")
     attributes = (
         sql.SQL("u.attributes || jsonb_strip_nulls(s.attrs)")
@@ -183,27 +184,34 @@ def _update(
                    first_name = CASE WHEN c.changed THEN {fn} ELSE u.first_name END,
                    last_name = CASE WHEN c.changed THEN {ln} ELSE u.last_name END,
                    attributes = CASE WHEN c.changed THEN {attributes} ELSE u.attributes END,
-                   active = true, deactivated_at = NULL, source_connection_id = %(conn)s, source_hash = s.row_hash,
+                   active = NOT s.inactive,
+                   deactivated_at = CASE WHEN s.inactive THEN coalesce(u.deactivated_at, clock_timestamp()) END,
+                   source_connection_id = %(conn)s, source_hash = s.row_hash,
                    manager_id = coalesce(c.manager_uid, u.manager_id), updated_at = clock_timestamp()
                  FROM {cls} c JOIN {t} s ON s.key = c.key
                  WHERE u.id = c.old_id AND {where} AND (c.changed OR {moves})
-                 RETURNING c.changed)
-               SELECT count(*) FILTER (WHERE changed) AS n FROM upd"""
+                 RETURNING c.changed, {gone} AS gone)
+               SELECT count(*) FILTER (WHERE changed) AS n, count(*) FILTER (WHERE gone) AS gone FROM upd"""
         ).format(
             cls=cls,
-            t=stage_table("users", int(run["id"])),
+            t=stage_table("users", run.id),
             fn=keep.format(c=sql.Identifier("first_name")),
             ln=keep.format(c=sql.Identifier("last_name")),
             attributes=attributes,
             where=where,
             moves=sql.SQL(MOVES),
+            gone=sql.SQL(STATE_GONE),
         ),
         params,
     )
-    return {"updated": int(updated["n"]) if updated else 0, "manager_moves": int(moved["n"]) if moved else 0}
+    assert updated is not None
+    counts = {"updated": int(updated["n"]), "manager_moves": int(moved["n"]) if moved else 0}
+    if updated["gone"]:  # deactivated by their state column (counted with a full feed's)
+        counts["deactivated"] = int(updated["gone"])
+    return counts
 
 
-def apply_deactivations(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+def apply_deactivations(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     if not deactivates(run, conn):
         return {"deactivated": 0}
     n = conn.execute(
@@ -211,21 +219,22 @@ def apply_deactivations(conn: psycopg.Connection[Any], run: dict[str, Any]) -> d
             "UPDATE lms.users u SET active = false, deactivated_at = clock_timestamp(), "
             "updated_at = clock_timestamp() WHERE {f}"
         ).format(f=deactivation_filter(run)),
-        {"run": run["id"], "conn": run["connection_id"]},
+        {"run": run.id, "conn": run.connection_id},
     ).rowcount
     return {"deactivated": n}
 
 
-def finish(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     """Row warnings for managers nobody has."""
-    run_id = int(run["id"])
+    run_id = run.id
     cls = stage_table("cls", run_id)
     unknown = conn.execute(
         sql.SQL(
             """INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code, message,
                                             value, rejected)
                SELECT %(run)s, s.file_id, f.original_path, s.line_no, (rf.columns -> 'manager' ->> 'no')::int,
-                      rf.columns -> 'manager' ->> 'column', e.code, e.message, c.manager_key, false
+                      rf.columns -> 'manager' ->> 'column', e.code, e.message, coalesce(s.manager_text, c.manager_key),
+                      false
                FROM {cls} c JOIN {t} s ON s.key = c.key
                JOIN sync.feed_files f ON f.id = s.file_id
                JOIN sync.run_files rf ON rf.run_id = %(run)s AND rf.file_id = s.file_id

@@ -8,18 +8,19 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from schemas.connections import Connection
+from schemas.kinds import PeopleConnection
 from workers import store
 from workers.connectors.users.transform import config_of
+from workers.rows import RunRow
 from workers.staging import stage_table
 
 BUCKETS = 256  # the classified rows are cut into this many hash buckets of the key; a batch is a range of them
 
 
-def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
+def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
     """Reject people who appear more than once in the run (all their rows, staged or same). Idempotent."""
-    run_id = int(run["id"])
-    cfg = config_of(run["config"])
+    run_id = run.id
+    cfg = config_of(run.config)
     typed, same = stage_table("users", run_id), stage_table("same", run_id)
     # A file rejected after some of its chunks were transformed (a workbook broken half-way):
     # nothing of it is imported, and its keys protect nobody.
@@ -85,14 +86,14 @@ def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
     return int(dup["duplicates"])
 
 
-def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
+def classify(conn: psycopg.Connection[Any], run: RunRow) -> None:
     """One hash join of the run's keys with the store, keeping only the keys with work to do: new
     people (with an id drawn from the sequence now), changed people, and people whose manager is
     not linked yet, each with their manager's id (a person of this feed, or of the store). A person
     whose row hash matches the store and whose manager is linked goes no further: on a daily feed
     that is ninety per cent of the rows. The table is narrow (keys and ids): the steps read the
     staged values by key, so the run's wide rows are written once, by the transform."""
-    run_id = int(run["id"])
+    run_id = run.id
     # Looked up once: as a function call inside the statement it would run once per row.
     seq = store.fetch_one(conn, "SELECT pg_get_serial_sequence('lms.users', 'id') AS seq")
     assert seq is not None
@@ -102,13 +103,15 @@ def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
                WITH work AS MATERIALIZED (
                    -- Materialized: nextval must run once per row, whatever the joins below do.
                    SELECT s.key, s.manager_key, u.id AS old_id, u.manager_id AS old_manager,
-                          u.id IS NOT NULL AND (u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active)
+                          -- active as the feed wants it: a row reactivates its person, unless its state says gone
+                          u.id IS NOT NULL AND (u.source_hash IS DISTINCT FROM s.row_hash OR u.active = s.inactive)
                             AS changed,
+                          s.inactive, coalesce(u.active, false) AS old_active,
                           coalesce(u.id, nextval({seq}::regclass)) AS uid,
                           -- Batches are hash buckets of the key: no sort of the run's rows to cut them.
                           (hashtext(s.key) & {mask})::smallint AS kbucket
                    FROM {t} s LEFT JOIN lms.users u ON u.email_key = s.key
-                   WHERE u.id IS NULL OR u.source_hash IS DISTINCT FROM s.row_hash OR NOT u.active
+                   WHERE u.id IS NULL OR u.source_hash IS DISTINCT FROM s.row_hash OR u.active = s.inactive
                       OR (s.manager_key IS NOT NULL AND u.manager_id IS NULL))
                SELECT w.*, coalesce(mw.uid, mu.id) AS manager_uid, false AS adopted
                FROM work w
@@ -124,10 +127,10 @@ def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
     conn.execute(sql.SQL("ANALYZE {}").format(stage_table("cls", run_id)))
 
 
-def deactivation_filter(run: dict[str, Any]) -> sql.Composed:
+def deactivation_filter(run: RunRow) -> sql.Composed:
     """Active people of this connection missing from the feed (one anti-join). People whose key the
     run saw in a rejected row are kept: being refused is not being gone."""
-    run_id = int(run["id"])
+    run_id = run.id
     return sql.SQL(
         """u.source_connection_id = %(conn)s AND u.active
            AND NOT EXISTS (SELECT 1 FROM {t} s WHERE s.key = u.email_key)
@@ -136,10 +139,10 @@ def deactivation_filter(run: dict[str, Any]) -> sql.Composed:
     ).format(t=stage_table("users", run_id), same=stage_table("same", run_id), kept=stage_table("kept", run_id))
 
 
-def _unreadable(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int) -> dict[str, Any]:
+def _unreadable(conn: psycopg.Connection[Any], run: RunRow, sample: int) -> dict[str, Any]:
     """Rejected rows whose person could not be read (a broken line, bytes not in the encoding, no
     valid e-mail): anyone missing from the feed may be one of them. Their places, never values."""
-    return unreadable_rows(conn, int(run["id"]), stage_table("kept", int(run["id"])), sample)
+    return unreadable_rows(conn, run.id, stage_table("kept", run.id), sample)
 
 
 def unreadable_rows(
@@ -164,39 +167,48 @@ def unreadable_rows(
     }
 
 
-def deactivates(run: dict[str, Any], conn: psycopg.Connection[Any]) -> bool:
-    if not config_of(run["config"]).full_feed:
+def deactivates(run: RunRow, conn: psycopg.Connection[Any]) -> bool:
+    if not config_of(run.config).full_feed:
         return False
     files = store.fetch_one(
         conn,
         """SELECT count(*) FILTER (WHERE status = 'rejected') AS rejected,
                   count(*) FILTER (WHERE status = 'parsed' AND rows_read > 0) AS read
            FROM sync.run_files WHERE run_id = %s""",
-        (run["id"],),
+        (run.id,),
     )
     # Only a run that read a feed may say who is gone: not a run with no file (a trigger that found
     # nothing new), and not one where a file could not be read.
     return files is not None and files["rejected"] == 0 and files["read"] > 0
 
 
-def needs_plan(run: dict[str, Any]) -> bool:
+def needs_plan(run: RunRow) -> bool:
     """A plan is computed when someone will read it or a safety rule depends on it."""
-    cfg = config_of(run["config"])
-    return bool(run["dry_run"] or cfg.full_feed or cfg.max_change is not None or cfg.max_deactivate is not None)
+    cfg = config_of(run.config)
+    return bool(
+        run.dry_run
+        or cfg.full_feed
+        or cfg.deactivates_by_state
+        or cfg.max_change is not None
+        or cfg.max_deactivate is not None
+    )
 
 
 MOVES = "c.manager_uid IS NOT NULL AND c.manager_uid IS DISTINCT FROM c.old_manager"
+#: Active people the feed's state column says are gone (``state = "userState"``: DELETED ...).
+STATE_GONE = "c.old_active AND c.inactive"
 
 
-def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) -> dict[str, Any]:
+def plan(conn: psycopg.Connection[Any], run: RunRow, sample: int = 5) -> dict[str, Any]:
     """What the load would do, from the classification, without writing to lms."""
-    run_id = int(run["id"])
+    run_id = run.id
     cls = stage_table("cls", run_id)
-    params = {"run": run_id, "conn": run["connection_id"], "n": sample}
+    params = {"run": run_id, "conn": run.connection_id, "n": sample}
     conditions = {
         "creates": sql.SQL("c.old_id IS NULL"),
         "updates": sql.SQL("c.changed"),
         "manager_moves": sql.SQL(MOVES),
+        "state_deactivations": sql.SQL(STATE_GONE),
     }
     counts = store.fetch_one(
         conn,
@@ -222,28 +234,33 @@ def plan(conn: psycopg.Connection[Any], run: dict[str, Any], sample: int = 5) ->
             )
         ]
     deactivating = deactivates(run, conn)
-    result["deactivations"], result["deactivations_sample"] = 0, []
+    # Deactivations by state count with those of a full feed, for the same thresholds and approval.
+    result["deactivations"], result["deactivations_sample"] = (
+        result["state_deactivations"],
+        list(result["state_deactivations_sample"]),
+    )
     result.update(unreadable_rejected=0, unreadable_sample=[])
     if deactivating:
         result.update(_unreadable(conn, run, sample))
         gone = sql.SQL("FROM lms.users u WHERE {f}").format(f=deactivation_filter(run))
         row = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n {g}").format(g=gone), params)
-        result["deactivations"] = int(row["n"]) if row else 0
-        result["deactivations_sample"] = [
+        result["deactivations"] += int(row["n"]) if row else 0
+        result["deactivations_sample"] += [
             r["email"] for r in store.fetch_all(conn, sql.SQL("SELECT u.email {g} LIMIT %(n)s").format(g=gone), params)
         ]
+        result["deactivations_sample"] = result["deactivations_sample"][:sample]
     population = store.fetch_one(
-        conn, "SELECT count(*) AS n FROM lms.users WHERE source_connection_id = %s AND active", (run["connection_id"],)
+        conn, "SELECT count(*) AS n FROM lms.users WHERE source_connection_id = %s AND active", (run.connection_id,)
     )
     result["population"] = int(population["n"]) if population else 0
-    result["full_feed"] = config_of(run["config"]).full_feed
+    result["full_feed"] = config_of(run.config).full_feed
     result["deactivation_skipped"] = result["full_feed"] and not deactivating
     return result
 
 
-def exceeded_thresholds(run: dict[str, Any], p: dict[str, Any]) -> list[str]:
+def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:
     """Which safety thresholds the plan exceeds, as sentences for the admin."""
-    cfg = config_of(run["config"])
+    cfg = config_of(run.config)
     max_deactivate, max_change = cfg.thresholds()
     reasons = []
     if max_deactivate is not None and max_deactivate.exceeded(p["deactivations"], p["population"]):
@@ -257,8 +274,9 @@ def exceeded_thresholds(run: dict[str, Any], p: dict[str, Any]) -> list[str]:
     return reasons
 
 
-def limit_text(cfg: Connection) -> str:
-    default = " (the default for a full feed)" if cfg.max_deactivate is None else ""
+def limit_text(cfg: PeopleConnection) -> str:
+    what = "a full feed" if cfg.full_feed else "a mapped state"
+    default = f" (the default for {what})" if cfg.max_deactivate is None else ""
     return f"{cfg.deactivate_limit}{default}"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from schemas.connections import Connection, connection_from_json
+from schemas.kinds import KindConfig, UsersConnection, config_as
 from schemas.providers import FileSpec
 from workers import store
 from workers.connectors.checks import Chunk, jsonb_object, row_hash
@@ -22,17 +22,17 @@ EMAIL_RE = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 EMAIL_BAD_DOTS = r"^\.|\.\.|\.@|@-|-\.|\.-|-$"
 
 
-def config_of(raw: dict[str, Any]) -> Connection:
-    return connection_from_json(raw)
+def config_of(config: KindConfig) -> UsersConnection:
+    return config_as(UsersConnection, config)
 
 
-def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
+def file_spec(config: KindConfig, file_name: str) -> FileSpec:
     """Every file of a users connection is a user feed with the connection's mapping."""
     mapping = config_of(config).imported_mapping
     return FileSpec("users", "csv", mapping, frozenset(mapping))
 
 
-def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str, Any]) -> None:
+def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfig) -> None:
     """The run's typed rows (people with something to do), the keys of the rows that are
     already in the store as they are (``same``: read, not validated or staged again), and the
     keys of rejected rows whose person could be read (``kept``: being refused is not being gone)."""
@@ -40,7 +40,8 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str,
         sql.SQL(
             """CREATE UNLOGGED TABLE IF NOT EXISTS {} (
                  file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL, email text NOT NULL,
-                 first_name text, last_name text, manager_key text, attrs jsonb NOT NULL, row_hash text NOT NULL)"""
+                 first_name text, last_name text, manager_key text, attrs jsonb NOT NULL, row_hash text NOT NULL,
+                 inactive boolean NOT NULL DEFAULT false, manager_text text)"""
         ).format(stage_table("users", run_id))
     )
     conn.execute(
@@ -55,23 +56,32 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str,
     )
 
 
-def _source_hash(cfg: Connection) -> str:
+def _source_hash(cfg: UsersConnection) -> str:
     """SQL for a raw row's hash (``r``: a raw chunk row), as kept in lms.users.source_hash. Over the
     raw text, so a row can be compared with the store before anything else is done with it: a row
     whose hash matches was valid when it was stored and reads the same now. The seed is the
     connection's import settings: changing the mapping, the required attributes or empty_erases
     makes every row new to the comparison."""
-    attributes = ["email", *(a for a in ("first_name", "last_name", "manager") if a in cfg.imported_mapping)]
+    attributes = ["email", *(a for a in ("first_name", "last_name", "manager", "state") if a in cfg.imported_mapping)]
     attributes += cfg.profile_attributes
-    settings = json.dumps([cfg.imported_mapping, sorted(cfg.required), cfg.empty_erases], sort_keys=True)
+    imports: list[Any] = [cfg.imported_mapping, sorted(cfg.required), cfg.empty_erases]
+    if cfg.deactivates_by_state:  # only then: the hash of every other connection's rows stays as it was
+        imports.append(cfg.state_values.keys())
+    settings = json.dumps(imports, sort_keys=True)
     return row_hash(*(f"r.{sql.Identifier(a).as_string(None)}" for a in attributes), seed=zlib.crc32(settings.encode()))
 
 
-def _skip_same(conn: psycopg.Connection[Any], chunk: Chunk, cfg: Connection, source_hash: str) -> int:
+def _skip_same(conn: psycopg.Connection[Any], chunk: Chunk, cfg: UsersConnection, source_hash: str) -> int:
     """Move the chunk's rows that match an active person's stored hash (and whose manager, if any,
     is linked) to the run's ``same`` keys, out of the raw chunk. One index probe per row (a LATERAL
     with LIMIT): a hash join would read the whole store for each chunk."""
-    manager_empty = "btrim(r.manager) = ''" if "manager" in cfg.imported_mapping else "true"
+    manager_empty = (
+        sql.SQL("(btrim(r.manager) = '' OR lower(btrim(r.manager)) = ANY({}::text[]))").format(
+            sql.Literal(no_manager(cfg))
+        )
+        if "manager" in cfg.imported_mapping
+        else sql.SQL("true")
+    )
     return conn.execute(
         sql.SQL(
             """WITH same AS (
@@ -89,10 +99,15 @@ def _skip_same(conn: psycopg.Connection[Any], chunk: Chunk, cfg: Connection, sou
             same=stage_table("same", chunk.run_id),
             raw=stage_table("raw", chunk.run_id, chunk.file_id, chunk.chunk_no),
             hash=sql.SQL(source_hash),
-            manager_empty=sql.SQL(manager_empty),
+            manager_empty=manager_empty,
         ),
         {"file": chunk.file_id},
     ).rowcount
+
+
+def no_manager(cfg: UsersConnection) -> list[str]:
+    """The manager cells that mean "no manager", as compared (trimmed, lower case)."""
+    return [v.strip().lower() for v in cfg.no_manager_values]
 
 
 def _val(attribute: str, present: set[str], *, lower: bool = False) -> sql.Composable:
@@ -102,7 +117,7 @@ def _val(attribute: str, present: set[str], *, lower: bool = False) -> sql.Compo
     return sql.SQL("lower({})").format(expr) if lower else expr
 
 
-def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[str, Any]) -> dict[str, int]:
+def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
     """Map, validate and hash one chunk into the run's typed staging table; bad rows become row
     errors. Rows already in the store as they are go no further than their key."""
     run_id, file_id, file_name, columns = chunk.run_id, chunk.file_id, chunk.file_name, chunk.columns
@@ -130,9 +145,11 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
 
     e_no, e_name = col("email")
     m_no, m_name = col("manager")
+    s_no, s_name = col("state")
+    active_states, inactive_states = conn_cfg.state_values.keys()
     # Column names are the file's text: they travel as parameters, never inside the statement,
     # where a '%' ("FTE %") would read as a placeholder.
-    names = {"e_name": e_name, "m_name": m_name, **{f"name_{a}": col(a)[1] for a in required_extra}}
+    names = {"e_name": e_name, "m_name": m_name, "s_name": s_name, **{f"name_{a}": col(a)[1] for a in required_extra}}
     required_rows = [
         sql.SQL("(c.{}, {}, {}::text, 'required', {}, NULL::text, true)").format(
             sql.Identifier(f"miss_{a}"),
@@ -155,25 +172,35 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
             sql.SQL(
                 "(c.self_manager AND c.ok, {m_no}, {m_name}::text, 'self_manager', "
                 "'a user cannot be their own manager; the user was imported without a manager change', "
-                "c.manager_raw, false)"
+                "c.manager_text, false)"
             ).format(m_no=sql.Literal(m_no), m_name=sql.Placeholder("m_name")),
+            sql.SQL(
+                "(c.bad_state, {s_no}, {s_name}::text, 'invalid_state', %(state_msg)s::text, c.state_raw, true)"
+            ).format(s_no=sql.Literal(s_no), s_name=sql.Placeholder("s_name")),
             *required_rows,
         ]
     )
     query = sql.SQL(
         """
-        WITH src AS (
+        WITH src0 AS (
             SELECT r.line_no, coalesce(btrim(r.{email}), '') AS email,
-                   {first_name} AS first_name, {last_name} AS last_name, {manager} AS manager_raw,
-                   {attrs} AS attrs, {row_hash} AS row_hash {missing_cols}
+                   {first_name} AS first_name, {last_name} AS last_name,
+                   -- As the file has it, for the error report; compared in lower case.
+                   CASE WHEN lower({manager}) <> ALL(%(no_manager)s::text[]) THEN {manager} END AS manager_text,
+                   {state} AS state_raw, {attrs} AS attrs, {row_hash} AS row_hash {missing_cols}
             FROM {raw} r
+        ), src AS (
+            SELECT s.*, lower(s.manager_text) AS manager_raw FROM src0 s
         ), chk AS (
             SELECT s.*, s.email = '' AS no_email,
                    s.email <> '' AND (s.email !~ %(re)s OR s.email ~ %(dots)s OR length(s.email) > 254) AS bad_email,
-                   s.manager_raw IS NOT NULL AND s.manager_raw = lower(s.email) AS self_manager
+                   s.manager_raw IS NOT NULL AND s.manager_raw = lower(s.email) AS self_manager,
+                   s.state_raw IS NOT NULL AND lower(s.state_raw) <> ALL(%(active_states)s::text[])
+                     AND lower(s.state_raw) <> ALL(%(inactive_states)s::text[]) AS bad_state,
+                   coalesce(lower(s.state_raw) = ANY(%(inactive_states)s::text[]), false) AS inactive
             FROM src s
         ), checked AS (
-            SELECT c.*, NOT (c.no_email OR c.bad_email OR {missing_any}) AS ok FROM chk c
+            SELECT c.*, NOT (c.no_email OR c.bad_email OR c.bad_state OR {missing_any}) AS ok FROM chk c
         ), errs AS (
             INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code, message,
                                          value, rejected)
@@ -184,12 +211,13 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
             WHERE e.failed
             RETURNING rejected
         ), ins AS (
-            INSERT INTO {typed} (file_id, line_no, key, email, first_name, last_name, manager_key, attrs, row_hash)
+            INSERT INTO {typed} (file_id, line_no, key, email, first_name, last_name, manager_key, attrs, row_hash,
+                                 inactive, manager_text)
             SELECT %(file)s, c.line_no, lower(c.email), c.email, c.first_name, c.last_name,
                    -- A manager that is not an e-mail finds nobody in the load and is reported there, with
                    -- the few other unresolved ones: a regex on every row here cost a third of the transform.
                    CASE WHEN c.self_manager THEN NULL ELSE c.manager_raw END,
-                   c.attrs, c.row_hash
+                   c.attrs, c.row_hash, c.inactive, CASE WHEN c.self_manager THEN NULL ELSE c.manager_text END
             FROM checked c WHERE c.ok
             RETURNING 1
         ), kept AS (
@@ -205,7 +233,8 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
         email=sql.Identifier("email"),
         first_name=_val("first_name", present),
         last_name=_val("last_name", present),
-        manager=_val("manager", present, lower=True),
+        manager=_val("manager", present),
+        state=_val("state", present),
         attrs=attrs,
         # The same hash _skip_same compared, kept as the person's source_hash.
         row_hash=sql.SQL(source_hash),
@@ -219,7 +248,19 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[st
     row = store.fetch_one(
         conn,
         query,
-        {"re": EMAIL_RE, "dots": EMAIL_BAD_DOTS, "run": run_id, "file": file_id, "fname": file_name, **names},
+        {
+            "re": EMAIL_RE,
+            "dots": EMAIL_BAD_DOTS,
+            "run": run_id,
+            "file": file_id,
+            "fname": file_name,
+            "active_states": active_states,
+            "no_manager": no_manager(conn_cfg),
+            "inactive_states": inactive_states,
+            "state_msg": f"this state is not one the connection knows ({conn_cfg.state_values.described()}); "
+            "correct it, or add it to state_values, and rerun",
+            **names,
+        },
     )
     assert row is not None
     conn.execute(sql.SQL("DROP TABLE {}").format(raw))

@@ -11,14 +11,18 @@ from functools import partial
 from typing import Any, Literal
 
 import psycopg
+from psycopg import sql
 
+from schemas.kinds import KindConfig, config_as
+from schemas.kinds.xapi import XapiConnection
 from schemas.providers import FileNameProblem, FileSpec
-from schemas.xapi import XapiConnection
 from workers import store
 from workers.connectors import content
 from workers.connectors.checks import Chunk
 from workers.connectors.contract import Step
 from workers.connectors.xapi import load, transform
+from workers.rows import RunRow
+from workers.staging import stage_table
 
 EXPORT: Literal[False] = False
 #: Kept FEEDSYNC_CONTENT_RETENTION_DAYS after their run unless the connection says.
@@ -36,11 +40,11 @@ EMPTY_RUN: str | None = (
 )
 
 
-def config_of(raw: dict[str, Any]) -> XapiConnection:
-    return XapiConnection.model_validate(raw)
+def config_of(config: KindConfig) -> XapiConnection:
+    return config_as(XapiConnection, config)
 
 
-def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
+def file_spec(config: KindConfig, file_name: str) -> FileSpec:
     cfg = config_of(config)
     if cfg.source_file is not None and file_name != cfg.source_file:
         raise FileNameProblem(
@@ -51,54 +55,55 @@ def file_spec(config: dict[str, Any], file_name: str) -> FileSpec:
     return FileSpec("statements", "csv", columns, frozenset(columns))
 
 
-def expected_files(config: dict[str, Any]) -> dict[str, str] | None:
+def expected_files(config: KindConfig) -> dict[str, str] | None:
     return None
 
 
-def create_staging(conn: psycopg.Connection[Any], run_id: int, config: dict[str, Any]) -> None:
+def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfig) -> None:
     transform.create_staging(conn, run_id)
     content.create_staging(conn, run_id, config)  # its progress table: completions are merged as content's
 
 
-def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: dict[str, Any]) -> dict[str, int]:
+def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
     return transform.transform(conn, chunk, config_of(config))
 
 
-def prepare(conn: psycopg.Connection[Any], run: dict[str, Any]) -> int:
+def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
     return 0  # duplicate ids are judged in the load, against the store and the earlier lines
 
 
-def classify(conn: psycopg.Connection[Any], run: dict[str, Any]) -> None:
+def classify(conn: psycopg.Connection[Any], run: RunRow) -> None:
     return None
 
 
-def needs_plan(run: dict[str, Any]) -> bool:
-    return bool(run["dry_run"])
+def needs_plan(run: RunRow) -> bool:
+    return run.dry_run
 
 
-def plan(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, Any]:
+def plan(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]:
     row = store.fetch_one(
         conn,
-        f"""SELECT count(*) FILTER (WHERE s.kept) AS statements,
-                   count(*) FILTER (WHERE s.kept AND x.id IS NULL) AS new_statements,
-                   count(*) FILTER (WHERE NOT s.kept) AS filtered
-            FROM {content.staged("xapi", int(run["id"]))} s
-            LEFT JOIN lms.xapi_statements x ON x.id = s.id""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids)
+        sql.SQL(
+            """SELECT count(*) FILTER (WHERE s.kept) AS statements,
+                      count(*) FILTER (WHERE s.kept AND x.id IS NULL) AS new_statements,
+                      count(*) FILTER (WHERE NOT s.kept) AS filtered
+               FROM {} s LEFT JOIN lms.xapi_statements x ON x.id = s.id"""
+        ).format(stage_table("xapi", run.id)),
     )
     assert row is not None
     return {k: int(v) for k, v in row.items()}
 
 
-def exceeded_thresholds(run: dict[str, Any], p: dict[str, Any]) -> list[str]:
+def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:
     return []
 
 
-def load_steps(conn: psycopg.Connection[Any], run: dict[str, Any], *, whole: bool, batch_rows: int) -> list[Step]:
+def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]:
     """Each file in its own step, in the run's order (oldest first)."""
-    return [partial(load.apply_file, file_id=f["file_id"]) for f in content.parsed_files(conn, int(run["id"]))]
+    return [partial(load.apply_file, file_id=f["file_id"]) for f in content.parsed_files(conn, run.id)]
 
 
-def finish(conn: psycopg.Connection[Any], run: dict[str, Any]) -> dict[str, int]:
+def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     return {}
 
 

@@ -13,26 +13,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from schemas.xapi import XapiConnection
+from schemas.kinds import config_as
+from schemas.kinds.xapi import XapiConnection
 from workers import store, user_skills
 from workers.connectors import content
 from workers.connectors.xapi.transform import VOIDED, attributes
+from workers.rows import RunRow
+from workers.staging import stage_table
 
-_IGNORED = "'{authority,stored,timestamp,version,attachments}'::text[]"
+#: What the spec's comparison of two statements with the same id leaves aside.
+_IGNORED = sql.SQL("'{authority,stored,timestamp,version,attachments}'::text[]")
 
 
-def _same(a: str, b: str) -> str:
-    return f"(({a})::jsonb - {_IGNORED}) = (({b})::jsonb - {_IGNORED})"
+def _same(a: LiteralString, b: LiteralString) -> sql.Composed:
+    """Whether the JSON texts ``a`` and ``b`` (fixed SQL expressions) are the same statement."""
+    return sql.SQL("(({a})::jsonb - {ignored}) = (({b})::jsonb - {ignored})").format(
+        a=sql.SQL(a), b=sql.SQL(b), ignored=_IGNORED
+    )
 
 
-def apply_file(conn: psycopg.Connection[Any], run: dict[str, Any], file_id: int) -> dict[str, int]:
-    run_id = int(run["id"])
-    cfg = XapiConnection.model_validate(run["config"])
+def apply_file(conn: psycopg.Connection[Any], run: RunRow, file_id: int) -> dict[str, int]:
+    run_id = run.id
+    cfg = config_as(XapiConnection, run.config)
     names = {c: a for a, c in attributes(cfg).items()}
     id_attr = names.get(cfg.statement_column or (cfg.xapi["id"].column or "" if "id" in cfg.xapi else ""))
     actor_attr = names.get(
@@ -41,7 +49,7 @@ def apply_file(conn: psycopg.Connection[Any], run: dict[str, Any], file_id: int)
     params = {
         "run": run_id,
         "file": file_id,
-        "conn": run["connection_id"],
+        "conn": run.connection_id,
         "voided": VOIDED,
         "id_attr": id_attr,
         "conflict": "a statement with this id is stored already with other content (the spec's 409 Conflict); give "
@@ -49,19 +57,20 @@ def apply_file(conn: psycopg.Connection[Any], run: dict[str, Any], file_id: int)
         "voider": "this statement voids a voiding statement, which xAPI forbids (a voiding statement cannot be "
         "voided); re-issue the voided statement under a new id instead",
     }
-    stage = content.staged("xapi", run_id)
+    stage = stage_table("xapi", run_id)
     row = store.fetch_one(
         conn,
-        f"""
+        sql.SQL(
+            """
         WITH src AS (
             SELECT s.*, row_number() OVER (PARTITION BY s.id ORDER BY s.line_no) AS nth
             FROM {stage} s WHERE s.file_id = %(file)s AND s.kept),
         judged AS (
             SELECT s.*,
                    CASE WHEN x.id IS NOT NULL THEN
-                            CASE WHEN {_same("x.statement::text", "s.statement")} THEN 'unchanged' ELSE 'conflict' END
+                            CASE WHEN {same_stored} THEN 'unchanged' ELSE 'conflict' END
                         WHEN s.nth > 1 THEN
-                            CASE WHEN {_same("f.statement", "s.statement")} THEN 'unchanged' ELSE 'conflict' END
+                            CASE WHEN {same_first} THEN 'unchanged' ELSE 'conflict' END
                         WHEN s.voids IS NOT NULL AND (
                                  EXISTS (SELECT 1 FROM lms.xapi_statements t
                                          WHERE t.id = s.voids AND t.verb_id = %(voided)s)
@@ -97,18 +106,25 @@ def apply_file(conn: psycopg.Connection[Any], run: dict[str, Any], file_id: int)
                (SELECT count(*) FROM ins WHERE voided) AS voided_late,
                (SELECT count(*) FROM judged WHERE verdict = 'unchanged') AS unchanged,
                (SELECT count(*) FROM errs) AS rejected,
-               (SELECT count(*) FROM {stage} WHERE file_id = %(file)s AND NOT kept) AS filtered""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; values are parameters)
+               (SELECT count(*) FROM {stage} WHERE file_id = %(file)s AND NOT kept) AS filtered"""
+        ).format(
+            stage=stage,
+            same_stored=_same("x.statement::text", "s.statement"),
+            same_first=_same("f.statement", "s.statement"),
+        ),
         params,
     )
     assert row is not None
     # Targets of this file's voiders, stored before or earlier in this file; never a voider.
     voided_now = store.fetch_all(
         conn,
-        f"""UPDATE lms.xapi_statements t SET voided = true
+        sql.SQL(
+            """UPDATE lms.xapi_statements t SET voided = true
             FROM {stage} s JOIN lms.xapi_statements v ON v.id = s.id AND v.verb_id = %(voided)s
             WHERE s.file_id = %(file)s AND s.kept AND s.voids IS NOT NULL
               AND t.id = s.voids AND t.verb_id <> %(voided)s AND NOT t.voided
-            RETURNING t.id, t.user_id, t.verb_id, t.object_id""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; values are parameters)
+            RETURNING t.id, t.user_id, t.verb_id, t.object_id"""
+        ).format(stage=stage),
         params,
     )
     progress = _completions(conn, run, file_id, cfg, actor_attr)
@@ -125,20 +141,21 @@ def apply_file(conn: psycopg.Connection[Any], run: dict[str, Any], file_id: int)
     }
 
 
-_COURSE = """
+#: The course a statement's activity is: by ``activity_map``, else by its launch URL.
+_COURSE = sql.SQL("""
     LEFT JOIN lms.courses cm ON %(map)s::jsonb ? x.object_id
          AND cm.provider = split_part(%(map)s::jsonb ->> x.object_id, ':', 1)
          AND cm.external_id = substr(%(map)s::jsonb ->> x.object_id, strpos(%(map)s::jsonb ->> x.object_id, ':') + 1)
     LEFT JOIN LATERAL (SELECT min(c.id) AS id FROM lms.courses c
                        WHERE cm.id IS NULL AND c.launch_url = x.object_id) cl ON true
-"""
+""")
 
 
 def _completions(
-    conn: psycopg.Connection[Any], run: dict[str, Any], file_id: int, cfg: XapiConnection, actor_attr: str | None
+    conn: psycopg.Connection[Any], run: RunRow, file_id: int, cfg: XapiConnection, actor_attr: str | None
 ) -> dict[str, int]:
     """Completions of this file's stored statements, staged as content progress and merged by it."""
-    run_id = int(run["id"])
+    run_id = run.id
     params = {
         "run": run_id,
         "file": file_id,
@@ -148,30 +165,34 @@ def _completions(
         "unknown": "progress not written: no learner has this actor's e-mail (the statement is stored); add the "
         "person to a user feed and import this file again",
     }
-    matched = f"""
+    matched = sql.SQL("""
         SELECT x.*, coalesce(cm.id, cl.id) AS course_id
-        FROM lms.xapi_statements x {_COURSE}
-        WHERE x.source_file_id = %(file)s AND x.verb_id = ANY(%(verbs)s) AND NOT x.voided"""  # noqa: S608 (fixed SQL text; values are parameters)
+        FROM lms.xapi_statements x {course}
+        WHERE x.source_file_id = %(file)s AND x.verb_id = ANY(%(verbs)s) AND NOT x.voided""").format(course=_COURSE)
     conn.execute(
-        f"""INSERT INTO {content.staged("progress", run_id)} (file_id, line_no, learner_key, learner_column, email,
+        sql.SQL(
+            """INSERT INTO {progress} (file_id, line_no, learner_key, learner_column, email,
                 course_ref, status, first_accessed_on, last_accessed_on, completed_on, assessed_on, score)
             SELECT %(file)s, m.source_line, lower(m.actor_email), %(actor)s, m.actor_email, m.course_id::text,
                    'completed', d, d, d, CASE WHEN sc IS NOT NULL THEN d END, sc * 100
             FROM ({matched}) m
             CROSS JOIN LATERAL (SELECT m."timestamp"::date AS d,
                                        (m.statement::jsonb #>> '{{result,score,scaled}}')::numeric AS sc) v
-            WHERE m.course_id IS NOT NULL AND m.user_id IS NOT NULL""",  # noqa: S608 (table names from staged(): fixed prefixes and int run ids; values are parameters)
+            WHERE m.course_id IS NOT NULL AND m.user_id IS NOT NULL"""
+        ).format(progress=stage_table("progress", run_id), matched=matched),
         params,
     )
     warned = conn.execute(
-        f"""INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code, message,
+        sql.SQL(
+            """INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code, message,
                                          rejected)
             SELECT %(run)s, %(file)s, fl.original_path, m.source_line, (rf.columns -> %(actor)s ->> 'no')::int,
                    rf.columns -> %(actor)s ->> 'column', 'unknown_learner', %(unknown)s, false
             FROM ({matched}) m
             JOIN sync.feed_files fl ON fl.id = %(file)s
             JOIN sync.run_files rf ON rf.run_id = %(run)s AND rf.file_id = %(file)s
-            WHERE m.course_id IS NOT NULL AND m.user_id IS NULL""",  # noqa: S608 (fixed SQL text; values are parameters)
+            WHERE m.course_id IS NOT NULL AND m.user_id IS NULL"""
+        ).format(matched=matched),
         params,
     ).rowcount
     counts = content.apply_progress(
@@ -189,13 +210,14 @@ def _revert(conn: psycopg.Connection[Any], cfg: XapiConnection, voided: list[dic
     params = {"ids": [r["id"] for r in targets], "verbs": cfg.completion_verbs, "map": Jsonb(cfg.activity_map)}
     lost = store.fetch_all(
         conn,
-        f"""WITH gone AS (
+        sql.SQL(
+            """WITH gone AS (
                 SELECT DISTINCT x.user_id, coalesce(cm.id, cl.id) AS course_id
-                FROM lms.xapi_statements x {_COURSE}
+                FROM lms.xapi_statements x {course}
                 WHERE x.id = ANY(%(ids)s)),
             still AS (
                 SELECT DISTINCT x.user_id, coalesce(cm.id, cl.id) AS course_id
-                FROM lms.xapi_statements x {_COURSE}
+                FROM lms.xapi_statements x {course}
                 JOIN gone g ON g.user_id = x.user_id
                 WHERE x.verb_id = ANY(%(verbs)s) AND NOT x.voided),
             back AS (
@@ -207,7 +229,8 @@ def _revert(conn: psycopg.Connection[Any], cfg: XapiConnection, voided: list[dic
                 RETURNING p.user_id, p.course_id)
             DELETE FROM lms.user_skills us USING back b
             WHERE us.user_id = b.user_id AND us.course_id = b.course_id
-            RETURNING us.skill_id""",  # noqa: S608 (fixed SQL text; values are parameters)
+            RETURNING us.skill_id"""
+        ).format(course=_COURSE),
         params,
     )
     if lost:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.xapi import REQUIRED_PATHS, Scalar, XapiConnection, XapiField, XapiFilter
+from schemas.kinds.xapi import REQUIRED_PATHS, Scalar, XapiConnection, XapiField, XapiFilter
 
 #: The namespace of the ids feedsync derives for statements that come without one.
 ID_NAMESPACE = uuid.UUID("6f2d43f4-6c55-5b0e-9a51-0c1f8e3a7d21")

@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
 
-from schemas.xapi import XapiConnection
+from schemas.kinds.xapi import XapiConnection
 from workers import store
 from workers.connectors.checks import Chunk
 from workers.connectors.xapi.statements import (

@@ -26,15 +26,15 @@ value = "http://adlnet.gov/expapi/verbs/completed"
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.config_parts import KeyProblem, Notify, Schedule, check_delimiter, check_encoding, path_pattern_problem
+from schemas.config_base import Connection
+from schemas.config_parts import KeyProblem
 
-__all__ = ["ADL_COMPLETED", "ADL_PASSED", "DEFAULT_PATH", "XapiConnection", "XapiField", "XapiFilter"]
+__all__ = ["ADL_COMPLETED", "ADL_PASSED", "XapiConnection", "XapiField", "XapiFilter"]
 
-DEFAULT_PATH = "import/xapi/*.csv"
 ADL_COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
 ADL_PASSED = "http://adlnet.gov/expapi/verbs/passed"
 
@@ -44,8 +44,6 @@ MAPPABLE = ("id", "actor", "verb", "object", "result", "context", "timestamp", "
 REQUIRED_PATHS = ("verb.id", "object.id")
 _SEGMENT = re.compile(r"^[A-Za-z0-9_:/-]+$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-MAX_RETENTION_DAYS = 3650
-MAX_SETTLE_SECONDS = 3600
 
 FilterOp = Literal["eq", "ne", "contains", "gt", "gte", "lt", "lte", "in", "empty", "not_empty"]
 Scalar = str | int | float | bool
@@ -92,22 +90,19 @@ class XapiFilter(BaseModel):
         return self
 
 
-class XapiConnection(BaseModel):
-    # Strict: TOML values are already typed, so "yes" for a boolean is a mistake to refuse, not coerce.
-    model_config = ConfigDict(extra="forbid", strict=True)
+class XapiConnection(Connection):
+    OWN_KEYS: ClassVar[tuple[str, ...]] = (
+        "source_file",
+        "filters",
+        "xapi",
+        "statement_column",
+        "completion_verbs",
+        "activity_map",
+        "voiding_reverts",
+    )
+    DEFAULT_PATH: ClassVar[str] = "import/xapi/*.csv"
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     kind: Literal["xapi"]
-    path: str = DEFAULT_PATH
-    enabled: bool = True
-    trigger: Literal["on_arrival", "on_schedule"] = "on_arrival"
-    encoding: str = "utf-8"
-    delimiter: str = ","
-    schedule: Schedule | None = None
-    notify: Notify | None = None
-    retention_days: int | None = Field(default=None, ge=0, le=MAX_RETENTION_DAYS)
-    settle_seconds: float | None = Field(default=None, ge=0, le=MAX_SETTLE_SECONDS)
-    done_marker: bool = False
     # Only a file of exactly this name is taken (ALM's "Source File Name"); others are refused.
     source_file: str | None = None
     filters: list[XapiFilter] = Field(default_factory=list)
@@ -120,16 +115,6 @@ class XapiConnection(BaseModel):
     activity_map: dict[str, str] = Field(default_factory=dict)
     # A voided completion takes the completion back (ALM keeps it: false by default).
     voiding_reverts: bool = False
-
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, v: str) -> str:
-        return check_encoding(v)
-
-    @field_validator("delimiter")
-    @classmethod
-    def _one_char(cls, v: str) -> str:
-        return check_delimiter(v)
 
     @field_validator("source_file")
     @classmethod
@@ -182,9 +167,6 @@ class XapiConnection(BaseModel):
 
     @model_validator(mode="after")
     def _source(self) -> XapiConnection:
-        problem = path_pattern_problem(self.path)
-        if problem:
-            raise KeyProblem(f"path {self.path!r} {problem}", "path")
         if self.statement_column is not None:
             if not self.statement_column.strip():
                 raise KeyProblem(

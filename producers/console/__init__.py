@@ -1,0 +1,1 @@
+"""The admin console: a server-rendered layer over the CLI's queries and commands."""

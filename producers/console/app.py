@@ -1,0 +1,143 @@
+"""The admin console's ASGI app: sign-in and out, the audit page, and the areas' routes."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from producers.console import accounts, connections, deadletters, runs
+from producers.console.auth import COOKIE, SIGNIN_COOKIE, Refused, blocking, client, current, page, same_origin
+from producers.console.auth import set_cookie as put_cookie
+from producers.console.views import HERE, message, render
+from schemas.settings import get_settings
+
+
+def _next(value: str | None) -> str:
+    """Where to go after signing in: a path of this site only, never another host."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value or urlsplit(value).netloc:
+        return "/connections"
+    return value
+
+
+async def sign_in_form(request: Request) -> Response:
+    token = secrets.token_urlsafe(32)
+    response = render(
+        request, "sign_in.html", title="Sign in", csrf=token, next=_next(request.query_params.get("next"))
+    )
+    put_cookie(request, response, SIGNIN_COOKIE, token, max_age=3600)
+    return response
+
+
+async def sign_in(request: Request) -> Response:
+    form = await request.form()
+    name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
+    sent, expected = str(form.get("csrf", "")), request.cookies.get(SIGNIN_COOKIE, "")
+    if not expected or not secrets.compare_digest(sent, expected) or not same_origin(request):
+        raise Refused(403, "This form has expired or did not come from this console. Reload the page.")
+    settings = get_settings()
+    who = client(request)
+    if await blocking(
+        None,
+        accounts.throttled,
+        name,
+        who,
+        max_failures=settings.web_signin_max_failures,
+        window_s=settings.web_signin_window_s,
+    ):
+        await blocking(None, accounts.record, None, "sign_in_throttled", name[:64], outcome="refused", client=who)
+        return render(
+            request,
+            "sign_in.html",
+            429,
+            title="Sign in",
+            csrf=expected,
+            next=_next(str(form.get("next", ""))),
+            error="Too many failed sign-ins. Wait a few minutes and try again.",
+        )
+    admin = await blocking(None, accounts.authenticate, name, password)
+    if admin is None:
+        await blocking(None, accounts.record, None, "sign_in_failed", name[:64], outcome="refused", client=who)
+        return render(
+            request,
+            "sign_in.html",
+            401,
+            title="Sign in",
+            csrf=expected,
+            next=_next(str(form.get("next", ""))),
+            error="That name and password do not match an admin.",
+        )
+    token = await blocking(None, accounts.open_session, admin, settings.web_session_hours)
+    await blocking(None, accounts.record, admin.name, "sign_in", client=who)
+    response = RedirectResponse(_next(str(form.get("next", ""))), status_code=303)
+    put_cookie(request, response, COOKIE, token, max_age=int(settings.web_session_hours * 3600))
+    response.delete_cookie(SIGNIN_COOKIE, path="/")
+    return response
+
+
+async def sign_out(request: Request) -> Response:
+    s = await current(request)
+    if s is not None:
+        form = await request.form()
+        sent = form.get("csrf")
+        if not isinstance(sent, str) or not secrets.compare_digest(sent, s.csrf_token) or not same_origin(request):
+            raise Refused(403, "This form has expired or did not come from this console. Reload the page.")
+        await blocking(None, accounts.close_session, request.cookies[COOKIE])
+        await blocking(None, accounts.record, s.admin.name, "sign_out", client=client(request))
+    response = RedirectResponse("/sign-in", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@page
+async def audit(request: Request, s: accounts.Session) -> Response:
+    rows = await blocking(s, accounts.audit, 500)
+    return render(request, "audit.html", title="Audit", rows=rows)
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/connections", status_code=303)
+
+
+async def refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    return message(request, "Refused", exc.message, exc.status)
+
+
+async def security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    response = await call_next(request)
+    # No framing (clickjacking), no referrer leaving the console (with "no-referrer" a browser sends
+    # "Origin: null" on its own forms), scripts and styles only from here.
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault(
+        "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    )
+    return response
+
+
+def create_app() -> Starlette:
+    routes = [
+        Route("/", home),
+        Route("/sign-in", sign_in_form, methods=["GET"]),
+        Route("/sign-in", sign_in, methods=["POST"]),
+        Route("/sign-out", sign_out, methods=["POST"]),
+        Route("/audit", audit),
+        *connections.routes,
+        *runs.routes,
+        *deadletters.routes,
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={Refused: refused},
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=security_headers)],
+    )

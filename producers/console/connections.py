@@ -1,0 +1,181 @@
+"""Connection tiles and a connection's page: mapping, schedule, enable/disable, on-demand run,
+rerun of the latest run, upload. Every change goes through producers.commands, as the CLI's do."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from producers import commands, queries
+from producers.console import accounts
+from producers.console.auth import action, blocking, client, page
+from producers.console.views import render
+from schemas.settings import get_settings
+from schemas.states import AccessMode
+
+#: A file name an upload may have: no folder, not hidden, no control characters.
+_UPLOAD_NAME = re.compile(r"^[^/\\\x00-\x1f\x7f.][^/\\\x00-\x1f\x7f]{0,254}$")
+
+
+def _tile(c: dict[str, Any]) -> dict[str, Any]:
+    return {**c, "path": c["config"].get("path", ""), "is_export": c["kind"].endswith("_export")}
+
+
+@page
+async def tiles(request: Request, s: accounts.Session) -> Response:
+    rows = await blocking(s, queries.connections_overview)
+    return render(request, "connections.html", title="Connections", connections=[_tile(c) for c in rows])
+
+
+async def _connection_page(
+    request: Request, s: accounts.Session, name: str, *, error: str | None = None, status_code: int = 200
+) -> Response:
+    rows = [c for c in await blocking(s, queries.connections_overview) if c["name"] == name]
+    if not rows:
+        return render(request, "message.html", 404, title="Not found", text="There is no connection of that name.")
+    runs = await blocking(s, queries.history, name, 20)
+    return render(
+        request,
+        "connection.html",
+        status_code,
+        title=f"Connection {name}",
+        c=_tile(rows[0]),
+        runs=runs,
+        error=error,
+        today=date.today().isoformat(),
+    )
+
+
+@page
+async def connection(request: Request, s: accounts.Session) -> Response:
+    return await _connection_page(request, s, request.path_params["name"])
+
+
+async def _refusal(request: Request, s: accounts.Session, act: str, exc: commands.CommandError) -> Response:
+    name = request.path_params["name"]
+    await blocking(s, accounts.record, s.admin.name, act, name, outcome=f"refused: {exc}", client=client(request))
+    return await _connection_page(request, s, name, error=str(exc), status_code=400)
+
+
+@action("sync")
+async def sync(request: Request, s: accounts.Session, form: FormData) -> Response:
+    name = request.path_params["name"]
+    try:
+        since = date.fromisoformat(str(form["since"])) if form.get("since") else None
+        access = AccessMode(str(form.get("access", "online")))
+    except ValueError:
+        return await _refusal(
+            request, s, "sync", commands.CommandError("give the start date as YYYY-MM-DD and online or exclusive")
+        )
+    dry_run = form.get("dry_run") == "on"
+    try:
+        run_id = await blocking(
+            s, commands.start_sync, get_settings(), name, access=access, dry_run=dry_run, since=since
+        )
+    except commands.CommandError as exc:
+        return await _refusal(request, s, "sync", exc)
+    detail = {"run": run_id, "since": since.isoformat() if since else None, "access": access.value, "dry_run": dry_run}
+    await blocking(s, accounts.record, s.admin.name, "sync", name, detail=detail, client=client(request))
+    return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+
+@action("rerun")
+async def rerun(request: Request, s: accounts.Session, form: FormData) -> Response:
+    name = request.path_params["name"]
+    try:
+        run_id = await blocking(s, commands.rerun, get_settings(), name)
+    except commands.CommandError as exc:
+        return await _refusal(request, s, "rerun", exc)
+    await blocking(s, accounts.record, s.admin.name, "rerun", name, detail={"run": run_id}, client=client(request))
+    return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+
+@action("enable")
+async def enable(request: Request, s: accounts.Session, form: FormData) -> Response:
+    name = request.path_params["name"]
+    enabled = form.get("enabled") == "true"
+    act = "enable" if enabled else "disable"
+    try:
+        await blocking(s, commands.set_enabled, name, enabled)
+    except commands.CommandError as exc:
+        return await _refusal(request, s, act, exc)
+    await blocking(s, accounts.record, s.admin.name, act, name, client=client(request))
+    return RedirectResponse(f"/connections/{name}", status_code=303)
+
+
+@action("schedule")
+async def schedule(request: Request, s: accounts.Session, form: FormData) -> Response:
+    name = request.path_params["name"]
+    start = f"{form.get('start_date', '')}T{form.get('start_time') or '00:00'}:00+00:00"
+    unit, access = str(form.get("every_unit") or "days"), str(form.get("access") or "online")
+    try:
+        every = int(str(form.get("every", "")))
+    except ValueError:
+        return await _refusal(request, s, "schedule", commands.CommandError(f"every N {unit}: give a whole number"))
+    enabled = form.get("schedule_enabled") == "on"
+    try:
+        await blocking(
+            s, commands.set_schedule, name, start=start, every=every, unit=unit, access=access, enabled=enabled
+        )
+    except commands.CommandError as exc:
+        return await _refusal(request, s, "schedule", exc)
+    detail = {"start": start, f"every_{unit}": every, "access": access, "enabled": enabled}
+    await blocking(s, accounts.record, s.admin.name, "schedule", name, detail=detail, client=client(request))
+    return RedirectResponse(f"/connections/{name}", status_code=303)
+
+
+def _upload(name: str, files: list[tuple[str, bytes]]) -> list[str]:
+    with tempfile.TemporaryDirectory(prefix="feedsync-upload-") as tmp:
+        paths = []
+        for filename, data in files:
+            p = Path(tmp) / filename
+            p.write_bytes(data)
+            paths.append(p)
+        return [p.name for p in commands.upload(get_settings(), name, paths)]
+
+
+@action("upload")
+async def upload(request: Request, s: accounts.Session, form: FormData) -> Response:
+    name = request.path_params["name"]
+    received = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
+    if not received:
+        return await _refusal(request, s, "upload", commands.CommandError("choose one or more files to upload"))
+    files = []
+    for f in received:
+        filename = Path(str(f.filename).replace("\\", "/")).name
+        if not _UPLOAD_NAME.match(filename):
+            return await _refusal(
+                request,
+                s,
+                "upload",
+                commands.CommandError("a file name must not start with '.' or hold control characters; rename it"),
+            )
+        files.append((filename, await f.read()))
+    try:
+        placed = await blocking(s, _upload, name, files)
+    except commands.CommandError as exc:
+        return await _refusal(request, s, "upload", exc)
+    # How many files, not their names: a feed's name may say whom it is about.
+    await blocking(
+        s, accounts.record, s.admin.name, "upload", name, detail={"files": len(placed)}, client=client(request)
+    )
+    return RedirectResponse(f"/connections/{name}?uploaded={len(placed)}", status_code=303)
+
+
+routes = [
+    Route("/connections", tiles),
+    Route("/connections/{name}", connection),
+    Route("/connections/{name}/sync", sync, methods=["POST"]),
+    Route("/connections/{name}/rerun", rerun, methods=["POST"]),
+    Route("/connections/{name}/enabled", enable, methods=["POST"]),
+    Route("/connections/{name}/schedule", schedule, methods=["POST"]),
+    Route("/connections/{name}/upload", upload, methods=["POST"]),
+]

@@ -1,0 +1,74 @@
+"""The config of kind ``hierarchy``: org.csv (units), pos.csv (positions) and user.csv (people) as
+one bundle, each file with its own mapping.
+
+```toml
+[[connections]]
+name = "hr"
+kind = "hierarchy"
+parts = ["org", "pos", "user"]   # ["user"] syncs people only and leaves units and positions untouched
+[connections.files.org.mapping]
+key = "Id"
+name = "Name"
+```
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from schemas.config_base import PeopleConnection
+from schemas.config_parts import ATTRIBUTE_NAME, FileOptions, KeyProblem
+from schemas.kinds.users import DONT_IMPORT
+
+#: The parts of a hierarchy bundle in the order they are applied, with their default file names
+#: and the attributes each file's mapping must name.
+BUNDLE_PARTS = {"org": "org.csv", "pos": "pos.csv", "user": "user.csv"}
+BUNDLE_REQUIRED = {"org": ("key", "name"), "pos": ("key", "name"), "user": ("key", "email")}
+#: Attributes with a meaning of their own in each part; any other is kept in ``attributes``.
+BUNDLE_CORE = {
+    "org": ("key", "name", "parent"),
+    "pos": ("key", "name", "parent"),
+    "user": ("key", "email", "first_name", "last_name", "unit", "position", "manager"),
+}
+
+
+class HierarchyConnection(PeopleConnection):
+    OWN_KEYS: ClassVar[tuple[str, ...]] = (*PeopleConnection.OWN_KEYS, "files", "parts")
+    REFUSED: ClassVar[dict[str, str]] = {
+        "mapping": "a hierarchy connection maps each file under [connections.files.<part>.mapping]"
+    }
+    DEFAULT_PATH: ClassVar[str] = "import/hierarchy/*.csv"
+
+    kind: Literal["hierarchy"]
+    files: dict[str, FileOptions] = Field(default_factory=dict)
+    parts: list[str] = Field(default_factory=lambda: list(BUNDLE_PARTS))
+
+    @model_validator(mode="after")
+    def _bundle_rules(self) -> HierarchyConnection:
+        unknown = [p for p in self.parts if p not in BUNDLE_PARTS]
+        if unknown or not self.parts:
+            raise KeyProblem(f'parts must be some of {list(BUNDLE_PARTS)} (e.g. ["user"] to sync users only)', "parts")
+        for part in self.parts:
+            options = self.files.get(part)
+            if options is None:
+                raise KeyProblem(f"part {part!r} needs [connections.files.{part}.mapping]", "files", part)
+            if not options.name:
+                options.name = BUNDLE_PARTS[part]
+            for attribute in BUNDLE_REQUIRED[part]:
+                if options.mapping.get(attribute, DONT_IMPORT) == DONT_IMPORT:
+                    raise KeyProblem(
+                        f"the {part} file's mapping must name the column for {attribute!r}", "files", part, attribute
+                    )
+            for attribute in options.mapping:
+                if not ATTRIBUTE_NAME.match(attribute):
+                    raise KeyProblem(f"attribute name {attribute!r} must be lower case letters, digits and _", "files")
+        extra = [p for p in self.files if p not in self.parts]
+        if extra:
+            raise KeyProblem(f"files.{extra[0]} is declared but {extra[0]!r} is not in parts", "files", extra[0])
+        return self
+
+    def expected_files(self) -> dict[str, str]:
+        """part -> file name, for the parts the connection syncs, in the order they are applied."""
+        return {p: self.files[p].name for p in BUNDLE_PARTS if p in self.parts}

@@ -1,0 +1,82 @@
+"""The config of kind ``users``: one or more user CSVs, each a feed of people keyed by e-mail.
+
+```toml
+[[connections]]
+name = "hr-users"
+kind = "users"
+full_feed = true               # people missing from the feed are deactivated (within max_deactivate)
+[connections.mapping]          # attribute = "feed column"
+email = "Email"
+manager = "Manager Email"
+```
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from schemas.config_base import PeopleConnection
+from schemas.config_parts import KeyProblem, check_mapping
+from schemas.person_state import StateValues
+
+DONT_IMPORT = "DontImportFromSource"
+
+#: Attributes with a column of their own in lms.users (``state``: whether the person is active);
+#: any other mapped name is a profile attribute.
+USER_CORE_ATTRIBUTES = ("email", "first_name", "last_name", "manager", "state")
+
+
+class UsersConnection(PeopleConnection):
+    OWN_KEYS: ClassVar[tuple[str, ...]] = (
+        *PeopleConnection.OWN_KEYS,
+        "key",
+        "required",
+        "state_values",
+        "no_manager_values",
+    )
+    DEFAULT_PATH: ClassVar[str] = "import/user/internal/*.csv"
+
+    kind: Literal["users"]
+    key: str = "email"
+    mapping: dict[str, str] = Field(default_factory=dict)  # attribute -> feed column (email required)
+    required: list[str] = Field(default_factory=lambda: ["email"])
+    # The values of the mapped ``state`` column that keep a person active or deactivate them.
+    state_values: StateValues = Field(default_factory=StateValues)
+    # Manager cells that mean "no manager" (the top of the tree: "ROOT", "Company name"), compared
+    # case-insensitively; such a row is imported without a manager and without a warning.
+    no_manager_values: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("mapping")
+    @classmethod
+    def _mapping(cls, v: dict[str, str]) -> dict[str, str]:
+        return check_mapping(v)
+
+    @model_validator(mode="after")
+    def _users_rules(self) -> UsersConnection:
+        if self.key != "email":
+            raise KeyProblem(f"key {self.key!r} is not supported for kind 'users': use key = \"email\"", "key")
+        if self.mapping.get("email", DONT_IMPORT) == DONT_IMPORT:
+            raise KeyProblem(
+                "mapping must name the feed column for 'email', the key users are matched on", "mapping", "email"
+            )
+        unmapped = [a for a in self.required if a not in self.imported_mapping]
+        if unmapped:
+            raise KeyProblem(
+                f"required attribute {unmapped[0]!r} is not in the mapping: map it to a feed column", "required"
+            )
+        return self
+
+    @property
+    def imported_mapping(self) -> dict[str, str]:
+        """attribute -> feed column, leaving out attributes the import must never write."""
+        return {a: c for a, c in self.mapping.items() if c != DONT_IMPORT}
+
+    @property
+    def deactivates_by_state(self) -> bool:
+        return "state" in self.imported_mapping
+
+    @property
+    def profile_attributes(self) -> list[str]:
+        return [a for a in self.imported_mapping if a not in USER_CORE_ATTRIBUTES]
