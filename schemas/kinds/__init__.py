@@ -15,6 +15,7 @@ from schemas.kinds.getabstract import GetabstractConnection
 from schemas.kinds.hierarchy import HierarchyConnection
 from schemas.kinds.hmm import HmmConnection
 from schemas.kinds.users import UsersConnection
+from schemas.kinds.xapi import XapiConnection
 
 #: One line per kind's class, in the order ``this version supports: …`` lists them.
 CONFIGS: tuple[type[KindConfig], ...] = (
@@ -22,6 +23,7 @@ CONFIGS: tuple[type[KindConfig], ...] = (
     HmmConnection,
     GetabstractConnection,
     HierarchyConnection,
+    XapiConnection,
     ExportConnection,
 )
 
@@ -131,6 +133,7 @@ __all__ = [
     "KindConfig",
     "PeopleConnection",
     "UsersConnection",
+    "XapiConnection",
     "config_as",
     "config_class",
     "connection_from_json",

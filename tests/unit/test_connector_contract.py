@@ -9,7 +9,7 @@ from producers import queries
 from tests.stubpipeline import Pipeline
 from tests.unit.test_hierarchy import PEOPLE, POSITIONS, UNITS, connect, sync
 from workers import connectors
-from workers.connectors import getabstract, hierarchy, hmm, skills_export, transcript_export, users, xapi_export
+from workers.connectors import getabstract, hierarchy, hmm, skills_export, transcript_export, users, xapi, xapi_export
 from workers.connectors.contract import ExportKind, ImportKind
 
 # Each assignment is mypy's check that the module fulfils its kind's contract.
@@ -17,10 +17,11 @@ USERS: ImportKind = users
 HIERARCHY: ImportKind = hierarchy
 HMM: ImportKind = hmm
 GETABSTRACT: ImportKind = getabstract
+XAPI_IMPORT: ImportKind = xapi
 TRANSCRIPTS: ExportKind = transcript_export
 SKILLS: ExportKind = skills_export
 XAPI: ExportKind = xapi_export
-IMPORT_KINDS = {"users": USERS, "hierarchy": HIERARCHY, "hmm": HMM, "getabstract": GETABSTRACT}
+IMPORT_KINDS = {"users": USERS, "hierarchy": HIERARCHY, "hmm": HMM, "getabstract": GETABSTRACT, "xapi": XAPI_IMPORT}
 EXPORT_KINDS = {"transcript_export": TRANSCRIPTS, "skills_export": SKILLS, "xapi_export": XAPI}
 
 

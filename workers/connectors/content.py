@@ -201,15 +201,30 @@ def _columns(alias: str | None = None) -> sql.Composed:
 
 
 def apply_progress(
-    conn: psycopg.Connection[Any], run: RunRow, file_id: int, *, provider: str, what: str
+    conn: psycopg.Connection[Any],
+    run: RunRow,
+    file_id: int,
+    *,
+    provider: str,
+    what: str,
+    by_course_id: bool = False,
+    create_learners: bool | None = None,
 ) -> dict[str, int]:
-    """Merge one feed file's progress rows; ``what`` names the provider's feed in messages."""
+    """Merge one feed file's progress rows; ``what`` names the provider's feed in messages. With
+    ``by_course_id`` the rows name courses by ``lms.courses.id`` (a kind that resolved them itself,
+    of any provider); ``create_learners`` None: the connection's setting."""
     run_id = run.id
-    cfg = config_of(run.config)
+    if create_learners is None:
+        create_learners = config_of(run.config).create_learners
     progress = stage_table("progress", run_id)
     params = {"run": run_id, "file": file_id, "provider": provider, "conn": run.connection_id}
+    course_match = (
+        sql.SQL("c1.id = s.course_ref::bigint")
+        if by_course_id
+        else sql.SQL("c1.provider = %(provider)s AND c1.external_id = s.course_ref")
+    )
     learners_created = 0
-    if cfg.create_learners:
+    if create_learners:
         learners_created = conn.execute(
             sql.SQL(
                 """INSERT INTO lms.users (email, first_name, last_name, source_connection_id)
@@ -225,7 +240,7 @@ def apply_progress(
     unknown_learner = (
         "no learner has this e-mail or user name, and it is not an e-mail address a learner could be created with; "
         "correct it and rerun"
-        if cfg.create_learners
+        if create_learners
         else "no learner has this e-mail or user name; add the person to the user feed first, or set "
         "create_learners = true on the connection, and rerun"
     )
@@ -252,7 +267,7 @@ def apply_progress(
             SELECT s.*, u.id AS user_id, coalesce(c1.id, CASE WHEN c2.n = 1 THEN c2.id END) AS course_id
             FROM {progress} s
             LEFT JOIN lms.users u ON u.email_key = s.learner_key
-            LEFT JOIN lms.courses c1 ON c1.provider = %(provider)s AND c1.external_id = s.course_ref
+            LEFT JOIN lms.courses c1 ON {course_match}
             LEFT JOIN LATERAL (
                 SELECT min(c.id) AS id, count(*) AS n FROM lms.courses c
                 WHERE c1.id IS NULL AND c.provider = %(provider)s AND lower(c.title) = lower(s.course_title)) c2
@@ -296,6 +311,7 @@ def apply_progress(
                (SELECT count(*) FROM latest) AS rows, (SELECT count(*) FROM errs) AS rejected"""
         ).format(
             progress=progress,
+            course_match=course_match,
             merge=merge,
             columns=_columns(),
             m_columns=_columns("m"),

@@ -1,0 +1,205 @@
+"""CSV rows to xAPI statements: filters, typing by the mapping, and the statement id.
+
+A row either passes every filter or is dropped (counted, not an error); a kept row becomes a
+statement (a dict) or a ``RowProblem`` naming the CSV column at fault. Typing runs before the
+validator: a ``number`` is a JSON number, a ``boolean`` a JSON boolean and a ``date`` an RFC 3339
+UTC instant with milliseconds, so nothing reaches the statement as a string by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.kinds.xapi import REQUIRED_PATHS, Scalar, XapiConnection, XapiField, XapiFilter
+
+#: The namespace of the ids feedsync derives for statements that come without one.
+ID_NAMESPACE = uuid.UUID("6f2d43f4-6c55-5b0e-9a51-0c1f8e3a7d21")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_TRUE = frozenset({"true", "1", "yes"})
+_FALSE = frozenset({"false", "0", "no"})
+_US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """Why a row is not a statement: ``column`` is the CSV column at fault (None: no single one)."""
+
+    column: str | None
+    code: str
+    message: str
+
+
+def derived_id(connection: str, sha256: str, line: int) -> str:
+    """The id of a statement that came without one: the same file imported again gives the same ids."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{connection}\n{sha256}\n{line}"))
+
+
+# -- filters -----------------------------------------------------------------------------------------
+
+
+def passes(filters: list[XapiFilter], row: dict[str, str]) -> bool:
+    return all(_holds(f, row.get(f.column, "")) for f in filters)
+
+
+def _holds(f: XapiFilter, cell: str) -> bool:
+    if f.op == "empty":
+        return cell == ""
+    if f.op == "not_empty":
+        return cell != ""
+    if f.op == "in":
+        assert isinstance(f.value, list)
+        return any(_compare(cell, v) == 0 for v in f.value)
+    assert f.value is not None and not isinstance(f.value, list)
+    if f.op == "contains":
+        return _text(f.value) in cell
+    if cell == "" and f.op in ("gt", "gte", "lt", "lte"):
+        return False  # an empty cell is no number, date or text to compare: use empty / not_empty
+    order = _compare(cell, f.value)
+    return {
+        "eq": order == 0,
+        "ne": order != 0,
+        "gt": order > 0,
+        "gte": order >= 0,
+        "lt": order < 0,
+        "lte": order <= 0,
+    }[f.op]
+
+
+def _text(value: Scalar) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _compare(cell: str, value: Scalar) -> int:
+    """Numbers as numbers, dates as instants, anything else as text."""
+    text = _text(value)
+    if _NUMBER.match(cell) and _NUMBER.match(text):
+        a, b = float(cell), float(text)
+        return (a > b) - (a < b)
+    da, db = instant(cell), instant(text)
+    if da is not None and db is not None:
+        return (da > db) - (da < db)
+    return (cell > text) - (cell < text)
+
+
+# -- typing ------------------------------------------------------------------------------------------
+
+
+def instant(text: str) -> datetime | None:
+    """An ISO 8601 date or date-time, or M/D/YYYY [H:MM[:SS]]; without a zone it is UTC."""
+    m = _US_DATE.match(text)
+    try:
+        if m:
+            month, day, year, hour, minute, second = m.groups()
+            dt = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+        elif len(text) >= 10 and text[4] == "-":
+            dt = datetime.fromisoformat(text)
+        else:
+            return None
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def rfc3339(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def typed(path: str, field: XapiField, cell: str) -> Any:
+    """The cell as its JSON value; ValueError (code, message) when it is not of the field's type."""
+    if field.type == "number":
+        if not _NUMBER.match(cell):
+            raise ValueError("invalid_number", f"'{field.column}' must be a number (e.g. 0.85) for {path}")
+        number = float(cell)
+        return int(number) if number.is_integer() and not re.search(r"[.eE]", cell) else number
+    if field.type == "boolean":
+        word = cell.lower()
+        if word not in _TRUE | _FALSE:
+            raise ValueError("invalid_boolean", f"'{field.column}' must be true/false, 1/0 or yes/no for {path}")
+        return word in _TRUE
+    if field.type == "date":
+        dt = instant(cell)
+        if dt is None:
+            raise ValueError(
+                "invalid_date", f"'{field.column}' must be a date (YYYY-MM-DDTHH:MM:SSZ or M/D/YYYY) for {path}"
+            )
+        return rfc3339(dt)
+    if path == "actor.mbox" and not cell.lower().startswith("mailto:"):
+        return "mailto:" + cell
+    return cell
+
+
+def _required(path: str) -> bool:
+    return path in REQUIRED_PATHS or path == "actor.mbox"
+
+
+def from_mapping(cfg: XapiConnection, row: dict[str, str]) -> dict[str, Any] | RowProblem:
+    """The statement the mapping makes of a row (without its id when the mapping has none)."""
+    statement: dict[str, Any] = {}
+    for path, field in cfg.xapi.items():
+        if field.column is None:
+            value: Any = field.value
+        else:
+            cell = row.get(field.column, "")
+            if cell == "":
+                if _required(path):
+                    return RowProblem(field.column, "required", f"'{field.column}' is empty; {path} needs a value")
+                continue  # an empty cell leaves the property out
+            try:
+                value = typed(path, field, cell)
+            except ValueError as exc:
+                code, message = exc.args
+                return RowProblem(field.column, code, message)
+        _put(statement, path.split("."), value)
+    return statement
+
+
+def _put(target: dict[str, Any], keys: list[str], value: Any) -> None:
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+    target[keys[-1]] = value
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise _DuplicateKey(k)
+    return dict(pairs)
+
+
+def from_column(column: str, cell: str) -> dict[str, Any] | RowProblem:
+    """A whole statement from one cell (ALM's xAPI report): JSON, an object, each property once."""
+    if cell == "":
+        return RowProblem(column, "required", f"'{column}' is empty; each row must hold a statement as JSON")
+    try:
+        statement = json.loads(cell, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        return RowProblem(column, "invalid_statement", f"'{column}': property {exc.args[0]!r} appears twice")
+    except ValueError:
+        return RowProblem(column, "invalid_json", f"'{column}' is not valid JSON; export the statement again")
+    if not isinstance(statement, dict):
+        return RowProblem(column, "invalid_json", f"'{column}' must hold a JSON object (one statement)")
+    return statement
+
+
+def serialized(statement: dict[str, Any]) -> str:
+    return json.dumps(statement, ensure_ascii=False, separators=(",", ":"))
+
+
+def column_of(cfg: XapiConnection, path: str) -> str | None:
+    """The CSV column behind a JSON path (or the nearest mapped path above or below it)."""
+    if cfg.statement_column:
+        return cfg.statement_column
+    for mapped, field in cfg.xapi.items():
+        if field.column and (mapped == path or mapped.startswith(path + ".") or path.startswith(mapped + ".")):
+            return field.column
+    return None

@@ -1,0 +1,183 @@
+"""Transform one chunk: each row filtered, made a statement, typed, given its id and validated;
+the statements are staged with COPY, bad rows become row errors on their line and column.
+
+This runs in Python, not SQL like the other kinds: a statement is a JSON document checked against
+the xAPI rules by a validator library, one row at a time. Memory is one chunk of rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+from schemas.kinds.xapi import XapiConnection
+from workers import store
+from workers.connectors.checks import Chunk
+from workers.connectors.xapi.statements import (
+    RowProblem,
+    column_of,
+    derived_id,
+    from_column,
+    from_mapping,
+    instant,
+    passes,
+    rfc3339,
+    serialized,
+)
+from workers.connectors.xapi.validation import problem
+from workers.staging import stage_table
+
+VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+
+STAGE_COLUMNS = (
+    "file_id",
+    "line_no",
+    "kept",
+    "id",
+    "actor_email",
+    "verb_id",
+    "object_id",
+    "ts",
+    "statement",
+    "voids",
+)
+
+
+def create_staging(conn: psycopg.Connection[Any], run_id: int) -> None:
+    conn.execute(
+        sql.SQL(
+            """CREATE UNLOGGED TABLE IF NOT EXISTS {} (
+                 file_id bigint NOT NULL, line_no int NOT NULL,
+                 kept boolean NOT NULL,              -- false: a filter dropped the row (only counted)
+                 id uuid, actor_email text, verb_id text, object_id text, ts timestamptz,
+                 statement text,                     -- the JSON text stored as is
+                 voids uuid)                         -- a voiding statement's target"""
+        ).format(stage_table("xapi", run_id))
+    )
+
+
+def attributes(cfg: XapiConnection) -> dict[str, str]:
+    """attribute (a raw table column) -> CSV column: JSON paths are no SQL names, so columns are numbered."""
+    return {f"c{i}": column for i, column in enumerate(cfg.columns)}
+
+
+def transform(conn: psycopg.Connection[Any], chunk: Chunk, cfg: XapiConnection) -> dict[str, int]:
+    attrs = {a: c for a, c in attributes(cfg).items() if a in chunk.columns}
+    meta = store.fetch_one(conn, "SELECT sha256 FROM sync.feed_files WHERE id = %s", (chunk.file_id,))
+    assert meta is not None
+    raw = stage_table("raw", chunk.run_id, chunk.file_id, chunk.chunk_no)
+    with conn.cursor(row_factory=tuple_row) as cur:
+        rows = cur.execute(
+            sql.SQL("SELECT line_no, {} FROM {} ORDER BY line_no").format(
+                sql.SQL(", ").join(map(sql.Identifier, attrs)), raw
+            )
+        ).fetchall()
+    staged: list[tuple[Any, ...]] = []
+    errors: list[tuple[int, str | None, str, str, str | None]] = []
+    kept = 0
+    for line, *cells in rows:
+        row = {column: (cell or "").strip() for column, cell in zip(attrs.values(), cells, strict=True)}
+        if not passes(cfg.filters, row):
+            staged.append((chunk.file_id, line, False, *([None] * 7)))
+            continue
+        made = _statement(cfg, row, meta["sha256"], line)
+        if isinstance(made, RowProblem):
+            errors.append((line, made.column, made.code, made.message, row.get(made.column or "")))
+            continue
+        statement, text = made
+        staged.append((chunk.file_id, line, True, *_columns(statement), text, _voids(statement)))
+        kept += 1
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            sql.SQL("COPY {} ({}) FROM STDIN").format(
+                stage_table("xapi", chunk.run_id), sql.SQL(", ").join(map(sql.Identifier, STAGE_COLUMNS))
+            )
+        ) as copy,
+    ):
+        for item in staged:
+            copy.write_row(item)
+    _row_errors(conn, chunk, attrs, errors)
+    conn.execute(sql.SQL("DROP TABLE {}").format(raw))
+    return {"valid": kept, "rejected": len(errors), "warnings": 0, "filtered": len(staged) - kept}
+
+
+def _statement(
+    cfg: XapiConnection, row: dict[str, str], sha256: str, line: int
+) -> tuple[dict[str, Any], str] | RowProblem:
+    """The row's statement and the JSON text to store (a given statement's own text when it has an id)."""
+    if cfg.statement_column:
+        made = from_column(cfg.statement_column, row.get(cfg.statement_column, ""))
+    else:
+        made = from_mapping(cfg, row)
+    if isinstance(made, RowProblem):
+        return made
+    text = None
+    if "id" not in made:
+        made = {"id": derived_id(cfg.name, sha256, line), **made}
+    elif cfg.statement_column:
+        text = row[cfg.statement_column]
+    found = problem(made)
+    if found is not None:
+        path, reason = found
+        return RowProblem(column_of(cfg, path), "invalid_statement", f"{path}: {reason}")
+    return made, text if text is not None else serialized(made)
+
+
+def _columns(statement: dict[str, Any]) -> tuple[Any, ...]:
+    """id, actor e-mail, verb, object id and timestamp: what the store indexes and the export shows."""
+    actor = statement["actor"]
+    mbox = actor.get("mbox")
+    email = mbox[len("mailto:") :] if isinstance(mbox, str) and mbox.lower().startswith("mailto:") else None
+    obj = statement["object"]
+    ts = statement.get("timestamp")
+    when = instant(ts) if isinstance(ts, str) else None
+    return (
+        statement["id"],
+        email,
+        statement["verb"]["id"],
+        obj.get("id") if obj.get("objectType", "Activity") == "Activity" else None,  # the activity IRI only
+        rfc3339(when) if when is not None else None,
+    )
+
+
+def _voids(statement: dict[str, Any]) -> str | None:
+    obj = statement["object"]
+    if statement["verb"]["id"] == VOIDED and obj.get("objectType") == "StatementRef":
+        return str(obj["id"])
+    return None
+
+
+def _row_errors(
+    conn: psycopg.Connection[Any],
+    chunk: Chunk,
+    attrs: dict[str, str],
+    errors: list[tuple[int, str | None, str, str, str | None]],
+) -> None:
+    """Each error on its line, and on its column as the file's header names it."""
+    if not errors:
+        return
+    header = {column: chunk.columns[a] for a, column in attrs.items()}
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code, message,
+                                            value, rejected)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, left(%s, 200), true)""",
+            [
+                (
+                    chunk.run_id,
+                    chunk.file_id,
+                    chunk.file_name,
+                    line,
+                    header.get(column or "", {}).get("no"),
+                    header.get(column or "", {}).get("column", column),
+                    code,
+                    msg,
+                    value,
+                )
+                for line, column, code, msg, value in errors
+            ],
+        )
