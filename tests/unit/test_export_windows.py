@@ -3,13 +3,12 @@ rerun rewrites the same file; a file that cannot be written fails the run with o
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import signal
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-
-import pytest
 
 from producers import queries, scheduler
 from producers.commands import apply_connections, rerun
@@ -172,9 +171,11 @@ def test_an_on_demand_export_without_since_and_nothing_before_it_fails_saying_to
     assert run["error"] == "transcripts has no earlier export to continue from: sync it with --since YYYY-MM-DD"
 
 
-@pytest.fixture
+@contextlib.contextmanager
 def small_files() -> Iterator[None]:
-    """Files of this process may not grow past 4 KiB: a full disk, as the writer sees it (EFBIG)."""
+    """Files of this process may not grow past 4 KiB: a full disk, as the writer sees it (EFBIG).
+    Only around the export: the limit is the whole process's, and pytest's own report (a log file
+    past 4 KiB in CI) must not meet it."""
     old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
     old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (4096, old_limit[1]))
@@ -185,7 +186,7 @@ def small_files() -> Iterator[None]:
         signal.signal(signal.SIGXFSZ, old_handler)
 
 
-def test_a_full_disk_fails_the_run_with_one_sentence_and_leaves_no_file(pipeline: Pipeline, small_files: None) -> None:
+def test_a_full_disk_fails_the_run_with_one_sentence_and_leaves_no_file(pipeline: Pipeline) -> None:
     export_connections()
     people(pipeline)
     learning()
@@ -197,7 +198,8 @@ def test_a_full_disk_fails_the_run_with_one_sentence_and_leaves_no_file(pipeline
         """INSERT INTO lms.learner_progress (user_id, course_id, status, updated_at)
            SELECT u.id, c.id, 'completed', '2026-11-20' FROM lms.users u, lms.courses c WHERE c.external_id ~ '^X'"""
     )
-    run = sync_failing(pipeline, "transcripts", date(2026, 11, 1))
+    with small_files():
+        run = sync_failing(pipeline, "transcripts", date(2026, 11, 1))
     assert run["status"] == "failed"
     folder = pipeline.settings.export_dir / "export" / "transcripts"
     assert run["error"].startswith("the export file learner_transcript_2026-11-01_to_")
