@@ -75,8 +75,7 @@ def test_a_file_closed_after_writing_is_taken_and_a_renamed_part_file_too(watche
     (inbox / "direct.csv").write_bytes(HEADER + b"d@x.com,D,D,,S,T,L\n")
     part = inbox / "renamed.csv.part"
     part.write_bytes(HEADER + b"r@x.com,R,R,,S,T,L\n")
-    time.sleep(0.5)
-    assert registered() == ["import/user/internal/direct.csv"]  # the .part file is left alone
+    wait_until(lambda: registered() == ["import/user/internal/direct.csv"])  # the .part file is left alone
     part.rename(inbox / "renamed.csv")
     wait_until(lambda: len(registered()) == 2)
     assert registered()[1] == "import/user/internal/renamed.csv"
