@@ -162,7 +162,12 @@ class Up:
             kids = psutil.Process(self.proc.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
-        return [p for p in kids if "dramatiq" in " ".join(p.cmdline()) and p.parent().pid != self.proc.pid]
+        found = []
+        for p in kids:  # a child may end between the listing and the look (an error would end the sampler)
+            with contextlib.suppress(psutil.Error, AttributeError):
+                if "dramatiq" in " ".join(p.cmdline()) and p.parent().pid != self.proc.pid:
+                    found.append(p)
+        return found
 
     def _sample(self) -> None:
         while self.sampling:

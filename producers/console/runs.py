@@ -112,10 +112,10 @@ async def export_file(request: Request, s: accounts.Session) -> Response:
     return FileResponse(path, filename=e["file"], headers={"Cache-Control": "no-store"})
 
 
-async def _decide(request: Request, s: accounts.Session, act: str) -> Response:
+async def _decide(request: Request, s: accounts.Session, act: str, *args: Any) -> Response:
     run_id = request.path_params["run_id"]
     try:
-        await blocking(s, getattr(commands, act), run_id)
+        await blocking(s, getattr(commands, act), run_id, *args)
     except commands.CommandError as exc:
         await blocking(
             s, accounts.record, s.admin.name, act, f"run {run_id}", outcome=f"refused: {exc}", client=client(request)
@@ -138,6 +138,13 @@ async def reject(request: Request, s: accounts.Session, form: FormData) -> Respo
     return await _decide(request, s, "reject")
 
 
+@action("cancel")
+async def cancel(request: Request, s: accounts.Session, form: FormData) -> Response:
+    # The same command as `feedsync cancel RUN_ID --reason`: recorded in sync.run_actions too.
+    reason = str(form.get("reason") or "").strip()[:500] or None
+    return await _decide(request, s, "cancel", reason)
+
+
 routes = [
     Route("/runs", runs),
     Route("/runs/{run_id:int}", run),
@@ -147,4 +154,5 @@ routes = [
     Route("/runs/{run_id:int}/export", export_file),
     Route("/runs/{run_id:int}/approve", approve, methods=["POST"]),
     Route("/runs/{run_id:int}/reject", reject, methods=["POST"]),
+    Route("/runs/{run_id:int}/cancel", cancel, methods=["POST"]),
 ]

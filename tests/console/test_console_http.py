@@ -42,6 +42,7 @@ ACTIONS = [
     "/connections/hr-users/upload",
     "/runs/1/approve",
     "/runs/1/reject",
+    "/runs/1/cancel",
     "/dead-letters/replay",
 ]
 
@@ -269,6 +270,28 @@ def test_approve_and_reject_a_held_full_feed_record_the_console_admin(as_admin: 
         ("approve", f"run {held}", "ok"),
         ("reject", f"run {held}", "refused"),
     ]
+
+
+def test_cancelling_a_held_run_from_its_page_records_who_and_why(as_admin: TestClient, pipeline: Pipeline) -> None:
+    apply("full_feed = true\n")
+    pipeline.import_files((FEED + "day1.csv", people(20)))
+    held = pipeline.import_files((FEED + "day2.csv", people(10)))
+    assert "Cancel run" in as_admin.get(f"/runs/{held}").text
+    r = as_admin.post(
+        f"/runs/{held}/cancel", data={"csrf": form_token(as_admin), "reason": "wrong file"}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    pipeline.drain()
+    assert sql("SELECT status FROM sync.runs WHERE id = %s", (held,)) == [("cancelled",)]
+    assert sql("SELECT done_by, reason FROM sync.run_actions WHERE run_id = %s", (held,)) == [
+        ("console:ada", "wrong file")
+    ]
+    assert sql("SELECT count(*) FROM lms.users WHERE NOT active")[0][0] == 0, "a cancelled run applies nothing"
+    page = as_admin.get(f"/runs/{held}").text
+    assert "Cancel run" not in page
+    again = as_admin.post(f"/runs/{held}/cancel", data={"csrf": form_token(as_admin)})
+    assert again.status_code == 400 and "can be cancelled" in again.text
+    assert [(a, o[:7]) for (_, a, _, o) in audit_rows()][-2:] == [("cancel", "ok"), ("cancel", "refused")]
 
 
 def test_schedule_and_enable_changes_are_applied_as_connections_apply_does_and_audited(
