@@ -14,6 +14,7 @@ from producers import registration, safefile
 from schemas.settings import Settings
 from schemas.states import AccessMode, TriggerType
 from workers import store
+from workers.files import sha256_fd
 from workers.outbox import OutboxBatch
 from workers.rows import ConnectionRow
 from workers.runs import create_run, live_connection
@@ -37,7 +38,7 @@ def preview(settings: Settings, name: str, path: Path, access: AccessMode = Acce
     shutil.copyfile(path, stored)
     fd = os.open(stored, os.O_RDONLY)
     try:
-        digest, size = safefile.sha256_fd(fd)
+        digest, size = sha256_fd(fd)
     finally:
         os.close(fd)
     outbox = OutboxBatch()

@@ -20,6 +20,7 @@ from producers import safefile
 from schemas.messages import FeedArrived
 from schemas.settings import Settings
 from workers import store
+from workers.files import sha256_fd
 from workers.outbox import OutboxBatch
 
 log = structlog.get_logger(__name__)
@@ -82,7 +83,7 @@ def register(
 ) -> tuple[str, int | None]:
     fd = safefile.open_checked(path, checked, settings.drop_dir)
     try:
-        digest, size = safefile.sha256_fd(fd)
+        digest, size = sha256_fd(fd)
         after = os.fstat(fd)
         if (after.st_size, after.st_mtime_ns) != (checked.st_size, checked.st_mtime_ns):
             return "not_ready", None  # written to while it was hashed

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import shutil
 import stat
@@ -19,7 +18,7 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
-_BLOCK = 1 << 20
+from workers.files import BLOCK
 
 
 class Refused(Exception):
@@ -60,17 +59,6 @@ def _opened_path(fd: int) -> Path | None:
     return None
 
 
-def sha256_fd(fd: int) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    offset = 0
-    while block := os.pread(fd, _BLOCK, offset):
-        h.update(block)
-        size += len(block)
-        offset += len(block)
-    return h.hexdigest(), size
-
-
 def same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
@@ -101,7 +89,7 @@ def _copy_opened(fd: int, dst: Path) -> None:
     try:
         with os.fdopen(tmp_fd, "wb") as out:
             offset = 0
-            while block := os.pread(fd, _BLOCK, offset):
+            while block := os.pread(fd, BLOCK, offset):
                 out.write(block)
                 offset += len(block)
             out.flush()

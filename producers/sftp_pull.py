@@ -47,6 +47,7 @@ from schemas.settings import Settings
 from schemas.sftp import SftpConfig
 from workers import failpoints, store
 from workers.errors import TerminalError, TransientError, safe_text
+from workers.files import fsync_dir
 from workers.sftp import BLOCK, Session, session
 
 log = structlog.get_logger(__name__)
@@ -238,7 +239,7 @@ async def _download(s: Session, settings: Settings, connection: dict[str, Any], 
             },
         )
     os.replace(part, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     if settle_rules.wants_marker(connection["config"]):
         settle_rules.marker_of(final).touch()  # the local connection waits for markers too
     log.info("pulled a file into the drop folder", connection=name, file=e.name, size=size)
@@ -263,14 +264,6 @@ async def _fetch(s: Session, e: Entry, fd: int, digest: Any) -> int | None:
     except asyncssh.SFTPPermissionDenied:
         log.warning("the server refused to let a listed file be read; skipped", connection=s.name, file=e.name)
     return None
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _registered_file(connection_id: int, row: dict[str, Any]) -> int | None:

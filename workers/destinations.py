@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol, cast
 
+from workers.files import fsync_dir
+
 
 @dataclass
 class Written:
@@ -89,16 +91,8 @@ class Folder:
                 raw.flush()
                 os.fsync(raw.fileno())
             os.replace(part, final)
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
         except BaseException:
             part.unlink(missing_ok=True)
             raise
         written.sha256 = written._hash.hexdigest()
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -8,7 +8,6 @@ finds the chunk key taken and stops.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from itertools import chain
@@ -29,6 +28,7 @@ from workers import failpoints, store
 from workers.connectors import MAX_TABLE_COLUMNS, copy_statement, create_raw_chunk, import_kind
 from workers.errors import BadFileError, TransientError
 from workers.feedreader import Block, FeedReader, RowError
+from workers.files import sha256_fd
 from workers.ledger import StageTx, run_stage
 from workers.outbox import OutboxBatch
 from workers.runs import advance_if_ready
@@ -96,15 +96,15 @@ def parse_file(msg: ParseFile) -> None:
 def _check_unchanged(path: Path, label: str, sha256: str) -> None:
     """The stored file must still be the bytes registered: nothing is imported from a file changed
     after it was taken."""
-    h = hashlib.sha256()
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         raise BadFileError(label, "the stored file cannot be opened as a plain file", "Drop the file again") from None
-    with os.fdopen(fd, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    if h.hexdigest() != sha256:
+    try:
+        digest, _ = sha256_fd(fd)
+    finally:
+        os.close(fd)
+    if digest != sha256:
         raise BadFileError(
             label,
             "the stored file changed after feedsync took it (its SHA-256 no longer matches); nothing of it is imported",
