@@ -44,6 +44,19 @@ async def sign_in(request: Request) -> Response:
         raise Refused(403, "This form has expired or did not come from this console. Reload the page.")
     settings = get_settings()
     who = client(request)
+
+    def refused(status: int, error: str) -> Response:
+        """The sign-in page again, with why (the name is not echoed back)."""
+        return render(
+            request,
+            "sign_in.html",
+            status,
+            title="Sign in",
+            csrf=expected,
+            next=_next(str(form.get("next", ""))),
+            error=error,
+        )
+
     if await blocking(
         None,
         accounts.throttled,
@@ -53,27 +66,11 @@ async def sign_in(request: Request) -> Response:
         window_s=settings.web_signin_window_s,
     ):
         await blocking(None, accounts.record, None, "sign_in_throttled", name[:64], outcome="refused", client=who)
-        return render(
-            request,
-            "sign_in.html",
-            429,
-            title="Sign in",
-            csrf=expected,
-            next=_next(str(form.get("next", ""))),
-            error="Too many failed sign-ins. Wait a few minutes and try again.",
-        )
+        return refused(429, "Too many failed sign-ins. Wait a few minutes and try again.")
     admin = await blocking(None, accounts.authenticate, name, password)
     if admin is None:
         await blocking(None, accounts.record, None, "sign_in_failed", name[:64], outcome="refused", client=who)
-        return render(
-            request,
-            "sign_in.html",
-            401,
-            title="Sign in",
-            csrf=expected,
-            next=_next(str(form.get("next", ""))),
-            error="That name and password do not match an admin.",
-        )
+        return refused(401, "That name and password do not match an admin.")
     token = await blocking(None, accounts.open_session, admin, settings.web_session_hours)
     await blocking(None, accounts.record, admin.name, "sign_in", client=who)
     response = RedirectResponse(_next(str(form.get("next", ""))), status_code=303)
