@@ -23,15 +23,17 @@ def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
     cfg = config_of(run.config)
     typed, same = stage_table("users", run_id), stage_table("same", run_id)
     # A file rejected after some of its chunks were transformed (a workbook broken half-way):
-    # nothing of it is imported, and its keys protect nobody.
-    for table in (typed, same):
-        conn.execute(
-            sql.SQL(
-                """DELETE FROM {} s USING sync.run_files rf
-                   WHERE rf.run_id = %s AND rf.file_id = s.file_id AND rf.status <> 'parsed'"""
-            ).format(table),
-            (run_id,),
+    # nothing of it is imported, and its keys protect nobody. Looked for first, so a run whose files
+    # all parsed (nearly every run) does not scan its staged rows for nothing.
+    rejected = [
+        r["file_id"]
+        for r in store.fetch_all(
+            conn, "SELECT file_id FROM sync.run_files WHERE run_id = %s AND status <> 'parsed'", (run_id,)
         )
+    ]
+    if rejected:
+        for table in (typed, same):
+            conn.execute(sql.SQL("DELETE FROM {} WHERE file_id = ANY(%s)").format(table), (rejected,))
     conn.execute(sql.SQL("ANALYZE {}").format(typed))
     conn.execute(sql.SQL("ANALYZE {}").format(same))
     # First the keys alone, one hash aggregate; the rows of a duplicated key are read only if any.
