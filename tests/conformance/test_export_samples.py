@@ -17,29 +17,21 @@ from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import SAMPLES, feedsync, sql
 from tests.stubpipeline import Pipeline
-from tests.unit.exportdata import exported, read_rows
+from tests.unit.exportdata import HMM_AND_TRANSCRIPTS, exported, read_rows
 
 pytestmark = pytest.mark.conformance
 
 ALM = SAMPLES / "alm"
 XAPI_REPORT = ALM / "xapi-report" / "xapireport8842560559890766717csv_unzipped" / "xapiReport8842560559890766717.csv"
 
-TOML = """
-[[connections]]
-name = "hmm"
-kind = "hmm"
-trigger = "on_schedule"
-create_learners = true
-
-[[connections]]
-name = "transcripts"
-kind = "transcript_export"
-location = "transcripts"
-
+TOML = (
+    HMM_AND_TRANSCRIPTS
+    + """
 [[connections]]
 name = "xapi"
 kind = "xapi_export"
 """
+)
 
 PEOPLE = """
 [[connections]]

@@ -13,21 +13,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import SAMPLES, feedsync
+from tests.unit.exportdata import HMM_AND_TRANSCRIPTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.conformance]
 
-TOML = """
-[[connections]]
-name = "hmm"
-kind = "hmm"
-trigger = "on_schedule"
-create_learners = true
-
-[[connections]]
-name = "transcripts"
-kind = "transcript_export"
-location = "transcripts"
-"""
+TOML = HMM_AND_TRANSCRIPTS
 
 
 def test_sync_transcripts_since_2017_writes_the_alm_transcript_of_the_imported_hmm_samples(

@@ -113,3 +113,18 @@ def sync_failing(pipeline: Pipeline, name: str, since: date | None = None) -> di
     run = queries.run_detail(run_id)
     assert run is not None
     return run
+
+
+#: The real HMM samples imported (learners created from them) and a transcript export of them.
+HMM_AND_TRANSCRIPTS = """
+[[connections]]
+name = "hmm"
+kind = "hmm"
+trigger = "on_schedule"
+create_learners = true
+
+[[connections]]
+name = "transcripts"
+kind = "transcript_export"
+location = "transcripts"
+"""
