@@ -42,6 +42,9 @@ def _run_view(r: dict[str, Any]) -> dict[str, Any]:
         "plan": r["plan"],
         "approved_by": r["approved_by"],
         "rerun_of": r["rerun_of"],
+        # An undo run names the run it undoes; an undone run names the undo (feedsync undo).
+        "undo_of": r["undo_of"],
+        "undone_by": r["undone_by"],
     }
 
 

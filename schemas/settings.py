@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     load_work_mem: str = Field(default="128MB", pattern=r"^\d+(kB|MB|GB)$")
     # A record that spans more lines or characters than this is reported as an unclosed quote.
     max_record_lines: int = Field(default=200, ge=2)
+    # The run journal (workers/journal.py): what each load changed, so the run can be undone
+    # (`feedsync undo`). Off: loads write no journal and their runs cannot be undone.
+    journal: bool = True
     max_field_chars: int = Field(default=65_536, ge=1024)
 
     # Content feeds (hmm, getabstract) are kept this many days after their run, then removed.

@@ -40,6 +40,7 @@ class TriggerType(StrEnum):
     FILE_DROP = "file_drop"
     RERUN = "rerun"
     REPLAY = "replay"
+    UNDO = "undo"  # `feedsync undo RUN_ID`: restores what another run changed
 
 
 class StageStatus(StrEnum):

@@ -35,6 +35,11 @@ class RunRow:
     #: What the load decided (``None`` until it has), kept on the run so a redelivery decides the same.
     plan: dict[str, Any] | None
     counts: dict[str, Any]
+    #: The run an undo run undoes (``trigger`` undo), and whether it skips conflicting rows.
+    undo_of: int | None = None
+    undo_skip_conflicts: bool = False
+    #: The load writes its changes to the run journal (decided once, when it plans).
+    journaled: bool = False
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> RunRow:
@@ -52,6 +57,9 @@ class RunRow:
             rerun_of=row["rerun_of"],
             plan=row["plan"],
             counts=dict(row["counts"] or {}),
+            undo_of=row.get("undo_of"),
+            undo_skip_conflicts=bool(row.get("undo_skip_conflicts", False)),
+            journaled=bool(row.get("journaled", False)),
         )
 
     @cached_property

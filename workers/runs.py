@@ -52,6 +52,8 @@ def create_run(
     access: AccessMode = AccessMode.ONLINE,
     dry_run: bool = False,
     rerun_of: int | None = None,
+    undo_of: int | None = None,
+    undo_skip_conflicts: bool = False,
     coalesce: bool = True,
     join_any: bool = False,
     hold: bool = False,
@@ -84,8 +86,8 @@ def create_run(
     row = store.fetch_one(
         conn,
         """INSERT INTO sync.runs (connection_id, connection_name, kind, trigger, access_mode, dry_run, since,
-                                  rerun_of, config)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+                                  rerun_of, config, undo_of, undo_skip_conflicts, note)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
         (
             connection.id,
             connection.name,
@@ -96,6 +98,9 @@ def create_run(
             since,
             rerun_of,
             Jsonb(connection.stored_config),
+            undo_of,
+            undo_skip_conflicts,
+            None if undo_of is None else f"undo of run {undo_of}",
         ),
     )
     assert row is not None
@@ -202,6 +207,8 @@ def _claim_files(conn: psycopg.Connection[Any], run: RunRow) -> list[dict[str, A
     - otherwise: every file registered and waiting;
     - a preview (``sync --dry-run --file``): only the file attached to it when it was queued.
     """
+    if run.trigger is TriggerType.UNDO:
+        return []  # an undo reads the run journal, not files
     attached = store.fetch_all(
         conn,
         """SELECT f.id, f.original_path, f.file_date, f.registered_at FROM sync.run_files rf

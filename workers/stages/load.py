@@ -10,13 +10,21 @@ lms and kept on the run. Then one of:
   of it or none of it;
 - ``online`` access: bucket ranges of FEEDSYNC_LOAD_BATCH_ROWS committed one by one, each with its
   row in sync.load_batches, so no lock is held for long and a redelivered load resumes.
+
+A connection with ``on_threshold = "skip_deactivations"`` whose plan exceeds only what its
+deactivations exceed applies the rest at once and holds only the deactivations (the step
+``apply_deactivations`` and what follows it): approving the run applies them as its approved load.
+
+Every transaction a load opens says which run it is (workers/journal.py), so the store's triggers
+journal its changes and the run can be undone. An undo run (trigger ``undo``) loads through
+workers/undo.py instead of its kind's steps, with the same plan, thresholds and approval.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import structlog
@@ -24,10 +32,10 @@ from psycopg.types.json import Jsonb
 
 from schemas.messages import LoadRun
 from schemas.settings import get_settings
-from schemas.states import AccessMode, RunStatus
-from workers import failpoints, lifecycle, store
+from schemas.states import AccessMode, RunStatus, TriggerType
+from workers import failpoints, journal, lifecycle, store, undo
 from workers.connectors import import_kind
-from workers.connectors.contract import ImportKind, Step
+from workers.connectors.contract import Step
 from workers.ledger import StageTx, run_stage
 from workers.rows import RunRow, read_run
 from workers.runs import enter_run, queue_finalize
@@ -36,12 +44,41 @@ from workers.stages import stage_actor
 log = structlog.get_logger(__name__)
 
 
+#: The step of people and person-holding kinds that deactivates; with ``skip_deactivations`` it and
+#: the steps after it (but the run's finish) wait for approval.
+DEACTIVATE = "apply_deactivations"
+#: Batch numbers of the approved part of a ``skip_deactivations`` run, after the first part's.
+_REST_BATCHES = 100_000
+
+
+class Loader(Protocol):
+    """What the load asks of a kind (workers/connectors/contract.ImportKind) or of an undo."""
+
+    def prepare(self, conn: psycopg.Connection[Any], run: RunRow) -> int: ...
+
+    def classify(self, conn: psycopg.Connection[Any], run: RunRow) -> None: ...
+
+    def needs_plan(self, run: RunRow) -> bool: ...
+
+    def plan(self, conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]: ...
+
+    def exceeded_thresholds(self, run: RunRow, p: dict[str, Any]) -> list[str]: ...
+
+    def load_steps(self, conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]: ...
+
+    def finish(self, conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]: ...
+
+
+def loader(run: RunRow) -> Loader:
+    return undo if run.trigger is TriggerType.UNDO else import_kind(run.kind)
+
+
 @stage_actor(LoadRun)
 def load_run(msg: LoadRun) -> None:
     decision, run = _decide(msg)
     if decision == "skip" or run is None:
         return
-    connector = import_kind(run.kind)
+    connector = loader(run)
     if decision == "dry_run":
         run_stage(msg, lambda tx: _close(tx, msg, {"dry_run": 1}))
     elif decision == "hold":
@@ -49,21 +86,30 @@ def load_run(msg: LoadRun) -> None:
     elif run.access is AccessMode.EXCLUSIVE:
 
         def body(tx: StageTx) -> None:
+            journal.begin(tx.conn, run)
             tx.conn.execute("SELECT set_config('work_mem', %s, true)", (get_settings().load_work_mem,))
-            counts = _sum(step(tx.conn, run) for step in _steps(connector, tx.conn, run, whole=True))
+            steps = _phase(_steps(connector, tx.conn, run, whole=True), decision)
+            counts = _sum(step(tx.conn, run) for step in steps)
             failpoints.hit("load.merged")
-            _close(tx, msg, counts)
+            _end(tx, msg, run, decision, counts)
 
         run_stage(msg, body)
     else:
-        _apply_online(msg, run, connector)
+        offset = _REST_BATCHES if decision == "rest" else 0
+        _apply_online(msg, run, connector, decision, offset)
 
         def final(tx: StageTx) -> None:
-            rows = store.fetch_all(tx.conn, "SELECT counts FROM sync.load_batches WHERE run_id = %s", (msg.run_id,))
+            journal.begin(tx.conn, run)
+            rows = store.fetch_all(
+                tx.conn,
+                "SELECT counts FROM sync.load_batches WHERE run_id = %s AND batch_no >= %s",
+                (msg.run_id, offset),
+            )
             counts = _sum(r["counts"] for r in rows)
-            counts = _sum([counts, connector.finish(tx.conn, run)])
+            if decision != "rest":  # the run's finish belongs to its first part
+                counts = _sum([counts, connector.finish(tx.conn, run)])
             failpoints.hit("load.merged")
-            _close(tx, msg, counts)
+            _end(tx, msg, run, decision, counts)
 
         run_stage(msg, final)
 
@@ -75,7 +121,7 @@ def _decide(msg: LoadRun) -> tuple[str, RunRow | None]:
         assert run is not None
         if run.status is not RunStatus.IN_PROGRESS:
             return "skip", None
-        connector = import_kind(run.kind)
+        connector = loader(run)
         # Hash joins over a million staged rows fit in memory instead of spilling sorts to disk.
         conn.execute("SELECT set_config('work_mem', %s, true)", (get_settings().load_work_mem,))
         if run.plan is None:
@@ -92,28 +138,65 @@ def _decide(msg: LoadRun) -> tuple[str, RunRow | None]:
                 plan_s=round(time.perf_counter() - t2, 3),
             )
             plan["duplicates"] = duplicates
-            conn.execute("UPDATE sync.runs SET plan = %s WHERE id = %s", (Jsonb(plan), msg.run_id))
-            run = replace(run, plan=plan)
+            # Decided once: every transaction of this load journals, or none does.
+            journaled = get_settings().journal and not run.dry_run
+            conn.execute(
+                "UPDATE sync.runs SET plan = %s, journaled = %s WHERE id = %s", (Jsonb(plan), journaled, msg.run_id)
+            )
+            run = replace(run, plan=plan, journaled=journaled)
         assert run.plan is not None
         if run.dry_run:
             return "dry_run", run
-        if not msg.approved and run.plan.get("population") is not None:
+        if msg.approved:
+            return ("rest" if run.plan.get("held_deactivations") else "apply"), run
+        if run.plan.get("population") is not None:
             reasons = connector.exceeded_thresholds(run, run.plan)
             if reasons:
-                held = {**run.plan, "held_because": reasons}
+                partial = _holds_only_deactivations(run, connector, run.plan)
+                held = {**run.plan, "held_because": reasons, "held_deactivations": partial}
                 conn.execute("UPDATE sync.runs SET plan = %s WHERE id = %s", (Jsonb(held), msg.run_id))
-                return "hold", replace(run, plan=held)
+                return ("partial" if partial else "hold"), replace(run, plan=held)
         return "apply", run
 
 
-def _steps(connector: ImportKind, conn: psycopg.Connection[Any], run: RunRow, *, whole: bool) -> list[Step]:
+def _holds_only_deactivations(run: RunRow, connector: Loader, plan: dict[str, Any]) -> bool:
+    """``skip_deactivations`` applies: the plan would pass its thresholds without its deactivations,
+    and every deactivation is the deactivation step's (a mapped state deactivates while updating)."""
+    if run.trigger is TriggerType.UNDO or getattr(run.config, "on_threshold", "hold") != "skip_deactivations":
+        return False
+    if plan.get("state_deactivations"):
+        return False
+    return not connector.exceeded_thresholds(run, _without_deactivations(plan))
+
+
+def _without_deactivations(plan: dict[str, Any]) -> dict[str, Any]:
+    out = {**plan, "deactivations": 0}
+    for k, v in plan.items():
+        if isinstance(v, dict) and "deactivations" in v:
+            out[k] = {**v, "deactivations": 0}
+    return out
+
+
+def _phase(steps: list[Step], decision: str) -> list[Step]:
+    """The steps of this part of the load: all of them, all but the deactivations ("partial"), or
+    the deactivations and what follows them but the finish ("rest", once approved)."""
+    names = [_step_name(s) for s in steps]
+    if decision == "partial":
+        return [s for s, n in zip(steps, names, strict=True) if n != DEACTIVATE]
+    if decision == "rest":
+        first = names.index(DEACTIVATE) if DEACTIVATE in names else len(steps)
+        return [s for s, n in list(zip(steps, names, strict=True))[first:] if n != "finish"]
+    return steps
+
+
+def _steps(connector: Loader, conn: psycopg.Connection[Any], run: RunRow, *, whole: bool) -> list[Step]:
     return list(connector.load_steps(conn, run, whole=whole, batch_rows=get_settings().load_batch_rows))
 
 
-def _apply_online(msg: LoadRun, run: RunRow, connector: ImportKind) -> None:
+def _apply_online(msg: LoadRun, run: RunRow, connector: Loader, decision: str, offset: int) -> None:
     with store.connect() as conn:
-        steps = _steps(connector, conn, run, whole=False)
-    for batch_no, step in enumerate(steps):
+        steps = _phase(_steps(connector, conn, run, whole=False), decision)
+    for batch_no, step in enumerate(steps, start=offset):
         with store.connect() as conn:
             if enter_run(conn, msg.run_id) == "cancelled":
                 return  # an admin cancelled the run: no further batch
@@ -123,6 +206,7 @@ def _apply_online(msg: LoadRun, run: RunRow, connector: ImportKind) -> None:
             ).rowcount
             if not claimed:
                 continue  # committed by an earlier delivery of this load
+            journal.begin(conn, run)
             conn.execute("SELECT set_config('work_mem', %s, true)", (get_settings().load_work_mem,))
             t0 = time.perf_counter()
             counts = step(conn, run)
@@ -140,6 +224,22 @@ def _sum(parts: Any) -> dict[str, int]:
         for k, v in part.items():
             total[k] = total.get(k, 0) + int(v)
     return total
+
+
+def _end(tx: StageTx, msg: LoadRun, run: RunRow, decision: str, counts: dict[str, int]) -> None:
+    """The part of the load done: the run closes, or (its deactivations held) waits for approval."""
+    assert run.plan is not None
+    if decision == "partial":
+        tx.conn.execute(
+            "UPDATE sync.runs SET plan = plan || jsonb_build_object('applied_counts', %s::jsonb) WHERE id = %s",
+            (Jsonb(counts), msg.run_id),
+        )
+        _hold(tx, msg)
+        tx.counts = {**counts, "awaiting_approval": 1}
+        return
+    if decision == "rest":
+        counts = _sum([run.plan.get("applied_counts", {}), counts])
+    _close(tx, msg, counts)
 
 
 def _close(tx: StageTx, msg: LoadRun, counts: dict[str, int]) -> None:

@@ -1,0 +1,205 @@
+"""`feedsync undo RUN_ID`: the run journal restores every row a run changed, compared as whole
+rows; rows changed since by another run are conflicts; people are deactivated, never deleted; the
+undo is a run of its own (thresholds, approval, history) and can itself be undone."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from producers import queries
+from producers.cli import cli
+from producers.commands import CommandError, approve
+from producers.undo import start_undo
+from tests.conftest import sql
+from tests.stubpipeline import HEADER, Pipeline
+from tests.unit.test_hierarchy import PEOPLE, POSITIONS, UNITS, connect, sync
+from tests.unit.test_sync_modes import apply, people
+
+FEED = "import/user/internal/"
+TABLES = ("users", "org_units", "positions", "group_members", "assignments")
+
+
+def snapshot(table: str) -> dict[Any, tuple[Any, ...]]:
+    """Every row of lms.<table>, whole, by its key."""
+    rows = sql(f"SELECT to_jsonb(t) FROM lms.{table} t")  # noqa: S608  (a fixed table name of this test)
+    out: dict[Any, tuple[Any, ...]] = {}
+    for (r,) in rows:
+        key = r.get("id") or (r.get("group_id"), r.get("user_id")) if "id" in r else tuple(list(r.values())[:2])
+        out[key] = tuple(sorted(r.items()))
+    return out
+
+
+def undo(pipeline: Pipeline, run_id: int, *, skip_conflicts: bool = False) -> dict[str, Any]:
+    undo_id = start_undo(run_id, skip_conflicts=skip_conflicts)
+    pipeline.drain()
+    detail = queries.run_detail(undo_id)
+    assert detail is not None
+    return detail
+
+
+def user(email: str) -> dict[str, Any]:
+    ((row,),) = sql("SELECT to_jsonb(u) FROM lms.users u WHERE email = %s", (email,))
+    return dict(row)
+
+
+def test_run_a_then_undo_a_gives_every_row_back_as_before_a(pipeline: Pipeline) -> None:
+    apply('full_feed = true\nmax_deactivate = "50%"\n')
+    pipeline.import_files((FEED + "day1.csv", people(6)))
+    before = snapshot("users")
+    # Run A: p1 renamed and moved under p2 as manager, p5 gone (deactivated), p9 new.
+    day2 = (
+        HEADER
+        + "p0@x.com,P0,L,,S\np1@x.com,Renamed,L,p2@x.com,T\np2@x.com,P2,L,,S\np3@x.com,P3,L,,S\np4@x.com,P4,L,,S\n"
+        + "p9@x.com,P9,L,p0@x.com,S\n"
+    )
+    a = pipeline.import_files((FEED + "day2.csv", day2))
+    assert sql("SELECT status FROM sync.runs WHERE id = %s", (a,)) == [("completed",)]
+    assert user("p5@x.com")["active"] is False and user("p1@x.com")["first_name"] == "Renamed"
+
+    u = undo(pipeline, a)
+    assert u["status"] == "completed", u
+    after = snapshot("users")
+    for key, row in before.items():
+        assert after[key] == row, f"user {key} is not as before run A"
+    # The person run A created is still there, deactivated: people are never deleted.
+    p9 = user("p9@x.com")
+    assert p9["active"] is False and p9["deactivated_at"] is not None
+    assert (u["counts"]["deactivated"], u["details"]["reactivated"]) == (1, 1)
+    # The history says run A was undone, and by which run.
+    (hist,) = [r for r in queries.history() if r["run_id"] == a]
+    assert hist["undone_by"] == u["run_id"]
+    (hu,) = [r for r in queries.history() if r["run_id"] == u["run_id"]]
+    assert (hu["trigger"], hu["undo_of"]) == ("undo", a)
+
+
+def test_an_undo_is_refused_naming_a_row_another_run_changed_since_and_skips_it_when_asked(
+    pipeline: Pipeline,
+) -> None:
+    apply()
+    pipeline.import_files((FEED + "day1.csv", people(3)))
+    before = snapshot("users")
+    a = pipeline.import_files((FEED + "day2.csv", people(3, tag="A")))  # everyone's department -> A
+    b = pipeline.import_files((FEED + "day3.csv", HEADER + "p1@x.com,P1,L,,B\n"))  # p1 -> B
+    p1 = user("p1@x.com")["id"]
+    with pytest.raises(CommandError) as refused:
+        start_undo(a)
+    assert f"lms.users {p1} (changed by run {b})" in str(refused.value)
+    assert "--skip-conflicts" in str(refused.value)
+    assert sql("SELECT count(*) FROM sync.runs WHERE trigger = 'undo'") == [(0,)], "nothing queued"
+
+    u = undo(pipeline, a, skip_conflicts=True)
+    assert u["status"] == "completed" and u["details"]["conflicts_skipped"] == 1
+    after = snapshot("users")
+    assert after[p1] != before[p1] and user("p1@x.com")["attributes"] == {"department": "B"}
+    for key, row in before.items():
+        if key != p1:
+            assert after[key] == row
+
+
+def test_a_row_changed_outside_any_run_is_a_conflict_too(pipeline: Pipeline) -> None:
+    apply()
+    pipeline.import_files((FEED + "day1.csv", people(2)))
+    a = pipeline.import_files((FEED + "day2.csv", people(2, tag="A")))
+    sql("UPDATE lms.users SET first_name = 'Outside' WHERE email = 'p0@x.com'")  # no run: no journal
+    with pytest.raises(CommandError) as refused:
+        start_undo(a)
+    assert f"lms.users {user('p0@x.com')['id']} (changed outside feedsync's runs)" in str(refused.value)
+
+
+def test_undo_of_an_undo_gives_back_what_the_first_run_did(pipeline: Pipeline) -> None:
+    apply('full_feed = true\nmax_deactivate = "50%"\n')
+    pipeline.import_files((FEED + "day1.csv", people(4)))
+    a = pipeline.import_files((FEED + "day2.csv", people(3, tag="A") + "p7@x.com,P7,L,,A\n"))
+    after_a = snapshot("users")
+    u = undo(pipeline, a)
+    assert u["status"] == "completed"
+    uu = undo(pipeline, u["run_id"])
+    assert uu["status"] == "completed", uu
+    now = snapshot("users")
+    strip = {"updated_at", "deactivated_at"}  # the undo of a creation deactivates it anew
+    for key, row in after_a.items():
+        assert [kv for kv in now[key] if kv[0] not in strip] == [kv for kv in row if kv[0] not in strip]
+    assert user("p7@x.com")["active"] is True and user("p3@x.com")["active"] is False
+    with pytest.raises(CommandError, match=f"was undone by run {u['run_id']}"):
+        start_undo(a)
+
+
+def test_undo_of_a_hierarchy_run_with_unit_and_manager_moves_restores_tree_chains_and_groups(
+    pipeline: Pipeline,
+) -> None:
+    connect()
+    sync(pipeline, {"org.csv": UNITS, "pos.csv": POSITIONS, "user.csv": PEOPLE})
+    before = {t: snapshot(t) for t in TABLES}
+    moved_units = UNITS.replace("EAST,East,SALES,EU", "EAST,East,OPS,EU") + "NEW,New unit,OPS,\n"
+    moved_people = PEOPLE.replace("m1,m1@x.com,M1,Doe,EAST,MGR,boss1", "m1,m1@x.com,M1,Doe,EAST,MGR,boss2").replace(
+        "m2,m2@x.com,M2,Doe,OPS,", "m2,m2@x.com,M2,Doe,SALES,"
+    )
+    a = sync(pipeline, {"org.csv": moved_units, "pos.csv": POSITIONS, "user.csv": moved_people})
+    assert a["status"] == "completed" and (a["details"]["units_moved"], a["details"]["manager_moves"]) == (1, 1)
+
+    u = undo(pipeline, a["run_id"])
+    assert u["status"] == "completed", u
+    for t in TABLES:
+        now = snapshot(t)
+        for key, row in before[t].items():
+            assert now.get(key) == row, f"lms.{t} {key} is not as before the run"
+    assert set(snapshot("group_members")) == set(before["group_members"])
+    (new_unit,) = sql("SELECT active FROM lms.org_units WHERE external_id = 'NEW'")
+    assert new_unit == (False,), "a unit the run created is deactivated, never deleted"
+
+
+def test_dry_run_prints_what_would_change_and_the_conflicts_and_changes_nothing(pipeline: Pipeline) -> None:
+    apply()
+    pipeline.import_files((FEED + "day1.csv", people(3)))
+    a = pipeline.import_files((FEED + "day2.csv", people(3, tag="A") + "p8@x.com,P8,L,,A\n"))
+    b = pipeline.import_files((FEED + "day3.csv", HEADER + "p2@x.com,P2,L,,B\n"))
+    before = snapshot("users")
+    journal = sql("SELECT count(*) FROM sync.journal")
+    out = CliRunner().invoke(cli, ["undo", str(a), "--dry-run"])
+    assert out.exit_code == 0, out.output
+    assert "lms.users: 2 row(s) restored, 1 created by the run undone" in out.output
+    assert f"(changed by run {b})" in out.output and "people: restore 2, deactivate 1, reactivate 0" in out.output
+    as_json = json.loads(CliRunner().invoke(cli, ["undo", str(a), "--dry-run", "--json"]).output)
+    assert (as_json["conflicts"], as_json["people"]["deactivations"]) == (1, 1)
+    assert snapshot("users") == before and sql("SELECT count(*) FROM sync.journal") == journal
+    assert sql("SELECT count(*) FROM sync.runs WHERE trigger = 'undo'") == [(0,)]
+    assert sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'stage' AND tablename LIKE 'undo%'") == [(0,)]
+
+
+def test_an_undo_over_a_threshold_waits_for_approval_then_applies(pipeline: Pipeline) -> None:
+    apply("max_change = 2\n")
+    pipeline.import_files((FEED + "day1.csv", people(2)))
+    a = pipeline.import_files((FEED + "day2.csv", people(3, start=2)))  # three new people
+    u_id = start_undo(a)  # would deactivate the three: a change over max_change = 2
+    pipeline.drain()
+    held = queries.run_detail(u_id)
+    assert held is not None and held["status"] == "awaiting_approval"
+    assert held["plan"]["held_because"] == ["it would change 3 of 5 people (max_change = 2)"]
+    assert sql("SELECT count(*) FROM lms.users WHERE active") == [(5,)]
+    approve(u_id)
+    pipeline.drain()
+    done = queries.run_detail(u_id)
+    assert done is not None and done["status"] == "completed"
+    assert sql("SELECT count(*) FROM lms.users WHERE active") == [(2,)]
+    assert sql("SELECT count(*) FROM lms.users") == [(5,)], "deactivated, not deleted"
+
+
+@pytest.mark.parametrize("status", ["dry_run", "not_journaled", "export"])
+def test_only_completed_journaled_runs_of_import_kinds_can_be_undone(pipeline: Pipeline, status: str) -> None:
+    apply()
+    a = pipeline.import_files((FEED + "day1.csv", people(2)))
+    if status == "dry_run":
+        sql("UPDATE sync.runs SET dry_run = true WHERE id = %s", (a,))
+        match = "was a dry run"
+    elif status == "not_journaled":
+        sql("UPDATE sync.runs SET journaled = false WHERE id = %s", (a,))
+        match = "without the run journal"
+    else:
+        sql("UPDATE sync.runs SET status = 'failed' WHERE id = %s", (a,))
+        match = "only completed runs"
+    with pytest.raises(CommandError, match=match):
+        start_undo(a)

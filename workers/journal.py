@@ -1,0 +1,121 @@
+"""The run journal: what each load changed, row by row, so a run can be undone (``feedsync undo``).
+
+Written by statement-level triggers on the store's tables (schemas/sql/021_run_journal.sql), in
+bulk and in the same transaction as the change, whenever the transaction says which run it is
+(``begin``). The load's stage module calls ``begin`` at the start of every transaction it opens,
+so no kind's SQL knows about the journal.
+
+Read here: per row a run touched, its first operation and image before the run, its last
+operation and the hash of the row after it, and the later runs that changed it since.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from workers import store
+from workers.rows import RunRow
+
+#: The journaled tables (lms.<name>) and their key columns, in the order undo applies them:
+#: memberships and records before the people, units and courses they point at.
+TABLES: dict[str, tuple[str, ...]] = {
+    "group_members": ("group_id", "user_id"),
+    "assignments": ("user_id", "program"),
+    "user_skills": ("user_id", "skill_id"),
+    "course_skills": ("course_id", "skill_id"),
+    "learner_progress": ("user_id", "course_id"),
+    "xapi_statements": ("id",),
+    "courses": ("id",),
+    "org_units": ("id",),
+    "positions": ("id",),
+    "users": ("id",),
+}
+#: Rows a run created that undo may not delete (people and what people are placed in are never
+#: deleted; courses hold learners' records): deactivated or retired instead.
+DEACTIVATED = {"users", "org_units", "positions"}
+RETIRED = {"courses"}
+
+
+def begin(conn: psycopg.Connection[Any], run: RunRow) -> None:
+    """This transaction's changes to the store are the run's (journaled if the run is)."""
+    if run.journaled:
+        conn.execute("SELECT set_config('feedsync.run_id', %s, true)", (str(run.id),))
+
+
+def key_match(conn: psycopg.Connection[Any], table: str, row: str, key: str) -> sql.Composed:
+    """SQL: row ``row`` of lms.``table`` has the key in the text[] ``key`` (an SQL expression),
+    compared in the column's own type so the primary key's index is used."""
+    types = {
+        r["attname"]: r["type"]
+        for r in store.fetch_all(
+            conn,
+            """SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
+               WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped""",
+            (f"lms.{table}",),
+        )
+    }
+    return sql.SQL(" AND ").join(
+        sql.SQL("{row}.{col} = ({key})[{i}]::{type}").format(
+            row=sql.Identifier(row),
+            col=sql.Identifier(col),
+            key=sql.SQL(key),
+            i=sql.Literal(i + 1),
+            type=sql.SQL(types[col]),  # a type name from the catalog, never data
+        )
+        for i, col in enumerate(TABLES[table])
+    )
+
+
+def writable_columns(conn: psycopg.Connection[Any], table: str) -> list[str]:
+    """lms.``table``'s columns that can be written (not generated), in table order."""
+    return [
+        r["attname"]
+        for r in store.fetch_all(
+            conn,
+            """SELECT a.attname FROM pg_attribute a
+               WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+               ORDER BY a.attnum""",
+            (f"lms.{table}",),
+        )
+    ]
+
+
+def summarize(conn: psycopg.Connection[Any], run_id: int, into: sql.Composable) -> None:
+    """One row per store row run ``run_id`` changed, into the new table ``into``: its first and last
+    operation, the image before the run, the hash after it, and the later runs that changed it."""
+    conn.execute(
+        sql.SQL(
+            """CREATE UNLOGGED TABLE {into} AS
+               WITH mine AS (
+                   SELECT tbl, key, (array_agg(op ORDER BY seq))[1] AS first_op,
+                          (array_agg(op ORDER BY seq DESC))[1] AS last_op,
+                          (array_agg(before ORDER BY seq))[1] AS before,
+                          (array_agg(after_hash ORDER BY seq DESC))[1] AS after_hash, max(seq) AS last_seq
+                   FROM sync.journal WHERE run_id = %(run)s GROUP BY tbl, key)
+               SELECT m.*, array(SELECT DISTINCT j.run_id FROM sync.journal j
+                                 WHERE j.tbl = m.tbl AND j.key = m.key AND j.seq > m.last_seq
+                                   AND j.run_id <> %(run)s ORDER BY 1) AS later_runs,
+                      false AS outside
+               FROM mine m
+               -- Created and removed again by the run itself: nothing of it to undo.
+               WHERE NOT (m.first_op = 'I' AND m.last_op = 'D')"""
+        ).format(into=into),
+        {"run": run_id},
+    )
+    # Changed since by something that is not a journaled run: the row no longer holds what the
+    # run wrote (its hash differs), or a row the run removed is back.
+    for table in TABLES:
+        match = key_match(conn, table, "t", "s.key")
+        conn.execute(
+            sql.SQL(
+                """UPDATE {into} s SET outside = true
+                   WHERE s.tbl = %(tbl)s AND cardinality(s.later_runs) = 0 AND CASE s.last_op
+                     WHEN 'U' THEN NOT EXISTS (SELECT 1 FROM {table} t WHERE {match} AND md5(t::text) = s.after_hash)
+                     WHEN 'D' THEN EXISTS (SELECT 1 FROM {table} t WHERE {match})
+                     ELSE NOT EXISTS (SELECT 1 FROM {table} t WHERE {match}) END"""
+            ).format(into=into, table=sql.Identifier("lms", table), match=match),
+            {"tbl": table},
+        )

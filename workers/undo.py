@@ -1,0 +1,286 @@
+"""The load of an undo run (``feedsync undo RUN_ID``): restores every store row the undone run
+changed, from the run journal (workers/journal.py), where the row still holds what that run wrote.
+
+It takes the load's place for runs of trigger ``undo`` (workers/stages/load.py) and goes through
+the same plan, thresholds and approval as the connection's own loads. Per row the run touched:
+
+- a row it updated (or removed) gets its image from before the run back;
+- a row it created is deactivated (people, units, positions) or retired (courses), never deleted;
+  a membership, record or statement it created is removed;
+- a row changed since by another run, or outside any run, is a conflict: the undo is refused,
+  naming the rows, unless it was asked to skip them (they stay as they are now).
+
+The undo is journaled like any load, so it can itself be undone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from workers import journal, store
+from workers.connectors import import_kind
+from workers.connectors.contract import Step
+from workers.errors import TerminalError
+from workers.rows import RunRow
+from workers.staging import stage_table
+
+#: Conflicts named in a refusal or a plan (the count says how many more there are).
+SAMPLE = 20
+_PARTS = {"users": "people", "org_units": "units", "positions": "positions"}
+
+
+class UndoRefused(TerminalError):
+    """The run cannot be undone as asked: the sentence says why and what to do."""
+
+
+def check_undoable(conn: psycopg.Connection[Any], run_id: int, *, by: int | None = None) -> dict[str, Any]:
+    """The run to undo, if it may be: a completed, journaled, real run of an import kind, not
+    undone already (nor being undone by another run than ``by``). Raises UndoRefused saying why not."""
+    row = store.fetch_one(
+        conn,
+        """SELECT r.id, r.kind, r.status, r.dry_run, r.journaled, r.undone_by, r.connection_id,
+                  c.name AS connection, c.deleted_at IS NULL AS live,
+                  (SELECT u.id FROM sync.runs u WHERE u.undo_of = r.id AND u.id IS DISTINCT FROM %(by)s
+                     AND u.status IN ('queued', 'in_progress', 'awaiting_approval') LIMIT 1) AS undoing
+           FROM sync.runs r JOIN sync.connections c ON c.id = r.connection_id WHERE r.id = %(run)s""",
+        {"run": run_id, "by": by},
+    )
+    if row is None:
+        raise UndoRefused(f"there is no run {run_id}")
+    try:
+        import_kind(row["kind"])
+    except KeyError:
+        raise UndoRefused(f"run {run_id} is a {row['kind']} run: only runs of import kinds can be undone") from None
+    if row["status"] not in ("completed", "completed_with_errors"):
+        raise UndoRefused(f"run {run_id} is {row['status']}: only completed runs can be undone")
+    if row["dry_run"]:
+        raise UndoRefused(f"run {run_id} was a dry run: it changed nothing")
+    if row["undone_by"] is not None:
+        raise UndoRefused(
+            f"run {run_id} was undone by run {row['undone_by']}; to have its changes back, undo run {row['undone_by']}"
+        )
+    if row["undoing"] is not None:
+        raise UndoRefused(f"run {row['undoing']} is undoing run {run_id} already")
+    if not row["journaled"]:
+        raise UndoRefused(
+            f"run {run_id} was loaded without the run journal (FEEDSYNC_JOURNAL off, or before it existed): "
+            "it cannot be undone"
+        )
+    if not row["live"]:
+        raise UndoRefused(f"run {run_id}'s connection {row['connection']!r} has been deleted")
+    return row
+
+
+def summarize(conn: psycopg.Connection[Any], undone: int, into: sql.Composable) -> None:
+    """The rows of run ``undone`` to restore, into table ``into`` (with a ``skip`` flag)."""
+    journal.summarize(conn, undone, into)
+    conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN skip boolean NOT NULL DEFAULT false").format(into))
+
+
+def conflicts(conn: psycopg.Connection[Any], table: sql.Composable) -> tuple[int, list[str]]:
+    """How many rows changed since the run, and the first ones as 'lms.users 17 (changed by run 9)'."""
+    where = sql.SQL("cardinality(s.later_runs) > 0 OR s.outside")
+    n = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {} s WHERE {}").format(table, where))
+    rows = store.fetch_all(
+        conn,
+        sql.SQL("SELECT tbl, key, later_runs, outside FROM {} s WHERE {} ORDER BY tbl, key LIMIT %s").format(
+            table, where
+        ),
+        (SAMPLE,),
+    )
+    return (int(n["n"]) if n else 0), [describe(r) for r in rows]
+
+
+def describe(r: dict[str, Any]) -> str:
+    who = (
+        "changed by run " + ", ".join(str(x) for x in r["later_runs"])
+        if r["later_runs"]
+        else "changed outside feedsync's runs"
+    )
+    return f"lms.{r['tbl']} {','.join(r['key'])} ({who})"
+
+
+def refusal(run_id: int, n: int, sample: list[str]) -> str:
+    more = f", and {n - len(sample)} more" if n > len(sample) else ""
+    return (
+        f"run {run_id} cannot be undone: {n} row(s) it changed were changed since: {'; '.join(sample)}{more}. "
+        "Undo those runs first, or undo with --skip-conflicts to leave these rows as they are now"
+    )
+
+
+def counts_of(conn: psycopg.Connection[Any], table: sql.Composable, connection_id: int) -> dict[str, Any]:
+    """What restoring the rows of ``table`` (those not skipped) would do, as a load's plan says it."""
+    plan: dict[str, Any] = {"by_table": {}}
+    for row in store.fetch_all(
+        conn,
+        sql.SQL(
+            """SELECT tbl, count(*) FILTER (WHERE first_op = 'I') AS created,
+                      count(*) FILTER (WHERE first_op <> 'I') AS restored
+               FROM {} WHERE NOT skip GROUP BY tbl ORDER BY tbl"""
+        ).format(table),
+    ):
+        plan["by_table"][str(row["tbl"])] = {"created": int(row["created"]), "restored": int(row["restored"])}
+    for tbl, part in _PARTS.items():
+        match = journal.key_match(conn, tbl, "t", "s.key")
+        got = store.fetch_one(
+            conn,
+            sql.SQL(
+                """SELECT count(*) FILTER (WHERE t.active AND (s.first_op = 'I'
+                                           OR NOT coalesce((s.before ->> 'active')::boolean, true))) AS deactivations,
+                          count(*) FILTER (WHERE NOT t.active AND s.first_op <> 'I'
+                                           AND coalesce((s.before ->> 'active')::boolean, false)) AS reactivations,
+                          count(*) FILTER (WHERE s.first_op <> 'I') AS updates
+                   FROM {s} s JOIN {t} t ON {match} WHERE s.tbl = %(tbl)s AND NOT s.skip"""
+            ).format(s=table, t=sql.Identifier("lms", tbl), match=match),
+            {"tbl": tbl},
+        )
+        pop = store.fetch_one(
+            conn,
+            sql.SQL("SELECT count(*) AS n FROM {} WHERE source_connection_id = %s AND active").format(
+                sql.Identifier("lms", tbl)
+            ),
+            (connection_id,),
+        )
+        assert got is not None and pop is not None
+        plan[part] = {
+            "creates": 0,  # an undo creates nobody: people it brings back are reactivated
+            "updates": int(got["updates"]),
+            "deactivations": int(got["deactivations"]),
+            "reactivations": int(got["reactivations"]),
+            "population": int(pop["n"]),
+        }
+    # The top-level figures are the people's, as in a users or hierarchy load's plan.
+    plan.update(plan["people"])
+    return plan
+
+
+# -- the load's interface (workers/stages/load.py) -------------------------------------------------------
+
+
+def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
+    """The rows to restore, and the conflicts: refused (the run fails naming them) unless the undo
+    skips them."""
+    assert run.undo_of is not None
+    check_undoable(conn, run.undo_of, by=run.id)
+    table = stage_table("undo", run.id)
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+    summarize(conn, run.undo_of, table)
+    n, sample = conflicts(conn, table)
+    if n and not run.undo_skip_conflicts:
+        raise UndoRefused(refusal(run.undo_of, n, sample))
+    skip_conflicting(conn, table)
+    return 0
+
+
+def skip_conflicting(conn: psycopg.Connection[Any], table: sql.Composable) -> None:
+    conn.execute(sql.SQL("UPDATE {} s SET skip = true WHERE cardinality(s.later_runs) > 0 OR s.outside").format(table))
+
+
+def classify(conn: psycopg.Connection[Any], run: RunRow) -> None:
+    return None
+
+
+def needs_plan(run: RunRow) -> bool:
+    return True
+
+
+def plan(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]:
+    table = stage_table("undo", run.id)
+    result = counts_of(conn, table, run.connection_id)
+    n, sample = conflicts(conn, table)
+    result.update(undo_of=run.undo_of, conflicts_skipped=n, conflicts_sample=sample)
+    return result
+
+
+def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:
+    """The connection's own thresholds, as its kind reads them."""
+    return import_kind(run.kind).exceeded_thresholds(run, p)
+
+
+def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]:
+    return [restore]
+
+
+def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
+    return {}
+
+
+def restore(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
+    """Every row of the summary not skipped, table by table (records before what they point at)."""
+    assert run.undo_of is not None
+    table = stage_table("undo", run.id)
+    plan_counts = counts_of(conn, table, run.connection_id)["people"]
+    total = {"restored": 0, "removed": 0, "deactivated": 0, "reactivated": 0}
+    total["deactivated"], total["reactivated"] = plan_counts["deactivations"], plan_counts["reactivations"]
+    present = {r["tbl"] for r in store.fetch_all(conn, sql.SQL("SELECT DISTINCT tbl FROM {}").format(table))}
+    for tbl in (t for t in journal.TABLES if t in present):
+        restored, removed = _restore_table(conn, table, tbl)
+        total["restored"] += restored
+        total["removed"] += removed
+    skipped = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {} WHERE skip").format(table))
+    total["conflicts_skipped"] = int(skipped["n"]) if skipped else 0
+    conn.execute("UPDATE sync.runs SET undone_by = %s WHERE id = %s AND undone_by IS NULL", (run.id, run.undo_of))
+    return total
+
+
+def _restore_table(conn: psycopg.Connection[Any], summary: sql.Composable, tbl: str) -> tuple[int, int]:
+    target = sql.Identifier("lms", tbl)
+    match = journal.key_match(conn, tbl, "t", "s.key")
+    keys = set(journal.TABLES[tbl])
+    cols = journal.writable_columns(conn, tbl)
+    params = {"tbl": tbl}
+    mine = sql.SQL("s.tbl = %(tbl)s AND NOT s.skip")
+    if tbl in journal.DEACTIVATED:
+        gone = sql.SQL(
+            "UPDATE {t} t SET active = false, deactivated_at = coalesce(t.deactivated_at, clock_timestamp()), "
+            "updated_at = clock_timestamp() FROM {s} s WHERE {mine} AND s.first_op = 'I' AND {match} AND t.active"
+        )
+    elif tbl in journal.RETIRED:
+        gone = sql.SQL(
+            "UPDATE {t} t SET status = 'retired', retired_at = coalesce(t.retired_at, clock_timestamp()), "
+            "updated_at = clock_timestamp() FROM {s} s WHERE {mine} AND s.first_op = 'I' AND {match} "
+            "AND t.status <> 'retired'"
+        )
+    else:
+        gone = sql.SQL("DELETE FROM {t} t USING {s} s WHERE {mine} AND s.first_op = 'I' AND {match}")
+    removed = conn.execute(gone.format(t=target, s=summary, mine=mine, match=match), params).rowcount
+    # Rows that existed before the run: their image back, in place or (removed by the run) again.
+    source = sql.SQL("{s} s CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, s.before) b").format(
+        s=summary, t=target
+    )
+    updatable = [c for c in cols if c not in keys]
+    restored = (
+        0
+        if not updatable
+        else conn.execute(
+            sql.SQL("UPDATE {t} t SET {sets} FROM {source} WHERE {mine} AND s.first_op <> 'I' AND {match}").format(
+                t=target,
+                sets=sql.SQL(", ").join(
+                    sql.SQL("{c} = b.{c}").format(c=sql.Identifier(c)) for c in cols if c not in keys
+                ),
+                source=source,
+                mine=mine,
+                match=match,
+            ),
+            params,
+        ).rowcount
+    )
+    restored += conn.execute(
+        sql.SQL(
+            """INSERT INTO {t} ({cols}) OVERRIDING SYSTEM VALUE
+               SELECT {vals} FROM {source} WHERE {mine} AND s.first_op <> 'I'
+                 AND NOT EXISTS (SELECT 1 FROM {t} t WHERE {match})"""
+        ).format(
+            t=target,
+            cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
+            vals=sql.SQL(", ").join(sql.SQL("b.{}").format(sql.Identifier(c)) for c in cols),
+            source=source,
+            mine=mine,
+            match=match,
+        ),
+        params,
+    ).rowcount
+    return restored, removed
