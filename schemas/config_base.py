@@ -37,6 +37,13 @@ MAX_RETENTION_DAYS = 3650
 MAX_SETTLE_SECONDS = 3600
 
 
+def _is_share(v: str) -> bool:
+    try:
+        return Threshold.parse(v).percent is not None
+    except ValueError:
+        return False
+
+
 class KindConfig(BaseModel):
     # Strict: TOML values are already typed, so "yes" for a boolean is a mistake to refuse, not coerce.
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -111,18 +118,40 @@ class Connection(KindConfig):
 class PeopleConnection(Connection):
     """A feed of people (users, hierarchy): a full feed deactivates who is missing, within limits."""
 
-    OWN_KEYS: ClassVar[tuple[str, ...]] = ("full_feed", "max_deactivate", "max_change", "empty_erases")
+    OWN_KEYS: ClassVar[tuple[str, ...]] = (
+        "full_feed",
+        "max_deactivate",
+        "max_change",
+        "max_create",
+        "max_reject_share",
+        "on_threshold",
+        "empty_erases",
+    )
 
     full_feed: bool = False
     max_deactivate: int | str | None = None
     max_change: int | str | None = None
+    # New people (a count, or a share of the connection's active people): a feed of strangers waits.
+    max_create: int | str | None = None
+    # Rejected rows over rows read ("5%"): a feed mostly refused waits instead of loading its rest.
+    max_reject_share: int | str | None = None
+    # A plan over a threshold: "hold" waits whole for approval; "skip_deactivations" applies the
+    # creates and updates at once and holds only the deactivations (if they alone exceed it).
+    on_threshold: Literal["hold", "skip_deactivations"] = "hold"
     empty_erases: bool = False
 
-    @field_validator("max_deactivate", "max_change")
+    @field_validator("max_deactivate", "max_change", "max_create")
     @classmethod
     def _threshold(cls, v: int | str | None) -> int | str | None:
         if v is not None:
             Threshold.parse(v)
+        return v
+
+    @field_validator("max_reject_share")
+    @classmethod
+    def _share(cls, v: int | str | None) -> int | str | None:
+        if v is not None and (not isinstance(v, str) or not _is_share(v)):
+            raise ValueError(f"{v!r} is not a share: write a percentage of the rows read, e.g. '5%'")
         return v
 
     @property
@@ -137,6 +166,13 @@ class PeopleConnection(Connection):
         if self.max_deactivate is None and (self.full_feed or self.deactivates_by_state):
             return DEFAULT_MAX_DEACTIVATE
         return self.max_deactivate
+
+    def growth_limits(self) -> tuple[Threshold | None, Threshold | None]:
+        """max_create and max_reject_share, parsed (None: not set)."""
+        return (
+            Threshold.parse(self.max_create) if self.max_create is not None else None,
+            Threshold.parse(self.max_reject_share) if self.max_reject_share is not None else None,
+        )
 
     def thresholds(self) -> tuple[Threshold | None, Threshold | None]:
         limit = self.deactivate_limit

@@ -138,6 +138,7 @@ def _decide(msg: LoadRun) -> tuple[str, RunRow | None]:
                 plan_s=round(time.perf_counter() - t2, 3),
             )
             plan["duplicates"] = duplicates
+            plan.update(_rows_seen(conn, run.id))
             # Decided once: every transaction of this load journals, or none does.
             journaled = get_settings().journal and not run.dry_run
             conn.execute(
@@ -157,6 +158,19 @@ def _decide(msg: LoadRun) -> tuple[str, RunRow | None]:
                 conn.execute("UPDATE sync.runs SET plan = %s WHERE id = %s", (Jsonb(held), msg.run_id))
                 return ("partial" if partial else "hold"), replace(run, plan=held)
         return "apply", run
+
+
+def _rows_seen(conn: psycopg.Connection[Any], run_id: int) -> dict[str, int]:
+    """Rows read and rows rejected so far (for max_reject_share), counted as finalize counts them."""
+    row = store.fetch_one(
+        conn,
+        """SELECT (SELECT coalesce(sum(rows_read), 0) FROM sync.run_files WHERE run_id = %(r)s) AS read,
+                  (SELECT count(DISTINCT (file_id, line)) FROM sync.row_errors WHERE run_id = %(r)s AND rejected)
+                    AS rejected""",
+        {"r": run_id},
+    )
+    assert row is not None
+    return {"rows_read": int(row["read"]), "rows_rejected": int(row["rejected"])}
 
 
 def _holds_only_deactivations(run: RunRow, connector: Loader, plan: dict[str, Any]) -> bool:

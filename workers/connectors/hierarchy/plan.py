@@ -60,7 +60,14 @@ def gone_filter(run: RunRow, part: str) -> sql.Composed:
 
 def needs_plan(run: RunRow) -> bool:
     cfg = config_of(run.config)
-    return bool(run.dry_run or cfg.full_feed or cfg.max_change is not None or cfg.max_deactivate is not None)
+    return bool(
+        run.dry_run
+        or cfg.full_feed
+        or cfg.max_change is not None
+        or cfg.max_deactivate is not None
+        or cfg.max_create is not None
+        or cfg.max_reject_share is not None
+    )
 
 
 def plan(conn: psycopg.Connection[Any], run: RunRow, sample: int = 5) -> dict[str, Any]:
@@ -137,7 +144,7 @@ def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:
         changes = e["updates"] + e["deactivations"]
         if what == "people" and max_change is not None and max_change.exceeded(changes, e["population"]):
             reasons.append(f"it would change {changes} of {e['population']} people (max_change = {cfg.max_change})")
-    return reasons
+    return reasons + users.growth_reasons(cfg, p)
 
 
 # -- apply ----------------------------------------------------------------------------------------------

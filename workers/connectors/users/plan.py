@@ -193,6 +193,8 @@ def needs_plan(run: RunRow) -> bool:
         or cfg.deactivates_by_state
         or cfg.max_change is not None
         or cfg.max_deactivate is not None
+        or cfg.max_create is not None
+        or cfg.max_reject_share is not None
     )
 
 
@@ -273,6 +275,20 @@ def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:
     changes = p["updates"] + p["deactivations"]
     if max_change is not None and max_change.exceeded(changes, p["population"]):
         reasons.append(f"it would change {changes} of {p['population']} people (max_change = {cfg.max_change})")
+    return reasons + growth_reasons(cfg, p)
+
+
+def growth_reasons(cfg: PeopleConnection, p: dict[str, Any]) -> list[str]:
+    """max_create (new people over the connection's active people) and max_reject_share (rows
+    rejected over rows read, counted by the load before it plans)."""
+    max_create, max_reject = cfg.growth_limits()
+    reasons = []
+    creates = int(p.get("creates", 0))
+    if max_create is not None and max_create.exceeded(creates, p["population"]):
+        reasons.append(f"it would create {creates} people beside {p['population']} (max_create = {cfg.max_create})")
+    read, rejected = int(p.get("rows_read", 0)), int(p.get("rows_rejected", 0))
+    if max_reject is not None and max_reject.exceeded(rejected, read):
+        reasons.append(f"{rejected} of {read} rows read were rejected (max_reject_share = {cfg.max_reject_share})")
     return reasons
 
 
