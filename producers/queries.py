@@ -45,6 +45,7 @@ def _run_view(r: dict[str, Any]) -> dict[str, Any]:
         # An undo run names the run it undoes; an undone run names the undo (feedsync undo).
         "undo_of": r["undo_of"],
         "undone_by": r["undone_by"],
+        "journaled": r["journaled"],
     }
 
 

@@ -37,6 +37,9 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
                 if r["type"] == "duplicate"
                 else {}
             ),
+            # feedsync undo: the undo names the run it undid, the undone run its undo.
+            **({"type": f"undo of {r['undo_of']}"} if r.get("undo_of") else {}),
+            **({"status": f"{r['status']}, undone by {r['undone_by']}"} if r.get("undone_by") else {}),
             # created/updated/retired courses, and learner records written
             "courses": "{courses_created}/{courses_updated}/{courses_retired}".format(**r["content"])
             if r["content"]
@@ -113,6 +116,10 @@ def run(run_id: int, as_json: bool) -> None:
     click.echo(f"run {r['run_id']}  {r['connection']}  {r['type']}  {r['status']}  {r['duration_s']}s")
     if r["error"]:
         click.echo(f"error: {printable_lines(r['error'])}")
+    if r["undo_of"]:
+        click.echo(f"undo of run {r['undo_of']}")
+    if r["undone_by"]:
+        click.echo(f"undone by run {r['undone_by']}")
     click.echo("counts: " + ", ".join(f"{k}={v}" for k, v in {**r["counts"], **r["details"]}.items()))
     if r["note"]:
         click.echo(f"note: {printable_lines(r['note'])}")
@@ -147,6 +154,8 @@ def _echo_plan(r: dict[str, Any]) -> None:
         return
     if r["dry_run"]:
         label = "plan (dry run: nothing was applied):"
+    elif r["status"] == "awaiting_approval" and plan.get("held_deactivations"):
+        label = "plan (creates and updates applied; the deactivations wait for approval):"
     elif r["status"] == "awaiting_approval":
         label = "plan (what the load will do if approved):"
     else:

@@ -1,5 +1,5 @@
 """Execution status: runs with filters and counts, a run's page (files, stages, plan with Approve
-and Reject, live status), its error report as a page and as CSV, an export's file."""
+and Reject, Undo, live status), its error report as a page and as CSV, an export's file."""
 
 from __future__ import annotations
 
@@ -145,6 +145,27 @@ async def cancel(request: Request, s: accounts.Session, form: FormData) -> Respo
     return await _decide(request, s, "cancel", reason)
 
 
+@action("undo")
+async def undo(request: Request, s: accounts.Session, form: FormData) -> Response:
+    """The same command as `feedsync undo RUN_ID [--skip-conflicts]`: queues a run of type undo."""
+    from producers.undo import start_undo
+
+    run_id = request.path_params["run_id"]
+    skip = form.get("skip_conflicts") == "1"
+    try:
+        undo_id = await blocking(s, start_undo, run_id, skip_conflicts=skip)
+    except commands.CommandError as exc:
+        await blocking(
+            s, accounts.record, s.admin.name, "undo", f"run {run_id}", outcome=f"refused: {exc}", client=client(request)
+        )
+        r = await _run(s, run_id)
+        if r is None:
+            return _missing(request)
+        return render(request, "run.html", 400, title=f"Run {run_id}", r=r, error=str(exc))
+    await blocking(s, accounts.record, s.admin.name, "undo", f"run {run_id}", client=client(request))
+    return RedirectResponse(f"/runs/{undo_id}", status_code=303)
+
+
 routes = [
     Route("/runs", runs),
     Route("/runs/{run_id:int}", run),
@@ -155,4 +176,5 @@ routes = [
     Route("/runs/{run_id:int}/approve", approve, methods=["POST"]),
     Route("/runs/{run_id:int}/reject", reject, methods=["POST"]),
     Route("/runs/{run_id:int}/cancel", cancel, methods=["POST"]),
+    Route("/runs/{run_id:int}/undo", undo, methods=["POST"]),
 ]

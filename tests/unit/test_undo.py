@@ -203,3 +203,34 @@ def test_only_completed_journaled_runs_of_import_kinds_can_be_undone(pipeline: P
         match = "only completed runs"
     with pytest.raises(CommandError, match=match):
         start_undo(a)
+
+
+def test_the_history_table_json_and_run_page_say_a_run_was_undone(pipeline: Pipeline) -> None:
+    apply()
+    pipeline.import_files((FEED + "day1.csv", people(2)))
+    a = pipeline.import_files((FEED + "day2.csv", people(2, tag="A")))
+    u = undo(pipeline, a)["run_id"]
+    table = CliRunner().invoke(cli, ["history", "hr-users"])
+    assert table.exit_code == 0, table.output
+    rows = {line.split()[0]: line for line in table.output.splitlines()[1:]}
+    assert f"undo of {a}" in rows[str(u)] and f"completed, undone by {u}" in rows[str(a)]
+    as_json = {r["run_id"]: r for r in json.loads(CliRunner().invoke(cli, ["history", "--json"]).output)}
+    assert (as_json[a]["undone_by"], as_json[u]["undo_of"], as_json[u]["type"]) == (u, a, "undo")
+    shown = CliRunner().invoke(cli, ["run", str(a)])
+    assert f"undone by run {u}" in shown.output
+    actions = CliRunner().invoke(cli, ["run", str(a), "--json"])
+    assert [x["action"] for x in json.loads(actions.output)["actions"]] == ["undo"]
+
+
+def test_feedsync_undo_runs_the_undo_and_refuses_with_the_rows_named(pipeline: Pipeline) -> None:
+    apply()
+    pipeline.import_files((FEED + "day1.csv", people(2)))
+    a = pipeline.import_files((FEED + "day2.csv", people(2, tag="A")))
+    b = pipeline.import_files((FEED + "day3.csv", HEADER + "p1@x.com,P1,L,,B\n"))
+    refused = CliRunner().invoke(cli, ["undo", str(a)])
+    assert refused.exit_code != 0 and f"(changed by run {b})" in refused.output
+    done = CliRunner().invoke(cli, ["undo", str(a), "--skip-conflicts", "--wait"])
+    assert done.exit_code == 0, done.output
+    assert "completed" in done.output
+    assert user("p0@x.com")["attributes"] == {"department": "S"}
+    assert user("p1@x.com")["attributes"] == {"department": "B"}
