@@ -12,7 +12,7 @@ from producers import queries, registry
 from producers.commands import approve, reject, start_sync
 from schemas.states import AccessMode
 from tests.conftest import sql
-from tests.stubpipeline import HEADER, Pipeline
+from tests.stubpipeline import Pipeline
 from tests.unit.test_sync_modes import active, apply, people
 
 FEED = "import/user/internal/"

@@ -1,0 +1,39 @@
+"""The console's Undo button: the same command as `feedsync undo`, audited, refused with the
+conflicting rows named, and offered only on runs that can be undone."""
+
+from __future__ import annotations
+
+from starlette.testclient import TestClient
+
+from tests.conftest import sql
+from tests.console.conftest import form_token
+from tests.console.test_console_http import audit_rows
+from tests.stubpipeline import HEADER, Pipeline
+from tests.unit.test_sync_modes import apply, people
+
+FEED = "import/user/internal/"
+
+
+def test_undo_from_a_runs_page_queues_the_undo_and_the_page_says_the_run_was_undone(
+    as_admin: TestClient, pipeline: Pipeline
+) -> None:
+    apply()
+    pipeline.import_files((FEED + "day1.csv", people(2)))
+    a = pipeline.import_files((FEED + "day2.csv", people(2, tag="A")))
+    b = pipeline.import_files((FEED + "day3.csv", HEADER + "p1@x.com,P1,L,,B\n"))
+    assert "Undo run" in as_admin.get(f"/runs/{a}").text
+
+    refused = as_admin.post(f"/runs/{a}/undo", data={"csrf": form_token(as_admin)})
+    assert refused.status_code == 400 and f"(changed by run {b})" in refused.text
+    r = as_admin.post(
+        f"/runs/{a}/undo", data={"csrf": form_token(as_admin), "skip_conflicts": "1"}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    u = int(r.headers["location"].rsplit("/", 1)[1])
+    pipeline.drain()
+    assert sql("SELECT status, trigger, undo_of FROM sync.runs WHERE id = %s", (u,)) == [("completed", "undo", a)]
+    page = as_admin.get(f"/runs/{a}").text
+    assert f'undone by <a href="/runs/{u}">run #{u}</a>' in page and "Undo run" not in page
+    assert f'undo of <a href="/runs/{a}">#{a}</a>' in as_admin.get(f"/runs/{u}").text
+    assert sql("SELECT done_by FROM sync.run_actions WHERE run_id = %s AND action = 'undo'", (a,)) == [("console:ada",)]
+    assert [(act, o[:7]) for (_, act, _, o) in audit_rows()][-2:] == [("undo", "refused"), ("undo", "ok")]
