@@ -89,17 +89,20 @@ def summarize(conn: psycopg.Connection[Any], run_id: int, into: sql.Composable) 
     conn.execute(
         sql.SQL(
             """CREATE UNLOGGED TABLE {into} AS
-               WITH mine AS (
+               WITH mine AS MATERIALIZED (
                    SELECT tbl, key, (array_agg(op ORDER BY seq))[1] AS first_op,
                           (array_agg(op ORDER BY seq DESC))[1] AS last_op,
                           (array_agg(before ORDER BY seq))[1] AS before,
                           (array_agg(after_hash ORDER BY seq DESC))[1] AS after_hash, max(seq) AS last_seq
-                   FROM sync.journal WHERE run_id = %(run)s GROUP BY tbl, key)
-               SELECT m.*, array(SELECT DISTINCT j.run_id FROM sync.journal j
-                                 WHERE j.tbl = m.tbl AND j.key = m.key AND j.seq > m.last_seq
-                                   AND j.run_id <> %(run)s ORDER BY 1) AS later_runs,
-                      false AS outside
-               FROM mine m
+                   FROM sync.journal WHERE run_id = %(run)s GROUP BY tbl, key),
+               -- One pass over the journal written since the run (a range of seq), not a look-up per row.
+               later AS (
+                   SELECT j.tbl, j.key, array_agg(DISTINCT j.run_id ORDER BY j.run_id) AS runs
+                   FROM sync.journal j JOIN mine m ON m.tbl = j.tbl AND m.key = j.key AND j.seq > m.last_seq
+                   WHERE j.seq > (SELECT min(last_seq) FROM mine) AND j.run_id <> %(run)s
+                   GROUP BY j.tbl, j.key)
+               SELECT m.*, coalesce(l.runs, '{{}}') AS later_runs, false AS outside
+               FROM mine m LEFT JOIN later l USING (tbl, key)
                -- Created and removed again by the run itself: nothing of it to undo.
                WHERE NOT (m.first_op = 'I' AND m.last_op = 'D')"""
         ).format(into=into),

@@ -8,8 +8,14 @@
 -- the row before (NULL for an insert) and the hash of the row after (NULL for an insert: a
 -- million-row first import writes the key only; a later change to an inserted row is found in the
 -- journal itself, by the run that made it).
+--
+-- Kept cheap for a million-row import: one sequence number per statement, not per row (a statement
+-- changes a row at most once, so (seq, key) orders a row's changes), and block-range indexes only
+-- (nearly free to maintain; the journal is written in run and statement order). Later changes to a
+-- row are found by scanning the journal written after the run: an undo is rare, every load journals.
+CREATE SEQUENCE sync.journal_statement;
 CREATE TABLE sync.journal (
-    seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    seq         bigint NOT NULL,
     run_id      bigint NOT NULL,
     tbl         text NOT NULL,
     key         text[] NOT NULL,
@@ -17,8 +23,8 @@ CREATE TABLE sync.journal (
     before      jsonb,
     after_hash  text
 );
-CREATE INDEX journal_run ON sync.journal (run_id, tbl);
-CREATE INDEX journal_row ON sync.journal (tbl, key);
+CREATE INDEX journal_run ON sync.journal USING brin (run_id);
+CREATE INDEX journal_by_seq ON sync.journal USING brin (seq);
 
 -- Runs of type undo (feedsync undo RUN_ID) name the run they undo; an undone run names its undo.
 ALTER TABLE sync.runs DROP CONSTRAINT runs_trigger_check;
@@ -41,9 +47,9 @@ DECLARE
     run bigint := nullif(current_setting('feedsync.run_id', true), '')::bigint;
 BEGIN
     IF run IS NOT NULL THEN
-        EXECUTE format('INSERT INTO sync.journal (run_id, tbl, key, op) SELECT $1, $2, %s, ''I'' FROM n r',
+        EXECUTE format('INSERT INTO sync.journal (seq, run_id, tbl, key, op) SELECT $3, $1, $2, %s, ''I'' FROM n r',
                        TG_ARGV[0])
-            USING run, TG_TABLE_NAME;
+            USING run, TG_TABLE_NAME, nextval('sync.journal_statement');
     END IF;
     RETURN NULL;
 END $$;
@@ -56,11 +62,11 @@ BEGIN
     IF run IS NOT NULL THEN
         -- Old and new rows paired by key (no load changes a key).
         EXECUTE format(
-            'INSERT INTO sync.journal (run_id, tbl, key, op, before, after_hash)
-             SELECT $1, $2, nk.k, ''U'', to_jsonb(ok.old_row), md5(r::text)
+            'INSERT INTO sync.journal (seq, run_id, tbl, key, op, before, after_hash)
+             SELECT $3, $1, $2, nk.k, ''U'', to_jsonb(ok.old_row), md5(r::text)
              FROM n r CROSS JOIN LATERAL (SELECT %s AS k) nk
              JOIN (SELECT %s AS k, r AS old_row FROM o r) ok ON ok.k = nk.k', k, k)
-            USING run, TG_TABLE_NAME;
+            USING run, TG_TABLE_NAME, nextval('sync.journal_statement');
     END IF;
     RETURN NULL;
 END $$;
@@ -71,9 +77,9 @@ DECLARE
 BEGIN
     IF run IS NOT NULL THEN
         EXECUTE format(
-            'INSERT INTO sync.journal (run_id, tbl, key, op, before) SELECT $1, $2, %s, ''D'', to_jsonb(r) FROM o r',
-            TG_ARGV[0])
-            USING run, TG_TABLE_NAME;
+            'INSERT INTO sync.journal (seq, run_id, tbl, key, op, before)
+             SELECT $3, $1, $2, %s, ''D'', to_jsonb(r) FROM o r', TG_ARGV[0])
+            USING run, TG_TABLE_NAME, nextval('sync.journal_statement');
     END IF;
     RETURN NULL;
 END $$;
