@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import psycopg
 from psycopg import sql
 
 from producers.commands import CommandError
@@ -51,15 +52,18 @@ def start_undo(run_id: int, *, skip_conflicts: bool = False) -> int:
         connection = live_connection(conn, p["connection"])
         if connection is None:
             raise CommandError(f"connection {p['connection']!r} has been deleted")
-        undo_id, _ = create_run(
-            conn,
-            ConnectionRow.of(connection),
-            TriggerType.UNDO,
-            outbox,
-            undo_of=run_id,
-            undo_skip_conflicts=skip_conflicts,
-            coalesce=False,
-        )
+        try:
+            undo_id, _ = create_run(
+                conn,
+                ConnectionRow.of(connection),
+                TriggerType.UNDO,
+                outbox,
+                undo_of=run_id,
+                undo_skip_conflicts=skip_conflicts,
+                coalesce=False,
+            )
+        except psycopg.errors.UniqueViolation:  # sync.runs_one_undo: another undo of it was queued meanwhile
+            raise CommandError(f"run {run_id} is being undone (or was) by another undo run") from None
         conn.execute(
             """INSERT INTO sync.run_actions (run_id, action, from_status, reason, done_by)
                SELECT id, 'undo', status, %s, %s FROM sync.runs WHERE id = %s""",

@@ -222,7 +222,8 @@ def restore(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
         total["removed"] += removed
     skipped = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {} WHERE skip").format(table))
     total["conflicts_skipped"] = int(skipped["n"]) if skipped else 0
-    conn.execute("UPDATE sync.runs SET undone_by = %s WHERE id = %s AND undone_by IS NULL", (run.id, run.undo_of))
+    # Not a status change (workers/lifecycle.py owns those): the undone run only learns its undo.
+    conn.execute("""UPDATE sync.runs SET undone_by = %s WHERE id = %s AND undone_by IS NULL""", (run.id, run.undo_of))
     return total
 
 

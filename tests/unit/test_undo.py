@@ -25,11 +25,11 @@ TABLES = ("users", "org_units", "positions", "group_members", "assignments")
 
 def snapshot(table: str) -> dict[Any, tuple[Any, ...]]:
     """Every row of lms.<table>, whole, by its key."""
+    from workers.journal import TABLES as KEYS
+
     rows = sql(f"SELECT to_jsonb(t) FROM lms.{table} t")  # noqa: S608  (a fixed table name of this test)
-    out: dict[Any, tuple[Any, ...]] = {}
-    for (r,) in rows:
-        key = r.get("id") or (r.get("group_id"), r.get("user_id")) if "id" in r else tuple(list(r.values())[:2])
-        out[key] = tuple(sorted(r.items()))
+    out = {tuple(r[k] for k in KEYS[table]): tuple(sorted(r.items())) for (r,) in rows}
+    assert len(out) == len(rows)
     return out
 
 
@@ -84,10 +84,10 @@ def test_an_undo_is_refused_naming_a_row_another_run_changed_since_and_skips_it_
     before = snapshot("users")
     a = pipeline.import_files((FEED + "day2.csv", people(3, tag="A")))  # everyone's department -> A
     b = pipeline.import_files((FEED + "day3.csv", HEADER + "p1@x.com,P1,L,,B\n"))  # p1 -> B
-    p1 = user("p1@x.com")["id"]
+    p1 = (user("p1@x.com")["id"],)
     with pytest.raises(CommandError) as refused:
         start_undo(a)
-    assert f"lms.users {p1} (changed by run {b})" in str(refused.value)
+    assert f"lms.users {p1[0]} (changed by run {b})" in str(refused.value)
     assert "--skip-conflicts" in str(refused.value)
     assert sql("SELECT count(*) FROM sync.runs WHERE trigger = 'undo'") == [(0,)], "nothing queued"
 
@@ -234,3 +234,34 @@ def test_feedsync_undo_runs_the_undo_and_refuses_with_the_rows_named(pipeline: P
     assert "completed" in done.output
     assert user("p0@x.com")["attributes"] == {"department": "S"}
     assert user("p1@x.com")["attributes"] == {"department": "B"}
+
+
+def test_undo_of_a_content_run_removes_its_progress_records_and_retires_its_new_courses(pipeline: Pipeline) -> None:
+    from tests.unit.test_hmm import META_HEADER, PROGRESS_HEADER, course, progress, setup
+
+    setup(pipeline)
+    pipeline.drop("import/hmm/hmm12_metadata.csv", META_HEADER + course("P1", "Time Management"))
+    pipeline.drop("import/hmm/client_hmm12_20240501.csv", PROGRESS_HEADER + progress("bob@x.com", "P1", "", "5/1/2024"))
+    assert pipeline.sync("hmm")["status"] == "completed"
+    before = {t: snapshot(t) for t in ("courses", "learner_progress", "user_skills", "course_skills")}
+    # Run A: P1 renamed, P3 new; Ann completes P1 (a new record, a skill), Bob's record moves on.
+    pipeline.drop(
+        "import/hmm/hmm12_metadata.csv", META_HEADER + course("P1", "Time Mastery") + course("P3", "Negotiation")
+    )
+    pipeline.drop(
+        "import/hmm/client_hmm12_20240601.csv",
+        PROGRESS_HEADER
+        + progress("ann@x.com", "P1", "6/1/2024")
+        + progress("bob@x.com", "P1", "", "5/1/2024", "6/1/2024"),
+    )
+    a = pipeline.sync("hmm")
+    assert a["content"]["progress_written"] == 2 and sql("SELECT count(*) FROM lms.user_skills") == [(1,)]
+
+    u = undo(pipeline, a["run_id"])
+    assert u["status"] == "completed", u
+    for t, rows in before.items():
+        now = snapshot(t)
+        assert {k: v for k, v in now.items() if k in rows} == rows, f"lms.{t} is not as before the run"
+    assert sql("SELECT count(*) FROM lms.learner_progress") == [(1,)], "Ann's record the run wrote is gone"
+    assert sql("SELECT count(*) FROM lms.user_skills") == [(0,)]
+    assert sql("SELECT status FROM lms.courses WHERE external_id = 'P3'") == [("retired",)]
