@@ -125,3 +125,26 @@ def test_hold_is_the_default_and_applies_nothing_until_approved(pipeline: Pipeli
     approve(run_id)
     pipeline.drain()
     assert detail(run_id)["status"] == "completed" and active() == 4
+
+
+def test_skip_deactivations_in_a_hierarchy_bundle_moves_people_now_and_deactivates_units_once_approved(
+    pipeline: Pipeline,
+) -> None:
+    from tests.unit.test_hierarchy import ORG, PEOPLE, POSITIONS, UNITS, connect, sync
+
+    connect('full_feed = true\nmax_deactivate = "25%"\non_threshold = "skip_deactivations"')
+    sync(pipeline, {"org.csv": UNITS, "pos.csv": POSITIONS, "user.csv": PEOPLE})
+    half = ORG + "SALES,Sales,,\nOPS,Operations,,\n"
+    moved = PEOPLE.replace("EAST-1", "SALES").replace(",EAST,", ",SALES,")
+    run = sync(pipeline, {"org.csv": half, "pos.csv": POSITIONS, "user.csv": moved})
+    assert run["status"] == "awaiting_approval" and run["plan"]["held_deactivations"] is True
+    sales = (
+        "SELECT count(*) FROM lms.users u JOIN lms.org_units o ON o.id = u.org_unit_id WHERE o.external_id = 'SALES'"
+    )
+    assert sql(sales) == [(3,)], "the people moved at once"
+    assert sql("SELECT count(*) FROM lms.org_units WHERE active") == [(4,)], "the units wait"
+    approve(run["run_id"])
+    pipeline.drain()
+    done = detail(run["run_id"])
+    assert done["status"] == "completed" and done["details"]["units_deactivated"] == 2
+    assert sql("SELECT external_id FROM lms.org_units WHERE NOT active ORDER BY 1") == [("EAST",), ("EAST-1",)]
