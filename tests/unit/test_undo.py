@@ -265,3 +265,22 @@ def test_undo_of_a_content_run_removes_its_progress_records_and_retires_its_new_
     assert sql("SELECT count(*) FROM lms.learner_progress") == [(1,)], "Ann's record the run wrote is gone"
     assert sql("SELECT count(*) FROM lms.user_skills") == [(0,)]
     assert sql("SELECT status FROM lms.courses WHERE external_id = 'P3'") == [("retired",)]
+
+
+def test_with_feedsync_journal_off_a_load_writes_no_journal_and_its_run_cannot_be_undone(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from schemas.settings import get_settings
+
+    apply()
+    monkeypatch.setenv("FEEDSYNC_JOURNAL", "false")
+    get_settings.cache_clear()
+    a = pipeline.import_files((FEED + "day1.csv", people(3)))
+    assert sql("SELECT count(*) FROM sync.journal") == [(0,)]
+    assert sql("SELECT journaled FROM sync.runs WHERE id = %s", (a,)) == [(False,)]
+    with pytest.raises(CommandError, match="without the run journal"):
+        start_undo(a)
+    monkeypatch.delenv("FEEDSYNC_JOURNAL")
+    get_settings.cache_clear()
+    b = pipeline.import_files((FEED + "day2.csv", people(4)))
+    assert sql("SELECT DISTINCT run_id, op FROM sync.journal") == [(b, "I")]
