@@ -284,3 +284,29 @@ def test_with_feedsync_journal_off_a_load_writes_no_journal_and_its_run_cannot_b
     get_settings.cache_clear()
     b = pipeline.import_files((FEED + "day2.csv", people(4)))
     assert sql("SELECT DISTINCT run_id, op FROM sync.journal") == [(b, "I")]
+
+
+def test_an_undo_queued_before_a_conflict_fails_at_its_load_naming_the_row(pipeline: Pipeline) -> None:
+    from schemas.states import TriggerType
+    from workers import store
+    from workers.outbox import OutboxBatch
+    from workers.rows import ConnectionRow
+    from workers.runs import create_run, live_connection
+
+    apply()
+    pipeline.import_files((FEED + "day1.csv", people(2)))
+    a = pipeline.import_files((FEED + "day2.csv", people(2, tag="A")))
+    b = pipeline.import_files((FEED + "day3.csv", HEADER + "p1@x.com,P1,L,,B\n"))
+    # As if `feedsync undo` had queued it (its own check passed) just before run b changed p1.
+    outbox = OutboxBatch()
+    with store.connect() as conn:
+        c = live_connection(conn, "hr-users")
+        assert c is not None
+        u, _ = create_run(conn, ConnectionRow.of(c), TriggerType.UNDO, outbox, undo_of=a, coalesce=False)
+    outbox.flush()
+    pipeline.drain(expect_failures=True)
+    failed = queries.run_detail(u)
+    assert failed is not None and failed["status"] == "failed"
+    assert f"lms.users {user('p1@x.com')['id']} (changed by run {b})" in failed["error"]
+    assert user("p0@x.com")["attributes"] == {"department": "A"}, "nothing of a refused undo is applied"
+    assert sql("SELECT undone_by FROM sync.runs WHERE id = %s", (a,)) == [(None,)]
