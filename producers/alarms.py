@@ -38,7 +38,7 @@ from producers import expectations
 from schemas.config_parts import Expect, Notify
 from schemas.kinds import connection_from_json
 from schemas.states import AlertKind, AlertState
-from workers import notify, store
+from workers import failpoints, notify, store
 
 log = structlog.get_logger(__name__)
 
@@ -111,6 +111,7 @@ def evaluate(at: datetime | None = None) -> Evaluation | None:
                 if config.notify is not None and (config.notify.webhook or config.notify.email):
                     conn.execute("UPDATE sync.alerts SET last_notified_at = %s WHERE id = %s", (now, alert["id"]))
                     outgoing.append((alert, config.notify))
+        failpoints.hit("alarms.evaluated")  # the alerts written and claimed, the lock held, not committed
     notified = [int(alert["id"]) for alert, channels in outgoing if _send(alert, channels)]
     return Evaluation(now, opened, resolved, notified)
 

@@ -20,8 +20,8 @@ ARMED = datetime(2026, 1, 1, tzinfo=UTC)
 NAME = "hr-users"
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def connect(expect: str, extra: str = "", armed: datetime = ARMED) -> None:

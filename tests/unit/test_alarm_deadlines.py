@@ -13,7 +13,7 @@ from producers import registry
 from schemas.connections import ConfigError, load_connections_toml
 from tests.conftest import sql
 from tests.stubpipeline import USERS_TOML, Pipeline
-from tests.unit.alarmhelp import connect, every_alert, evaluate, file_arrived, open_alerts, run, utc
+from tests.unit.alarmhelp import connect, evaluate, every_alert, file_arrived, open_alerts, run, utc
 from tests.unit.test_sync_modes import people
 
 ZURICH_0730 = 'by = "07:30"\ntz = "Europe/Zurich"\n'
