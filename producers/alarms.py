@@ -99,7 +99,12 @@ def evaluate(at: datetime | None = None) -> Evaluation | None:
                WHERE deleted_at IS NULL AND enabled ORDER BY name""",
         )
         opened: list[int] = []
-        resolved = 0
+        # A deleted connection's conditions can no longer clear by themselves.
+        resolved = conn.execute(
+            """UPDATE sync.alerts SET state = 'RESOLVED', resolved_at = %s WHERE state <> 'RESOLVED'
+               AND connection NOT IN (SELECT name FROM sync.connections WHERE deleted_at IS NULL)""",
+            (now,),
+        ).rowcount
         outgoing: list[tuple[dict[str, Any], Notify]] = []
         for c in connections:
             config = connection_from_json(c["config"])

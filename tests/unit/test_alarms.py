@@ -271,3 +271,13 @@ def test_the_advisory_lock_makes_a_second_evaluation_skip_while_one_runs(setting
         assert alarms.evaluate(at=T0 + timedelta(minutes=1)) is None
     assert alerts.list_alerts() == []
     assert evaluate(T0 + timedelta(minutes=2)).opened == [1]
+
+
+def test_a_deleted_connections_alerts_are_resolved(settings: object) -> None:
+    from producers.commands import delete_connection
+
+    connect("max_failed_runs = 1\n")
+    run(T0, "failed")
+    evaluate(T0 + timedelta(minutes=1))
+    delete_connection(NAME)
+    assert evaluate(T0 + timedelta(minutes=2)).resolved == 1 and open_alerts() == []
