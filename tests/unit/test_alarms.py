@@ -281,3 +281,26 @@ def test_a_deleted_connections_alerts_are_resolved(settings: object) -> None:
     evaluate(T0 + timedelta(minutes=1))
     delete_connection(NAME)
     assert evaluate(T0 + timedelta(minutes=2)).resolved == 1 and open_alerts() == []
+
+
+def test_the_scheduler_loop_evaluates_the_alarms(settings: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from producers import scheduler
+    from schemas.settings import get_settings
+
+    connect("max_failed_runs = 1\n")
+    run(sql("SELECT now()")[0][0], "failed")
+    monkeypatch.setenv("FEEDSYNC_OUTBOX_SWEEP_INTERVAL_S", "0.05")
+    get_settings.cache_clear()
+    stopping = threading.Event()
+    loop = threading.Thread(target=scheduler.run, args=(get_settings(), stopping))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not alerts.list_alerts() and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling for the condition, not waiting a fixed time
+    finally:
+        stopping.set()
+        loop.join()
+    assert open_alerts() == [("failed_runs", "NEW")]
