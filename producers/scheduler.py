@@ -4,6 +4,8 @@
   schedulers running (the slot is claimed by a guarded UPDATE in the same transaction as its run).
   Time is the database's (``sync.clock()``), so a skewed host clock changes nothing. Slots missed
   while no scheduler ran give one catch-up run, and its note says how many were missed.
+- Feed alarms (producers/alarms.py): late, missing or strange feeds, failed and held runs, dead
+  letters, evaluated once per interval whichever of the schedulers gets there first.
 - The outbox sweeper: republishes next-stage messages whose publish after commit did not happen
   (a crash between commit and publish, or the broker was down). Rows are taken with SKIP LOCKED
   and duplicates are harmless to idempotent stages.
@@ -18,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from producers import registry
+from producers import alarms, registry
 from producers.scheduling import CURRENT_SLOT, SLOTS_BETWEEN
 from schemas.settings import Settings, get_settings
 from schemas.states import AccessMode, TriggerType
@@ -87,7 +89,7 @@ def _fire(conn: Any, r: dict[str, Any]) -> int | None:
 
 def run(settings: Settings, stopping: threading.Event) -> None:
     log.info("scheduler started", sweep_interval_s=settings.outbox_sweep_interval_s)
-    next_retention = 0.0
+    next_retention = next_alarms = 0.0
     while not stopping.wait(settings.outbox_sweep_interval_s):
         if time.monotonic() >= next_retention:
             next_retention = time.monotonic() + settings.retention_sweep_interval_s
@@ -99,6 +101,12 @@ def run(settings: Settings, stopping: threading.Event) -> None:
             tick()
         except Exception as exc:
             log.warning("schedule tick failed; retrying next interval", error=safe_text(exc))
+        if time.monotonic() >= next_alarms:
+            next_alarms = time.monotonic() + settings.alarm_interval_s
+            try:
+                alarms.evaluate()
+            except Exception as exc:
+                log.warning("alarm evaluation failed; retrying next interval", error=safe_text(exc))
         try:
             notify.retry_due()
         except Exception as exc:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from schemas.config_parts import (
     DEFAULT_MAX_DEACTIVATE,
+    Expect,
     KeyProblem,
     Notify,
     Schedule,
@@ -61,6 +62,8 @@ class KindConfig(BaseModel):
     trigger: Literal["on_arrival", "on_schedule"] = "on_schedule"
     schedule: Schedule | None = None
     notify: Notify | None = None
+    # When the feed must have arrived, and the other alarms (producers/alarms.py); None: the defaults.
+    expect: Expect | None = None
     # An import pulls its files from this SFTP server (producers/sftp_pull.py); an export pushes its
     # file there instead of the export folder (workers/sftp_destination.py).
     sftp: SftpConfig | None = None

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import codecs
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -88,6 +89,130 @@ class Schedule(BaseModel):
         if isinstance(v, datetime) and v.tzinfo is None:
             v = v.replace(tzinfo=UTC)  # the schedule is in UTC unless it says otherwise
         return v
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_NAMES = {**{d: i for i, d in enumerate(WEEKDAYS)}, "tues": 1, "thur": 3, "thurs": 3} | {
+    name: i for i, name in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))
+}
+_BY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_EVERY = re.compile(r"^(\d+)\s*(m|h|d)$")
+_EVERY_UNITS = {"m": 1, "h": 60, "d": 1440}
+
+
+class Expect(BaseModel):
+    """When a connection's feed must have arrived and been imported, and what else raises an alarm
+    (producers/alarms.py). ``by`` is a local time in ``tz`` on the ``days`` given, ``grace_min``
+    later; or ``every``: a successful import at least this often. Failed runs in a row, held runs
+    and dead letters raise alarms on every connection, with or without this table."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    by: str | None = None
+    tz: str = "UTC"
+    days: str | list[str] = "mon-sun"
+    grace_min: int = Field(default=0, ge=0, le=1440)
+    every: str | None = None
+    max_row_drift: str | None = None
+    #: Successful runs the drift is measured against (their median); no drift alarm before there are this many.
+    drift_runs: int = Field(default=14, ge=3, le=1000)
+    max_failed_runs: int = Field(default=3, ge=0, le=1000)  # 0: no alarm for failed runs
+    held: bool = True
+    dead_letters: bool = True
+
+    @field_validator("by")
+    @classmethod
+    def _clock_time(cls, v: str | None) -> str | None:
+        if v is not None and not _BY.match(v.strip()):
+            raise ValueError(f"by {v!r} is not a time of day: write HH:MM on a 24-hour clock, e.g. '07:30'")
+        return None if v is None else v.strip()
+
+    @field_validator("tz")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}: use an IANA name such as 'Europe/Zurich' or 'UTC'") from None
+        return v
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: str | list[str]) -> str | list[str]:
+        parse_days(v)
+        return v
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str | None) -> str | None:
+        if v is not None:
+            m = _EVERY.match(v.strip())
+            if not m or int(m.group(1)) == 0:
+                raise ValueError(f"every {v!r} is not a period: write a number and m, h or d, e.g. '24h' or '90m'")
+        return v
+
+    @field_validator("max_row_drift")
+    @classmethod
+    def _drift(cls, v: str | None) -> str | None:
+        if v is not None and not _THRESHOLD.match(v.strip()):
+            raise ValueError(f"max_row_drift {v!r} is not a share: write a percentage, e.g. '20%'")
+        return v
+
+    @model_validator(mode="after")
+    def _one_deadline(self) -> Expect:
+        if self.by is not None and self.every is not None:
+            raise KeyProblem(
+                "expect takes by (a time of day, for daily feeds) or every (for continuous feeds), not both",
+                "expect",
+                "every",
+            )
+        return self
+
+    @property
+    def by_time(self) -> time | None:
+        return None if self.by is None else time(int(self.by[:2]), int(self.by[3:]))
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    @property
+    def weekdays(self) -> frozenset[int]:
+        """Monday is 0, as ``date.weekday()`` counts."""
+        return parse_days(self.days)
+
+    @property
+    def period(self) -> timedelta | None:
+        if self.every is None:
+            return None
+        m = _EVERY.match(self.every.strip())
+        assert m is not None
+        return timedelta(minutes=int(m.group(1)) * _EVERY_UNITS[m.group(2)])
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(minutes=self.grace_min)
+
+    @property
+    def drift_percent(self) -> float | None:
+        return None if self.max_row_drift is None else float(self.max_row_drift.strip()[:-1])
+
+
+def parse_days(v: str | list[str]) -> frozenset[int]:
+    """``"mon-fri"``, ``"mon,wed,fri"``, ``"mon-wed,sat"`` or a list of such parts; a range may wrap
+    the week (``"fri-mon"``)."""
+    parts = v if isinstance(v, list) else v.split(",")
+    days: set[int] = set()
+    for part in parts:
+        ends = [e.strip().lower() for e in str(part).split("-")]
+        if len(ends) > 2 or any(e not in _DAY_NAMES for e in ends):
+            raise ValueError(
+                f"days {part!r} is not a day or a range of days: write e.g. 'mon-fri', 'mon,wed,fri' or 'sat-sun'"
+            )
+        first, last = _DAY_NAMES[ends[0]], _DAY_NAMES[ends[-1]]
+        days.update((first + i) % 7 for i in range((last - first) % 7 + 1))
+    if not days:
+        raise ValueError("days names no day: write e.g. 'mon-fri'")
+    return frozenset(days)
 
 
 class FileOptions(BaseModel):

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # Content feeds (hmm, getabstract) are kept this many days after their run, then removed.
     content_retention_days: int = Field(default=7, ge=0)
     retention_sweep_interval_s: float = Field(default=300.0, gt=0)
+    # The scheduler evaluates feed alarms (producers/alarms.py) this often.
+    alarm_interval_s: float = Field(default=60.0, gt=0)
 
     # Workbooks are refused, before and while streaming, past these limits: a zip bomb, a sheet
     # filled to Excel's last row (a cut-off export), thousands of sheets or columns.

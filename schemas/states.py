@@ -61,3 +61,20 @@ class FileStatus(StrEnum):
 class AccessMode(StrEnum):
     ONLINE = "online"
     EXCLUSIVE = "exclusive"
+
+
+class AlertState(StrEnum):
+    """An alert is open while NEW or ACKNOWLEDGED (at most one per connection and kind)."""
+
+    NEW = "NEW"
+    ACKNOWLEDGED = "ACKNOWLEDGED"  # someone is on it: seen again, it is not sent again
+    RESOLVED = "RESOLVED"
+
+
+class AlertKind(StrEnum):
+    LATE = "late"  # something arrived, but nothing was imported by the deadline
+    MISSING = "missing"  # nothing arrived by the deadline
+    ROW_DRIFT = "row_drift"
+    FAILED_RUNS = "failed_runs"
+    HELD = "held"
+    DEAD_LETTER = "dead_letter"

@@ -40,7 +40,7 @@ log = structlog.get_logger(__name__)
 _hits: dict[str, int] = {}
 _hits_lock = threading.Lock()
 
-POINTS = ("parse.chunk", "transform.start", "load.merged", "finalize.start", "sftp.landed")
+POINTS = ("parse.chunk", "transform.start", "load.merged", "finalize.start", "sftp.landed", "alarms.evaluated")
 
 # A gate nobody opens fails the stage after this long instead of holding a worker for ever.
 WAIT_LIMIT_S = 300.0

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from schemas.config_parts import Notify
 from schemas.kinds import connection_from_json
 from schemas.settings import Settings, get_settings
 from workers import store
@@ -99,6 +100,27 @@ def retry_due() -> dict[tuple[int, str], str]:
     return outcomes
 
 
+def send(notify: Notify, payload: dict[str, Any], subject: str, body: str) -> dict[str, str]:
+    """Send one message (an alarm, producers/alarms.py) on the channels ``notify`` names, once, now;
+    returns channel -> "sent" or the safe sentence why not. The caller claims it and keeps the outcome."""
+    settings = get_settings()
+    outcomes = {}
+    for channel, on in (("webhook", notify.webhook), ("email", notify.email)):
+        if not on:
+            continue
+        try:
+            if channel == "webhook":
+                assert notify.webhook is not None
+                _post(notify.webhook, payload, settings)
+            else:
+                _mail(notify.email, subject, body, settings)
+            outcomes[channel] = "sent"
+        except Exception as exc:  # an alarm that cannot go out must not stop the others
+            outcomes[channel] = str(exc) if isinstance(exc, NotSent) else safe_text(exc)
+            log.warning("alarm not sent; it is sent again at the next repeat", channel=channel, error=outcomes[channel])
+    return outcomes
+
+
 def _run_to_warn(conn: Any, run_id: int) -> dict[str, Any] | None:
     run = store.fetch_one(conn, "SELECT * FROM sync.runs WHERE id = %s", (run_id,))
     if run is None or connection_from_json(run["config"]).notify is None:
@@ -126,7 +148,8 @@ def _deliver(run: dict[str, Any], channels: list[str]) -> dict[str, str]:
                 assert notify.webhook is not None
                 _post(notify.webhook, report, settings)
             else:
-                _mail(notify.email, report, settings)
+                subject = f"feedsync: run {run_id} of {report['connection']} {report['status'].replace('_', ' ')}"
+                _mail(notify.email, subject, _text(report), settings)
             outcomes[channel], error = "sent", None
         except Exception as exc:  # a warning that cannot go out must not fail the run
             outcomes[channel], error = "failed", str(exc) if isinstance(exc, NotSent) else safe_text(exc)
@@ -294,17 +317,17 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
-def _mail(to: list[str], report: dict[str, Any], settings: Settings) -> None:
+def _mail(to: list[str], subject: str, body: str, settings: Settings) -> None:
     if not settings.smtp_host:
         raise NotSent("no SMTP server configured: set FEEDSYNC_SMTP_HOST")
     login = bool(settings.smtp_user or (settings.smtp_password and settings.smtp_password.get_secret_value()))
     if login and settings.smtp_tls == "none" and not settings.smtp_allow_plaintext_auth:
         raise NotSent(PLAINTEXT_AUTH)
     msg = EmailMessage()
-    msg["Subject"] = f"feedsync: run {report['run_id']} of {report['connection']} {report['status'].replace('_', ' ')}"
+    msg["Subject"] = subject
     msg["From"] = settings.smtp_from
     msg["To"] = ", ".join(to)
-    msg.set_content(_text(report))
+    msg.set_content(body)
     timeout = settings.notify_timeout_s
     if settings.smtp_tls == "ssl":
         client: smtplib.SMTP = smtplib.SMTP_SSL(

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from producers.console import accounts, connections, deadletters, runs
+from producers.console import accounts, alerts, connections, deadletters, runs
 from producers.console.auth import COOKIE, SIGNIN_COOKIE, Refused, blocking, client, current, page, same_origin
 from producers.console.auth import set_cookie as put_cookie
 from producers.console.views import HERE, message, render
@@ -131,6 +131,7 @@ def create_app() -> Starlette:
         *connections.routes,
         *runs.routes,
         *deadletters.routes,
+        *alerts.routes,
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     return Starlette(

@@ -91,7 +91,15 @@ _V1_KEYS: dict[str, Any] = {
 
 #: Keys added since version 1, stored only when they differ from their default, so a connection
 #: that does not use them is stored exactly as before (and applying its file again changes nothing).
-_ONLY_WHEN_SET = ("sftp", "state_values", "no_manager_values", "max_create", "max_reject_share", "on_threshold")
+_ONLY_WHEN_SET = (
+    "sftp",
+    "state_values",
+    "no_manager_values",
+    "max_create",
+    "max_reject_share",
+    "on_threshold",
+    "expect",
+)
 
 
 def to_json(config: KindConfig) -> dict[str, Any]:

@@ -32,6 +32,7 @@ PAGES = [
     "/runs/1/export",
     "/dead-letters",
     "/dead-letters/1",
+    "/alerts",
     "/audit",
 ]
 ACTIONS = [
@@ -44,6 +45,7 @@ ACTIONS = [
     "/runs/1/reject",
     "/runs/1/cancel",
     "/dead-letters/replay",
+    "/alerts/1/ack",
 ]
 
 
