@@ -4,9 +4,9 @@ would fail their tests instead of ours.
 
 Each server runs as the service user (PostgreSQL's initdb and RabbitMQ's scripts refuse root, and the
 CI machine runs the suite as root) in a working directory made with mkdtemp: pytest's own tmp_path
-sits under a root-only 0700 directory the service user cannot enter. The context managers stop the
-server and remove the directory however the test ends, and stop it by the process id the server
-itself recorded, so nothing is left running.
+sits under a root-only 0700 directory the service user cannot enter. However the test ends, the
+context managers stop the server (or, if that fails, kill it by the process id it recorded) and
+remove the directory, so nothing is left running.
 """
 
 from __future__ import annotations
