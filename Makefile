@@ -33,8 +33,9 @@ test: setup services ## unit, integration, e2e and conformance tests against the
 test-fast: setup ## the unit tier only (stub broker; still needs PostgreSQL)
 	$(BIN)/pytest tests/unit
 
-lint: setup ## ruff, mypy --strict (package code and tests) and the import contracts (lint-imports)
+lint: setup ## ruff (checks and format), mypy --strict (package code and tests) and the import contracts (lint-imports)
 	$(BIN)/ruff check schemas workers producers tests benchmarks
+	$(BIN)/ruff format --check schemas workers producers tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

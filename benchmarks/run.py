@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from psycopg import sql as q
 
 from producers import feedgen
 
@@ -53,8 +54,11 @@ def sh(*args: str, env: dict[str, str] | None = None) -> str:
     return subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout
 
 
-def psql(sql: str, db: str = DB) -> str:
-    return sh("psql", f"{PG}/{db}", "-v", "ON_ERROR_STOP=1", "-qtAc", sql).strip()
+def psql(query: str | q.Composed, db: str = DB) -> str:
+    """Through the psql client, as an operator would; a composed query is rendered here (psql -c
+    takes no parameters), its values quoted by psycopg."""
+    text = query if isinstance(query, str) else query.as_string()
+    return sh("psql", f"{PG}/{db}", "-v", "ON_ERROR_STOP=1", "-qtAc", text).strip()
 
 
 def fresh_database() -> None:
@@ -188,9 +192,9 @@ class Up:
         t0 = time.perf_counter()
         os.replace(tmp, target / name)
         while True:
-            st = psql(f"SELECT status FROM sync.runs WHERE id > {before} ORDER BY id DESC LIMIT 1")  # noqa: S608 (the benchmark's own ints and row counts, never outside text)
+            st = psql(q.SQL("SELECT status FROM sync.runs WHERE id > {} ORDER BY id DESC LIMIT 1").format(before))
             if st in ("completed", "completed_with_errors", "failed"):
-                assert st != "failed", psql(f"SELECT error FROM sync.runs WHERE id > {before}")  # noqa: S608 (the benchmark's own ints and row counts, never outside text)
+                assert st != "failed", psql(q.SQL("SELECT error FROM sync.runs WHERE id > {}").format(before))
                 return time.perf_counter() - t0
             time.sleep(0.05)
 
@@ -206,9 +210,11 @@ class Up:
             shutil.copyfile(files[part], tmp)
             os.replace(tmp, target / files[part].name)
         while True:
-            st = psql(f"SELECT status FROM sync.runs WHERE id > {before} ORDER BY id DESC LIMIT 1")  # noqa: S608 (the benchmark's own ints and row counts, never outside text)
+            st = psql(q.SQL("SELECT status FROM sync.runs WHERE id > {} ORDER BY id DESC LIMIT 1").format(before))
             if st in ("completed", "completed_with_errors", "failed"):
-                assert st == "completed", psql(f"SELECT status, error, note FROM sync.runs WHERE id > {before}")  # noqa: S608 (the benchmark's own ints and row counts, never outside text)
+                assert st == "completed", psql(
+                    q.SQL("SELECT status, error, note FROM sync.runs WHERE id > {}").format(before)
+                )
                 return time.perf_counter() - t0
             time.sleep(0.05)
 
@@ -338,7 +344,8 @@ def export_bench() -> list[str]:
     fresh_database()
     people = max(1, EXPORT_ROWS // 100)
     psql(
-        f"""INSERT INTO lms.users (email, first_name, last_name, attributes)
+        q.SQL(
+            """INSERT INTO lms.users (email, first_name, last_name, attributes)
             SELECT 'p' || n || '@bench.test', 'Zoë ' || n, 'Łukasz', jsonb_build_object('department', 'D' || n % 50)
             FROM generate_series(1, {people}) n;
             INSERT INTO lms.courses (provider, external_id, title, duration_minutes)
@@ -349,7 +356,8 @@ def export_bench() -> list[str]:
                    date '2026-01-01' + ((u.id + c.id) % 300)::int,
                    CASE WHEN (u.id + c.id) % 3 = 0 THEN date '2026-06-01' + ((u.id * c.id) % 100)::int END,
                    (u.id * c.id) % 101, (u.id + c.id) % 500, now() - interval '1 day'
-            FROM lms.users u CROSS JOIN lms.courses c"""  # noqa: S608 (the benchmark's own ints and row counts, never outside text)
+            FROM lms.users u CROSS JOIN lms.courses c"""
+        ).format(people=people)
     )
     psql("VACUUM ANALYZE lms.users, lms.courses, lms.learner_progress")
     rows = int(psql("SELECT count(*) FROM lms.learner_progress"))

@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from producers import ownership, pathcheck, queries, registry, scheduling, settle, takeable
@@ -110,13 +111,15 @@ def list_connections(settings: Settings | None = None) -> list[dict[str, Any]]:
     with store.connect() as conn:
         rows = store.fetch_all(
             conn,
-            f"""SELECT c.name, c.kind, c.enabled, c.config ->> 'path' AS path, c.config ->> 'trigger' AS trigger,
+            sql.SQL(
+                """SELECT c.name, c.kind, c.enabled, c.config ->> 'path' AS path, c.config ->> 'trigger' AS trigger,
                       c.created_at, c.updated_at,
                       (SELECT count(*) FROM sync.feed_files f WHERE f.connection_id = c.id AND f.status = 'registered')
                         AS files_waiting,
-                      CASE WHEN s.enabled AND c.enabled THEN {scheduling.NEXT_SLOT} END AS next_slot
+                      CASE WHEN s.enabled AND c.enabled THEN {next_slot} END AS next_slot
                FROM sync.connections c LEFT JOIN sync.schedules s ON s.connection_id = c.id
-               WHERE c.deleted_at IS NULL ORDER BY c.name""",  # noqa: S608 (the slot arithmetic is producers/scheduling.py's fixed SQL; values are parameters)
+               WHERE c.deleted_at IS NULL ORDER BY c.name"""
+            ).format(next_slot=scheduling.NEXT_SLOT),
         )
     if settings is not None:
         intake = registry.live_connections(settings)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from psycopg import sql
+
 from producers import scheduling
 from workers import store
 from workers.connectors import kind_of
@@ -132,10 +134,12 @@ def connections_overview() -> list[dict[str, Any]]:
     with store.connect() as conn:
         return store.fetch_all(
             conn,
-            f"""SELECT c.name, c.kind, c.enabled, c.config, coalesce(c.config ->> 'trigger', 'on_arrival') AS trigger,
+            sql.SQL(
+                """SELECT c.name, c.kind, c.enabled, c.config,
+                      coalesce(c.config ->> 'trigger', 'on_arrival') AS trigger,
                       s.start_at, s.every_days, s.every_hours, s.access AS schedule_access,
                       s.enabled AS schedule_enabled,
-                      CASE WHEN s.connection_id IS NULL THEN NULL ELSE {scheduling.NEXT_SLOT} END AS next_slot,
+                      CASE WHEN s.connection_id IS NULL THEN NULL ELSE {next_slot} END AS next_slot,
                       lr.id AS last_run_id, lr.status AS last_status, lr.finished_at AS last_finished_at,
                       EXISTS (SELECT 1 FROM sync.row_errors e WHERE e.run_id = lr.id) AS last_has_errors,
                       (SELECT count(*) FROM sync.feed_files f
@@ -144,7 +148,8 @@ def connections_overview() -> list[dict[str, Any]]:
                LEFT JOIN sync.schedules s ON s.connection_id = c.id
                LEFT JOIN LATERAL (SELECT id, status, finished_at FROM sync.runs r WHERE r.connection_id = c.id
                                   ORDER BY id DESC LIMIT 1) lr ON true
-               WHERE c.deleted_at IS NULL ORDER BY c.name""",  # noqa: S608 (the slot arithmetic is producers/scheduling.py's fixed SQL)
+               WHERE c.deleted_at IS NULL ORDER BY c.name"""
+            ).format(next_slot=scheduling.NEXT_SLOT),
         )
 
 

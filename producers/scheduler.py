@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from psycopg import sql
 
 from producers import alarms, registry
 from producers.scheduling import CURRENT_SLOT, SLOTS_BETWEEN
@@ -32,12 +33,12 @@ from workers.runs import create_run
 
 log = structlog.get_logger(__name__)
 
-_DUE = f"""
+_DUE = sql.SQL("""
     SELECT s.connection_id, c.name, c.kind, c.config, c.enabled, s.every_hours, s.access, s.last_slot, s.armed_at,
-           {CURRENT_SLOT} AS slot
+           {slot} AS slot
     FROM sync.schedules s JOIN sync.connections c ON c.id = s.connection_id
     WHERE s.enabled AND c.enabled AND c.deleted_at IS NULL AND sync.clock() >= s.start_at
-"""  # noqa: S608 (the slot arithmetic is producers/scheduling.py's fixed SQL; values are parameters)
+""").format(slot=CURRENT_SLOT)
 
 
 def tick(at: datetime | None = None) -> list[int]:
@@ -68,9 +69,11 @@ def _fire(conn: Any, r: dict[str, Any]) -> int | None:
     with conn.transaction():
         claimed = store.fetch_one(
             conn,
-            f"""UPDATE sync.schedules SET last_slot = %(slot)s
-               WHERE connection_id = %(c)s AND coalesce(last_slot, armed_at) < %(slot)s
-               RETURNING {SLOTS_BETWEEN} AS slots""",  # noqa: S608 (the slot arithmetic is producers/scheduling.py's fixed SQL; values are parameters)
+            sql.SQL(
+                """UPDATE sync.schedules SET last_slot = %(slot)s
+                   WHERE connection_id = %(c)s AND coalesce(last_slot, armed_at) < %(slot)s
+                   RETURNING {slots} AS slots"""
+            ).format(slots=SLOTS_BETWEEN),
             {"slot": r["slot"], "c": r["connection_id"], "prev": r["last_slot"]},
         )
         if claimed is None:

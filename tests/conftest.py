@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.sql import Composed
 
 TEST_DB = os.environ.get("FEEDSYNC_TEST_DATABASE", "feedsync_test")
 PG_BASE = os.environ.get("FEEDSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -91,7 +92,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     get_settings.cache_clear()
 
 
-def sql(query: str, params: Any = None) -> list[tuple[Any, ...]]:
+def sql(query: str | Composed, params: Any = None) -> list[tuple[Any, ...]]:
     with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
         cur = conn.execute(query, params)
         return cur.fetchall() if cur.description else []

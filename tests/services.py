@@ -101,4 +101,5 @@ def wait_run(run_id: int | None = None, timeout_s: float = 120) -> dict[str, Any
         if run and run["status"] not in ("queued", "in_progress"):
             return run
         time.sleep(0.2)
-    raise AssertionError(f"run {run_id} did not finish: {sql('SELECT id, status FROM sync.runs')}")  # noqa: S608 (test-only: table names from the test's own literals, or a message that is not SQL)
+    finished = sql("SELECT id, status FROM sync.runs")
+    raise AssertionError(f"run {run_id} did not finish: {finished}")

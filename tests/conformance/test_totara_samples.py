@@ -9,6 +9,7 @@ import shutil
 from typing import Any
 
 import pytest
+from psycopg import sql as q
 
 from producers import queries
 from producers.commands import apply_connections
@@ -63,13 +64,12 @@ def rows(name: str, encoding: str = "utf-8-sig", delimiter: str = ",") -> list[d
 
 
 def tree(table: str) -> dict[str, tuple[Any, ...]]:
-    return {
-        r[0]: r[1:]
-        for r in sql(
-            f"""SELECT t.external_id, t.name, p.external_id, t.attributes ->> 'framework', t.active
-                FROM {table} t LEFT JOIN {table} p ON p.id = t.parent_id"""  # noqa: S608 (test-only: table names from the test's own literals, or a message that is not SQL)
-        )
-    }
+    """``table`` as schema.name, e.g. lms.org_units."""
+    query = q.SQL(
+        """SELECT t.external_id, t.name, p.external_id, t.attributes ->> 'framework', t.active
+           FROM {table} t LEFT JOIN {table} p ON p.id = t.parent_id"""
+    ).format(table=q.Identifier(*table.split(".")))
+    return {r[0]: r[1:] for r in sql(query)}
 
 
 def test_organisations_positions_and_users_as_one_bundle(pipeline: Pipeline) -> None:

@@ -28,9 +28,8 @@ def wait_for(cond: Any, timeout_s: float = 90, what: str = "condition", log: Any
             return value
         time.sleep(0.2)
     tail = log.output()[-4000:] if log is not None else ""
-    raise AssertionError(
-        f"timed out waiting for {what}; runs: {sql('SELECT id, status, error FROM sync.runs')}\n{tail}"  # noqa: S608 (test-only: table names from the test's own literals, or a message that is not SQL)
-    )
+    runs = sql("SELECT id, status, error FROM sync.runs")
+    raise AssertionError(f"timed out waiting for {what}; runs: {runs}\n{tail}")
 
 
 def run_status(connection: str) -> str | None:

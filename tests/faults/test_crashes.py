@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import signal
-import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql as q
 
+import tests.conftest
 from producers import feedgen, registry
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
-from tests.conftest import DATABASE_URL, sql
+from tests.conftest import TEST_DB, sql
 from tests.faults.helpers import run_status, users_state, wait_for
+from tests.faults.private_servers import PrivatePostgres, postgres_bindir
 from tests.gates import Gate
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -98,21 +100,37 @@ def test_a_worker_killed_mid_load_completes_once_after_restart(
     assert sql("SELECT counts->>'created' FROM sync.runs")[0][0] == "5000"
 
 
-def _restart_postgres() -> None:
-    version = sorted(os.listdir("/etc/postgresql"))[-1]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-        check=True,
-        timeout=120,
-        capture_output=True,
-    )
+@pytest.fixture
+def on_own_postgres(
+    own_postgres: PrivatePostgres, settings: Any, rabbit_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """Moves the test onto its own PostgreSQL: this process's settings, store connections and sql()
+    helper, and the environment it returns for the feedsync processes. Restarting the machine's
+    shared server would break every other checkout testing against it."""
+    from schemas.settings import get_settings
+    from workers.migrations import migrate
+
+    url = own_postgres.url(TEST_DB)
+    with psycopg.connect(own_postgres.url("postgres"), autocommit=True) as conn:
+        conn.execute(q.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(q.Identifier(TEST_DB)))
+    monkeypatch.setenv("FEEDSYNC_DATABASE_URL", url)
+    monkeypatch.setattr(tests.conftest, "DATABASE_URL", url)
+    get_settings.cache_clear()
+    assert migrate(get_settings()), "migrations should run on the fresh database"
+    yield {**rabbit_env, "FEEDSYNC_DATABASE_URL": url}
+    get_settings.cache_clear()
 
 
-# Only where the machine's PostgreSQL is managed by pg_ctlcluster (CI and the dev machines are): the
-# test restarts the real server, and there is no honest way to do that without the tool.
-@pytest.mark.skipif(shutil.which("pg_ctlcluster") is None, reason="restarting PostgreSQL needs pg_ctlcluster")
+# Only where a PostgreSQL cluster can be made with initdb (CI and the dev machines can): the test
+# restarts a real server, and there is no honest way to fake that.
+@pytest.mark.skipif(postgres_bindir() is None, reason="a PostgreSQL of the test's own needs initdb")
 def test_a_killed_backend_and_a_postgres_restart_retry_the_stage_until_the_run_completes(
-    settings: Any, rabbit_env: dict[str, str], rabbit_broker: Any, start: Any, gate: Gate
+    settings: Any,
+    on_own_postgres: dict[str, str],
+    own_postgres: PrivatePostgres,
+    rabbit_broker: Any,
+    start: Any,
+    gate: Gate,
 ) -> None:
     apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS))
     worker = start(
@@ -121,22 +139,21 @@ def test_a_killed_backend_and_a_postgres_restart_retry_the_stage_until_the_run_c
         "1",
         "--threads",
         "2",
-        env={**rabbit_env, "FEEDSYNC_FAILPOINTS": gate.at("load.merged")},
+        env={**on_own_postgres, "FEEDSYNC_FAILPOINTS": gate.at("load.merged")},
     )
     feed = feedgen.generate_users(settings.drop_dir / "import/user/internal/people.csv", 3000)
     expected = expected_users(feed.path)
     registry.scan(settings)
 
     gate.wait_reached(1)
-    with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
-        killed = conn.execute(
-            """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-               WHERE application_name = 'feedsync-worker' AND state = 'idle in transaction'"""
-        ).fetchall()
+    killed = sql(
+        """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+           WHERE application_name = 'feedsync-worker' AND state = 'idle in transaction'"""
+    )
     assert killed == [(True,)]
     gate.open(through=1)  # the first attempt goes on, to find its connection gone
     gate.wait_reached(2, 60)
-    _restart_postgres()  # the retried load is mid-transaction again: the server goes away under it
+    own_postgres.restart()  # the retried load is mid-transaction again: the server goes away under it
     gate.open()
 
     wait_for(lambda: run_status("hr-users") == "completed", 120, "the run to complete", worker)

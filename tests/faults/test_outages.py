@@ -3,8 +3,6 @@ arrive (one still being written)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from typing import Any
 
@@ -15,6 +13,7 @@ from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import feedsync, sql
 from tests.faults.helpers import wait_for
+from tests.faults.private_servers import PrivateRabbit, rabbitmq_available
 from tests.gates import Gate
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -22,24 +21,22 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 HEADER = "Email,First Name,Last Name,Manager Email,Department,Job Title,Location\n"
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, timeout=120, capture_output=True)
-
-
-# Only where rabbitmqctl can stop and start the real broker (CI and the dev machines can); faking the
-# outage would test nothing.
-@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="stopping the broker needs rabbitmqctl")
+# Only where a RabbitMQ node can be started (CI and the dev machines can): faking the outage would test
+# nothing. The node is the test's own (own_rabbitmq): stopping the machine's shared broker would break
+# every other checkout testing against it.
+@pytest.mark.skipif(not rabbitmq_available(), reason="a RabbitMQ node of the test's own needs rabbitmq-server")
 def test_rabbitmq_stopped_for_twenty_seconds_mid_run(
-    settings: Any, rabbit_env: dict[str, str], start: Any, gate: Gate
+    settings: Any, rabbit_env: dict[str, str], own_rabbitmq: PrivateRabbit, start: Any, gate: Gate
 ) -> None:
+    own_env = {**rabbit_env, "FEEDSYNC_BROKER_URL": own_rabbitmq.url}
     apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS))
-    env = {**rabbit_env, "FEEDSYNC_CHUNK_ROWS": "1000", "FEEDSYNC_FAILPOINTS": gate.at("parse.chunk")}
+    env = {**own_env, "FEEDSYNC_CHUNK_ROWS": "1000", "FEEDSYNC_FAILPOINTS": gate.at("parse.chunk")}
     up = start("up", "--processes", "1", "--threads", "2", env=env)
     up.wait_for("watching the drop dir")
     inbox = settings.drop_dir / "import/user/internal"
     first = feedgen.generate_users(inbox / "first.csv", 8000)
     gate.wait_reached()  # the parse is held at its first chunk ...
-    rabbitmqctl("stop_app")
+    own_rabbitmq.stop_app()
     try:
         stopped = time.monotonic()
         gate.open()  # ... and goes on while the broker is down: its messages wait in the outbox
@@ -47,11 +44,11 @@ def test_rabbitmq_stopped_for_twenty_seconds_mid_run(
         second = feedgen.generate_users(inbox / "second.csv", 500, seed=5, fanout=3)
         wait_for(lambda: sql("SELECT count(*) FROM sync.feed_files")[0][0] == 2, 30, "the second file", up)
         # An admin command during the outage says what happened instead of reporting a lost publish.
-        out = feedsync("sync", "hr-users", env=rabbit_env, check=False)
+        out = feedsync("sync", "hr-users", env=own_env, check=False)
         assert out.returncode == 0 and "queued" in out.stdout
         time.sleep(max(0.0, 20 - (time.monotonic() - stopped)))
     finally:
-        rabbitmqctl("start_app")
+        own_rabbitmq.start_app()
     wait_for(
         lambda: (
             sql("SELECT count(*) FROM sync.runs WHERE status IN ('queued', 'in_progress')")[0][0] == 0
