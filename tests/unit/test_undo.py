@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from psycopg import sql as psql
 
 from producers import queries
 from producers.cli import cli
@@ -27,7 +28,7 @@ def snapshot(table: str) -> dict[Any, tuple[Any, ...]]:
     """Every row of lms.<table>, whole, by its key."""
     from workers.journal import TABLES as KEYS
 
-    rows = sql(f"SELECT to_jsonb(t) FROM lms.{table} t")  # noqa: S608  (a fixed table name of this test)
+    rows = sql(psql.SQL("SELECT to_jsonb(t) FROM {} t").format(psql.Identifier("lms", table)))
     out = {tuple(r[k] for k in KEYS[table]): tuple(sorted(r.items())) for (r,) in rows}
     assert len(out) == len(rows)
     return out
