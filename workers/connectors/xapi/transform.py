@@ -19,11 +19,13 @@ from workers import store
 from workers.connectors.checks import Chunk
 from workers.connectors.xapi.fastpath import FastCheck, is_instant
 from workers.connectors.xapi.statements import (
+    Plan,
     RowProblem,
     column_of,
     derived_id,
     from_column,
     from_mapping,
+    plan_of,
     instant,
     passes,
     rfc3339,
@@ -82,12 +84,13 @@ def transform(conn: psycopg.Connection[Any], chunk: Chunk, cfg: XapiConnection) 
     kept = 0
     # A whole statement from a column can be of any shape: those go to ralph, row by row.
     fast = FastCheck() if get_settings().xapi_fast_path and not cfg.statement_column else None
+    plan = plan_of(cfg)
     for line, *cells in rows:
         row = {column: (cell or "").strip() for column, cell in zip(attrs.values(), cells, strict=True)}
         if not passes(cfg.filters, row):
             staged.append((chunk.file_id, line, False, *([None] * 7)))
             continue
-        made = statement_of(cfg, row, meta["sha256"], line, fast)
+        made = statement_of(cfg, row, meta["sha256"], line, fast, plan)
         if isinstance(made, RowProblem):
             errors.append((line, made.column, made.code, made.message, row.get(made.column or "")))
             continue
@@ -110,14 +113,19 @@ def transform(conn: psycopg.Connection[Any], chunk: Chunk, cfg: XapiConnection) 
 
 
 def statement_of(
-    cfg: XapiConnection, row: dict[str, str], sha256: str, line: int, fast: FastCheck | None = None
+    cfg: XapiConnection,
+    row: dict[str, str],
+    sha256: str,
+    line: int,
+    fast: FastCheck | None = None,
+    plan: Plan | None = None,
 ) -> tuple[dict[str, Any], str] | RowProblem:
     """The row's statement and the JSON text to store (a given statement's own text when it has an id).
     ``fast``: the fast pass says yes to most mapped statements; whatever it does not, ralph judges."""
     if cfg.statement_column:
         made = from_column(cfg.statement_column, row.get(cfg.statement_column, ""))
     else:
-        made = from_mapping(cfg, row)
+        made = from_mapping(cfg, row, plan)
     if isinstance(made, RowProblem):
         return made
     text = None
