@@ -25,9 +25,9 @@ from workers.connectors.xapi.statements import (
     derived_id,
     from_column,
     from_mapping,
-    plan_of,
     instant,
     passes,
+    plan_of,
     rfc3339,
     serialized,
 )
