@@ -12,8 +12,9 @@ It uses its own database and vhost (feedsync_bench_xapi), so it never meets the 
 
 Not yet met (measured 2026-11-29 on the shared 2-core machine, load average 15-24): the ratio was
 152x at 1M (transform 1210 s: Python per row, ~80 us CPU, one worker process so one core; load
-429 s), and worker peak RSS 230 MB at 100k against 396 MB at 1M (a transform holds a whole chunk's
-raw rows and staged statements; more chunks at once at 1M).
+429 s), and worker peak RSS 230 MB at 100k against 396 MB at 1M (a transform holds its whole chunk's
+raw rows and staged statements in lists until its COPY; why the peak grows with the number of chunks
+is not found yet: a streamed transform, fetch a batch, COPY it, is the next step).
 """
 
 from __future__ import annotations
