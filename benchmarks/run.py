@@ -16,6 +16,7 @@ SELECT. Prints a table and writes benchmarks/RESULTS.md. FEEDSYNC_BENCH_ONLY=bun
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import platform
@@ -439,6 +440,9 @@ def main() -> None:
     if ONLY == "export":
         export_bench()
         return
+    if ONLY == "xapi":
+        importlib.import_module("benchmarks.xapi").xapi_bench()
+        return
     results: list[dict[str, Any]] = []
     ratios: dict[str, str] = {}
     notes: list[str] = []
@@ -512,6 +516,7 @@ def main() -> None:
     ratios["small-file latency p50 / p99, s (target <= 1 / <= 3)"] = f"{p50:.2f} / {p99:.2f}"
     notes += bundle_bench()
     notes += export_bench()
+    notes += importlib.import_module("benchmarks.xapi").xapi_bench()
     write_results(results, ratios, workers_rows, probe, notes)
 
 

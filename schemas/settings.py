@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     journal: bool = True
     max_field_chars: int = Field(default=65_536, ge=1024)
 
+    # xAPI import: mapped statements of the common shapes are checked by a fast pass, the rest by
+    # ralph; false sends every statement to ralph (the reference the fast pass is tested against).
+    xapi_fast_path: bool = True
+
     # Content feeds (hmm, getabstract) are kept this many days after their run, then removed.
     content_retention_days: int = Field(default=7, ge=0)
     retention_sweep_interval_s: float = Field(default=300.0, gt=0)

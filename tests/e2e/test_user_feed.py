@@ -123,6 +123,7 @@ def test_connections_apply_refuses_a_bad_file_and_upload_and_sync_import(
         ("hmm", "hmm", "import/hmm/*.csv"),
         ("hr", "hierarchy", "import/hierarchy/*.csv"),
         ("hr-users", "users", "import/user/internal/*.csv"),
+        ("lrs-import", "xapi", "import/xapi/*.csv"),
         ("skills", "skills_export", ""),  # exports take no files
         ("transcripts", "transcript_export", ""),
         ("xapi-out", "xapi_export", ""),

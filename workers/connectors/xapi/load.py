@@ -58,6 +58,9 @@ def apply_file(conn: psycopg.Connection[Any], run: RunRow, file_id: int) -> dict
         "voided); re-issue the voided statement under a new id instead",
     }
     stage = stage_table("xapi", run_id)
+    # The staging table is new and never analysed: without its statistics the planner takes it for
+    # a few hundred rows and joins it to itself by nested loop, which is quadratic in the file.
+    conn.execute(sql.SQL("ANALYZE {}").format(stage))
     row = store.fetch_one(
         conn,
         sql.SQL(

@@ -106,7 +106,8 @@ def instant(text: str) -> datetime | None:
 
 
 def rfc3339(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    """A UTC instant as RFC 3339 with milliseconds: 2026-11-01T10:03:41.863Z."""
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def typed(path: str, field: XapiField, cell: str) -> Any:
@@ -137,24 +138,36 @@ def _required(path: str) -> bool:
     return path in REQUIRED_PATHS or path == "actor.mbox"
 
 
-def from_mapping(cfg: XapiConnection, row: dict[str, str]) -> dict[str, Any] | RowProblem:
+#: One mapped path: (path, its keys, its field, whether a statement needs it).
+Plan = list[tuple[str, list[str], XapiField, bool]]
+
+
+def plan_of(cfg: XapiConnection) -> Plan:
+    """The mapping taken apart once (per chunk), not once per row."""
+    return [(path, path.split("."), field, _required(path)) for path, field in cfg.xapi.items()]
+
+
+def from_mapping(cfg: XapiConnection, row: dict[str, str], plan: Plan | None = None) -> dict[str, Any] | RowProblem:
     """The statement the mapping makes of a row (without its id when the mapping has none)."""
     statement: dict[str, Any] = {}
-    for path, field in cfg.xapi.items():
+    for path, keys, field, required in plan if plan is not None else plan_of(cfg):
         if field.column is None:
             value: Any = field.value
         else:
             cell = row.get(field.column, "")
             if cell == "":
-                if _required(path):
+                if required:
                     return RowProblem(field.column, "required", f"'{field.column}' is empty; {path} needs a value")
                 continue  # an empty cell leaves the property out
-            try:
-                value = typed(path, field, cell)
-            except ValueError as exc:
-                code, message = exc.args
-                return RowProblem(field.column, code, message)
-        _put(statement, path.split("."), value)
+            if field.type == "string" and path != "actor.mbox":
+                value = cell
+            else:
+                try:
+                    value = typed(path, field, cell)
+                except ValueError as exc:
+                    code, message = exc.args
+                    return RowProblem(field.column, code, message)
+        _put(statement, keys, value)
     return statement
 
 
@@ -191,8 +204,11 @@ def from_column(column: str, cell: str) -> dict[str, Any] | RowProblem:
     return statement
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def serialized(statement: dict[str, Any]) -> str:
-    return json.dumps(statement, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(statement)
 
 
 def column_of(cfg: XapiConnection, path: str) -> str | None:

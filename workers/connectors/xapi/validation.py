@@ -76,17 +76,17 @@ def _strict(value: Any, loc: tuple[Any, ...]) -> Iterator[tuple[str, str]]:
             v = value.get(name)
             if v is not None and not isinstance(v, bool):
                 yield _path((*loc, name)), "must be a JSON boolean (true or false), not text"
-    if key == "context" and isinstance(value.get("language"), str) and not _tag(value["language"]):
+    if key == "context" and isinstance(value.get("language"), str) and not language_tag(value["language"]):
         yield _path((*loc, "language")), "is not an RFC 5646 language tag (e.g. en-US)"
     if key in _LANGUAGE_MAPS:
         for tag in value:
-            if not _tag(tag):
+            if not language_tag(tag):
                 yield _path((*loc, tag)), "is not an RFC 5646 language tag (e.g. en-US, not en_US)"
     for k, v in value.items():
         yield from _strict(v, (*loc, k))
 
 
-def _tag(tag: str) -> bool:
+def language_tag(tag: str) -> bool:
     # langcodes also takes en_US, which RFC 5646 does not: subtags are joined by hyphens only.
     return "_" not in tag and " " not in tag and bool(langcodes.tag_is_valid(tag))
 
