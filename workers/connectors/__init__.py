@@ -17,7 +17,7 @@ from typing import Any, cast
 import psycopg
 from psycopg import sql
 
-from workers.connectors.contract import ExportKind, ImportKind, Kind
+from workers.connectors.contract import BlockStager, ExportKind, ImportKind, Kind
 from workers.staging import stage_table
 
 _REGISTERED: dict[str, Kind] = {}
@@ -54,6 +54,11 @@ def import_kind(kind: str) -> ImportKind:
     if module.EXPORT:
         raise KeyError(f"kind {kind!r} is an export, not an import")
     return module
+
+
+def block_stager(kind: str) -> BlockStager | None:
+    """The kind's ``stage_block``, for kinds that stage a clean block in the worker; else None."""
+    return cast(BlockStager | None, getattr(import_kind(kind), "stage_block", None))
 
 
 def export_kind(kind: str) -> ExportKind:

@@ -25,7 +25,9 @@ from schemas.messages import ParseFile, TransformChunk
 from schemas.providers import FileNameProblem, FileSpec
 from schemas.settings import get_settings
 from workers import failpoints, store
-from workers.connectors import MAX_TABLE_COLUMNS, copy_statement, create_raw_chunk, import_kind
+from workers.connectors import MAX_TABLE_COLUMNS, block_stager, copy_statement, create_raw_chunk, import_kind
+from workers.connectors.checks import Chunk
+from workers.connectors.contract import BlockStager, RawBlock
 from workers.errors import BadFileError, TransientError
 from workers.feedreader import Block, FeedReader, RowError
 from workers.files import sha256_fd
@@ -156,6 +158,7 @@ def _parse_chunks(
         else None
     )
     records: Iterator[Any] | None = None  # the Python reader's, while it is in use
+    stager = block_stager(ctx["kind"]) if copier is not None and get_settings().vector_transform else None
     while True:
         block = copier.block(offset, line_no, chunk_rows) if copier is not None else None
         if block is not None and block.lines == 0:
@@ -180,7 +183,17 @@ def _parse_chunks(
             if not claimed:
                 log.info("another delivery is parsing this file; stopping", chunk_no=chunk_no)
                 return False
-            if block is not None and copier is not None and not _copy_block(conn, msg, chunk_no, header, block, copier):
+            staged = (
+                _stage_block(conn, stager, msg, chunk_no, ctx, header, block, copier)
+                if stager is not None and block is not None and copier is not None
+                else None
+            )
+            if (
+                staged is None
+                and block is not None
+                and copier is not None
+                and not _copy_block(conn, msg, chunk_no, header, block, copier)
+            ):
                 # Refused: the same lines go through the Python reader, which reports each bad row.
                 records = reader.records(header, offset=offset, line_no=line_no)
                 ahead = next(records, None)
@@ -216,7 +229,7 @@ def _parse_chunks(
                     line_no,
                     offset,
                     good + len(errors),
-                    "python" if block is None else "copy",
+                    "python" if block is None else "copy" if staged is None else "arrow",
                     msg.run_id,
                     msg.file_id,
                     chunk_no,
@@ -321,6 +334,40 @@ def _copy_block(
         log.info("block read by the Python reader instead of COPY", chunk_no=chunk_no, reason=type(exc).__name__)
         return False
     return True
+
+
+def _stage_block(
+    conn: psycopg.Connection[Any],
+    stager: BlockStager,
+    msg: ParseFile,
+    chunk_no: int,
+    ctx: dict[str, Any],
+    header: Any,
+    block: Block,
+    reader: FeedReader,
+) -> dict[str, int] | None:
+    """The kind validates and stages a clean block itself; None, with nothing left behind, when it
+    leaves the block to COPY and its SQL transform."""
+    columns = {a: {"column": header.columns[i], "no": i + 1} for a, i in header.positions.items()}
+    chunk = Chunk(msg.run_id, msg.file_id, chunk_no, ctx["original_path"], columns)
+    raw = RawBlock(
+        block.data,
+        block.first_line,
+        block.lines,
+        len(header.columns),
+        dict(header.positions),
+        reader.encoding,
+        reader.delimiter,
+    )
+    try:
+        with conn.transaction():
+            counts = stager(conn, chunk, connection_from_json(ctx["config"]), raw)
+            if counts is None:
+                return None
+    except psycopg.errors.DataError as exc:  # a value the typed table refuses: the SQL path reports it
+        log.info("block left to the SQL transform", chunk_no=chunk_no, reason=type(exc).__name__)
+        return None
+    return counts
 
 
 def _finish_file(msg: ParseFile) -> None:

@@ -30,6 +30,7 @@ from workers.connectors.users.transform import (
     file_spec,
     transform_chunk,
 )
+from workers.connectors.users.vector import stage_block
 
 EXPORT: Literal[False] = False
 #: People's data: a users feed is removed as soon as its run has ended.
@@ -66,6 +67,7 @@ __all__ = [
     "needs_plan",
     "plan",
     "prepare",
+    "stage_block",
     "transform_chunk",
     "unreadable_reason",
     "unreadable_rows",
