@@ -36,15 +36,15 @@ from producers import feedgen
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 PG = os.environ.get("FEEDSYNC_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-DB = "feedsync_bench"
+DB = os.environ.get("FEEDSYNC_BENCH_DB", "feedsync_bench")  # a bench of one's own on a shared server
 DSN = f"{PG}/{DB}"
 SIZES = [int(x) for x in os.environ.get("FEEDSYNC_BENCH_SIZES", "100000,1000000,5000000").split(",")]
 DLT_SIZES = [int(x) for x in os.environ.get("FEEDSYNC_BENCH_DLT_SIZES", "1000000").split(",") if x]
 VENV_DLT = HERE / ".venv-dlt"
 BUNDLE_PEOPLE = int(os.environ.get("FEEDSYNC_BENCH_BUNDLE", "100000"))
-ONLY = os.environ.get("FEEDSYNC_BENCH_ONLY", "")  # "bundle" or "export": only that part
+ONLY = os.environ.get("FEEDSYNC_BENCH_ONLY", "")  # "users", "bundle" or "export": only that part
 EXPORT_ROWS = int(os.environ.get("FEEDSYNC_BENCH_EXPORT", "1000000"))  # transcript rows of the export case
-VHOST = "feedsync_bench"
+VHOST = os.environ.get("FEEDSYNC_BENCH_VHOST", DB)
 BROKER = os.environ.get("FEEDSYNC_BENCH_BROKER_URL", f"amqp://guest:guest@127.0.0.1:5672/{VHOST}")
 COLUMNS = [c.lower().replace(" ", "_") for c in feedgen.HEADER]
 
@@ -483,6 +483,9 @@ def main() -> None:
             f"{rss[1_000_000]:.0f} / {rss[5_000_000]:.0f}"
         )
 
+    if ONLY == "users":  # a quick probe: the users rows and their ratios, printed, RESULTS.md left alone
+        print(json.dumps(ratios, indent=1), flush=True)
+        return
     # Where the time goes with 1 and 2 worker processes (the 1M feed, or the largest measured below it).
     probe = max((n for n in SIZES if n <= 1_000_000), default=SIZES[0])
     workers_rows = []

@@ -57,8 +57,9 @@ def import_kind(kind: str) -> ImportKind:
 
 
 def block_stager(kind: str) -> BlockStager | None:
-    """The kind's ``stage_block``, for kinds that stage a clean block in the worker; else None."""
-    return cast(BlockStager | None, getattr(import_kind(kind), "stage_block", None))
+    """The kind's module if it stages a clean block in the worker (``prepare_block``); else None."""
+    module = import_kind(kind)
+    return cast(BlockStager, module) if hasattr(module, "prepare_block") else None
 
 
 def export_kind(kind: str) -> ExportKind:

@@ -47,13 +47,14 @@ class RawBlock:
 
 
 class BlockStager(Protocol):
-    """An import kind's optional ``stage_block``: validate, map and stage a clean block in the
-    parse's transaction (the chunk then has no transform to do); None, with nothing written,
-    sends the block on to COPY and the kind's SQL transform."""
+    """An import kind that stages a clean block itself, in the parse's transaction (the chunk then
+    has no transform to do): ``prepare_block`` validates and maps it without the database (the
+    parse prepares the next block while the current one is written), or returns None to leave it
+    to COPY and the kind's SQL transform; ``write_block`` writes what was prepared."""
 
-    def __call__(
-        self, conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig, block: RawBlock
-    ) -> dict[str, int] | None: ...
+    def prepare_block(self, chunk: Chunk, config: KindConfig, block: RawBlock) -> Any | None: ...
+
+    def write_block(self, conn: psycopg.Connection[Any], chunk: Chunk, prepared: Any) -> dict[str, int]: ...
 
 
 class ImportKind(Protocol):

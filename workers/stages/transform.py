@@ -41,5 +41,4 @@ def transform_chunk(msg: TransformChunk) -> None:
             tx.counts = import_kind(ctx["kind"]).transform_chunk(tx.conn, chunk, config)
         tx.after_success.append(lambda t: advance_if_ready(t.conn, msg.run_id, t.outbox))
 
-
     run_stage(msg, body)

@@ -30,7 +30,7 @@ from workers.connectors.users.transform import (
     file_spec,
     transform_chunk,
 )
-from workers.connectors.users.vector import stage_block
+from workers.connectors.users.vector import prepare_block, write_block
 
 EXPORT: Literal[False] = False
 #: People's data: a users feed is removed as soon as its run has ended.
@@ -67,9 +67,10 @@ __all__ = [
     "needs_plan",
     "plan",
     "prepare",
-    "stage_block",
+    "prepare_block",
     "transform_chunk",
     "unreadable_reason",
     "unreadable_rows",
     "update_people",
+    "write_block",
 ]

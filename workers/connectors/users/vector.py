@@ -15,6 +15,7 @@ import codecs
 import io
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -109,11 +110,27 @@ def _is_in(values: pa.Array, allowed: list[str]) -> pa.Array:
     return pc.fill_null(pc.is_in(values, value_set=pa.array(allowed, pa.string())), False)
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A block validated, mapped and hashed, ready to be written in the chunk's transaction."""
+
+    errors: list[tuple[Any, ...]]  # sync.row_errors rows
+    kept: list[tuple[int, str]]  # (line, key) of rows refused for another reason than their e-mail
+    typed: bytes  # the typed rows as CSV for COPY
+    valid: int
+
+
 def stage_block(
     conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig, block: RawBlock
 ) -> dict[str, int] | None:
-    """Validate, map and hash one block and stage it (typed rows, row errors, kept keys); None,
-    with nothing written, when the block is for the SQL path."""
+    """Validate, map, hash and stage one block; None, with nothing written, for the SQL path."""
+    prepared = prepare_block(chunk, config, block)
+    return None if prepared is None else write_block(conn, chunk, prepared)
+
+
+def prepare_block(chunk: Chunk, config: KindConfig, block: RawBlock) -> Prepared | None:
+    """Validate, map and hash one block, without the database (the parse prepares the next block
+    while the current one is written); None when the block is for the SQL path."""
     table = read_block(block)
     if table is None:
         return None
@@ -162,35 +179,16 @@ def stage_block(
     ok = pc.invert(refused)
     lines = pa.array(range(block.first_line, block.first_line + n), pa.int32())
 
-    counts = {"valid": 0, "rejected": 0, "warnings": 0}
     errors = _row_errors(
         chunk, cfg, lines, ok, email, manager_text, state_raw, no_email, bad_email, self_manager, bad_state, missing
     )
-    if errors:
-        with conn.cursor() as cur:
-            cur.executemany(
-                """INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name,
-                                                code, message, value, rejected)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                errors,
-            )
-        counts["rejected"] = sum(1 for e in errors if e[-1])
-        counts["warnings"] = len(errors) - counts["rejected"]
-
     # A row refused for another reason than its e-mail still names its person: they are kept.
-    kept = pc.and_(refused, pc.invert(pc.or_(no_email, bad_email)))
-    if pc.any(kept).as_py():
-        with (
-            conn.cursor() as cur,
-            cur.copy(
-                sql.SQL("COPY {} (file_id, line_no, key) FROM STDIN").format(stage_table("kept", chunk.run_id))
-            ) as copy,
-        ):
-            for line, key in zip(
-                lines.filter(kept).to_pylist(), pc.utf8_lower(email.filter(kept)).to_pylist(), strict=True
-            ):
-                copy.write_row((chunk.file_id, line, key))
-
+    kept_rows = pc.and_(refused, pc.invert(pc.or_(no_email, bad_email)))
+    kept = (
+        list(zip(lines.filter(kept_rows).to_pylist(), pc.utf8_lower(email.filter(kept_rows)).to_pylist(), strict=True))
+        if pc.any(kept_rows).as_py()
+        else []
+    )
     keep_manager = pc.invert(self_manager)
     attrs = (
         pc.binary_join_element_wise(
@@ -222,11 +220,34 @@ def stage_block(
             "manager_text": pc.if_else(keep_manager, manager_text, pa.scalar(None, pa.string())),
         }
     ).filter(ok)
-    counts["valid"] = typed.num_rows
-    if typed.num_rows:
-        out = io.BytesIO()
-        # Strings are always quoted, NULLs never: COPY reads "" as '' and an empty field as NULL.
-        pa_csv.write_csv(typed, out, pa_csv.WriteOptions(include_header=False))
+    out = io.BytesIO()
+    # Strings are always quoted, NULLs never: COPY reads "" as '' and an empty field as NULL.
+    pa_csv.write_csv(typed, out, pa_csv.WriteOptions(include_header=False))
+    return Prepared(errors, kept, out.getvalue(), typed.num_rows)
+
+
+def write_block(conn: psycopg.Connection[Any], chunk: Chunk, prepared: Prepared) -> dict[str, int]:
+    """Stage a prepared block: its row errors, kept keys and typed rows (one COPY)."""
+    counts = {"valid": prepared.valid, "rejected": sum(1 for e in prepared.errors if e[-1])}
+    counts["warnings"] = len(prepared.errors) - counts["rejected"]
+    if prepared.errors:
+        with conn.cursor() as cur:
+            cur.executemany(
+                """INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name,
+                                                code, message, value, rejected)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                prepared.errors,
+            )
+    if prepared.kept:
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                sql.SQL("COPY {} (file_id, line_no, key) FROM STDIN").format(stage_table("kept", chunk.run_id))
+            ) as copy,
+        ):
+            for line, key in prepared.kept:
+                copy.write_row((chunk.file_id, line, key))
+    if prepared.valid:
         with (
             conn.cursor() as cur,
             cur.copy(
@@ -235,7 +256,7 @@ def stage_block(
                 )
             ) as copy,
         ):
-            copy.write(out.getbuffer())
+            copy.write(prepared.typed)
     return counts
 
 
