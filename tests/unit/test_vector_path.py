@@ -22,9 +22,14 @@ import workers.actors
 from producers import queries, registry
 from producers.commands import apply_connections, start_sync
 from schemas.connections import load_connections_toml
+from schemas.kinds import connection_from_json
 from schemas.states import AccessMode
 from tests.conftest import _truncate, sql
 from tests.stubpipeline import Pipeline
+from workers import store
+from workers.connectors import users
+from workers.connectors.checks import Chunk
+from workers.connectors.contract import RawBlock
 
 TOML = """
 [[connections]]
@@ -195,3 +200,22 @@ def test_a_feed_imported_by_one_path_is_unchanged_when_read_again_by_the_other(s
     assert (again["counts"]["created"], again["counts"]["updated"]) == (0, 0)
     assert again["counts"]["unchanged"] == N - 5
     assert again["store"] == before["store"]
+
+
+def test_rows_already_in_the_store_as_they_are_go_no_further_than_their_key(stub: Any) -> None:
+    fresh()
+    run(stub, vector=False, threads=2, access=AccessMode.ONLINE, day=2, tag="a")
+    lines = feed(2).splitlines(keepends=True)[1:51]  # the first 50 people, as stored
+    lines[7] = lines[7].replace(b"Dept", b"Moved")  # one of them changed since
+    positions = {a: i for i, a in enumerate(["email", "first_name", "last_name", "manager", "state", "department"])}
+    positions["title"] = 6
+    columns = {a: {"column": HEADER[i], "no": i + 1} for a, i in positions.items()}
+    chunk = Chunk(1, 1, 0, "users.csv", columns)
+    # As the run has it (jsonb orders the mapping's keys, and with them the hash's profile attributes).
+    config = connection_from_json(sql("SELECT config FROM sync.runs ORDER BY id DESC LIMIT 1")[0][0])
+    prepared = users.prepare_block(chunk, config, RawBlock(b"".join(lines), 2, 50, 7, positions, "utf-8", ","))
+    assert prepared is not None and prepared.typed.num_rows == 50
+    with store.connect() as conn:
+        screened = users.screen_block(conn, chunk, config, prepared)
+    assert screened.typed.column("line_no").to_pylist() == [9]
+    assert len(screened.same) == 49 and (2, "p0@x.com") in screened.same

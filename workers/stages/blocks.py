@@ -1,6 +1,7 @@
 """Parse's helper for kinds that stage a clean block themselves (``BlockStager``, e.g. users): each
-block is read and prepared (validated, mapped, hashed) in a thread while the block before it is
-written by COPY, so the worker's work and PostgreSQL's overlap. A block prepared ahead is used only
+block is read, prepared (validated, mapped, hashed) and screened against the store (on a second
+connection) in a thread while the block before it is written by COPY, so the worker's work, the
+store's probes and the COPY overlap. A block prepared ahead is used only
 if the parse asks for the place it starts at; after a block read another way it is dropped."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import psycopg
 import structlog
 
 from schemas.kinds import KindConfig
+from workers import store
 from workers.connectors.checks import Chunk
 from workers.connectors.contract import BlockStager, RawBlock
 from workers.feedreader import Block, FeedReader, Header
@@ -33,6 +35,10 @@ class Blocks:
         self.chunk, self.chunk_rows = chunk, chunk_rows
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="block-ahead")
         self._ahead: tuple[int, int, Future[tuple[Block | None, Any]]] | None = None
+        with store.connect() as conn:
+            # Nobody active in the store (a first import): no row can be unchanged, nothing to compare.
+            row = conn.execute("SELECT EXISTS (SELECT 1 FROM lms.users WHERE active)").fetchone()
+            self._screen = bool(row and row[0])
 
     def _prepare(self, offset: int, line_no: int) -> tuple[Block | None, Any]:
         block = self.reader.block(offset, line_no, self.chunk_rows)
@@ -47,7 +53,11 @@ class Blocks:
             self.reader.encoding,
             self.reader.delimiter,
         )
-        return block, self.stager.prepare_block(self.chunk, self.config, raw)
+        prepared = self.stager.prepare_block(self.chunk, self.config, raw)
+        if prepared is not None and self._screen:
+            with store.connect() as conn:
+                prepared = self.stager.screen_block(conn, self.chunk, self.config, prepared)
+        return block, prepared
 
     def get(self, offset: int, line_no: int) -> tuple[Block | None, Any]:
         """The block at (offset, line_no), as ``FeedReader.block`` gives it, and what the kind

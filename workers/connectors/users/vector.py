@@ -1,6 +1,7 @@
 """Kind ``users``, a clean block in the worker: read with pyarrow, then mapped, validated and
-hashed column by column, the same checks as the SQL transform (transform.py), and staged with one
-COPY into the run's typed table in the parse's own transaction. PostgreSQL receives typed rows
+hashed column by column, the same checks as the SQL transform (transform.py); blockwrite.py
+screens it against the store and stages it with one COPY into the run's typed table in the
+parse's own transaction. PostgreSQL receives typed rows
 once; it still hashes them (the typed table's generated ``row_hash``), so a row hashes the same
 on either path and an unchanged person stays unchanged.
 
@@ -14,14 +15,12 @@ from __future__ import annotations
 import codecs
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-from psycopg import sql
 
 from schemas.kinds import KindConfig
 from workers.connectors.checks import Chunk
@@ -33,14 +32,13 @@ from workers.connectors.users.transform import (
     hashed_attributes,
     no_manager,
 )
-from workers.staging import stage_table
 
 # Control characters other than tab and line breaks: jsonb needs them escaped as \\uXXXX, which
 # the escaping below does not do; such a (rare) block takes the SQL path. (bytes.translate that
 # deletes them is three times faster than a regex search over the block.)
 _CONTROL = bytes(range(0x00, 0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20))
 _JSON_ESCAPES = [("\\", "\\\\"), ('"', '\\"'), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")]
-_TYPED = [
+TYPED = [
     "file_id",
     "line_no",
     "key",
@@ -120,16 +118,9 @@ class Prepared:
 
     errors: list[tuple[Any, ...]]  # sync.row_errors rows
     kept: list[tuple[int, str]]  # (line, key) of rows refused for another reason than their e-mail
-    typed: pa.Table  # the typed rows, in the staging table's column order
-    valid: int
-
-
-def stage_block(
-    conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig, block: RawBlock
-) -> dict[str, int] | None:
-    """Validate, map, hash and stage one block; None, with nothing written, for the SQL path."""
-    prepared = prepare_block(chunk, config, block)
-    return None if prepared is None else write_block(conn, chunk, prepared)
+    typed: pa.Table  # the typed rows to stage (and needs_manager, for the screen)
+    valid: int  # rows that passed validation, those found already in the store included
+    same: list[tuple[int, str]] = field(default_factory=list)  # (line, key) of rows already in the store as they are
 
 
 def prepare_block(chunk: Chunk, config: KindConfig, block: RawBlock) -> Prepared | None:
@@ -222,59 +213,11 @@ def prepare_block(chunk: Chunk, config: KindConfig, block: RawBlock) -> Prepared
             "hash_src": hash_src,
             "inactive": inactive,
             "manager_text": pc.if_else(keep_manager, manager_text, pa.scalar(None, pa.string())),
+            # The row names a manager (self included): unchanged only once that manager is linked.
+            "needs_manager": pc.is_valid(manager_text),
         }
     ).filter(ok)
     return Prepared(errors, kept, typed, typed.num_rows)
-
-
-def write_block(conn: psycopg.Connection[Any], chunk: Chunk, prepared: Prepared) -> dict[str, int]:
-    """Stage a prepared block: its row errors, kept keys and typed rows (one COPY)."""
-    counts = {"valid": prepared.valid, "rejected": sum(1 for e in prepared.errors if e[-1])}
-    counts["warnings"] = len(prepared.errors) - counts["rejected"]
-    if prepared.errors:
-        with conn.cursor() as cur:
-            cur.executemany(
-                """INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name,
-                                                code, message, value, rejected)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                prepared.errors,
-            )
-    if prepared.kept:
-        with (
-            conn.cursor() as cur,
-            cur.copy(
-                sql.SQL("COPY {} (file_id, line_no, key) FROM STDIN").format(stage_table("kept", chunk.run_id))
-            ) as copy,
-        ):
-            for line, key in prepared.kept:
-                copy.write_row((chunk.file_id, line, key))
-    if prepared.valid:
-        with (
-            conn.cursor() as cur,
-            cur.copy(
-                sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-                    stage_table("users", chunk.run_id), sql.SQL(", ").join(map(sql.Identifier, _TYPED))
-                )
-            ) as copy,
-        ):
-            # Written as CSV straight into the COPY, never whole in memory. Strings are always
-            # quoted, NULLs never: COPY reads "" as '' and an empty field as NULL.
-            pa_csv.write_csv(prepared.typed, _CopyFile(copy), pa_csv.WriteOptions(include_header=False))
-    return counts
-
-
-class _CopyFile(io.RawIOBase):
-    """A COPY as a file pyarrow writes CSV to."""
-
-    def __init__(self, copy: Any) -> None:
-        self._copy = copy
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self._copy.write(bytes(data))
-        return len(data)
 
 
 def _row_errors(
