@@ -31,11 +31,11 @@ def transform_chunk(msg: TransformChunk) -> None:
         if ctx["status"] == "rejected":
             tx.counts = {"skipped_rejected_file": 1}
             return
+        failpoints.hit("transform.start")
         if ctx["reader"] == "arrow":
             # Validated and staged by the parse, in the chunk's own transaction: only the fan-in is left.
             tx.counts = {"staged_by_parse": 1}
         else:
-            failpoints.hit("transform.start")
             chunk = Chunk(msg.run_id, msg.file_id, msg.chunk_no, ctx["original_path"], ctx["columns"] or {})
             config = connection_from_json(ctx["config"])
             tx.counts = import_kind(ctx["kind"]).transform_chunk(tx.conn, chunk, config)
