@@ -218,4 +218,5 @@ def test_rows_already_in_the_store_as_they_are_go_no_further_than_their_key(stub
     with store.connect() as conn:
         screened = users.screen_block(conn, chunk, config, prepared)
     assert screened.typed.column("line_no").to_pylist() == [9]
-    assert len(screened.same) == 49 and (2, "p0@x.com") in screened.same
+    assert screened.same is not None and screened.same.num_rows == 49
+    assert {"file_id": 1, "line_no": 2, "key": "p0@x.com"} in screened.same.to_pylist()

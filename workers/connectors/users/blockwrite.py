@@ -53,11 +53,8 @@ def screen_block(conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig
     for (i,) in found:
         hit[i - 1] = True
     mask = pa.array(hit)
-    same = typed.filter(mask)
     return replace(
-        prepared,
-        typed=typed.filter(pc.invert(mask)),
-        same=list(zip(same.column("line_no").to_pylist(), same.column("key").to_pylist(), strict=True)),
+        prepared, typed=typed.filter(pc.invert(mask)), same=typed.filter(mask).select(["file_id", "line_no", "key"])
     )
 
 
@@ -73,29 +70,31 @@ def write_block(conn: psycopg.Connection[Any], chunk: Chunk, prepared: Prepared)
                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
                 prepared.errors,
             )
-    for table, keys in (("kept", prepared.kept), ("same", prepared.same)):
-        if keys:
-            with (
-                conn.cursor() as cur,
-                cur.copy(
-                    sql.SQL("COPY {} (file_id, line_no, key) FROM STDIN").format(stage_table(table, chunk.run_id))
-                ) as copy,
-            ):
-                for line, key in keys:
-                    copy.write_row((chunk.file_id, line, key))
-    if prepared.typed.num_rows:
+    if prepared.kept:
         with (
             conn.cursor() as cur,
             cur.copy(
-                sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-                    stage_table("users", chunk.run_id), sql.SQL(", ").join(map(sql.Identifier, TYPED))
-                )
+                sql.SQL("COPY {} (file_id, line_no, key) FROM STDIN").format(stage_table("kept", chunk.run_id))
             ) as copy,
         ):
-            # Written as CSV straight into the COPY, never whole in memory. Strings are always
-            # quoted, NULLs never: COPY reads "" as '' and an empty field as NULL.
-            pa_csv.write_csv(prepared.typed.select(TYPED), _CopyFile(copy), pa_csv.WriteOptions(include_header=False))
+            for line, key in prepared.kept:
+                copy.write_row((chunk.file_id, line, key))
+    if prepared.same is not None and prepared.same.num_rows:
+        _copy_csv(conn, stage_table("same", chunk.run_id), prepared.same)
+    if prepared.typed.num_rows:
+        _copy_csv(conn, stage_table("users", chunk.run_id), prepared.typed.select(TYPED))
     return counts
+
+
+def _copy_csv(conn: psycopg.Connection[Any], table: sql.Composed, rows: pa.Table) -> None:
+    """COPY rows into table as CSV written straight into the COPY, never whole in memory. Strings
+    are always quoted, NULLs never: COPY reads "" as '' and an empty field as NULL."""
+    columns = sql.SQL(", ").join(map(sql.Identifier, rows.column_names))
+    with (
+        conn.cursor() as cur,
+        cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(table, columns)) as copy,
+    ):
+        pa_csv.write_csv(rows, _CopyFile(copy), pa_csv.WriteOptions(include_header=False))
 
 
 class _CopyFile(io.RawIOBase):

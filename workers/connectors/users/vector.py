@@ -15,7 +15,7 @@ from __future__ import annotations
 import codecs
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -120,7 +120,7 @@ class Prepared:
     kept: list[tuple[int, str]]  # (line, key) of rows refused for another reason than their e-mail
     typed: pa.Table  # the typed rows to stage (and needs_manager, for the screen)
     valid: int  # rows that passed validation, those found already in the store included
-    same: list[tuple[int, str]] = field(default_factory=list)  # (line, key) of rows already in the store as they are
+    same: pa.Table | None = None  # file_id, line_no, key of rows already in the store as they are
 
 
 def prepare_block(chunk: Chunk, config: KindConfig, block: RawBlock) -> Prepared | None:
