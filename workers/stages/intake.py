@@ -35,3 +35,4 @@ def feed_arrived(msg: FeedArrived) -> None:
         bundles.wait_or_release(conn, run_id, connection, missing, outbox, created=created)
         log.info("run queued for dropped file", run_id=run_id, new_run=created, file_id=msg.file_id, waiting=missing)
     outbox.flush()
+

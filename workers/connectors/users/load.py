@@ -26,7 +26,9 @@ def batch_ranges(
 ) -> list[tuple[int, int]]:
     """Bucket ranges of about batch_rows staged rows (those ``where`` selects) each; none for none."""
     # ``where`` is one of this module's fixed conditions, never data.
-    query = sql.SQL("SELECT count(*) AS n FROM {t} c WHERE {w}").format(t=stage_table("cls", run.id), w=sql.SQL(where))
+    query = sql.SQL("SELECT count(*) AS n FROM {t} c WHERE {w}").format(
+        t=stage_table("cls", run.id), w=sql.SQL(where)
+    )
     row = store.fetch_one(conn, query)
     n = int(row["n"]) if row else 0
     count = min(BUCKETS, -(-n // batch_rows))
