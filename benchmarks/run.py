@@ -10,7 +10,8 @@ For each size (FEEDSYNC_BENCH_SIZES, default 100000,1000000,5000000):
 Then the latency of a 100-row file with `feedsync up` idle (p50, p99 over 50 files), and where the
 time goes with 1 and 2 worker processes, the hierarchy bundle, and the export: 1M learner transcript
 rows (FEEDSYNC_BENCH_EXPORT) by `feedsync sync --since` against `psql \\copy (SELECT …) TO` of the same
-SELECT. Prints a table and writes benchmarks/RESULTS.md. FEEDSYNC_BENCH_ONLY=bundle or =export runs one part.
+SELECT. Prints a table and writes benchmarks/RESULTS.md. FEEDSYNC_BENCH_ONLY=users, =bundle, =hierarchy or
+=export runs one part (printed only); FEEDSYNC_BENCH_DB names a bench database of one's own.
 """
 
 from __future__ import annotations
@@ -38,15 +39,17 @@ from producers import feedgen
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 PG = os.environ.get("FEEDSYNC_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-DB = "feedsync_bench"
+DB = os.environ.get("FEEDSYNC_BENCH_DB", "feedsync_bench")  # a bench of one's own on a shared server
 DSN = f"{PG}/{DB}"
 SIZES = [int(x) for x in os.environ.get("FEEDSYNC_BENCH_SIZES", "100000,1000000,5000000").split(",")]
 DLT_SIZES = [int(x) for x in os.environ.get("FEEDSYNC_BENCH_DLT_SIZES", "1000000").split(",") if x]
 VENV_DLT = HERE / ".venv-dlt"
-BUNDLE_PEOPLE = int(os.environ.get("FEEDSYNC_BENCH_BUNDLE", "100000"))
-ONLY = os.environ.get("FEEDSYNC_BENCH_ONLY", "")  # "bundle" or "export": only that part
+# The same people as the users feed of that size (feedgen's addresses), for the bundle / users ratio.
+BUNDLE_PEOPLE = int(os.environ.get("FEEDSYNC_BENCH_BUNDLE", "1000000"))
+# "users", "bundle", "hierarchy" (the bundle and the users import of its people) or "export": only that part
+ONLY = os.environ.get("FEEDSYNC_BENCH_ONLY", "")
 EXPORT_ROWS = int(os.environ.get("FEEDSYNC_BENCH_EXPORT", "1000000"))  # transcript rows of the export case
-VHOST = "feedsync_bench"
+VHOST = os.environ.get("FEEDSYNC_BENCH_VHOST", DB)
 BROKER = os.environ.get("FEEDSYNC_BENCH_BROKER_URL", f"amqp://guest:guest@127.0.0.1:5672/{VHOST}")
 COLUMNS = [c.lower().replace(" ", "_") for c in feedgen.HEADER]
 
@@ -288,8 +291,9 @@ def latency(up: Up, files: int = 50) -> tuple[float, float]:
     return statistics.median(seconds), seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))]
 
 
-def bundle_bench() -> list[str]:
-    """The hierarchy bundle: org.csv, pos.csv and user.csv into an empty store, rules included."""
+def bundle_bench() -> tuple[list[str], float]:
+    """The hierarchy bundle: org.csv, pos.csv and user.csv into an empty store, rules included.
+    Returns the RESULTS.md lines and the seconds it took."""
     folder = DATA / f"bundle-{BUNDLE_PEOPLE}"
     if not (folder / "user.csv").exists():
         feedgen.generate_bundle(folder, BUNDLE_PEOPLE)
@@ -327,7 +331,7 @@ def bundle_bench() -> list[str]:
         f"Groups after the run: {groups}. Run counts: `{counts}`.",
     ]
     print("\n".join(lines), flush=True)
-    return lines
+    return lines, secs
 
 
 EXPORT_TOML = """
@@ -437,6 +441,17 @@ def main() -> None:
     if ONLY == "bundle":
         bundle_bench()
         return
+    if ONLY == "hierarchy":  # a quick probe of one target: the bundle against the users import of its people
+        day1, _ = feeds(BUNDLE_PEOPLE)
+        fresh_database()
+        up = Up()
+        try:
+            users = up.import_file(day1, day1.name)
+        finally:
+            up.stop()
+        _, secs = bundle_bench()
+        print(f"users {users:.1f} s, bundle {secs:.1f} s, bundle / users {secs / users:.2f} (target <= 3)", flush=True)
+        return
     if ONLY == "export":
         export_bench()
         return
@@ -495,6 +510,9 @@ def main() -> None:
             f"{rss[1_000_000]:.0f} / {rss[5_000_000]:.0f}"
         )
 
+    if ONLY == "users":  # a quick probe: the users rows and their ratios, printed, RESULTS.md left alone
+        print(json.dumps(ratios, indent=1), flush=True)
+        return
     # Where the time goes with 1 and 2 worker processes (the 1M feed, or the largest measured below it).
     probe = max((n for n in SIZES if n <= 1_000_000), default=SIZES[0])
     workers_rows = []
@@ -514,7 +532,12 @@ def main() -> None:
     finally:
         up.stop()
     ratios["small-file latency p50 / p99, s (target <= 1 / <= 3)"] = f"{p50:.2f} / {p99:.2f}"
-    notes += bundle_bench()
+    bundle_lines, bundle_secs = bundle_bench()
+    notes += bundle_lines
+    if one_m and BUNDLE_PEOPLE == 1_000_000:
+        ratios["hierarchy bundle 1M / users import of the same 1M people, empty store (target <= 3)"] = (
+            f"{bundle_secs / one_m['feedsync_empty']:.2f}"
+        )
     notes += export_bench()
     notes += importlib.import_module("benchmarks.xapi").xapi_bench()
     write_results(results, ratios, workers_rows, probe, notes)

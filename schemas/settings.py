@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # Rows per parse chunk: one transform message per chunk. Tens of thousands keeps messages
     # coarse (the broker does ~1k confirmed publishes/s) while letting two workers share a file.
     chunk_rows: int = Field(default=50_000, ge=100)
+    # Users feeds: a clean block is validated, mapped and hashed in the worker (pyarrow) and reaches
+    # the run's staging by one COPY; off: every chunk goes through the per-row SQL transform, the
+    # path the vectorised one is compared with row by row (tests/unit/test_vector_path.py).
+    vector_transform: bool = True
     # Online loads commit this many staged rows per transaction, so no lock is held for long.
     load_batch_rows: int = Field(default=50_000, ge=1)
     # ... and new people in batches of this many (inserts block no reader; fewer, larger ones are faster).

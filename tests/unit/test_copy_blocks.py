@@ -1,11 +1,21 @@
-"""Parse hands whole-line blocks to PostgreSQL's COPY and falls back to the Python reader for a
-block COPY would read differently: the store and the row errors are the same either way."""
+"""Parse hands whole-line blocks to PostgreSQL's COPY (or, on the vectorised path, to pyarrow in
+the worker, whose rows reach the staging by COPY) and falls back to the Python reader for a block
+COPY would read differently: the store and the row errors are the same either way."""
 
 from __future__ import annotations
+
+import pytest
 
 from producers import queries
 from tests.conftest import sql
 from tests.stubpipeline import HEADER, Pipeline
+
+
+@pytest.fixture(params=[False, True], ids=["sql", "vector"])
+def block(request: pytest.FixtureRequest, pipeline: Pipeline) -> str:
+    """Each test on both paths; the reader a clean block is recorded with on that path."""
+    pipeline.settings.vector_transform = request.param
+    return "arrow" if request.param else "copy"
 
 
 def people(n: int, start: int = 0) -> str:
@@ -16,7 +26,7 @@ def chunk_sources(run_id: int) -> list[tuple[int, int, str]]:
     return sql("SELECT first_line, last_line, reader FROM sync.chunks WHERE run_id = %s ORDER BY chunk_no", (run_id,))
 
 
-def test_blocks_and_fallback_chunks_meet_at_the_right_lines(pipeline: Pipeline) -> None:
+def test_blocks_and_fallback_chunks_meet_at_the_right_lines(pipeline: Pipeline, block: str) -> None:
     pipeline.settings.chunk_rows = 10
     feed = (
         HEADER
@@ -37,15 +47,15 @@ def test_blocks_and_fallback_chunks_meet_at_the_right_lines(pipeline: Pipeline) 
     # Two blocks by COPY; the block with the line break and the short line by the Python reader
     # (ten records); COPY again from the line after.
     assert chunk_sources(run_id) == [
-        (2, 11, "copy"),
-        (12, 21, "copy"),
+        (2, 11, block),
+        (12, 21, block),
         (22, 32, "python"),
-        (33, 42, "copy"),
-        (43, 44, "copy"),
+        (33, 42, block),
+        (43, 44, block),
     ]
 
 
-def test_a_quote_inside_an_unquoted_field_is_kept_as_the_csv_module_reads_it(pipeline: Pipeline) -> None:
+def test_a_quote_inside_an_unquoted_field_is_kept_as_the_csv_module_reads_it(pipeline: Pipeline, block: str) -> None:
     # COPY would read `Robert "Bob"` as `Robert Bob`; the block goes to the Python reader instead.
     feed = HEADER + 'rb@x.com,Robert "Bob",Smith,,X\n' + people(3)
     run_id = pipeline.import_files(("import/user/internal/users.csv", feed))
@@ -53,32 +63,32 @@ def test_a_quote_inside_an_unquoted_field_is_kept_as_the_csv_module_reads_it(pip
     assert [c[2] for c in chunk_sources(run_id)] == ["python"]
 
 
-def test_empty_and_quoted_empty_fields_read_the_same_as_from_the_python_reader(pipeline: Pipeline) -> None:
+def test_empty_and_quoted_empty_fields_read_the_same_as_from_the_python_reader(pipeline: Pipeline, block: str) -> None:
     feed = HEADER + 'e1@x.com,,"",,""\n' + "e2@x.com,Eve,,,\n"
     run_id = pipeline.import_files(("import/user/internal/users.csv", feed))
-    assert queries.errors(run_id) == [] and [c[2] for c in chunk_sources(run_id)] == ["copy"]
+    assert queries.errors(run_id) == [] and [c[2] for c in chunk_sources(run_id)] == [block]
     assert sql("SELECT email, first_name, last_name, attributes FROM lms.users ORDER BY email") == [
         ("e1@x.com", None, None, {}),
         ("e2@x.com", "Eve", None, {}),
     ]
 
 
-def test_a_windows_1252_feed_goes_through_copy_with_its_encoding(pipeline: Pipeline) -> None:
+def test_a_windows_1252_feed_goes_through_copy_with_its_encoding(pipeline: Pipeline, block: str) -> None:
     pipeline.settings.chunk_rows = 2
     feed = (HEADER + "zoe@x.com,Zoë,Müller,,Café\n" + people(3)).encode("cp1252")
     sql("UPDATE sync.connections SET config = jsonb_set(config, '{encoding}', '\"cp1252\"')")
     run_id = pipeline.import_files(("import/user/internal/users.csv", feed))
     assert queries.errors(run_id) == []
-    assert [c[2] for c in chunk_sources(run_id)] == ["copy", "copy"]
+    assert [c[2] for c in chunk_sources(run_id)] == [block, block]
     assert sql("SELECT first_name, last_name, attributes FROM lms.users WHERE email = 'zoe@x.com'") == [
         ("Zoë", "Müller", {"department": "Café"})
     ]
 
 
-def test_crlf_lines_and_a_last_line_without_a_break_go_through_copy(pipeline: Pipeline) -> None:
+def test_crlf_lines_and_a_last_line_without_a_break_go_through_copy(pipeline: Pipeline, block: str) -> None:
     feed = (HEADER + people(3)).replace("\n", "\r\n") + "last@x.com,Last,One,,X"
     run_id = pipeline.import_files(("import/user/internal/users.csv", feed))
-    assert queries.errors(run_id) == [] and [c[2] for c in chunk_sources(run_id)] == ["copy"]
+    assert queries.errors(run_id) == [] and [c[2] for c in chunk_sources(run_id)] == [block]
     assert sql("SELECT email, last_name, attributes FROM lms.users ORDER BY email")[0] == (
         "last@x.com",
         "One",
@@ -93,11 +103,13 @@ def test_crlf_lines_and_a_last_line_without_a_break_go_through_copy(pipeline: Pi
     ]
 
 
-def test_bytes_not_valid_utf8_are_a_row_error_on_their_line_and_the_block_still_imports(pipeline: Pipeline) -> None:
+def test_bytes_not_valid_utf8_are_a_row_error_on_their_line_and_the_block_still_imports(
+    pipeline: Pipeline, block: str
+) -> None:
     pipeline.settings.chunk_rows = 4
     feed = (HEADER + people(2)).encode() + b"bad@x.com,B\xe9a,Bad,,X\n" + people(3, 2).encode()
     run_id = pipeline.import_files(("import/user/internal/users.csv", feed))
     assert sorted((e["line"], e["code"]) for e in queries.errors(run_id)) == [(4, "bad_encoding")]
     assert sql("SELECT count(*) FROM lms.users")[0][0] == 5
     # COPY refused the first block (lines 2-5); the Python reader took it, then COPY the rest.
-    assert [c[2] for c in chunk_sources(run_id)] == ["python", "copy"]
+    assert [c[2] for c in chunk_sources(run_id)] == ["python", block]

@@ -17,7 +17,7 @@ from typing import Any, cast
 import psycopg
 from psycopg import sql
 
-from workers.connectors.contract import ExportKind, ImportKind, Kind
+from workers.connectors.contract import BlockStager, ExportKind, ImportKind, Kind
 from workers.staging import stage_table
 
 _REGISTERED: dict[str, Kind] = {}
@@ -54,6 +54,12 @@ def import_kind(kind: str) -> ImportKind:
     if module.EXPORT:
         raise KeyError(f"kind {kind!r} is an export, not an import")
     return module
+
+
+def block_stager(kind: str) -> BlockStager | None:
+    """The kind's module if it stages a clean block in the worker (``prepare_block``); else None."""
+    module = import_kind(kind)
+    return cast(BlockStager, module) if hasattr(module, "prepare_block") else None
 
 
 def export_kind(kind: str) -> ExportKind:

@@ -159,11 +159,18 @@ def checked_insert(
 def row_hash(*values: str, seed: int = 0) -> str:
     """SQL for a row's hash over ``values`` (SQL text expressions), to compare with the store's.
 
-    Each NULL is a marker of its own: concat_ws skips NULLs, so a value moving from one empty
-    column to the next would otherwise hash the same. hashtextextended (PostgreSQL's 64-bit hash
-    for hash partitioning) costs a third of md5 per row; a collision only matters between two
-    versions of the same person's row. ``seed`` tells apart hashes made under different settings.
+    hashtextextended (PostgreSQL's 64-bit hash for hash partitioning) costs a third of md5 per
+    row; a collision only matters between two versions of the same person's row. ``seed`` tells
+    apart hashes made under different settings.
     """
+    return f"hashtextextended({hash_text(*values)}, {int(seed)})::text"
+
+
+def hash_text(*values: str) -> str:
+    """SQL for the text a row hash is taken of: the values joined by chr(31), each NULL a marker of
+    its own (chr(30)): concat_ws skips NULLs, so a value moving from one empty column to the next
+    would otherwise hash the same. A worker that joins the same values the same way gets the
+    same hash from PostgreSQL (workers/connectors/users/vector.py)."""
     parts = [f"coalesce({v}, chr(30))" for v in values]
     # A function takes at most 100 arguments: past that, nested groups. No part is NULL, so the
     # text (and the hash) is the same as from one call.
@@ -172,7 +179,7 @@ def row_hash(*values: str, seed: int = 0) -> str:
             f"concat_ws(chr(31), {', '.join(parts[i : i + _MAX_ARGS - 1])})"
             for i in range(0, len(parts), _MAX_ARGS - 1)
         ]
-    return f"hashtextextended(concat_ws(chr(31), {', '.join(parts)}), {int(seed)})::text"
+    return f"concat_ws(chr(31), {', '.join(parts)})"
 
 
 def jsonb_object(pairs: list[tuple[str, str]]) -> str:

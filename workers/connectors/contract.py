@@ -15,6 +15,7 @@ finalize; an export kind writes one file from the store (workers/stages/export.p
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import psycopg
@@ -29,6 +30,35 @@ from workers.rows import RunRow
 
 #: One step of a load: committed on its own in an online load; returns counts to add to the run's.
 Step = Callable[[psycopg.Connection[Any], RunRow], dict[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class RawBlock:
+    """Whole lines of a feed, one record each, as the parse hands them to a kind that stages a
+    clean block itself (``BlockStager``)."""
+
+    data: bytes
+    first_line: int
+    lines: int
+    columns: int  # the header's width
+    positions: dict[str, int]  # attribute -> 0-based column
+    encoding: str  # Python codec name
+    delimiter: str
+
+
+class BlockStager(Protocol):
+    """An import kind that stages a clean block itself, in the parse's transaction (the chunk then
+    has no transform to do): ``prepare_block`` validates and maps it without the database (the
+    parse prepares the next block while the current one is written), or returns None to leave it
+    to COPY and the kind's SQL transform; ``write_block`` writes what was prepared."""
+
+    def prepare_block(self, chunk: Chunk, config: KindConfig, block: RawBlock) -> Any | None: ...
+
+    def screen_block(self, conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig, prepared: Any) -> Any:
+        """What is left to stage of a prepared block once compared with the store (read only)."""
+        ...
+
+    def write_block(self, conn: psycopg.Connection[Any], chunk: Chunk, prepared: Any) -> dict[str, int]: ...
 
 
 class ImportKind(Protocol):

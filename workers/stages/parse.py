@@ -25,7 +25,8 @@ from schemas.messages import ParseFile, TransformChunk
 from schemas.providers import FileNameProblem, FileSpec
 from schemas.settings import get_settings
 from workers import failpoints, store
-from workers.connectors import MAX_TABLE_COLUMNS, copy_statement, create_raw_chunk, import_kind
+from workers.connectors import MAX_TABLE_COLUMNS, block_stager, copy_statement, create_raw_chunk, import_kind
+from workers.connectors.checks import Chunk
 from workers.errors import BadFileError, TransientError
 from workers.feedreader import Block, FeedReader, RowError
 from workers.files import sha256_fd
@@ -33,6 +34,7 @@ from workers.ledger import StageTx, run_stage
 from workers.outbox import OutboxBatch
 from workers.runs import advance_if_ready
 from workers.stages import stage_actor
+from workers.stages.blocks import Blocks
 from workers.xlsxreader import XlsxReader
 
 log = structlog.get_logger(__name__)
@@ -136,9 +138,10 @@ def _parse_chunks(
     resume: dict[str, Any] | None,
     chunk_rows: int,
 ) -> bool:
-    """Chunk by chunk: a block of whole lines goes to COPY (FORMAT csv) as it is, so PostgreSQL
-    parses it in C; a block COPY could read differently or refuses is read by the Python reader,
-    which reports each bad row on its own. The two meet at record boundaries (byte offset, line)."""
+    """Chunk by chunk: a block of whole lines is staged by the kind itself when it can (users:
+    validated in the worker, one COPY of typed rows), else goes to COPY (FORMAT csv) as it is, so
+    PostgreSQL parses it in C; a block COPY could read differently or refuses is read by the Python
+    reader, which reports each bad row on its own. They meet at record boundaries (byte offset, line)."""
     attributes = list(header.positions)  # the attributes present in this file, in table-column order
     chunk_no = 0 if ctx["last_chunk"] is None else ctx["last_chunk"] + 1
     offset, line_no = (
@@ -155,9 +158,39 @@ def _parse_chunks(
         and len(header.columns) < MAX_TABLE_COLUMNS
         else None
     )
+    stager = block_stager(ctx["kind"]) if copier is not None and get_settings().vector_transform else None
+    blocks = None
+    if stager is not None and copier is not None:
+        columns = {a: {"column": header.columns[i], "no": i + 1} for a, i in header.positions.items()}
+        chunk = Chunk(msg.run_id, msg.file_id, chunk_no, ctx["original_path"], columns)
+        blocks = Blocks(copier, header, stager, connection_from_json(ctx["config"]), chunk, chunk_rows)
+    try:
+        return _chunk_loop(msg, ctx, reader, header, copier, blocks, chunk_no, offset, line_no, chunk_rows)
+    finally:
+        if blocks is not None:
+            blocks.close()
+
+
+def _chunk_loop(
+    msg: ParseFile,
+    ctx: dict[str, Any],
+    reader: FeedReader | XlsxReader,
+    header: Any,
+    copier: FeedReader | None,
+    blocks: Blocks | None,
+    chunk_no: int,
+    offset: int,
+    line_no: int,
+    chunk_rows: int,
+) -> bool:
+    attributes = list(header.positions)  # the attributes present in this file, in table-column order
     records: Iterator[Any] | None = None  # the Python reader's, while it is in use
     while True:
-        block = copier.block(offset, line_no, chunk_rows) if copier is not None else None
+        prepared = None
+        if blocks is not None:
+            block, prepared = blocks.get(offset, line_no)
+        else:
+            block = copier.block(offset, line_no, chunk_rows) if copier is not None else None
         if block is not None and block.lines == 0:
             if chunk_no > 0:
                 break
@@ -180,7 +213,13 @@ def _parse_chunks(
             if not claimed:
                 log.info("another delivery is parsing this file; stopping", chunk_no=chunk_no)
                 return False
-            if block is not None and copier is not None and not _copy_block(conn, msg, chunk_no, header, block, copier):
+            staged = blocks.write(conn, chunk_no, prepared) if blocks is not None and prepared is not None else None
+            if (
+                staged is None
+                and block is not None
+                and copier is not None
+                and not _copy_block(conn, msg, chunk_no, header, block, copier)
+            ):
                 # Refused: the same lines go through the Python reader, which reports each bad row.
                 records = reader.records(header, offset=offset, line_no=line_no)
                 ahead = next(records, None)
@@ -216,7 +255,7 @@ def _parse_chunks(
                     line_no,
                     offset,
                     good + len(errors),
-                    "python" if block is None else "copy",
+                    "python" if block is None else "copy" if staged is None else "arrow",
                     msg.run_id,
                     msg.file_id,
                     chunk_no,

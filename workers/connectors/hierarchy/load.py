@@ -93,16 +93,28 @@ def apply_users(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
         return sql.SQL(template).format(c=sql.Identifier(column))
 
     params = {"conn": run.connection_id}
+    seq = store.fetch_one(conn, "SELECT pg_get_serial_sequence('lms.users', 'id') AS seq")
+    assert seq is not None
+    # New people get their id now, drawn in key order, so each is inserted with their manager
+    # (a person of this bundle or of the store) instead of being written a second time to link it.
     conn.execute(
         sql.SQL(
             """CREATE UNLOGGED TABLE IF NOT EXISTS {c} AS
-            SELECT s.*, coalesce(ux.id, ue.id) AS old_id, o.id AS org_unit_id, p.id AS position_id
-            FROM {h} s
-            LEFT JOIN lms.users ux ON ux.external_id = s.key
-            LEFT JOIN lms.users ue ON ux.id IS NULL AND ue.email_key = lower(s.email)
-            LEFT JOIN lms.org_units o ON o.external_id = s.unit_key
-            LEFT JOIN lms.positions p ON p.external_id = s.position_key"""
-        ).format(c=c, h=h)
+            WITH matched AS MATERIALIZED (
+                SELECT s.*, coalesce(ux.id, ue.id) AS old_id, o.id AS org_unit_id, p.id AS position_id
+                FROM {h} s
+                LEFT JOIN lms.users ux ON ux.external_id = s.key
+                LEFT JOIN lms.users ue ON ux.id IS NULL AND ue.email_key = lower(s.email)
+                LEFT JOIN lms.org_units o ON o.external_id = s.unit_key
+                LEFT JOIN lms.positions p ON p.external_id = s.position_key),
+            drawn AS MATERIALIZED (
+                SELECT m.*, CASE WHEN m.old_id IS NULL THEN nextval({seq}::regclass) END AS uid
+                FROM (SELECT * FROM matched ORDER BY key) m)
+            SELECT d.*, CASE WHEN d.manager_key IS NOT NULL THEN coalesce(dm.uid, dm.old_id, mu.id) END AS manager_uid
+            FROM drawn d
+            LEFT JOIN drawn dm ON dm.key = d.manager_key
+            LEFT JOIN lms.users mu ON dm.key IS NULL AND mu.external_id = d.manager_key"""
+        ).format(c=c, h=h, seq=sql.Literal(seq["seq"]))
     )
     # Another load may have created one of these people since they were matched (two feeds bringing
     # the same new person at once): not inserted, but matched again and updated below, as an
@@ -111,26 +123,23 @@ def apply_users(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
         conn,
         sql.SQL(
             """WITH ins AS (
-                INSERT INTO lms.users (email, external_id, first_name, last_name, attributes, org_unit_id,
-                                       position_id, source_connection_id, source_hash)
-                SELECT c.email, c.key, c.first_name, c.last_name, c.attrs, c.org_unit_id, c.position_id,
-                       %(conn)s, c.row_hash
-                FROM {c} c WHERE c.old_id IS NULL ORDER BY c.key
+                INSERT INTO lms.users (id, email, external_id, first_name, last_name, attributes, org_unit_id,
+                                       position_id, manager_id, source_connection_id, source_hash)
+                OVERRIDING SYSTEM VALUE
+                SELECT c.uid, c.email, c.key, c.first_name, c.last_name, c.attrs, c.org_unit_id, c.position_id,
+                       c.manager_uid, %(conn)s, c.row_hash
+                FROM {c} c WHERE c.old_id IS NULL ORDER BY c.uid
                 ON CONFLICT DO NOTHING
-                RETURNING id, external_id),
-            a AS (INSERT INTO {affected} (user_id) SELECT id FROM ins ON CONFLICT DO NOTHING),
-            mine AS (UPDATE {c} c SET old_id = ins.id FROM ins WHERE c.key = ins.external_id)
-            SELECT count(*) AS n FROM ins"""
+                RETURNING id, manager_id),
+            a AS (INSERT INTO {affected} (user_id) SELECT id FROM ins ON CONFLICT DO NOTHING)
+            SELECT count(*) AS n, count(manager_id) AS managed,
+                   (SELECT count(*) FROM {c} WHERE old_id IS NULL) AS wanted FROM ins"""
         ).format(c=c, affected=affected),
         params,
     )
-    conn.execute(
-        sql.SQL(
-            """UPDATE {c} c SET old_id = coalesce((SELECT u.id FROM lms.users u WHERE u.external_id = c.key),
-                                               (SELECT u.id FROM lms.users u WHERE u.email_key = lower(c.email)))
-            WHERE c.old_id IS NULL"""
-        ).format(c=c)
-    )
+    assert created is not None
+    if created["n"] < created["wanted"]:
+        _rematch(conn, c)
     updated = store.fetch_one(
         conn,
         sql.SQL(
@@ -157,8 +166,41 @@ def apply_users(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
         ),
         params,
     )
-    assert created is not None and updated is not None
-    return {"created": int(created["n"]), "updated": int(updated["n"])}
+    assert updated is not None
+    counts = {"created": int(created["n"]), "updated": int(updated["n"])}
+    if created["managed"]:  # linked as they were inserted: counted as apply_managers counts a link
+        counts["manager_moves"] = int(created["managed"])
+    return counts
+
+
+def _rematch(conn: psycopg.Connection[Any], c: sql.Composed) -> None:
+    """New people another load inserted first: matched to that person (updated by the caller), and
+    whoever was linked to the id drawn for them is linked to theirs."""
+    moved = store.fetch_all(
+        conn,
+        sql.SQL(
+            """WITH lost AS (
+                SELECT c.key, c.uid AS drawn,
+                       coalesce((SELECT u.id FROM lms.users u WHERE u.external_id = c.key),
+                                (SELECT u.id FROM lms.users u WHERE u.email_key = lower(c.email))) AS id
+                FROM {c} c WHERE c.old_id IS NULL AND NOT EXISTS (SELECT 1 FROM lms.users u WHERE u.id = c.uid))
+            UPDATE {c} c SET old_id = l.id FROM lost l WHERE c.key = l.key RETURNING l.drawn, l.id"""
+        ).format(c=c),
+    )
+    ids = {"drawn": [m["drawn"] for m in moved], "id": [m["id"] for m in moved]}
+    swap = sql.SQL("SELECT * FROM unnest(%(drawn)s::bigint[], %(id)s::bigint[]) AS x(drawn, id)")
+    conn.execute(
+        sql.SQL("UPDATE {c} c SET manager_uid = x.id FROM ({swap}) x WHERE c.manager_uid = x.drawn").format(
+            c=c, swap=swap
+        ),
+        ids,
+    )
+    conn.execute(
+        sql.SQL("UPDATE lms.users u SET manager_id = x.id FROM ({swap}) x WHERE u.manager_id = x.drawn").format(
+            swap=swap
+        ),
+        ids,
+    )
 
 
 def apply_managers(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:

@@ -10,6 +10,7 @@ from typing import Literal
 from schemas.connections import USER_CORE_ATTRIBUTES
 from schemas.kinds import KindConfig
 from workers.connectors.contract import Step
+from workers.connectors.users.blockwrite import screen_block, write_block
 from workers.connectors.users.load import apply_deactivations, finish, insert_people, load_steps, update_people
 from workers.connectors.users.plan import (
     BUCKETS,
@@ -31,6 +32,7 @@ from workers.connectors.users.transform import (
     file_spec,
     transform_chunk,
 )
+from workers.connectors.users.vector import prepare_block
 
 EXPORT: Literal[False] = False
 #: People's data: a users feed is removed as soon as its run has ended.
@@ -68,8 +70,11 @@ __all__ = [
     "needs_plan",
     "plan",
     "prepare",
+    "prepare_block",
+    "screen_block",
     "transform_chunk",
     "unreadable_reason",
     "unreadable_rows",
     "update_people",
+    "write_block",
 ]

@@ -13,7 +13,7 @@ from psycopg import sql
 from schemas.kinds import KindConfig, UsersConnection, config_as
 from schemas.providers import FileSpec
 from workers import store
-from workers.connectors.checks import Chunk, jsonb_object, row_hash
+from workers.connectors.checks import Chunk, hash_text, jsonb_object, row_hash
 from workers.staging import stage_table
 
 # A strict ASCII syntax check (what HR systems export and mail servers accept), in two cheap
@@ -35,14 +35,19 @@ def file_spec(config: KindConfig, file_name: str) -> FileSpec:
 def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfig) -> None:
     """The run's typed rows (people with something to do), the keys of the rows that are
     already in the store as they are (``same``: read, not validated or staged again), and the
-    keys of rejected rows whose person could be read (``kept``: being refused is not being gone)."""
+    keys of rejected rows whose person could be read (``kept``: being refused is not being gone).
+
+    A typed row carries the text its hash is taken of (``hash_src``); PostgreSQL hashes it as the
+    row is written, so rows staged by the worker's COPY hash exactly as the SQL transform's."""
+    cfg = config_of(config)
     conn.execute(
         sql.SQL(
             """CREATE UNLOGGED TABLE IF NOT EXISTS {} (
                  file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL, email text NOT NULL,
-                 first_name text, last_name text, manager_key text, attrs jsonb NOT NULL, row_hash text NOT NULL,
+                 first_name text, last_name text, manager_key text, attrs jsonb NOT NULL, hash_src text NOT NULL,
+                 row_hash text GENERATED ALWAYS AS (hashtextextended(hash_src, {seed})::text) STORED,
                  inactive boolean NOT NULL DEFAULT false, manager_text text)"""
-        ).format(stage_table("users", run_id))
+        ).format(stage_table("users", run_id), seed=sql.Literal(hash_seed(cfg)))
     )
     conn.execute(
         sql.SQL(
@@ -56,19 +61,31 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfi
     )
 
 
-def _source_hash(cfg: UsersConnection) -> str:
-    """SQL for a raw row's hash (``r``: a raw chunk row), as kept in lms.users.source_hash. Over the
-    raw text, so a row can be compared with the store before anything else is done with it: a row
-    whose hash matches was valid when it was stored and reads the same now. The seed is the
-    connection's import settings: changing the mapping, the required attributes or empty_erases
-    makes every row new to the comparison."""
+def hashed_attributes(cfg: UsersConnection) -> list[str]:
+    """The raw columns a row's hash is taken of, in order."""
     attributes = ["email", *(a for a in ("first_name", "last_name", "manager", "state") if a in cfg.imported_mapping)]
-    attributes += cfg.profile_attributes
+    return attributes + cfg.profile_attributes
+
+
+def hash_seed(cfg: UsersConnection) -> int:
+    """The connection's import settings: changing the mapping, the required attributes or
+    empty_erases makes every row new to the comparison."""
     imports: list[Any] = [cfg.imported_mapping, sorted(cfg.required), cfg.empty_erases]
     if cfg.deactivates_by_state:  # only then: the hash of every other connection's rows stays as it was
         imports.append(cfg.state_values.keys())
     settings = json.dumps(imports, sort_keys=True)
-    return row_hash(*(f"r.{sql.Identifier(a).as_string(None)}" for a in attributes), seed=zlib.crc32(settings.encode()))
+    return zlib.crc32(settings.encode())
+
+
+def _raw_columns(cfg: UsersConnection) -> list[str]:
+    return [f"r.{sql.Identifier(a).as_string(None)}" for a in hashed_attributes(cfg)]
+
+
+def _source_hash(cfg: UsersConnection) -> str:
+    """SQL for a raw row's hash (``r``: a raw chunk row), as kept in lms.users.source_hash. Over the
+    raw text, so a row can be compared with the store before anything else is done with it: a row
+    whose hash matches was valid when it was stored and reads the same now."""
+    return row_hash(*_raw_columns(cfg), seed=hash_seed(cfg))
 
 
 def _skip_same(conn: psycopg.Connection[Any], chunk: Chunk, cfg: UsersConnection, source_hash: str) -> int:
@@ -187,7 +204,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
                    {first_name} AS first_name, {last_name} AS last_name,
                    -- As the file has it, for the error report; compared in lower case.
                    CASE WHEN lower({manager}) <> ALL(%(no_manager)s::text[]) THEN {manager} END AS manager_text,
-                   {state} AS state_raw, {attrs} AS attrs, {row_hash} AS row_hash {missing_cols}
+                   {state} AS state_raw, {attrs} AS attrs, {hash_src} AS hash_src {missing_cols}
             FROM {raw} r
         ), src AS (
             SELECT s.*, lower(s.manager_text) AS manager_raw FROM src0 s
@@ -211,13 +228,13 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
             WHERE e.failed
             RETURNING rejected
         ), ins AS (
-            INSERT INTO {typed} (file_id, line_no, key, email, first_name, last_name, manager_key, attrs, row_hash,
+            INSERT INTO {typed} (file_id, line_no, key, email, first_name, last_name, manager_key, attrs, hash_src,
                                  inactive, manager_text)
             SELECT %(file)s, c.line_no, lower(c.email), c.email, c.first_name, c.last_name,
                    -- A manager that is not an e-mail finds nobody in the load and is reported there, with
                    -- the few other unresolved ones: a regex on every row here cost a third of the transform.
                    CASE WHEN c.self_manager THEN NULL ELSE c.manager_raw END,
-                   c.attrs, c.row_hash, c.inactive, CASE WHEN c.self_manager THEN NULL ELSE c.manager_text END
+                   c.attrs, c.hash_src, c.inactive, CASE WHEN c.self_manager THEN NULL ELSE c.manager_text END
             FROM checked c WHERE c.ok
             RETURNING 1
         ), kept AS (
@@ -236,8 +253,8 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
         manager=_val("manager", present),
         state=_val("state", present),
         attrs=attrs,
-        # The same hash _skip_same compared, kept as the person's source_hash.
-        row_hash=sql.SQL(source_hash),
+        # Hashed as it is written: the same hash _skip_same compared, kept as the person's source_hash.
+        hash_src=sql.SQL(hash_text(*_raw_columns(conn_cfg))),
         missing_cols=missing_cols,
         missing_any=missing_any,
         raw=raw,

@@ -1,0 +1,90 @@
+"""Parse's helper for kinds that stage a clean block themselves (``BlockStager``, e.g. users): each
+block is read, prepared (validated, mapped, hashed) and screened against the store (on a second
+connection) in a thread while the block before it is written by COPY, so the worker's work, the
+store's probes and the COPY overlap. A block prepared ahead is used only
+if the parse asks for the place it starts at; after a block read another way it is dropped."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+import structlog
+
+from schemas.kinds import KindConfig
+from workers import store
+from workers.connectors.checks import Chunk
+from workers.connectors.contract import BlockStager, RawBlock
+from workers.feedreader import Block, FeedReader, Header
+
+log = structlog.get_logger(__name__)
+
+
+class Blocks:
+    def __init__(
+        self,
+        reader: FeedReader,
+        header: Header,
+        stager: BlockStager,
+        config: KindConfig,
+        chunk: Chunk,
+        chunk_rows: int,
+    ) -> None:
+        self.reader, self.header, self.stager, self.config = reader, header, stager, config
+        self.chunk, self.chunk_rows = chunk, chunk_rows
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="block-ahead")
+        self._ahead: tuple[int, int, Future[tuple[Block | None, Any]]] | None = None
+        with store.connect() as conn:
+            # Nobody active in the store (a first import): no row can be unchanged, nothing to compare.
+            row = conn.execute("SELECT EXISTS (SELECT 1 FROM lms.users WHERE active)").fetchone()
+            self._screen = bool(row and row[0])
+
+    def _prepare(self, offset: int, line_no: int) -> tuple[Block | None, Any]:
+        block = self.reader.block(offset, line_no, self.chunk_rows)
+        if block is None or block.lines == 0:
+            return block, None
+        raw = RawBlock(
+            block.data,
+            block.first_line,
+            block.lines,
+            len(self.header.columns),
+            dict(self.header.positions),
+            self.reader.encoding,
+            self.reader.delimiter,
+        )
+        prepared = self.stager.prepare_block(self.chunk, self.config, raw)
+        if prepared is not None and self._screen:
+            with store.connect() as conn:
+                prepared = self.stager.screen_block(conn, self.chunk, self.config, prepared)
+        return block, prepared
+
+    def get(self, offset: int, line_no: int) -> tuple[Block | None, Any]:
+        """The block at (offset, line_no), as ``FeedReader.block`` gives it, and what the kind
+        prepared of it (None: the block is for COPY and the SQL transform)."""
+        if self._ahead is not None and self._ahead[:2] == (offset, line_no):
+            future = self._ahead[2]
+        else:
+            if self._ahead is not None:
+                self._ahead[2].cancel()
+            future = self._pool.submit(self._prepare, offset, line_no)
+        self._ahead = None
+        block, prepared = future.result()
+        if block is not None and block.lines == self.chunk_rows:
+            nxt = (block.end, line_no + block.lines)
+            self._ahead = (*nxt, self._pool.submit(self._prepare, *nxt))
+        return block, prepared
+
+    def write(self, conn: psycopg.Connection[Any], chunk_no: int, prepared: Any) -> dict[str, int] | None:
+        """Stage a prepared block in the chunk's transaction; None, with nothing left behind, when
+        PostgreSQL refuses a value (the SQL path then reports it on its row)."""
+        chunk = Chunk(self.chunk.run_id, self.chunk.file_id, chunk_no, self.chunk.file_name, self.chunk.columns)
+        try:
+            with conn.transaction():
+                return self.stager.write_block(conn, chunk, prepared)
+        except psycopg.errors.DataError as exc:
+            log.info("block left to the SQL transform", chunk_no=chunk_no, reason=type(exc).__name__)
+            return None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
