@@ -437,6 +437,21 @@ def export_select(start: str, end: str) -> str:
     return " ".join(query.split("\n"))
 
 
+def without_journal(day1: Path, day2: Path) -> tuple[float, float]:
+    """The same two imports with FEEDSYNC_JOURNAL=false: what the run journal (undo's before-images,
+    written by triggers inside every load) costs is the difference."""
+    os.environ["FEEDSYNC_JOURNAL"] = "false"  # `feedsync up` below takes it from the environment
+    try:
+        fresh_database()
+        up = Up()
+        try:
+            return up.import_file(day1, day1.name), up.import_file(day2, day2.name)
+        finally:
+            up.stop()
+    finally:
+        os.environ.pop("FEEDSYNC_JOURNAL", None)
+
+
 def main() -> None:
     if ONLY == "bundle":
         bundle_bench()
@@ -488,6 +503,8 @@ def main() -> None:
         }
         if n in DLT_SIZES and (py := ensure_dlt()) is not None:
             row["dlt_empty"], row["dlt_changed"] = run_dlt(py, day1, day2)
+        if n == 1_000_000 and ONLY != "users":
+            row["nojournal_empty"], row["nojournal_changed"] = without_journal(day1, day2)
         results.append(row)
         print(row, flush=True)
 
@@ -504,6 +521,15 @@ def main() -> None:
                 f"{one_m['dlt_changed'] / one_m['feedsync_changed']:.2f}"
             )
             ratios["dlt / feedsync, empty (target >= 1.5)"] = f"{one_m['dlt_empty'] / one_m['feedsync_empty']:.2f}"
+        if "nojournal_empty" in one_m:
+            ratios["run journal cost, 1M empty: with / without (target <= 1.15)"] = (
+                f"{one_m['feedsync_empty'] / one_m['nojournal_empty']:.2f}"
+                f" ({one_m['feedsync_empty']:.1f} / {one_m['nojournal_empty']:.1f} s)"
+            )
+            ratios["run journal cost, 1M 10% changed: with / without (target <= 1.15)"] = (
+                f"{one_m['feedsync_changed'] / one_m['nojournal_changed']:.2f}"
+                f" ({one_m['feedsync_changed']:.1f} / {one_m['nojournal_changed']:.1f} s)"
+            )
     rss = {r["rows"]: r["rss_mb"] for r in results}
     if 1_000_000 in rss and 5_000_000 in rss:
         ratios["worker peak RSS 1M / 5M, MB (target <= 250, equal within 10%)"] = (
