@@ -58,11 +58,12 @@ def sh(*args: str, env: dict[str, str] | None = None) -> str:
     return subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout
 
 
-def psql(query: str | q.Composed, db: str = DB) -> str:
+def psql(query: str | q.Composed, db: str | None = None) -> str:
     """Through the psql client, as an operator would; a composed query is rendered here (psql -c
-    takes no parameters), its values quoted by psycopg."""
+    takes no parameters), its values quoted by psycopg. The database is read when called (the xapi
+    case points DB at its own)."""
     text = query if isinstance(query, str) else query.as_string()
-    return sh("psql", f"{PG}/{db}", "-v", "ON_ERROR_STOP=1", "-qtAc", text).strip()
+    return sh("psql", f"{PG}/{db or DB}", "-v", "ON_ERROR_STOP=1", "-qtAc", text).strip()
 
 
 def fresh_database() -> None:
@@ -184,12 +185,12 @@ class Up:
                     self.peak[p.pid] = max(self.peak.get(p.pid, 0), p.memory_info().rss)
             time.sleep(0.1)
 
-    def import_file(self, src: Path, name: str) -> float:
+    def import_file(self, src: Path, name: str, folder: str = "import/user/internal") -> float:
         """Seconds from the file appearing in the drop dir to its run being completed."""
         before = int(psql("SELECT coalesce(max(id), 0) FROM sync.runs"))
         self.log.flush()
         self.log_from = (DATA / "up.log").stat().st_size
-        target = self.drop / "import/user/internal"
+        target = self.drop / folder
         target.mkdir(parents=True, exist_ok=True)
         tmp = target / f".{name}.part"
         shutil.copyfile(src, tmp)

@@ -24,12 +24,12 @@ import csv
 import json
 import os
 import random
-import shutil
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from psycopg import sql as q
 
 # Under `python -m benchmarks.run` this is a second copy of run's module (the first is __main__):
 # its database settings are the ones own_database() points at the xapi case's, and only here.
@@ -103,9 +103,8 @@ def bad_rows(rows: int) -> int:
     return rows // 100
 
 
-def psql(sql: str) -> str:
-    """run.psql's default database is bound at its definition: this case's own queries go here."""
-    return run.sh("psql", f"{run.PG}/{DB}", "-v", "ON_ERROR_STOP=1", "-qtAc", sql).strip()
+def psql(query: str | q.Composed) -> str:
+    return run.psql(query, DB)
 
 
 def stage_breakdown() -> dict[str, float]:
@@ -132,11 +131,13 @@ def own_database() -> Iterator[None]:
 def seed_store(rows: int) -> None:
     """The learners and courses the statements name, so completions reach learner progress."""
     psql(
-        f"""INSERT INTO lms.users (email, first_name, last_name)
-            SELECT 'p' || n || '@example.com', 'Learner', 'N' || n FROM generate_series(1, {learners(rows)}) n;
-            INSERT INTO lms.courses (provider, external_id, title, launch_url)
-            SELECT 'hmm', 'C' || n, 'Course ' || n, 'https://courses.example.com/c' || n
-            FROM generate_series(1, {COURSES}) n"""  # noqa: S608 (the benchmark's own ints, never outside text)
+        q.SQL(
+            """INSERT INTO lms.users (email, first_name, last_name)
+               SELECT 'p' || n || '@example.com', 'Learner', 'N' || n FROM generate_series(1, {}) n;
+               INSERT INTO lms.courses (provider, external_id, title, launch_url)
+               SELECT 'hmm', 'C' || n, 'Course ' || n, 'https://courses.example.com/c' || n
+               FROM generate_series(1, {}) n"""
+        ).format(learners(rows), COURSES)
     )
     psql("VACUUM ANALYZE lms.users, lms.courses")
 
@@ -151,21 +152,8 @@ def floor_unlogged(path: Path) -> float:
 
 def import_xapi(up: run.Up, src: Path, name: str) -> tuple[float, dict[str, Any]]:
     """Seconds from the file appearing in import/xapi/ to its run finished, and the run's history entry."""
-    before = int(psql("SELECT coalesce(max(id), 0) FROM sync.runs"))
-    target = up.drop / "import/xapi"
-    target.mkdir(parents=True, exist_ok=True)
-    tmp = target / f".{name}.part"
-    shutil.copyfile(src, tmp)
-    t0 = time.perf_counter()
-    os.replace(tmp, target / name)
-    while True:
-        st = psql(f"SELECT status FROM sync.runs WHERE id > {before} ORDER BY id DESC LIMIT 1")  # noqa: S608 (the benchmark's own ints)
-        if st in ("completed", "completed_with_errors", "failed"):
-            secs = time.perf_counter() - t0
-            break
-        time.sleep(0.05)
+    secs = up.import_file(src, name, folder="import/xapi")
     entry = json.loads(run.sh(sys.executable, "-m", "producers.cli", "history", "--json", env=up.env))[0]
-    assert st != "failed", entry["error"]
     return secs, entry
 
 
