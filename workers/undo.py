@@ -212,6 +212,11 @@ def restore(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     """Every row of the summary not skipped, table by table (records before what they point at)."""
     assert run.undo_of is not None
     table = stage_table("undo", run.id)
+    # The plan's conflicts may be hours old (the undo waited for approval): the rows are locked
+    # and looked at again in this transaction, so nothing changed meanwhile is overwritten.
+    prepare(conn, run)
+    _lock_rows(conn, table)
+    prepare(conn, run)
     plan_counts = counts_of(conn, table, run.connection_id)["people"]
     total = {"restored": 0, "removed": 0, "deactivated": 0, "reactivated": 0}
     total["deactivated"], total["reactivated"] = plan_counts["deactivations"], plan_counts["reactivations"]
@@ -225,6 +230,19 @@ def restore(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     # Not a status change (workers/lifecycle.py owns those): the undone run only learns its undo.
     conn.execute("""UPDATE sync.runs SET undone_by = %s WHERE id = %s AND undone_by IS NULL""", (run.id, run.undo_of))
     return total
+
+
+def _lock_rows(conn: psycopg.Connection[Any], table: sql.Composable) -> None:
+    """Lock the store rows the undo restores, so no writer changes one between the conflict check and
+    the restore (a writer that commits before the lock is granted is seen by the check after it)."""
+    for tbl in journal.TABLES:
+        match = journal.key_match(conn, tbl, "t", "s.key")
+        conn.execute(
+            sql.SQL("SELECT 1 FROM {t} t JOIN {s} s ON s.tbl = %(tbl)s AND {match} FOR UPDATE OF t").format(
+                t=sql.Identifier("lms", tbl), s=table, match=match
+            ),
+            {"tbl": tbl},
+        )
 
 
 def _restore_table(conn: psycopg.Connection[Any], summary: sql.Composable, tbl: str) -> tuple[int, int]:

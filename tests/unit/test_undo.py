@@ -311,3 +311,43 @@ def test_an_undo_queued_before_a_conflict_fails_at_its_load_naming_the_row(pipel
     assert f"lms.users {user('p1@x.com')['id']} (changed by run {b})" in failed["error"]
     assert user("p0@x.com")["attributes"] == {"department": "A"}, "nothing of a refused undo is applied"
     assert sql("SELECT undone_by FROM sync.runs WHERE id = %s", (a,)) == [(None,)]
+
+
+def test_a_row_changed_while_the_undo_waits_for_approval_is_not_overwritten_when_it_is_approved(
+    pipeline: Pipeline,
+) -> None:
+    apply()
+    pipeline.import_files((FEED + "day1.csv", people(3)))
+    a = pipeline.import_files((FEED + "day2.csv", people(3, tag="A")))  # three people's department -> A
+    apply("max_change = 2\n")
+    u_id = start_undo(a)  # restores three people: over max_change = 2, held
+    pipeline.drain()
+    held = queries.run_detail(u_id)
+    assert held is not None and held["status"] == "awaiting_approval"
+    # While it waits (hours, maybe), someone changes p0 outside any run.
+    sql("UPDATE lms.users SET first_name = 'Changed meanwhile' WHERE email = 'p0@x.com'")
+    approve(u_id)
+    pipeline.drain(expect_failures=True)
+    assert user("p0@x.com")["first_name"] == "Changed meanwhile", "the approved undo overwrote a later change"
+    failed = queries.run_detail(u_id)
+    assert failed is not None and failed["status"] == "failed"
+    assert f"lms.users {user('p0@x.com')['id']} (changed outside feedsync's runs)" in failed["error"]
+    assert user("p1@x.com")["attributes"] == {"department": "A"}, "nothing of a refused undo is applied"
+
+
+def test_a_person_the_run_created_and_a_later_unjournaled_run_changed_is_a_conflict(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from schemas.settings import get_settings
+
+    apply()
+    pipeline.import_files((FEED + "day1.csv", people(2)))
+    a = pipeline.import_files((FEED + "day2.csv", people(3)))  # creates p2
+    monkeypatch.setenv("FEEDSYNC_JOURNAL", "false")
+    get_settings.cache_clear()
+    b = pipeline.import_files((FEED + "day3.csv", HEADER + "p2@x.com,P2,L,,B\n"))  # p2 -> B, not journaled
+    monkeypatch.delenv("FEEDSYNC_JOURNAL")
+    get_settings.cache_clear()
+    with pytest.raises(CommandError, match=f"run {b}.*without the run journal"):
+        start_undo(a)
+    assert user("p2@x.com")["active"] is True
