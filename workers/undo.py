@@ -71,6 +71,23 @@ def check_undoable(conn: psycopg.Connection[Any], run_id: int, *, by: int | None
         )
     if not row["live"]:
         raise UndoRefused(f"run {run_id}'s connection {row['connection']!r} has been deleted")
+    # The journal shows a later change to a row this run created only if the later writer journaled:
+    # a load with the journal off may have changed (or written records on) any of them, unseen.
+    blind = store.fetch_one(
+        conn,
+        """SELECT b.id FROM sync.runs b, sync.runs a
+           WHERE a.id = %(run)s AND b.id <> a.id AND b.id IS DISTINCT FROM %(by)s
+             AND b.plan IS NOT NULL AND NOT b.journaled AND NOT b.dry_run
+             AND (b.finished_at IS NULL OR b.finished_at > a.started_at)
+           ORDER BY b.id LIMIT 1""",
+        {"run": run_id, "by": by},
+    )
+    if blind is not None:
+        raise UndoRefused(
+            f"run {run_id} cannot be undone: run {blind['id']}, loaded since, was loaded without the run journal "
+            "(FEEDSYNC_JOURNAL off), so changes it made to this run's rows cannot be seen and would be overwritten. "
+            f"To put those rows back, import the feed as it was before run {run_id} again, as a new run"
+        )
     return row
 
 
