@@ -288,6 +288,12 @@ def _restore_table(conn: psycopg.Connection[Any], summary: sql.Composable, tbl: 
         s=summary, t=target
     )
     updatable = [c for c in cols if c not in keys]
+
+    def value(c: str) -> sql.Composable:
+        if c == "updated_at" and tbl in journal.EXPORTED_BY_CHANGE:
+            return sql.SQL("clock_timestamp()")
+        return sql.SQL("b.{}").format(sql.Identifier(c))
+
     restored = (
         0
         if not updatable
@@ -295,7 +301,7 @@ def _restore_table(conn: psycopg.Connection[Any], summary: sql.Composable, tbl: 
             sql.SQL("UPDATE {t} t SET {sets} FROM {source} WHERE {mine} AND s.first_op <> 'I' AND {match}").format(
                 t=target,
                 sets=sql.SQL(", ").join(
-                    sql.SQL("{c} = b.{c}").format(c=sql.Identifier(c)) for c in cols if c not in keys
+                    sql.SQL("{c} = {v}").format(c=sql.Identifier(c), v=value(c)) for c in updatable
                 ),
                 source=source,
                 mine=mine,
@@ -312,7 +318,7 @@ def _restore_table(conn: psycopg.Connection[Any], summary: sql.Composable, tbl: 
         ).format(
             t=target,
             cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
-            vals=sql.SQL(", ").join(sql.SQL("b.{}").format(sql.Identifier(c)) for c in cols),
+            vals=sql.SQL(", ").join(value(c) for c in cols),
             source=source,
             mine=mine,
             match=match,
