@@ -260,6 +260,7 @@ def test_undo_of_a_content_run_removes_its_progress_records_and_retires_its_new_
 
     u = undo(pipeline, a["run_id"])
     assert u["status"] == "completed", u
+
     def but_updated_at(rows: dict[Any, tuple[Any, ...]]) -> dict[Any, list[Any]]:
         # A record given back is stamped as changed by the undo (a delta export must send it).
         return {k: [kv for kv in row if kv[0] != "updated_at"] for k, row in rows.items()}
@@ -371,7 +372,8 @@ def test_a_progress_record_the_undo_restores_counts_as_changed_by_the_undo_so_a_
     pipeline.drop("import/hmm/client_hmm12_20240501.csv", PROGRESS_HEADER + progress("bob@x.com", "P1", "", "5/1/2024"))
     assert pipeline.sync("hmm")["status"] == "completed"
     pipeline.drop(
-        "import/hmm/client_hmm12_20240601.csv", PROGRESS_HEADER + progress("bob@x.com", "P1", "", "5/1/2024", "6/1/2024")
+        "import/hmm/client_hmm12_20240601.csv",
+        PROGRESS_HEADER + progress("bob@x.com", "P1", "", "5/1/2024", "6/1/2024"),
     )
     a = pipeline.sync("hmm")
     assert a["status"] == "completed"
