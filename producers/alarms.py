@@ -235,6 +235,7 @@ def _failed_runs(conn: Any, name: str, e: Expect, now: datetime) -> Verdict:
         conn,
         """SELECT id, status FROM sync.runs
            WHERE connection_name = %(c)s AND NOT dry_run AND finished_at <= %(now)s
+             AND trigger <> 'undo'  -- an admin's undo (even refused) says nothing of the feed
              AND status IN ('completed', 'completed_with_errors', 'failed')
            ORDER BY finished_at DESC, id DESC LIMIT %(k)s""",
         {"c": name, "now": now, "k": e.max_failed_runs},
