@@ -105,6 +105,13 @@ def evaluate(at: datetime | None = None) -> Evaluation | None:
                AND connection NOT IN (SELECT name FROM sync.connections WHERE deleted_at IS NULL)""",
             (now,),
         ).rowcount
+        # Nothing is expected of a disabled connection: a feed it misses is no longer late.
+        resolved += conn.execute(
+            """UPDATE sync.alerts SET state = 'RESOLVED', resolved_at = %s WHERE state <> 'RESOLVED'
+               AND kind = ANY(%s) AND connection IN
+                   (SELECT name FROM sync.connections WHERE deleted_at IS NULL AND NOT enabled)""",
+            (now, sorted(_DEADLINE_KINDS)),
+        ).rowcount
         outgoing: list[tuple[dict[str, Any], Notify]] = []
         for c in connections:
             config = connection_from_json(c["config"])
