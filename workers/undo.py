@@ -49,13 +49,15 @@ def check_undoable(conn: psycopg.Connection[Any], run_id: int, *, by: int | None
         {"run": run_id, "by": by},
     )
     if row is None:
-        raise UndoRefused(f"there is no run {run_id}")
+        raise UndoRefused(f"there is no run {run_id}: feedsync history lists the runs and their ids")
     try:
         import_kind(row["kind"])
     except KeyError:
         raise UndoRefused(f"run {run_id} is a {row['kind']} run: only runs of import kinds can be undone") from None
     if row["status"] not in ("completed", "completed_with_errors"):
-        raise UndoRefused(f"run {run_id} is {row['status']}: only completed runs can be undone")
+        raise UndoRefused(
+            f"run {run_id} is {row['status']}: only completed runs can be undone; " + _instead(run_id, row)
+        )
     if row["dry_run"]:
         raise UndoRefused(f"run {run_id} was a dry run: it changed nothing")
     if row["undone_by"] is not None:
@@ -63,11 +65,11 @@ def check_undoable(conn: psycopg.Connection[Any], run_id: int, *, by: int | None
             f"run {run_id} was undone by run {row['undone_by']}; to have its changes back, undo run {row['undone_by']}"
         )
     if row["undoing"] is not None:
-        raise UndoRefused(f"run {row['undoing']} is undoing run {run_id} already")
+        raise UndoRefused(f"run {row['undoing']} is undoing run {run_id} already: see feedsync run {row['undoing']}")
     if not row["journaled"]:
         raise UndoRefused(
             f"run {run_id} was loaded without the run journal (FEEDSYNC_JOURNAL off, or before it existed): "
-            "it cannot be undone"
+            f"it cannot be undone; to put its rows back, import the feed as it was before run {run_id} again"
         )
     if not row["live"]:
         raise UndoRefused(f"run {run_id}'s connection {row['connection']!r} has been deleted")
@@ -89,6 +91,16 @@ def check_undoable(conn: psycopg.Connection[Any], run_id: int, *, by: int | None
             f"To put those rows back, import the feed as it was before run {run_id} again, as a new run"
         )
     return row
+
+
+def _instead(run_id: int, row: dict[str, Any]) -> str:
+    """What to do about a run that is not completed, in words for the admin."""
+    if row["status"] in ("queued", "in_progress"):
+        return "wait for it to end, then undo it"
+    if row["status"] == "awaiting_approval":
+        return f"to apply none of it, feedsync reject {run_id}"
+    # A failed or cancelled online load may have committed some batches: they stay.
+    return f"anything it applied stays: to put those rows back, import the feed as it was before run {run_id} again"
 
 
 def summarize(conn: psycopg.Connection[Any], undone: int, into: sql.Composable) -> None:

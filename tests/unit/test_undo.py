@@ -383,3 +383,24 @@ def test_a_progress_record_the_undo_restores_counts_as_changed_by_the_undo_so_a_
         "SELECT p.updated_at, r.started_at FROM lms.learner_progress p, sync.runs r WHERE r.id = %s", (u["run_id"],)
     )
     assert changed >= undo_started, "the restored record keeps the time it changed before run A"
+
+
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [
+        (None, "feedsync history"),
+        ("in_progress", "wait for it to end"),
+        ("awaiting_approval", "feedsync reject"),
+        ("cancelled", "import the feed"),
+        ("not_journaled", "import the feed"),
+    ],
+)
+def test_a_refused_undo_says_what_to_do(pipeline: Pipeline, status: str | None, hint: str) -> None:
+    apply()
+    a = pipeline.import_files((FEED + "day1.csv", people(2)))
+    if status == "not_journaled":
+        sql("UPDATE sync.runs SET journaled = false WHERE id = %s", (a,))
+    elif status is not None:
+        sql("UPDATE sync.runs SET status = %s WHERE id = %s", (status, a))
+    refused = CliRunner().invoke(cli, ["undo", str(a if status else a + 100)])
+    assert refused.exit_code != 0 and hint in refused.output, refused.output
