@@ -42,6 +42,7 @@ def check_undoable(conn: psycopg.Connection[Any], run_id: int, *, by: int | None
     row = store.fetch_one(
         conn,
         """SELECT r.id, r.kind, r.status, r.dry_run, r.journaled, r.undone_by, r.connection_id,
+                  r.plan ? 'applied_counts' AS partly_applied,
                   c.name AS connection, c.deleted_at IS NULL AS live,
                   (SELECT u.id FROM sync.runs u WHERE u.undo_of = r.id AND u.id IS DISTINCT FROM %(by)s
                      AND u.status IN ('queued', 'in_progress', 'awaiting_approval') LIMIT 1) AS undoing
@@ -54,7 +55,9 @@ def check_undoable(conn: psycopg.Connection[Any], run_id: int, *, by: int | None
         import_kind(row["kind"])
     except KeyError:
         raise UndoRefused(f"run {run_id} is a {row['kind']} run: only runs of import kinds can be undone") from None
-    if row["status"] not in ("completed", "completed_with_errors"):
+    # A skip_deactivations run whose held deactivations were rejected keeps the part it applied.
+    partly = row["status"] == "rejected" and row["partly_applied"]
+    if row["status"] not in ("completed", "completed_with_errors") and not partly:
         raise UndoRefused(
             f"run {run_id} is {row['status']}: only completed runs can be undone; " + _instead(run_id, row)
         )
@@ -99,6 +102,8 @@ def _instead(run_id: int, row: dict[str, Any]) -> str:
         return "wait for it to end, then undo it"
     if row["status"] == "awaiting_approval":
         return f"to apply none of it, feedsync reject {run_id}"
+    if row["status"] == "rejected":
+        return "it applied nothing"
     # A failed or cancelled online load may have committed some batches: they stay.
     return f"anything it applied stays: to put those rows back, import the feed as it was before run {run_id} again"
 
