@@ -105,6 +105,13 @@ def evaluate(at: datetime | None = None) -> Evaluation | None:
                AND connection NOT IN (SELECT name FROM sync.connections WHERE deleted_at IS NULL)""",
             (now,),
         ).rowcount
+        # Nothing is expected of a disabled connection: a feed it misses is no longer late.
+        resolved += conn.execute(
+            """UPDATE sync.alerts SET state = 'RESOLVED', resolved_at = %s WHERE state <> 'RESOLVED'
+               AND kind = ANY(%s) AND connection IN
+                   (SELECT name FROM sync.connections WHERE deleted_at IS NULL AND NOT enabled)""",
+            (now, sorted(_DEADLINE_KINDS)),
+        ).rowcount
         outgoing: list[tuple[dict[str, Any], Notify]] = []
         for c in connections:
             config = connection_from_json(c["config"])
@@ -235,6 +242,7 @@ def _failed_runs(conn: Any, name: str, e: Expect, now: datetime) -> Verdict:
         conn,
         """SELECT id, status FROM sync.runs
            WHERE connection_name = %(c)s AND NOT dry_run AND finished_at <= %(now)s
+             AND trigger <> 'undo'  -- an admin's undo (even refused) says nothing of the feed
              AND status IN ('completed', 'completed_with_errors', 'failed')
            ORDER BY finished_at DESC, id DESC LIMIT %(k)s""",
         {"c": name, "now": now, "k": e.max_failed_runs},

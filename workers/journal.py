@@ -37,6 +37,9 @@ TABLES: dict[str, tuple[str, ...]] = {
 #: deleted; courses hold learners' records): deactivated or retired instead.
 DEACTIVATED = {"users", "org_units", "positions"}
 RETIRED = {"courses"}
+#: Tables exports read by change time (transcript and skills exports window on updated_at): a row
+#: undo gives back is stamped as changed now, or the destination would never hear of the undo.
+EXPORTED_BY_CHANGE = {"learner_progress", "user_skills"}
 
 
 def begin(conn: psycopg.Connection[Any], run: RunRow) -> None:

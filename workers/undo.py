@@ -42,6 +42,7 @@ def check_undoable(conn: psycopg.Connection[Any], run_id: int, *, by: int | None
     row = store.fetch_one(
         conn,
         """SELECT r.id, r.kind, r.status, r.dry_run, r.journaled, r.undone_by, r.connection_id,
+                  r.plan ? 'applied_counts' AS partly_applied,
                   c.name AS connection, c.deleted_at IS NULL AS live,
                   (SELECT u.id FROM sync.runs u WHERE u.undo_of = r.id AND u.id IS DISTINCT FROM %(by)s
                      AND u.status IN ('queued', 'in_progress', 'awaiting_approval') LIMIT 1) AS undoing
@@ -49,13 +50,17 @@ def check_undoable(conn: psycopg.Connection[Any], run_id: int, *, by: int | None
         {"run": run_id, "by": by},
     )
     if row is None:
-        raise UndoRefused(f"there is no run {run_id}")
+        raise UndoRefused(f"there is no run {run_id}: feedsync history lists the runs and their ids")
     try:
         import_kind(row["kind"])
     except KeyError:
         raise UndoRefused(f"run {run_id} is a {row['kind']} run: only runs of import kinds can be undone") from None
-    if row["status"] not in ("completed", "completed_with_errors"):
-        raise UndoRefused(f"run {run_id} is {row['status']}: only completed runs can be undone")
+    # A skip_deactivations run whose held deactivations were rejected keeps the part it applied.
+    partly = row["status"] == "rejected" and row["partly_applied"]
+    if row["status"] not in ("completed", "completed_with_errors") and not partly:
+        raise UndoRefused(
+            f"run {run_id} is {row['status']}: only completed runs can be undone; " + _instead(run_id, row)
+        )
     if row["dry_run"]:
         raise UndoRefused(f"run {run_id} was a dry run: it changed nothing")
     if row["undone_by"] is not None:
@@ -63,15 +68,44 @@ def check_undoable(conn: psycopg.Connection[Any], run_id: int, *, by: int | None
             f"run {run_id} was undone by run {row['undone_by']}; to have its changes back, undo run {row['undone_by']}"
         )
     if row["undoing"] is not None:
-        raise UndoRefused(f"run {row['undoing']} is undoing run {run_id} already")
+        raise UndoRefused(f"run {row['undoing']} is undoing run {run_id} already: see feedsync run {row['undoing']}")
     if not row["journaled"]:
         raise UndoRefused(
             f"run {run_id} was loaded without the run journal (FEEDSYNC_JOURNAL off, or before it existed): "
-            "it cannot be undone"
+            f"it cannot be undone; to put its rows back, import the feed as it was before run {run_id} again"
         )
     if not row["live"]:
         raise UndoRefused(f"run {run_id}'s connection {row['connection']!r} has been deleted")
+    # The journal shows a later change to a row this run created only if the later writer journaled:
+    # a load with the journal off may have changed (or written records on) any of them, unseen.
+    blind = store.fetch_one(
+        conn,
+        """SELECT b.id FROM sync.runs b, sync.runs a
+           WHERE a.id = %(run)s AND b.id <> a.id AND b.id IS DISTINCT FROM %(by)s
+             AND b.plan IS NOT NULL AND NOT b.journaled AND NOT b.dry_run
+             AND (b.finished_at IS NULL OR b.finished_at > a.started_at)
+           ORDER BY b.id LIMIT 1""",
+        {"run": run_id, "by": by},
+    )
+    if blind is not None:
+        raise UndoRefused(
+            f"run {run_id} cannot be undone: run {blind['id']}, loaded since, was loaded without the run journal "
+            "(FEEDSYNC_JOURNAL off), so changes it made to this run's rows cannot be seen and would be overwritten. "
+            f"To put those rows back, import the feed as it was before run {run_id} again, as a new run"
+        )
     return row
+
+
+def _instead(run_id: int, row: dict[str, Any]) -> str:
+    """What to do about a run that is not completed, in words for the admin."""
+    if row["status"] in ("queued", "in_progress"):
+        return "wait for it to end, then undo it"
+    if row["status"] == "awaiting_approval":
+        return f"to apply none of it, feedsync reject {run_id}"
+    if row["status"] == "rejected":
+        return "it applied nothing"
+    # A failed or cancelled online load may have committed some batches: they stay.
+    return f"anything it applied stays: to put those rows back, import the feed as it was before run {run_id} again"
 
 
 def summarize(conn: psycopg.Connection[Any], undone: int, into: sql.Composable) -> None:
@@ -212,6 +246,11 @@ def restore(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     """Every row of the summary not skipped, table by table (records before what they point at)."""
     assert run.undo_of is not None
     table = stage_table("undo", run.id)
+    # The plan's conflicts may be hours old (the undo waited for approval): the rows are locked
+    # and looked at again in this transaction, so nothing changed meanwhile is overwritten.
+    prepare(conn, run)
+    _lock_rows(conn, table)
+    prepare(conn, run)
     plan_counts = counts_of(conn, table, run.connection_id)["people"]
     total = {"restored": 0, "removed": 0, "deactivated": 0, "reactivated": 0}
     total["deactivated"], total["reactivated"] = plan_counts["deactivations"], plan_counts["reactivations"]
@@ -225,6 +264,19 @@ def restore(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     # Not a status change (workers/lifecycle.py owns those): the undone run only learns its undo.
     conn.execute("""UPDATE sync.runs SET undone_by = %s WHERE id = %s AND undone_by IS NULL""", (run.id, run.undo_of))
     return total
+
+
+def _lock_rows(conn: psycopg.Connection[Any], table: sql.Composable) -> None:
+    """Lock the store rows the undo restores, so no writer changes one between the conflict check and
+    the restore (a writer that commits before the lock is granted is seen by the check after it)."""
+    for tbl in journal.TABLES:
+        match = journal.key_match(conn, tbl, "t", "s.key")
+        conn.execute(
+            sql.SQL("SELECT 1 FROM {t} t JOIN {s} s ON s.tbl = %(tbl)s AND {match} FOR UPDATE OF t").format(
+                t=sql.Identifier("lms", tbl), s=table, match=match
+            ),
+            {"tbl": tbl},
+        )
 
 
 def _restore_table(conn: psycopg.Connection[Any], summary: sql.Composable, tbl: str) -> tuple[int, int]:
@@ -253,6 +305,12 @@ def _restore_table(conn: psycopg.Connection[Any], summary: sql.Composable, tbl: 
         s=summary, t=target
     )
     updatable = [c for c in cols if c not in keys]
+
+    def value(c: str) -> sql.Composable:
+        if c == "updated_at" and tbl in journal.EXPORTED_BY_CHANGE:
+            return sql.SQL("clock_timestamp()")
+        return sql.SQL("b.{}").format(sql.Identifier(c))
+
     restored = (
         0
         if not updatable
@@ -260,7 +318,7 @@ def _restore_table(conn: psycopg.Connection[Any], summary: sql.Composable, tbl: 
             sql.SQL("UPDATE {t} t SET {sets} FROM {source} WHERE {mine} AND s.first_op <> 'I' AND {match}").format(
                 t=target,
                 sets=sql.SQL(", ").join(
-                    sql.SQL("{c} = b.{c}").format(c=sql.Identifier(c)) for c in cols if c not in keys
+                    sql.SQL("{c} = {v}").format(c=sql.Identifier(c), v=value(c)) for c in updatable
                 ),
                 source=source,
                 mine=mine,
@@ -277,7 +335,7 @@ def _restore_table(conn: psycopg.Connection[Any], summary: sql.Composable, tbl: 
         ).format(
             t=target,
             cols=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
-            vals=sql.SQL(", ").join(sql.SQL("b.{}").format(sql.Identifier(c)) for c in cols),
+            vals=sql.SQL(", ").join(value(c) for c in cols),
             source=source,
             mine=mine,
             match=match,

@@ -37,3 +37,21 @@ def test_undo_from_a_runs_page_queues_the_undo_and_the_page_says_the_run_was_und
     assert f'undo of <a href="/runs/{a}">#{a}</a>' in as_admin.get(f"/runs/{u}").text
     assert sql("SELECT done_by FROM sync.run_actions WHERE run_id = %s AND action = 'undo'", (a,)) == [("console:ada",)]
     assert [(act, o[:7]) for (_, act, _, o) in audit_rows()][-2:] == [("undo", "refused"), ("undo", "ok")]
+
+
+def test_a_rejected_skip_deactivations_run_offers_undo_for_the_part_it_applied(
+    as_admin: TestClient, pipeline: Pipeline
+) -> None:
+    from producers import registry
+    from producers.commands import reject, start_sync
+
+    apply('full_feed = true\nmax_deactivate = 1\non_threshold = "skip_deactivations"\n')
+    pipeline.import_files((FEED + "day1.csv", people(5)))
+    pipeline.drop(FEED + "day2.csv", people(3, tag="T"))  # p3, p4 gone: held; the changes applied
+    registry.scan(pipeline.settings, announce=False)
+    a = start_sync(pipeline.settings, "hr-users")
+    pipeline.drain()
+    reject(a)
+    pipeline.drain()
+    assert sql("SELECT status FROM sync.runs WHERE id = %s", (a,)) == [("rejected",)]
+    assert "Undo run" in as_admin.get(f"/runs/{a}").text

@@ -197,3 +197,14 @@ def test_a_bad_expect_is_refused_on_its_line(expect: str, says: str) -> None:
         load_connections_toml(text)
     expected_line = text.splitlines().index(expect.splitlines()[-1]) + 1
     assert f"connections.toml:{expected_line}: connections[0] {says}" in str(refused.value)
+
+
+def test_a_connection_disabled_resolves_its_late_and_missing_alerts(settings: object) -> None:
+    """Nothing is expected of a disabled connection: its missing-feed alert must not stay open (and
+    listed by feedsync alerts) for as long as it stays disabled."""
+    connect(ZURICH_0730)
+    evaluate(utc(2026, 11, 3, 7, 0))  # Tuesday 08:00 CET, no feed
+    assert open_alerts() == [("missing", "NEW")]
+    connect(ZURICH_0730, extra="enabled = false\n")
+    evaluate(utc(2026, 11, 3, 7, 5))
+    assert open_alerts() == []

@@ -304,3 +304,25 @@ def test_the_scheduler_loop_evaluates_the_alarms(settings: object, monkeypatch: 
         stopping.set()
         loop.join()
     assert open_alerts() == [("failed_runs", "NEW")]
+
+
+def test_undo_runs_neither_break_nor_make_a_streak_of_failed_runs(settings: object) -> None:
+    """An undo is an admin's action, not the feed's: one that completes does not hide that the feed
+    keeps failing, and refused ones do not make a streak of their own."""
+    connect("")
+    run(T0, "failed")
+    run(T0 + timedelta(hours=1), "failed")
+    undone = run(T0 + timedelta(hours=2), "completed", files=0)
+    sql("UPDATE sync.runs SET trigger = 'undo' WHERE id = %s", (undone,))
+    run(T0 + timedelta(hours=3), "failed")
+    evaluate(T0 + timedelta(hours=4))
+    assert open_alerts() == [("failed_runs", "NEW")]
+
+    sql("DELETE FROM sync.alerts")
+    run(T0 + timedelta(hours=5), "completed")
+    for h in (6, 7):
+        refused = run(T0 + timedelta(hours=h), "failed", files=0)
+        sql("UPDATE sync.runs SET trigger = 'undo' WHERE id = %s", (refused,))
+    run(T0 + timedelta(hours=8), "failed")
+    evaluate(T0 + timedelta(hours=9))
+    assert open_alerts() == []

@@ -112,7 +112,7 @@ def test_skip_deactivations_holds_the_whole_run_when_its_changes_alone_exceed_a_
     apply('full_feed = true\nmax_deactivate = 1\nmax_create = 0\non_threshold = "skip_deactivations"\n')
     held = detail(_day2(pipeline, AccessMode.ONLINE))
     assert held["status"] == "awaiting_approval" and held["plan"]["held_deactivations"] is False
-    assert sql("SELECT count(*) FROM lms.users WHERE attributes ->> 'department' = 'T'") == [(0,)]
+    assert sql("SELECT count(*) FROM lms.users WHERE active AND attributes ->> 'department' = 'T'") == [(0,)]
 
 
 def test_hold_is_the_default_and_applies_nothing_until_approved(pipeline: Pipeline) -> None:
@@ -148,3 +148,21 @@ def test_skip_deactivations_in_a_hierarchy_bundle_moves_people_now_and_deactivat
     done = detail(run["run_id"])
     assert done["status"] == "completed" and done["details"]["units_deactivated"] == 2
     assert sql("SELECT external_id FROM lms.org_units WHERE NOT active ORDER BY 1") == [("EAST",), ("EAST-1",)]
+
+
+def test_the_applied_part_of_a_rejected_skip_deactivations_run_can_be_undone(pipeline: Pipeline) -> None:
+    """Rejecting the held deactivations keeps the creates and updates already applied: undo is how
+    the admin takes those back too."""
+    from producers.undo import start_undo
+
+    apply('full_feed = true\nmax_deactivate = 1\non_threshold = "skip_deactivations"\n')
+    pipeline.import_files((FEED + "day1.csv", people(5)))
+    run_id = _day2(pipeline, AccessMode.ONLINE)
+    reject(run_id)
+    pipeline.drain()
+    undo_id = start_undo(run_id)
+    pipeline.drain()
+    assert detail(undo_id)["status"] == "completed"
+    assert sql("SELECT count(*) FROM lms.users WHERE active AND attributes ->> 'department' = 'T'") == [(0,)]
+    assert sql("SELECT active FROM lms.users WHERE email = 'p9@x.com'") == [(False,)], "deactivated, not deleted"
+    assert active() == 5

@@ -260,9 +260,16 @@ def test_undo_of_a_content_run_removes_its_progress_records_and_retires_its_new_
 
     u = undo(pipeline, a["run_id"])
     assert u["status"] == "completed", u
+
+    def but_updated_at(rows: dict[Any, tuple[Any, ...]]) -> dict[Any, list[Any]]:
+        # A record given back is stamped as changed by the undo (a delta export must send it).
+        return {k: [kv for kv in row if kv[0] != "updated_at"] for k, row in rows.items()}
+
     for t, rows in before.items():
         now = snapshot(t)
-        assert {k: v for k, v in now.items() if k in rows} == rows, f"lms.{t} is not as before the run"
+        assert but_updated_at({k: v for k, v in now.items() if k in rows}) == but_updated_at(rows), (
+            f"lms.{t} is not as before the run"
+        )
     assert sql("SELECT count(*) FROM lms.learner_progress") == [(1,)], "Ann's record the run wrote is gone"
     assert sql("SELECT count(*) FROM lms.user_skills") == [(0,)]
     assert sql("SELECT status FROM lms.courses WHERE external_id = 'P3'") == [("retired",)]
@@ -311,3 +318,89 @@ def test_an_undo_queued_before_a_conflict_fails_at_its_load_naming_the_row(pipel
     assert f"lms.users {user('p1@x.com')['id']} (changed by run {b})" in failed["error"]
     assert user("p0@x.com")["attributes"] == {"department": "A"}, "nothing of a refused undo is applied"
     assert sql("SELECT undone_by FROM sync.runs WHERE id = %s", (a,)) == [(None,)]
+
+
+def test_a_row_changed_while_the_undo_waits_for_approval_is_not_overwritten_when_it_is_approved(
+    pipeline: Pipeline,
+) -> None:
+    apply()
+    pipeline.import_files((FEED + "day1.csv", people(3)))
+    a = pipeline.import_files((FEED + "day2.csv", people(3, tag="A")))  # three people's department -> A
+    apply("max_change = 2\n")
+    u_id = start_undo(a)  # restores three people: over max_change = 2, held
+    pipeline.drain()
+    held = queries.run_detail(u_id)
+    assert held is not None and held["status"] == "awaiting_approval"
+    # While it waits (hours, maybe), someone changes p0 outside any run.
+    sql("UPDATE lms.users SET first_name = 'Changed meanwhile' WHERE email = 'p0@x.com'")
+    approve(u_id)
+    pipeline.drain(expect_failures=True)
+    assert user("p0@x.com")["first_name"] == "Changed meanwhile", "the approved undo overwrote a later change"
+    failed = queries.run_detail(u_id)
+    assert failed is not None and failed["status"] == "failed"
+    assert f"lms.users {user('p0@x.com')['id']} (changed outside feedsync's runs)" in failed["error"]
+    assert user("p1@x.com")["attributes"] == {"department": "A"}, "nothing of a refused undo is applied"
+
+
+def test_a_person_the_run_created_and_a_later_unjournaled_run_changed_is_a_conflict(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from schemas.settings import get_settings
+
+    apply()
+    pipeline.import_files((FEED + "day1.csv", people(2)))
+    a = pipeline.import_files((FEED + "day2.csv", people(3)))  # creates p2
+    monkeypatch.setenv("FEEDSYNC_JOURNAL", "false")
+    get_settings.cache_clear()
+    b = pipeline.import_files((FEED + "day3.csv", HEADER + "p2@x.com,P2,L,,B\n"))  # p2 -> B, not journaled
+    monkeypatch.delenv("FEEDSYNC_JOURNAL")
+    get_settings.cache_clear()
+    with pytest.raises(CommandError, match=f"run {b}.*without the run journal"):
+        start_undo(a)
+    assert user("p2@x.com")["active"] is True
+
+
+def test_a_progress_record_the_undo_restores_counts_as_changed_by_the_undo_so_a_delta_export_sends_it(
+    pipeline: Pipeline,
+) -> None:
+    """Transcript and skills exports send the records changed in their window (by updated_at): a
+    record given back its old updated_at would never reach the destination that got run A's value."""
+    from tests.unit.test_hmm import META_HEADER, PROGRESS_HEADER, course, progress, setup
+
+    setup(pipeline)
+    pipeline.drop("import/hmm/hmm12_metadata.csv", META_HEADER + course("P1", "Time Management"))
+    pipeline.drop("import/hmm/client_hmm12_20240501.csv", PROGRESS_HEADER + progress("bob@x.com", "P1", "", "5/1/2024"))
+    assert pipeline.sync("hmm")["status"] == "completed"
+    pipeline.drop(
+        "import/hmm/client_hmm12_20240601.csv",
+        PROGRESS_HEADER + progress("bob@x.com", "P1", "", "5/1/2024", "6/1/2024"),
+    )
+    a = pipeline.sync("hmm")
+    assert a["status"] == "completed"
+    u = undo(pipeline, a["run_id"])
+    assert u["status"] == "completed", u
+    ((changed, undo_started),) = sql(
+        "SELECT p.updated_at, r.started_at FROM lms.learner_progress p, sync.runs r WHERE r.id = %s", (u["run_id"],)
+    )
+    assert changed >= undo_started, "the restored record keeps the time it changed before run A"
+
+
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [
+        (None, "feedsync history"),
+        ("in_progress", "wait for it to end"),
+        ("awaiting_approval", "feedsync reject"),
+        ("cancelled", "import the feed"),
+        ("not_journaled", "import the feed"),
+    ],
+)
+def test_a_refused_undo_says_what_to_do(pipeline: Pipeline, status: str | None, hint: str) -> None:
+    apply()
+    a = pipeline.import_files((FEED + "day1.csv", people(2)))
+    if status == "not_journaled":
+        sql("UPDATE sync.runs SET journaled = false WHERE id = %s", (a,))
+    elif status is not None:
+        sql("UPDATE sync.runs SET status = %s WHERE id = %s", (status, a))
+    refused = CliRunner().invoke(cli, ["undo", str(a if status else a + 100)])
+    assert refused.exit_code != 0 and hint in refused.output, refused.output
