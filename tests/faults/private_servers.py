@@ -186,6 +186,8 @@ def rabbitmq_available() -> bool:
 def private_rabbitmq() -> Iterator[PrivateRabbit]:
     # Debian's rabbitmq-server and rabbitmqctl, run as root, switch to the rabbitmq user (keeping the
     # environment, so the RABBITMQ_* settings below reach the node), which must own the directory.
+    if not rabbitmq_available():
+        raise RuntimeError("a private RabbitMQ node needs rabbitmq-server and rabbitmqctl (Debian: rabbitmq-server)")
     root = _workdir("fs-fault-rmq-", "rabbitmq")
     port = free_port()
     for name, text in {
