@@ -4,17 +4,16 @@ chunk transaction: row errors, kept and same keys, and the typed rows by one COP
 
 from __future__ import annotations
 
-import io
 from dataclasses import replace
 from typing import Any
 
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 from psycopg import sql
 
 from schemas.kinds import KindConfig
+from workers.connectors.arrowblock import copy_csv
 from workers.connectors.checks import Chunk
 from workers.connectors.users.transform import config_of, hash_seed
 from workers.connectors.users.vector import TYPED, Prepared
@@ -80,32 +79,7 @@ def write_block(conn: psycopg.Connection[Any], chunk: Chunk, prepared: Prepared)
             for line, key in prepared.kept:
                 copy.write_row((chunk.file_id, line, key))
     if prepared.same is not None and prepared.same.num_rows:
-        _copy_csv(conn, stage_table("same", chunk.run_id), prepared.same)
+        copy_csv(conn, stage_table("same", chunk.run_id), prepared.same)
     if prepared.typed.num_rows:
-        _copy_csv(conn, stage_table("users", chunk.run_id), prepared.typed.select(TYPED))
+        copy_csv(conn, stage_table("users", chunk.run_id), prepared.typed.select(TYPED))
     return counts
-
-
-def _copy_csv(conn: psycopg.Connection[Any], table: sql.Composed, rows: pa.Table) -> None:
-    """COPY rows into table as CSV written straight into the COPY, never whole in memory. Strings
-    are always quoted, NULLs never: COPY reads "" as '' and an empty field as NULL."""
-    columns = sql.SQL(", ").join(map(sql.Identifier, rows.column_names))
-    with (
-        conn.cursor() as cur,
-        cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(table, columns)) as copy,
-    ):
-        pa_csv.write_csv(rows, _CopyFile(copy), pa_csv.WriteOptions(include_header=False))
-
-
-class _CopyFile(io.RawIOBase):
-    """A COPY as a file pyarrow writes CSV to."""
-
-    def __init__(self, copy: Any) -> None:
-        self._copy = copy
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self._copy.write(bytes(data))
-        return len(data)

@@ -12,17 +12,15 @@ caller sends it on to COPY and the SQL transform, and from there to the Python r
 
 from __future__ import annotations
 
-import codecs
-import io
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 
 from schemas.kinds import KindConfig
+from workers.connectors.arrowblock import json_string, read_block
 from workers.connectors.checks import Chunk
 from workers.connectors.contract import RawBlock
 from workers.connectors.users.transform import (
@@ -33,11 +31,6 @@ from workers.connectors.users.transform import (
     no_manager,
 )
 
-# Control characters other than tab and line breaks: jsonb needs them escaped as \\uXXXX, which
-# the escaping below does not do; such a (rare) block takes the SQL path. (bytes.translate that
-# deletes them is three times faster than a regex search over the block.)
-_CONTROL = bytes(range(0x00, 0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20))
-_JSON_ESCAPES = [("\\", "\\\\"), ('"', '\\"'), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")]
 TYPED = [
     "file_id",
     "line_no",
@@ -53,59 +46,10 @@ TYPED = [
 ]
 
 
-def read_block(block: RawBlock) -> pa.Table | None:
-    """The block's mapped columns as text, exactly as the line reader would read them, or None."""
-    if len(block.data.translate(None, _CONTROL)) != len(block.data):
-        return None
-    names = [f"c{i}" for i in range(block.columns)]
-    encoding = codecs.lookup(block.encoding).name
-    # UTF-8 is read natively (and checked); other encodings are decoded by Python's codec.
-    encoding = "utf8" if encoding in ("utf-8", "utf-8-sig") else encoding
-    wanted = sorted(set(block.positions.values()))
-    try:
-        table = pa_csv.read_csv(
-            io.BytesIO(block.data),
-            # One thread, one block: a chunk is small, and the parse's other thread prepares the next.
-            read_options=pa_csv.ReadOptions(
-                column_names=names, encoding=encoding, use_threads=False, block_size=len(block.data) + 1
-            ),
-            parse_options=pa_csv.ParseOptions(
-                delimiter=block.delimiter,
-                quote_char='"',
-                double_quote=True,
-                escape_char=False,
-                newlines_in_values=True,
-                ignore_empty_lines=False,
-            ),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={names[i]: pa.string() for i in wanted},
-                include_columns=[names[i] for i in wanted],
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    # Never the exception's text in a log: pyarrow quotes the row it could not read.
-    except (pa.ArrowException, UnicodeDecodeError):
-        return None
-    if table.num_rows != block.lines:
-        return None
-    return table
-
-
 def _blank(values: pa.Array) -> pa.Array:
     """nullif(btrim(value), ''): spaces trimmed, an empty value NULL."""
     trimmed = pc.utf8_trim(values, characters=" ")
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
-
-
-def _json_string(values: pa.Array) -> pa.Array:
-    """Each value as a JSON string literal, NULL as null."""
-    out = values
-    for plain, escaped in _JSON_ESCAPES:
-        if pc.any(pc.match_substring(out, plain)).as_py():  # seldom: a search is cheaper than a copy
-            out = pc.replace_substring(out, plain, escaped)
-    quoted = pc.binary_join_element_wise('"', out, '"', "")
-    return pc.fill_null(quoted, "null")
 
 
 def _is_in(values: pa.Array, allowed: list[str]) -> pa.Array:
@@ -191,7 +135,7 @@ def prepare_block(chunk: Chunk, config: KindConfig, block: RawBlock) -> Prepared
             *[
                 piece
                 for i, a in enumerate(cfg.profile_attributes)
-                for piece in ((", " if i else "") + json.dumps(a) + ": ", _json_string(val(a)))
+                for piece in ((", " if i else "") + json.dumps(a) + ": ", json_string(val(a)))
             ],
             "}",
             "",

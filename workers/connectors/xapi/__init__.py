@@ -21,6 +21,7 @@ from workers.connectors import content
 from workers.connectors.checks import Chunk
 from workers.connectors.contract import Step
 from workers.connectors.xapi import load, transform
+from workers.connectors.xapi.vector import prepare_block, screen_block, write_block
 from workers.rows import RunRow
 from workers.staging import stage_table
 
@@ -122,5 +123,8 @@ __all__ = [
     "needs_plan",
     "plan",
     "prepare",
+    "prepare_block",
+    "screen_block",
     "transform_chunk",
+    "write_block",
 ]

@@ -172,3 +172,39 @@ def _iri_ok(value: str) -> bool:
 
 
 _CHECKS = {"mbox": _email, "iri": _iri_ok, "tag": language_tag}
+
+
+def _check_of(kind: str) -> Any:
+    return lambda v: isinstance(v, str) and _CHECKS[kind](v)
+
+
+#: What FastCheck asks of the value at each path of the shapes above (language maps by their parent).
+_LEAVES: dict[str, Any] = {
+    "id": lambda v: isinstance(v, str) and _UUID.match(v) is not None,
+    "actor.mbox": lambda v: isinstance(v, str) and v.startswith("mailto:") and _email(v[7:]),
+    "actor.name": _text,
+    "actor.objectType": lambda v: v == "Agent",
+    "verb.id": _check_of("iri"),
+    "object.id": _check_of("iri"),
+    "object.objectType": lambda v: v == "Activity",
+    "object.definition.type": _check_of("iri"),
+    "result.score.scaled": lambda v: _number(v) and -1 <= v <= 1,
+    "result.score.raw": _number,
+    "result.success": lambda v: isinstance(v, bool),
+    "result.completion": lambda v: isinstance(v, bool),
+    "result.response": _text,
+    "timestamp": is_instant,
+}
+_MAPS = ("verb.display", "object.definition.name", "object.definition.description")
+
+
+def leaf_check(path: str) -> Any | None:
+    """The check ``FastCheck.valid`` runs on the value a mapping puts at ``path`` (a callable that
+    says yes or no), or None for a path outside its shapes. A statement made only of such paths,
+    with an ``actor.mbox``, is one ``valid`` says yes to exactly when every leaf's check does."""
+    if path in _LEAVES:
+        return _LEAVES[path]
+    parent, _, tag = path.rpartition(".")
+    if parent in _MAPS and language_tag(tag):
+        return _text
+    return None

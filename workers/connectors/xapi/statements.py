@@ -207,7 +207,8 @@ def from_column(column: str, cell: str) -> dict[str, Any] | RowProblem:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def serialized(statement: dict[str, Any]) -> str:
+def serialized(statement: Any) -> str:
+    """JSON text, compact, as stored (a statement, or one value of it)."""
     return _ENCODER.encode(statement)
 
 

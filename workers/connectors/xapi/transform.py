@@ -94,20 +94,10 @@ def transform(conn: psycopg.Connection[Any], chunk: Chunk, cfg: XapiConnection) 
         if isinstance(made, RowProblem):
             errors.append((line, made.column, made.code, made.message, row.get(made.column or "")))
             continue
-        statement, text = made
-        staged.append((chunk.file_id, line, True, *_columns(statement), text, _voids(statement)))
+        staged.append(staged_row(chunk.file_id, line, *made))
         kept += 1
-    with (
-        conn.cursor() as cur,
-        cur.copy(
-            sql.SQL("COPY {} ({}) FROM STDIN").format(
-                stage_table("xapi", chunk.run_id), sql.SQL(", ").join(map(sql.Identifier, STAGE_COLUMNS))
-            )
-        ) as copy,
-    ):
-        for item in staged:
-            copy.write_row(item)
-    _row_errors(conn, chunk, attrs, errors)
+    stage(conn, chunk, staged)
+    row_errors(conn, chunk, cfg, errors)
     conn.execute(sql.SQL("DROP TABLE {}").format(raw))
     return {"valid": kept, "rejected": len(errors), "warnings": 0, "filtered": len(staged) - kept}
 
@@ -140,6 +130,27 @@ def statement_of(
     return made, text if text is not None else serialized(made)
 
 
+def staged_row(file_id: int, line: int, statement: dict[str, Any], text: str) -> tuple[Any, ...]:
+    """A kept row as the staging table holds it (STAGE_COLUMNS)."""
+    return (file_id, line, True, *_columns(statement), text, _voids(statement))
+
+
+def stage(conn: psycopg.Connection[Any], chunk: Chunk, staged: list[tuple[Any, ...]]) -> None:
+    """Rows (STAGE_COLUMNS) into the run's staging table, by COPY."""
+    if not staged:
+        return
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            sql.SQL("COPY {} ({}) FROM STDIN").format(
+                stage_table("xapi", chunk.run_id), sql.SQL(", ").join(map(sql.Identifier, STAGE_COLUMNS))
+            )
+        ) as copy,
+    ):
+        for item in staged:
+            copy.write_row(item)
+
+
 def _columns(statement: dict[str, Any]) -> tuple[Any, ...]:
     """id, actor e-mail, verb, object id and timestamp: what the store indexes and the export shows."""
     actor = statement["actor"]
@@ -168,16 +179,17 @@ def _voids(statement: dict[str, Any]) -> str | None:
     return None
 
 
-def _row_errors(
+def row_errors(
     conn: psycopg.Connection[Any],
     chunk: Chunk,
-    attrs: dict[str, str],
+    cfg: XapiConnection,
     errors: list[tuple[int, str | None, str, str, str | None]],
 ) -> None:
-    """Each error on its line, and on its column as the file's header names it."""
+    """Each error (line, CSV column, code, message, value) on its line, and on its column as the
+    file's header names it."""
     if not errors:
         return
-    header = {column: chunk.columns[a] for a, column in attrs.items()}
+    header = {column: chunk.columns[a] for a, column in attributes(cfg).items() if a in chunk.columns}
     with conn.cursor() as cur:
         cur.executemany(
             """INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code, message,

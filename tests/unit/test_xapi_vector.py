@@ -1,0 +1,197 @@
+"""The xAPI import's two paths give the same store, the same row errors and the same counts, row
+by row: statements built column by column in the worker (workers/connectors/xapi/vector.py) and
+the row path (COPY, then transform.py one row at a time), on a generated file with values of
+every kind the fast checks leave to the row path (bad ones, and good ones in other forms).
+
+The row path stays selectable (FEEDSYNC_VECTOR_TRANSFORM=false) because it is also where every
+row the fast checks do not say yes to goes, so the comparison is against code that still runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import dramatiq
+import pytest
+from dramatiq.brokers.stub import StubBroker
+
+import workers.actors
+from producers import queries, registry
+from producers.commands import apply_connections, start_sync
+from schemas.connections import load_connections_toml
+from schemas.kinds import config_as
+from schemas.kinds.xapi import XapiConnection
+from schemas.states import AccessMode
+from tests.conftest import _truncate, sql
+from tests.stubpipeline import Pipeline
+from workers.connectors.checks import Chunk
+from workers.connectors.contract import RawBlock
+from workers.connectors.xapi import vector
+from workers.connectors.xapi.transform import attributes
+
+TOML = """
+[[connections]]
+name = "lrs"
+kind = "xapi"
+
+[[connections.filters]]
+name = "no previews"
+column = "Verb"
+op = "ne"
+value = "http://adlnet.gov/expapi/verbs/previewed"
+
+[connections.xapi]
+"actor.mbox" = { column = "Email" }
+"actor.name" = { column = "Name" }
+"verb.id" = { column = "Verb" }
+"verb.display.en-US" = { value = "did" }
+"object.id" = { column = "Activity" }
+"object.definition.name.en-US" = { column = "Title" }
+"result.score.scaled" = { column = "Score", type = "number" }
+"result.completion" = { column = "Done", type = "boolean" }
+"timestamp" = { column = "When", type = "date" }
+"""
+HEADER = ["Email", "Name", "Verb", "Activity", "Title", "Score", "Done", "When"]
+ADL = "http://adlnet.gov/expapi/verbs/"
+N = 400
+#: (column, value): each is a row the fast checks leave to the row path (or a filtered row).
+ODD = [
+    ("Email", ""),  # required
+    ("Email", "mailto:ann@x.com"),  # prefixed already: taken as is
+    ("Email", "MAILTO:ann@x.com"),
+    ("Email", "not-an-address"),
+    ("Name", ""),  # left out
+    ("Name", 'Ann "the" \\ Zoë'),  # escaped in JSON
+    ("Verb", "completed"),  # an IRI without a scheme
+    ("Verb", ""),
+    ("Verb", ADL + "previewed"),  # filtered
+    ("Activity", "https://x.test/a b"),  # a space: no IRI
+    ("Title", ""),  # the definition left out, the object kept
+    ("Score", "0.50"),  # a number in another form
+    ("Score", "1.0"),
+    ("Score", "+.5"),
+    ("Score", "1e-1"),
+    ("Score", "12"),  # out of bounds
+    ("Score", "high"),
+    ("Score", "-1"),
+    ("Done", "YES"),
+    ("Done", "0"),
+    ("Done", "maybe"),
+    ("When", "2026-02-30T10:00:00Z"),  # no such day
+    ("When", "2026-11-01T24:00:00Z"),
+    ("When", "11/1/2026 9:05"),  # a US date
+    ("When", "2026-11-01"),
+    ("When", "2026-11-01T10:00:00+02:00"),
+    ("When", "2026-11-01T10:00:00.5Z"),
+    ("When", "someday"),
+    ("When", ""),  # left out: stored now
+    ("Email", "  spaced@x.com  "),
+]
+
+
+def feed() -> bytes:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(HEADER)
+    for i in range(N):
+        row = {
+            "Email": f"p{i % 37}@x.com",
+            "Name": f"Person {i % 37}",
+            "Verb": ADL + ("completed", "experienced", "passed")[i % 3],
+            "Activity": f"https://x.test/act/{i % 11}",
+            "Title": f"Activity {i % 11}",
+            "Score": f"0.{i % 10}5" if i % 4 else "",
+            "Done": ("true", "false", "")[i % 3],
+            "When": f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:07Z",
+        }
+        if i % 7 == 3 and i // 7 < len(ODD):
+            column, value = ODD[i // 7]
+            row[column] = value
+        w.writerow([row[c] for c in HEADER])
+    return out.getvalue().encode()
+
+
+@pytest.fixture
+def stub(settings: Any) -> Iterator[Any]:
+    yield settings
+    workers.actors.broker.flush_all()
+
+
+def run(settings: Any, *, vector: bool, tag: str) -> dict[str, Any]:
+    settings.vector_transform = vector
+    settings.chunk_rows = 60  # several blocks, the last one short
+    broker = workers.actors.broker
+    assert isinstance(broker, StubBroker)
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=20)
+    worker.start()
+    try:
+        p = Pipeline(broker, settings)
+        p.drop(f"import/xapi/{tag}.csv", feed())
+        registry.scan(settings, announce=False)
+        run_id = start_sync(settings, "lrs", access=AccessMode.ONLINE)
+        p.drain()
+    finally:
+        worker.stop()
+    readers = {r[0] for r in sql("SELECT reader FROM sync.chunks WHERE run_id = %s", (run_id,))}
+    assert readers == ({"arrow"} if vector else {"copy"})
+    detail = queries.run_detail(run_id)
+    assert detail is not None
+    return {
+        "status": detail["status"],
+        "counts": (detail["counts"], detail["content"]),
+        "store": sql(
+            """SELECT id::text, actor_email, verb_id, object_id,
+                      CASE WHEN statement::jsonb ? 'timestamp' THEN "timestamp" END, statement::text,
+                      source_line, voided
+               FROM lms.xapi_statements ORDER BY source_line"""
+        ),
+        "errors": sql(
+            """SELECT line, column_no, column_name, code, message, value, rejected FROM sync.row_errors
+               WHERE run_id = %s ORDER BY line, code, column_no""",
+            (run_id,),
+        ),
+    }
+
+
+def test_the_vector_path_and_the_row_path_store_the_same_statements_and_errors(stub: Any) -> None:
+    _truncate()
+    apply_connections(load_connections_toml(TOML))
+    rows = run(stub, vector=False, tag="same")
+    # The reference saw good rows, bad rows of several kinds, and filtered rows.
+    codes = {e[3] for e in rows["errors"]}
+    assert {"required", "invalid_number", "invalid_boolean", "invalid_date", "invalid_statement"} <= codes
+    assert rows["counts"][1]["statements_filtered"] >= 1 and rows["counts"][0]["created"] > N // 2
+    _truncate()
+    apply_connections(load_connections_toml(TOML))
+    vector = run(stub, vector=True, tag="same")
+    assert vector["store"] == rows["store"]
+    assert vector["errors"] == rows["errors"]
+    assert vector["counts"] == rows["counts"]
+    assert vector["status"] == rows["status"]
+
+
+def test_most_rows_of_a_mapped_block_are_made_column_by_column(settings: Any) -> None:
+    """The comparison above is worth something only if the vector path makes the statements: here
+    only the odd rows go to the row path."""
+    _truncate()
+    apply_connections(load_connections_toml(TOML))
+    (file_id,) = sql(
+        """INSERT INTO sync.feed_files (connection_id, original_path, stored_path, sha256, size_bytes)
+           SELECT id, 'import/xapi/a.csv', 'a.csv', repeat('0', 64), 1 FROM sync.connections WHERE name = 'lrs'
+           RETURNING id"""
+    )[0]
+    cfg = config_as(XapiConnection, load_connections_toml(TOML)[0])
+    names = attributes(cfg)
+    data = feed()
+    body = data[data.index(b"\n") + 1 :]
+    positions = {a: HEADER.index(column) for a, column in names.items()}
+    columns = {a: {"column": column, "no": positions[a] + 1} for a, column in names.items()}
+    block = RawBlock(body, 2, N, len(HEADER), positions, "utf-8", ",")
+    prepared = vector.prepare_block(Chunk(1, file_id, 0, "a.csv", columns), cfg, block)
+    assert prepared is not None
+    odd = len([c for c, _ in ODD])
+    assert prepared.fast.num_rows >= N - odd
+    assert 0 < len(prepared.slow) + len(prepared.errors) <= odd
+    assert prepared.filtered == 1
