@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +29,7 @@ from tests.conftest import _truncate, sql
 from tests.stubpipeline import Pipeline
 from workers.connectors.checks import Chunk
 from workers.connectors.contract import RawBlock
-from workers.connectors.xapi import vector
+from workers.connectors.xapi import statements, vector
 from workers.connectors.xapi.transform import attributes
 
 TOML = """
@@ -195,3 +196,11 @@ def test_most_rows_of_a_mapped_block_are_made_column_by_column(settings: Any) ->
     assert prepared.fast.num_rows >= N - odd
     assert 0 < len(prepared.slow) + len(prepared.errors) <= odd
     assert prepared.filtered == 1
+
+
+def test_derived_ids_are_the_uuid5_of_connection_file_and_line() -> None:
+    namespace = statements.ID_NAMESPACE
+    lines = range(2, 3002)
+    expected = [str(uuid.uuid5(namespace, f"lrs\n{'ab' * 32}\n{line}")) for line in lines]
+    assert statements.derived_ids("lrs", "ab" * 32, lines) == expected
+    assert statements.derived_id("lrs", "ab" * 32, 7) == expected[5]

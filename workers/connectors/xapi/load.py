@@ -27,6 +27,8 @@ from workers.connectors.xapi.transform import VOIDED, attributes
 from workers.rows import RunRow
 from workers.staging import stage_table
 
+#: A file that stores this many statements has the table's statistics renewed before its completions.
+_ANALYZE_AFTER = 20_000
 #: What the spec's comparison of two statements with the same id leaves aside.
 _IGNORED = sql.SQL("'{authority,stored,timestamp,version,attachments}'::text[]")
 
@@ -58,6 +60,7 @@ def apply_file(conn: psycopg.Connection[Any], run: RunRow, file_id: int) -> dict
         "voided); re-issue the voided statement under a new id instead",
     }
     stage = stage_table("xapi", run_id)
+    derived = not cfg.statement_column and "id" not in cfg.xapi
     # The staging table is new and never analysed: without its statistics the planner takes it for
     # a few hundred rows and joins it to itself by nested loop, which is quadratic in the file.
     conn.execute(sql.SQL("ANALYZE {}").format(stage))
@@ -66,8 +69,7 @@ def apply_file(conn: psycopg.Connection[Any], run: RunRow, file_id: int) -> dict
         sql.SQL(
             """
         WITH src AS (
-            SELECT s.*, row_number() OVER (PARTITION BY s.id ORDER BY s.line_no) AS nth
-            FROM {stage} s WHERE s.file_id = %(file)s AND s.kept),
+            SELECT s.*, {nth} AS nth FROM {stage} s WHERE s.file_id = %(file)s AND s.kept),
         judged AS (
             SELECT s.*,
                    CASE WHEN x.id IS NOT NULL THEN
@@ -81,7 +83,7 @@ def apply_file(conn: psycopg.Connection[Any], run: RunRow, file_id: int) -> dict
                              THEN 'voids_voider'
                         ELSE 'new' END AS verdict
             FROM src s
-            LEFT JOIN src f ON s.nth > 1 AND f.id = s.id AND f.nth = 1
+            LEFT JOIN src f ON {first_of_id}
             LEFT JOIN lms.xapi_statements x ON x.id = s.id),
         errs AS (
             INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code, message,
@@ -102,7 +104,7 @@ def apply_file(conn: psycopg.Connection[Any], run: RunRow, file_id: int) -> dict
                    j.verb_id <> %(voided)s AND EXISTS (SELECT 1 FROM lms.xapi_statements v WHERE v.voids = j.id)
             FROM judged j LEFT JOIN lms.users u ON u.email_key = lower(j.actor_email)
             WHERE j.verdict = 'new'
-            ORDER BY j.line_no
+            {order}
             ON CONFLICT (id) DO NOTHING
             RETURNING voided)
         SELECT (SELECT count(*) FROM ins) AS stored,
@@ -112,6 +114,11 @@ def apply_file(conn: psycopg.Connection[Any], run: RunRow, file_id: int) -> dict
                (SELECT count(*) FROM {stage} WHERE file_id = %(file)s AND NOT kept) AS filtered"""
         ).format(
             stage=stage,
+            # Ids derived from the file and line never repeat within a file: no line comes second
+            # to another, and the order of the inserts decides nothing.
+            nth=sql.SQL("1" if derived else "row_number() OVER (PARTITION BY s.id ORDER BY s.line_no)"),
+            first_of_id=sql.SQL("false" if derived else "s.nth > 1 AND f.id = s.id AND f.nth = 1"),
+            order=sql.SQL("" if derived else "ORDER BY j.line_no"),
             same_stored=_same("x.statement::text", "s.statement"),
             same_first=_same("f.statement", "s.statement"),
         ),
@@ -130,6 +137,10 @@ def apply_file(conn: psycopg.Connection[Any], run: RunRow, file_id: int) -> dict
         ).format(stage=stage),
         params,
     )
+    if int(row["stored"]) >= _ANALYZE_AFTER:
+        # The completions read back what this file stored: without fresh statistics the planner
+        # takes a million new statements for a hundred and joins them to the courses by nested loop.
+        conn.execute("ANALYZE lms.xapi_statements")
     progress = _completions(conn, run, file_id, cfg, actor_attr)
     if cfg.voiding_reverts:
         _revert(conn, cfg, voided_now)
@@ -149,8 +160,8 @@ _COURSE = sql.SQL("""
     LEFT JOIN lms.courses cm ON %(map)s::jsonb ? x.object_id
          AND cm.provider = split_part(%(map)s::jsonb ->> x.object_id, ':', 1)
          AND cm.external_id = substr(%(map)s::jsonb ->> x.object_id, strpos(%(map)s::jsonb ->> x.object_id, ':') + 1)
-    LEFT JOIN LATERAL (SELECT min(c.id) AS id FROM lms.courses c
-                       WHERE cm.id IS NULL AND c.launch_url = x.object_id) cl ON true
+    LEFT JOIN (SELECT launch_url, min(id) AS id FROM lms.courses GROUP BY launch_url) cl
+         ON cm.id IS NULL AND cl.launch_url = x.object_id
 """)
 
 

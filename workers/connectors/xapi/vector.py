@@ -35,7 +35,7 @@ from workers.connectors.xapi.fastpath import FastCheck, leaf_check
 from workers.connectors.xapi.statements import (
     Plan,
     RowProblem,
-    derived_id,
+    derived_ids,
     passes,
     plan_of,
     serialized,
@@ -218,7 +218,7 @@ def _fast_rows(
     kept = kept.filter(take)
     n = len(lines)
     fragments = {p: c.fragment.filter(take) for p, c in columns.items()}
-    ids = pa.array([derived_id(cfg.name, sha, line) for line in lines.to_pylist()], pa.string())
+    ids = pa.array(_ids(cfg.name, sha, lines.to_pylist()), pa.string())
     tree: dict[str, Any] = {}
     for path, keys, _field, _required in plan:
         node = tree
@@ -267,6 +267,15 @@ def _fast_rows(
     }
     assert list(staged) == list(STAGE_COLUMNS)
     return pa.table(staged)
+
+
+def _ids(connection: str, sha: str, lines: list[int]) -> list[str]:
+    """derived ids of the lines, which run consecutively but for the row path's gaps."""
+    if lines and lines[-1] - lines[0] + 1 == len(lines):
+        return derived_ids(connection, sha, range(lines[0], lines[-1] + 1))
+    wanted = set(lines)
+    every = range(lines[0], lines[-1] + 1) if lines else range(0)
+    return [i for line, i in zip(every, derived_ids(connection, sha, every), strict=True) if line in wanted]
 
 
 def _row_path(
