@@ -25,6 +25,7 @@ import json
 import os
 import random
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -198,7 +199,8 @@ def xapi_bench() -> list[str]:
         "",
         "A generated xAPI CSV (examples/connections.toml's lrs-import mapping, derived UUIDv5 ids, six verbs, half "
         "on course launch URLs, 1% bad rows) dropped into a running `feedsync up` (default workers) until its run "
-        "is finished, against `psql \\copy` of the same file into an UNLOGGED text table.",
+        "is finished, against `psql \\copy` of the same file into an UNLOGGED text table. Measured "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `FEEDSYNC_BENCH_ONLY=xapi make bench`.",
         "",
         "| rows | \\copy unlogged s | feedsync s (rows/s) | ratio (target <= 6) | parse | transform | load "
         "| finalize | worker peak RSS MB |",

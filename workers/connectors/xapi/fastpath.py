@@ -24,6 +24,7 @@ that (tests/unit/test_xapi_fastpath.py).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 import re
 from datetime import datetime
 from typing import Any
@@ -149,6 +150,10 @@ def is_instant(v: Any) -> bool:
     return True
 
 
+# The verdicts on values are kept for the worker's life, not per chunk: a million-statement file
+# names its twenty thousand learners and thousands of activities in every block. Bounded, so a file
+# of all-distinct values costs memory no more than a few megabytes.
+@lru_cache(maxsize=1 << 16)
 def _email(address: str) -> bool:
     """ralph's MailtoEmail check of the address after ``mailto:``."""
     if not address:
@@ -160,6 +165,7 @@ def _email(address: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=1 << 16)
 def _iri_ok(value: str) -> bool:
     """ralph's IRI: rfc3987's parse, then its anchored pattern."""
     if not value:
