@@ -24,9 +24,9 @@ that (tests/unit/test_xapi_fastpath.py).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from pydantic import validate_email
