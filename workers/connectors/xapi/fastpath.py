@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -177,7 +178,7 @@ def _iri_ok(value: str) -> bool:
     return compiled_iri_pattern.match(value) is not None
 
 
-_CHECKS = {"mbox": _email, "iri": _iri_ok, "tag": language_tag}
+_CHECKS: dict[str, Callable[[str], bool]] = {"mbox": _email, "iri": _iri_ok, "tag": language_tag}
 
 
 def _check_of(kind: str) -> Any:
