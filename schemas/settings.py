@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # The run journal (workers/journal.py): what each load changed, so the run can be undone
     # (`feedsync undo`). Off: loads write no journal and their runs cannot be undone.
     journal: bool = True
+    # A run's journal holds the rows as they were before it (people's data): it is removed this many
+    # days after the run ended, and the run can no longer be undone.
+    journal_retention_days: int = Field(default=30, ge=1)
     max_field_chars: int = Field(default=65_536, ge=1024)
 
     # xAPI import: mapped statements of the common shapes are checked by a fast pass, the rest by

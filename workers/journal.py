@@ -11,13 +11,18 @@ operation and the hash of the row after it, and the later runs that changed it s
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import psycopg
+import structlog
 from psycopg import sql
 
+from schemas.settings import get_settings
 from workers import store
 from workers.rows import RunRow
+
+log = structlog.get_logger(__name__)
 
 #: The journaled tables (lms.<name>) and their key columns, in the order undo applies them:
 #: memberships and records before the people, units and courses they point at.
@@ -125,3 +130,44 @@ def summarize(conn: psycopg.Connection[Any], run_id: int, into: sql.Composable) 
             ).format(into=into, table=sql.Identifier("lms", table), match=match),
             {"tbl": table},
         )
+
+
+def purge(*, at: datetime | None = None) -> list[int]:
+    """Remove the journal of every run that ended FEEDSYNC_JOURNAL_RETENTION_DAYS ago or more (on
+    the database clock; ``at`` sets it, for tests); returns those runs' ids. A run still being
+    undone keeps its journal until the undo ends. Run by run, each in its own transaction."""
+    days = get_settings().journal_retention_days
+    purged: list[int] = []
+    with store.connect(autocommit=True) as conn:
+
+        def clock() -> None:
+            if at is not None:  # transaction-local: a pooled connection keeps no test clock
+                conn.execute("SELECT set_config('feedsync.clock', %s, true)", (at.isoformat(),))
+
+        with conn.transaction():
+            clock()
+            due = store.fetch_all(
+                conn,
+                """SELECT r.id FROM sync.runs r
+                   WHERE r.journaled AND r.journal_purged_at IS NULL AND r.finished_at IS NOT NULL
+                     AND r.finished_at + make_interval(days => %s) <= sync.clock()
+                   ORDER BY r.id""",
+                (days,),
+            )
+        for row in due:
+            with conn.transaction():
+                clock()
+                # Locked, and checked again: an undo of this run queued meanwhile keeps the journal.
+                gone = conn.execute(
+                    """UPDATE sync.runs r SET journal_purged_at = sync.clock()
+                       WHERE r.id = %s AND r.journal_purged_at IS NULL
+                         AND NOT EXISTS (SELECT 1 FROM sync.runs u WHERE u.undo_of = r.id
+                                         AND u.status IN ('queued', 'in_progress', 'awaiting_approval'))""",
+                    (row["id"],),
+                ).rowcount
+                if gone:
+                    conn.execute("DELETE FROM sync.journal WHERE run_id = %s", (row["id"],))
+                    purged.append(int(row["id"]))
+    if purged:
+        log.info("run journals removed", runs=len(purged), first=purged[0], last=purged[-1], days=days)
+    return purged

@@ -1,6 +1,6 @@
 """Retention of processed feed files: user feeds (personal data) are removed as soon as their run
 has ended, content feeds after ``FEEDSYNC_CONTENT_RETENTION_DAYS`` (7), or the connection's
-``retention_days``.
+``retention_days``. The periodic sweep also removes old run journals (``journal.purge``).
 
 A file is removed only when every run that read it has ended and committed (a file in a running
 ``--since`` window or rerun stays), counted from the last of those runs on the database clock.
@@ -21,7 +21,7 @@ from psycopg import sql
 
 from schemas.connections import MAX_RETENTION_DAYS
 from schemas.settings import get_settings
-from workers import people_files, store
+from workers import journal, people_files, store
 from workers.connectors import kind_of
 
 log = structlog.get_logger(__name__)
@@ -84,6 +84,11 @@ def sweep(*, run_id: int | None = None, at: datetime | None = None) -> list[str]
         log.info("processed feed removed", file_id=row["id"], path=row["original_path"])
     for path in {r["stored_path"] for r in [*removed, *leftovers]}:
         _unlink(settings.stored_file(path))
+    if run_id is None:  # the periodic sweep: run journals too (they hold rows as they were)
+        try:
+            journal.purge(at=at)
+        except psycopg.Error as exc:
+            log.error("run journal retention failed; it is tried again at the next sweep", error=str(exc))
     return [r["original_path"] for r in removed]
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from schemas.settings import get_settings
 from workers import journal, store
 from workers.connectors import import_kind
 from workers.connectors.contract import Step
@@ -42,6 +43,7 @@ def check_undoable(conn: psycopg.Connection[Any], run_id: int, *, by: int | None
     row = store.fetch_one(
         conn,
         """SELECT r.id, r.kind, r.status, r.dry_run, r.journaled, r.undone_by, r.connection_id,
+                  to_char(r.journal_purged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS journal_purged_on,
                   r.plan ? 'applied_counts' AS partly_applied,
                   c.name AS connection, c.deleted_at IS NULL AS live,
                   (SELECT u.id FROM sync.runs u WHERE u.undo_of = r.id AND u.id IS DISTINCT FROM %(by)s
@@ -73,6 +75,12 @@ def check_undoable(conn: psycopg.Connection[Any], run_id: int, *, by: int | None
         raise UndoRefused(
             f"run {run_id} was loaded without the run journal (FEEDSYNC_JOURNAL off, or before it existed): "
             f"it cannot be undone; to put its rows back, import the feed as it was before run {run_id} again"
+        )
+    if row["journal_purged_on"] is not None:
+        raise UndoRefused(
+            f"run {run_id}'s journal was removed on {row['journal_purged_on']}, "
+            f"FEEDSYNC_JOURNAL_RETENTION_DAYS ({get_settings().journal_retention_days}) after the run: it can no "
+            f"longer be undone; to put its rows back, import the feed as it was before run {run_id} again"
         )
     if not row["live"]:
         raise UndoRefused(f"run {run_id}'s connection {row['connection']!r} has been deleted")

@@ -404,3 +404,30 @@ def test_a_refused_undo_says_what_to_do(pipeline: Pipeline, status: str | None, 
         sql("UPDATE sync.runs SET status = %s WHERE id = %s", (status, a))
     refused = CliRunner().invoke(cli, ["undo", str(a if status else a + 100)])
     assert refused.exit_code != 0 and hint in refused.output, refused.output
+
+
+def test_a_run_journal_is_removed_after_its_retention_and_the_run_can_no_longer_be_undone(
+    pipeline: Pipeline,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from schemas.settings import get_settings
+    from workers import retention
+
+    apply()
+    a = pipeline.import_files((FEED + "day1.csv", people(3)))
+    b = pipeline.import_files((FEED + "day2.csv", people(4)))
+    days = get_settings().journal_retention_days
+    ((b_end,),) = sql("SELECT finished_at FROM sync.runs WHERE id = %s", (b,))
+    a_end = b_end - timedelta(days=1)
+    sql("UPDATE sync.runs SET finished_at = %s WHERE id = %s", (a_end, a))
+    # A day before A's journal is due nothing goes; once it is, A's goes and B's (a day younger) stays.
+    retention.sweep(at=a_end + timedelta(days=days - 1))
+    assert sql("SELECT DISTINCT run_id FROM sync.journal ORDER BY 1") == [(a,), (b,)]
+    retention.sweep(at=a_end + timedelta(days=days, seconds=1))
+    assert sql("SELECT DISTINCT run_id FROM sync.journal ORDER BY 1") == [(b,)]
+    ((purged_on,),) = sql("SELECT journal_purged_at FROM sync.runs WHERE id = %s", (a,))
+    assert purged_on is not None and purged_on > datetime.now(UTC)  # on the (test) database clock
+    with pytest.raises(CommandError, match=f"run {a}'s journal was removed on .* can no longer be undone"):
+        start_undo(a)
+    assert undo(pipeline, b)["status"] == "completed"
