@@ -68,23 +68,27 @@ def apply_file(conn: psycopg.Connection[Any], run: RunRow, file_id: int) -> dict
         conn,
         sql.SQL(
             """
-        WITH src AS (
+        WITH src AS {materialized} (
             SELECT s.*, {nth} AS nth FROM {stage} s WHERE s.file_id = %(file)s AND s.kept),
-        judged AS (
-            SELECT s.*,
-                   CASE WHEN x.id IS NOT NULL THEN
-                            CASE WHEN {same_stored} THEN 'unchanged' ELSE 'conflict' END
-                        WHEN s.nth > 1 THEN
-                            CASE WHEN {same_first} THEN 'unchanged' ELSE 'conflict' END
-                        WHEN s.voids IS NOT NULL AND (
-                                 EXISTS (SELECT 1 FROM lms.xapi_statements t
-                                         WHERE t.id = s.voids AND t.verb_id = %(voided)s)
-                              OR EXISTS (SELECT 1 FROM src t WHERE t.id = s.voids AND t.verb_id = %(voided)s))
-                             THEN 'voids_voider'
-                        ELSE 'new' END AS verdict
-            FROM src s
-            LEFT JOIN src f ON {first_of_id}
-            LEFT JOIN lms.xapi_statements x ON x.id = s.id),
+        -- The lines that are not new statements (few, in a first import): the insert reads the
+        -- staged rows themselves, less these, so the statements are never copied into a CTE.
+        judged AS MATERIALIZED (
+            SELECT j.line_no, j.verdict FROM (
+                SELECT s.line_no,
+                       CASE WHEN x.id IS NOT NULL THEN
+                                CASE WHEN {same_stored} THEN 'unchanged' ELSE 'conflict' END
+                            WHEN s.nth > 1 THEN
+                                CASE WHEN {same_first} THEN 'unchanged' ELSE 'conflict' END
+                            WHEN s.voids IS NOT NULL AND (
+                                     EXISTS (SELECT 1 FROM lms.xapi_statements t
+                                             WHERE t.id = s.voids AND t.verb_id = %(voided)s)
+                                  OR EXISTS (SELECT 1 FROM src t WHERE t.id = s.voids AND t.verb_id = %(voided)s))
+                                 THEN 'voids_voider'
+                       END AS verdict
+                FROM src s
+                LEFT JOIN src f ON {first_of_id}
+                LEFT JOIN lms.xapi_statements x ON x.id = s.id) j
+            WHERE j.verdict IS NOT NULL),
         errs AS (
             INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code, message,
                                          rejected)
@@ -99,12 +103,11 @@ def apply_file(conn: psycopg.Connection[Any], run: RunRow, file_id: int) -> dict
         ins AS (
             INSERT INTO lms.xapi_statements (id, user_id, actor_email, verb_id, object_id, "timestamp", statement,
                                              source_connection_id, source_file_id, source_line, voids, voided)
-            SELECT j.id, u.id, j.actor_email, j.verb_id, j.object_id, coalesce(j.ts, clock_timestamp()),
-                   j.statement::json, %(conn)s, %(file)s, j.line_no, j.voids,
-                   j.verb_id <> %(voided)s AND EXISTS (SELECT 1 FROM lms.xapi_statements v WHERE v.voids = j.id)
-            FROM judged j LEFT JOIN lms.users u ON u.email_key = lower(j.actor_email)
-            WHERE j.verdict = 'new'
-            {order}
+            SELECT s.id, u.id, s.actor_email, s.verb_id, s.object_id, coalesce(s.ts, clock_timestamp()),
+                   s.statement::json, %(conn)s, %(file)s, s.line_no, s.voids,
+                   s.verb_id <> %(voided)s AND EXISTS (SELECT 1 FROM lms.xapi_statements v WHERE v.voids = s.id)
+            FROM {stage} s LEFT JOIN lms.users u ON u.email_key = lower(s.actor_email)
+            WHERE s.file_id = %(file)s AND s.kept AND NOT EXISTS (SELECT 1 FROM judged j WHERE j.line_no = s.line_no)
             ON CONFLICT (id) DO NOTHING
             RETURNING voided)
         SELECT (SELECT count(*) FROM ins) AS stored,
@@ -115,10 +118,10 @@ def apply_file(conn: psycopg.Connection[Any], run: RunRow, file_id: int) -> dict
         ).format(
             stage=stage,
             # Ids derived from the file and line never repeat within a file: no line comes second
-            # to another, and the order of the inserts decides nothing.
+            # to another, so the staged rows are read as they are, each time they are needed.
+            materialized=sql.SQL("NOT MATERIALIZED" if derived else "MATERIALIZED"),
             nth=sql.SQL("1" if derived else "row_number() OVER (PARTITION BY s.id ORDER BY s.line_no)"),
             first_of_id=sql.SQL("false" if derived else "s.nth > 1 AND f.id = s.id AND f.nth = 1"),
-            order=sql.SQL("" if derived else "ORDER BY j.line_no"),
             same_stored=_same("x.statement::text", "s.statement"),
             same_first=_same("f.statement", "s.statement"),
         ),
