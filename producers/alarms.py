@@ -3,6 +3,9 @@ the connection's ``[connections.notify]`` channels.
 
 Kinds (schemas.states.AlertKind), per enabled connection:
 
+Deadlines count from when the connection was created or last enabled and its schedule last
+resumed (``enabled_at``, migration 026); while its schedule is paused no feed is due.
+
 - ``missing`` / ``late``: with ``expect.by``, a deadline passed (producers/expectations.py) and no
   run imported the feed in time: nothing had arrived (missing), or something arrived but was not
   imported (late). With ``expect.every``, no successful import for that long (plus ``grace_min``).
@@ -93,10 +96,14 @@ def evaluate(at: datetime | None = None) -> Evaluation | None:
         now_row = store.fetch_one(conn, "SELECT sync.clock() AS now")
         assert now_row is not None
         now: datetime = now_row["now"]
+        # Deadlines count from when the connection was created or last enabled, and its schedule
+        # last resumed; while its schedule is paused nothing is due.
         connections = store.fetch_all(
             conn,
-            """SELECT name, config, created_at FROM sync.connections
-               WHERE deleted_at IS NULL AND enabled ORDER BY name""",
+            """SELECT c.name, c.config, greatest(c.created_at, c.enabled_at, s.enabled_at) AS armed,
+                      coalesce(NOT s.enabled, false) AS paused
+               FROM sync.connections c LEFT JOIN sync.schedules s ON s.connection_id = c.id
+               WHERE c.deleted_at IS NULL AND c.enabled ORDER BY c.name""",
         )
         opened: list[int] = []
         # A deleted connection's conditions can no longer clear by themselves.
@@ -115,7 +122,8 @@ def evaluate(at: datetime | None = None) -> Evaluation | None:
         outgoing: list[tuple[dict[str, Any], Notify]] = []
         for c in connections:
             config = connection_from_json(c["config"])
-            verdict = judge(conn, c["name"], config.expect or Expect(), type(config).TAKES_FILES, c["created_at"], now)
+            expect = config.expect or Expect()
+            verdict = judge(conn, c["name"], expect, type(config).TAKES_FILES, c["armed"], now, paused=c["paused"])
             resolved += _resolve(conn, c["name"], verdict.resolve, now)
             for alert, new in _raise(conn, c["name"], verdict.findings, now):
                 if new:
@@ -128,11 +136,14 @@ def evaluate(at: datetime | None = None) -> Evaluation | None:
     return Evaluation(now, opened, resolved, notified)
 
 
-def judge(conn: Any, name: str, expect: Expect, takes_files: bool, armed: datetime, now: datetime) -> Verdict:
-    """What holds for one connection at ``now``: alerts to raise and kinds to resolve."""
+def judge(
+    conn: Any, name: str, expect: Expect, takes_files: bool, armed: datetime, now: datetime, *, paused: bool = False
+) -> Verdict:
+    """What holds for one connection at ``now``: alerts to raise and kinds to resolve. ``armed``:
+    no deadline before it counts; ``paused``: the schedule is paused, so no feed is due."""
     verdict = Verdict()
     for part in (
-        _deadlines(conn, name, expect, takes_files, armed, now),
+        Verdict(resolve=set(_DEADLINE_KINDS)) if paused else _deadlines(conn, name, expect, takes_files, armed, now),
         _drift(conn, name, expect, takes_files, now),
         _failed_runs(conn, name, expect, now),
         _held(conn, name, expect),
@@ -176,7 +187,8 @@ def _deadlines(conn: Any, name: str, e: Expect, files: bool, armed: datetime, no
                  AND finished_at <= %(now)s""",
             {"c": name, "files": files, "now": now},
         )
-        base = (base_row or {}).get("at") or armed
+        last = (base_row or {}).get("at")
+        base = armed if last is None else max(last, armed)  # an import before the connection was off is no base
         due = base + e.period + e.grace
         if now <= due:
             return Verdict(resolve=set(_DEADLINE_KINDS))

@@ -5,7 +5,7 @@ resolving the alert while a late one does not."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -208,3 +208,45 @@ def test_a_connection_disabled_resolves_its_late_and_missing_alerts(settings: ob
     connect(ZURICH_0730, extra="enabled = false\n")
     evaluate(utc(2026, 11, 3, 7, 5))
     assert open_alerts() == []
+
+
+def test_a_connection_enabled_again_is_not_late_for_the_days_it_was_off(settings: object) -> None:
+    """Deadlines count from when it was enabled again (the database clock at the apply), for a daily
+    ``by`` and an ``every`` feed alike."""
+    for expect in (ZURICH_0730, 'every = "24h"\n'):
+        now = datetime.now(UTC)
+        connect(expect, armed=now - timedelta(days=20))
+        run(now - timedelta(days=19))
+        connect(expect, extra="enabled = false\n", armed=now - timedelta(days=20))
+        evaluate(now)
+        assert open_alerts() == []
+        connect(expect, armed=now - timedelta(days=20))  # enabled again, now
+        (enabled_at,) = sql("SELECT enabled_at FROM sync.connections WHERE name = 'hr-users'")[0]
+        assert enabled_at >= now
+        evaluate(enabled_at + timedelta(minutes=1))
+        assert open_alerts() == [], expect
+        evaluate(enabled_at + timedelta(days=2))  # a deadline has passed since, with no feed
+        assert open_alerts() == [("missing", "NEW")], expect
+        sql("DELETE FROM sync.alerts")
+
+
+SCHEDULE = '\n[connections.schedule]\nstart = "2026-01-01T06:00:00Z"\nevery_hours = 24\n'
+
+
+def test_while_its_schedule_is_paused_nothing_is_due_and_resumed_it_counts_from_then(settings: object) -> None:
+    now = datetime.now(UTC)
+    connect(ZURICH_0730 + SCHEDULE, armed=now - timedelta(days=20))
+    run(now - timedelta(days=19))
+    evaluate(now)
+    assert open_alerts() == [("missing", "NEW")]
+    connect(ZURICH_0730 + SCHEDULE + "enabled = false\n", armed=now - timedelta(days=20))  # paused
+    evaluate(now + timedelta(minutes=1))
+    assert open_alerts() == []
+    evaluate(now + timedelta(days=3))
+    assert open_alerts() == []
+    connect(ZURICH_0730 + SCHEDULE, armed=now - timedelta(days=20))  # resumed
+    (resumed,) = sql("SELECT s.enabled_at FROM sync.schedules s JOIN sync.connections c ON c.id = s.connection_id")[0]
+    evaluate(resumed + timedelta(minutes=1))
+    assert open_alerts() == []
+    evaluate(resumed + timedelta(days=2))
+    assert open_alerts() == [("missing", "NEW")]
