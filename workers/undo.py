@@ -264,7 +264,11 @@ def restore(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     total["deactivated"], total["reactivated"] = plan_counts["deactivations"], plan_counts["reactivations"]
     present = {r["tbl"] for r in store.fetch_all(conn, sql.SQL("SELECT DISTINCT tbl FROM {}").format(table))}
     for tbl in (t for t in journal.TABLES if t in present):
-        restored, removed = _restore_table(conn, table, tbl)
+        try:
+            with conn.transaction():
+                restored, removed = _restore_table(conn, table, tbl)
+        except psycopg.errors.IntegrityError as exc:
+            raise _clash(run.undo_of, tbl, exc) from None
         total["restored"] += restored
         total["removed"] += removed
     skipped = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {} WHERE skip").format(table))
@@ -272,6 +276,18 @@ def restore(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     # Not a status change (workers/lifecycle.py owns those): the undone run only learns its undo.
     conn.execute("""UPDATE sync.runs SET undone_by = %s WHERE id = %s AND undone_by IS NULL""", (run.id, run.undo_of))
     return total
+
+
+def _clash(run_id: int, tbl: str, exc: psycopg.errors.IntegrityError) -> UndoRefused:
+    """A row put back clashes with one written since by someone else (not a conflict the journal
+    sees: the other row is not one the run touched). Named by table and constraint, never by value."""
+    diag = exc.diag
+    what = f"constraint {diag.constraint_name}" if diag.constraint_name else (diag.sqlstate or "a constraint")
+    return UndoRefused(
+        f"undoing run {run_id} would put back a row of lms.{tbl} that clashes with a row written since "
+        f"({what}: for example an e-mail or id another person now has); nothing was changed. Find that row "
+        f"(feedsync history lists the runs since run {run_id}), change or deactivate it, and undo again"
+    )
 
 
 def _lock_rows(conn: psycopg.Connection[Any], table: sql.Composable) -> None:

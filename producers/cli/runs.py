@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,14 @@ def upload(connection: str, files: tuple[Path, ...]) -> None:
         fail(str(exc))
 
 
-def _start_and_maybe_wait(start: Any, wait: bool) -> None:
-    """Queue a run with ``start()``; with --wait (always with the stub broker) follow it to the end."""
+def _start_and_maybe_wait(start: Any, wait: bool, *, as_json: bool = False) -> None:
+    """Queue a run with ``start()``; with --wait (always with the stub broker) follow it to the end.
+    ``as_json``: one JSON object (run_id, status, error) instead of the lines, exit codes the same."""
     from producers.commands import CommandError, wait_for_run
     from schemas.states import RunStatus
 
     settings = get_settings()
+    say = (lambda _line: None) if as_json else click.echo
     try:
         if settings.is_stub:
             from producers.inprocess import inprocess_worker
@@ -43,16 +46,21 @@ def _start_and_maybe_wait(start: Any, wait: bool) -> None:
                 st = wait_for_run(run_id)
         else:
             run_id = start()
-            click.echo(f"run {run_id} queued")
+            say(f"run {run_id} queued")
             if not wait:
+                if as_json:
+                    click.echo(json.dumps({"run_id": run_id, "status": "queued", "error": None}))
                 return
             st = wait_for_run(run_id)
     except CommandError as exc:
         fail(str(exc))
-    click.echo(f"run {run_id}: {st['status']}" + (f": {printable_lines(st['error'])}" if st["error"] else ""))
-    _echo_export_file(run_id)
-    if st["status"] == RunStatus.AWAITING_APPROVAL:
-        click.echo(f"see its plan with `feedsync run {run_id}`, then `feedsync approve {run_id}` or `reject`")
+    if as_json:
+        click.echo(json.dumps({"run_id": run_id, "status": str(st["status"]), "error": st["error"]}, default=str))
+    else:
+        click.echo(f"run {run_id}: {st['status']}" + (f": {printable_lines(st['error'])}" if st["error"] else ""))
+        _echo_export_file(run_id)
+        if st["status"] == RunStatus.AWAITING_APPROVAL:
+            click.echo(f"see its plan with `feedsync run {run_id}`, then `feedsync approve {run_id}` or `reject`")
     if st["status"] in (RunStatus.FAILED, RunStatus.REJECTED, RunStatus.CANCELLED):
         sys.exit(2)
 

@@ -17,7 +17,9 @@ from producers.cli.runs import _start_and_maybe_wait
 @click.option(
     "--skip-conflicts", is_flag=True, help="leave rows changed since by other runs as they are; undo the rest"
 )
-@click.option("--json", "as_json", is_flag=True, help="with --dry-run: the preview as JSON")
+@click.option(
+    "--json", "as_json", is_flag=True, help="as JSON: the preview (with --dry-run), or the undo run's id and status"
+)
 @click.option("--wait", is_flag=True, help="wait for the undo run; exit non-zero if it failed")
 def undo(run_id: int, dry_run: bool, skip_conflicts: bool, as_json: bool, wait: bool) -> None:
     """Undo run RUN_ID: a run of type undo restores every row it changed, where the row still holds
@@ -32,7 +34,7 @@ def undo(run_id: int, dry_run: bool, skip_conflicts: bool, as_json: bool, wait: 
             fail(str(exc))
         click.echo(json.dumps(p, indent=2, default=str) if as_json else _preview_text(p))
         return
-    _start_and_maybe_wait(lambda: start_undo(run_id, skip_conflicts=skip_conflicts), wait)
+    _start_and_maybe_wait(lambda: start_undo(run_id, skip_conflicts=skip_conflicts), wait, as_json=as_json)
 
 
 def _preview_text(p: dict[str, Any]) -> str:

@@ -431,3 +431,33 @@ def test_a_run_journal_is_removed_after_its_retention_and_the_run_can_no_longer_
     with pytest.raises(CommandError, match=f"run {a}'s journal was removed on .* can no longer be undone"):
         start_undo(a)
     assert undo(pipeline, b)["status"] == "completed"
+
+
+def test_feedsync_undo_json_gives_the_undo_runs_id_and_status(pipeline: Pipeline) -> None:
+    apply()
+    pipeline.import_files((FEED + "day1.csv", people(2)))
+    a = pipeline.import_files((FEED + "day2.csv", people(2, tag="A")))
+    out = CliRunner().invoke(cli, ["undo", str(a), "--json"])
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout)  # the logs go to stderr
+    assert got["status"] == "completed" and got["error"] is None
+    assert sql("SELECT undo_of FROM sync.runs WHERE id = %s", (got["run_id"],)) == [(a,)]
+
+
+def test_a_row_put_back_that_clashes_with_a_later_one_fails_the_undo_naming_table_and_constraint(
+    pipeline: Pipeline,
+) -> None:
+    connect()
+    sync(pipeline, {"org.csv": UNITS, "pos.csv": POSITIONS, "user.csv": PEOPLE})
+    # Run A gives e1 another e-mail; run B gives e1's old address to a new person, z9.
+    a = sync(pipeline, {"org.csv": UNITS, "pos.csv": POSITIONS, "user.csv": PEOPLE.replace("e1@x.com", "e1b@x.com")})
+    z9 = "z9,e1@x.com,Z,Doe,EAST-1,REP,,NZ\n"
+    sync(pipeline, {"org.csv": UNITS, "pos.csv": POSITIONS, "user.csv": PEOPLE.replace("e1@x.com", "e1b@x.com") + z9})
+    before = snapshot("users")
+    undo_id = start_undo(a["run_id"])
+    pipeline.drain(expect_failures=True)
+    u = queries.run_detail(undo_id)
+    assert u is not None and u["status"] == "failed"
+    assert f"undoing run {a['run_id']} would put back a row of lms.users that clashes" in u["error"]
+    assert "constraint users_email_key" in u["error"] and "e1@x.com" not in u["error"]
+    assert snapshot("users") == before
