@@ -181,12 +181,12 @@ def _iri_ok(value: str) -> bool:
 _CHECKS: dict[str, Callable[[str], bool]] = {"mbox": _email, "iri": _iri_ok, "tag": language_tag}
 
 
-def _check_of(kind: str) -> Any:
+def _check_of(kind: str) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, str) and _CHECKS[kind](v)
 
 
 #: What FastCheck asks of the value at each path of the shapes above (language maps by their parent).
-_LEAVES: dict[str, Any] = {
+_LEAVES: dict[str, Callable[[Any], bool]] = {
     "id": lambda v: isinstance(v, str) and _UUID.match(v) is not None,
     "actor.mbox": lambda v: isinstance(v, str) and v.startswith("mailto:") and _email(v[7:]),
     "actor.name": _text,
@@ -205,7 +205,7 @@ _LEAVES: dict[str, Any] = {
 _MAPS = ("verb.display", "object.definition.name", "object.definition.description")
 
 
-def leaf_check(path: str) -> Any | None:
+def leaf_check(path: str) -> Callable[[Any], bool] | None:
     """The check ``FastCheck.valid`` runs on the value a mapping puts at ``path`` (a callable that
     says yes or no), or None for a path outside its shapes. A statement made only of such paths,
     with an ``actor.mbox``, is one ``valid`` says yes to exactly when every leaf's check does."""

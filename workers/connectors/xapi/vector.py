@@ -44,6 +44,8 @@ from workers.connectors.xapi.statements import (
 from workers.connectors.xapi.transform import STAGE_COLUMNS, attributes, row_errors, stage, staged_row, statement_of
 from workers.staging import stage_table
 
+#: Rows built at a time within a block (see prepare_block).
+_SLICE_ROWS = 10_000
 _SECONDS_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 _NO_TEXT = pa.scalar(None, pa.string())
 #: The staged columns taken from the value at a path (as text): what the store indexes.
@@ -89,47 +91,78 @@ def _sha256(file_id: int) -> str:
 
 
 def prepare_block(chunk: Chunk, config: KindConfig, block: RawBlock) -> Prepared | None:
-    """The block's statements, or None when the block is for COPY and the row path."""
+    """The block's statements, or None when the block is for COPY and the row path. Built a slice
+    at a time: a statement's JSON is joined from a dozen intermediate columns, and a slice's keep
+    the worker's memory small whatever the chunk size."""
     cfg = config_as(XapiConnection, config)
     if not get_settings().xapi_fast_path or not fast_shape(cfg):
         return None
+    plan = plan_of(cfg)
+    constants: dict[str, tuple[str, Any]] = {}
+    for path, _keys, field, _required in plan:
+        if field.column is None:
+            if not _leaf(path)(field.value):
+                return None  # every row breaks the same rule: the row path says which
+            constants[path] = (serialized(field.value), field.value)
     table = read_block(block)
     if table is None:
         return None
+    sha = _sha256(chunk.file_id)
+    memo: dict[str, dict[str, Any]] = {path: {} for path in cfg.xapi}
+    parts = [
+        _prepare_slice(chunk, cfg, sha, plan, constants, memo, table.slice(start, _SLICE_ROWS), block, start)
+        for start in range(0, table.num_rows, _SLICE_ROWS)
+    ]
+    return Prepared(
+        cfg,
+        pa.concat_tables([p.fast for p in parts]),
+        [row for p in parts for row in p.slow],
+        [error for p in parts for error in p.errors],
+        sum(p.valid for p in parts),
+        sum(p.filtered for p in parts),
+    )
+
+
+def _prepare_slice(
+    chunk: Chunk,
+    cfg: XapiConnection,
+    sha: str,
+    plan: Plan,
+    constants: dict[str, tuple[str, Any]],
+    memo: dict[str, dict[str, Any]],
+    table: pa.Table,
+    block: RawBlock,
+    start: int,
+) -> Prepared:
     n = table.num_rows
-    by_attr = attributes(cfg)
     cells = {
         column: pc.utf8_trim_whitespace(table.column(f"c{block.positions[a]}").combine_chunks())
-        for a, column in by_attr.items()
+        for a, column in attributes(cfg).items()
     }
-    lines = pa.array(range(block.first_line, block.first_line + n), pa.int32())
+    first = block.first_line + start
+    lines = pa.array(range(first, first + n), pa.int32())
     kept = pa.repeat(pa.scalar(True), n)
     for f in cfg.filters:
         kept = pc.and_(kept, _per_value(cells[f.column], _filter(f), (pa.bool_(),))[0])
-
-    plan = plan_of(cfg)
-    columns: dict[str, _Column] = {}
-    constants: dict[str, tuple[str, Any]] = {}
-    for path, _keys, field, required in plan:
-        check = leaf_check(path)
-        assert check is not None
-        if field.column is None:
-            if not check(field.value):
-                return None  # every row breaks the same rule: the row path says which
-            constants[path] = (serialized(field.value), field.value)
-        else:
-            # An empty id cell: the row path gives the row a derived id, first in the statement.
-            columns[path] = _checked(path, field, required or path == "id", check, cells[field.column])
-
+    columns = {
+        # An empty id cell: the row path gives the row a derived id, first in the statement.
+        path: _checked(path, field, required or path == "id", _leaf(path), cells[field.column], memo[path])
+        for path, _keys, field, required in plan
+        if field.column is not None
+    }
     ok = kept
     for c in columns.values():
         ok = pc.and_(ok, c.ok)
     slow_rows = pc.and_(kept, pc.invert(ok))
-    sha = _sha256(chunk.file_id)
     fast = _fast_rows(chunk, cfg, sha, plan, lines, kept, ok, columns, constants)
     slow, errors = _row_path(chunk, cfg, sha, plan, lines, cells, slow_rows)
-    filtered = n - _count(kept)
-    return Prepared(cfg, fast, slow, errors, _count(ok) + len(slow), filtered)
+    return Prepared(cfg, fast, slow, errors, _count(ok) + len(slow), n - _count(kept))
+
+
+def _leaf(path: str) -> Callable[[Any], bool]:
+    check = leaf_check(path)
+    assert check is not None  # fast_shape said every mapped path has one
+    return check
 
 
 def _count(mask: pa.Array) -> int:
@@ -143,6 +176,8 @@ def screen_block(conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig
 def write_block(conn: psycopg.Connection[Any], chunk: Chunk, prepared: Prepared) -> dict[str, int]:
     if prepared.fast.num_rows:
         copy_csv(conn, stage_table("xapi", chunk.run_id), prepared.fast)
+    # pyarrow's allocator keeps what a block freed: given back, the worker's memory stays flat.
+    pa.default_memory_pool().release_unused()
     stage(conn, chunk, prepared.slow)
     row_errors(conn, chunk, prepared.cfg, prepared.errors)
     return {"valid": prepared.valid, "rejected": len(prepared.errors), "warnings": 0, "filtered": prepared.filtered}
@@ -164,8 +199,16 @@ def _per_value(
     ]
 
 
-def _checked(path: str, field: XapiField, required: bool, check: Any, cells: pa.Array) -> _Column:
+def _checked(path: str, field: XapiField, required: bool, check: Any, cells: pa.Array, memo: dict[str, Any]) -> _Column:
+    """``memo``: this path's verdicts for the block so far (its slices share their values)."""
+
     def one(cell: str) -> tuple[str | None, str | None, bool]:
+        found = memo.get(cell)
+        if found is None:
+            found = memo[cell] = judged(cell)
+        return found
+
+    def judged(cell: str) -> tuple[str | None, str | None, bool]:
         if cell == "":
             return None, None, not required  # left out, or the row path says it is required
         try:
