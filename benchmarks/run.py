@@ -129,8 +129,16 @@ def floor_indexed(path: Path) -> float:
     )
 
 
+def _high_water(pid: int) -> int:
+    """The process's peak resident set size in bytes since it started or its peak was reset."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 class Up:
-    """A running `feedsync up`, with every worker process's peak RSS sampled."""
+    """A running `feedsync up`, with every worker process's peak RSS measured."""
 
     def __init__(self, processes: int | None = None) -> None:
         """processes=None: `feedsync up` with its default (half the cores)."""
@@ -181,10 +189,12 @@ class Up:
         return found
 
     def _sample(self) -> None:
+        """Each worker's peak: the kernel's high-water mark (VmHWM, reset by reset_peaks), so a peak
+        between two samples is not missed, and a short import is measured as exactly as a long one."""
         while self.sampling:
             for p in self.workers():
-                with contextlib.suppress(psutil.Error):
-                    self.peak[p.pid] = max(self.peak.get(p.pid, 0), p.memory_info().rss)
+                with contextlib.suppress(psutil.Error, OSError, ValueError):
+                    self.peak[p.pid] = max(self.peak.get(p.pid, 0), p.memory_info().rss, _high_water(p.pid))
             time.sleep(0.1)
 
     def import_file(self, src: Path, name: str, folder: str = "import/user/internal") -> float:
@@ -246,6 +256,9 @@ class Up:
         return profile
 
     def reset_peaks(self) -> None:
+        for p in self.workers():
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{p.pid}/clear_refs").write_text("5")  # 5: reset the peak RSS (proc(5))
         self.peak.clear()
 
     def stop(self) -> None:
