@@ -10,11 +10,12 @@ the fast pass off (every statement through ralph), for the before/after of the f
 
 It uses its own database and vhost (feedsync_bench_xapi), so it never meets the users bench.
 
-Not yet met (measured 2026-11-29 on the shared 2-core machine, load average 15-24): the ratio was
-152x at 1M (transform 1210 s: Python per row, ~80 us CPU, one worker process so one core; load
-429 s), and worker peak RSS 230 MB at 100k against 396 MB at 1M (a transform holds its whole chunk's
-raw rows and staged statements in lists until its COPY; why the peak grows with the number of chunks
-is not found yet: a streamed transform, fetch a batch, COPY it, is the next step).
+Not met: about 36-50x at 1M (2026-11-29, 2 cores, the test suite running beside it), from 175x
+before mapped files were built column by column (parse 14 s: pyarrow, each distinct value judged
+once; load 33 s). The floor is not \\copy's: a bare INSERT ... SELECT of the same 990,000 rows into
+a table with lms.xapi_statements' five indexes takes 11-14 s on its own on this machine (the JSON
+parsed, a random UUID key), before the run journal, the completions and the progress merge. Worker
+peak RSS (the kernel's high-water mark) 261 MB at 100k and 290 MB at 1M: within 11%, not 10%.
 """
 
 from __future__ import annotations
