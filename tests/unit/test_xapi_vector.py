@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -30,7 +31,8 @@ from tests.stubpipeline import Pipeline
 from workers.connectors.checks import Chunk
 from workers.connectors.contract import RawBlock
 from workers.connectors.xapi import statements, vector
-from workers.connectors.xapi.transform import attributes
+from workers.connectors.xapi.fastpath import FastCheck
+from workers.connectors.xapi.transform import STAGE_COLUMNS, attributes, staged_row, statement_of
 
 TOML = """
 [[connections]]
@@ -204,3 +206,116 @@ def test_derived_ids_are_the_uuid5_of_connection_file_and_line() -> None:
     expected = [str(uuid.uuid5(namespace, f"lrs\n{'ab' * 32}\n{line}")) for line in lines]
     assert statements.derived_ids("lrs", "ab" * 32, lines) == expected
     assert statements.derived_id("lrs", "ab" * 32, 7) == expected[5]
+
+
+#: Values of each column, the first a good one: cells the two paths could read differently.
+TRICKY = {
+    "Email": [
+        "a@x.com",
+        " b@x.com ",
+        "mailto:c@x.com",
+        "MAILTO:d@x.com",
+        "",
+        "bad",
+        "é@x.com",
+        "a@x",
+        "a@-x.com",
+        "\u00a0e@x.com",
+        "f@x.com\u2003",
+    ],
+    "Name": ["Ann", "", "  ", 'q"uote', "back\\slash", "tab\tx", "Zoë", "\u2028ls", "emoji 😀", "x" * 300],
+    "Verb": [
+        ADL + "completed",
+        "completed",
+        "",
+        ADL + "previewed",
+        "http://x/é",
+        "urn:x:y",
+        "http://x/a b",
+        'http://x/"q',
+    ],
+    "Activity": ["https://x.test/a", "https://x.test/é", "", "x", "https://x.test/a?b=c&d=e#f", "https://x.test/%zz"],
+    "Title": ["T", "", "Ü", 'a"b', "\\"],
+    "Score": [
+        "0.5",
+        "0.50",
+        "1",
+        "1.0",
+        "-1",
+        "+0.5",
+        ".5",
+        "5.",
+        "1e-1",
+        "2",
+        "-0",
+        "nan",
+        "inf",
+        "",
+        "0x1",
+        "\u0661",
+        "0.123456789012345678",
+        "00.5",
+    ],
+    "Done": ["true", "false", "TRUE", "Yes", "no", "1", "0", "", "maybe"],
+    "When": [
+        "2026-11-01T10:00:00Z",
+        "2026-02-29T10:00:00Z",
+        "2024-02-29T10:00:00Z",
+        "2026-11-01T24:00:00Z",
+        "2026-11-01T23:59:60Z",
+        "11/1/2026",
+        "13/1/2026",
+        "2026-11-01",
+        "2026-11-01T10:00:00+02:00",
+        "2026-11-01T10:00:00.123Z",
+        "0001-01-01T00:00:00Z",
+        "",
+        "x",
+        "\uff12\uff10\uff12\uff16-11-01T10:00:00Z",
+    ],
+}
+
+
+def test_random_rows_of_tricky_values_are_made_alike_by_both_paths(settings: Any) -> None:
+    """Row by row, against the row path's own functions (filters, statement_of, staged_row): the
+    same statement text and indexed columns, or the same row error, or both filtered."""
+    _truncate()
+    apply_connections(load_connections_toml(TOML))
+    (file_id,) = sql(
+        """INSERT INTO sync.feed_files (connection_id, original_path, stored_path, sha256, size_bytes)
+           SELECT id, 'import/xapi/a.csv', 'a.csv', repeat('ab', 32), 1 FROM sync.connections WHERE name = 'lrs'
+           RETURNING id"""
+    )[0]
+    cfg = config_as(XapiConnection, load_connections_toml(TOML)[0])
+    names = attributes(cfg)
+    positions = {a: HEADER.index(column) for a, column in names.items()}
+    columns = {a: {"column": column, "no": positions[a] + 1} for a, column in names.items()}
+    plan = statements.plan_of(cfg)
+    rnd = random.Random(16)
+    made = 0
+    for _ in range(8):
+        rows = [[v[0] if rnd.random() < 0.8 else rnd.choice(v) for v in TRICKY.values()] for _ in range(400)]
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows)
+        block = RawBlock(out.getvalue().encode(), 2, len(rows), len(HEADER), positions, "utf-8", ",")
+        prepared = vector.prepare_block(Chunk(1, file_id, 0, "a.csv", columns), cfg, block)
+        assert prepared is not None
+        got: dict[int, tuple[Any, ...]] = {}
+        for r in prepared.fast.to_pylist():
+            got[r["line_no"]] = tuple(r[k] for k in STAGE_COLUMNS[2:]) if r["kept"] else ("filtered",)
+            made += r["kept"]
+        got |= {t[1]: tuple(t[2:]) for t in prepared.slow}
+        got |= {e[0]: ("error", *e[1:]) for e in prepared.errors}
+        for line, row in enumerate(rows, start=2):
+            cells = {c: v.strip() for c, v in zip(HEADER, row, strict=True)}
+            want: tuple[Any, ...]
+            if not statements.passes(cfg.filters, cells):
+                want = ("filtered",)
+            else:
+                one = statement_of(cfg, cells, "ab" * 32, line, FastCheck(), plan)
+                if isinstance(one, statements.RowProblem):
+                    want = ("error", one.column, one.code, one.message, cells.get(one.column or ""))
+                else:
+                    want = staged_row(file_id, line, *one)[2:]
+            assert got[line] == want, (line, row)
+    assert made > 1000  # most rows are statements the vector path built
