@@ -276,46 +276,94 @@ TRICKY = {
 }
 
 
-def test_random_rows_of_tricky_values_are_made_alike_by_both_paths(settings: Any) -> None:
-    """Row by row, against the row path's own functions (filters, statement_of, staged_row): the
-    same statement text and indexed columns, or the same row error, or both filtered."""
+def compare(toml: str, header: list[str], rows: list[list[str]]) -> int:
+    """Make the rows by the vector path and by the row path's own functions (filters,
+    statement_of, staged_row) and assert, row by row, the same statement text and indexed columns,
+    or the same row error, or both filtered. Returns how many statements the vector path built."""
     _truncate()
-    apply_connections(load_connections_toml(TOML))
+    apply_connections(load_connections_toml(toml))
     (file_id,) = sql(
         """INSERT INTO sync.feed_files (connection_id, original_path, stored_path, sha256, size_bytes)
            SELECT id, 'import/xapi/a.csv', 'a.csv', repeat('ab', 32), 1 FROM sync.connections WHERE name = 'lrs'
            RETURNING id"""
     )[0]
-    cfg = config_as(XapiConnection, load_connections_toml(TOML)[0])
+    cfg = config_as(XapiConnection, load_connections_toml(toml)[0])
     names = attributes(cfg)
-    positions = {a: HEADER.index(column) for a, column in names.items()}
+    positions = {a: header.index(column) for a, column in names.items()}
     columns = {a: {"column": column, "no": positions[a] + 1} for a, column in names.items()}
     plan = statements.plan_of(cfg)
-    rnd = random.Random(16)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    block = RawBlock(out.getvalue().encode(), 2, len(rows), len(header), positions, "utf-8", ",")
+    prepared = vector.prepare_block(Chunk(1, file_id, 0, "a.csv", columns), cfg, block)
+    assert prepared is not None
     made = 0
-    for _ in range(8):
-        rows = [[v[0] if rnd.random() < 0.8 else rnd.choice(v) for v in TRICKY.values()] for _ in range(400)]
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\n").writerows(rows)
-        block = RawBlock(out.getvalue().encode(), 2, len(rows), len(HEADER), positions, "utf-8", ",")
-        prepared = vector.prepare_block(Chunk(1, file_id, 0, "a.csv", columns), cfg, block)
-        assert prepared is not None
-        got: dict[int, tuple[Any, ...]] = {}
-        for r in prepared.fast.to_pylist():
-            got[r["line_no"]] = tuple(r[k] for k in STAGE_COLUMNS[2:]) if r["kept"] else ("filtered",)
-            made += r["kept"]
-        got |= {t[1]: tuple(t[2:]) for t in prepared.slow}
-        got |= {e[0]: ("error", *e[1:]) for e in prepared.errors}
-        for line, row in enumerate(rows, start=2):
-            cells = {c: v.strip() for c, v in zip(HEADER, row, strict=True)}
-            want: tuple[Any, ...]
-            if not statements.passes(cfg.filters, cells):
-                want = ("filtered",)
+    got: dict[int, tuple[Any, ...]] = {}
+    for r in prepared.fast.to_pylist():
+        got[r["line_no"]] = tuple(r[k] for k in STAGE_COLUMNS[2:]) if r["kept"] else ("filtered",)
+        made += r["kept"]
+    got |= {t[1]: tuple(t[2:]) for t in prepared.slow}
+    got |= {e[0]: ("error", *e[1:]) for e in prepared.errors}
+    for line, row in enumerate(rows, start=2):
+        cells = {c: v.strip() for c, v in zip(header, row, strict=True)}
+        want: tuple[Any, ...]
+        if not statements.passes(cfg.filters, cells):
+            want = ("filtered",)
+        else:
+            one = statement_of(cfg, cells, "ab" * 32, line, FastCheck(), plan)
+            if isinstance(one, statements.RowProblem):
+                want = ("error", one.column, one.code, one.message, cells.get(one.column or ""))
             else:
-                one = statement_of(cfg, cells, "ab" * 32, line, FastCheck(), plan)
-                if isinstance(one, statements.RowProblem):
-                    want = ("error", one.column, one.code, one.message, cells.get(one.column or ""))
-                else:
-                    want = staged_row(file_id, line, *one)[2:]
-            assert got[line] == want, (line, row)
-    assert made > 1000  # most rows are statements the vector path built
+                want = staged_row(file_id, line, *one)[2:]
+        assert got[line] == want, (line, row)
+    return made
+
+
+def test_random_rows_of_tricky_values_are_made_alike_by_both_paths(settings: Any) -> None:
+    rnd = random.Random(16)
+    rows = [[v[0] if rnd.random() < 0.8 else rnd.choice(v) for v in TRICKY.values()] for _ in range(3200)]
+    assert compare(TOML, HEADER, rows) > 1000  # most rows are statements the vector path built
+
+
+LEAN = """
+[[connections]]
+name = "lrs"
+kind = "xapi"
+
+[connections.xapi]
+{paths}
+"""
+WHEN = ["2026-11-01T10:00:00Z", "0000-01-01T00:00:00Z", "0999-01-01T00:00:00Z", "2024-06-30T23:59:60Z", ""]
+
+
+@pytest.mark.parametrize(
+    "paths, header, rows",
+    [
+        pytest.param(  # a date at a path that is no timestamp: judged by that path's rule
+            '"actor.mbox" = { column = "E" }\n"verb.id" = { column = "V", type = "date" }\n'
+            '"object.id" = { column = "A" }\n"result.score.raw" = { column = "S", type = "date" }',
+            ["E", "V", "A", "S"],
+            [["a@x.com", w, "https://x/a", w] for w in WHEN] + [["a@x.com", ADL + "x", "https://x/a", ""]],
+            id="date-elsewhere",
+        ),
+        pytest.param(  # year 0 and a leap second: not instants for Python's datetime
+            '"actor.mbox" = { column = "E" }\n"verb.id" = { column = "V" }\n"object.id" = { column = "A" }\n'
+            '"timestamp" = { column = "W", type = "date" }',
+            ["E", "V", "A", "W"],
+            [["a@x.com", ADL + "x", "https://x/a", w] for w in WHEN],
+            id="odd-years",
+        ),
+        pytest.param(  # an object mapped in pieces whose first piece is empty: the row path's key order
+            '"result.score.raw" = { column = "S", type = "number" }\n"actor.mbox" = { column = "E" }\n'
+            '"verb.id" = { column = "V" }\n"object.id" = { column = "A" }\n'
+            '"result.success" = { column = "O", type = "boolean" }',
+            ["S", "E", "V", "A", "O"],
+            [[s, "a@x.com", ADL + "x", "https://x/a", o] for s in ("", "0.5") for o in ("", "true")],
+            id="key-order",
+        ),
+    ],
+)
+def test_mappings_the_review_found_are_made_alike_by_both_paths(
+    settings: Any, paths: str, header: list[str], rows: list[list[str]]
+) -> None:
+    compare(LEAN.format(paths=paths), header, rows)

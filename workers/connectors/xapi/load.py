@@ -27,8 +27,6 @@ from workers.connectors.xapi.transform import VOIDED, attributes
 from workers.rows import RunRow
 from workers.staging import stage_table
 
-#: A file that stores this many statements has the table's statistics renewed before its completions.
-_ANALYZE_AFTER = 20_000
 #: What the spec's comparison of two statements with the same id leaves aside.
 _IGNORED = sql.SQL("'{authority,stored,timestamp,version,attachments}'::text[]")
 
@@ -140,10 +138,6 @@ def apply_file(conn: psycopg.Connection[Any], run: RunRow, file_id: int) -> dict
         ).format(stage=stage),
         params,
     )
-    if int(row["stored"]) >= _ANALYZE_AFTER:
-        # The completions read back what this file stored: without fresh statistics the planner
-        # takes a million new statements for a hundred and joins them to the courses by nested loop.
-        conn.execute("ANALYZE lms.xapi_statements")
     progress = _completions(conn, run, file_id, cfg, actor_attr)
     if cfg.voiding_reverts:
         _revert(conn, cfg, voided_now)
@@ -182,10 +176,26 @@ def _completions(
         "unknown": "progress not written: no learner has this actor's e-mail (the statement is stored); add the "
         "person to a user feed and import this file again",
     }
-    matched = sql.SQL("""
-        SELECT x.*, coalesce(cm.id, cl.id) AS course_id
-        FROM lms.xapi_statements x {course}
-        WHERE x.source_file_id = %(file)s AND x.verb_id = ANY(%(verbs)s) AND NOT x.voided""").format(course=_COURSE)
+    # This file's stored completions, gathered and analysed first: the store's statistics do not
+    # know the statements the load has just written, and taking a million for a hundred the planner
+    # would match them to the courses by nested loop. (A temporary table: analysing it locks nothing
+    # another load needs.)
+    conn.execute("DROP TABLE IF EXISTS pg_temp.xapi_completions")
+    conn.execute(
+        sql.SQL(
+            """CREATE TEMP TABLE xapi_completions ON COMMIT DROP AS
+               SELECT x.id, x.user_id, x.actor_email, x.object_id, x."timestamp", x.source_line,
+                      (x.statement::jsonb #>> '{{result,score,scaled}}')::numeric AS scaled
+               FROM {stage} s
+               JOIN lms.xapi_statements x ON x.id = s.id AND x.source_file_id = %(file)s AND x.source_line = s.line_no
+               WHERE s.file_id = %(file)s AND s.kept AND s.verb_id = ANY(%(verbs)s) AND NOT x.voided"""
+        ).format(stage=stage_table("xapi", run_id)),
+        params,
+    )
+    conn.execute("ANALYZE pg_temp.xapi_completions")
+    matched = sql.SQL(
+        "SELECT x.*, coalesce(cm.id, cl.id) AS course_id FROM pg_temp.xapi_completions x {course}"
+    ).format(course=_COURSE)
     conn.execute(
         sql.SQL(
             """INSERT INTO {progress} (file_id, line_no, learner_key, learner_column, email,
@@ -193,8 +203,7 @@ def _completions(
             SELECT %(file)s, m.source_line, lower(m.actor_email), %(actor)s, m.actor_email, m.course_id::text,
                    'completed', d, d, d, CASE WHEN sc IS NOT NULL THEN d END, sc * 100
             FROM ({matched}) m
-            CROSS JOIN LATERAL (SELECT m."timestamp"::date AS d,
-                                       (m.statement::jsonb #>> '{{result,score,scaled}}')::numeric AS sc) v
+            CROSS JOIN LATERAL (SELECT m."timestamp"::date AS d, m.scaled AS sc) v
             WHERE m.course_id IS NOT NULL AND m.user_id IS NOT NULL"""
         ).format(progress=stage_table("progress", run_id), matched=matched),
         params,

@@ -153,10 +153,26 @@ def _prepare_slice(
     ok = kept
     for c in columns.values():
         ok = pc.and_(ok, c.ok)
+    for lead in _order_keepers(plan):
+        if lead in columns:
+            ok = pc.and_(ok, pc.is_valid(columns[lead].fragment))
     slow_rows = pc.and_(kept, pc.invert(ok))
     fast = _fast_rows(chunk, cfg, sha, plan, lines, kept, ok, columns, constants)
     slow, errors = _row_path(chunk, cfg, sha, plan, lines, cells, slow_rows)
     return Prepared(cfg, fast, slow, errors, _count(ok) + len(slow), n - _count(kept))
+
+
+def _order_keepers(plan: Plan) -> list[str]:
+    """The row path puts an object where its first present value is; here it goes where the mapping
+    first names it. They agree for an object whose paths are one run in the mapping (no sibling's
+    in between), and for any object whose first path has a value. So a row that leaves out the
+    first path of an object mapped in pieces is made by the row path: these are those first paths."""
+    index = {path: i for i, (path, *_rest) in enumerate(plan)}
+    objects: dict[tuple[str, ...], list[int]] = {}
+    for path, keys, _field, _required in plan:
+        for depth in range(1, len(keys)):
+            objects.setdefault(tuple(keys[:depth]), []).append(index[path])
+    return [plan[spots[0]][0] for spots in objects.values() if spots[-1] - spots[0] + 1 != len(spots)]
 
 
 def _leaf(path: str) -> Callable[[Any], bool]:
@@ -220,17 +236,22 @@ def _checked(path: str, field: XapiField, required: bool, check: Any, cells: pa.
         return serialized(value), value if isinstance(value, str) else None, True
 
     types = (pa.string(), pa.string(), pa.bool_())
-    if field.type != "date":
+    if not (field.type == "date" and path == "timestamp"):
         fragment, text, ok = _per_value(cells, one, types)
         return _Column(fragment, text, ok)
-    # Dates seldom repeat: the usual form is checked here, by the rule Python's parser keeps.
+    # Timestamps seldom repeat: the usual form is checked here, by the rules Python's parser keeps
+    # (an instant is what the timestamp's check asks for; a date at any other path is judged above).
     seconds = pc.utf8_slice_codeunits(cells, 0, 19)
-    # strptime rolls 30 February over into March: a date is real when it prints back as written.
+    # strptime rolls 30 February over into March: a date is real when it prints back as written;
+    # and it reads year 0, which Python's datetime has not.
     parsed = pc.strptime(cells, format="%Y-%m-%dT%H:%M:%SZ", unit="s", error_is_null=True)
     usual = pc.fill_null(
         pc.and_(
-            pc.match_substring_regex(cells, _SECONDS_UTC),
-            pc.equal(pc.strftime(parsed, format="%Y-%m-%dT%H:%M:%S"), seconds),
+            pc.and_(
+                pc.match_substring_regex(cells, _SECONDS_UTC),
+                pc.equal(pc.strftime(parsed, format="%Y-%m-%dT%H:%M:%S"), seconds),
+            ),
+            pc.greater_equal(pc.year(parsed), 1),
         ),
         False,
     )
