@@ -12,10 +12,10 @@ It uses its own database and vhost (feedsync_bench_xapi), so it never meets the 
 
 Not met: about 36-50x at 1M (2026-11-29, 2 cores, the test suite running beside it), from 175x
 before mapped files were built column by column (parse 14 s: pyarrow, each distinct value judged
-once; load 33 s). The floor is not \\copy's: a bare INSERT ... SELECT of the same 990,000 rows into
+once; load 34 s). The floor is not \\copy's: a bare INSERT ... SELECT of the same 990,000 rows into
 a table with lms.xapi_statements' five indexes takes 11-14 s on its own on this machine (the JSON
 parsed, a random UUID key), before the run journal, the completions and the progress merge. Worker
-peak RSS (the kernel's high-water mark) 261 MB at 100k and 290 MB at 1M: within 11%, not 10%.
+peak RSS (the kernel's high-water mark) 263 MB at 100k and 280 MB at 1M: flat within 10%.
 """
 
 from __future__ import annotations
