@@ -48,8 +48,6 @@ from workers.staging import stage_table
 _SLICE_ROWS = 10_000
 _SECONDS_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 _NO_TEXT = pa.scalar(None, pa.string())
-#: The staged columns taken from the value at a path (as text): what the store indexes.
-_INDEXED = {"actor.mbox": "actor_email", "verb.id": "verb_id", "object.id": "object_id", "timestamp": "ts"}
 
 
 @dataclass(frozen=True, slots=True)
