@@ -178,21 +178,8 @@ def test_the_vector_path_and_the_row_path_store_the_same_statements_and_errors(s
 def test_most_rows_of_a_mapped_block_are_made_column_by_column(settings: Any) -> None:
     """The comparison above is worth something only if the vector path makes the statements: here
     only the odd rows go to the row path."""
-    _truncate()
-    apply_connections(load_connections_toml(TOML))
-    (file_id,) = sql(
-        """INSERT INTO sync.feed_files (connection_id, original_path, stored_path, sha256, size_bytes)
-           SELECT id, 'import/xapi/a.csv', 'a.csv', repeat('0', 64), 1 FROM sync.connections WHERE name = 'lrs'
-           RETURNING id"""
-    )[0]
-    cfg = config_as(XapiConnection, load_connections_toml(TOML)[0])
-    names = attributes(cfg)
     data = feed()
-    body = data[data.index(b"\n") + 1 :]
-    positions = {a: HEADER.index(column) for a, column in names.items()}
-    columns = {a: {"column": column, "no": positions[a] + 1} for a, column in names.items()}
-    block = RawBlock(body, 2, N, len(HEADER), positions, "utf-8", ",")
-    prepared = vector.prepare_block(Chunk(1, file_id, 0, "a.csv", columns), cfg, block)
+    prepared, _, _ = prepare(TOML, HEADER, data[data.index(b"\n") + 1 :], N)
     assert prepared is not None
     odd = len([c for c, _ in ODD])
     assert prepared.fast.num_rows >= N - odd
@@ -276,10 +263,9 @@ TRICKY = {
 }
 
 
-def compare(toml: str, header: list[str], rows: list[list[str]]) -> int:
-    """Make the rows by the vector path and by the row path's own functions (filters,
-    statement_of, staged_row) and assert, row by row, the same statement text and indexed columns,
-    or the same row error, or both filtered. Returns how many statements the vector path built."""
+def prepare(toml: str, header: list[str], body: bytes, lines: int) -> tuple[Any, int, XapiConnection]:
+    """The connection applied, its file registered, and the block of ``lines`` CSV lines prepared by
+    the vector path: (what it prepared, the file's id, the config)."""
     _truncate()
     apply_connections(load_connections_toml(toml))
     (file_id,) = sql(
@@ -291,12 +277,19 @@ def compare(toml: str, header: list[str], rows: list[list[str]]) -> int:
     names = attributes(cfg)
     positions = {a: header.index(column) for a, column in names.items()}
     columns = {a: {"column": column, "no": positions[a] + 1} for a, column in names.items()}
-    plan = statements.plan_of(cfg)
+    block = RawBlock(body, 2, lines, len(header), positions, "utf-8", ",")
+    return vector.prepare_block(Chunk(1, file_id, 0, "a.csv", columns), cfg, block), file_id, cfg
+
+
+def compare(toml: str, header: list[str], rows: list[list[str]]) -> int:
+    """Make the rows by the vector path and by the row path's own functions (filters,
+    statement_of, staged_row) and assert, row by row, the same statement text and indexed columns,
+    or the same row error, or both filtered. Returns how many statements the vector path built."""
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
-    block = RawBlock(out.getvalue().encode(), 2, len(rows), len(header), positions, "utf-8", ",")
-    prepared = vector.prepare_block(Chunk(1, file_id, 0, "a.csv", columns), cfg, block)
+    prepared, file_id, cfg = prepare(toml, header, out.getvalue().encode(), len(rows))
     assert prepared is not None
+    plan = statements.plan_of(cfg)
     made = 0
     got: dict[int, tuple[Any, ...]] = {}
     for r in prepared.fast.to_pylist():
