@@ -479,3 +479,19 @@ def test_feedsync_web_serves_the_console_after_feedsync_admins_add(settings: Any
         proc.wait(timeout=30)
         if proc.stderr:
             proc.stderr.close()
+
+
+def test_a_run_page_shows_the_plan_in_its_kinds_own_terms(as_admin: TestClient, pipeline: Pipeline) -> None:
+    """An xAPI run plans no people: its page shows the counts it planned, not "creates: 0"."""
+    from tests.unit.test_xapi_import import COMPLETED, CSV_HEADER, connect, drop_and_run
+
+    connect()
+    row = f"ann@x.com,{COMPLETED},https://x.test/c1,0.5,true,2026-11-01\n"
+    run = drop_and_run(pipeline, "a.csv", CSV_HEADER + row + "bad,,,,,\n")
+    card = as_admin.get(f"/runs/{run['run_id']}").text.split('class="card plan"')[1].split("</section>")[0]
+    assert "rows read: 2" in card and "rows rejected: 1" in card
+    assert "creates" not in card and "manager moves" not in card
+    apply("full_feed = true\n")  # a full feed plans its people's changes (deactivations are checked)
+    users_run = pipeline.import_files((FEED + "day1.csv", people(3)))
+    card = as_admin.get(f"/runs/{users_run}").text.split('class="card plan"')[1].split("</section>")[0]
+    assert "creates: 3" in card and "deactivations: 0" in card and "rows read" not in card
