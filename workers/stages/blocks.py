@@ -35,10 +35,6 @@ class Blocks:
         self.chunk, self.chunk_rows = chunk, chunk_rows
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="block-ahead")
         self._ahead: tuple[int, int, Future[tuple[Block | None, Any]]] | None = None
-        with store.connect() as conn:
-            # Nobody active in the store (a first import): no row can be unchanged, nothing to compare.
-            row = conn.execute("SELECT EXISTS (SELECT 1 FROM lms.users WHERE active)").fetchone()
-            self._screen = bool(row and row[0])
 
     def _prepare(self, offset: int, line_no: int) -> tuple[Block | None, Any]:
         block = self.reader.block(offset, line_no, self.chunk_rows)
@@ -54,7 +50,7 @@ class Blocks:
             self.reader.delimiter,
         )
         prepared = self.stager.prepare_block(self.chunk, self.config, raw)
-        if prepared is not None and self._screen:
+        if prepared is not None:
             with store.connect() as conn:
                 prepared = self.stager.screen_block(conn, self.chunk, self.config, prepared)
         return block, prepared

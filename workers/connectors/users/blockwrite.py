@@ -28,6 +28,10 @@ def screen_block(conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig
     typed = prepared.typed
     if typed.num_rows == 0:
         return prepared
+    # Nobody active in the store (a first import): no row can be unchanged, nothing to compare.
+    anyone = conn.execute("SELECT EXISTS (SELECT 1 FROM lms.users WHERE active)").fetchone()
+    if not (anyone and anyone[0]):
+        return prepared
     found = conn.execute(
         sql.SQL(
             # Binary parameters: a 50,000-element array in text form took a second to send and parse.

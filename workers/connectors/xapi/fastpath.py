@@ -1,5 +1,5 @@
 """A cheaper yes for the statements a mapping makes: the common shapes checked by hand, with the
-same checks ralph runs on their values, each distinct value once per chunk.
+same checks ralph runs on their values, each distinct value once in the worker's life.
 
 ralph validates a whole pydantic model per statement, and tries an agent against every branch of
 its unions (an e-mail address is validated twice per row): ~150 µs a statement. A mapped file holds
@@ -49,11 +49,8 @@ _SCORE = frozenset({"scaled", "raw"})
 
 
 class FastCheck:
-    """One chunk's fast pass: the verdict on each distinct e-mail, IRI and language tag is kept
-    for the chunk (a learner's address is checked once, not once per statement)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], bool] = {}
+    """The fast pass. The verdicts on e-mails, IRIs and language tags are kept for the worker's life
+    (``_CHECKS``), so a learner's address is checked once, not once per statement."""
 
     def valid(self, s: dict[str, Any]) -> bool:
         """True: the statement is valid by xAPI 1.0.3 (as ``validation.problem`` would find).
@@ -109,11 +106,7 @@ class FastCheck:
         return isinstance(value, str) and self._check("iri", value)
 
     def _check(self, kind: str, value: str) -> bool:
-        key = (kind, value)
-        verdict = self._seen.get(key)
-        if verdict is None:
-            verdict = self._seen[key] = _CHECKS[kind](value)
-        return verdict
+        return _CHECKS[kind](value)
 
 
 def _result(r: Any) -> bool:
@@ -178,7 +171,11 @@ def _iri_ok(value: str) -> bool:
     return compiled_iri_pattern.match(value) is not None
 
 
-_CHECKS: dict[str, Callable[[str], bool]] = {"mbox": _email, "iri": _iri_ok, "tag": language_tag}
+_CHECKS: dict[str, Callable[[str], bool]] = {
+    "mbox": _email,
+    "iri": _iri_ok,
+    "tag": lru_cache(maxsize=1 << 10)(language_tag),
+}
 
 
 def _check_of(kind: str) -> Callable[[Any], bool]:

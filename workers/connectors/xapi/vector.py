@@ -280,7 +280,9 @@ def _fast_rows(
     kept = kept.filter(take)
     n = len(lines)
     fragments = {p: c.fragment.filter(take) for p, c in columns.items()}
-    ids = pa.array(_ids(cfg.name, sha, lines.to_pylist()), pa.string())
+    derived = "id" not in columns and "id" not in constants
+    # Only a statement without a mapped id takes a derived one (a filtered row's is never read).
+    ids = pa.array(_ids(cfg.name, sha, lines.to_pylist()) if derived else [None] * n, pa.string())
     tree: dict[str, Any] = {}
     for path, keys, _field, _required in plan:
         node = tree
@@ -319,7 +321,7 @@ def _fast_rows(
         "file_id": pa.repeat(pa.scalar(chunk.file_id, pa.int64()), n),
         "line_no": lines,
         "kept": kept,
-        "id": pc.if_else(kept, ids if "id" not in columns and "id" not in constants else text_of("id"), _NO_TEXT),
+        "id": pc.if_else(kept, ids if derived else text_of("id"), _NO_TEXT),
         "actor_email": pc.if_else(kept, pc.utf8_slice_codeunits(mbox, 7), _NO_TEXT),
         "verb_id": pc.if_else(kept, text_of("verb.id"), _NO_TEXT),
         "object_id": pc.if_else(kept, text_of("object.id"), _NO_TEXT),
