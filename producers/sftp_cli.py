@@ -96,11 +96,11 @@ def fingerprint(host: str, port: int, timeout: float) -> None:
 @click.argument("connection")
 def check(connection: str) -> None:
     """Connect and list CONNECTION's remote_dir; say what the next poll would take, and why not the rest."""
-    from producers import sftp_pull
+    from producers import sftp_loop, sftp_pull
 
     settings = get_settings()
     c = _connection(connection)
-    last = sftp_pull.last_poll(c)
+    last = sftp_loop.last_poll(c)
     if last is not None:
         outcome = "ok" if last["ok"] else f"failed: {last['error']}"
         click.echo(f"last poll: {last['polled_at']:%Y-%m-%d %H:%M:%S}Z, {printable_lines(outcome)}")
@@ -125,11 +125,11 @@ def check(connection: str) -> None:
 @click.option("--once", is_flag=True, help="poll now (each connection, or CONNECTION) once and exit")
 def pull(connection: str | None, once: bool) -> None:
     """Pull every SFTP connection's files when due (what `feedsync up` runs)."""
-    from producers import sftp_pull
+    from producers import sftp_loop, sftp_pull
 
     settings = get_settings()
     if once:
-        targets = [_connection(connection)] if connection else sftp_pull.pulling_connections(settings)
+        targets = [_connection(connection)] if connection else sftp_loop.pulling_connections(settings)
         for c in targets:
             try:
                 result = sftp_pull.poll(settings, c)
@@ -140,6 +140,6 @@ def pull(connection: str | None, once: bool) -> None:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
-        sftp_pull.run(settings, stopping)
+        sftp_loop.run(settings, stopping)
     except KeyboardInterrupt:
         stopping.set()

@@ -32,7 +32,6 @@ import fnmatch
 import hashlib
 import os
 import stat
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -46,16 +45,11 @@ from producers import settle as settle_rules
 from schemas.settings import Settings
 from schemas.sftp import SftpConfig
 from workers import failpoints, store
-from workers.errors import TerminalError, TransientError, safe_text
+from workers.errors import TerminalError
 from workers.files import fsync_dir
 from workers.sftp import BLOCK, Session, session
 
 log = structlog.get_logger(__name__)
-
-#: How often the pull loop looks for connections that are due.
-TICK_S = 5.0
-#: Pullers of one connection (on any host) poll one at a time.
-_POLL_LOCK = 7310  # apart from 7300..7303 (migrations, intake and run bookkeeping, suspects, run gates)
 
 
 @dataclass(frozen=True)
@@ -428,96 +422,3 @@ def check(settings: Settings, connection: dict[str, Any]) -> list[Decision]:
 
     entries = asyncio.run(go())
     return plan(settings, connection, cfg, entries, _remembered(connection["id"]), time.time())
-
-
-def last_poll(connection: dict[str, Any]) -> dict[str, Any] | None:
-    with store.connect() as conn:
-        return store.fetch_one(
-            conn,
-            """SELECT polled_at AT TIME ZONE 'UTC' AS polled_at, ok, error FROM sync.sftp_polls
-               WHERE connection_id = %s""",
-            (connection["id"],),
-        )
-
-
-def pulling_connections(settings: Settings) -> list[dict[str, Any]]:
-    return [c for c in registry.live_connections(settings) if c["enabled"] and c["config"].get("sftp")]
-
-
-def _due(connection: dict[str, Any], settings: Settings) -> bool:
-    cfg = sftp_config(connection)
-    assert cfg is not None
-    with store.connect() as conn:
-        last = store.fetch_one(
-            conn,
-            "SELECT ok, failures, now() - polled_at AS ago FROM sync.sftp_polls WHERE connection_id = %s",
-            (connection["id"],),
-        )
-    if last is None:
-        return True
-    wait_s = cfg.poll_every_min * 60
-    if not last["ok"] and last["failures"]:
-        backoff_ms = settings.min_backoff_ms * 2 ** min(last["failures"] - 1, 30)
-        wait_s = min(wait_s, min(backoff_ms, settings.max_backoff_ms) / 1000)
-    return bool(last["ago"].total_seconds() >= wait_s)
-
-
-def _record_poll(connection_id: int, error: str | None, transient: bool) -> None:
-    with store.connect() as conn:
-        conn.execute(
-            """INSERT INTO sync.sftp_polls (connection_id, polled_at, ok, error, failures)
-               VALUES (%(c)s, now(), %(ok)s, %(e)s, %(f)s)
-               ON CONFLICT (connection_id) DO UPDATE SET polled_at = now(), ok = %(ok)s, error = %(e)s,
-                 failures = CASE WHEN %(f)s = 0 THEN 0 ELSE sync.sftp_polls.failures + 1 END""",
-            {"c": connection_id, "ok": error is None, "e": error, "f": 1 if transient else 0},
-        )
-
-
-def poll_guarded(settings: Settings, connection: dict[str, Any]) -> PollResult | None:
-    """poll(), one puller at a time per connection, its outcome recorded; never raises for the
-    server's sake (the loop goes on with the other connections)."""
-    with store.connect(autocommit=True) as lock:
-        got = store.fetch_one(lock, "SELECT pg_try_advisory_lock(%s, %s) AS ok", (_POLL_LOCK, connection["id"]))
-        if not (got and got["ok"]):
-            return None  # another puller is polling this connection
-        try:
-            return _poll_recorded(settings, connection)
-        finally:
-            # A pooled connection outlives this block: the session lock must be let go explicitly.
-            lock.execute("SELECT pg_advisory_unlock(%s, %s)", (_POLL_LOCK, connection["id"]))
-
-
-def _poll_recorded(settings: Settings, connection: dict[str, Any]) -> PollResult | None:
-    try:
-        result = poll(settings, connection)
-    except TransientError as exc:
-        # Our own sentences (workers.sftp), which never carry a secret or a file's content.
-        log.warning("SFTP poll failed; retrying with backoff", connection=connection["name"], error=str(exc))
-        _record_poll(connection["id"], str(exc), transient=True)
-        return None
-    except TerminalError as exc:
-        log.error(safe_text(exc), connection=connection["name"])
-        _record_poll(connection["id"], safe_text(exc), transient=False)
-        return None
-    _record_poll(connection["id"], None, transient=False)
-    if result.taken or result.handled:
-        log.info("SFTP poll", connection=connection["name"], pulled=len(result.taken), handled=len(result.handled))
-    return result
-
-
-def run(settings: Settings, stopping: threading.Event) -> None:
-    """``feedsync sftp pull``: poll every SFTP connection when it is due, until stopped."""
-    log.info("SFTP pull started")
-    while not stopping.is_set():
-        try:
-            for connection in pulling_connections(settings):
-                if stopping.is_set():
-                    break
-                try:
-                    if _due(connection, settings):
-                        poll_guarded(settings, connection)
-                except Exception as exc:  # one connection's bug never stops the others' pulls
-                    log.error("SFTP poll crashed", connection=connection["name"], error=safe_text(exc))
-        except Exception as exc:
-            log.warning("could not read the connections; retrying", error=safe_text(exc))
-        stopping.wait(TICK_S)

@@ -123,9 +123,9 @@ def test_check_says_what_the_next_poll_would_take_and_why_not_the_rest(
     assert "skip  monday.csv.part  (6 bytes): a partial upload (temporary suffix)" in out.output
     assert "the next poll would take 0 file(s)" in out.output
     sftp_server.stop()
-    from producers import sftp_pull
+    from producers import sftp_loop
 
-    sftp_pull.poll_guarded(pipeline.settings, configure(sftp_server, client_key))
+    sftp_loop.poll_guarded(pipeline.settings, configure(sftp_server, client_key))
     down = CliRunner().invoke(cli, ["sftp", "check", "hr-users"])
     assert down.exit_code == 1 and "could not reach the SFTP server 127.0.0.1:" in down.output
     assert "(Connection refused); retrying" in down.output

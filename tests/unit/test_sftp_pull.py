@@ -13,7 +13,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from producers import registry, sftp_pull
+from producers import registry, sftp_loop, sftp_pull
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
@@ -93,7 +93,8 @@ def _drained(pipeline: Pipeline) -> Iterator[None]:
 @pytest.fixture
 def pull_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     with capture_logs() as logs:
-        monkeypatch.setattr(sftp_pull, "log", structlog.get_logger(sftp_pull.__name__))
+        for module in (sftp_pull, sftp_loop):  # a poll's own lines, and the loop's about each poll
+            monkeypatch.setattr(module, "log", structlog.get_logger(module.__name__))
         yield logs
 
 
@@ -308,11 +309,11 @@ def test_a_password_login_works_and_the_password_never_appears_in_logs_or_the_da
     monkeypatch.setenv("HR_SFTP_PASSWORD", password)
     c = configure(sftp_server, None)
     put(sftp_server, "monday.csv", FEED)
-    sftp_pull.poll_guarded(pipeline.settings, c)
-    assert sftp_pull.poll_guarded(pipeline.settings, c) is not None
+    sftp_loop.poll_guarded(pipeline.settings, c)
+    assert sftp_loop.poll_guarded(pipeline.settings, c) is not None
     assert registered() == ["monday.csv"]
     monkeypatch.setenv("HR_SFTP_PASSWORD", "wrong-" + password)
-    assert sftp_pull.poll_guarded(pipeline.settings, c) is None
+    assert sftp_loop.poll_guarded(pipeline.settings, c) is None
     (error,) = sql("SELECT error FROM sync.sftp_polls")[0]
     assert "refused the login of 'lms': check user and the password in HR_SFTP_PASSWORD" in error
     stored = sql("SELECT c.config::text, p.error FROM sync.connections c, sync.sftp_polls p")
@@ -332,21 +333,21 @@ def test_a_refused_connection_is_transient_and_retried_with_the_backoff_not_the_
     sftp_server.stop()
     with pytest.raises(TransientError, match=r"could not reach the SFTP server 127\.0\.0\.1:"):
         sftp_pull.poll(pipeline.settings, c)
-    sftp_pull.poll_guarded(pipeline.settings, c)
+    sftp_loop.poll_guarded(pipeline.settings, c)
     assert sql("SELECT ok, failures FROM sync.sftp_polls") == [(False, 1)]
     sql("UPDATE sync.sftp_polls SET polled_at = now() - interval '1 second'")
-    assert sftp_pull._due(c, pipeline.settings), "retried after the backoff (50 ms in tests), not in an hour"
+    assert sftp_loop._due(c, pipeline.settings), "retried after the backoff (50 ms in tests), not in an hour"
 
 
 def test_a_successful_poll_is_due_again_only_after_poll_every_min(
     pipeline: Pipeline, sftp_server: SftpServer, client_key: ClientKey
 ) -> None:
     c = configure(sftp_server, client_key, poll_every_min=5)
-    assert sftp_pull._due(c, pipeline.settings)
-    sftp_pull.poll_guarded(pipeline.settings, c)
-    assert not sftp_pull._due(c, pipeline.settings)
+    assert sftp_loop._due(c, pipeline.settings)
+    sftp_loop.poll_guarded(pipeline.settings, c)
+    assert not sftp_loop._due(c, pipeline.settings)
     sql("UPDATE sync.sftp_polls SET polled_at = now() - interval '5 minutes'")
-    assert sftp_pull._due(c, pipeline.settings)
+    assert sftp_loop._due(c, pipeline.settings)
 
 
 def test_the_pull_loop_polls_a_due_connection_and_stops_when_asked(
@@ -358,7 +359,7 @@ def test_the_pull_loop_polls_a_due_connection_and_stops_when_asked(
     put(sftp_server, "monday.csv", FEED)
     put(sftp_server, "monday.csv.done", "")
     stopping = threading.Event()
-    loop = threading.Thread(target=sftp_pull.run, args=(pipeline.settings, stopping))
+    loop = threading.Thread(target=sftp_loop.run, args=(pipeline.settings, stopping))
     loop.start()
     try:
         deadline = time.monotonic() + 60
