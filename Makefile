@@ -10,16 +10,40 @@ STAMP := $(VENV)/.installed
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+UV_VERSION := 0.13.9
+TOOLS := .tools
+
+# The venv holds exactly the lock: a changed lock rebuilds it rather than layering on top.
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/python deploy/check-lock.py requirements-dev.lock
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install feedsync with its dependencies
+setup: $(STAMP) ## create .venv from requirements-dev.lock (hashes checked), then feedsync itself without dependencies
 
-services: ## start local PostgreSQL and RabbitMQ if they are installed but down
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+# requirements.lock is what runs (the Docker image); requirements-dev.lock adds the tools and tests on
+# the same versions (it is compiled under the first as a constraint). Both universal, for Python >= 3.11.
+LOCK := $(TOOLS)/bin/uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 --quiet
+
+lock: $(TOOLS)/bin/uv ## refresh requirements.lock and requirements-dev.lock (newest versions pyproject.toml allows, with hashes)
+	$(LOCK) --upgrade -o requirements.lock
+	$(LOCK) --upgrade --extra dev --constraint requirements.lock -o requirements-dev.lock
+
+deps-latest: ## a scratch venv with the newest versions pyproject.toml allows: collect every test, run the unit tier
+	bash deploy/deps-latest.sh
+
+services: ## start local PostgreSQL and RabbitMQ (installed with apt first when missing and run as root)
 	@bash deploy/ensure-services.sh
+
+test-tools: ## install chromium and openssh-server for the browser and SFTP tiers when missing (root with apt)
+	@bash deploy/ensure-test-tools.sh
 
 migrate: setup ## create the database and apply migrations
 	$(BIN)/feedsync migrate
@@ -27,7 +51,7 @@ migrate: setup ## create the database and apply migrations
 demo: setup services ## run the main job on sample data: a generated user feed through the whole pipeline
 	$(BIN)/feedsync demo
 
-test: setup services ## unit, integration, e2e and conformance tests against the real services
+test: setup services test-tools ## unit, integration, e2e and conformance tests against the real services
 	$(BIN)/pytest
 
 test-fast: setup ## the unit tier only (stub broker; still needs PostgreSQL)
@@ -43,6 +67,6 @@ bench: setup services ## the performance suite (writes benchmarks/RESULTS.md)
 	$(BIN)/python -m benchmarks.run
 
 clean: ## remove the virtualenv and local state
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help setup services migrate demo test test-fast lint bench clean
+.PHONY: help setup lock deps-latest test-tools services migrate demo test test-fast lint bench clean

@@ -33,6 +33,36 @@ os.environ["FEEDSYNC_MIN_BACKOFF_MS"] = "50"
 os.environ["FEEDSYNC_MAX_BACKOFF_MS"] = "500"
 
 
+def _samples_missing() -> str:
+    return (
+        f"the conformance tier was not run: its sample feeds are not at {SAMPLES} "
+        "(clone the repository beside shared/ to run it)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The conformance tier reads ../shared/samples in place. Without it every other tier still runs
+    and the session ends saying so; FEEDSYNC_REQUIRE_SAMPLES=1 (CI) makes that a failure."""
+    if SAMPLES.is_dir():
+        return
+    if os.environ.get("FEEDSYNC_REQUIRE_SAMPLES") == "1":
+        raise pytest.UsageError(f"FEEDSYNC_REQUIRE_SAMPLES=1 and {_samples_missing()}")
+    dropped = [item for item in items if item.get_closest_marker("conformance")]
+    if dropped:
+        items[:] = [item for item in items if not item.get_closest_marker("conformance")]
+        config.hook.pytest_deselected(items=dropped)
+        config.stash[_SAMPLES_NOTE] = f"{_samples_missing()}; {len(dropped)} tests left out."
+
+
+_SAMPLES_NOTE = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    note = config.stash.get(_SAMPLES_NOTE, None)
+    if note:
+        terminalreporter.write_line(note, yellow=True, bold=True)
+
+
 def _ensure_vhost() -> None:
     ctl = shutil.which("rabbitmqctl")
     if ctl is None or not RABBIT_URL.endswith(f"/{TEST_VHOST}"):
