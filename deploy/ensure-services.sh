@@ -15,10 +15,10 @@ if ! pg_up; then
   if [ -z "$(pg_cluster)" ] || ! command -v pg_ctlcluster >/dev/null 2>&1; then
     apt_install "feedsync's database" "run $COMPOSE" postgresql || exit 1
     version=$(pg_cluster)
-    [ -d "/etc/postgresql/$version/main" ] || pg_createcluster "$version" main >/dev/null || exit 1
-    # Debian's initdb makes the postgres role, the one the default URL names. On a cluster we just made
-    # for this machine's demo and tests it signs in over
-    # 127.0.0.1 without a password, as on the developers' machines. Never done to an existing cluster.
+    [ -f "/etc/postgresql/$version/main/postgresql.conf" ] || pg_createcluster "$version" main >/dev/null || exit 1
+    # Debian's initdb makes the postgres role, the one the default URL names. On a cluster we just
+    # made for this machine's demo and tests it signs in over 127.0.0.1 without a password, as on
+    # the developers' machines. Never done to an existing cluster.
     hba="/etc/postgresql/$version/main/pg_hba.conf"
     sed -i '1i host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust' "$hba"
   fi
