@@ -3,6 +3,7 @@ going on now (status)."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from psycopg import sql
@@ -114,6 +115,14 @@ def history(
             merged.append(dropped.pop(0))
         merged.append(run)
     return [*merged, *dropped][:limit]
+
+
+def today() -> date:
+    """The UTC date by the database's clock, the one that dates runs and export windows (never the host's)."""
+    with store.connect() as conn:
+        row = store.fetch_one(conn, "SELECT (now() AT TIME ZONE 'UTC')::date AS d")
+    assert row is not None
+    return row["d"]  # type: ignore[no-any-return]
 
 
 def status_counts(connection: str | None = None) -> dict[str, int]:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,42 @@ def sql(query: str | Composed, params: Any = None) -> list[tuple[Any, ...]]:
     with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
         cur = conn.execute(query, params)
         return cur.fetchall() if cur.description else []
+
+
+def db_today() -> date:
+    """The UTC date by the database's clock: the one clock that dates runs, windows and exports."""
+    return sql("SELECT (now() AT TIME ZONE 'UTC')::date")[0][0]  # type: ignore[no-any-return]
+
+
+class DbToday:
+    """'Today' for a test that looks at what a run dated: the database's UTC date when this is made
+    and again when asked, so work that crossed midnight UTC in between matches either date. The host's
+    clock is never read (FEEDSYNC_TEST_HOST_CLOCK below moves it on purpose)."""
+
+    def __init__(self) -> None:
+        self.first = db_today()
+
+    def dates(self) -> set[date]:
+        return {self.first, db_today()}
+
+    def names(self, pattern: str) -> set[str]:
+        """``pattern`` with ``{}`` filled with each ISO date, e.g. ``"x_to_{}.csv"``."""
+        return {pattern.format(d.isoformat()) for d in self.dates()}
+
+
+@pytest.fixture(autouse=True)
+def host_clock() -> Iterator[None]:
+    """FEEDSYNC_TEST_HOST_CLOCK=23:59:58 runs each test with the pytest process's clock set to that UTC
+    time today and ticking, while PostgreSQL keeps the real one: a test or a code path that takes
+    "today" from the host instead of the database fails within two seconds of its start."""
+    at = os.environ.get("FEEDSYNC_TEST_HOST_CLOCK")
+    if not at:
+        yield
+        return
+    import time_machine
+
+    with time_machine.travel(datetime.combine(db_today(), time.fromisoformat(at), UTC), tick=True):
+        yield
 
 
 @pytest.fixture

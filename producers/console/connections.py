@@ -50,7 +50,7 @@ async def _connection_page(
         c=_tile(rows[0]),
         runs=runs,
         error=error,
-        today=date.today().isoformat(),
+        today=(await blocking(s, queries.today)).isoformat(),
     )
 
 

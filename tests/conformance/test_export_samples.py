@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import pytest
 
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
-from tests.conftest import SAMPLES, feedsync, sql
+from tests.conftest import SAMPLES, DbToday, feedsync, sql
 from tests.stubpipeline import Pipeline
 from tests.unit.exportdata import HMM_AND_TRANSCRIPTS, exported, read_rows
 
@@ -94,10 +94,12 @@ def test_feedsync_sync_transcripts_since_2017_exports_the_imported_hmm_samples(
         "FEEDSYNC_DROP_DIR": str(pipeline.settings.drop_dir),
         "FEEDSYNC_EXPORT_DIR": str(pipeline.settings.export_dir),
     }
+    folder = pipeline.settings.export_dir / "export" / "transcripts"
+    today = DbToday()
     out = feedsync("sync", "transcripts", "--since", "2017-01-01", "--wait", env=env)
-    today = datetime.now(UTC).date().isoformat()
-    path = pipeline.settings.export_dir / "export" / "transcripts" / f"learner_transcript_2017-01-01_to_{today}.csv"
+    (path,) = [folder / n for n in today.names("learner_transcript_2017-01-01_to_{}.csv") if n in out.stdout]
     assert f"wrote {path} (1 rows)" in out.stdout, out.stdout
+    end = path.stem.rsplit("_to_", 1)[1]
     with open(ALM / "client-hmm12-20170304.csv", encoding="utf-8-sig", newline="") as f:
         (feed,) = list(csv.DictReader(f))
     (row,) = read_rows(path)
@@ -111,7 +113,7 @@ def test_feedsync_sync_transcripts_since_2017_exports_the_imported_hmm_samples(
     )
     assert row["Quiz Score"] == feed["Assessment Score"]
     history = feedsync("history", "transcripts", env=env).stdout
-    assert f"2017-01-01..{today}" in history and path.name in history
+    assert f"2017-01-01..{end}" in history and path.name in history
     run_id = history.splitlines()[1].split()[0]
     shown = feedsync("run", run_id, env=env).stdout
     assert f"export: {path}  rows=1" in shown and "window: 2017-01-01T00:00:00+00:00 (inclusive)" in shown

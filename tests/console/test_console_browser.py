@@ -10,13 +10,12 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import feedsync
+from tests.conftest import db_today, feedsync
 from tests.console.conftest import PASSWORD, Served
 from tests.stubpipeline import Pipeline
 from tests.unit.test_sync_modes import apply, people
@@ -84,7 +83,7 @@ def test_an_admin_signs_in_starts_an_on_demand_run_and_sees_it_complete_without_
 ) -> None:
     page = browser_page
     apply("retention_days = 30\n")
-    today = datetime.now(UTC).date()
+    today = db_today()  # the database's date: an on-demand start date is judged by its clock
     pipeline.drop(f"{FEED}users-{today:%Y%m%d}.csv", people(5) + "not-an-email,X,Y,,S\n=1+2,Z,W,,S\n")
     sign_in(page)
     assert page.locator(".tile h2", has_text="hr-users").is_visible()

@@ -12,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from producers import queries
-from tests.conftest import feedsync, sql
+from tests.conftest import db_today, feedsync, sql
 from tests.console.conftest import PASSWORD, csrf_of, form_token, sign_in
 from tests.stubpipeline import HEADER, Pipeline
 from tests.unit.test_admin_cli import a_run, row_error
@@ -220,10 +220,8 @@ def test_the_error_report_csv_is_the_clis_and_neutralises_formulas(as_admin: Tes
 def test_an_on_demand_run_from_the_console_is_the_clis_run_and_is_audited(
     as_admin: TestClient, pipeline: Pipeline
 ) -> None:
-    from datetime import UTC, datetime
-
     apply("retention_days = 30\n")
-    today = datetime.now(UTC).date()
+    today = db_today()  # the database's date: an on-demand start date is judged by its clock
     pipeline.drop(f"{FEED}users-{today:%Y%m%d}.csv", people(3))
     r = as_admin.post(
         "/connections/hr-users/sync",

@@ -13,7 +13,7 @@ from typing import Any
 from producers import queries, scheduler
 from producers.commands import apply_connections, rerun
 from schemas.connections import load_connections_toml
-from tests.conftest import sql
+from tests.conftest import db_today, sql
 from tests.stubpipeline import Pipeline
 from tests.unit.exportdata import export_connections, exported, learning, people, read_rows, sync_failing
 from tests.unit.test_hmm import HMM_TOML, META_HEADER, PROGRESS_HEADER, course, progress
@@ -80,17 +80,18 @@ def test_the_window_end_is_exclusive_and_a_rerun_rewrites_the_same_file_with_the
 
 def test_a_late_completion_marked_today_is_in_todays_export(pipeline: Pipeline) -> None:
     """Completed last month, reported today: the export selects by change time, not by completion date."""
+    today = db_today()  # before the import, so the windows below from today's start hold its changes
     export_connections()
     apply_connections(load_connections_toml(HMM_TOML.format(extra="")))
     people(pipeline)
     pipeline.drop("import/hmm/hmm12_metadata.csv", META_HEADER + course("P1", "Time Management"))
-    last_month = (datetime.now(UTC) - timedelta(days=31)).date()
+    last_month = today - timedelta(days=31)
     pipeline.drop(
-        f"import/hmm/client_hmm12_{datetime.now(UTC):%Y%m%d}.csv",
+        f"import/hmm/client_hmm12_{today:%Y%m%d}.csv",
         PROGRESS_HEADER + progress("ann@x.com", "P1", f"{last_month:%m/%d/%Y}", first=f"{last_month:%m/%d/%Y}"),
     )
     assert pipeline.sync("hmm")["status"] == "completed"
-    run = pipeline.sync("transcripts", datetime.now(UTC).date())
+    run = pipeline.sync("transcripts", today)
     (row,) = read_rows(exported(pipeline, run))
     assert (row["email"], row["Status"], row["Completion Date (UTC TimeZone)"]) == (
         "ann@x.com",
@@ -98,7 +99,7 @@ def test_a_late_completion_marked_today_is_in_todays_export(pipeline: Pipeline) 
         last_month.isoformat(),
     )
     # ... and completing a course achieved its skills, which the skills export reads.
-    skills = pipeline.sync("skills", datetime.now(UTC).date())
+    skills = pipeline.sync("skills", today)
     (skill,) = read_rows(exported(pipeline, skills))
     assert (skill["email"], skill["Skill"], skill["Date Achieved (UTC TimeZone)"]) == (
         "ann@x.com",

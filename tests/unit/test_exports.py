@@ -8,7 +8,7 @@ import io
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from tests.conftest import sql
+from tests.conftest import DbToday, sql
 from tests.stubpipeline import Pipeline
 from tests.unit.exportdata import STATEMENT, TRICKY_TITLE, export_connections, exported, learning, people, read_rows
 
@@ -29,10 +29,6 @@ SKILLS_HEADER = (
     "Date Assigned (UTC TimeZone),Date Achieved (UTC TimeZone),userState,department,Manager Name\n"
 )
 XAPI_HEADER = "User Name,User Email,TimeStamp,Activity IRI,Verb IRI,Statement JSON,Manager Name,department,userState\n"
-
-
-def today() -> str:
-    return datetime.now(UTC).date().isoformat()
 
 
 def export_all(pipeline: Pipeline) -> dict[str, Path]:
@@ -58,21 +54,24 @@ def assert_golden(path: Path, golden: str, header: str) -> None:
 def test_the_transcript_export_matches_its_golden_file_with_alm_columns_and_one_row_per_person_and_course(
     pipeline: Pipeline,
 ) -> None:
+    today = DbToday()
     path = export_all(pipeline)["transcripts"]
-    assert path.name == f"learner_transcript_2026-11-01_to_{today()}.csv"
+    assert path.name in today.names("learner_transcript_2026-11-01_to_{}.csv")
     assert path.parent == pipeline.settings.export_dir / "export" / "transcripts"
     assert_golden(path, "learner_transcript.csv", TRANSCRIPT_HEADER)
 
 
 def test_the_skills_export_matches_its_golden_file(pipeline: Pipeline) -> None:
+    today = DbToday()
     path = export_all(pipeline)["skills"]
-    assert path.name == f"skill_achievements_2026-11-01_to_{today()}.csv"
+    assert path.name in today.names("skill_achievements_2026-11-01_to_{}.csv")
     assert_golden(path, "skill_achievements.csv", SKILLS_HEADER)
 
 
 def test_the_xapi_export_matches_its_golden_file_with_the_statement_as_one_quoted_cell(pipeline: Pipeline) -> None:
+    today = DbToday()
     path = export_all(pipeline)["xapi"]
-    assert path.name == f"xapi_activity_2026-11-01_to_{today()}.csv"
+    assert path.name in today.names("xapi_activity_2026-11-01_to_{}.csv")
     assert_golden(path, "xapi_activity.csv", XAPI_HEADER)
     (row,) = read_rows(path)
     assert row["Statement JSON"] == STATEMENT  # quotes and line breaks come back as stored
@@ -120,9 +119,10 @@ def test_a_zipped_export_holds_the_csv_under_its_own_name(pipeline: Pipeline) ->
     apply_connections(load_connections_toml('[[connections]]\nname = "tz"\nkind = "transcript_export"\nzip = true\n'))
     people(pipeline)
     learning()
+    today = DbToday()
     run = pipeline.sync("tz", SINCE)
     path = exported(pipeline, run)
-    assert path.name == f"learner_transcript_2026-11-01_to_{today()}.zip"
+    assert path.name in today.names("learner_transcript_2026-11-01_to_{}.zip")
     with zipfile.ZipFile(path) as zf:
         assert zf.namelist() == [path.with_suffix(".csv").name]
         inner = zf.read(path.with_suffix(".csv").name)
@@ -146,3 +146,16 @@ def test_the_run_records_rows_bytes_and_sha256_of_the_file_and_the_history_shows
     assert row["export"]["window_from"].startswith("2026-11-01T00:00:00")
     assert not list(path.parent.glob("*.part")), "no partial file stays behind"
     assert next(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))[0] == "Name"
+
+
+def test_an_exports_window_and_file_name_take_the_date_from_the_database_clock_only(pipeline: Pipeline) -> None:
+    """The host's clock says 23:59:58 on another day; the window and the file's name follow PostgreSQL's."""
+    import time_machine
+
+    today = DbToday()
+    host = datetime(2031, 6, 30, 23, 59, 58, tzinfo=UTC)
+    with time_machine.travel(host, tick=False):
+        path = export_all(pipeline)["transcripts"]
+    assert path.name in today.names("learner_transcript_2026-11-01_to_{}.csv")
+    (end,) = sql("SELECT max(window_to) FROM sync.exports WHERE file_name = %s", (path.name,))[0]
+    assert end.date() in today.dates() and end.date() != host.date()

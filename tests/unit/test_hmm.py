@@ -3,13 +3,13 @@ record progress oldest first within a --since window and never move a record bac
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from producers import queries
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
-from tests.conftest import sql
+from tests.conftest import db_today, sql
 from tests.stubpipeline import HEADER, Pipeline
 
 HMM_TOML = """
@@ -91,7 +91,7 @@ def test_metadata_creates_courses_with_tags_and_skills_and_retires_removed_ones(
 
 def test_three_dated_feeds_apply_oldest_first_within_the_window_and_never_move_back(pipeline: Pipeline) -> None:
     setup(pipeline)
-    today = datetime.now(UTC).date()
+    today = db_today()
     d1, d2, d3 = (today - timedelta(days=n) for n in (5, 3, 1))
     old = today - timedelta(days=20)
     pipeline.drop("import/hmm/hmm12_metadata.csv", META_HEADER + course("P1", "Time Management"))
