@@ -22,8 +22,9 @@ acknowledged alert is someone's already). A condition gone resolves its alert.
 Exactly once with several schedulers: an evaluation is one transaction that first takes a
 transaction-level advisory lock with ``pg_try_advisory_xact_lock``; a scheduler that does not get
 it skips this round (another is evaluating the same facts). Alerts to send are claimed
-(``last_notified_at``) in that transaction and sent after it commits: a crash in between loses that
-message rather than sending it twice, as run warnings do (workers/notify.py).
+(``last_notified_at``) and queued, one digest per destination, in that transaction; the notifier
+thread sends the digests (producers/notifier.py), never the evaluation: a slow webhook must not
+hold the scheduler's thread, which fires the schedule slots.
 
 Messages carry names, counts, times and run and dead-letter ids, never row values.
 """
@@ -37,11 +38,11 @@ from typing import Any
 
 import structlog
 
-from producers import expectations
+from producers import expectations, notifier
 from schemas.config_parts import Expect, Notify
 from schemas.kinds import connection_from_json
 from schemas.states import AlertKind, AlertState
-from workers import failpoints, notify, store
+from workers import failpoints, store
 
 log = structlog.get_logger(__name__)
 
@@ -81,6 +82,7 @@ class Evaluation:
     at: datetime
     opened: list[int]
     resolved: int
+    #: The alerts queued to be sent (producers/notifier.py sends them).
     notified: list[int]
 
 
@@ -119,7 +121,8 @@ def evaluate(at: datetime | None = None) -> Evaluation | None:
                    (SELECT name FROM sync.connections WHERE deleted_at IS NULL AND NOT enabled)""",
             (now, sorted(_DEADLINE_KINDS)),
         ).rowcount
-        outgoing: list[tuple[dict[str, Any], Notify]] = []
+        # Per destination, the alerts this round sends there: one digest each.
+        outgoing: dict[tuple[str | None, tuple[str, ...]], tuple[Notify, list[int]]] = {}
         for c in connections:
             config = connection_from_json(c["config"])
             expect = config.expect or Expect()
@@ -130,9 +133,12 @@ def evaluate(at: datetime | None = None) -> Evaluation | None:
                     opened.append(int(alert["id"]))
                 if config.notify is not None and (config.notify.webhook or config.notify.email):
                     conn.execute("UPDATE sync.alerts SET last_notified_at = %s WHERE id = %s", (now, alert["id"]))
-                    outgoing.append((alert, config.notify))
-        failpoints.hit("alarms.evaluated")  # the alerts written and claimed, the lock held, not committed
-    notified = [int(alert["id"]) for alert, channels in outgoing if _send(alert, channels)]
+                    channels = (config.notify.webhook, tuple(sorted(config.notify.email)))
+                    outgoing.setdefault(channels, (config.notify, []))[1].append(int(alert["id"]))
+        for channels_of, ids in outgoing.values():
+            notifier.queue(conn, channels_of, ids, now)
+        failpoints.hit("alarms.evaluated")  # the alerts written, claimed and queued, the lock held, not committed
+    notified = sorted(i for _, ids in outgoing.values() for i in ids)
     return Evaluation(now, opened, resolved, notified)
 
 
@@ -349,28 +355,3 @@ def _raise(conn: Any, name: str, findings: list[Finding], now: datetime) -> list
         if again and row is not None:
             due.append((row, False))
     return due
-
-
-def _send(alert: dict[str, Any], channels: Notify) -> bool:
-    payload = {
-        "event": "alert",
-        "alert_id": alert["id"],
-        "kind": alert["kind"],
-        "connection": alert["connection"],
-        "state": alert["state"],
-        "message": alert["message"],
-        "first_seen": alert["first_seen"].isoformat(),
-        "last_seen": alert["last_seen"].isoformat(),
-        "acknowledge": f"feedsync alerts ack {alert['id']}",
-    }
-    body = (
-        f"{alert['message']}\n\nFirst seen {alert['first_seen']:%Y-%m-%d %H:%M}Z, "
-        f"last seen {alert['last_seen']:%Y-%m-%d %H:%M}Z.\n"
-        f"Acknowledge it: {payload['acknowledge']} (open alerts: feedsync alerts).\n"
-    )
-    subject = f"feedsync alert: {alert['kind'].replace('_', ' ')} on {alert['connection']}"
-    outcomes = notify.send(channels, payload, subject, body)
-    errors = "; ".join(f"{channel}: {outcome}" for channel, outcome in outcomes.items() if outcome != "sent")
-    with store.connect() as conn:
-        conn.execute("UPDATE sync.alerts SET notify_error = %s WHERE id = %s", (errors or None, alert["id"]))
-    return not errors

@@ -6,6 +6,9 @@
   while no scheduler ran give one catch-up run, and its note says how many were missed.
 - Feed alarms (producers/alarms.py): late, missing or strange feeds, failed and held runs, dead
   letters, evaluated once per interval whichever of the schedulers gets there first.
+- The notifier (producers/notifier.py), a thread of its own: alarm digests and run warnings due
+  again. Nothing on this thread waits for a webhook or an SMTP server, so a slot fires on time
+  however slow they are.
 - The outbox sweeper: republishes next-stage messages whose publish after commit did not happen
   (a crash between commit and publish, or the broker was down). Rows are taken with SKIP LOCKED
   and duplicates are harmless to idempotent stages.
@@ -21,11 +24,11 @@ from typing import Any
 import structlog
 from psycopg import sql
 
-from producers import alarms, registry
+from producers import alarms, notifier, registry
 from producers.scheduling import CURRENT_SLOT, SLOTS_BETWEEN
 from schemas.settings import Settings, get_settings
 from schemas.states import AccessMode, TriggerType
-from workers import notify, outbox, retention, store
+from workers import outbox, retention, store
 from workers.errors import safe_text
 from workers.outbox import OutboxBatch
 from workers.rows import ConnectionRow
@@ -92,6 +95,18 @@ def _fire(conn: Any, r: dict[str, Any]) -> int | None:
 
 def run(settings: Settings, stopping: threading.Event) -> None:
     log.info("scheduler started", sweep_interval_s=settings.outbox_sweep_interval_s)
+    wake = threading.Event()
+    sender = threading.Thread(target=notifier.loop, args=(settings, stopping, wake), name="feedsync-notifier")
+    sender.start()
+    try:
+        _loop(settings, stopping, wake)
+    finally:
+        stopping.set()
+        wake.set()
+        sender.join()
+
+
+def _loop(settings: Settings, stopping: threading.Event, wake: threading.Event) -> None:
     next_retention = next_alarms = 0.0
     while not stopping.wait(settings.outbox_sweep_interval_s):
         if time.monotonic() >= next_retention:
@@ -107,13 +122,11 @@ def run(settings: Settings, stopping: threading.Event) -> None:
         if time.monotonic() >= next_alarms:
             next_alarms = time.monotonic() + settings.alarm_interval_s
             try:
-                alarms.evaluate()
+                evaluated = alarms.evaluate()
+                if evaluated is not None and evaluated.notified:
+                    wake.set()  # the digests go now, not at the notifier's next interval
             except Exception as exc:
                 log.warning("alarm evaluation failed; retrying next interval", error=safe_text(exc))
-        try:
-            notify.retry_due()
-        except Exception as exc:
-            log.warning("warning retries failed; retrying next interval", error=safe_text(exc))
         try:
             sent = outbox.sweep(settings.outbox_grace_s)
             if sent:

@@ -2,7 +2,7 @@
 (SMTP from settings). Sent once per run and channel (claimed in sync.notifications before sending,
 so a redelivered finalize never sends twice), after the run's outcome has committed. A warning
 that cannot be sent is recorded and logged, never changes the run, and is tried again by the
-scheduler up to MAX_ATTEMPTS times with growing pauses.
+scheduler's notifier thread (producers/notifier.py) up to MAX_ATTEMPTS times with growing pauses.
 
 The message says what failed, how many rows, and how to get the error report. It carries the
 run's and its rejected files' error sentences, and the first errors' positions and codes, never
@@ -79,25 +79,31 @@ def run_finished(run_id: int) -> dict[str, str]:
 
 
 def retry_due() -> dict[tuple[int, str], str]:
-    """Try again the warnings whose pause is over (called by the scheduler)."""
+    """Try again every warning whose pause is over."""
+    outcomes: dict[tuple[int, str], str] = {}
+    while (one := retry_next()) is not None:
+        outcomes.update(one)
+    return outcomes
+
+
+def retry_next() -> dict[tuple[int, str], str] | None:
+    """Try again the oldest warning whose pause is over (the scheduler's notifier, producers/notifier.py,
+    takes them one at a time so that its round keeps to its budget); None when none is due."""
     with store.connect() as conn:
-        due = store.fetch_all(
+        row = store.fetch_one(
             conn,
             """UPDATE sync.notifications n SET attempts = attempts + 1, next_at = NULL
-               WHERE (run_id, channel) IN (
+               WHERE (run_id, channel) = (
                    SELECT run_id, channel FROM sync.notifications
-                   WHERE sent_at IS NULL AND next_at <= now() FOR UPDATE SKIP LOCKED)
+                   WHERE sent_at IS NULL AND next_at <= now() ORDER BY next_at LIMIT 1 FOR UPDATE SKIP LOCKED)
                RETURNING run_id, channel""",
         )
-        runs = {r["run_id"]: _run_to_warn(conn, r["run_id"]) for r in due}
-    outcomes = {}
-    for row in due:
-        run = runs[row["run_id"]]
-        if run is None:  # no longer a run with errors (a replay completed it since)
-            continue
-        for channel, outcome in _deliver(run, [row["channel"]]).items():
-            outcomes[(row["run_id"], channel)] = outcome
-    return outcomes
+        if row is None:
+            return None
+        run = _run_to_warn(conn, row["run_id"])
+    if run is None:  # no longer a run with errors (a replay completed it since)
+        return {}
+    return {(row["run_id"], channel): outcome for channel, outcome in _deliver(run, [row["channel"]]).items()}
 
 
 def send(notify: Notify, payload: dict[str, Any], subject: str, body: str) -> dict[str, str]:

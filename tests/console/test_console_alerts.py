@@ -42,3 +42,32 @@ def test_resolved_alerts_show_only_when_asked(as_admin: TestClient) -> None:
     evaluate(T0 + timedelta(minutes=3))
     assert "No open alerts." in as_admin.get("/alerts").text
     assert "RESOLVED" in as_admin.get("/alerts?all=1").text
+
+
+def test_an_admin_acknowledges_ticked_alerts_or_every_match_at_once_audited(as_admin: TestClient) -> None:
+    from tests.unit.test_alert_bulk_ack import flood, states
+
+    flood()  # 1 failed_runs and 2 dead_letter on hr-a, 3 failed_runs on hr-b, 4 failed_runs on lms-c
+    page = as_admin.get("/alerts")
+    assert 'action="/alerts/ack"' in page.text and 'name="id" value="3" form="bulk-ack"' in page.text
+
+    ticked = as_admin.post(
+        "/alerts/ack", data={"csrf": form_token(as_admin, "/alerts"), "id": ["2", "4"]}, follow_redirects=False
+    )
+    assert ticked.status_code == 303
+    matching = as_admin.post(
+        "/alerts/ack",
+        data={"csrf": form_token(as_admin, "/alerts"), "kind": "failed_runs", "connection": "hr-*"},
+        follow_redirects=False,
+    )
+    assert matching.status_code == 303
+    assert states() == [(i, "ACKNOWLEDGED", "console:ada") for i in (1, 2, 3, 4)]
+
+    none_left = as_admin.post("/alerts/ack", data={"csrf": form_token(as_admin, "/alerts"), "kind": "failed_runs"})
+    assert none_left.status_code == 400 and "no NEW alert matches kind failed_runs" in none_left.text
+    audited = sql("SELECT admin, target, outcome, detail FROM sync.audit WHERE action = 'alerts_ack' ORDER BY id")
+    assert audited == [
+        ("ada", "alerts 2, 4", "ok", {"ids": [2, 4]}),
+        ("ada", "kind failed_runs; connection hr-*", "ok", {"ids": [1, 3]}),
+        ("ada", "kind failed_runs", "refused: no open alert not yet acknowledged matches", {"ids": []}),
+    ]

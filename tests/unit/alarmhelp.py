@@ -9,7 +9,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from producers import alarms, alerts
+from producers import alarms, alerts, notifier
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
@@ -64,8 +64,10 @@ def file_arrived(at: datetime, name: str = "users.csv") -> None:
 
 
 def evaluate(at: datetime) -> alarms.Evaluation:
+    """One scheduler round: the evaluation, then the notifier's round that sends what it queued."""
     result = alarms.evaluate(at=at)
     assert result is not None, "no other evaluation runs in these tests"
+    notifier.deliver(60)
     return result
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from producers import alarms, alerts
+from producers import alarms, alerts, notifier
 from producers.cli import cli
 from producers.commands import reject
 from tests.conftest import sql
@@ -162,14 +162,11 @@ def test_a_repeated_condition_is_one_alert_and_one_message_and_is_sent_again_aft
         "missing", "NEW", first, first + timedelta(minutes=59),
     )  # fmt: skip
     assert len(received) == 1 and len(smtp.messages) == 1
-    hook = received[0]
-    assert (hook["event"], hook["alert_id"], hook["kind"], hook["connection"]) == (
-        "alert",
-        alert["id"],
-        "missing",
-        NAME,
-    )
-    assert hook["acknowledge"] == f"feedsync alerts ack {alert['id']}"
+    hook = received[0]  # a digest of this round's alerts: here one
+    assert (hook["event"], hook["count"], hook["counts"]) == ("alerts", 1, {"missing": 1})
+    (listed,) = hook["alerts"]
+    assert (listed["alert_id"], listed["kind"], listed["connection"]) == (alert["id"], "missing", NAME)
+    assert hook["acknowledge"] == listed["acknowledge"] == f"feedsync alerts ack {alert['id']}"
     recipients, mail = smtp.messages[0]
     assert recipients == ["hr-it@example.com"] and mail["Subject"] == "feedsync alert: missing on hr-users"
     assert "no feed arrived for Mon 2026-11-30 07:30 Europe/Zurich" in mail.get_payload()
@@ -256,6 +253,7 @@ def test_two_schedulers_evaluating_at_once_give_one_alert_and_one_message(
     second = alarms.evaluate(at=at)  # scheduler B, at the same moment
     gate.open()
     scheduler_a.join()
+    notifier.deliver(60)  # the notifier sends what the evaluation queued
     assert second is None
     assert first[0] is not None and first[0].opened == [1] and first[0].notified == [1]
     assert len(every_alert()) == 1 and len(received) == 1
