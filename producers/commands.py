@@ -241,6 +241,16 @@ def start_sync(
     connection = _connection(name)
     if not connection["enabled"]:
         raise CommandError(f"connection {name!r} is disabled; set enabled = true and apply it to sync")
+    if since is not None:
+        with store.connect() as conn:
+            today = store.fetch_one(conn, "SELECT (sync.clock() AT TIME ZONE 'UTC')::date AS d")
+        assert today is not None
+        if since > today["d"]:
+            # The database's clock decides (the schedules' and windows' clock), not this host's.
+            raise CommandError(
+                f"the start date {since.isoformat()} is after today ({today['d'].isoformat()} UTC); "
+                "give today or an earlier day"
+            )
     registry.scan(settings, only=name, announce=False)
     outbox = OutboxBatch()
     with store.connect() as conn:
