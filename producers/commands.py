@@ -3,20 +3,17 @@ cancel a run."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import date
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from producers import ownership, pathcheck, queries, registry, scheduling, settle, takeable
+from producers import ownership, pathcheck, queries, registry, scheduling, takeable, uploads
 from producers.dlq import admin_identity
 from schemas.kinds import KindConfig, to_json
 from schemas.settings import Settings
@@ -220,30 +217,14 @@ def _connection(name: str) -> dict[str, Any]:
     return c
 
 
-def upload(settings: Settings, name: str, files: list[Path]) -> list[Path]:
-    """Copy files into the connection's drop folder atomically: a hidden temporary copy renamed into
-    place, so the watcher never sees a half-written file; then its marker for a done_marker connection."""
+def upload(settings: Settings, name: str, files: list[Path], names: list[str] | None = None) -> list[Path]:
+    """Put files into the connection's drop folder as one delivery (``producers.uploads``): each
+    under a hidden temporary name renamed into place, several taken together into one run."""
     connection = _connection(name)
-    target = registry.drop_target(settings, connection)
-    target.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        if not f.is_file():
-            raise CommandError(f"{f}: no such file")
-        why = takeable.problem(connection, PurePosixPath((target / f.name).relative_to(settings.drop_dir).as_posix()))
-        if why is not None:
-            raise CommandError(f"{f}: not uploaded: {name} would never take it: {why}")
-    placed = []
-    for f in files:
-        fd, tmp = tempfile.mkstemp(prefix=f".{f.name}.", suffix=".part", dir=target)
-        with os.fdopen(fd, "wb") as out, open(f, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target / f.name)
-        if settle.wants_marker(connection["config"]):
-            settle.marker_of(target / f.name).touch()  # the file is complete: it may be taken now
-        placed.append(target / f.name)
-    return placed
+    try:
+        return uploads.deliver(settings, connection, list(zip(files, names or [f.name for f in files], strict=True)))
+    except uploads.Refused as exc:
+        raise CommandError(str(exc)) from None
 
 
 def start_sync(
@@ -260,6 +241,16 @@ def start_sync(
     connection = _connection(name)
     if not connection["enabled"]:
         raise CommandError(f"connection {name!r} is disabled; set enabled = true and apply it to sync")
+    if since is not None:
+        with store.connect() as conn:
+            today = store.fetch_one(conn, "SELECT (sync.clock() AT TIME ZONE 'UTC')::date AS d")
+        assert today is not None
+        if since > today["d"]:
+            # The database's clock decides (the schedules' and windows' clock), not this host's.
+            raise CommandError(
+                f"the start date {since.isoformat()} is after today ({today['d'].isoformat()} UTC); "
+                "give today or an earlier day"
+            )
     registry.scan(settings, only=name, announce=False)
     outbox = OutboxBatch()
     with store.connect() as conn:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -81,84 +82,128 @@ def register(
     announce: bool,
     checked: os.stat_result,
 ) -> tuple[str, int | None]:
-    fd = safefile.open_checked(path, checked, settings.drop_dir)
+    return register_together(settings, [(path, rel, checked)], connection, announce)[0]
+
+
+def register_together(
+    settings: Settings,
+    files: list[tuple[Path, PurePosixPath, os.stat_result]],
+    connection: dict[str, Any],
+    announce: bool,
+) -> list[tuple[str, int | None]]:
+    """Register ``files`` (path, path relative to the drop dir, its checked lstat()) in one
+    transaction: all of them or none, so one run claims them all (producers.deliveries)."""
+    opened: list[_Opened] = []
     try:
-        digest, size = sha256_fd(fd)
-        after = os.fstat(fd)
-        if (after.st_size, after.st_mtime_ns) != (checked.st_size, checked.st_mtime_ns):
-            return "not_ready", None  # written to while it was hashed
-        return _record(settings, fd, path, rel, connection, announce, digest, size)
+        for path, rel, checked in files:
+            fd = safefile.open_checked(path, checked, settings.drop_dir)
+            opened.append(_Opened(fd, path, rel, "", 0))
+            digest, size = sha256_fd(fd)
+            after = os.fstat(fd)
+            if (after.st_size, after.st_mtime_ns) != (checked.st_size, checked.st_mtime_ns):
+                return [("not_ready", None)] * len(files)  # written to while it was hashed
+            opened[-1] = _Opened(fd, path, rel, digest, size)
+        return _record(settings, opened, connection, announce)
     finally:
-        os.close(fd)
+        for o in opened:
+            os.close(o.fd)
+
+
+@dataclass(frozen=True)
+class _Opened:
+    fd: int
+    path: Path
+    rel: PurePosixPath
+    digest: str
+    size: int
 
 
 def _record(
-    settings: Settings,
-    fd: int,
-    path: Path,
-    rel: PurePosixPath,
-    connection: dict[str, Any],
-    announce: bool,
-    digest: str,
-    size: int,
-) -> tuple[str, int | None]:
+    settings: Settings, opened: list[_Opened], connection: dict[str, Any], announce: bool
+) -> list[tuple[str, int | None]]:
     outbox = OutboxBatch()
+    results: list[tuple[str, int | None]] = []
+    moved: list[tuple[Path, Path]] = []
     with store.connect() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_INTAKE_LOCK, int(connection["id"])))
-        existing = store.fetch_one(conn, _DUPLICATE_OF, {"c": connection["id"], "h": digest})
-        if existing is not None:
-            conn.execute(
-                "INSERT INTO sync.file_drops (connection_id, file_id, path, duplicate, duplicate_of_run) "
-                "VALUES (%s, %s, %s, true, %s)",
-                (connection["id"], existing["id"], rel.as_posix(), existing["imported_by"]),
-            )
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-            safefile.move_opened(
-                fd, path, settings.store_dir / _stored_rel("duplicates", connection["name"], stamp, rel.name)
-            )
-            log.info(
-                "duplicate file: the same bytes as a file waiting or imported last; not imported again",
-                connection=connection["name"],
-                path=rel.as_posix(),
-                file_id=existing["id"],
-                imported_by=existing["imported_by"],
-            )
-            return "duplicate", int(existing["id"])
-        stored_rel = _stored_rel("files", connection["name"], digest[:16], rel.name)
-        row = store.fetch_one(
-            conn,
-            """INSERT INTO sync.feed_files (connection_id, original_path, stored_path, sha256, size_bytes, file_date)
-               VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
-            (connection["id"], rel.as_posix(), stored_rel.as_posix(), digest, size, file_date(rel.name)),
-        )
-        assert row is not None
-        file_id = int(row["id"])
-        conn.execute(
-            "INSERT INTO sync.file_drops (connection_id, file_id, path, duplicate) VALUES (%s, %s, %s, false)",
-            (connection["id"], file_id, rel.as_posix()),
-        )
-        if announce:
-            outbox.add(
-                conn,
-                FeedArrived(
-                    connection=connection["name"],
-                    file_id=file_id,
-                    path=rel.as_posix(),
-                    sha256=digest,
-                    size=size,
-                    detected_at=datetime.now(UTC),
-                ),
-                f"arrived:{file_id}",
-            )
-        # Moved inside the transaction: if the commit fails the file goes back, and a process killed
-        # between move and commit leaves an orphan that recover_orphans() puts back on the next scan.
-        stored = settings.store_dir / stored_rel
-        safefile.move_opened(fd, path, stored)
+        for o in opened:
+            # Another intake may have taken it while this one waited for the lock.
+            if not safefile.same_file(os.lstat(o.path), os.fstat(o.fd)):
+                raise FileNotFoundError(o.path)
         try:
+            for o in opened:
+                results.append(_record_one(settings, conn, o, connection, announce, outbox, moved))
+            # Moved inside the transaction: if the commit fails the files go back, and a process
+            # killed between move and commit leaves orphans that recover_orphans() puts back.
             conn.commit()
-        except Exception:
-            safefile.move_back(stored, path)
+        except BaseException:
+            for stored, path in reversed(moved):
+                safefile.move_back(stored, path)
             raise
     outbox.flush()
-    log.info("file registered", connection=connection["name"], path=rel.as_posix(), file_id=file_id, size=size)
+    for (outcome, file_id), o in zip(results, opened, strict=True):
+        if outcome == "registered":
+            log.info(
+                "file registered", connection=connection["name"], path=o.rel.as_posix(), file_id=file_id, size=o.size
+            )
+    return results
+
+
+def _record_one(
+    settings: Settings,
+    conn: Any,
+    o: _Opened,
+    connection: dict[str, Any],
+    announce: bool,
+    outbox: OutboxBatch,
+    moved: list[tuple[Path, Path]],
+) -> tuple[str, int | None]:
+    existing = store.fetch_one(conn, _DUPLICATE_OF, {"c": connection["id"], "h": o.digest})
+    if existing is not None:
+        conn.execute(
+            "INSERT INTO sync.file_drops (connection_id, file_id, path, duplicate, duplicate_of_run) "
+            "VALUES (%s, %s, %s, true, %s)",
+            (connection["id"], existing["id"], o.rel.as_posix(), existing["imported_by"]),
+        )
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        target = settings.store_dir / _stored_rel("duplicates", connection["name"], stamp, o.rel.name)
+        safefile.move_opened(o.fd, o.path, target)
+        moved.append((target, o.path))
+        log.info(
+            "duplicate file: the same bytes as a file waiting or imported last; not imported again",
+            connection=connection["name"],
+            path=o.rel.as_posix(),
+            file_id=existing["id"],
+            imported_by=existing["imported_by"],
+        )
+        return "duplicate", int(existing["id"])
+    stored_rel = _stored_rel("files", connection["name"], o.digest[:16], o.rel.name)
+    row = store.fetch_one(
+        conn,
+        """INSERT INTO sync.feed_files (connection_id, original_path, stored_path, sha256, size_bytes, file_date)
+           VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
+        (connection["id"], o.rel.as_posix(), stored_rel.as_posix(), o.digest, o.size, file_date(o.rel.name)),
+    )
+    assert row is not None
+    file_id = int(row["id"])
+    conn.execute(
+        "INSERT INTO sync.file_drops (connection_id, file_id, path, duplicate) VALUES (%s, %s, %s, false)",
+        (connection["id"], file_id, o.rel.as_posix()),
+    )
+    if announce:
+        outbox.add(
+            conn,
+            FeedArrived(
+                connection=connection["name"],
+                file_id=file_id,
+                path=o.rel.as_posix(),
+                sha256=o.digest,
+                size=o.size,
+                detected_at=datetime.now(UTC),
+            ),
+            f"arrived:{file_id}",
+        )
+    stored = settings.store_dir / stored_rel
+    safefile.move_opened(o.fd, o.path, stored)
+    moved.append((stored, o.path))
     return "registered", file_id

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import structlog
 
-from producers import registration, safefile
+from producers import deliveries, registration, safefile
 from producers import settle as settle_rules
 from schemas import pathpattern
 from schemas.kinds import Connection, config_as, connection_from_json, file_kinds
@@ -156,17 +156,31 @@ def take(
         if settled is None:
             return Taken(connection["name"], rel.as_posix(), None, "not_ready")
         checked = settled
+    delivery = deliveries.of(path)
     try:
-        outcome, file_id = registration.register(settings, path, rel, connection, announce, checked)
+        together = [(path, checked)]
+        if delivery is not None:
+            found = deliveries.members(path, checked, delivery[1])
+            if found is None or (
+                settle_rules.wants_marker(config) and not all(settle_rules.marked_done(p, st) for p, st in found)
+            ):
+                return Taken(connection["name"], rel.as_posix(), None, "waiting")  # for the rest of its upload
+            together = found
+        results = registration.register_together(
+            settings, [(p, _rel(p, rel), st) for p, st in together], connection, announce
+        )
     except FileNotFoundError:
         return None  # another watcher, scheduler or `sync` took it first
     except safefile.Refused as exc:
         return _refused(rel, str(exc), reported, checked)
-    taken = Taken(connection["name"], rel.as_posix(), file_id, outcome)
-    if taken.outcome in ("registered", "duplicate") and settle_rules.wants_marker(config):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(settle_rules.marker_of(path))  # its file is registered: the marker has done its job
-    return taken
+    outcome, file_id = results[[p for p, _ in together].index(path)]
+    if outcome in ("registered", "duplicate"):
+        if delivery is not None:
+            deliveries.done(delivery[0])
+        for p, _ in together if settle_rules.wants_marker(config) else ():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(settle_rules.marker_of(p))  # its file is registered: the marker has done its job
+    return Taken(connection["name"], rel.as_posix(), file_id, outcome)
 
 
 def _rel(path: Path, like: PurePosixPath) -> PurePosixPath:

@@ -57,8 +57,9 @@ class Schedule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
     start: datetime
-    every_days: int | None = Field(default=None, ge=1)
-    every_hours: int | None = Field(default=None, ge=1)
+    # At most ten years: a longer period is a typo, and would not fit the database's integer.
+    every_days: int | None = Field(default=None, ge=1, le=3650)
+    every_hours: int | None = Field(default=None, ge=1, le=87600)
     access: Literal["online", "exclusive"] = "online"
     enabled: bool = True
 

@@ -113,7 +113,8 @@ def run(run_id: int, as_json: bool) -> None:
     if as_json:
         echo_json(r)
         return
-    click.echo(f"run {r['run_id']}  {r['connection']}  {r['type']}  {r['status']}  {r['duration_s']}s")
+    took = "not started" if r["duration_s"] is None else f"{r['duration_s']}s"
+    click.echo(f"run {r['run_id']}  {r['connection']}  {r['type']}  {r['status']}  {took}")
     if r["error"]:
         click.echo(f"error: {printable_lines(r['error'])}")
     if r["undo_of"]:

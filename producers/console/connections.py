@@ -3,10 +3,9 @@ rerun of the latest run, upload. Every change goes through producers.commands, a
 
 from __future__ import annotations
 
-import re
 import tempfile
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
@@ -14,15 +13,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from producers import commands, queries
+from producers import commands, queries, uploads
 from producers.console import accounts
 from producers.console.auth import action, blocking, client, page
 from producers.console.views import render
 from schemas.settings import get_settings
 from schemas.states import AccessMode
-
-#: A file name an upload may have: no folder, not hidden, no control characters.
-_UPLOAD_NAME = re.compile(r"^[^/\\\x00-\x1f\x7f.][^/\\\x00-\x1f\x7f]{0,254}$")
 
 
 def _tile(c: dict[str, Any]) -> dict[str, Any]:
@@ -135,11 +131,11 @@ async def schedule(request: Request, s: accounts.Session, form: FormData) -> Res
 def _upload(name: str, files: list[tuple[str, bytes]]) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="feedsync-upload-") as tmp:
         paths = []
-        for filename, data in files:
-            p = Path(tmp) / filename
+        for i, (_, data) in enumerate(files):
+            p = Path(tmp) / str(i)  # the browser's name is checked by the upload, never used here
             p.write_bytes(data)
             paths.append(p)
-        return [p.name for p in commands.upload(get_settings(), name, paths)]
+        return [p.name for p in commands.upload(get_settings(), name, paths, [n for n, _ in files])]
 
 
 @action("upload")
@@ -150,14 +146,10 @@ async def upload(request: Request, s: accounts.Session, form: FormData) -> Respo
         return await _refusal(request, s, "upload", commands.CommandError("choose one or more files to upload"))
     files = []
     for f in received:
-        filename = Path(str(f.filename).replace("\\", "/")).name
-        if not _UPLOAD_NAME.match(filename):
-            return await _refusal(
-                request,
-                s,
-                "upload",
-                commands.CommandError("a file name must not start with '.' or hold control characters; rename it"),
-            )
+        filename = PurePosixPath(str(f.filename).replace("\\", "/")).name
+        problem = uploads.name_problem(filename)
+        if problem is not None:
+            return await _refusal(request, s, "upload", commands.CommandError(f"not uploaded: {problem}"))
         files.append((filename, await f.read()))
     try:
         placed = await blocking(s, _upload, name, files)

@@ -9,7 +9,7 @@ from schemas.states import TriggerType
 from workers import bundles, store
 from workers.outbox import OutboxBatch
 from workers.rows import read_connection
-from workers.runs import create_run
+from workers.runs import create_run, lock_connection
 from workers.stages import stage_actor
 
 log = structlog.get_logger(__name__)
@@ -24,6 +24,9 @@ def feed_arrived(msg: FeedArrived) -> None:
         if connection is None:
             log.warning("file arrived for a connection that no longer exists", connection=msg.connection)
             return
+        # Under the connection's lock: a run that claimed the file meanwhile (the files of one upload
+        # arrive together, and the first one's run claims them all) is seen, and no empty run queued.
+        lock_connection(conn, connection.id)
         f = store.fetch_one(conn, "SELECT status FROM sync.feed_files WHERE id = %s", (msg.file_id,))
         if f is None or f["status"] != "registered":
             return
