@@ -20,7 +20,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from schemas.exports import ExportConnection
 from workers import store
+from workers.cells import sql_cell
 
 #: The time zone ALM writes into date headers; feedsync writes every time in UTC.
 TZ = "UTC"
@@ -70,5 +72,8 @@ def instant(expr: str) -> sql.Composed:
     return sql.SQL("""to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""").format(sql.SQL(expr))
 
 
-def select(columns: Sequence[sql.Composable], from_where: sql.Composable) -> sql.Composed:
-    return sql.SQL("SELECT {} {}").format(sql.SQL(", ").join(columns), from_where)
+def select(cfg: ExportConnection, columns: Sequence[sql.Composable], from_where: sql.Composable) -> sql.Composed:
+    """The export's SELECT; every cell through ``sql_cell`` unless the connection asks for raw values:
+    the one place all three exports pass, whichever column a feed's value lands in."""
+    cells = columns if not cfg.escape_formulas else [sql_cell(c) for c in columns]
+    return sql.SQL("SELECT {} {}").format(sql.SQL(", ").join(cells), from_where)

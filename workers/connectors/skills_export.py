@@ -43,6 +43,7 @@ def header(profile: Sequence[str]) -> list[str]:
 def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.Composed:
     columns = [v for _, v in _BEFORE_PROFILE] + profile_columns("u", profile) + [person_name("m")]
     return select(
+        cfg,
         columns,
         sql.SQL(
             """FROM lms.user_skills us

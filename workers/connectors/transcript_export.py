@@ -93,6 +93,7 @@ def header(profile: Sequence[str]) -> list[str]:
 def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.Composed:
     columns = [v for _, v in _BEFORE_PROFILE] + profile_columns("u", profile) + [v for _, v in _AFTER_PROFILE]
     return select(
+        cfg,
         columns,
         sql.SQL(
             """FROM lms.learner_progress p

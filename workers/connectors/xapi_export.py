@@ -46,6 +46,7 @@ def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.
         sql.SQL("CASE WHEN u.id IS NOT NULL THEN {} END").format(user_state("u")),
     ]
     return select(
+        cfg,
         columns,
         sql.SQL(
             """FROM lms.xapi_statements x
