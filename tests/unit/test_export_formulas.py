@@ -97,13 +97,17 @@ def test_a_profile_attribute_named_like_a_formula_is_quoted_in_the_header_too(pi
     assert "'=cost()" in header and "=cost()" not in header
 
 
+# Any text PostgreSQL can hold (no NUL, no lone surrogate), and text starting with each character.
+_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
 _cells = st.one_of(
-    st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=12),
-    st.sampled_from(["=", "+", "-", "@", "\t", "\r"]).flatmap(lambda c: st.text(max_size=5).map(lambda s: c + s)),
+    st.text(alphabet=_chars, max_size=12),
+    st.sampled_from(["=", "+", "-", "@", "\t", "\r"]).flatmap(
+        lambda c: st.text(alphabet=_chars, max_size=5).map(lambda s: c + s)
+    ),
 )
 
 
-@given(value=_cells.filter(lambda s: "\x00" not in s))
+@given(value=_cells)
 @settings(max_examples=150, deadline=None)
 def test_the_sql_form_of_the_rule_gives_what_csv_cell_gives_for_any_text(value: str) -> None:
     ((got,),) = sql(psql.SQL("SELECT {}").format(sql_cell(psql.SQL("%(v)s::text"))), {"v": value})
