@@ -116,3 +116,20 @@ def test_an_export_that_does_not_take_unenrolled_rows_leaves_removals_out(pipeli
     undo(pipeline, a)
     run = pipeline.sync("done")
     assert read_rows(exported(pipeline, run)) == []
+
+
+def test_removals_are_kept_as_long_as_a_run_journal_then_removed_by_the_sweep(pipeline: Pipeline) -> None:
+    from datetime import timedelta
+
+    from schemas.settings import get_settings
+    from workers import retention
+
+    export_connections()
+    undo(pipeline, completion_imported(pipeline))
+    ((removed_at, n),) = sql("SELECT max(removed_at), count(*) FROM sync.removals")
+    assert n == 3, "the record, the skill and the statement"
+    days = get_settings().journal_retention_days
+    retention.sweep(at=removed_at + timedelta(days=days - 1))
+    assert sql("SELECT count(*) FROM sync.removals") == [(3,)]
+    retention.sweep(at=removed_at + timedelta(days=days, seconds=1))
+    assert sql("SELECT count(*) FROM sync.removals") == [(0,)]
