@@ -14,12 +14,11 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
+from workers.cells import csv_cell
+
 # Control (Cc), format (Cf: bidi overrides, zero-width), surrogate, private use, line and paragraph
 # separators: shown as escapes, never sent to the terminal as they are.
 _UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
-# A spreadsheet reads a cell starting with one of these as a formula (tab and CR too, since some
-# strip them and then see the next character).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _escape(ch: str) -> str:
@@ -61,14 +60,6 @@ def json_text(data: Any) -> str:
     return "".join(
         _json_escape(ch) if ord(ch) >= 0x20 and unicodedata.category(ch) in _UNPRINTABLE else ch for ch in text
     )
-
-
-def csv_cell(value: object) -> object:
-    """A cell a spreadsheet shows as text: one starting with ``= + - @``, tab or CR gets a leading
-    single quote (OWASP). Numbers and empty cells are left as they are."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 def write_csv(out: TextIO, fieldnames: list[str], rows: Iterable[Mapping[str, Any]]) -> None:

@@ -7,6 +7,7 @@ kind = "transcript_export"     # or skills_export, xapi_export
 location = "transcripts"       # folder under FEEDSYNC_EXPORT_DIR/export/
 zip = false                    # true: the CSV inside a .zip of the same name
 status = ["completed", "in_progress", "not_started", "unenrolled"]   # transcript rows of these statuses
+escape_formulas = true         # false: cells starting with = + - @, tab or CR written as they are
 ```
 
 An export changes nothing in ``lms``: it needs no approval and takes no files from the drop dir.
@@ -40,7 +41,7 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 class ExportConnection(KindConfig):
     """The config of the three export kinds (one class: they take the same keys)."""
 
-    OWN_KEYS: ClassVar[tuple[str, ...]] = ("location", "zip", "status")
+    OWN_KEYS: ClassVar[tuple[str, ...]] = ("location", "zip", "status", "escape_formulas")
     TAKES_FILES: ClassVar[bool] = False
 
     kind: Literal["transcript_export", "skills_export", "xapi_export"]
@@ -51,6 +52,9 @@ class ExportConnection(KindConfig):
     zip: bool = False
     # Transcript rows of these statuses (ALM's filter); all four when not given.
     status: list[TranscriptStatus] | None = None
+    # Names and titles come from feeds: a cell a spreadsheet would run as a formula gets a leading
+    # ' (as the error CSV's cells do). Off only for a consumer that must have the values as stored.
+    escape_formulas: bool = True
 
     @field_validator("location")
     @classmethod

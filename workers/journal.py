@@ -135,7 +135,8 @@ def summarize(conn: psycopg.Connection[Any], run_id: int, into: sql.Composable) 
 def purge(*, at: datetime | None = None) -> list[int]:
     """Remove the journal of every run that ended FEEDSYNC_JOURNAL_RETENTION_DAYS ago or more (on
     the database clock; ``at`` sets it, for tests); returns those runs' ids. A run still being
-    undone keeps its journal until the undo ends. Run by run, each in its own transaction."""
+    undone keeps its journal until the undo ends. Run by run, each in its own transaction. The
+    exports' removals (``sync.removals``) older than the same retention go too."""
     days = get_settings().journal_retention_days
     purged: list[int] = []
     with store.connect(autocommit=True) as conn:
@@ -168,6 +169,15 @@ def purge(*, at: datetime | None = None) -> list[int]:
                 if gone:
                     conn.execute("DELETE FROM sync.journal WHERE run_id = %s", (row["id"],))
                     purged.append(int(row["id"]))
+        # The removals the exports send (schemas/sql/027_export_removals.sql) name people too: kept as
+        # long as a journal, long after any scheduled export has sent them.
+        with conn.transaction():
+            clock()
+            removals = conn.execute(
+                "DELETE FROM sync.removals WHERE removed_at + make_interval(days => %s) <= sync.clock()", (days,)
+            ).rowcount
+    if removals:
+        log.info("export removals removed", removals=removals, days=days)
     if purged:
         log.info("run journals removed", runs=len(purged), first=purged[0], last=purged[-1], days=days)
     return purged

@@ -6,7 +6,8 @@ the same plan, thresholds and approval as the connection's own loads. Per row th
 
 - a row it updated (or removed) gets its image from before the run back;
 - a row it created is deactivated (people, units, positions) or retired (courses), never deleted;
-  a membership, record or statement it created is removed;
+  a membership, record or statement it created is removed (a removed learning record, skill or
+  statement leaves a removal in ``sync.removals``, by trigger, that the next exports send);
 - a row changed since by another run, or outside any run, is a conflict: the undo is refused,
   naming the rows, unless it was asked to skip them (they stay as they are now).
 

@@ -20,7 +20,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from schemas.exports import ExportConnection
 from workers import store
+from workers.cells import sql_cell
 
 #: The time zone ALM writes into date headers; feedsync writes every time in UTC.
 TZ = "UTC"
@@ -70,5 +72,25 @@ def instant(expr: str) -> sql.Composed:
     return sql.SQL("""to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""").format(sql.SQL(expr))
 
 
-def select(columns: Sequence[sql.Composable], from_where: sql.Composable) -> sql.Composed:
-    return sql.SQL("SELECT {} {}").format(sql.SQL(", ").join(columns), from_where)
+def removals(table: str, window: Window, gone: str) -> sql.Composed:
+    """SQL: the records of lms.``table`` removed in the window (``sync.removals``, written by a trigger
+    on every delete) and still gone now, the latest removal of each, as a subquery ``r``. ``gone``
+    matches the record ``t`` to the removal ``r`` by key. A record back since is sent as it is now
+    (by its own change time) instead, so a file never holds a record and its removal together."""
+    return sql.SQL(
+        """(SELECT DISTINCT ON (r.key) r.* FROM sync.removals r
+            WHERE r.tbl = {tbl} AND {window} AND NOT EXISTS (SELECT 1 FROM {t} t WHERE {gone})
+            ORDER BY r.key, r.removed_at DESC) r"""
+    ).format(
+        tbl=sql.Literal(table),
+        window=window.where(sql.SQL("r.removed_at")),
+        t=sql.Identifier("lms", table),
+        gone=sql.SQL(gone),
+    )
+
+
+def select(cfg: ExportConnection, columns: Sequence[sql.Composable], from_where: sql.Composable) -> sql.Composed:
+    """The export's SELECT; every cell through ``sql_cell`` unless the connection asks for raw values:
+    the one place all three exports pass, whichever column a feed's value lands in."""
+    cells = columns if not cfg.escape_formulas else [sql_cell(c) for c in columns]
+    return sql.SQL("SELECT {} {}").format(sql.SQL(", ").join(cells), from_where)

@@ -5,6 +5,10 @@ the columns of its ``skill_achievements`` file; this is the closest schema it do
 A person achieves a course's skills when they complete it; the loads that write completed progress
 keep ``lms.user_skills`` up to date (workers/user_skills.py), so this export is a read. Skills carry
 no levels or credits in feedsync: those columns are empty; ``Completion Percentage`` is 100.
+
+An achievement removed in the window (``feedsync undo`` of the run that gave it, a voiding that
+withdrew it) and still gone is a row with ``Completion Percentage`` 0 and no date achieved: the skill
+is no longer achieved. ALM's file has no status column to say it otherwise.
 """
 
 from __future__ import annotations
@@ -15,7 +19,17 @@ from typing import Literal
 from psycopg import sql
 
 from schemas.exports import ExportConnection
-from workers.connectors.exporting import EMPTY, TZ, Window, day, person_name, profile_columns, select, user_state
+from workers.connectors.exporting import (
+    EMPTY,
+    TZ,
+    Window,
+    day,
+    person_name,
+    profile_columns,
+    removals,
+    select,
+    user_state,
+)
 
 EXPORT: Literal[True] = True
 FILE_PREFIX = "skill_achievements"
@@ -29,7 +43,7 @@ _BEFORE_PROFILE: list[tuple[str, sql.Composable]] = [
     ("Skill Level", EMPTY),
     ("Credits Required", EMPTY),
     ("Credits Earned", EMPTY),
-    ("Completion Percentage", sql.SQL("100")),
+    ("Completion Percentage", sql.SQL("us.completion")),
     (f"Date Assigned ({TZ} TimeZone)", EMPTY),
     (f"Date Achieved ({TZ} TimeZone)", day("us.achieved_on")),
     ("userState", user_state("u")),
@@ -43,13 +57,19 @@ def header(profile: Sequence[str]) -> list[str]:
 def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.Composed:
     columns = [v for _, v in _BEFORE_PROFILE] + profile_columns("u", profile) + [person_name("m")]
     return select(
+        cfg,
         columns,
         sql.SQL(
-            """FROM lms.user_skills us
+            """FROM (SELECT us.user_id, us.skill_id, us.achieved_on, 100 AS completion
+                     FROM lms.user_skills us WHERE {window}
+                     UNION ALL
+                     SELECT r.user_id, r.key[2]::bigint, NULL, 0 FROM {removed}) us
                JOIN lms.users u ON u.id = us.user_id
                JOIN lms.skills s ON s.id = us.skill_id
                LEFT JOIN lms.users m ON m.id = u.manager_id
-               WHERE {window}
                ORDER BY us.user_id, s.name_key"""
-        ).format(window=window.where(sql.SQL("us.updated_at"))),
+        ).format(
+            window=window.where(sql.SQL("us.updated_at")),
+            removed=removals("user_skills", window, "t.user_id = r.key[1]::bigint AND t.skill_id = r.key[2]::bigint"),
+        ),
     )

@@ -1,6 +1,10 @@
 """Kind ``transcript_export``: ALM's Learner Transcript, one row per person and course whose learning
 record (``lms.learner_progress``) changed in the window, in ALM's column order.
 
+A record removed in the window (``feedsync undo`` of the run that wrote it) and still gone is a row
+with ``Status`` ``Unenrolled`` and empty progress columns, so the destination drops the completion it
+was sent (the ``status`` filter's ``unenrolled``).
+
 feedsync keeps course-level records only, so every row is a course row (``Type`` = ``Course``,
 ``Module`` empty). Columns without data in feedsync (Adobe ID, learning plan, instance, enrolment
 and deadline dates, grade, attempts, the summary counts) are present and empty.
@@ -21,6 +25,7 @@ from workers.connectors.exporting import (
     day,
     person_name,
     profile_columns,
+    removals,
     select,
     user_state,
 )
@@ -28,7 +33,12 @@ from workers.connectors.exporting import (
 EXPORT: Literal[True] = True
 FILE_PREFIX = "learner_transcript"
 
-STATUS = {"not_started": "Not Started", "in_progress": "In Progress", "completed": "Completed"}
+STATUS = {
+    "not_started": "Not Started",
+    "in_progress": "In Progress",
+    "completed": "Completed",
+    "unenrolled": "Unenrolled",
+}
 
 #: (header, value) in ALM's order up to userState; profile attributes and the columns after them follow.
 _BEFORE_PROFILE: list[tuple[str, sql.Composable]] = [
@@ -93,13 +103,24 @@ def header(profile: Sequence[str]) -> list[str]:
 def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.Composed:
     columns = [v for _, v in _BEFORE_PROFILE] + profile_columns("u", profile) + [v for _, v in _AFTER_PROFILE]
     return select(
+        cfg,
         columns,
         sql.SQL(
-            """FROM lms.learner_progress p
+            """FROM (SELECT p.user_id, p.course_id, p.status, p.first_accessed_on, p.completed_on, p.score,
+                            p.time_spent_minutes
+                     FROM lms.learner_progress p WHERE {window}
+                     UNION ALL
+                     SELECT r.user_id, r.key[2]::bigint, 'unenrolled', NULL, NULL, NULL, NULL FROM {removed}) p
                JOIN lms.users u ON u.id = p.user_id
                JOIN lms.courses c ON c.id = p.course_id
                LEFT JOIN lms.users m ON m.id = u.manager_id
-               WHERE {window} AND p.status = ANY({statuses})
+               WHERE p.status = ANY({statuses})
                ORDER BY p.user_id, p.course_id"""
-        ).format(window=window.where(sql.SQL("p.updated_at")), statuses=sql.Literal(list(cfg.status or ()))),
+        ).format(
+            window=window.where(sql.SQL("p.updated_at")),
+            removed=removals(
+                "learner_progress", window, "t.user_id = r.key[1]::bigint AND t.course_id = r.key[2]::bigint"
+            ),
+            statuses=sql.Literal(list(cfg.status or ())),
+        ),
     )

@@ -36,6 +36,7 @@ from schemas.messages import ExportRun
 from schemas.settings import Settings, get_settings
 from schemas.states import RunStatus, TriggerType
 from workers import store
+from workers.cells import csv_cell
 from workers.connectors import export_kind
 from workers.connectors.exporting import Window, profile_attributes
 from workers.destinations import Destination, Folder
@@ -96,7 +97,7 @@ def write_file(conn: psycopg.Connection[Any], run: RunRow, name: str, window: Wi
     copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(kind.query(cfg, profile, window))
     try:
         with destination.write(name) as (sink, written), conn.cursor() as cur:
-            sink.write(header_line(kind.header(profile)))
+            sink.write(header_line(kind.header(profile), escape=cfg.escape_formulas))
             with cur.copy(copy_sql) as copy:
                 # libpq hands COPY over a row at a time: gather rows into blocks of BLOCK_BYTES so
                 # the file write and the hash run once per block, not once per row.
@@ -127,10 +128,11 @@ def destination_for(settings: Settings, cfg: ExportConnection) -> Destination:
     return Folder(settings.export_dir, cfg.location, zipped=cfg.zip)
 
 
-def header_line(columns: list[str]) -> bytes:
-    """The header as PostgreSQL's CSV writes a row: quoted only where needed, LF at the end."""
+def header_line(columns: list[str], *, escape: bool = True) -> bytes:
+    """The header as PostgreSQL's CSV writes a row: quoted only where needed, LF at the end. Profile
+    attribute names come from feeds, so they pass the formula rule as the rows' cells do."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(columns)
+    csv.writer(out, lineterminator="\n").writerow([csv_cell(c) for c in columns] if escape else columns)
     return out.getvalue().encode("utf-8")
 
 
