@@ -169,7 +169,7 @@ def purge(*, at: datetime | None = None) -> list[int]:
                 if gone:
                     conn.execute("DELETE FROM sync.journal WHERE run_id = %s", (row["id"],))
                     purged.append(int(row["id"]))
-        # The removals the exports send (schemas/sql/027_export_removals.sql) name people too: kept as
+        # The removals the exports send (schemas/sql/028_export_removals.sql) name people too: kept as
         # long as a journal, long after any scheduled export has sent them.
         with conn.transaction():
             clock()
