@@ -14,7 +14,7 @@ from producers import registry
 from producers.sftp_pull import PollResult, poll, sftp_config
 from schemas.settings import Settings
 from workers import store
-from workers.errors import TerminalError, TransientError, safe_text
+from workers.errors import TerminalError, TransientError, safe_text, safe_traceback
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +92,13 @@ def _poll_recorded(settings: Settings, connection: dict[str, Any]) -> PollResult
     except TerminalError as exc:
         log.error(safe_text(exc), connection=connection["name"])
         _record_poll(connection["id"], safe_text(exc), transient=False)
+        return None
+    except Exception as exc:
+        # A failure nobody foresaw is still a failed poll: recorded (`feedsync sftp check` shows it)
+        # and retried with the backoff, never left looking like the last good poll.
+        error = f"{connection['name']}: the poll failed ({safe_text(exc)}); retrying with the backoff"
+        log.error(error, connection=connection["name"], traceback=safe_traceback(exc))
+        _record_poll(connection["id"], error, transient=True)
         return None
     _record_poll(connection["id"], None, transient=False)
     if result.taken or result.handled:

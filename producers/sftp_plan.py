@@ -17,6 +17,8 @@ from schemas.settings import Settings
 from schemas.sftp import SftpConfig
 from workers.sftp import Session
 
+PART_PREFIX, PART_SUFFIX = ".", ".part"
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -81,7 +83,7 @@ def _decide(
         return False, "a done marker"
     if not e.regular:
         return False, "not a regular file"
-    problem = safefile.name_problem(e.name)
+    problem = safefile.name_problem(e.name) or _too_long(settings, e.name)
     if problem is not None:
         return False, f"refused: {problem}"
     rel = local_rel(settings, connection, e.name)
@@ -100,6 +102,27 @@ def _decide(
     if state != "seen":
         return False, "new or changed since the last listing: taken if the next listing shows it unchanged"
     return True, "unchanged since the last listing"
+
+
+def _too_long(settings: Settings, name: str) -> str | None:
+    """A remote server may allow names the drop folder cannot hold while the file downloads."""
+    try:
+        name_max = os.pathconf(settings.drop_dir, "PC_NAME_MAX")
+    except OSError:  # not there yet: Linux filesystems' usual limit
+        name_max = 255
+    longest = name_max - len(PART_PREFIX) - len(PART_SUFFIX)
+    size = len(os.fsencode(name))
+    if size <= longest:
+        return None
+    return (
+        f"its name is {size} bytes, longer than the {longest} a pulled file's name may have (it is downloaded "
+        f"as {PART_PREFIX}<name>{PART_SUFFIX}, and the drop folder takes {name_max}): ask the sender to shorten it"
+    )
+
+
+def part_name(name: str) -> str:
+    """The hidden name a file is downloaded under (the registry skips dotfiles and ``.part``)."""
+    return f"{PART_PREFIX}{name}{PART_SUFFIX}"
 
 
 def remote_path(cfg: SftpConfig, name: str) -> str:

@@ -38,11 +38,11 @@ from typing import Any
 import asyncssh
 import structlog
 
-from producers import registry
+from producers import registry, safefile
 from producers import settle as settle_rules
 from producers.sftp_files import remember_listing, remembered, settle_landed
 from producers.sftp_pickup import handle_registered
-from producers.sftp_plan import Decision, Entry, listing, local_rel, plan, remote_path, sftp_config
+from producers.sftp_plan import Decision, Entry, listing, local_rel, part_name, plan, remote_path, sftp_config
 from schemas.settings import Settings
 from schemas.sftp import SftpConfig
 from workers import failpoints, store
@@ -71,7 +71,7 @@ async def _download(s: Session, settings: Settings, connection: dict[str, Any], 
     if os.path.lexists(final):
         log.info("a file of that name waits in the drop folder; pulled after it is taken", connection=name, file=e.name)
         return None
-    part = final.with_name(f".{e.name}.part")
+    part = final.with_name(part_name(e.name))
     digest = hashlib.sha256()
     complete = False
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -138,12 +138,24 @@ async def _poll(settings: Settings, connection: dict[str, Any], cfg: SftpConfig)
         settle_landed(settings, connection)
         handled = await handle_registered(s, connection)
         entries = await listing(s)
-        decisions = plan(settings, connection, cfg, entries, remembered(connection["id"]), time.time())
+        known = remembered(connection["id"])
+        decisions = plan(settings, connection, cfg, entries, known, time.time())
+        _warn_refused(connection, cfg, decisions, known)
         remember_listing(connection["id"], cfg, [d for d in decisions if not d.take])
         for d in decisions:
             if not d.take:
                 continue
-            local = await _download(s, settings, connection, d.entry)
+            try:
+                local = await _download(s, settings, connection, d.entry)
+            except OSError as exc:
+                # This file cannot be landed here (its name, the folder): the others still can.
+                log.warning(
+                    "a remote file could not be written to the drop folder; the other files go on",
+                    connection=connection["name"],
+                    file=safefile.escaped(d.entry.name),
+                    reason=os.strerror(exc.errno) if exc.errno else type(exc).__name__,
+                )
+                continue
             if local is None:
                 continue
             failpoints.hit("sftp.landed")
@@ -152,6 +164,19 @@ async def _poll(settings: Settings, connection: dict[str, Any], cfg: SftpConfig)
         settle_landed(settings, connection)
         handled += await handle_registered(s, connection)
     return PollResult(taken, handled, decisions)
+
+
+def _warn_refused(
+    connection: dict[str, Any], cfg: SftpConfig, decisions: list[Decision], known: dict[tuple[str, int, int], str]
+) -> None:
+    """A refused name is said once, when it is first listed (it is remembered as seen after)."""
+    for d in decisions:
+        if d.why.startswith("refused: ") and (remote_path(cfg, d.entry.name), d.entry.size, d.entry.mtime) not in known:
+            log.warning(
+                f"a remote file is refused: {d.why.removeprefix('refused: ')}",
+                connection=connection["name"],
+                file=safefile.escaped(d.entry.name),
+            )
 
 
 def poll(settings: Settings, connection: dict[str, Any]) -> PollResult:

@@ -4,15 +4,18 @@ in-process SFTP server: one sentence saying what to fix, and the other files and
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from producers import sftp_pull
+from producers import sftp_loop, sftp_pull
+from tests.conftest import sql
 from tests.sftp_server import ClientKey, SftpServer, client_key, sftp_server
 from tests.stubpipeline import Pipeline
-from tests.unit.test_sftp_pull import FEED, _drained, configure, put, registered
+from tests.unit.test_sftp_pull import FEED, OTHER, _drained, configure, pull_logs, put, registered
 from workers.sftp import SftpLoginError
 
-__all__ = ["_drained", "client_key", "sftp_server"]  # fixtures, used by name
+__all__ = ["_drained", "client_key", "pull_logs", "sftp_server"]  # fixtures, used by name
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604], ids=["0644", "0640", "0604"])
@@ -33,3 +36,46 @@ def test_a_key_file_other_users_can_read_is_refused_naming_the_file_and_the_chmo
     client_key.path.chmod(0o600)
     sftp_pull.poll(pipeline.settings, c)
     assert sftp_pull.poll(pipeline.settings, c).taken == ["monday.csv"] and registered() == ["monday.csv"]
+
+
+@pytest.mark.parametrize("length", [250, 252, 255])
+def test_a_remote_name_too_long_for_the_download_name_is_refused_and_the_other_files_are_pulled(
+    pipeline: Pipeline, sftp_server: SftpServer, client_key: ClientKey, pull_logs: list[Any], length: int
+) -> None:
+    c = configure(sftp_server, client_key, after_pickup="delete")
+    long = "a" * (length - len(".csv")) + ".csv"  # sorts before the others: it must not stop them
+    put(sftp_server, long, FEED)
+    put(sftp_server, "good.csv", OTHER)
+    sftp_pull.poll(pipeline.settings, c)
+    result = sftp_loop.poll_guarded(pipeline.settings, c)
+    assert result is not None and result.taken == ["good.csv"] and registered() == ["good.csv"]
+    assert sql("SELECT ok, error FROM sync.sftp_polls") == [(True, None)]
+    why = {d.entry.name: d.why for d in sftp_pull.check(pipeline.settings, c)}
+    assert why[long] == (
+        f"refused: its name is {length} bytes, longer than the 249 a pulled file's name may have "
+        "(it is downloaded as .<name>.part, and the drop folder takes 255): ask the sender to shorten it"
+    )
+    refused = [e for e in pull_logs if e["log_level"] == "warning" and e.get("file") == long]
+    assert len(refused) == 1, "one warning for the file, not one per poll"
+    assert refused[0]["event"].startswith("a remote file is refused: its name is")
+    assert sorted(p.name for p in (sftp_server.root / "outbound").iterdir()) == [long], "the others were deleted"
+
+
+def test_a_poll_that_fails_in_an_unforeseen_way_is_recorded_as_failed_and_retried_with_the_backoff(
+    pipeline: Pipeline, sftp_server: SftpServer, client_key: ClientKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = configure(sftp_server, client_key, poll_every_min=60)
+    put(sftp_server, "monday.csv", FEED)
+    assert sftp_loop.poll_guarded(pipeline.settings, c) is not None
+    monkeypatch.setenv("FEEDSYNC_FAILPOINTS", "sftp.landed=raise")  # an error nobody planned for
+    assert sftp_loop.poll_guarded(pipeline.settings, c) is None
+    ((ok, failures, error),) = sql("SELECT ok, failures, error FROM sync.sftp_polls")
+    assert (ok, failures) == (False, 1)
+    cause = "RuntimeError: failpoint sftp.landed: injected failure"
+    assert error == f"hr-users: the poll failed ({cause}); retrying with the backoff"
+    sql("UPDATE sync.sftp_polls SET polled_at = now() - interval '1 second'")
+    assert sftp_loop._due(c, pipeline.settings), "retried after the backoff (50 ms in tests), not in an hour"
+    monkeypatch.delenv("FEEDSYNC_FAILPOINTS")
+    assert sftp_loop.poll_guarded(pipeline.settings, c) is not None
+    assert sql("SELECT ok, failures, error FROM sync.sftp_polls") == [(True, 0, None)]
+    assert registered() == ["monday.csv"]
