@@ -26,7 +26,16 @@ async def handle_registered(s: Session, connection: dict[str, Any]) -> list[str]
             "SELECT * FROM sync.sftp_files WHERE connection_id = %s AND state = 'registered' ORDER BY landed_at",
             (connection["id"],),
         )
-    handled = []
+    handled: list[str] = []
+    if rows and cfg.move_to is not None and not await _folder_exists(s, cfg.move_to):
+        # Each move would fail as if the file were gone: say what is missing, and move them later.
+        log.warning(
+            f"the after_pickup folder {cfg.move_to} does not exist on the server: create it or change after_pickup; "
+            "the taken files stay on the server, remembered as taken, and are moved once it exists",
+            connection=connection["name"],
+            waiting=len(rows),
+        )
+        return handled
     for row in rows:
         name = PurePosixPath(row["remote_path"]).name
         pickup = await _pickup(s, row["remote_path"], name)
@@ -35,6 +44,13 @@ async def handle_registered(s: Session, connection: dict[str, Any]) -> list[str]
         set_state(connection["id"], row, "handled", pickup=pickup)
         handled.append(name)
     return handled
+
+
+async def _folder_exists(s: Session, folder: str) -> bool:
+    try:
+        return bool(await s.call(s.client.isdir(folder)))
+    except asyncssh.SFTPError:
+        return True  # cannot tell: the move itself says what is wrong
 
 
 async def _pickup(s: Session, path: str, name: str) -> str:

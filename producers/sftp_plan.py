@@ -15,6 +15,7 @@ import asyncssh
 from producers import registry, safefile
 from schemas.settings import Settings
 from schemas.sftp import SftpConfig
+from workers.errors import TerminalError
 from workers.sftp import Session
 
 PART_PREFIX, PART_SUFFIX = ".", ".part"
@@ -140,4 +141,17 @@ def _entry(name: asyncssh.SFTPName) -> Entry:
 
 
 async def listing(s: Session) -> list[Entry]:
-    return [_entry(n) for n in await s.call(s.client.readdir(s.cfg.remote_dir))]
+    cfg = s.cfg
+    try:
+        return [_entry(n) for n in await s.call(s.client.readdir(cfg.remote_dir))]
+    except asyncssh.SFTPNoSuchFile:
+        why = "does not exist"
+    except asyncssh.SFTPPermissionDenied:
+        why = f"may not be listed by {cfg.user!r}"
+    except asyncssh.SFTPError as exc:
+        why = f"could not be listed ({type(exc).__name__})"
+    # The server answered: a poll_every_min later is soon enough to look again.
+    raise TerminalError(
+        f"{s.name}: the folder {cfg.remote_dir} on {cfg.host}:{cfg.port} {why}: check remote_dir and the folder "
+        "on the server"
+    )

@@ -79,3 +79,34 @@ def test_a_poll_that_fails_in_an_unforeseen_way_is_recorded_as_failed_and_retrie
     assert sftp_loop.poll_guarded(pipeline.settings, c) is not None
     assert sql("SELECT ok, failures, error FROM sync.sftp_polls") == [(True, 0, None)]
     assert registered() == ["monday.csv"]
+
+
+def test_a_remote_dir_that_is_missing_is_a_recorded_failed_poll_with_one_sentence(
+    pipeline: Pipeline, sftp_server: SftpServer, client_key: ClientKey
+) -> None:
+    c = configure(sftp_server, client_key, remote_dir="/nowhere")
+    assert sftp_loop.poll_guarded(pipeline.settings, c) is None
+    ((ok, error),) = sql("SELECT ok, error FROM sync.sftp_polls")
+    assert not ok and error == (
+        f"hr-users: the folder /nowhere on 127.0.0.1:{sftp_server.port} does not exist: check remote_dir and the "
+        "folder on the server"
+    )
+
+
+def test_a_missing_move_folder_is_said_and_the_taken_file_is_moved_once_the_folder_exists(
+    pipeline: Pipeline, sftp_server: SftpServer, client_key: ClientKey, pull_logs: list[Any]
+) -> None:
+    c = configure(sftp_server, client_key, after_pickup="move:/archive")
+    put(sftp_server, "monday.csv", FEED)
+    sftp_pull.poll(pipeline.settings, c)
+    result = sftp_pull.poll(pipeline.settings, c)
+    assert result.taken == ["monday.csv"] and result.handled == []
+    (warning,) = [e for e in pull_logs if e["log_level"] == "warning"]
+    assert warning["event"].startswith("the after_pickup folder /archive does not exist on the server: create it")
+    assert sql("SELECT state, pickup FROM sync.sftp_files") == [("registered", None)]
+    assert sftp_pull.poll(pipeline.settings, c).taken == [], "taken once: not pulled again"
+    (sftp_server.root / "archive").mkdir()
+    assert sftp_pull.poll(pipeline.settings, c).handled == ["monday.csv"]
+    assert (sftp_server.root / "archive" / "monday.csv").read_text() == FEED
+    assert sql("SELECT state, pickup FROM sync.sftp_files") == [("handled", "moved to /archive/monday.csv")]
+    assert registered() == ["monday.csv"]
