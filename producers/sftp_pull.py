@@ -12,7 +12,8 @@ up`` starts):
    once ``<name><done_marker>`` exists instead. A file already taken (same path, size and mtime,
    in ``sync.sftp_files``) is never downloaded again: no time cursor, so two files with the same
    mtime second are both taken.
-3. Download to ``.<name>.part`` in the drop folder, hashing as it comes, check the size, fsync,
+3. Up to ``max_files_per_poll`` of the files to take (the rest stay seen, for the next round):
+   download to ``.<name>.part`` in the drop folder, hashing as it comes, check the size, fsync,
    record it as ``landed`` (with its SHA-256), rename it into place, and hand it to the registry
    (dedupe by content, history, feed_arrived).
 4. Only once its registration has committed is the remote file kept, moved or deleted
@@ -60,6 +61,8 @@ class PollResult:
     taken: list[str]
     handled: list[str]
     decisions: list[Decision]
+    #: Files left for the next round (over ``max_files_per_poll``).
+    more: bool = False
 
 
 async def _download(s: Session, settings: Settings, connection: dict[str, Any], e: Entry) -> Path | None:
@@ -141,10 +144,11 @@ async def _poll(settings: Settings, connection: dict[str, Any], cfg: SftpConfig)
         known = remembered(connection["id"])
         decisions = plan(settings, connection, cfg, entries, known, time.time())
         _warn_refused(connection, cfg, decisions, known)
-        remember_listing(connection["id"], cfg, [d for d in decisions if not d.take])
-        for d in decisions:
-            if not d.take:
-                continue
+        wanted = [d for d in decisions if d.take]
+        batch = wanted[: cfg.max_files_per_poll]
+        # Files left over the batch stay seen, as stable as they were: the next round takes them.
+        remember_listing(connection["id"], cfg, [d for d in decisions if not d.take] + wanted[len(batch) :])
+        for d in batch:
             try:
                 local = await _download(s, settings, connection, d.entry)
             except OSError as exc:
@@ -163,7 +167,7 @@ async def _poll(settings: Settings, connection: dict[str, Any], cfg: SftpConfig)
             registry.take(settings, local, [connection], settle=False)
         settle_landed(settings, connection)
         handled += await handle_registered(s, connection)
-    return PollResult(taken, handled, decisions)
+    return PollResult(taken, handled, decisions, more=len(wanted) > len(batch))
 
 
 def _warn_refused(
