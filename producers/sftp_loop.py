@@ -1,11 +1,13 @@
 """When each SFTP connection is pulled (``feedsync sftp pull``, which ``feedsync up`` starts): a
 connection is due every ``poll_every_min``, sooner after a failure (with the backoff), one puller
-at a time per connection; each poll's outcome is recorded in ``sync.sftp_polls``. What one poll
+at a time per connection, each on a thread of its own, with at most ``max_files_per_poll``
+downloads per round; each poll's outcome is recorded in ``sync.sftp_polls``. What one poll
 does is ``sftp_pull.poll``."""
 
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import structlog
@@ -14,12 +16,14 @@ from producers import registry
 from producers.sftp_pull import PollResult, poll, sftp_config
 from schemas.settings import Settings
 from workers import store
-from workers.errors import TerminalError, TransientError, safe_text
+from workers.errors import TerminalError, TransientError, safe_text, safe_traceback
 
 log = structlog.get_logger(__name__)
 
 #: How often the pull loop looks for connections that are due.
 TICK_S = 5.0
+#: Connections polled at once by one pull loop, each on a thread of its own.
+PULLERS = 4
 #: Pullers of one connection (on any host) poll one at a time.
 _POLL_LOCK = 7310  # apart from 7300..7303 (migrations, intake and run bookkeeping, suspects, run gates)
 
@@ -93,25 +97,76 @@ def _poll_recorded(settings: Settings, connection: dict[str, Any]) -> PollResult
         log.error(safe_text(exc), connection=connection["name"])
         _record_poll(connection["id"], safe_text(exc), transient=False)
         return None
+    except Exception as exc:
+        # A failure nobody foresaw is still a failed poll: recorded (`feedsync sftp check` shows it)
+        # and retried with the backoff, never left looking like the last good poll.
+        error = f"{connection['name']}: the poll failed ({safe_text(exc)}); retrying with the backoff"
+        log.error(error, connection=connection["name"], traceback=safe_traceback(exc))
+        _record_poll(connection["id"], error, transient=True)
+        return None
     _record_poll(connection["id"], None, transient=False)
     if result.taken or result.handled:
         log.info("SFTP poll", connection=connection["name"], pulled=len(result.taken), handled=len(result.handled))
     return result
 
 
+class Puller:
+    """The rounds of the pull loop. Each due connection is polled on a thread of its own (up to
+    ``PULLERS`` at once), so a slow server never holds the others; a connection whose poll left
+    files over ``max_files_per_poll`` is due again at the next round."""
+
+    def __init__(self, settings: Settings, workers: int = PULLERS) -> None:
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sftp-pull")
+        self._running: dict[int, Future[None]] = {}
+        self._more: set[int] = set()  # only the pool's threads add and the round's thread reads: a set op is atomic
+
+    def round(self) -> list[Future[None]]:
+        """Start a poll of every due connection not being polled already; the polls started."""
+        started = []
+        self._running = {cid: f for cid, f in self._running.items() if not f.done()}
+        for connection in pulling_connections(self.settings):
+            cid = connection["id"]
+            if cid in self._running:
+                continue
+            try:
+                due = cid in self._more or _due(connection, self.settings)
+            except Exception as exc:  # one connection's bad state never stops the others' pulls
+                log.error("SFTP poll crashed", connection=connection["name"], error=safe_text(exc))
+                continue
+            if due:
+                self._more.discard(cid)
+                self._running[cid] = self._pool.submit(self._poll, connection)
+                started.append(self._running[cid])
+        return started
+
+    def round_and_wait(self) -> None:
+        wait(self.round())
+
+    def _poll(self, connection: dict[str, Any]) -> None:
+        try:
+            result = poll_guarded(self.settings, connection)
+        except Exception as exc:
+            log.error("SFTP poll crashed", connection=connection["name"], error=safe_text(exc))
+            return
+        if result is not None and result.more:
+            self._more.add(connection["id"])
+
+    def close(self) -> None:
+        """Let the polls under way finish (each is bounded by its batch and its timeouts)."""
+        self._pool.shutdown(wait=True)
+
+
 def run(settings: Settings, stopping: threading.Event) -> None:
     """``feedsync sftp pull``: poll every SFTP connection when it is due, until stopped."""
     log.info("SFTP pull started")
-    while not stopping.is_set():
-        try:
-            for connection in pulling_connections(settings):
-                if stopping.is_set():
-                    break
-                try:
-                    if _due(connection, settings):
-                        poll_guarded(settings, connection)
-                except Exception as exc:  # one connection's bug never stops the others' pulls
-                    log.error("SFTP poll crashed", connection=connection["name"], error=safe_text(exc))
-        except Exception as exc:
-            log.warning("could not read the connections; retrying", error=safe_text(exc))
-        stopping.wait(TICK_S)
+    puller = Puller(settings)
+    try:
+        while not stopping.is_set():
+            try:
+                puller.round()
+            except Exception as exc:
+                log.warning("could not read the connections; retrying", error=safe_text(exc))
+            stopping.wait(TICK_S)
+    finally:
+        puller.close()

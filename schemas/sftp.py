@@ -12,6 +12,7 @@ after_pickup = "keep"            # imports: keep | delete | move:/archive
 min_file_age_s = 120             # imports: and the same size and mtime on two listings in a row
 done_marker = ".done"            # take X only when X.done exists; exports: write X.done after X
 poll_every_min = 5               # imports
+max_files_per_poll = 100         # imports: more waiting are taken at the next rounds, seconds apart
 ```
 
 The host key is required and pinned: there is no "accept the first key" mode. A password is never
@@ -30,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Keys of the pull only: an export connection that sets one is refused (it would do nothing).
-PULL_ONLY = ("after_pickup", "min_file_age_s", "poll_every_min")
+PULL_ONLY = ("after_pickup", "min_file_age_s", "poll_every_min", "max_files_per_poll")
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252})$")
@@ -88,6 +89,9 @@ class SftpConfig(BaseModel):
     min_file_age_s: int = Field(default=120, ge=0)
     done_marker: str | None = None
     poll_every_min: float = Field(default=5.0, gt=0, le=24 * 60)
+    # Downloads in one poll: a backlog of thousands is taken over several rounds, each short, and
+    # the connection is polled again at the next round while files wait.
+    max_files_per_poll: int = Field(default=100, ge=1, le=10_000)
     # No wait is unbounded: connecting (TCP and the SSH handshake with login), and each SFTP
     # request (a server that stops answering mid-transfer).
     connect_timeout_s: float = Field(default=30.0, gt=0, le=600)

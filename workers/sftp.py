@@ -6,6 +6,7 @@ What can go wrong, and what becomes of it:
      ├── the server's key is not the pinned one ...... SftpLoginError (terminal): one sentence, no retry
      ├── the login is refused ......................... SftpLoginError (terminal)
      ├── no key file, no password in the environment .. SftpLoginError (terminal)
+     ├── a key file others may read (as OpenSSH) ...... SftpLoginError (terminal): `chmod 600` it
      └── refused, unreachable, timed out, lost ........ TransientError: retried with the backoff
     a request during the session
      ├── no such file ................................. asyncssh.SFTPNoSuchFile, for the caller (a warning)
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import stat
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,7 +65,16 @@ def _credentials(settings: Settings, cfg: SftpConfig, name: str) -> dict[str, An
         return {"password": password, "client_keys": None, "preferred_auth": "password,keyboard-interactive"}
     path = key_path(settings, cfg)
     try:
-        key = asyncssh.read_private_key(path)
+        # One open: the mode checked is that of the very file whose key is used.
+        with open(path, "rb") as f:
+            mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+            if mode & 0o077:
+                # As OpenSSH does: a key others may read is no longer a secret of this host.
+                raise SftpLoginError(
+                    f"{name}: the private key {path} can be read by other users (mode {mode:04o}): "
+                    f"run `chmod 600 {path}`"
+                )
+            key = asyncssh.import_private_key(f.read())
     except (OSError, asyncssh.KeyImportError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not an unencrypted private key"
         raise SftpLoginError(

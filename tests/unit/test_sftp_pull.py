@@ -13,7 +13,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from producers import registry, sftp_loop, sftp_pull
+from producers import registry, sftp_files, sftp_loop, sftp_pickup, sftp_pull
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
@@ -93,7 +93,8 @@ def _drained(pipeline: Pipeline) -> Iterator[None]:
 @pytest.fixture
 def pull_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     with capture_logs() as logs:
-        for module in (sftp_pull, sftp_loop):  # a poll's own lines, and the loop's about each poll
+        # a poll's own lines (the modules of its parts), and the loop's about each poll
+        for module in (sftp_pull, sftp_files, sftp_pickup, sftp_loop):
             monkeypatch.setattr(module, "log", structlog.get_logger(module.__name__))
         yield logs
 
