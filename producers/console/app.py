@@ -122,6 +122,10 @@ async def security_headers(request: Request, call_next: RequestResponseEndpoint)
     response.headers.setdefault(
         "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
     )
+    if request.url.scheme == "https":
+        # Served over TLS (directly, or behind a trusted proxy): the browser never tries plain HTTP
+        # again, where the session cookie (Secure) would be missing and a sign-in form could be forged.
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 

@@ -39,6 +39,9 @@ def web(bind: str | None) -> None:
         access_log=True,
         log_level=s.log_level.lower(),
         server_header=False,
+        # uvicorn believes X-Forwarded-* from 127.0.0.1 by default; only the listed proxies here.
+        proxy_headers=bool(s.trusted_proxies),
+        forwarded_allow_ips=s.trusted_proxies or [],
     )
 
 

@@ -5,11 +5,6 @@ memory, and a locked admin name is logged and can be unlocked."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +13,7 @@ import pytest
 
 from tests.conftest import sql
 from tests.console.conftest import PASSWORD, Served, csrf_of
+from tests.console.webproc import Web, feedsync_web
 
 
 async def _burst(url: str, attempts: list[tuple[str, str]]) -> list[int]:
@@ -74,12 +70,6 @@ def test_the_right_password_in_a_burst_signs_in_only_within_the_limit(served: Se
     assert len(sql("SELECT 1 FROM sync.audit WHERE action = 'sign_in'")) == signed_in
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _peak_rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
@@ -89,38 +79,17 @@ def _peak_rss_mib(pid: int) -> float:
 
 
 @pytest.fixture
-def web_process(settings: Any) -> Iterator[tuple[str, int]]:
-    """`feedsync web` as its own process, its throttle out of the way (so every guess is verified)."""
-    port = _free_port()
-    env = {**os.environ, "FEEDSYNC_WEB_SIGNIN_MAX_FAILURES": "100000"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "producers.cli", "web", "--bind", f"127.0.0.1:{port}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/sign-in")
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, "feedsync web exited"
-                assert time.monotonic() < deadline, "feedsync web did not start listening"
-                time.sleep(0.1)
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+def web_process(settings: Any) -> Iterator[Web]:
+    """`feedsync web` with its throttle out of the way, so every guess is verified."""
+    with feedsync_web(FEEDSYNC_WEB_SIGNIN_MAX_FAILURES="100000") as web:
+        yield web
 
 
 @pytest.mark.timeout(600)  # 200 argon2id verifications, two at a time, on a shared machine
-def test_a_burst_of_200_sign_ins_keeps_the_consoles_memory_flat(web_process: tuple[str, int]) -> None:
+def test_a_burst_of_200_sign_ins_keeps_the_consoles_memory_flat(web_process: Web) -> None:
     from producers.console import accounts
 
-    url, pid = web_process
+    url, pid = web_process.url, web_process.pid
     accounts.add_admin("ada", PASSWORD, "admin")
     burst(url, [("ada", "wrong password!")])  # one verification first: argon2 and its buffers loaded
     before = _peak_rss_mib(pid)
