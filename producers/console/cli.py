@@ -47,7 +47,7 @@ def web(bind: str | None) -> None:
 
 @click.group()
 def admins() -> None:
-    """Who may sign in to the console: add, list, remove."""
+    """Who may sign in to the console: add, list, remove, unlock."""
 
 
 @admins.command("add")
@@ -91,6 +91,18 @@ def admins_remove(name: str) -> None:
     except accounts.AccountError as exc:
         _fail(str(exc))
     click.echo(f"{printable(name)}: removed")
+
+
+@admins.command("unlock")
+@click.argument("name")
+def admins_unlock(name: str) -> None:
+    """Let an admin locked out by failed sign-ins sign in again; audited as you."""
+    from producers.console import throttle
+    from producers.dlq import admin_identity
+
+    if not throttle.unlock(name, by=admin_identity()):
+        _fail(f"no admin named {name!r}; see `feedsync admins list`")
+    click.echo(f"{printable(name)}: unlocked; the failed sign-ins for this name so far no longer count")
 
 
 def register(group: click.Group) -> None:

@@ -1,6 +1,6 @@
 """Sign-in under attack, over real HTTP (uvicorn on a free port, the real PostgreSQL): parallel
 guesses are counted before any password is verified, verifications are bounded in number and in
-memory, and a locked admin name is logged and can be unlocked."""
+memory, and a locked admin name is logged and can be unlocked (`feedsync admins unlock`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+from starlette.testclient import TestClient
+from structlog.testing import capture_logs
 
-from tests.conftest import sql
-from tests.console.conftest import PASSWORD, Served, csrf_of
+from producers.dlq import admin_identity
+from tests.conftest import feedsync, sql
+from tests.console.conftest import PASSWORD, Served, csrf_of, sign_in
 from tests.console.webproc import Web, feedsync_web
 
 
@@ -97,3 +100,29 @@ def test_a_burst_of_200_sign_ins_keeps_the_consoles_memory_flat(web_process: Web
     assert statuses == [401] * 200
     # argon2id takes 64 MiB a verification; two at a time (and slack for 200 requests' buffers).
     assert _peak_rss_mib(pid) - before < 3 * 64
+
+
+def test_a_locked_admin_name_is_logged_once_and_an_admin_can_unlock_it(console: TestClient, settings: Any) -> None:
+    with capture_logs() as logs:
+        for _ in range(settings.web_signin_max_failures):
+            assert sign_in(console, "ada", "wrong password!").status_code == 401
+        assert sign_in(console, "ada").status_code == 429
+    locked = [e for e in logs if e["event"] == "console_sign_in_locked"]
+    assert len(locked) == 1 and locked[0]["admin"] == "ada" and locked[0]["log_level"] == "warning"
+    assert "feedsync admins unlock ada" in locked[0]["hint"]
+    assert "wrong password!" not in repr(logs)
+
+    out = feedsync("admins", "unlock", "ada")
+    assert "ada: unlocked" in out.stdout
+    assert sign_in(console, "ada").status_code == 303
+    ((who, target),) = sql("SELECT admin, target FROM sync.audit WHERE action = 'sign_in_unlocked'")
+    assert target == "ada" and who == admin_identity()
+    assert feedsync("admins", "unlock", "nobody", check=False).returncode == 1
+
+
+def test_a_locked_name_that_is_no_admin_is_never_logged(console: TestClient, settings: Any) -> None:
+    with capture_logs() as logs:
+        for _ in range(settings.web_signin_max_failures):
+            assert sign_in(console, "my-password-typed-here", "x").status_code == 401
+    assert not [e for e in logs if e["event"] == "console_sign_in_locked"]
+    assert "my-password-typed-here" not in repr(logs)
