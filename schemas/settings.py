@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     min_backoff_ms: int = Field(default=1_000, ge=10)
     max_backoff_ms: int = Field(default=120_000, ge=100)
     statement_timeout_ms: int = Field(default=600_000, ge=1_000)
+    # Without it libpq waits forever for a server that accepts the connection and never answers.
+    database_connect_timeout_s: int = Field(default=10, ge=2)
     lock_timeout_ms: int = Field(default=30_000, ge=100)
     stage_time_limit_ms: int = Field(default=3_600_000, ge=1_000)
 
@@ -134,6 +136,12 @@ class Settings(BaseSettings):
     # host (an SSH tunnel, another local user) could otherwise choose the address the sign-in
     # throttle and the audit see.
     web_trusted_proxies: str | None = None
+    # The console's statements are small: one that takes longer than this is cancelled, and the
+    # page says the database is not answering (instead of the stages' FEEDSYNC_STATEMENT_TIMEOUT_MS).
+    web_statement_timeout_ms: int = Field(default=15_000, ge=100)
+    # At most this many requests use PostgreSQL at once (each on a thread of its own): a frozen
+    # database holds these threads only, never those that serve static files.
+    web_db_threads: int = Field(default=8, ge=1)
 
     log_level: str = "INFO"
 

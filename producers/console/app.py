@@ -15,7 +15,19 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from producers.console import accounts, alerts, connections, deadletters, runs, throttle
-from producers.console.auth import COOKIE, SIGNIN_COOKIE, Refused, blocking, client, current, page, same_origin
+from producers.console.auth import (
+    COOKIE,
+    SIGNIN_COOKIE,
+    DatabaseUnavailable,
+    Refused,
+    blocking,
+    client,
+    current,
+    db_threads,
+    page,
+    same_origin,
+    threaded,
+)
 from producers.console.auth import set_cookie as put_cookie
 from producers.console.views import HERE, message, render
 from schemas.settings import get_settings
@@ -69,9 +81,7 @@ async def sign_in(request: Request) -> Response:
         )
         return refused(429, "Too many failed sign-ins. Wait a few minutes and try again.")
     # argon2id takes 64 MiB a verification: a few at a time, whatever the number of requests.
-    admin = await anyio.to_thread.run_sync(
-        accounts.authenticate, name, password, limiter=request.app.state.verify_limiter
-    )
+    admin = await threaded(None, request.app.state.verify_limiter, accounts.authenticate, name, password)
     if admin is None:
         await blocking(None, throttle.failed, attempt, **limits)
         return refused(401, "That name and password do not match an admin.")
@@ -112,7 +122,20 @@ async def refused(request: Request, exc: Exception) -> Response:
     return message(request, "Refused", exc.message, exc.status)
 
 
+async def unreachable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DatabaseUnavailable)
+    return message(
+        request,
+        "Database unreachable",
+        "The console cannot reach its database: PostgreSQL refused the connection or did not answer in "
+        "time. Check that PostgreSQL is running and reachable at FEEDSYNC_DATABASE_URL, then reload this page.",
+        503,
+    )
+
+
 async def security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    # Every database call of this request runs on the app's own threads (auth.blocking).
+    db_threads.set(request.app.state.db_threads)
     response = await call_next(request)
     # No framing (clickjacking), no referrer leaving the console (with "no-referrer" a browser sends
     # "Origin: null" on its own forms), scripts and styles only from here.
@@ -144,8 +167,10 @@ def create_app() -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        exception_handlers={Refused: refused},
+        exception_handlers={Refused: refused, DatabaseUnavailable: unreachable},
         middleware=[Middleware(BaseHTTPMiddleware, dispatch=security_headers)],
     )
     app.state.verify_limiter = anyio.CapacityLimiter(VERIFICATIONS)
+    # Apart from the default threads, which serve static files: a frozen database cannot take those.
+    app.state.db_threads = anyio.CapacityLimiter(get_settings().web_db_threads)
     return app
