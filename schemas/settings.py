@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -102,6 +103,8 @@ class Settings(BaseSettings):
     min_backoff_ms: int = Field(default=1_000, ge=10)
     max_backoff_ms: int = Field(default=120_000, ge=100)
     statement_timeout_ms: int = Field(default=600_000, ge=1_000)
+    # Without it libpq waits forever for a server that accepts the connection and never answers.
+    database_connect_timeout_s: int = Field(default=10, ge=2)
     lock_timeout_ms: int = Field(default=30_000, ge=100)
     stage_time_limit_ms: int = Field(default=3_600_000, ge=1_000)
 
@@ -128,6 +131,17 @@ class Settings(BaseSettings):
     web_session_hours: float = Field(default=12.0, gt=0)
     web_signin_max_failures: int = Field(default=5, ge=1)
     web_signin_window_s: int = Field(default=900, ge=1)
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are
+    # believed, comma-separated. None by default: anyone who reaches the console's port from its own
+    # host (an SSH tunnel, another local user) could otherwise choose the address the sign-in
+    # throttle and the audit see.
+    web_trusted_proxies: str | None = None
+    # The console's statements are small: one that takes longer than this is cancelled, and the
+    # page says the database is not answering (instead of the stages' FEEDSYNC_STATEMENT_TIMEOUT_MS).
+    web_statement_timeout_ms: int = Field(default=15_000, ge=100)
+    # At most this many requests use PostgreSQL at once (each on a thread of its own): a frozen
+    # database holds these threads only, never those that serve static files.
+    web_db_threads: int = Field(default=8, ge=1)
 
     log_level: str = "INFO"
 
@@ -137,6 +151,26 @@ class Settings(BaseSettings):
         # Resolved once, against the folder feedsync was started in, so every part of it (and every
         # child `feedsync up` starts) means the same folder; `feedsync status` shows it.
         return v.expanduser().resolve()
+
+    @field_validator("web_trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        entries = [e.strip() for e in v.split(",") if e.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"FEEDSYNC_WEB_TRUSTED_PROXIES: {entry!r} is not an IP address or network; "
+                    "list the proxies' addresses, e.g. 127.0.0.1,10.0.0.0/24"
+                ) from None
+        return ",".join(entries)
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        return self.web_trusted_proxies.split(",") if self.web_trusted_proxies else []
 
     @property
     def is_stub(self) -> bool:

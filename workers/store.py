@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import psycopg
@@ -21,15 +22,30 @@ from schemas.settings import Settings, get_settings
 _pool: ConnectionPool | None = None
 
 
+#: A shorter statement timeout for the connections opened in this context (the console's requests).
+_statement_timeout_ms: ContextVar[int | None] = ContextVar("statement_timeout_ms", default=None)
+
+
+@contextmanager
+def statement_timeout(ms: int) -> Iterator[None]:
+    token = _statement_timeout_ms.set(ms)
+    try:
+        yield
+    finally:
+        _statement_timeout_ms.reset(token)
+
+
 def _conninfo_kwargs(settings: Settings, application_name: str) -> dict[str, Any]:
+    statement_ms = _statement_timeout_ms.get() or settings.statement_timeout_ms
     return {
         # jit off: our statements are large but short, and compiling them (their cost estimates over
         # a million staged rows turn JIT on) took longer than it saved (benchmarks/RESULTS.md).
         # No parallel query: the stages already run side by side on the cores, and a parallel plan
         # (Gather Merge over sorts) made the run's duplicate check slower, 1.22 s against 0.76 s.
-        "options": f"-c statement_timeout={settings.statement_timeout_ms} -c lock_timeout={settings.lock_timeout_ms}"
+        "options": f"-c statement_timeout={statement_ms} -c lock_timeout={min(statement_ms, settings.lock_timeout_ms)}"
         " -c jit=off -c max_parallel_workers_per_gather=0",
         "application_name": application_name,
+        "connect_timeout": settings.database_connect_timeout_s,
     }
 
 

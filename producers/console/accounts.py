@@ -2,8 +2,9 @@
 
 Passwords are kept as argon2id hashes (argon2-cffi's defaults). A session cookie holds 32 random
 bytes; the table holds only their SHA-256, with the session's CSRF token and its expiry on the
-database clock. Sign-in is throttled on the failures recorded in ``sync.audit``, per name tried
-and per client address, so neither guessing one admin's password nor spraying many names works.
+database clock. Sign-in is throttled (producers/console/throttle.py) on the attempts recorded in
+``sync.audit``, per name tried and per client address, so neither guessing one admin's password nor
+spraying many names works.
 """
 
 from __future__ import annotations
@@ -90,19 +91,6 @@ def remove_admin(name: str) -> None:
         row = store.fetch_one(conn, "DELETE FROM sync.admins WHERE name = %s RETURNING id", (name,))
     if row is None:
         raise AccountError(f"no admin named {name!r}; see `feedsync admins list`")
-
-
-def throttled(name: str, client: str, *, max_failures: int, window_s: int) -> bool:
-    with store.connect() as conn:
-        row = store.fetch_one(
-            conn,
-            """SELECT count(*) FILTER (WHERE lower(target) = lower(%(name)s)) AS by_name,
-                      count(*) FILTER (WHERE client = %(client)s) AS by_client
-               FROM sync.audit WHERE action = 'sign_in_failed' AND at > now() - make_interval(secs => %(w)s)""",
-            {"name": name, "client": client, "w": window_s},
-        )
-    assert row is not None
-    return max(int(row["by_name"]), int(row["by_client"])) >= max_failures
 
 
 def authenticate(name: str, password: str) -> Admin | None:

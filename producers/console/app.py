@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlsplit
 
+import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -13,11 +14,26 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from producers.console import accounts, alerts, connections, deadletters, runs
-from producers.console.auth import COOKIE, SIGNIN_COOKIE, Refused, blocking, client, current, page, same_origin
+from producers.console import accounts, alerts, connections, deadletters, runs, throttle
+from producers.console.auth import (
+    COOKIE,
+    SIGNIN_COOKIE,
+    DatabaseUnavailable,
+    Refused,
+    blocking,
+    client,
+    current,
+    db_threads,
+    page,
+    same_origin,
+    threaded,
+)
 from producers.console.auth import set_cookie as put_cookie
 from producers.console.views import HERE, message, render
 from schemas.settings import get_settings
+
+#: Password verifications at once (argon2id at 64 MiB each); the others wait their turn, holding no thread.
+VERIFICATIONS = 2
 
 
 def _next(value: str | None) -> str:
@@ -57,22 +73,20 @@ async def sign_in(request: Request) -> Response:
             error=error,
         )
 
-    if await blocking(
-        None,
-        accounts.throttled,
-        name,
-        who,
-        max_failures=settings.web_signin_max_failures,
-        window_s=settings.web_signin_window_s,
-    ):
-        await blocking(None, accounts.record, None, "sign_in_throttled", name[:64], outcome="refused", client=who)
+    limits = {"max_failures": settings.web_signin_max_failures, "window_s": settings.web_signin_window_s}
+    attempt = await blocking(None, throttle.reserve, name, who, **limits)
+    if attempt is None:
+        await blocking(
+            None, accounts.record, None, "sign_in_throttled", name[: throttle.NAME_CHARS], outcome="refused", client=who
+        )
         return refused(429, "Too many failed sign-ins. Wait a few minutes and try again.")
-    admin = await blocking(None, accounts.authenticate, name, password)
+    # argon2id takes 64 MiB a verification: a few at a time, whatever the number of requests.
+    admin = await threaded(None, request.app.state.verify_limiter, accounts.authenticate, name, password)
     if admin is None:
-        await blocking(None, accounts.record, None, "sign_in_failed", name[:64], outcome="refused", client=who)
+        await blocking(None, throttle.failed, attempt, **limits)
         return refused(401, "That name and password do not match an admin.")
     token = await blocking(None, accounts.open_session, admin, settings.web_session_hours)
-    await blocking(None, accounts.record, admin.name, "sign_in", client=who)
+    await blocking(None, throttle.succeeded, attempt, admin.name)
     response = RedirectResponse(_next(str(form.get("next", ""))), status_code=303)
     put_cookie(request, response, COOKIE, token, max_age=int(settings.web_session_hours * 3600))
     response.delete_cookie(SIGNIN_COOKIE, path="/")
@@ -108,7 +122,20 @@ async def refused(request: Request, exc: Exception) -> Response:
     return message(request, "Refused", exc.message, exc.status)
 
 
+async def unreachable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DatabaseUnavailable)
+    return message(
+        request,
+        "Database unreachable",
+        "The console cannot reach its database: PostgreSQL refused the connection or did not answer in "
+        "time. Check that PostgreSQL is running and reachable at FEEDSYNC_DATABASE_URL, then reload this page.",
+        503,
+    )
+
+
 async def security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    # Every database call of this request runs on the app's own threads (auth.blocking).
+    db_threads.set(request.app.state.db_threads)
     response = await call_next(request)
     # No framing (clickjacking), no referrer leaving the console (with "no-referrer" a browser sends
     # "Origin: null" on its own forms), scripts and styles only from here.
@@ -118,6 +145,10 @@ async def security_headers(request: Request, call_next: RequestResponseEndpoint)
     response.headers.setdefault(
         "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
     )
+    if request.url.scheme == "https":
+        # Served over TLS (directly, or behind a trusted proxy): the browser never tries plain HTTP
+        # again, where the session cookie (Secure) would be missing and a sign-in form could be forged.
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 
@@ -134,8 +165,12 @@ def create_app() -> Starlette:
         *alerts.routes,
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
-        exception_handlers={Refused: refused},
+        exception_handlers={Refused: refused, DatabaseUnavailable: unreachable},
         middleware=[Middleware(BaseHTTPMiddleware, dispatch=security_headers)],
     )
+    app.state.verify_limiter = anyio.CapacityLimiter(VERIFICATIONS)
+    # Apart from the default threads, which serve static files: a frozen database cannot take those.
+    app.state.db_threads = anyio.CapacityLimiter(get_settings().web_db_threads)
+    return app

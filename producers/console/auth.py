@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from starlette.concurrency import run_in_threadpool
+import anyio
+import psycopg
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from producers.console import accounts
 from producers.dlq import acting_as
+from schemas.settings import get_settings
+from workers import store
 
 COOKIE = "feedsync_session"
 #: Double-submit token of the sign-in form (no session exists yet to hold one).
@@ -28,6 +32,14 @@ SIGNIN_COOKIE = "feedsync_signin"
 T = TypeVar("T")
 Page = Callable[[Request, accounts.Session], Awaitable[Response]]
 Action = Callable[[Request, accounts.Session, FormData], Awaitable[Response]]
+
+
+#: The threads that may use PostgreSQL, per app (set for each request by app.database_threads).
+db_threads: ContextVar[anyio.CapacityLimiter | None] = ContextVar("db_threads", default=None)
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL refused, did not answer in time, or cancelled a statement that took too long."""
 
 
 class Refused(Exception):
@@ -55,21 +67,37 @@ def set_cookie(request: Request, response: Response, name: str, value: str, max_
 
 async def blocking(session: accounts.Session | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``fn`` in a worker thread, as the signed-in admin."""
+    return await threaded(session, db_threads.get(), fn, *args, **kwargs)
+
+
+async def threaded(
+    session: accounts.Session | None,
+    limiter: anyio.CapacityLimiter | None,
+    fn: Callable[..., T],
+    *args: Any,
+    **kwargs: Any,
+) -> T:
+    """``blocking`` on threads of ``limiter``: the console's statement timeout, and a database that
+    cannot be reached raised as DatabaseUnavailable (one page says so, whatever the route)."""
 
     def run() -> T:
-        if session is None:
-            return fn(*args, **kwargs)
-        with acting_as(session.admin.identity):
-            return fn(*args, **kwargs)
+        with store.statement_timeout(get_settings().web_statement_timeout_ms):
+            if session is None:
+                return fn(*args, **kwargs)
+            with acting_as(session.admin.identity):
+                return fn(*args, **kwargs)
 
-    return await run_in_threadpool(run)
+    try:
+        return await anyio.to_thread.run_sync(run, limiter=limiter)
+    except psycopg.OperationalError as exc:  # refused, connect timeout, statement timeout
+        raise DatabaseUnavailable(type(exc).__name__) from exc
 
 
 async def current(request: Request) -> accounts.Session | None:
     token = request.cookies.get(COOKIE)
     if not token:
         return None
-    return await run_in_threadpool(accounts.session, token)
+    return await blocking(None, accounts.session, token)
 
 
 def _to_sign_in(request: Request) -> Response:
@@ -122,13 +150,13 @@ def action(name: str) -> Callable[[Action], Callable[[Request], Awaitable[Respon
         async def _checked(request: Request, s: accounts.Session, form: FormData) -> Response:
             target = "/".join(str(v) for v in request.path_params.values()) or None
             if not csrf_ok(request, form, s.csrf_token):
-                await run_in_threadpool(
-                    accounts.record, s.admin.name, name, target, outcome="refused: csrf", client=client(request)
+                await blocking(
+                    None, accounts.record, s.admin.name, name, target, outcome="refused: csrf", client=client(request)
                 )
                 raise Refused(403, "This form has expired or did not come from this console. Reload the page.")
             if not s.admin.can_act:
-                await run_in_threadpool(
-                    accounts.record, s.admin.name, name, target, outcome="refused: viewer", client=client(request)
+                await blocking(
+                    None, accounts.record, s.admin.name, name, target, outcome="refused: viewer", client=client(request)
                 )
                 raise Refused(403, "Viewers see everything and change nothing: ask an admin.")
             return await fn(request, s, form)

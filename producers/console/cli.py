@@ -39,12 +39,15 @@ def web(bind: str | None) -> None:
         access_log=True,
         log_level=s.log_level.lower(),
         server_header=False,
+        # uvicorn believes X-Forwarded-* from 127.0.0.1 by default; only the listed proxies here.
+        proxy_headers=bool(s.trusted_proxies),
+        forwarded_allow_ips=s.trusted_proxies or [],
     )
 
 
 @click.group()
 def admins() -> None:
-    """Who may sign in to the console: add, list, remove."""
+    """Who may sign in to the console: add, list, remove, unlock."""
 
 
 @admins.command("add")
@@ -88,6 +91,18 @@ def admins_remove(name: str) -> None:
     except accounts.AccountError as exc:
         _fail(str(exc))
     click.echo(f"{printable(name)}: removed")
+
+
+@admins.command("unlock")
+@click.argument("name")
+def admins_unlock(name: str) -> None:
+    """Let an admin locked out by failed sign-ins sign in again; audited as you."""
+    from producers.console import throttle
+    from producers.dlq import admin_identity
+
+    if not throttle.unlock(name, by=admin_identity()):
+        _fail(f"no admin named {name!r}; see `feedsync admins list`")
+    click.echo(f"{printable(name)}: unlocked; the failed sign-ins for this name so far no longer count")
 
 
 def register(group: click.Group) -> None:
