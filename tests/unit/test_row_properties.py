@@ -51,7 +51,7 @@ EDGES = [
     "2026-11-01T10:00:00Z",
     " ",
 ]
-TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=24)
+TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=24)
 CELL = st.one_of(TEXT, st.sampled_from(EDGES))
 serial = itertools.count()
 
@@ -172,7 +172,7 @@ def test_random_hmm_rows_are_row_errors_or_stored(
 
 
 def _workbook_value(value: str) -> str:
-    return ILLEGAL_CHARACTERS_RE.sub("", value)
+    return str(ILLEGAL_CHARACTERS_RE.sub("", value))
 
 
 WORKBOOK_CELL = st.one_of(CELL.map(_workbook_value), st.floats(allow_nan=False), st.integers(-(10**6), 3 * 10**6))
