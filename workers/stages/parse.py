@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from itertools import chain
-from operator import itemgetter
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -25,7 +23,7 @@ from schemas.messages import ParseFile, TransformChunk
 from schemas.providers import FileNameProblem, FileSpec
 from schemas.settings import get_settings
 from workers import failpoints, store
-from workers.connectors import MAX_TABLE_COLUMNS, block_stager, copy_statement, create_raw_chunk, import_kind
+from workers.connectors import MAX_TABLE_COLUMNS, block_stager, create_raw_chunk, import_kind
 from workers.connectors.checks import Chunk
 from workers.errors import BadFileError, TransientError
 from workers.feedreader import Block, FeedReader, RowError
@@ -35,6 +33,7 @@ from workers.outbox import OutboxBatch
 from workers.runs import advance_if_ready
 from workers.stages import stage_actor
 from workers.stages.blocks import Blocks
+from workers.stages.records import copy_records
 from workers.xlsxreader import XlsxReader
 
 log = structlog.get_logger(__name__)
@@ -232,7 +231,7 @@ def _chunk_loop(
                 exhausted = block.lines < chunk_rows
             else:
                 assert records is not None
-                first_line, good, errors, exhausted = _copy_records(
+                first_line, good, errors, exhausted = copy_records(
                     conn, msg, chunk_no, attributes, header, records, ahead, chunk_rows
                 )
                 offset, line_no = reader.position
@@ -275,43 +274,6 @@ def _chunk_loop(
 
 class _BlockMismatch(Exception):
     """COPY read a different number of records than the block has lines (a quoted line break)."""
-
-
-def _copy_records(
-    conn: psycopg.Connection[Any],
-    msg: ParseFile,
-    chunk_no: int,
-    attributes: list[str],
-    header: Any,
-    records: Iterator[Any],
-    ahead: Any,
-    chunk_rows: int,
-) -> tuple[int | None, int, list[RowError], bool]:
-    """Up to chunk_rows records from the Python reader into the chunk's raw table (the mapped
-    columns only): (first line, good rows, row errors, whether the file ended)."""
-    positions = [header.positions[a] for a in attributes]
-    project = itemgetter(*positions) if len(positions) > 1 else (lambda row: (row[positions[0]],))
-    table = create_raw_chunk(conn, msg.run_id, msg.file_id, chunk_no, attributes)
-    errors: list[RowError] = []
-    good = 0
-    first_line = None
-    exhausted = False
-    with conn.cursor() as cur, cur.copy(copy_statement(table, attributes)) as copy:
-        for item in chain([] if ahead is None else [ahead], records):
-            if isinstance(item, RowError):
-                errors.append(item)
-                line = item.line
-            else:
-                line, fields = item
-                copy.write_row((line, *project(fields)))
-                good += 1
-            if first_line is None:
-                first_line = line
-            if good + len(errors) >= chunk_rows:
-                break
-        else:
-            exhausted = True
-    return first_line, good, errors, exhausted
 
 
 def _insert_row_errors(conn: psycopg.Connection[Any], msg: ParseFile, file_name: str, errors: list[RowError]) -> None:

@@ -1,10 +1,11 @@
 """Load one file's staged statements into ``lms.xapi_statements``, then its completions into
 ``lms.learner_progress`` (and so ``lms.user_skills``) through the content kinds' merge.
 
-- A statement whose id is stored already is ``unchanged`` when it matches the stored one by the
-  spec's comparison rules (authority, stored, timestamp, version and attachments aside), else a
-  ``conflict`` row error (the spec's 409); the store is never modified by it. The same id twice
-  in one file: the first line is taken, the next ones judged against it.
+- A statement whose id is stored already (ids compare as UUIDs, in any case) is ``unchanged`` when
+  it matches the stored one by the spec's comparison rules (authority, stored, timestamp, version
+  and attachments aside), else a ``conflict`` row error (the spec's 409); the store is never
+  modified by it. The same id twice in one file: the first line is taken, the next ones judged
+  against it.
 - A voiding statement voids its target, stored before it or arriving later; a voider is never
   voided, and a statement voiding a voider is a row error.
 - Completions (``completion_verbs``) of a stored, not voided statement on an activity that is a
@@ -27,8 +28,9 @@ from workers.connectors.xapi.transform import VOIDED, attributes
 from workers.rows import RunRow
 from workers.staging import stage_table
 
-#: What the spec's comparison of two statements with the same id leaves aside.
-_IGNORED = sql.SQL("'{authority,stored,timestamp,version,attachments}'::text[]")
+#: What the spec's comparison of two statements with the same id leaves aside; and the id itself,
+#: which the join matched as a UUID (its text may differ in case, and a UUID's case means nothing).
+_IGNORED = sql.SQL("'{authority,stored,timestamp,version,attachments,id}'::text[]")
 
 
 def _same(a: LiteralString, b: LiteralString) -> sql.Composed:
@@ -175,6 +177,9 @@ def _completions(
         "actor": actor_attr,
         "unknown": "progress not written: no learner has this actor's e-mail (the statement is stored); add the "
         "person to a user feed and import this file again",
+        "no_mbox": "progress not written: the actor has no mbox (an account, openid or mbox_sha1sum identifies "
+        "it), and learners are matched by e-mail (the statement is stored); send the statement with the "
+        "learner's mbox to record progress",
     }
     # This file's stored completions, gathered and analysed first: the store's statistics do not
     # know the statements the load has just written, and taking a million for a hundred the planner
@@ -213,7 +218,8 @@ def _completions(
             """INSERT INTO sync.row_errors (run_id, file_id, file_name, line, column_no, column_name, code, message,
                                          rejected)
             SELECT %(run)s, %(file)s, fl.original_path, m.source_line, (rf.columns -> %(actor)s ->> 'no')::int,
-                   rf.columns -> %(actor)s ->> 'column', 'unknown_learner', %(unknown)s, false
+                   rf.columns -> %(actor)s ->> 'column', 'unknown_learner',
+                   CASE WHEN m.actor_email IS NULL THEN %(no_mbox)s ELSE %(unknown)s END, false
             FROM ({matched}) m
             JOIN sync.feed_files fl ON fl.id = %(file)s
             JOIN sync.run_files rf ON rf.run_id = %(run)s AND rf.file_id = %(file)s

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 _US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+OUT_OF_RANGE = "is out of range: a date must fall between the years 1 and 9999 in UTC"
 
 
 @dataclass(frozen=True)
@@ -107,19 +109,33 @@ def _compare(cell: str, value: Scalar) -> int:
 
 
 def instant(text: str) -> datetime | None:
-    """An ISO 8601 date or date-time, or M/D/YYYY [H:MM[:SS]]; without a zone it is UTC."""
+    """An ISO 8601 date or date-time, or M/D/YYYY [H:MM[:SS]]; without a zone it is UTC. None also
+    for a time that exists in its own zone but not in UTC (``out_of_range`` tells those apart)."""
+    local = _local(text)
+    if local is None:
+        return None
+    try:
+        return local.replace(tzinfo=UTC) if local.tzinfo is None else local.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:30+01:00 is in year 0 in UTC, which datetime cannot hold
+        return None
+
+
+def out_of_range(text: str) -> bool:
+    """Whether ``text`` is a date-time that reads, but falls before year 1 or after 9999 in UTC."""
+    return _local(text) is not None and instant(text) is None
+
+
+def _local(text: str) -> datetime | None:
     m = _US_DATE.match(text)
     try:
         if m:
             month, day, year, hour, minute, second = m.groups()
-            dt = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
-        elif len(text) >= 10 and text[4] == "-":
-            dt = datetime.fromisoformat(text)
-        else:
-            return None
+            return datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+        if len(text) >= 10 and text[4] == "-":
+            return datetime.fromisoformat(text)
     except ValueError:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+        pass
+    return None
 
 
 def rfc3339(dt: datetime) -> str:
@@ -133,6 +149,8 @@ def typed(path: str, field: XapiField, cell: str) -> Any:
         if not _NUMBER.match(cell):
             raise ValueError("invalid_number", f"'{field.column}' must be a number (e.g. 0.85) for {path}")
         number = float(cell)
+        if not math.isfinite(number):  # 1e400: JSON has no Infinity, and PostgreSQL refuses it
+            raise ValueError("invalid_number", f"'{field.column}' is too large a number for {path}")
         return int(number) if number.is_integer() and not re.search(r"[.eE]", cell) else number
     if field.type == "boolean":
         word = cell.lower()
@@ -141,6 +159,8 @@ def typed(path: str, field: XapiField, cell: str) -> Any:
         return word in _TRUE
     if field.type == "date":
         dt = instant(cell)
+        if dt is None and out_of_range(cell):
+            raise ValueError("invalid_date", f"'{field.column}' {OUT_OF_RANGE} for {path}")
         if dt is None:
             raise ValueError(
                 "invalid_date", f"'{field.column}' must be a date (YYYY-MM-DDTHH:MM:SSZ or M/D/YYYY) for {path}"
@@ -206,19 +226,93 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)  # NaN and Infinity are Python's, not JSON's: PostgreSQL refuses them
+
+
+class _Unrepresentable(ValueError):
+    pass
+
+
+def _json_float(text: str) -> float:
+    """A JSON number with a fraction or exponent, refused when a double cannot carry it: 1e400 is
+    Infinity, 1e-400 reads as 0, and far enough out (0e-20000) PostgreSQL's numeric refuses it."""
+    mantissa, _, exponent = text.lower().partition("e")
+    if len(text) > _MAX_FLOAT_CHARS or len(exponent.lstrip("+-")) > 3:
+        raise _Unrepresentable(text)
+    value = float(text)
+    if not math.isfinite(value) or (value == 0 and any(c in "123456789" for c in mantissa)):
+        raise _Unrepresentable(text)
+    return value
+
+
+#: A double's shortest form has 17 digits; 1e-308 written out in full takes 310 characters.
+_MAX_FLOAT_CHARS = 330
+
+
 def from_column(column: str, cell: str) -> dict[str, Any] | RowProblem:
-    """A whole statement from one cell (ALM's xAPI report): JSON, an object, each property once."""
+    """A whole statement from one cell (ALM's xAPI report): JSON, an object, each property once,
+    and nothing PostgreSQL's json and jsonb refuse or Python cannot walk (``_unsound``)."""
     if cell == "":
         return RowProblem(column, "required", f"'{column}' is empty; each row must hold a statement as JSON")
     try:
-        statement = json.loads(cell, object_pairs_hook=_no_duplicates)
+        statement = json.loads(
+            cell, object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_float=_json_float
+        )
     except _DuplicateKey as exc:
         return RowProblem(column, "invalid_statement", f"'{column}': property {exc.args[0]!r} appears twice")
+    except _Unrepresentable:
+        return RowProblem(column, "invalid_json", f"'{column}' {_BEYOND_DOUBLE}")
+    except RecursionError:  # the C decoder recurses per level: thousands of them exhaust the stack
+        return RowProblem(column, "invalid_json", f"'{column}' {_TOO_DEEP}")
     except ValueError:
         return RowProblem(column, "invalid_json", f"'{column}' is not valid JSON; export the statement again")
     if not isinstance(statement, dict):
         return RowProblem(column, "invalid_json", f"'{column}' must hold a JSON object (one statement)")
+    found = _unsound(statement)
+    if found is not None:
+        code, reason = found
+        return RowProblem(column, code, f"'{column}' {reason}")
     return statement
+
+
+#: Levels of objects and arrays a statement may nest: the validator and PostgreSQL's JSON parsers
+#: recurse per level; a real statement (a sub-statement's context extensions) needs far fewer.
+MAX_DEPTH = 100
+_TOO_DEEP = f"nests objects and arrays more than {MAX_DEPTH} levels deep; flatten it and export the statement again"
+#: NUL, which jsonb cannot hold, and lone UTF-16 surrogates (\ud800), which are no characters.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unsound(statement: dict[str, Any]) -> tuple[str, str] | None:
+    """(code, reason) for a statement PostgreSQL would refuse at load (a NUL, a lone surrogate) or
+    the validator could not walk (too deep); None when it is sound.
+    Iterative, so the check itself never runs out of stack."""
+    todo: list[tuple[Any, str, int]] = [(statement, "", 1)]
+    while todo:
+        value, path, depth = todo.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                return "invalid_json", _TOO_DEEP
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and _UNSTORABLE.search(key):
+                    return "invalid_statement", f"{_at(path)}has a property name that {_UNSTORABLE_TEXT}"
+                todo.append((item, f"{path}.{key}" if path else str(key), depth + 1))
+        elif isinstance(value, str) and _UNSTORABLE.search(value):
+            return "invalid_statement", f"{_at(path)}{_UNSTORABLE_TEXT}"
+    return None
+
+
+_BEYOND_DOUBLE = "holds a number beyond what a double can carry (about 1e-308 to 1e308); correct it and export again"
+_UNSTORABLE_TEXT = (
+    "holds a NUL character (\\u0000) or a lone surrogate (\\ud800 to \\udfff), which cannot be stored; "
+    "remove it and export the statement again"
+)
+
+
+def _at(path: str) -> str:
+    return f"at {path} " if path else ""
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))

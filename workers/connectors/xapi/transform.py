@@ -19,6 +19,7 @@ from workers import store
 from workers.connectors.checks import Chunk
 from workers.connectors.xapi.fastpath import FastCheck, is_instant
 from workers.connectors.xapi.statements import (
+    OUT_OF_RANGE,
     Plan,
     RowProblem,
     column_of,
@@ -26,6 +27,7 @@ from workers.connectors.xapi.statements import (
     from_column,
     from_mapping,
     instant,
+    out_of_range,
     passes,
     plan_of,
     rfc3339,
@@ -124,6 +126,8 @@ def statement_of(
     elif cfg.statement_column:
         text = row[cfg.statement_column]
     found = None if fast is not None and fast.valid(made) else problem(made)
+    if found is None and isinstance(made.get("timestamp"), str) and out_of_range(made["timestamp"]):
+        found = "timestamp", OUT_OF_RANGE  # valid in its own zone, but the store keeps it in UTC
     if found is not None:
         path, reason = found
         return RowProblem(column_of(cfg, path), "invalid_statement", f"{path}: {reason}")

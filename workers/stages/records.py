@@ -1,0 +1,75 @@
+"""The Python reader's records into a chunk's raw table: the path a block COPY refused or could
+read differently, and every workbook.
+
+PostgreSQL's text cannot hold a NUL character. COPY refuses a block with a NUL byte, but the
+Python reader reads one (a CSV's NUL past the sniff at the file's start, a workbook's ``_x0000_``),
+so each record's mapped fields are checked here: a NUL is a row error on its line and column, not
+a COPY that fails the whole file on every attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import chain
+from operator import itemgetter
+from typing import Any
+
+import psycopg
+
+from schemas.messages import ParseFile
+from workers.connectors import copy_statement, create_raw_chunk
+from workers.feedreader import RowError
+
+
+def copy_records(
+    conn: psycopg.Connection[Any],
+    msg: ParseFile,
+    chunk_no: int,
+    attributes: list[str],
+    header: Any,
+    records: Iterator[Any],
+    ahead: Any,
+    chunk_rows: int,
+) -> tuple[int | None, int, list[RowError], bool]:
+    """Up to chunk_rows records from the Python reader into the chunk's raw table (the mapped
+    columns only): (first line, good rows, row errors, whether the file ended)."""
+    positions = [header.positions[a] for a in attributes]
+    project = itemgetter(*positions) if len(positions) > 1 else (lambda row: (row[positions[0]],))
+    table = create_raw_chunk(conn, msg.run_id, msg.file_id, chunk_no, attributes)
+    errors: list[RowError] = []
+    good = 0
+    first_line = None
+    exhausted = False
+    with conn.cursor() as cur, cur.copy(copy_statement(table, attributes)) as copy:
+        for item in chain([] if ahead is None else [ahead], records):
+            if isinstance(item, RowError):
+                errors.append(item)
+                line = item.line
+            else:
+                line, fields = item
+                values = project(fields)
+                if any("\x00" in v for v in values):
+                    errors.append(nul_error(line, fields, positions, header.columns))
+                else:
+                    copy.write_row((line, *values))
+                    good += 1
+            if first_line is None:
+                first_line = line
+            if good + len(errors) >= chunk_rows:
+                break
+        else:
+            exhausted = True
+    return first_line, good, errors, exhausted
+
+
+def nul_error(line: int, fields: list[str], positions: list[int], columns: list[str]) -> RowError:
+    """The row error of a record whose mapped field at the first such position holds a NUL."""
+    at = min(p for p in positions if "\x00" in fields[p])
+    return RowError(
+        line,
+        at + 1,
+        columns[at] if at < len(columns) else None,
+        "nul_character",
+        "the field holds a NUL character (byte 0x00), which cannot be stored; remove it from the export "
+        "(it is often a sign of a binary or UTF-16 file) and drop the file again",
+    )
