@@ -16,12 +16,14 @@ reads the same, so a webhook cannot be used to map which internal ports are open
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import json
 import smtplib
 import socket
 import ssl
+import threading
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
@@ -245,17 +247,30 @@ def _post(url: str, report: dict[str, Any], settings: Settings) -> None:
     else:
         connection = _PinnedHTTP(parts.hostname, port, addresses, settings.notify_timeout_s)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # The socket's timeout bounds each read; a server that drips a byte at a time would pass every one.
+    # The whole send gets the same number: at the deadline the socket is shut, which ends a blocked read.
+    deadline = threading.Timer(settings.notify_timeout_s, _cut, (connection,))
+    deadline.daemon = True
+    deadline.start()
     try:
         connection.request("POST", path, json.dumps(report).encode(), {"Content-Type": "application/json"})
         status = connection.getresponse().status
     except (OSError, http.client.HTTPException):
         raise NotSent(UNREACHABLE) from None
     finally:
+        deadline.cancel()
         connection.close()
     if 300 <= status < 400:
         raise NotSent(f"the webhook answered HTTP {status}, a redirect, which feedsync does not follow")
     if not 200 <= status < 300:
         raise NotSent(f"the webhook answered HTTP {status}")
+
+
+def _cut(connection: http.client.HTTPConnection) -> None:
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed: the send ended as the deadline came
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 Address = tuple[socket.AddressFamily, tuple[Any, ...]]

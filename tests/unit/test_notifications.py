@@ -335,3 +335,33 @@ def test_smtp_credentials_over_a_plain_connection_are_refused_unless_a_setting_a
     sql("UPDATE sync.notifications SET next_at = now()")
     assert notify.retry_due() == {(run_id, "email"): "sent"}
     assert logins and len(inbox.messages) == 1
+
+
+def test_a_webhook_that_drips_its_answer_is_cut_off_at_the_timeout_for_the_whole_send(
+    allow_private: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each byte comes before the socket's timeout, so only a deadline for the whole send stops it."""
+    monkeypatch.setenv("FEEDSYNC_NOTIFY_TIMEOUT_S", "1")
+    get_settings.cache_clear()
+    done, cut_off = threading.Event(), threading.Event()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def drip() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                try:
+                    for _ in range(600):  # a byte every 0.1 s for at most a minute
+                        conn.sendall(b"H")
+                        done.wait(0.1)  # the server's pace, not a wait for a condition
+                except OSError:
+                    cut_off.set()  # feedsync hung up while the answer was still coming
+                done.set()
+
+        threading.Thread(target=drip, daemon=True).start()
+        with pytest.raises(notify.NotSent) as failure:
+            notify._post(f"http://127.0.0.1:{server.getsockname()[1]}/hook", {"run_id": 1}, get_settings())
+        assert str(failure.value) == notify.UNREACHABLE
+        assert done.wait(30) and cut_off.is_set(), "the send waited for the whole dripped answer"
