@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     # At most this many requests use PostgreSQL at once (each on a thread of its own): a frozen
     # database holds these threads only, never those that serve static files.
     web_db_threads: int = Field(default=8, ge=1)
+    # A console upload (all its files, one request) larger than this is refused before it is read;
+    # what it holds is streamed to the drop folder, never held in memory.
+    web_upload_max_mb: int = Field(default=1024, ge=1)
 
     log_level: str = "INFO"
 
