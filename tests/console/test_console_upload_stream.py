@@ -14,12 +14,13 @@ from urllib.parse import urlsplit
 
 import httpx2 as httpx
 import pytest
+from starlette.testclient import TestClient
 
 from producers.commands import apply_connections
 from producers.console import accounts
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
-from tests.console.conftest import PASSWORD, csrf_of
+from tests.console.conftest import PASSWORD, csrf_of, form_token
 from tests.console.webproc import feedsync_web
 from tests.stubpipeline import HEADER, USERS_TOML
 
@@ -107,9 +108,10 @@ def _post_raw(url: str, cookie: str, head: bytes, mib: int, *, declared: bool) -
 @pytest.fixture
 def hr_users(settings: Any) -> Path:
     apply_connections(load_connections_toml(USERS_TOML))
-    accounts.add_admin("ada", PASSWORD, "admin")
-    accounts.add_admin("vic", PASSWORD, "viewer")
-    return settings.drop_dir / FEED
+    if not accounts.list_admins():  # else the console fixture made them
+        accounts.add_admin("ada", PASSWORD, "admin")
+        accounts.add_admin("vic", PASSWORD, "viewer")
+    return Path(settings.drop_dir) / FEED
 
 
 def _left_in(folder: Path) -> list[str]:
@@ -180,3 +182,44 @@ def test_a_large_upload_is_refused_before_its_body_is_read_whole(
     assert grown < 32, f"the console's peak memory grew {grown:.0f} MiB"
     assert sql("SELECT outcome FROM sync.audit WHERE action = 'upload'") == [(outcome,)]
     assert _left_in(hr_users) == []  # nothing placed, no staged file left behind
+
+
+def test_a_plain_form_post_must_carry_its_token_before_the_files(as_admin: TestClient, hr_users: Path) -> None:
+    token = form_token(as_admin)
+    late = (
+        _head(None)
+        + b"x\n"
+        + f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{token}'.encode()
+    )
+    r = as_admin.post(
+        "/connections/hr-users/upload",
+        content=late + TAIL,
+        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
+    assert r.status_code == 403 and "This form has expired" in r.text
+    assert _left_in(hr_users) == []
+    # A script may send the token in a header instead (never in the URL: the access log holds URLs).
+    r = as_admin.post(
+        "/connections/hr-users/upload",
+        content=_head(None, "users-1.csv") + (HEADER + "a@x.com,A,B,,S\n").encode() + TAIL,
+        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", "X-CSRF-Token": token},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and _left_in(hr_users) == ["users-1.csv"]
+
+
+def test_a_refused_file_of_several_leaves_no_staged_file_behind(as_admin: TestClient, hr_users: Path) -> None:
+    r = as_admin.post(
+        "/connections/hr-users/upload",
+        data={"csrf": form_token(as_admin)},
+        files=[("files", ("a.csv", HEADER.encode(), "text/csv")), ("files", ("b.zip", b"PK", "application/zip"))],
+    )
+    assert r.status_code == 400 and "b.zip: not uploaded: hr-users would never take it" in r.text
+    assert _left_in(hr_users) == []
+
+
+def test_a_sign_in_form_larger_than_any_the_console_sends_is_refused(console: TestClient) -> None:
+    r = console.post(
+        "/sign-in", content=b"name=" + b"a" * (2 << 20), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert r.status_code == 413 and "larger than any the console sends" in r.text
