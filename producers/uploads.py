@@ -3,7 +3,8 @@
 An upload is one delivery: every file is checked first, copied under a hidden temporary name next
 to where it goes, and only then put in place (one rename each). Several files get a manifest
 before the first rename (``producers.deliveries``), so the watcher takes them together and one run
-imports them all. A failure before every file is in place removes what was placed: none lands.
+imports them all. A failure before every file is in place removes what was placed: none lands. The console streams
+a request's files into the same staged files (``Delivery``), each name admitted before its bytes.
 """
 
 from __future__ import annotations
