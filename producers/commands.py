@@ -227,6 +227,14 @@ def upload(settings: Settings, name: str, files: list[Path], names: list[str] | 
         raise CommandError(str(exc)) from None
 
 
+def receive_upload(settings: Settings, name: str) -> uploads.Delivery:
+    """An upload whose files come as a stream (the console's): staged as they arrive, placed together."""
+    try:
+        return uploads.Delivery(settings, _connection(name))
+    except uploads.Refused as exc:
+        raise CommandError(str(exc)) from None
+
+
 def start_sync(
     settings: Settings,
     name: str,

@@ -3,7 +3,8 @@
 An upload is one delivery: every file is checked first, copied under a hidden temporary name next
 to where it goes, and only then put in place (one rename each). Several files get a manifest
 before the first rename (``producers.deliveries``), so the watcher takes them together and one run
-imports them all. A failure before every file is in place removes what was placed: none lands.
+imports them all. A failure before every file is in place removes what was placed: none lands. The console streams
+a request's files into the same staged files (``Delivery``), each name admitted before its bytes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from producers import deliveries, registry, safefile, settle, takeable
 from schemas.kinds import file_kinds
@@ -45,66 +46,114 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+class Delivery:
+    """One upload as it is received: each file admitted by name before its bytes come, written
+    under a hidden temporary name in the folder it lands in, and all placed by ``place()``, or
+    none (``discard()``). The console streams a request's files into it; ``deliver`` copies files."""
+
+    def __init__(self, settings: Settings, connection: dict[str, Any]) -> None:
+        if connection["kind"] not in file_kinds():
+            raise Refused(
+                f"{connection['name']} is an export connection: it writes files and takes none; "
+                "upload to an import connection"
+            )
+        self.settings = settings
+        self.connection = connection
+        self.target = registry.drop_target(settings, connection)
+        self._seen: set[str] = set()
+        self._copies: list[tuple[str, str]] = []  # (temporary path, the name it lands under)
+
+    def admit(self, filename: str) -> None:
+        """Refuse a name that could not land, before any of its bytes are written."""
+        problem = name_problem(filename)
+        if problem is not None:
+            raise Refused(f"not uploaded: {problem}")
+        if filename in self._seen:
+            raise Refused(
+                f"not uploaded: two files are named {safefile.escaped(filename)!r}; one upload holds a name once"
+            )
+        self._seen.add(filename)
+        relative = PurePosixPath((self.target / filename).relative_to(self.settings.drop_dir).as_posix())
+        why = takeable.problem(self.connection, relative)
+        if why is not None:
+            raise Refused(
+                f"{safefile.escaped(filename)}: not uploaded: {self.connection['name']} would never take it: {why}"
+            )
+
+    def stage(self, filename: str) -> BinaryIO:
+        """A new hidden temporary file for an admitted name: write its bytes, then ``finish`` it."""
+        self.target.mkdir(parents=True, exist_ok=True)
+        # A short temporary name: a name that fills the filesystem's limit leaves no room for affixes.
+        fd, tmp = tempfile.mkstemp(prefix=".upload-", suffix=".part", dir=self.target)
+        self._copies.append((tmp, filename))
+        return os.fdopen(fd, "wb")
+
+    @staticmethod
+    def finish(out: BinaryIO) -> None:
+        out.flush()
+        os.fsync(out.fileno())
+        out.close()
+
+    @property
+    def files(self) -> int:
+        return len(self._copies)
+
+    def place(self) -> list[Path]:
+        """Every staged file in place, as one delivery (a manifest first when there are several)."""
+        placed: list[Path] = []
+        manifest: Path | None = None
+        try:
+            if len(self._copies) > 1:
+                manifest = deliveries.write(self.target, [filename for _, filename in self._copies])
+            for tmp, filename in self._copies:
+                os.replace(tmp, self.target / filename)
+                placed.append(self.target / filename)
+                if settle.wants_marker(self.connection["config"]):
+                    settle.marker_of(self.target / filename).touch()  # the file is complete: it may be taken now
+        except OSError as exc:
+            _undo(self._copies, placed, manifest, self.connection)
+            raise self.folder_refused(exc) from None
+        except BaseException:
+            _undo(self._copies, placed, manifest, self.connection)
+            raise
+        self._copies = []
+        return placed
+
+    def discard(self) -> None:
+        """Remove every staged file: nothing of this upload lands."""
+        _undo(self._copies, [], None, self.connection)
+        self._copies = []
+
+    def folder_refused(self, exc: OSError) -> Refused:
+        return Refused(
+            f"not uploaded: the drop folder of {self.connection['name']} could not take the files ({exc.strerror}); "
+            "nothing of this upload was placed: free space or fix the folder's permissions and upload again"
+        )
+
+
 def deliver(settings: Settings, connection: dict[str, Any], files: list[tuple[Path, str]]) -> list[Path]:
     """Put ``files`` (source, name it lands under) into the connection's drop folder as one delivery."""
-    name = connection["name"]
-    if connection["kind"] not in file_kinds():
-        raise Refused(f"{name} is an export connection: it writes files and takes none; upload to an import connection")
-    target = registry.drop_target(settings, connection)
-    seen: set[str] = set()
+    delivery = Delivery(settings, connection)
     for source, filename in files:
         problem = name_problem(filename)
         if problem is not None:
             raise Refused(f"not uploaded: {problem}")
         if not source.is_file():
             raise Refused(f"{safefile.escaped(filename)}: no such file")
-        if filename in seen:
-            raise Refused(
-                f"not uploaded: two files are named {safefile.escaped(filename)!r}; one upload holds a name once"
-            )
-        seen.add(filename)
-        why = takeable.problem(connection, PurePosixPath((target / filename).relative_to(settings.drop_dir).as_posix()))
-        if why is not None:
-            raise Refused(f"{safefile.escaped(filename)}: not uploaded: {name} would never take it: {why}")
-    target.mkdir(parents=True, exist_ok=True)
-    copies: list[tuple[str, str]] = []
-    placed: list[Path] = []
-    manifest: Path | None = None
+        delivery.admit(filename)
     try:
         for source, filename in files:
-            copies.append((_copy(source, target), filename))
-        if len(files) > 1:
-            manifest = deliveries.write(target, [filename for _, filename in files])
-        for tmp, filename in copies:
-            os.replace(tmp, target / filename)
-            placed.append(target / filename)
-            if settle.wants_marker(connection["config"]):
-                settle.marker_of(target / filename).touch()  # the file is complete: it may be taken now
+            out = delivery.stage(filename)
+            with out, open(source, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+                delivery.finish(out)
     except OSError as exc:
-        _undo(copies, placed, manifest, connection)
-        raise Refused(
-            f"not uploaded: the drop folder of {name} could not take the files ({exc.strerror}); nothing of this "
-            "upload was placed: free space or fix the folder's permissions and upload again"
-        ) from None
+        delivery.discard()
+        raise delivery.folder_refused(exc) from None
     except BaseException:
-        _undo(copies, placed, manifest, connection)
+        delivery.discard()
         raise
-    return placed
-
-
-def _copy(source: Path, target: Path) -> str:
-    # A short temporary name: a name that fills the filesystem's limit leaves no room for affixes.
-    fd, tmp = tempfile.mkstemp(prefix=".upload-", suffix=".part", dir=target)
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return tmp
+    return delivery.place()
 
 
 def _undo(copies: list[tuple[str, str]], placed: list[Path], manifest: Path | None, connection: dict[str, Any]) -> None:

@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     # At most this many requests use PostgreSQL at once (each on a thread of its own): a frozen
     # database holds these threads only, never those that serve static files.
     web_db_threads: int = Field(default=8, ge=1)
+    # A console upload (all its files, one request) larger than this is refused before it is read;
+    # what it holds is streamed to the drop folder, never held in memory.
+    web_upload_max_mb: int = Field(default=1024, ge=1)
 
     log_level: str = "INFO"
 
@@ -158,13 +161,14 @@ class Settings(BaseSettings):
         if v is None or not v.strip():
             return None
         entries = [e.strip() for e in v.split(",") if e.strip()]
-        for entry in entries:
+        for position, entry in enumerate(entries, 1):
             try:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
+                # By its position, not its text: a mistyped value may be something pasted by mistake.
                 raise ValueError(
-                    f"FEEDSYNC_WEB_TRUSTED_PROXIES: {entry!r} is not an IP address or network; "
-                    "list the proxies' addresses, e.g. 127.0.0.1,10.0.0.0/24"
+                    "IP addresses or networks, comma-separated, e.g. 127.0.0.1,10.0.0.0/24 "
+                    f"(entry {position} is not one)"
                 ) from None
         return ",".join(entries)
 
@@ -180,8 +184,7 @@ class Settings(BaseSettings):
     def _store_outside_drop(self) -> Settings:
         if self.store_dir.resolve().is_relative_to(self.drop_dir.resolve()):
             raise ValueError(
-                f"FEEDSYNC_STORE_DIR ({self.store_dir}) is inside FEEDSYNC_DROP_DIR ({self.drop_dir}): "
-                "put it where HR systems cannot write, e.g. var/store"
+                "FEEDSYNC_STORE_DIR is inside FEEDSYNC_DROP_DIR: put it where HR systems cannot write, e.g. var/store"
             )
         return self
 

@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from producers.console import accounts, alerts, connections, deadletters, runs, throttle
 from producers.console.auth import (
     COOKIE,
+    EXPIRED,
     SIGNIN_COOKIE,
     DatabaseUnavailable,
     Refused,
@@ -25,8 +26,9 @@ from producers.console.auth import (
     current,
     db_threads,
     page,
-    same_origin,
+    signed_out_form,
     threaded,
+    token_ok,
 )
 from producers.console.auth import set_cookie as put_cookie
 from producers.console.views import HERE, message, render
@@ -53,11 +55,14 @@ async def sign_in_form(request: Request) -> Response:
 
 
 async def sign_in(request: Request) -> Response:
-    form = await request.form()
+    expected = request.cookies.get(SIGNIN_COOKIE, "")
+
+    async def guard(sent: str | None) -> None:
+        if not expected or not token_ok(request, sent, expected):
+            raise Refused(403, EXPIRED)
+
+    form = await signed_out_form(request, guard)
     name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
-    sent, expected = str(form.get("csrf", "")), request.cookies.get(SIGNIN_COOKIE, "")
-    if not expected or not secrets.compare_digest(sent, expected) or not same_origin(request):
-        raise Refused(403, "This form has expired or did not come from this console. Reload the page.")
     settings = get_settings()
     who = client(request)
 
@@ -96,10 +101,13 @@ async def sign_in(request: Request) -> Response:
 async def sign_out(request: Request) -> Response:
     s = await current(request)
     if s is not None:
-        form = await request.form()
-        sent = form.get("csrf")
-        if not isinstance(sent, str) or not secrets.compare_digest(sent, s.csrf_token) or not same_origin(request):
-            raise Refused(403, "This form has expired or did not come from this console. Reload the page.")
+        token = s.csrf_token
+
+        async def guard(sent: str | None) -> None:
+            if not token_ok(request, sent, token):
+                raise Refused(403, EXPIRED)
+
+        await signed_out_form(request, guard)
         await blocking(None, accounts.close_session, request.cookies[COOKIE])
         await blocking(None, accounts.record, s.admin.name, "sign_out", client=client(request))
     response = RedirectResponse("/sign-in", status_code=303)

@@ -3,19 +3,19 @@ rerun of the latest run, upload. Every change goes through producers.commands, a
 
 from __future__ import annotations
 
-import tempfile
 from datetime import date
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
-from starlette.datastructures import FormData, UploadFile
+import anyio
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from producers import commands, queries, uploads
 from producers.console import accounts
-from producers.console.auth import action, blocking, client, page
+from producers.console.auth import acting, action, blocking, client, form_of, page
 from producers.console.views import render
 from schemas.settings import get_settings
 from schemas.states import AccessMode
@@ -128,33 +128,63 @@ async def schedule(request: Request, s: accounts.Session, form: FormData) -> Res
     return RedirectResponse(f"/connections/{name}", status_code=303)
 
 
-def _upload(name: str, files: list[tuple[str, bytes]]) -> list[str]:
-    with tempfile.TemporaryDirectory(prefix="feedsync-upload-") as tmp:
-        paths = []
-        for i, (_, data) in enumerate(files):
-            p = Path(tmp) / str(i)  # the browser's name is checked by the upload, never used here
-            p.write_bytes(data)
-            paths.append(p)
-        return [p.name for p in commands.upload(get_settings(), name, paths, [n for n, _ in files])]
+class _Staging:
+    """Where an upload's file parts go as they stream in: the delivery's staged files in the drop
+    folder (``uploads.Delivery``), found once the form's token has been accepted."""
+
+    def __init__(self, s: accounts.Session, name: str) -> None:
+        self.session = s
+        self.name = name
+        self.delivery: uploads.Delivery | None = None
+
+    async def open(self, filename: str) -> BinaryIO:
+        # The browser's name, without any folder it may carry (an old browser sends the whole path).
+        filename = PurePosixPath(filename.replace("\\", "/")).name
+        if self.delivery is None:
+            self.delivery = await blocking(self.session, commands.receive_upload, get_settings(), self.name)
+        try:
+            self.delivery.admit(filename)
+        except uploads.Refused as exc:
+            raise commands.CommandError(str(exc)) from None
+        return await anyio.to_thread.run_sync(self.delivery.stage, filename)
+
+    async def finish(self, out: BinaryIO) -> None:
+        await anyio.to_thread.run_sync(uploads.Delivery.finish, out)
+
+    async def place(self) -> list[Path]:
+        if self.delivery is None or not self.delivery.files:
+            raise commands.CommandError("choose one or more files to upload")
+        try:
+            return await anyio.to_thread.run_sync(self.delivery.place)
+        except uploads.Refused as exc:
+            raise commands.CommandError(str(exc)) from None
+
+    async def discard(self) -> None:
+        if self.delivery is not None:
+            await anyio.to_thread.run_sync(self.delivery.discard)
 
 
-@action("upload")
-async def upload(request: Request, s: accounts.Session, form: FormData) -> Response:
+async def upload(request: Request) -> Response:
+    """Files streamed into the drop folder as they come (never held in memory), placed as one delivery."""
+    s = await acting(request, "upload")
+    if isinstance(s, Response):
+        return s
     name = request.path_params["name"]
-    received = [f for f in form.getlist("files") if isinstance(f, UploadFile) and f.filename]
-    if not received:
-        return await _refusal(request, s, "upload", commands.CommandError("choose one or more files to upload"))
-    files = []
-    for f in received:
-        filename = PurePosixPath(str(f.filename).replace("\\", "/")).name
-        problem = uploads.name_problem(filename)
-        if problem is not None:
-            return await _refusal(request, s, "upload", commands.CommandError(f"not uploaded: {problem}"))
-        files.append((filename, await f.read()))
+    staging = _Staging(s, name)
     try:
-        placed = await blocking(s, _upload, name, files)
+        await form_of(request, s, "upload", files=staging)
+        placed = await staging.place()
     except commands.CommandError as exc:
+        await staging.discard()
         return await _refusal(request, s, "upload", exc)
+    except OSError as exc:  # the drop folder could not take a file's bytes (full, permissions)
+        if staging.delivery is None:
+            raise
+        await staging.discard()
+        return await _refusal(request, s, "upload", commands.CommandError(str(staging.delivery.folder_refused(exc))))
+    except BaseException:
+        await staging.discard()
+        raise
     # How many files, not their names: a feed's name may say whom it is about.
     await blocking(
         s, accounts.record, s.admin.name, "upload", name, detail={"files": len(placed)}, client=client(request)

@@ -69,7 +69,8 @@ def test_a_trusted_proxies_entry_that_is_no_address_is_refused_with_a_sentence(s
         check=False,
     )
     assert proc.returncode != 0
-    assert "'proxy.local' is not an IP address or network" in proc.stderr
+    assert "FEEDSYNC_WEB_TRUSTED_PROXIES takes IP addresses or networks" in proc.stderr
+    assert "(entry 2 is not one)" in proc.stderr and "proxy.local" not in proc.stderr
 
 
 def test_hsts_is_sent_over_tls_only(console: TestClient) -> None:
