@@ -57,11 +57,12 @@ test: setup services test-tools ## unit, integration, e2e and conformance tests 
 test-fast: setup ## the unit tier only (stub broker; still needs PostgreSQL)
 	$(BIN)/pytest tests/unit
 
-lint: setup ## ruff (checks and format), mypy --strict (package code and tests) and the import contracts (lint-imports)
-	$(BIN)/ruff check schemas workers producers tests benchmarks
-	$(BIN)/ruff format --check schemas workers producers tests benchmarks
+lint: setup ## ruff (checks and format), mypy --strict (package code and tests), the import contracts (lint-imports), and sql.SQL only on string literals
+	$(BIN)/ruff check schemas workers producers tests benchmarks deploy/check-sql.py
+	$(BIN)/ruff format --check schemas workers producers tests benchmarks deploy/check-sql.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python deploy/check-sql.py schemas workers producers
 
 bench: setup services ## the performance suite (writes benchmarks/RESULTS.md)
 	$(BIN)/python -m benchmarks.run

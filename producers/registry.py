@@ -96,35 +96,27 @@ def take(
     """Take one file if it is finished. ``reported`` (the watcher's) keeps a refusal to one log
     line per file instead of one per rescan."""
     drop = settings.drop_dir.resolve()
-    try:
-        rel = PurePosixPath(path.relative_to(settings.drop_dir).as_posix())
-    except ValueError:
-        try:
-            rel = PurePosixPath(path.resolve().relative_to(drop).as_posix())
-        except ValueError:
-            log.warning("refused a path outside the drop dir", path=safefile.escaped(str(path)))
-            return None
-    if not is_candidate_name(rel):
+    rel = _relative(settings, path, drop)
+    if rel is None or not is_candidate_name(rel):
         return None
     problem = safefile.name_problem(rel.as_posix())
     if problem is not None:
         return _refused(rel, problem, reported)
-    if settle_rules.is_marker(path):
+    if settle_rules.is_marker(path) and _marker_wanted(path, rel, connections):
+        # A marker is not a feed: it lets its file be taken (a marker without a file is harmless).
         feed = settle_rules.feed_of(path)
-        if any(settle_rules.wants_marker(c["config"]) for c in match_connections(_rel(feed, rel), connections)):
-            # A marker is not a feed: it lets its file be taken (a marker without a file is harmless).
-            if not os.path.lexists(feed):
-                return None
-            return take(
-                settings,
-                feed,
-                connections,
-                settle=settle,
-                quiet_s=quiet_s,
-                announce=announce,
-                writing=writing,
-                reported=reported,
-            )
+        if not os.path.lexists(feed):
+            return None
+        return take(
+            settings,
+            feed,
+            connections,
+            settle=settle,
+            quiet_s=quiet_s,
+            announce=announce,
+            writing=writing,
+            reported=reported,
+        )
     try:
         checked = os.lstat(path)
     except FileNotFoundError:
@@ -135,6 +127,40 @@ def take(
         return None
     if not path.resolve().is_relative_to(drop):
         return _refused(rel, "it resolves outside the drop dir", reported, checked)
+    return _take_file(settings, path, rel, checked, connections, settle, quiet_s, announce, writing, reported)
+
+
+def _relative(settings: Settings, path: Path, drop: Path) -> PurePosixPath | None:
+    """The path inside the drop dir, as given or resolved; None (logged) for a path outside it."""
+    try:
+        return PurePosixPath(path.relative_to(settings.drop_dir).as_posix())
+    except ValueError:
+        try:
+            return PurePosixPath(path.resolve().relative_to(drop).as_posix())
+        except ValueError:
+            log.warning("refused a path outside the drop dir", path=safefile.escaped(str(path)))
+            return None
+
+
+def _marker_wanted(marker: Path, rel: PurePosixPath, connections: list[dict[str, Any]]) -> bool:
+    """Whether a connection the marker's feed file belongs to waits for such markers."""
+    feed = settle_rules.feed_of(marker)
+    return any(settle_rules.wants_marker(c["config"]) for c in match_connections(_rel(feed, rel), connections))
+
+
+def _take_file(
+    settings: Settings,
+    path: Path,
+    rel: PurePosixPath,
+    checked: os.stat_result,
+    connections: list[dict[str, Any]],
+    settle: bool,
+    quiet_s: float,
+    announce: bool,
+    writing: set[str] | None,
+    reported: set[tuple[Any, ...]] | None,
+) -> Taken | None:
+    """A regular file inside the drop dir: its one connection, whether it is finished, then its registration."""
     matches = match_connections(rel, connections)
     if not matches:
         return Taken("", rel.as_posix(), None, "unmatched")
@@ -156,6 +182,20 @@ def take(
         if settled is None:
             return Taken(connection["name"], rel.as_posix(), None, "not_ready")
         checked = settled
+    return _register(settings, path, rel, checked, connection, announce, reported)
+
+
+def _register(
+    settings: Settings,
+    path: Path,
+    rel: PurePosixPath,
+    checked: os.stat_result,
+    connection: dict[str, Any],
+    announce: bool,
+    reported: set[tuple[Any, ...]] | None,
+) -> Taken | None:
+    """Register a finished file with the rest of its delivery (if it is one), then clear its markers."""
+    config = connection["config"]
     delivery = deliveries.of(path)
     try:
         together = [(path, checked)]

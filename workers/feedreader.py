@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from workers.errors import BadFileError
+from workers.feedlines import Lines, RecordTooLong, universal_lines
 
 _SNIFF_BYTES = 65_536
 
@@ -127,78 +128,6 @@ def match_columns(
     return positions
 
 
-class _RecordTooLong(Exception):
-    pass
-
-
-class _Lines:
-    """Iterator of decoded lines for csv.reader, counting lines and bytes and keeping the lines of
-    the record being read, so a broken record can be pushed back all but its first line."""
-
-    __slots__ = ("_it", "bad", "encoding", "line_no", "max_lines", "offset", "pushback", "rec")
-
-    def __init__(self, it: Iterator[bytes], encoding: str, max_lines: int, line_no: int, offset: int) -> None:
-        self._it = it
-        self.encoding = encoding
-        self.max_lines = max_lines
-        self.line_no = line_no
-        self.offset = offset
-        self.rec: list[tuple[bytes, str]] = []
-        self.pushback: list[bytes] = []
-        self.bad = False
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        raw = self.pushback.pop() if self.pushback else next(self._it)
-        try:
-            text = raw.decode(self.encoding)
-        except UnicodeDecodeError:
-            text = raw.decode(self.encoding, "replace")
-            self.bad = True
-        self.line_no += 1
-        self.offset += len(raw)
-        self.rec.append((raw, text))
-        if len(self.rec) > self.max_lines:
-            raise _RecordTooLong
-        return text
-
-    def start_record(self) -> int:
-        self.rec.clear()
-        self.bad = False
-        return self.line_no + 1
-
-    def rewind_after_first_line(self) -> None:
-        """Forget the broken record except its first line: the rest is read again."""
-        rest = self.rec[1:]
-        for raw, _ in reversed(rest):
-            self.pushback.append(raw)
-            self.line_no -= 1
-            self.offset -= len(raw)
-        self.rec.clear()
-
-
-_ANY_BREAK = re.compile(rb"\r\n|\r|\n")
-
-
-def _universal_lines(f: BinaryIO, block: int = 1 << 20) -> Iterator[bytes]:
-    """Lines split at CRLF, CR or LF, terminators kept: for files that use CR alone (old Mac
-    exports) or mix line breaks. Plain LF and CRLF files take the faster ``iter(f)``."""
-    tail = b""
-    while data := f.read(block):
-        buf = tail + data
-        start = 0
-        for m in _ANY_BREAK.finditer(buf):
-            if m.end() == len(buf) and buf.endswith(b"\r"):
-                break  # a CR at the end of the block may be the first half of a CRLF
-            yield buf[start : m.end()]
-            start = m.end()
-        tail = buf[start:]
-    if tail:
-        yield tail
-
-
 class FeedReader:
     """Reads one feed file: ``header()`` first (checks the mapping before any row), then
     ``records()`` from any record boundary."""
@@ -255,9 +184,9 @@ class FeedReader:
 
     def _lines_from(self, f: BinaryIO, offset: int) -> Iterator[bytes]:
         f.seek(offset)
-        return _universal_lines(f) if self._mixed_breaks else iter(f)
+        return universal_lines(f) if self._mixed_breaks else iter(f)
 
-    def _csv(self, lines: _Lines) -> Iterator[list[str]]:
+    def _csv(self, lines: Lines) -> Iterator[list[str]]:
         return csv.reader(lines, delimiter=self.delimiter, strict=True)
 
     def header(self, mapping: dict[str, str], optional: frozenset[str] = frozenset()) -> Header:
@@ -266,7 +195,7 @@ class FeedReader:
         csv.field_size_limit(self.max_field_chars)
         with open(self.path, "rb") as f:
             self._sniff(f)
-            lines = _Lines(self._lines_from(f, self._bom), self.encoding, self.max_record_lines, 0, self._bom)
+            lines = Lines(self._lines_from(f, self._bom), self.encoding, self.max_record_lines, 0, self._bom)
             lines.start_record()
             try:
                 columns = next(self._csv(lines))
@@ -274,7 +203,7 @@ class FeedReader:
                 raise BadFileError(
                     self.label, "the file has no header line", "Add a header line naming the columns"
                 ) from None
-            except (csv.Error, _RecordTooLong) as exc:
+            except (csv.Error, RecordTooLong) as exc:
                 raise BadFileError(
                     self.label,
                     f"line 1: the header line cannot be read as CSV ({exc or 'unclosed quote'})",
@@ -305,7 +234,7 @@ class FeedReader:
         lines_seen = header.data_line if line_no is None else line_no
         ncols = len(header.columns)
         with open(self.path, "rb") as f:
-            lines = _Lines(self._lines_from(f, start), self.encoding, self.max_record_lines, lines_seen, start)
+            lines = Lines(self._lines_from(f, start), self.encoding, self.max_record_lines, lines_seen, start)
             self._lines = lines
             reader = self._csv(lines)
             while True:
@@ -314,7 +243,7 @@ class FeedReader:
                     row = next(reader)
                 except StopIteration:
                     return
-                except _RecordTooLong:
+                except RecordTooLong:
                     lines.rewind_after_first_line()
                     reader = self._csv(lines)
                     yield RowError(

@@ -53,14 +53,16 @@ def begin(conn: psycopg.Connection[Any], run: RunRow) -> None:
         conn.execute("SELECT set_config('feedsync.run_id', %s, true)", (str(run.id),))
 
 
-def key_match(conn: psycopg.Connection[Any], table: str, row: str, key: str) -> sql.Composed:
+def key_match(conn: psycopg.Connection[Any], table: str, row: str, key: sql.Composable) -> sql.Composed:
     """SQL: row ``row`` of lms.``table`` has the key in the text[] ``key`` (an SQL expression),
     compared in the column's own type so the primary key's index is used."""
+    # The type by its schema and name, so it is an identifier of the statement rather than text.
     types = {
-        r["attname"]: r["type"]
+        r["attname"]: sql.Identifier(r["nspname"], r["typname"])
         for r in store.fetch_all(
             conn,
-            """SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
+            """SELECT a.attname, n.nspname, t.typname FROM pg_attribute a
+               JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace
                WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped""",
             (f"lms.{table}",),
         )
@@ -69,9 +71,9 @@ def key_match(conn: psycopg.Connection[Any], table: str, row: str, key: str) -> 
         sql.SQL("{row}.{col} = ({key})[{i}]::{type}").format(
             row=sql.Identifier(row),
             col=sql.Identifier(col),
-            key=sql.SQL(key),
+            key=key,
             i=sql.Literal(i + 1),
-            type=sql.SQL(types[col]),  # a type name from the catalog, never data
+            type=types[col],
         )
         for i, col in enumerate(TABLES[table])
     )
@@ -119,7 +121,7 @@ def summarize(conn: psycopg.Connection[Any], run_id: int, into: sql.Composable) 
     # Changed since by something that is not a journaled run: the row no longer holds what the
     # run wrote (its hash differs), or a row the run removed is back.
     for table in TABLES:
-        match = key_match(conn, table, "t", "s.key")
+        match = key_match(conn, table, "t", sql.SQL("s.key"))
         conn.execute(
             sql.SQL(
                 """UPDATE {into} s SET outside = true

@@ -41,13 +41,13 @@ class OutboxBatch:
             return 0
         keys, self.keys = self.keys, []
         try:
-            return _publish_rows("dedupe_key = ANY(%s)", (keys,))
+            return _publish_rows(sql.SQL("dedupe_key = ANY(%s)"), (keys,))
         except Exception as exc:  # the sweeper publishes these later; the stage itself succeeded
             log.warning("outbox publish deferred to the sweeper", error=safe_text(exc), messages=len(keys))
             return 0
 
 
-def _publish_rows(where: str, params: tuple[Any, ...], limit: int = 1000) -> int:
+def _publish_rows(where: sql.Composable, params: tuple[Any, ...], limit: int = 1000) -> int:
     """Publish the unpublished rows ``where`` selects (one of this module's fixed conditions)."""
     from schemas.messages import MESSAGE_TYPES
 
@@ -59,7 +59,7 @@ def _publish_rows(where: str, params: tuple[Any, ...], limit: int = 1000) -> int
                 """SELECT id, message_id, actor_name, kwargs FROM sync.outbox
                    WHERE published_at IS NULL AND {}
                    ORDER BY id LIMIT {} FOR UPDATE SKIP LOCKED"""
-            ).format(sql.SQL(where), sql.Literal(int(limit))),
+            ).format(where, sql.Literal(int(limit))),
             params,
         )
         for row in rows:
@@ -74,4 +74,4 @@ def _publish_rows(where: str, params: tuple[Any, ...], limit: int = 1000) -> int
 def sweep(grace_s: float) -> int:
     """Publish outbox rows older than ``grace_s`` that nobody published (a crash between commit
     and publish, or the broker was down)."""
-    return _publish_rows("created_at < now() - make_interval(secs => %s)", (grace_s,))
+    return _publish_rows(sql.SQL("created_at < now() - make_interval(secs => %s)"), (grace_s,))

@@ -167,7 +167,7 @@ def counts_of(conn: psycopg.Connection[Any], table: sql.Composable, connection_i
     ):
         plan["by_table"][str(row["tbl"])] = {"created": int(row["created"]), "restored": int(row["restored"])}
     for tbl, part in _PARTS.items():
-        match = journal.key_match(conn, tbl, "t", "s.key")
+        match = journal.key_match(conn, tbl, "t", sql.SQL("s.key"))
         got = store.fetch_one(
             conn,
             sql.SQL(
@@ -295,7 +295,7 @@ def _lock_rows(conn: psycopg.Connection[Any], table: sql.Composable) -> None:
     """Lock the store rows the undo restores, so no writer changes one between the conflict check and
     the restore (a writer that commits before the lock is granted is seen by the check after it)."""
     for tbl in journal.TABLES:
-        match = journal.key_match(conn, tbl, "t", "s.key")
+        match = journal.key_match(conn, tbl, "t", sql.SQL("s.key"))
         conn.execute(
             sql.SQL("SELECT 1 FROM {t} t JOIN {s} s ON s.tbl = %(tbl)s AND {match} FOR UPDATE OF t").format(
                 t=sql.Identifier("lms", tbl), s=table, match=match
@@ -306,7 +306,7 @@ def _lock_rows(conn: psycopg.Connection[Any], table: sql.Composable) -> None:
 
 def _restore_table(conn: psycopg.Connection[Any], summary: sql.Composable, tbl: str) -> tuple[int, int]:
     target = sql.Identifier("lms", tbl)
-    match = journal.key_match(conn, tbl, "t", "s.key")
+    match = journal.key_match(conn, tbl, "t", sql.SQL("s.key"))
     keys = set(journal.TABLES[tbl])
     cols = journal.writable_columns(conn, tbl)
     params = {"tbl": tbl}

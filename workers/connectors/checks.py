@@ -3,7 +3,8 @@ column, in the same statement that stages the good rows of a chunk."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -20,18 +21,25 @@ NUMBER_RE = r"^[+-]?\d{1,12}(\.\d+)?$"
 
 @dataclass(frozen=True)
 class Check:
-    """A row check: ``failed`` is SQL over the chunk's trimmed text columns (NULL when empty)."""
+    """A row check: ``failed`` is SQL over the chunk's trimmed text columns (NULL when empty).
+
+    ``params`` are the values its named placeholders stand for: a constant with a '%' in it (a
+    regex) goes as a parameter, as psycopg would read the '%' inside the statement as a placeholder."""
 
     attribute: str
-    failed: str
+    failed: sql.Composable
     code: str
     message: str
     rejected: bool = True
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 def required(spec: FileSpec, attribute: str) -> Check:
     return Check(
-        attribute, f"{attribute} IS NULL", "required", f"'{spec.columns[attribute]}' is empty; fill it in and rerun"
+        attribute,
+        sql.SQL("{} IS NULL").format(sql.Identifier(attribute)),
+        "required",
+        f"'{spec.columns[attribute]}' is empty; fill it in and rerun",
     )
 
 
@@ -39,7 +47,7 @@ def valid_date(spec: FileSpec, attribute: str, *, rejected: bool = True) -> Chec
     tail = "correct it and rerun" if rejected else "the rest of the row was imported; correct it and rerun"
     return Check(
         attribute,
-        f"{attribute} IS NOT NULL AND sync.feed_date({attribute}) IS NULL",
+        sql.SQL("{a} IS NOT NULL AND sync.feed_date({a}) IS NULL").format(a=sql.Identifier(attribute)),
         "invalid_date",
         f"'{spec.columns[attribute]}' is not a date (M/D/YYYY or YYYY-MM-DD); {tail}",
         rejected,
@@ -51,7 +59,7 @@ def valid_number(spec: FileSpec, attribute: str, *, whole: bool = True, rejected
     tail = "correct it and rerun" if rejected else "the rest of the row was imported; correct it and rerun"
     return Check(
         attribute,
-        f"{attribute} IS NOT NULL AND {attribute} !~ '{pattern}'",
+        sql.SQL("{a} IS NOT NULL AND {a} !~ {re}").format(a=sql.Identifier(attribute), re=sql.Literal(pattern)),
         "invalid_number",
         f"'{spec.columns[attribute]}' must be {kind}; {tail}",
         rejected,
@@ -101,18 +109,21 @@ def checked_insert(
         )
         for a in spec.columns
     )
-    # A check over an empty (NULL) value is NULL, not false: without coalesce such a row would be
-    # neither staged nor reported.
-    rejecting = [f"coalesce(({c.failed}), false)" for c in checks if c.rejected] or ["false"]
+    rejecting: list[sql.Composable] = [_failed(c) for c in checks if c.rejected] or [sql.SQL("false")]
     # A column's name (and a message naming it) is the file's or the admin's text: it travels as a
     # parameter, never inside the statement, where a '%' would read as a placeholder.
     params: dict[str, Any] = {"run": run_id, "file": file_id, "fname": file_name}
     for i, c in enumerate(checks):
         params[f"colname{i}"] = columns.get(c.attribute, {}).get("column", spec.columns[c.attribute])
         params[f"msg{i}"] = c.message
+    own = set(params)
+    for c in checks:
+        for name, value in c.params.items():
+            if name in own or params.setdefault(name, value) != value:
+                raise ValueError(f"the row check parameter {name!r} is taken by another value; rename it")
     values = sql.SQL(",\n").join(
         sql.SQL("(({failed}), {no}, {name}::text, {code}, {msg}::text, {val}, {rej})").format(
-            failed=sql.SQL(f"coalesce(({c.failed}), false)"),  # attribute names and fixed text, never data
+            failed=_failed(c),
             no=sql.Literal(columns.get(c.attribute, {}).get("no")),
             name=sql.Placeholder(f"colname{i}"),
             code=sql.Literal(c.code),
@@ -142,11 +153,9 @@ def checked_insert(
     ).format(
         src=src,
         raw=raw,
-        rejecting=sql.SQL(" OR ").join(sql.SQL(f"({r})") for r in rejecting),
+        rejecting=sql.SQL(" OR ").join(sql.SQL("({})").format(r) for r in rejecting),
         # Only rows with something to report meet the per-check VALUES list.
-        flagged=sql.SQL(" OR ").join(
-            [sql.SQL("NOT ok"), *(sql.SQL(f"coalesce(({c.failed}), false)") for c in checks if not c.rejected)]
-        ),
+        flagged=sql.SQL(" OR ").join([sql.SQL("NOT ok"), *(_failed(c) for c in checks if not c.rejected)]),
         values=values,
         insert=insert,
     )
@@ -156,45 +165,49 @@ def checked_insert(
     return {k: int(v) for k, v in row.items()}
 
 
-def row_hash(*values: str, seed: int = 0) -> str:
+def _failed(check: Check) -> sql.Composed:
+    # A check over an empty (NULL) value is NULL, not false: without coalesce such a row would be
+    # neither staged nor reported.
+    return sql.SQL("coalesce(({}), false)").format(check.failed)
+
+
+def row_hash(*values: sql.Composable, seed: int = 0) -> sql.Composed:
     """SQL for a row's hash over ``values`` (SQL text expressions), to compare with the store's.
 
     hashtextextended (PostgreSQL's 64-bit hash for hash partitioning) costs a third of md5 per
     row; a collision only matters between two versions of the same person's row. ``seed`` tells
     apart hashes made under different settings.
     """
-    return f"hashtextextended({hash_text(*values)}, {int(seed)})::text"
+    return sql.SQL("hashtextextended({}, {})::text").format(hash_text(*values), sql.Literal(int(seed)))
 
 
-def hash_text(*values: str) -> str:
+def hash_text(*values: sql.Composable) -> sql.Composed:
     """SQL for the text a row hash is taken of: the values joined by chr(31), each NULL a marker of
     its own (chr(30)): concat_ws skips NULLs, so a value moving from one empty column to the next
     would otherwise hash the same. A worker that joins the same values the same way gets the
     same hash from PostgreSQL (workers/connectors/users/vector.py)."""
-    parts = [f"coalesce({v}, chr(30))" for v in values]
+    parts: list[sql.Composable] = [sql.SQL("coalesce({}, chr(30))").format(v) for v in values]
     # A function takes at most 100 arguments: past that, nested groups. No part is NULL, so the
     # text (and the hash) is the same as from one call.
     while len(parts) > _MAX_ARGS - 1:
-        parts = [
-            f"concat_ws(chr(31), {', '.join(parts[i : i + _MAX_ARGS - 1])})"
-            for i in range(0, len(parts), _MAX_ARGS - 1)
-        ]
-    return f"concat_ws(chr(31), {', '.join(parts)})"
+        parts = [_concat(parts[i : i + _MAX_ARGS - 1]) for i in range(0, len(parts), _MAX_ARGS - 1)]
+    return _concat(parts)
 
 
-def jsonb_object(pairs: list[tuple[str, str]]) -> str:
+def _concat(parts: list[sql.Composable]) -> sql.Composed:
+    return sql.SQL("concat_ws(chr(31), {})").format(sql.SQL(", ").join(parts))
+
+
+def jsonb_object(pairs: list[tuple[sql.Composable, sql.Composable]]) -> sql.Composable:
     """SQL for a jsonb object of (key, value) SQL expressions, any number of them: jsonb_build_object
     takes at most 100 arguments (50 pairs), so a larger object is the concatenation of parts."""
     if not pairs:
-        return "'{}'::jsonb"
+        return sql.SQL("'{}'::jsonb")
     step = _MAX_ARGS // 2
     parts = [
-        "jsonb_build_object(" + ", ".join(f"{k}, {v}" for k, v in pairs[i : i + step]) + ")"
+        sql.SQL("jsonb_build_object({})").format(
+            sql.SQL(", ").join(sql.SQL("{}, {}").format(k, v) for k, v in pairs[i : i + step])
+        )
         for i in range(0, len(pairs), step)
     ]
-    return "(" + " || ".join(parts) + ")"
-
-
-def literal(text: str) -> str:
-    """A constant as an SQL string literal inside a statement that also has parameters."""
-    return "'" + text.replace("'", "''").replace("%", "%%") + "'"
+    return sql.SQL("({})").format(sql.SQL(" || ").join(parts))

@@ -91,8 +91,9 @@ def apply_courses(conn: psycopg.Connection[Any], run: RunRow, *, provider: str, 
     run_id = run.id
     good = _GOOD_COURSES.format(courses=stage_table("courses", run_id))
     params = {"run": run_id, "provider": provider, "conn": run.connection_id}
-    on_conflict = sql.SQL(
-        """DO UPDATE SET title = excluded.title, description = excluded.description,
+    on_conflict = (
+        sql.SQL(
+            """DO UPDATE SET title = excluded.title, description = excluded.description,
              launch_url = excluded.launch_url, image_url = excluded.image_url, authors = excluded.authors,
              duration_minutes = excluded.duration_minutes, language = excluded.language,
              published_on = excluded.published_on, copyright_holder = excluded.copyright_holder,
@@ -104,8 +105,9 @@ def apply_courses(conn: psycopg.Connection[Any], run: RunRow, *, provider: str, 
              source_connection_id = excluded.source_connection_id, source_hash = excluded.source_hash,
              updated_at = clock_timestamp()
            WHERE c.source_hash IS DISTINCT FROM excluded.source_hash"""
+        )
         if update
-        else "DO NOTHING"
+        else sql.SQL("DO NOTHING")
     )
     row = store.fetch_one(
         conn,

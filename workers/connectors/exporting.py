@@ -62,17 +62,17 @@ def profile_columns(alias: str, profile: Sequence[str]) -> list[sql.Composable]:
     return [sql.SQL("{a}.attributes ->> {k}").format(a=sql.Identifier(alias), k=sql.Literal(k)) for k in profile]
 
 
-def day(expr: str) -> sql.Composed:
+def day(expr: sql.Composable) -> sql.Composed:
     """A date as YYYY-MM-DD, whatever the session's DateStyle."""
-    return sql.SQL("to_char({}, 'YYYY-MM-DD')").format(sql.SQL(expr))
+    return sql.SQL("to_char({}, 'YYYY-MM-DD')").format(expr)
 
 
-def instant(expr: str) -> sql.Composed:
+def instant(expr: sql.Composable) -> sql.Composed:
     """A point in time as ISO 8601 in UTC with milliseconds, as ALM's xAPI report writes it."""
-    return sql.SQL("""to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""").format(sql.SQL(expr))
+    return sql.SQL("""to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""").format(expr)
 
 
-def removals(table: str, window: Window, gone: str) -> sql.Composed:
+def removals(table: str, window: Window, gone: sql.Composable) -> sql.Composed:
     """SQL: the records of lms.``table`` removed in the window (``sync.removals``, written by a trigger
     on every delete) and still gone now, the latest removal of each, as a subquery ``r``. ``gone``
     matches the record ``t`` to the removal ``r`` by key. A record back since is sent as it is now
@@ -85,7 +85,7 @@ def removals(table: str, window: Window, gone: str) -> sql.Composed:
         tbl=sql.Literal(table),
         window=window.where(sql.SQL("r.removed_at")),
         t=sql.Identifier("lms", table),
-        gone=sql.SQL(gone),
+        gone=gone,
     )
 
 

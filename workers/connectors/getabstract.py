@@ -53,7 +53,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
         *(required(spec, a) for a in ("email", "data_id", "download_date", "main_title")),
         Check(
             "email",
-            f"email IS NOT NULL AND email !~ '{EMAIL_LIKE}'",
+            sql.SQL("email IS NOT NULL AND email !~ {}").format(sql.Literal(EMAIL_LIKE)),
             "invalid_email",
             "this is not an e-mail address (name@example.com); correct it and rerun",
         ),

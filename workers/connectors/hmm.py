@@ -63,7 +63,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
             *(required(spec, a) for a in ("product_id", "title", "status")),
             Check(
                 "status",
-                "status IS NOT NULL AND lower(status) NOT IN ('active', 'removed')",
+                sql.SQL("status IS NOT NULL AND lower(status) NOT IN ('active', 'removed')"),
                 "invalid_status",
                 f"'{spec.columns['status']}' must be Active or Removed; correct it and rerun",
             ),

@@ -45,7 +45,7 @@ _BEFORE_PROFILE: list[tuple[str, sql.Composable]] = [
     ("Credits Earned", EMPTY),
     ("Completion Percentage", sql.SQL("us.completion")),
     (f"Date Assigned ({TZ} TimeZone)", EMPTY),
-    (f"Date Achieved ({TZ} TimeZone)", day("us.achieved_on")),
+    (f"Date Achieved ({TZ} TimeZone)", day(sql.SQL("us.achieved_on"))),
     ("userState", user_state("u")),
 ]
 
@@ -70,6 +70,8 @@ def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.
                ORDER BY us.user_id, s.name_key"""
         ).format(
             window=window.where(sql.SQL("us.updated_at")),
-            removed=removals("user_skills", window, "t.user_id = r.key[1]::bigint AND t.skill_id = r.key[2]::bigint"),
+            removed=removals(
+                "user_skills", window, sql.SQL("t.user_id = r.key[1]::bigint AND t.skill_id = r.key[2]::bigint")
+            ),
         ),
     )

@@ -59,8 +59,8 @@ _BEFORE_PROFILE: list[tuple[str, sql.Composable]] = [
     ("Language", sql.SQL("c.language")),
     ("Comment", EMPTY),
     (f"Enrollment Date ({TZ} TimeZone)", EMPTY),
-    (f"Started Date ({TZ} TimeZone)", day("p.first_accessed_on")),
-    (f"Completion Date ({TZ} TimeZone)", day("p.completed_on")),
+    (f"Started Date ({TZ} TimeZone)", day(sql.SQL("p.first_accessed_on"))),
+    (f"Completion Date ({TZ} TimeZone)", day(sql.SQL("p.completed_on"))),
     (f"Deadline ({TZ} TimeZone)", EMPTY),
     ("Overdue", EMPTY),
     (
@@ -119,7 +119,7 @@ def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.
         ).format(
             window=window.where(sql.SQL("p.updated_at")),
             removed=removals(
-                "learner_progress", window, "t.user_id = r.key[1]::bigint AND t.course_id = r.key[2]::bigint"
+                "learner_progress", window, sql.SQL("t.user_id = r.key[1]::bigint AND t.course_id = r.key[2]::bigint")
             ),
             statuses=sql.Literal(list(cfg.status or ())),
         ),

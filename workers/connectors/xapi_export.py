@@ -42,7 +42,7 @@ def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.
     columns = [
         person_name("u"),
         sql.SQL("coalesce(u.email, x.actor_email)"),
-        instant('x."timestamp"'),
+        instant(sql.SQL('x."timestamp"')),
         sql.SQL("x.object_id"),
         sql.SQL("x.verb_id"),
         sql.SQL("x.statement"),
@@ -67,7 +67,7 @@ def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.
             window=window.where(sql.SQL("x.stored_at")),
             voided=sql.Literal(VOIDED),
             voiding=_voiding(),
-            removed=removals("xapi_statements", window, "t.id = r.key[1]::uuid"),
+            removed=removals("xapi_statements", window, sql.SQL("t.id = r.key[1]::uuid")),
         ),
     )
 
@@ -80,4 +80,4 @@ def _voiding() -> sql.Composed:
                              'verb', json_build_object('id', {voided}, 'display', json_build_object('en-US', 'voided')),
                              'object', json_build_object('objectType', 'StatementRef', 'id', r.key[1]),
                              'timestamp', {at}, 'version', '1.0.3')::text"""
-    ).format(voided=sql.Literal(VOIDED), at=instant("r.removed_at"))
+    ).format(voided=sql.Literal(VOIDED), at=instant(sql.SQL("r.removed_at")))

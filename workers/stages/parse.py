@@ -185,11 +185,7 @@ def _chunk_loop(
     attributes = list(header.positions)  # the attributes present in this file, in table-column order
     records: Iterator[Any] | None = None  # the Python reader's, while it is in use
     while True:
-        prepared = None
-        if blocks is not None:
-            block, prepared = blocks.get(offset, line_no)
-        else:
-            block = copier.block(offset, line_no, chunk_rows) if copier is not None else None
+        block, prepared = _next_block(blocks, copier, offset, line_no, chunk_rows)
         if block is not None and block.lines == 0:
             if chunk_no > 0:
                 break
@@ -237,28 +233,9 @@ def _chunk_loop(
                 offset, line_no = reader.position
                 if copier is not None:
                     records = None  # the next chunk tries COPY again
-            if chunk_no == 0 and first_line is None:
-                raise BadFileError(
-                    ctx["original_path"],
-                    "the file has a header but no data rows, so nothing was imported from it",
-                    "Check that the export ran completely and drop the file again",
-                )
-            if errors:
-                _insert_row_errors(conn, msg, ctx["original_path"], errors)
-            failpoints.hit("parse.chunk")
-            conn.execute(
-                """UPDATE sync.chunks SET first_line = %s, last_line = %s, byte_end = %s, rows = %s, reader = %s
-                   WHERE run_id = %s AND file_id = %s AND chunk_no = %s""",
-                (
-                    first_line or line_no,
-                    line_no,
-                    offset,
-                    good + len(errors),
-                    "python" if block is None else "copy" if staged is None else "arrow",
-                    msg.run_id,
-                    msg.file_id,
-                    chunk_no,
-                ),
+            read_by = "python" if block is None else "copy" if staged is None else "arrow"
+            _finish_chunk(
+                conn, msg, ctx["original_path"], chunk_no, (first_line, line_no, offset), good, errors, read_by
             )
             outbox.add(
                 conn,
@@ -270,6 +247,45 @@ def _chunk_loop(
         if exhausted:
             break
     return True
+
+
+def _next_block(
+    blocks: Blocks | None, copier: FeedReader | None, offset: int, line_no: int, chunk_rows: int
+) -> tuple[Block | None, Any]:
+    """The next block for COPY, with what the block stager prepared of it (if the kind has one);
+    no block where only the Python reader reads the file."""
+    if blocks is not None:
+        return blocks.get(offset, line_no)
+    return (copier.block(offset, line_no, chunk_rows) if copier is not None else None), None
+
+
+def _finish_chunk(
+    conn: psycopg.Connection[Any],
+    msg: ParseFile,
+    file_name: str,
+    chunk_no: int,
+    lines: tuple[int | None, int, int],
+    good: int,
+    errors: list[RowError],
+    read_by: str,
+) -> None:
+    """Record a staged chunk: its row errors, and its lines, end and reader in its sync.chunks row.
+    ``lines``: the chunk's first line (None: it had no row), the last line read and the byte offset after it."""
+    first_line, line_no, offset = lines
+    if chunk_no == 0 and first_line is None:
+        raise BadFileError(
+            file_name,
+            "the file has a header but no data rows, so nothing was imported from it",
+            "Check that the export ran completely and drop the file again",
+        )
+    if errors:
+        _insert_row_errors(conn, msg, file_name, errors)
+    failpoints.hit("parse.chunk")
+    conn.execute(
+        """UPDATE sync.chunks SET first_line = %s, last_line = %s, byte_end = %s, rows = %s, reader = %s
+           WHERE run_id = %s AND file_id = %s AND chunk_no = %s""",
+        (first_line or line_no, line_no, offset, good + len(errors), read_by, msg.run_id, msg.file_id, chunk_no),
+    )
 
 
 class _BlockMismatch(Exception):

@@ -89,8 +89,8 @@ def apply_users(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     cfg = config_of(run.config)
 
     def keep(column: str) -> sql.Composed:
-        template = "c.{c}" if cfg.empty_erases else "coalesce(c.{c}, u.{c})"
-        return sql.SQL(template).format(c=sql.Identifier(column))
+        template = sql.SQL("c.{c}") if cfg.empty_erases else sql.SQL("coalesce(c.{c}, u.{c})")
+        return template.format(c=sql.Identifier(column))
 
     params = {"conn": run.connection_id}
     seq = store.fetch_one(conn, "SELECT pg_get_serial_sequence('lms.users', 'id') AS seq")
@@ -158,7 +158,7 @@ def apply_users(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
         ).format(
             first_name=keep("first_name"),
             last_name=keep("last_name"),
-            attributes=sql.SQL("c.attrs" if cfg.empty_erases else "u.attributes || c.attrs"),
+            attributes=sql.SQL("c.attrs") if cfg.empty_erases else sql.SQL("u.attributes || c.attrs"),
             org_unit_id=keep("org_unit_id"),
             position_id=keep("position_id"),
             c=c,

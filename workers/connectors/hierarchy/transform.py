@@ -13,7 +13,7 @@ from schemas.kinds import HierarchyConnection, KindConfig, config_as
 from schemas.kinds.hierarchy import BUNDLE_CORE
 from schemas.kinds.users import DONT_IMPORT
 from schemas.providers import FileNameProblem, FileSpec
-from workers.connectors.checks import Check, Chunk, checked_insert, jsonb_object, literal, required, row_hash
+from workers.connectors.checks import Check, Chunk, checked_insert, jsonb_object, required, row_hash
 from workers.connectors.users import EMAIL_BAD_DOTS, EMAIL_RE
 from workers.staging import stage_table
 
@@ -84,24 +84,27 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfi
 # -- transform ------------------------------------------------------------------------------------------
 
 
-def _attrs(part: str, present: dict[str, Any]) -> str:
-    """SQL text for the row's other attributes as jsonb (names are the mapping's attribute names)."""
+def _attrs(part: str, present: dict[str, Any]) -> sql.Composable:
+    """SQL for the row's other attributes as jsonb (names are the mapping's attribute names)."""
     extra = [a for a in present if a not in BUNDLE_CORE[part]]
     if not extra:
-        return "'{}'::jsonb"
-    return "jsonb_strip_nulls(" + jsonb_object([(literal(a), f"c.{a}") for a in extra]) + ")"
+        return sql.SQL("'{}'::jsonb")
+    pairs: list[tuple[sql.Composable, sql.Composable]] = [(sql.Literal(a), _col(a, present)) for a in extra]
+    return sql.SQL("jsonb_strip_nulls({})").format(jsonb_object(pairs))
 
 
-def _col(attribute: str, present: dict[str, Any]) -> str:
-    return f"c.{attribute}" if attribute in present else "NULL::text"
+def _col(attribute: str, present: dict[str, Any]) -> sql.Composable:
+    return sql.SQL("c.{}").format(sql.Identifier(attribute)) if attribute in present else sql.SQL("NULL::text")
+
+
+def _as_text(attrs: sql.Composable) -> sql.Composed:
+    return sql.SQL("({})::text").format(attrs)
 
 
 def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
     run_id, file_id, file_name, columns = chunk.run_id, chunk.file_id, chunk.file_name, chunk.columns
     spec = file_spec(config, PurePosixPath(file_name).name)
     part = spec.role
-    # The expressions below are SQL text over the kind's attribute names (ATTRIBUTE_NAME: lower
-    # case letters, digits and _), never the file's text.
     attrs = _attrs(part, columns)
     rejected_keys = sql.SQL(
         """
@@ -118,7 +121,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
             checks.append(
                 Check(
                     "parent",
-                    "parent = key",
+                    sql.SQL("parent = key"),
                     "self_parent",
                     f"a {LABEL[part]} cannot be its own parent; correct the parent and rerun",
                 )
@@ -131,9 +134,9 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
         ).format(
             table=stage_table(part, run_id),
             file_id=sql.Literal(file_id),
-            parent=sql.SQL(parent),
-            attrs=sql.SQL(attrs),
-            row_hash=sql.SQL(row_hash("c.key", "c.name", parent, f"({attrs})::text")),
+            parent=parent,
+            attrs=attrs,
+            row_hash=row_hash(sql.SQL("c.key"), sql.SQL("c.name"), parent, _as_text(attrs)),
             rejected_keys=rejected_keys,
         )
     else:
@@ -144,16 +147,18 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
             required(spec, "email"),
             Check(
                 "email",
-                f"email IS NOT NULL AND (email !~ {literal(EMAIL_RE)} OR email ~ {literal(EMAIL_BAD_DOTS)})",
+                # The patterns hold a '%': parameters, or psycopg would read it as a placeholder.
+                sql.SQL("email IS NOT NULL AND (email !~ %(email_re)s OR email ~ %(email_bad_dots)s)"),
                 "invalid_email",
                 "this is not a valid e-mail address (name@example.com); correct it and rerun",
+                params={"email_re": EMAIL_RE, "email_bad_dots": EMAIL_BAD_DOTS},
             ),
         ]
         if "manager" in columns:
             checks.append(
                 Check(
                     "manager",
-                    "manager = key",
+                    sql.SQL("manager = key"),
                     "self_manager",
                     "a person cannot be their own manager; correct the manager and rerun",
                 )
@@ -167,9 +172,11 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
         ).format(
             table=stage_table("huser", run_id),
             file_id=sql.Literal(file_id),
-            values=sql.SQL(", ".join((first, last, unit, position, manager))),
-            attrs=sql.SQL(attrs),
-            row_hash=sql.SQL(row_hash("c.key", "c.email", first, last, unit, position, manager, f"({attrs})::text")),
+            values=sql.SQL(", ").join((first, last, unit, position, manager)),
+            attrs=attrs,
+            row_hash=row_hash(
+                sql.SQL("c.key"), sql.SQL("c.email"), first, last, unit, position, manager, _as_text(attrs)
+            ),
             rejected_keys=rejected_keys,
         )
     return checked_insert(conn, chunk, spec, checks, insert)

@@ -22,11 +22,10 @@ log = structlog.get_logger(__name__)
 
 
 def batch_ranges(
-    conn: psycopg.Connection[Any], run: RunRow, batch_rows: int, where: str = "true"
+    conn: psycopg.Connection[Any], run: RunRow, batch_rows: int, where: sql.Composable
 ) -> list[tuple[int, int]]:
     """Bucket ranges of about batch_rows staged rows (those ``where`` selects) each; none for none."""
-    # ``where`` is one of this module's fixed conditions, never data.
-    query = sql.SQL("SELECT count(*) AS n FROM {t} c WHERE {w}").format(t=stage_table("cls", run.id), w=sql.SQL(where))
+    query = sql.SQL("SELECT count(*) AS n FROM {t} c WHERE {w}").format(t=stage_table("cls", run.id), w=where)
     row = store.fetch_one(conn, query)
     n = int(row["n"]) if row else 0
     count = min(BUCKETS, -(-n // batch_rows))
@@ -47,8 +46,8 @@ def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch
         inserts = updates = everything
     else:
         ensure_bucket_index(conn, run.id)
-        inserts = batch_ranges(conn, run, get_settings().load_insert_rows, "c.old_id IS NULL")
-        updates = batch_ranges(conn, run, batch_rows, "c.old_id IS NOT NULL")
+        inserts = batch_ranges(conn, run, get_settings().load_insert_rows, sql.SQL("c.old_id IS NULL"))
+        updates = batch_ranges(conn, run, batch_rows, sql.SQL("c.old_id IS NOT NULL"))
         if len(inserts) + len(updates) > 2:
             # Each batch reads its staged rows by key: an index beats a scan of the run per batch.
             conn.execute(
@@ -125,16 +124,16 @@ def _adopt(conn: psycopg.Connection[Any], run: RunRow, lo: int, hi: int) -> dict
     ids = {"drawn": [m["drawn"] for m in moved], "id": [m["id"] for m in moved]}
     # Drawn ids were never anyone's: a person of this run (this batch or an earlier one) whose
     # manager was one of them gets the adopted person's id instead.
-    swap = "SELECT * FROM unnest(%(drawn)s::bigint[], %(id)s::bigint[]) AS x(drawn, id)"
+    swap = sql.SQL("SELECT * FROM unnest(%(drawn)s::bigint[], %(id)s::bigint[]) AS x(drawn, id)")
     conn.execute(
         sql.SQL("UPDATE {cls} c SET manager_uid = x.id FROM ({swap}) x WHERE c.manager_uid = x.drawn").format(
-            cls=cls, swap=sql.SQL(swap)
+            cls=cls, swap=swap
         ),
         ids,
     )
     conn.execute(
         sql.SQL("UPDATE lms.users u SET manager_id = x.id FROM ({swap}) x WHERE u.manager_id = x.drawn").format(
-            swap=sql.SQL(swap)
+            swap=swap
         ),
         ids,
     )
@@ -169,7 +168,7 @@ def _update(
     moved = store.fetch_one(
         conn,
         sql.SQL("SELECT count(*) AS n FROM {cls} c WHERE {where} AND {moves}").format(
-            cls=cls, where=where, moves=sql.SQL(MOVES)
+            cls=cls, where=where, moves=MOVES
         ),
         params,
     )
@@ -197,8 +196,8 @@ def _update(
             ln=keep.format(c=sql.Identifier("last_name")),
             attributes=attributes,
             where=where,
-            moves=sql.SQL(MOVES),
-            gone=sql.SQL(STATE_GONE),
+            moves=MOVES,
+            gone=STATE_GONE,
         ),
         params,
     )

@@ -198,9 +198,9 @@ def needs_plan(run: RunRow) -> bool:
     )
 
 
-MOVES = "c.manager_uid IS NOT NULL AND c.manager_uid IS DISTINCT FROM c.old_manager"
+MOVES = sql.SQL("c.manager_uid IS NOT NULL AND c.manager_uid IS DISTINCT FROM c.old_manager")
 #: Active people the feed's state column says are gone (``state = "userState"``: DELETED ...).
-STATE_GONE = "c.old_active AND c.inactive"
+STATE_GONE = sql.SQL("c.old_active AND c.inactive")
 
 
 def plan(conn: psycopg.Connection[Any], run: RunRow, sample: int = 5) -> dict[str, Any]:
@@ -211,8 +211,8 @@ def plan(conn: psycopg.Connection[Any], run: RunRow, sample: int = 5) -> dict[st
     conditions = {
         "creates": sql.SQL("c.old_id IS NULL"),
         "updates": sql.SQL("c.changed"),
-        "manager_moves": sql.SQL(MOVES),
-        "state_deactivations": sql.SQL(STATE_GONE),
+        "manager_moves": MOVES,
+        "state_deactivations": STATE_GONE,
     }
     counts = store.fetch_one(
         conn,

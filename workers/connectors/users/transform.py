@@ -77,18 +77,18 @@ def hash_seed(cfg: UsersConnection) -> int:
     return zlib.crc32(settings.encode())
 
 
-def _raw_columns(cfg: UsersConnection) -> list[str]:
-    return [f"r.{sql.Identifier(a).as_string(None)}" for a in hashed_attributes(cfg)]
+def _raw_columns(cfg: UsersConnection) -> list[sql.Composable]:
+    return [sql.SQL("r.{}").format(sql.Identifier(a)) for a in hashed_attributes(cfg)]
 
 
-def _source_hash(cfg: UsersConnection) -> str:
+def _source_hash(cfg: UsersConnection) -> sql.Composed:
     """SQL for a raw row's hash (``r``: a raw chunk row), as kept in lms.users.source_hash. Over the
     raw text, so a row can be compared with the store before anything else is done with it: a row
     whose hash matches was valid when it was stored and reads the same now."""
     return row_hash(*_raw_columns(cfg), seed=hash_seed(cfg))
 
 
-def _skip_same(conn: psycopg.Connection[Any], chunk: Chunk, cfg: UsersConnection, source_hash: str) -> int:
+def _skip_same(conn: psycopg.Connection[Any], chunk: Chunk, cfg: UsersConnection, source_hash: sql.Composable) -> int:
     """Move the chunk's rows that match an active person's stored hash (and whose manager, if any,
     is linked) to the run's ``same`` keys, out of the raw chunk. One index probe per row (a LATERAL
     with LIMIT): a hash join would read the whole store for each chunk."""
@@ -115,7 +115,7 @@ def _skip_same(conn: psycopg.Connection[Any], chunk: Chunk, cfg: UsersConnection
         ).format(
             same=stage_table("same", chunk.run_id),
             raw=stage_table("raw", chunk.run_id, chunk.file_id, chunk.chunk_no),
-            hash=sql.SQL(source_hash),
+            hash=source_hash,
             manager_empty=manager_empty,
         ),
         {"file": chunk.file_id},
@@ -145,7 +145,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
     present = set(conn_cfg.imported_mapping)
     raw = stage_table("raw", run_id, file_id, chunk_no)
     profile = conn_cfg.profile_attributes
-    attrs = sql.SQL(jsonb_object([(sql.Literal(a).as_string(None), _val(a, present).as_string(None)) for a in profile]))
+    attrs = jsonb_object([(sql.Literal(a), _val(a, present)) for a in profile])
     required_extra = [a for a in conn_cfg.required if a != "email" and a in present]
     missing_cols = sql.SQL("").join(
         sql.SQL(", ({} IS NULL) AS {}").format(_val(a, present), sql.Identifier(f"miss_{a}")) for a in required_extra
@@ -254,7 +254,7 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
         state=_val("state", present),
         attrs=attrs,
         # Hashed as it is written: the same hash _skip_same compared, kept as the person's source_hash.
-        hash_src=sql.SQL(hash_text(*_raw_columns(conn_cfg))),
+        hash_src=hash_text(*_raw_columns(conn_cfg)),
         missing_cols=missing_cols,
         missing_any=missing_any,
         raw=raw,

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from typing import Any, LiteralString
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -33,11 +33,9 @@ from workers.staging import stage_table
 _IGNORED = sql.SQL("'{authority,stored,timestamp,version,attachments,id}'::text[]")
 
 
-def _same(a: LiteralString, b: LiteralString) -> sql.Composed:
+def _same(a: sql.Composable, b: sql.Composable) -> sql.Composed:
     """Whether the JSON texts ``a`` and ``b`` (fixed SQL expressions) are the same statement."""
-    return sql.SQL("(({a})::jsonb - {ignored}) = (({b})::jsonb - {ignored})").format(
-        a=sql.SQL(a), b=sql.SQL(b), ignored=_IGNORED
-    )
+    return sql.SQL("(({a})::jsonb - {ignored}) = (({b})::jsonb - {ignored})").format(a=a, b=b, ignored=_IGNORED)
 
 
 def apply_file(conn: psycopg.Connection[Any], run: RunRow, file_id: int) -> dict[str, int]:
@@ -119,11 +117,11 @@ def apply_file(conn: psycopg.Connection[Any], run: RunRow, file_id: int) -> dict
             stage=stage,
             # Ids derived from the file and line never repeat within a file: no line comes second
             # to another, so the staged rows are read as they are, each time they are needed.
-            materialized=sql.SQL("NOT MATERIALIZED" if derived else "MATERIALIZED"),
-            nth=sql.SQL("1" if derived else "row_number() OVER (PARTITION BY s.id ORDER BY s.line_no)"),
-            first_of_id=sql.SQL("false" if derived else "s.nth > 1 AND f.id = s.id AND f.nth = 1"),
-            same_stored=_same("x.statement::text", "s.statement"),
-            same_first=_same("f.statement", "s.statement"),
+            materialized=sql.SQL("NOT MATERIALIZED") if derived else sql.SQL("MATERIALIZED"),
+            nth=sql.SQL("1") if derived else sql.SQL("row_number() OVER (PARTITION BY s.id ORDER BY s.line_no)"),
+            first_of_id=sql.SQL("false") if derived else sql.SQL("s.nth > 1 AND f.id = s.id AND f.nth = 1"),
+            same_stored=_same(sql.SQL("x.statement::text"), sql.SQL("s.statement")),
+            same_first=_same(sql.SQL("f.statement"), sql.SQL("s.statement")),
         ),
         params,
     )

@@ -12,7 +12,7 @@ a bad agent once per branch of its unions (twenty errors or more), which helps n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import langcodes
@@ -65,25 +65,43 @@ def _strict(value: Any, loc: tuple[Any, ...]) -> Iterator[tuple[str, str]]:
         return
     if not isinstance(value, dict):
         return
+    yield from _object_problems(value, loc)
+    for k, v in value.items():
+        yield from _strict(v, (*loc, k))
+
+
+def _object_problems(value: dict[str, Any], loc: tuple[Any, ...]) -> Iterator[tuple[str, str]]:
+    """What the spec asks of the object at ``loc`` beyond its shape: JSON types and language tags."""
     key = loc[-1] if loc else None
     if key == "score":
-        for name in _SCORE_NUMBERS:
-            v = value.get(name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
-                yield _path((*loc, name)), "must be a JSON number, not text"
+        yield from _mistyped(value, loc, _SCORE_NUMBERS, _is_number, "must be a JSON number, not text")
     if key == "result":
-        for name in _RESULT_BOOLEANS:
-            v = value.get(name)
-            if v is not None and not isinstance(v, bool):
-                yield _path((*loc, name)), "must be a JSON boolean (true or false), not text"
+        yield from _mistyped(
+            value, loc, _RESULT_BOOLEANS, _is_boolean, "must be a JSON boolean (true or false), not text"
+        )
     if key == "context" and isinstance(value.get("language"), str) and not language_tag(value["language"]):
         yield _path((*loc, "language")), "is not an RFC 5646 language tag (e.g. en-US)"
     if key in _LANGUAGE_MAPS:
         for tag in value:
             if not language_tag(tag):
                 yield _path((*loc, tag)), "is not an RFC 5646 language tag (e.g. en-US, not en_US)"
-    for k, v in value.items():
-        yield from _strict(v, (*loc, k))
+
+
+def _mistyped(
+    value: dict[str, Any], loc: tuple[Any, ...], names: Iterable[str], valid: Callable[[Any], bool], problem: str
+) -> Iterator[tuple[str, str]]:
+    for name in names:
+        v = value.get(name)
+        if v is not None and not valid(v):
+            yield _path((*loc, name)), problem
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)  # JSON's true is no number
+
+
+def _is_boolean(v: Any) -> bool:
+    return isinstance(v, bool)
 
 
 def language_tag(tag: str) -> bool:
