@@ -1,0 +1,342 @@
+"""Local servers of ours that speak Microsoft Graph's and Salesforce's documented protocols, on
+127.0.0.1 in a thread, and check what they receive.
+
+Each serves a token endpoint (client credentials; Salesforce JWT bearer too) and the people API
+with the vendor's paging and error bodies, returns only the fields a request selects (as the real
+APIs do, so a field the client forgets to ask for comes back missing), and records every request.
+Faults are planned per request: ``fail(path_part, status, times, headers)`` answers the next
+``times`` requests whose path and query contain ``path_part`` with ``status``; ``cut(path_part,
+times)`` sends a page whose body stops mid-way (Content-Length longer than what is sent);
+``expire_tokens_after(n)`` revokes every token issued so far once the n-th API page has been served.
+
+Shapes (Graph: https://learn.microsoft.com/graph/api/user-list, /graph/paging, /graph/auth-v2-service;
+Salesforce: api_rest resources_query.htm and resources_query_more_results.htm, the client
+credentials and JWT bearer flows) are in ../shared/reference/wave3-anchors.md §1 and §2.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+CLIENT_ID = "feedsync-test-app"
+CLIENT_SECRET = "s3cr3t-Value-That-Must-Never-Leak-41f9"  # noqa: S105 -- a test secret, grepped for in logs
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+TENANT = "contoso.onmicrosoft.com"
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    form: dict[str, list[str]]
+    status: int = 0
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Fault:
+    part: str
+    status: int
+    times: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Vendor:
+    """What both fake APIs share: tokens, faults and the log of requests."""
+
+    people: list[dict[str, Any]]
+    page_cap: int = 100  # the most records one page holds, whatever the client asks for
+    seen: list[Seen] = field(default_factory=list)
+    valid_tokens: set[str] = field(default_factory=set)
+    issued: int = 0
+    pages_served: int = 0
+    expire_after_pages: int | None = None
+    faults: list[_Fault] = field(default_factory=list)
+    cuts: dict[str, int] = field(default_factory=dict)
+    base_url: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: A JWT bearer assertion's verifier (Salesforce): the claims it decoded, or None if refused.
+    verify_assertion: Any = None
+
+    def fail(self, part: str, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
+        self.faults.append(_Fault(part, status, times, headers or {}, b""))
+
+    def cut(self, part: str, times: int = 1) -> None:
+        self.cuts[part] = times
+
+    def expire_tokens_after(self, pages: int) -> None:
+        self.expire_after_pages = pages
+
+    def api_requests(self) -> list[Seen]:
+        return [s for s in self.seen if "token" not in s.path]
+
+    def token_requests(self) -> list[Seen]:
+        return [s for s in self.seen if "token" in s.path]
+
+    def new_token(self) -> str:
+        self.issued += 1
+        token = f"tok-{self.issued}-{int(time.time() * 1000)}"
+        self.valid_tokens.add(token)
+        return token
+
+    def fault_for(self, path: str) -> _Fault | None:
+        for fault in self.faults:
+            if fault.part in path and fault.times > 0:
+                fault.times -= 1
+                return fault
+        return None
+
+    def page_served(self) -> None:
+        self.pages_served += 1
+        if self.expire_after_pages is not None and self.pages_served == self.expire_after_pages:
+            self.valid_tokens.clear()
+
+
+def select(record: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k in fields}
+
+
+class GraphVendor(Vendor):
+    """``POST /{tenant}/oauth2/v2.0/token`` and ``GET /v1.0/users`` ($select, $expand=manager, $top,
+    @odata.nextLink with an opaque $skiptoken)."""
+
+    def token(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        want = {"grant_type": ["client_credentials"], "client_id": [CLIENT_ID], "scope": [GRAPH_SCOPE]}
+        if any(form.get(k) != v for k, v in want.items()):
+            return 400, {"error": "invalid_request", "error_description": "AADSTS900144: bad request body"}
+        if form.get("client_secret") != [CLIENT_SECRET]:
+            return 401, {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret"}
+        return 200, {
+            "token_type": "Bearer",
+            "expires_in": 3599,
+            "ext_expires_in": 3599,
+            "access_token": self.new_token(),
+        }
+
+    def unauthorized(self) -> dict[str, Any]:
+        return {"error": {"code": "InvalidAuthenticationToken", "message": "Access token has expired."}}
+
+    def api(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        if path != "/v1.0/users":
+            return 404, {"error": {"code": "Request_ResourceNotFound", "message": "not found"}}
+        if "$skiptoken" in query:
+            state = json.loads(bytes.fromhex(query["$skiptoken"][0]))
+            if set(query) != {"$skiptoken"}:  # the nextLink is followed whole, never added to
+                return 400, {"error": {"code": "BadRequest", "message": "unexpected parameters"}}
+        else:
+            top = int(query.get("$top", ["100"])[0])
+            if not 1 <= top <= 999:
+                return 400, {"error": {"code": "Request_UnsupportedQuery", "message": "Invalid page size"}}
+            fields = query["$select"][0].split(",") if "$select" in query else ["id", "mail", "displayName"]
+            manager = None
+            if "$expand" in query:
+                m = re.fullmatch(r"manager\(\$select=([A-Za-z,]+)\)", query["$expand"][0])
+                if m is None:
+                    return 400, {"error": {"code": "BadRequest", "message": "bad $expand"}}
+                manager = m.group(1).split(",")
+                top = min(top, 100)  # Graph's known issue: 100 at most with $expand
+            state = {"offset": 0, "top": top, "fields": fields, "manager": manager}
+        offset, size = state["offset"], min(state["top"], self.page_cap)
+        by_id = {p["id"]: p for p in self.people}
+        value = []
+        for person in self.people[offset : offset + size]:
+            record = select(person, state["fields"] + ["id"])
+            boss = by_id.get(person.get("_manager", ""))
+            if state["manager"] is not None and boss is not None:
+                record["manager"] = {"@odata.type": "#microsoft.graph.user", **select(boss, state["manager"])}
+            value.append(record)
+        body: dict[str, Any] = {"@odata.context": f"{self.base_url}/v1.0/$metadata#users", "value": value}
+        if offset + size < len(self.people):
+            token = json.dumps({**state, "offset": offset + size}).encode().hex()
+            body["@odata.nextLink"] = f"{self.base_url}/v1.0/users?$skiptoken={token}"
+        return 200, body
+
+
+class SalesforceVendor(Vendor):
+    """``POST /services/oauth2/token`` and ``GET /services/data/vNN.N/query?q=SOQL``, paging by
+    ``nextRecordsUrl`` (``/services/data/vNN.N/query/<locator>-<offset>``) until ``done``."""
+
+    api_version: str = "v62.0"
+
+    def token(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        grant = form.get("grant_type", [""])[0]
+        if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            claims = self.verify_assertion(form.get("assertion", [""])[0]) if self.verify_assertion else None
+            if claims is None:
+                return 400, {"error": "invalid_grant", "error_description": "invalid assertion"}
+        elif grant == "client_credentials":
+            if form.get("client_id") != [CLIENT_ID] or form.get("client_secret") != [CLIENT_SECRET]:
+                return 400, {"error": "invalid_client", "error_description": "invalid client credentials"}
+        else:
+            return 400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"}
+        return 200, {
+            "access_token": self.new_token(),
+            "signature": "c2lnbmF0dXJl",
+            "scope": "api",
+            "instance_url": self.base_url,
+            "id": f"{self.base_url}/id/00Dxx0000000001/005xx0000000001",
+            "token_type": "Bearer",
+            "issued_at": str(int(time.time() * 1000)),
+        }
+
+    def unauthorized(self) -> list[dict[str, str]]:
+        return [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+
+    def api(self, path: str, query: dict[str, list[str]], batch: int) -> tuple[int, Any]:
+        prefix = f"/services/data/{self.api_version}/query"
+        if path == prefix:
+            m = re.fullmatch(r"SELECT (.+) FROM (Contact|User)", query.get("q", [""])[0])
+            if m is None:
+                return 400, [{"message": "unexpected token", "errorCode": "MALFORMED_QUERY"}]
+            self.locators.append([f.strip() for f in m.group(1).split(",")])
+            locator, offset = len(self.locators) - 1, 0
+        elif path.startswith(prefix + "/01gFAKE"):
+            where, at = path.rsplit("/", 1)[1].removeprefix("01gFAKE").split("-")
+            locator, offset = int(where), int(at)
+        else:
+            return 404, [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}]
+        size = min(batch, self.page_cap)
+        records = [self.shape(p, self.locators[locator]) for p in self.people[offset : offset + size]]
+        done = offset + size >= len(self.people)
+        body: dict[str, Any] = {"totalSize": len(self.people), "done": done, "records": records}
+        if not done:
+            body["nextRecordsUrl"] = f"{prefix}/01gFAKE{locator}-{offset + size}"
+        return 200, body
+
+    def shape(self, person: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+        record: dict[str, Any] = {"attributes": {"type": "Contact", "url": f"/sobjects/Contact/{person['Id']}"}}
+        for name in fields:
+            head, _, rest = name.partition(".")
+            if rest:
+                parent = person.get(head)
+                record[head] = None if parent is None else {"attributes": {"type": "Contact"}, rest: parent.get(rest)}
+            else:
+                record[name] = person.get(name)
+        return record
+
+    def __post_init__(self) -> None:
+        self.locators: list[list[str]] = []
+
+
+def _handler(vendor: Vendor) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: pytest shows failures
+            pass
+
+        def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None, cut: bool = False) -> None:
+            data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            if cut:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2] if cut else data)
+            self.wfile.flush()
+            if cut:
+                self.close_connection = True
+
+        def _seen(self, form: dict[str, list[str]]) -> Seen:
+            parts = urlsplit(self.path)
+            seen = Seen(self.command, parts.path, parse_qs(parts.query), dict(self.headers.items()), form)
+            with vendor.lock:
+                vendor.seen.append(seen)
+            return seen
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            form = parse_qs(self.rfile.read(length).decode())
+            seen = self._seen(form)
+            path = seen.path
+            with vendor.lock:
+                fault = vendor.fault_for(self.path)
+            if fault is not None:
+                seen.status = fault.status
+                return self._reply(fault.status, {"error": "temporarily_unavailable"}, fault.headers)
+            if not path.endswith("/token") or self.headers.get("Content-Type") != "application/x-www-form-urlencoded":
+                seen.status = 400
+                return self._reply(400, {"error": "invalid_request"})
+            assert isinstance(vendor, GraphVendor | SalesforceVendor)
+            with vendor.lock:
+                status, body = vendor.token(form)
+            seen.status = status
+            self._reply(status, body)
+
+        def do_GET(self) -> None:
+            seen = self._seen({})
+            auth = self.headers.get("Authorization", "")
+            with vendor.lock:
+                fault = vendor.fault_for(self.path)
+                cut = next((part for part, times in vendor.cuts.items() if times > 0 and part in self.path), None)
+                if cut is not None:
+                    vendor.cuts[cut] -= 1
+                valid = auth.startswith("Bearer ") and auth.removeprefix("Bearer ") in vendor.valid_tokens
+            assert isinstance(vendor, GraphVendor | SalesforceVendor)
+            if not valid:
+                seen.status = 401
+                headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+                return self._reply(401, vendor.unauthorized(), headers)
+            if fault is not None:
+                seen.status = fault.status
+                error: Any = (
+                    {"error": {"code": "TooManyRequests", "message": "throttled"}}
+                    if isinstance(vendor, GraphVendor)
+                    else [{"message": "server error", "errorCode": "SERVER_UNAVAILABLE"}]
+                )
+                return self._reply(fault.status, error, fault.headers)
+            body: Any
+            with vendor.lock:
+                if isinstance(vendor, GraphVendor):
+                    status, body = vendor.api(seen.path, seen.query)
+                else:
+                    batch = re.fullmatch(r"batchSize=(\d+)", self.headers.get("Sforce-Query-Options", ""))
+                    if batch is None or not 200 <= int(batch.group(1)) <= 2000:
+                        status, body = 400, [{"message": "batchSize", "errorCode": "INVALID_QUERY_OPTIONS"}]
+                    else:
+                        status, body = vendor.api(seen.path, seen.query, int(batch.group(1)))
+                if cut is None and status == 200:
+                    vendor.page_served()
+            seen.status = status
+            self._reply(status, body, cut=cut is not None and status == 200)
+
+    return Handler
+
+
+class Served:
+    def __init__(self, vendor: Vendor) -> None:
+        self.vendor = vendor
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(vendor))
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        vendor.base_url = self.url
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Served:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def serve(vendor: Vendor) -> Iterator[Served]:
+    with Served(vendor) as served:
+        yield served
