@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -67,6 +68,10 @@ class Vendor:
     cuts: dict[str, int] = field(default_factory=dict)
     base_url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Salesforce's query locators: the fields each query selected.
+    locators: list[list[str]] = field(default_factory=list)
+    #: The vendor's error code in the body of a planned fault (default: one that fits the status).
+    error_code: str = ""
     #: A JWT bearer assertion's verifier (Salesforce): the claims it decoded, or None if refused.
     verify_assertion: Any = None
 
@@ -226,9 +231,6 @@ class SalesforceVendor(Vendor):
                 record[name] = person.get(name)
         return record
 
-    def __post_init__(self) -> None:
-        self.locators: list[list[str]] = []
-
 
 def _handler(vendor: Vendor) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -282,11 +284,14 @@ def _handler(vendor: Vendor) -> type[BaseHTTPRequestHandler]:
             seen = self._seen({})
             auth = self.headers.get("Authorization", "")
             with vendor.lock:
-                fault = vendor.fault_for(self.path)
-                cut = next((part for part, times in vendor.cuts.items() if times > 0 and part in self.path), None)
-                if cut is not None:
-                    vendor.cuts[cut] -= 1
                 valid = auth.startswith("Bearer ") and auth.removeprefix("Bearer ") in vendor.valid_tokens
+                # A planned fault or cut is spent on a request that gets past the token check only.
+                fault = vendor.fault_for(self.path) if valid else None
+                cut = next((part for part, times in vendor.cuts.items() if times > 0 and part in self.path), None)
+                if cut is not None and valid and fault is None:
+                    vendor.cuts[cut] -= 1
+                else:
+                    cut = None
             assert isinstance(vendor, GraphVendor | SalesforceVendor)
             if not valid:
                 seen.status = 401
@@ -295,9 +300,9 @@ def _handler(vendor: Vendor) -> type[BaseHTTPRequestHandler]:
             if fault is not None:
                 seen.status = fault.status
                 error: Any = (
-                    {"error": {"code": "TooManyRequests", "message": "throttled"}}
+                    {"error": {"code": vendor.error_code or "TooManyRequests", "message": "throttled"}}
                     if isinstance(vendor, GraphVendor)
-                    else [{"message": "server error", "errorCode": "SERVER_UNAVAILABLE"}]
+                    else [{"message": "server error", "errorCode": vendor.error_code or "SERVER_UNAVAILABLE"}]
                 )
                 return self._reply(fault.status, error, fault.headers)
             body: Any
@@ -319,11 +324,16 @@ def _handler(vendor: Vendor) -> type[BaseHTTPRequestHandler]:
 
 
 class Served:
-    def __init__(self, vendor: Vendor) -> None:
+    """The vendor's server on 127.0.0.1 (an ephemeral port), over TLS when given a server context."""
+
+    def __init__(self, vendor: Vendor, tls: ssl.SSLContext | None = None) -> None:
         self.vendor = vendor
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(vendor))
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         vendor.base_url = self.url
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

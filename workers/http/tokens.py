@@ -11,6 +11,7 @@ an object that could be logged, and never put in a sentence: errors name the var
 from __future__ import annotations
 
 import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,8 @@ import httpx
 import structlog
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from authlib.oauth2.rfc7523.assertion import sign_jwt_bearer_assertion
+from joserfc.errors import JoseError
+from joserfc.jwk import RSAKey
 
 from schemas.api import ApiConfig
 from schemas.settings import Settings
@@ -149,24 +152,28 @@ class TokenSource:
         """The signed JWT of Salesforce's JWT bearer flow: issued by the app, for ``username``."""
         path = self._key_path()
         try:
-            key = path.read_bytes()
+            # One open: the mode checked is that of the very file whose key is used.
+            with path.open("rb") as f:
+                mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+                if mode & 0o077:  # as OpenSSH refuses such a key: it is no longer a secret of this host
+                    raise FetchError(
+                        f"{self.name}: the private key {path} can be read by other users (mode {mode:04o}): "
+                        f"run `chmod 600 {path}`"
+                    )
+                key = RSAKey.import_key(f.read())
         except OSError as exc:
             raise FetchError(
                 f"{self.name}: the private key {path} cannot be read ({exc.strerror}): fix private_key_file"
             ) from None
-        host = urlsplit(self.token_url).hostname or ""
-        audience = "https://test.salesforce.com" if host == "test.salesforce.com" else "https://login.salesforce.com"
-        try:
-            signed = sign_jwt_bearer_assertion(
-                key,
-                issuer=self.api.client_id,
-                audience=audience,
-                subject=self.api.username,
-                alg="RS256",
-                expires_in=180,
-            )
-        except ValueError:
+        except (JoseError, ValueError, TypeError):
             raise FetchError(
                 f"{self.name}: the private key {path} is not an RSA private key in PEM: fix private_key_file"
             ) from None
+        if not key.is_private:
+            raise FetchError(f"{self.name}: {path} holds a public key: private_key_file names the private key")
+        host = urlsplit(self.token_url).hostname or ""
+        audience = "https://test.salesforce.com" if host == "test.salesforce.com" else "https://login.salesforce.com"
+        signed = sign_jwt_bearer_assertion(
+            key, issuer=self.api.client_id, audience=audience, subject=self.api.username, alg="RS256", expires_in=180
+        )
         return signed if isinstance(signed, str) else signed.decode("ascii")

@@ -5,6 +5,6 @@ or a FetchError and no file. The fetch stage (before parse) calls it and registe
 any other; from there the run is the same run.
 """
 
-from workers.sources.fetch import FetchResult, FetchSpec, fetch
+from workers.sources.pull import FetchResult, FetchSpec, fetch
 
 __all__ = ["FetchResult", "FetchSpec", "fetch"]
