@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from schemas.settings import Settings
 from tests.apiservers import CLIENT_SECRET, GraphVendor, Served
 from tests.unit.test_api_graph import people, read, spec
-from workers.http import FetchError, client, tokens
+from workers.http import FetchError, client, retry, tokens
 from workers.sources import fetch, pull
 
 
@@ -36,7 +36,7 @@ def api_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 def logs(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[list[MutableMapping[str, Any]]]:
     caplog.set_level(logging.DEBUG)  # every stdlib logger too (httpx, httpcore), at its most talkative
     with capture_logs() as captured:
-        for module in (client, tokens, pull):
+        for module in (client, retry, tokens, pull):
             monkeypatch.setattr(module, "log", structlog.get_logger(module.__name__))
         yield captured
 
@@ -63,6 +63,8 @@ def test_no_secret_token_or_paging_token_reaches_a_log_line_or_an_error(
         ("/v1.0/users", 500),
         (f"/{vendor.seen[0].path.split('/')[1]}/oauth2/v2.0/token", 200),
     }
+    retried = [(e["request"], e["reason"]) for e in logs if e["event"] == "api retry"]
+    assert retried == [("entra-users: GET /v1.0/users", "HTTP 429"), ("entra-users: GET /v1.0/users", "HTTP 500")]
     assert vendor.issued == 3
     assert CLIENT_SECRET not in text
     assert "tok-" not in text, "no access token"

@@ -15,12 +15,15 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import httpx
+import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from schemas.api import ApiConfig
 from workers.http.errors import FetchError
 
 T = TypeVar("T")
+
+log = structlog.get_logger(__name__)
 
 
 class Retry(Exception):
@@ -82,11 +85,18 @@ def with_retries(
             return exc.retry_after
         return float(backoff(state))
 
+    def announce(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait_s = state.next_action.sleep if state.next_action else 0.0
+        reason = exc.reason if isinstance(exc, Retry) else type(exc).__name__
+        log.warning("api retry", request=describe, reason=reason, attempt=state.attempt_number, wait_s=round(wait_s, 3))
+
     retrying = Retrying(
         stop=stop_after_attempt(api.max_retries + 1),
         wait=wait,
         retry=retry_if_exception_type(Retry),
         sleep=sleep,
+        before_sleep=announce,
         reraise=True,
     )
     try:
