@@ -2,7 +2,7 @@
 
 What an answer becomes:
 
-    2xx, JSON ............................ the page
+    2xx, JSON (or text, for CSV) .......... the page
     2xx, body cut off or not JSON ......... tried again (bounded), then FetchError
     401 .................................. the token is fetched again, the request sent once more;
                                            a second 401 is a FetchError (permissions)
@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import ssl
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,6 +33,7 @@ from workers.http.retry import Retry, retry_after, transport_failure, with_retri
 from workers.http.tokens import Token, TokenSource
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # httpx logs each request's full URL (with its query) at INFO; ours says the path and the status.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -112,6 +115,29 @@ class ApiClient:
 
     def get_json(self, url: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> Any:
         """The JSON body of ``GET url`` (a path under base_url, or a link the API gave on its own host)."""
+        return self.call("GET", url, _json, params=params, headers=headers)
+
+    def post_json(self, url: str, body: dict[str, Any]) -> Any:
+        """The JSON answer to a JSON ``POST`` (a Bulk API job: creating one again after a lost answer
+        only leaves an extra read-only query job behind)."""
+        return self.call("POST", url, _json, body=body)
+
+    def get_text(
+        self, url: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[str, httpx.Headers]:
+        """A text body (Bulk API CSV results) and the response's headers (its locator)."""
+        return self.call("GET", url, _text, params=params, headers=headers)
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        parse: Callable[[httpx.Response], T],
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> T:
         base = self.base_url()
         if url.startswith("/"):
             url = base + url
@@ -122,24 +148,29 @@ class ApiClient:
                 f"{self.name}: the API sent a link to {target.scheme}://{target.hostname}{target.path}, which is "
                 f"not on base_url ({base}); the token is only sent there, so the fetch stopped"
             )
-        describe = f"{self.name}: GET {target.path}"
-        return with_retries(lambda: self._attempt(url, params, headers, describe), self.api, describe)
+        request = _Request(method, url, params, headers, body, f"{self.name}: {method} {target.path}")
+        return with_retries(lambda: parse(self._attempt(request)), self.api, request.describe)
 
-    def _send(
-        self, url: str, params: dict[str, str] | None, headers: dict[str, str] | None, token: Token, describe: str
-    ) -> Any:
+    def _send(self, request: _Request, token: Token) -> httpx.Response:
         self.requests += 1
-        sent = {**(headers or {}), "Authorization": f"Bearer {token.access_token}", "Accept": "application/json"}
+        sent = {
+            "Accept": "application/json",
+            **(request.headers or {}),
+            "Authorization": f"Bearer {token.access_token}",
+        }
         try:
-            return self._http.get(url, params=params, headers=sent)
+            return self._http.request(
+                request.method, request.url, params=request.params, headers=sent, json=request.body
+            )
         except httpx.TransportError as exc:  # a cut-off body is read here too (RemoteProtocolError)
-            raise transport_failure(exc, describe, urlsplit(url).hostname) from None
+            raise transport_failure(exc, request.describe, urlsplit(request.url).hostname) from None
 
-    def _attempt(self, url: str, params: dict[str, str] | None, headers: dict[str, str] | None, describe: str) -> Any:
-        response = self._send(url, params, headers, self.tokens.current(), describe)
+    def _attempt(self, request: _Request) -> httpx.Response:
+        describe = request.describe
+        response = self._send(request, self.tokens.current())
         if response.status_code == 401:
             # Expired (Salesforce says nothing of when; Graph's can end mid-run): fetched once more.
-            response = self._send(url, params, headers, self.tokens.refresh(), describe)
+            response = self._send(request, self.tokens.refresh())
             if response.status_code == 401:
                 raise FetchError(
                     f"{describe} refused a freshly issued token too (HTTP 401, error "
@@ -147,10 +178,7 @@ class ApiClient:
                 )
         status = response.status_code
         if 200 <= status < 300:
-            try:
-                return response.json()
-            except ValueError:
-                raise Retry("a page that did not parse as JSON (cut off or not JSON)") from None
+            return response
         if status in (429, 503):
             raise Retry(f"HTTP {status}", retry_after(response))
         if status >= 500:
@@ -167,3 +195,25 @@ class ApiClient:
             f"{describe} was refused (HTTP {status}, error {code!r}): check the mapping's field names, the "
             "connection's api settings and the app's permissions"
         )
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    url: str
+    params: dict[str, str] | None
+    headers: dict[str, str] | None
+    body: dict[str, Any] | None
+    #: "<connection>: <METHOD> <path>", for sentences and logs (never the query).
+    describe: str
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise Retry("a page that did not parse as JSON (cut off or not JSON)") from None
+
+
+def _text(response: httpx.Response) -> tuple[str, httpx.Headers]:
+    return response.text, response.headers
