@@ -10,6 +10,7 @@ tenant = "contoso.onmicrosoft.com"          # msgraph: the tenant (a GUID or a d
 # token_url / base_url                       # default: the vendor's; point them elsewhere (sovereign cloud, tests)
 object = "Contact"                          # salesforce: Contact or User
 api_version = "v62.0"                       # salesforce
+bulk_threshold = 50000                      # salesforce: Bulk API 2.0 past this many records
 ca_bundle = "/etc/ssl/certs/corp-ca.pem"    # TLS is always verified; this adds the CA that signed a proxy's certificate
 ```
 
@@ -100,6 +101,12 @@ class ApiConfig(BaseModel):
     # A Retry-After longer than this fails the run instead of holding a worker that long.
     max_retry_after_s: float = Field(default=300.0, ge=0, le=3600)
     ca_bundle: str | None = None
+    # Salesforce: past this many records (a COUNT() query first), Bulk API 2.0 query jobs instead of
+    # REST query pages; None: always REST. Jobs are polled every bulk_poll_s (doubling, at most 30 s)
+    # until done, or the fetch fails after bulk_timeout_s.
+    bulk_threshold: int | None = Field(default=None, ge=0)
+    bulk_poll_s: float = Field(default=2.0, gt=0, le=60)
+    bulk_timeout_s: float = Field(default=3600.0, gt=0, le=86400)
 
     @model_validator(mode="before")
     @classmethod

@@ -16,6 +16,8 @@ credentials and JWT bearer flows) are in ../shared/reference/wave3-anchors.md §
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import ssl
@@ -68,8 +70,11 @@ class Vendor:
     cuts: dict[str, int] = field(default_factory=dict)
     base_url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Salesforce's query locators: the fields each query selected.
+    #: Salesforce's query locators: the fields each query selected; its Bulk API jobs.
     locators: list[list[str]] = field(default_factory=list)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bulk_polls_in_progress: int = 1
+    bulk_final_state: str = "JobComplete"
     #: The vendor's error code in the body of a planned fault (default: one that fits the status).
     error_code: str = ""
     #: A JWT bearer assertion's verifier (Salesforce): the claims it decoded, or None if refused.
@@ -220,6 +225,62 @@ class SalesforceVendor(Vendor):
             body["nextRecordsUrl"] = f"{prefix}/01gFAKE{locator}-{offset + size}"
         return 200, body
 
+    def count(self, query: dict[str, list[str]]) -> tuple[int, Any] | None:
+        if re.fullmatch(r"SELECT COUNT\(\) FROM (Contact|User)", query.get("q", [""])[0]) is None:
+            return None
+        return 200, {"totalSize": len(self.people), "done": True, "records": []}
+
+    def bulk_create(self, body: Any) -> tuple[int, Any]:
+        """``POST /jobs/query`` with ``{"operation": "query", "query": SOQL}``."""
+        query = body.get("query", "") if isinstance(body, dict) else ""
+        m = re.fullmatch(r"SELECT (.+) FROM (Contact|User)", query)
+        if not isinstance(body, dict) or body.get("operation") != "query" or m is None:
+            return 400, [{"message": "invalid job", "errorCode": "INVALIDJOB"}]
+        job_id = f"750FAKE{len(self.jobs):011d}"
+        self.jobs[job_id] = {"fields": [f.strip() for f in m.group(1).split(",")], "polls": 0}
+        return 200, {
+            "id": job_id,
+            "operation": "query",
+            "object": m.group(2),
+            "state": "UploadComplete",
+            "concurrencyMode": "Parallel",
+            "contentType": "CSV",
+            "apiVersion": float(self.api_version[1:]),
+            "lineEnding": "LF",
+            "columnDelimiter": "COMMA",
+        }
+
+    def bulk_get(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        """``GET /jobs/query/{id}`` (InProgress for the first polls, then JobComplete) and
+        ``GET /jobs/query/{id}/results?maxRecords=N&locator=L`` (CSV, Sforce-Locator, "null" at the end)."""
+        job_id, _, tail = path.removeprefix(f"/services/data/{self.api_version}/jobs/query/").partition("/")
+        job = self.jobs.get(job_id)
+        if job is None:
+            return 404, [{"message": "job not found", "errorCode": "NOT_FOUND"}], {}
+        if tail == "":
+            job["polls"] += 1
+            state = "InProgress" if job["polls"] <= self.bulk_polls_in_progress else self.bulk_final_state
+            return 200, {"id": job_id, "operation": "query", "state": state}, {}
+        if tail != "results" or job["polls"] <= self.bulk_polls_in_progress or self.bulk_final_state != "JobComplete":
+            return 400, [{"message": "job not complete", "errorCode": "INVALIDJOB"}], {}
+        size = min(int(query["maxRecords"][0]), self.page_cap)
+        offset = int(query.get("locator", ["0"])[0])
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(job["fields"])
+        rows = self.people[offset : offset + size]
+        for person in rows:
+            record = self.shape(person, job["fields"])
+            cells = []
+            for name in job["fields"]:
+                head, _, rest = name.partition(".")
+                value = (record.get(head) or {}).get(rest) if rest else record.get(name)
+                cells.append("" if value is None else str(value).lower() if isinstance(value, bool) else str(value))
+            writer.writerow(cells)
+        locator = str(offset + size) if offset + size < len(self.people) else "null"
+        headers = {"Sforce-Locator": locator, "Sforce-NumberOfRecords": str(len(rows))}
+        return 200, out.getvalue().encode(), headers
+
     def shape(self, person: dict[str, Any], fields: list[str]) -> dict[str, Any]:
         record: dict[str, Any] = {"attributes": {"type": "Contact", "url": f"/sobjects/Contact/{person['Id']}"}}
         for name in fields:
@@ -242,7 +303,7 @@ def _handler(vendor: Vendor) -> type[BaseHTTPRequestHandler]:
         def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None, cut: bool = False) -> None:
             data = json.dumps(body).encode() if not isinstance(body, bytes) else body
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/csv" if isinstance(body, bytes) else "application/json")
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(data)))
@@ -263,7 +324,10 @@ def _handler(vendor: Vendor) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
-            form = parse_qs(self.rfile.read(length).decode())
+            raw = self.rfile.read(length).decode()
+            if self.path.endswith("/jobs/query") and isinstance(vendor, SalesforceVendor):
+                return self._bulk_create(raw)
+            form = parse_qs(raw)
             seen = self._seen(form)
             path = seen.path
             with vendor.lock:
@@ -277,6 +341,20 @@ def _handler(vendor: Vendor) -> type[BaseHTTPRequestHandler]:
             assert isinstance(vendor, GraphVendor | SalesforceVendor)
             with vendor.lock:
                 status, body = vendor.token(form)
+            seen.status = status
+            self._reply(status, body)
+
+        def _bulk_create(self, raw: str) -> None:
+            assert isinstance(vendor, SalesforceVendor)
+            seen = self._seen({})
+            auth = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            with vendor.lock:
+                if auth not in vendor.valid_tokens:
+                    status, body = 401, vendor.unauthorized()
+                elif self.headers.get("Content-Type") != "application/json":
+                    status, body = 415, [{"message": "Content-Type", "errorCode": "UNSUPPORTED_MEDIA_TYPE"}]
+                else:
+                    status, body = vendor.bulk_create(json.loads(raw))
             seen.status = status
             self._reply(status, body)
 
@@ -306,11 +384,17 @@ def _handler(vendor: Vendor) -> type[BaseHTTPRequestHandler]:
                 )
                 return self._reply(fault.status, error, fault.headers)
             body: Any
+            extra: dict[str, str] = {}
             with vendor.lock:
                 if isinstance(vendor, GraphVendor):
                     status, body = vendor.api(seen.path, seen.query)
+                elif "/jobs/query/" in seen.path:
+                    status, body, extra = vendor.bulk_get(seen.path, seen.query)
+                elif (counted := vendor.count(seen.query)) is not None:
+                    status, body = counted
                 else:
-                    batch = re.fullmatch(r"batchSize=(\d+)", self.headers.get("Sforce-Query-Options", ""))
+                    options = self.headers.get("Sforce-Query-Options", "batchSize=2000")
+                    batch = re.fullmatch(r"batchSize=(\d+)", options)
                     if batch is None or not 200 <= int(batch.group(1)) <= 2000:
                         status, body = 400, [{"message": "batchSize", "errorCode": "INVALID_QUERY_OPTIONS"}]
                     else:
@@ -318,7 +402,7 @@ def _handler(vendor: Vendor) -> type[BaseHTTPRequestHandler]:
                 if cut is None and status == 200:
                     vendor.page_served()
             seen.status = status
-            self._reply(status, body, cut=cut is not None and status == 200)
+            self._reply(status, body, extra, cut=cut is not None and status == 200)
 
     return Handler
 

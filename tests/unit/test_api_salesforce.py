@@ -212,3 +212,58 @@ def test_a_key_file_others_can_read_is_refused(org: Served, api_settings: Settin
         fetch(spec(org, **keys), api_settings, tmp_path / "contacts.csv")
 
     assert org.vendor.seen == []
+
+
+def test_past_the_bulk_threshold_a_bulk_api_job_gives_the_same_file_as_rest_pages(
+    org: Served, api_settings: Settings, tmp_path: Path
+) -> None:
+    by_rest = fetch(spec(org, {**MAPPING, "state": "IsActive"}), api_settings, tmp_path / "rest.csv")
+    org.vendor.seen.clear()
+
+    by_bulk = fetch(
+        spec(org, {**MAPPING, "state": "IsActive"}, bulk_threshold=100, bulk_poll_s=0.01),
+        api_settings,
+        tmp_path / "bulk.csv",
+    )
+
+    assert (by_bulk.rows, by_bulk.pages) == (250, 3)
+    assert by_bulk.sha256 == by_rest.sha256, "nulls, booleans and relationship fields come out the same"
+    rows = read(by_bulk.path)
+    assert rows[1][3:] == ["", "ACTIVE"] and rows[3][4] == "INACTIVE" and rows[10][3] == "contact2@example.org"
+    count, create, *polls_and_pages = org.vendor.api_requests()
+    assert count.query["q"] == ["SELECT COUNT() FROM Contact"]
+    assert (create.method, create.path) == ("POST", "/services/data/v62.0/jobs/query")
+    job = next(iter(org.vendor.jobs))
+    assert [s.path.rsplit("/", 1)[-1] for s in polls_and_pages] == [job, job, "results", "results", "results"]
+    results = polls_and_pages[2:]
+    assert [s.query.get("locator") for s in results] == [None, ["100"], ["200"]]
+    assert all(s.headers["Accept"] == "text/csv" for s in results)
+
+
+def test_under_the_bulk_threshold_the_rest_query_is_used(org: Served, api_settings: Settings, tmp_path: Path) -> None:
+    result = fetch(spec(org, bulk_threshold=250), api_settings, tmp_path / "contacts.csv")
+
+    assert result.rows == 250
+    assert org.vendor.jobs == {}
+
+
+def test_a_bulk_results_page_cut_in_the_middle_is_asked_again(
+    org: Served, api_settings: Settings, tmp_path: Path
+) -> None:
+    org.vendor.cut("results", times=1)
+
+    result = fetch(spec(org, bulk_threshold=0, bulk_poll_s=0.01), api_settings, tmp_path / "contacts.csv")
+
+    assert result.rows == 250
+    assert len({r[0] for r in read(result.path)[1:]}) == 250
+
+
+def test_a_failed_bulk_job_fails_the_fetch_and_writes_nothing(
+    org: Served, api_settings: Settings, tmp_path: Path
+) -> None:
+    org.vendor.bulk_final_state = "Failed"
+
+    with pytest.raises(FetchError, match=r"the Bulk API query job 750FAKE\d+ ended Failed; nothing was imported"):
+        fetch(spec(org, bulk_threshold=0, bulk_poll_s=0.01), api_settings, tmp_path / "contacts.csv")
+
+    assert os.listdir(tmp_path) == []

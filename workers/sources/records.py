@@ -23,6 +23,8 @@ class Page:
 def lookup(record: Any, path: str) -> Any:
     """The value at a dotted path (``manager.mail``, ``ReportsTo.Email``); None where a part is
     missing or null. Names are matched exactly, then ignoring case (both APIs ignore case)."""
+    if isinstance(record, Mapping) and path in record:  # flat, as Bulk API CSV columns are named
+        return record[path]
     value = record
     for part in path.split("."):
         if not isinstance(value, Mapping):
