@@ -269,6 +269,17 @@ def test_the_record_cap_stops_the_fetch(graph: Served, api_settings: Settings, t
     assert nothing_written(tmp_path)
 
 
+def test_a_token_endpoint_that_is_briefly_unavailable_is_asked_again(
+    graph: Served, api_settings: Settings, tmp_path: Path
+) -> None:
+    graph.vendor.fail("/oauth2/v2.0/token", 503, times=1, headers={"Retry-After": "0"})
+
+    result = run(graph, api_settings, tmp_path)
+
+    assert result.rows == 250
+    assert [s.status for s in graph.vendor.token_requests()] == [503, 200]
+
+
 def test_a_secret_refused_by_the_token_endpoint_is_one_sentence_without_it(
     graph: Served, api_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

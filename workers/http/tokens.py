@@ -101,7 +101,9 @@ class TokenSource:
             raw = response.json()
         except ValueError:
             raw = None
-        if isinstance(raw, dict) and "error" in raw and response.status_code < 500:
+        if response.status_code == 429 or response.status_code >= 500:
+            raise self._status(response)
+        if isinstance(raw, dict) and "error" in raw:
             raise FetchError(
                 f"{self.name}: the token endpoint {self._path()} refused the credentials (HTTP "
                 f"{response.status_code}, error {error_code(raw['error'])!r}): check client_id, "

@@ -20,6 +20,7 @@ from pathlib import Path
 import structlog
 
 from schemas.api import ApiConfig, ApiSourceName
+from schemas.kinds.users import DONT_IMPORT
 from schemas.settings import Settings
 from workers.http import ApiClient, FetchError
 from workers.sources import msgraph, salesforce
@@ -27,8 +28,6 @@ from workers.sources.records import Page, rows
 
 log = structlog.get_logger(__name__)
 
-#: A mapping's value that means "not imported" (schemas.kinds.users.DONT_IMPORT).
-_DONT_IMPORT = "DontImportFromSource"
 
 PAGERS: dict[str, Callable[[ApiClient, tuple[str, ...]], Iterator[Page]]] = {
     "msgraph": msgraph.pages,
@@ -48,7 +47,7 @@ class FetchSpec:
 
     @classmethod
     def from_mapping(cls, name: str, source: ApiSourceName, api: ApiConfig, mapping: Mapping[str, str]) -> FetchSpec:
-        fields = tuple(dict.fromkeys(v for v in mapping.values() if v != _DONT_IMPORT))
+        fields = tuple(dict.fromkeys(v for v in mapping.values() if v != DONT_IMPORT))
         return cls(name, source, api, fields)
 
 
