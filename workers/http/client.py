@@ -41,7 +41,7 @@ logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 def http_options(api: ApiConfig, name: str) -> dict[str, Any]:
-    """What every client of this connection is built with (the token client too)."""
+    """What the fetch's one client is built with (it asks for the tokens too)."""
     # Always verified: the CA bundle adds to nothing, it replaces the default trust store (certifi)
     # for a corporate proxy or a private cloud's own CA. There is no way to turn verification off.
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=api.ca_bundle) if api.ca_bundle else True
@@ -90,8 +90,8 @@ class ApiClient:
             raise FetchError(
                 f"{name}: the CA bundle {api.ca_bundle} cannot be read ({exc.strerror}): fix ca_bundle"
             ) from None
-        self.tokens = TokenSource(name, source, api, settings, options)
         self._http = httpx.Client(**options)
+        self.tokens = TokenSource(name, source, api, settings, self._http)
         self.requests = 0
 
     def __enter__(self) -> ApiClient:

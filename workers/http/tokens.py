@@ -15,7 +15,6 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -50,12 +49,11 @@ class TokenSource:
     """One connection's tokens: ``current()`` fetches one when there is none or it is about to
     expire; ``refresh()`` fetches a new one (after a 401)."""
 
-    def __init__(
-        self, name: str, source: str, api: ApiConfig, settings: Settings, http_options: dict[str, Any]
-    ) -> None:
+    def __init__(self, name: str, source: str, api: ApiConfig, settings: Settings, http: httpx.Client) -> None:
         self.name, self.source, self.api, self.settings = name, source, api, settings
         self.token_url = api.resolved_token_url(source)
-        self._options = http_options
+        # The fetch's one client (its timeouts, TLS settings and request log), for the token host too.
+        self._http = http
         self._token: Token | None = None
         self.fetched = 0
 
@@ -87,12 +85,11 @@ class TokenSource:
                 client_secret=self._secret(),
             )
         try:
-            with httpx.Client(**self._options) as client:
-                response = client.post(
-                    self.token_url,
-                    content=form,
-                    headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
-                )
+            response = self._http.post(
+                self.token_url,
+                content=form,
+                headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+            )
         except httpx.TransportError as exc:
             raise transport_failure(
                 exc, f"{self.name}: the token request to {self._path()}", urlsplit(self.token_url).hostname
