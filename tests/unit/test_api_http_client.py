@@ -138,3 +138,20 @@ def test_a_certificate_that_cannot_be_verified_stops_at_once_and_says_to_set_ca_
     assert "set ca_bundle" in str(raised.value)
     assert vendor.seen == [], "nothing, not even the secret, was sent to a server that could not be verified"
     assert not (tmp_path / "users.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"), [(None, "No such file or directory"), (b"junk", "no PEM certificate in it")]
+)
+def test_a_ca_bundle_that_cannot_be_read_is_one_sentence_naming_it(
+    api_settings: Settings, tmp_path: Path, content: bytes | None, reason: str
+) -> None:
+    bundle = tmp_path / "corp-ca.pem"
+    if content is not None:
+        bundle.write_bytes(content)
+    vendor = GraphVendor(people=people(5))
+    with Served(vendor) as served, pytest.raises(FetchError) as raised:
+        fetch(spec(served, ca_bundle=str(bundle)), api_settings, tmp_path / "users.csv")
+
+    assert str(raised.value) == f"entra-users: the CA bundle {bundle} cannot be read ({reason}): fix ca_bundle"
+    assert vendor.seen == []

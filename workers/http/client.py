@@ -86,9 +86,10 @@ class ApiClient:
         self.name, self.source, self.api = name, source, api
         try:
             options = http_options(api, name)
-        except OSError as exc:
+        except OSError as exc:  # ssl.SSLError too: a file that holds no PEM certificate
+            reason = exc.strerror if not isinstance(exc, ssl.SSLError) else "no PEM certificate in it"
             raise FetchError(
-                f"{name}: the CA bundle {api.ca_bundle} cannot be read ({exc.strerror}): fix ca_bundle"
+                f"{name}: the CA bundle {api.ca_bundle} cannot be read ({reason}): fix ca_bundle"
             ) from None
         self._http = httpx.Client(**options)
         self.tokens = TokenSource(name, source, api, settings, self._http)
