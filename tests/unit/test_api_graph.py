@@ -13,7 +13,8 @@ import pytest
 
 from schemas.api import ApiConfig
 from schemas.settings import Settings
-from tests.apiservers import CLIENT_ID, CLIENT_SECRET, TENANT, GraphVendor, Served, serve
+from tests.api_vendors import TENANT, GraphVendor
+from tests.apiservers import CLIENT_ID, CLIENT_SECRET, Served, serve
 from workers.http import FetchError
 from workers.sources import FetchResult, FetchSpec, fetch
 

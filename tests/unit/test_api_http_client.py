@@ -20,7 +20,8 @@ from cryptography.x509.oid import NameOID
 from structlog.testing import capture_logs
 
 from schemas.settings import Settings
-from tests.apiservers import CLIENT_SECRET, GraphVendor, Served
+from tests.api_vendors import GraphVendor
+from tests.apiservers import CLIENT_SECRET, Served
 from tests.unit.test_api_graph import people, read, spec
 from workers.http import FetchError, client, retry, tokens
 from workers.sources import fetch, pull

@@ -12,7 +12,8 @@ import pytest
 from producers import queries
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
-from tests.apiservers import CLIENT_SECRET, GraphVendor, Served
+from tests.api_vendors import GraphVendor
+from tests.apiservers import CLIENT_SECRET, Served
 from tests.conftest import sql
 from tests.stubpipeline import USERS_TOML, Pipeline
 from tests.unit.test_api_graph import MAPPING, people, spec

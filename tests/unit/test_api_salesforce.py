@@ -18,7 +18,8 @@ from joserfc.jwk import RSAKey
 
 from schemas.api import ApiConfig
 from schemas.settings import Settings
-from tests.apiservers import CLIENT_ID, CLIENT_SECRET, SalesforceVendor, Served, serve
+from tests.api_vendors import SalesforceVendor
+from tests.apiservers import CLIENT_ID, CLIENT_SECRET, Served, serve
 from workers.http import FetchError
 from workers.sources import FetchSpec, fetch
 
