@@ -1,0 +1,123 @@
+"""Pull every page of one API source and write the records as a CSV feed file, or nothing at all.
+
+The file is written beside ``sink`` under a hidden ``.part`` name and moved to ``sink`` only after
+the last page: a fetch cut off mid-way (network error, 5xx after its retries, a page that does not
+parse, a cap reached) raises FetchError and leaves no file under the final name, so a full feed
+never deactivates anyone on the strength of half a directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from schemas.api import ApiConfig, ApiSourceName
+from schemas.kinds.users import DONT_IMPORT
+from schemas.settings import Settings
+from workers.http import ApiClient, FetchError
+from workers.sources import msgraph, salesforce
+from workers.sources.records import Page, rows
+
+log = structlog.get_logger(__name__)
+
+
+PAGERS: dict[str, Callable[[ApiClient, tuple[str, ...]], Iterator[Page]]] = {
+    "msgraph": msgraph.pages,
+    "salesforce": salesforce.pages,
+}
+
+
+@dataclass(frozen=True)
+class FetchSpec:
+    """What a fetch needs of a connection: its name, its source and api table, and the mapped fields."""
+
+    name: str
+    source: ApiSourceName
+    api: ApiConfig
+    #: The source fields the mapping names, in the order of the file's header.
+    fields: tuple[str, ...]
+
+    @classmethod
+    def from_mapping(cls, name: str, source: ApiSourceName, api: ApiConfig, mapping: Mapping[str, str]) -> FetchSpec:
+        fields = tuple(dict.fromkeys(v for v in mapping.values() if v != DONT_IMPORT))
+        return cls(name, source, api, fields)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    path: Path
+    rows: int
+    pages: int
+    sha256: str
+    duration_s: float
+    #: API requests sent (retries and the repeat after a refreshed token included; token requests not).
+    requests: int
+
+
+def fetch(spec: FetchSpec, settings: Settings, sink: Path) -> FetchResult:
+    """Every page of ``spec``'s source as a CSV file at ``sink`` (header: the mapped fields)."""
+    problems = spec.api.problems_for(spec.source)
+    if problems:
+        raise FetchError(f"{spec.name}: [connections.api] {problems[0][0]}: {problems[0][1]}")
+    if not spec.fields:
+        raise FetchError(f"{spec.name}: the mapping names no source field: map at least the key (e.g. email)")
+    started = time.monotonic()
+    part = sink.with_name(f".{sink.name}.part")
+    digest = hashlib.sha256()
+    count = pages = 0
+    try:
+        with ApiClient(spec.name, spec.source, spec.api, settings) as client, part.open("wb") as out:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+
+            def flush() -> None:
+                data = buffer.getvalue().encode("utf-8")
+                digest.update(data)
+                out.write(data)
+                buffer.seek(0)
+                buffer.truncate()
+
+            writer.writerow(spec.fields)
+            flush()
+            for page in PAGERS[spec.source](client, spec.fields):
+                pages += 1
+                count += len(page.records)
+                if count > spec.api.max_records:
+                    raise FetchError(
+                        f"{spec.name}: the API holds more than max_records ({spec.api.max_records}) records; the "
+                        "fetch stopped and nothing was imported: raise max_records in [connections.api] if that "
+                        "many is right"
+                    )
+                writer.writerows(rows(page.records, spec.fields))
+                flush()
+                if page.more and pages >= spec.api.max_pages:
+                    raise FetchError(
+                        f"{spec.name}: the API has more than max_pages ({spec.api.max_pages}) pages; the fetch "
+                        "stopped and nothing was imported: raise max_pages in [connections.api] if that many is right"
+                    )
+            out.flush()
+            os.fsync(out.fileno())
+            requests = client.requests
+        os.replace(part, sink)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    result = FetchResult(sink, count, pages, digest.hexdigest(), time.monotonic() - started, requests)
+    log.info(
+        "api fetch done",
+        connection=spec.name,
+        source=spec.source,
+        rows=result.rows,
+        pages=result.pages,
+        requests=result.requests,
+        duration_s=round(result.duration_s, 3),
+    )
+    return result
