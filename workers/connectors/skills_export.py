@@ -14,11 +14,11 @@ is no longer achieved. ALM's file has no status column to say it otherwise.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 from psycopg import sql
 
 from schemas.exports import ExportConnection
+from workers.connectors.contract import ExportKind
 from workers.connectors.exporting import (
     EMPTY,
     TZ,
@@ -30,9 +30,6 @@ from workers.connectors.exporting import (
     select,
     user_state,
 )
-
-EXPORT: Literal[True] = True
-FILE_PREFIX = "skill_achievements"
 
 _BEFORE_PROFILE: list[tuple[str, sql.Composable]] = [
     ("Name", person_name("u")),
@@ -73,3 +70,12 @@ def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.
             removed=removals("user_skills", window, "t.user_id = r.key[1]::bigint AND t.skill_id = r.key[2]::bigint"),
         ),
     )
+
+
+class SkillsExport(ExportKind):
+    NAME = "skills_export"
+    FILE_PREFIX = "skill_achievements"
+    FOLDER = "skills"
+
+    header = staticmethod(header)
+    query = staticmethod(query)
