@@ -5,13 +5,27 @@ export config mirrors the export kinds (the schemas may not import the workers).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+
+import pytest
 
 from schemas.exports import DEFAULT_LOCATION, ExportConnection
+from tests import examplekind
 from tests.conftest import sql
 from workers import connectors, journal
 from workers.connectors.contract import ExportKind
 
 
+@pytest.fixture
+def example_kind() -> Iterator[None]:
+    examplekind.register()  # a kind the tests keep is a kind: its tables are compared too
+    try:
+        yield
+    finally:
+        examplekind.unregister()
+
+
+@pytest.mark.usefixtures("example_kind")
 def test_the_journal_triggers_are_the_declared_journaled_tables_with_their_keys() -> None:
     rows = sql(
         """SELECT c.relname, p.proname, encode(t.tgargs, 'escape')
