@@ -65,3 +65,24 @@ def test_the_exports_check_is_the_registry_not_a_list_in_the_database() -> None:
         )
         == []
     )
+
+
+@pytest.mark.usefixtures("example_kind")
+def test_the_declared_tables_exist_with_their_keys_and_owned_ones_name_their_connection() -> None:
+    owned = {
+        t
+        for (t,) in sql(
+            """SELECT table_name FROM information_schema.columns
+               WHERE table_schema = 'lms' AND column_name = 'source_connection_id'"""
+        )
+    }
+    for t in connectors.declared_tables():
+        key = sql(
+            """SELECT a.attname FROM pg_index i
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+               WHERE i.indrelid = %s::regclass AND i.indisprimary
+               ORDER BY array_position(i.indkey::int2[], a.attnum)""",
+            (f"lms.{t.name}",),
+        )
+        assert tuple(k for (k,) in key) == t.key, t.name
+    assert {t.name for t in connectors.declared_tables() if t.owned} == owned

@@ -14,13 +14,9 @@ from workers.connectors.users.plan import (
     BUCKETS,
     classify,
     exceeded_thresholds,
-    growth_reasons,
-    limit_text,
     needs_plan,
     plan,
     prepare,
-    unreadable_reason,
-    unreadable_rows,
 )
 from workers.connectors.users.transform import (
     EMAIL_BAD_DOTS,
@@ -66,13 +62,9 @@ __all__ = [
     "Users",
     "apply_deactivations",
     "config_of",
-    "growth_reasons",
     "insert_people",
-    "limit_text",
     "prepare_block",
     "screen_block",
-    "unreadable_reason",
-    "unreadable_rows",
     "update_people",
     "write_block",
 ]
