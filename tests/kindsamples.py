@@ -1,4 +1,4 @@
-"""What the standard kind suite (tests/kinds/test_standard_kinds.py) delivers to each registered
+"""What the standard kind suite (tests/unit/test_standard_kinds.py) delivers to each registered
 import kind: a tiny delivery, one that changes what the first wrote, a file with a bad header and a
 file with one bad row. Kept here, beside the tests, not in the product: a new kind adds one entry."""
 

@@ -1,6 +1,6 @@
 """The standard kind suite: every registered import kind (and tests/examplekind.py's) passes the
 same tests, run over the registry as the Singer SDK's standard tap tests are. A kind gets them by
-being registered and adding its sample delivery to tests/kinds/samples.py.
+being registered and adding its sample delivery to tests/kindsamples.py.
 
 The store is compared whole (every table of the ``lms`` schema, read from the catalog, not from the
 declarations), so a kind whose declarations miss a table it writes fails the undo test."""
@@ -20,7 +20,7 @@ from schemas.connections import load_connections_toml
 from schemas.rules import load_rules_toml
 from tests import examplekind
 from tests.conftest import sql
-from tests.kinds.samples import PEOPLE, SAMPLES, Sample
+from tests.kindsamples import PEOPLE, SAMPLES, Sample
 from tests.stubpipeline import Pipeline
 from workers import connectors, journal, retention
 from workers.connectors.contract import ImportKind
