@@ -24,7 +24,7 @@ from psycopg import sql
 from schemas.settings import get_settings
 from workers import journal, store
 from workers.connectors import import_kind
-from workers.connectors.contract import Step
+from workers.connectors.contract import Load, Step
 from workers.errors import TerminalError
 from workers.rows import RunRow
 from workers.staging import stage_table
@@ -376,3 +376,18 @@ def _restore_table(conn: psycopg.Connection[Any], summary: sql.Composable, tbl: 
         params,
     ).rowcount
     return restored, removed
+
+
+class UndoLoad(Load):
+    """An undo run's load: the journal's rows instead of a kind's staging."""
+
+    prepare = staticmethod(prepare)
+    classify = staticmethod(classify)
+    needs_plan = staticmethod(needs_plan)
+    plan = staticmethod(plan)
+    exceeded_thresholds = staticmethod(exceeded_thresholds)
+    load_steps = staticmethod(load_steps)
+    finish = staticmethod(finish)
+
+
+LOAD = UndoLoad()

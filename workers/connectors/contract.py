@@ -5,9 +5,10 @@ kind or keeps a list of what it writes.
 
 ::
 
-    ImportKind   file rules, staging, transform per chunk, the load's decision and steps, the
-                 lms tables it writes, its people files, the counts it reports, how long its
-                 files are kept, its optional block stager
+    Load         what the load stage asks: checks across the run, plan, thresholds, steps
+    └── ImportKind   file rules, staging, transform per chunk, the load's decision and steps, the
+                     lms tables it writes, its people files, the counts it reports, how long
+                     its files are kept, its optional block stager (an undo's load is a Load too)
     ExportKind   the file's folder and name, its header and one SELECT over a window of change time
 """
 
@@ -84,7 +85,34 @@ class BlockStager(ABC):
     def write_block(self, conn: psycopg.Connection[Any], chunk: Chunk, prepared: Any) -> dict[str, int]: ...
 
 
-class ImportKind(ABC):
+class Load(ABC):
+    """What the load stage asks of a run's kind (or of an undo, which takes the load's place)."""
+
+    def prepare(self, conn: psycopg.Connection[Any], run: RunRow) -> int:
+        """Checks across the whole run (duplicates, references); returns how many rows it rejected."""
+        return 0
+
+    def classify(self, conn: psycopg.Connection[Any], run: RunRow) -> None:
+        return None
+
+    def needs_plan(self, run: RunRow) -> bool:
+        return run.dry_run
+
+    @abstractmethod
+    def plan(self, conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]: ...
+
+    def exceeded_thresholds(self, run: RunRow, p: dict[str, Any]) -> list[str]:
+        """Why the plan must wait for approval, as sentences for the admin; empty: it may go on."""
+        return []
+
+    @abstractmethod
+    def load_steps(self, conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]: ...
+
+    def finish(self, conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
+        return {}
+
+
+class ImportKind(Load):
     """An import kind. Configs are the kind's class (schemas/kinds) and runs ``RunRow``s, read once
     per message by the stage that calls. A subclass names itself and overrides what differs."""
 
@@ -121,29 +149,6 @@ class ImportKind(ABC):
     @abstractmethod
     def transform_chunk(self, conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
         """Map, validate and stage one raw chunk; bad rows become row errors. Returns valid/rejected/warnings."""
-
-    def prepare(self, conn: psycopg.Connection[Any], run: RunRow) -> int:
-        """Checks across the whole run (duplicates, references); returns how many rows it rejected."""
-        return 0
-
-    def classify(self, conn: psycopg.Connection[Any], run: RunRow) -> None:
-        return None
-
-    def needs_plan(self, run: RunRow) -> bool:
-        return run.dry_run
-
-    @abstractmethod
-    def plan(self, conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]: ...
-
-    def exceeded_thresholds(self, run: RunRow, p: dict[str, Any]) -> list[str]:
-        """Why the plan must wait for approval, as sentences for the admin; empty: it may go on."""
-        return []
-
-    @abstractmethod
-    def load_steps(self, conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]: ...
-
-    def finish(self, conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
-        return {}
 
 
 class ExportKind(ABC):
