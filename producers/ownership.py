@@ -9,8 +9,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-#: Every table whose rows name the connection that owns them (source_connection_id).
-OWNED = ("lms.users", "lms.org_units", "lms.positions", "lms.courses", "lms.learner_progress", "lms.xapi_statements")
+from workers.connectors import declared_tables
 
 
 def take_back(conn: psycopg.Connection[Any], name: str, connection_id: int) -> int:
@@ -25,11 +24,11 @@ def take_back(conn: psycopg.Connection[Any], name: str, connection_id: int) -> i
     if not earlier:
         return 0
     moved = 0
-    for table in OWNED:
-        schema, rel = table.split(".")
+    # Every table whose rows name the connection that owns them (source_connection_id), as the kinds declare.
+    for table in (t.name for t in declared_tables() if t.owned):
         moved += conn.execute(
             sql.SQL("UPDATE {} SET source_connection_id = %s WHERE source_connection_id = ANY(%s)").format(
-                sql.Identifier(schema, rel)
+                sql.Identifier("lms", table)
             ),
             (connection_id, earlier),
         ).rowcount

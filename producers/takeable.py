@@ -13,7 +13,7 @@ from schemas import pathpattern
 from schemas.kinds import connection_from_json
 from schemas.providers import FileNameProblem
 from schemas.settings import Settings
-from workers.connectors import connector_for
+from workers.connectors import import_kind
 
 #: Containers and workbooks a CSV kind never reads: refused at upload rather than rejected later.
 _NOT_CSV = (".zip", ".gz", ".7z", ".rar", ".xlsx", ".xlsm", ".xls", ".ods")
@@ -27,7 +27,7 @@ def problem(connection: dict[str, Any], rel: PurePosixPath) -> str | None:
     if not pathpattern.matches(config["path"], rel.as_posix()):
         return f"it does not match the connection's path {config['path']!r}"
     try:
-        spec = connector_for(connection["kind"]).file_spec(connection_from_json(config), rel.name)
+        spec = import_kind(connection["kind"]).file_spec(connection_from_json(config), rel.name)
     except FileNameProblem as exc:
         return str(exc)
     if spec.format == "csv" and rel.name.lower().endswith(_NOT_CSV):

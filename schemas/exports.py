@@ -24,14 +24,8 @@ from schemas.config_base import KindConfig
 from schemas.config_parts import KeyProblem
 from schemas.sftp import PULL_ONLY, SftpConfig
 
-EXPORT_KINDS = ("transcript_export", "skills_export", "xapi_export")
-
-#: The file name of each kind, before ``_<from>_to_<to>.csv`` (the names ALM's connectors use).
-FILE_PREFIX = {
-    "transcript_export": "learner_transcript",
-    "skills_export": "skill_achievements",
-    "xapi_export": "xapi_activity",
-}
+#: Each kind's ``FOLDER`` (workers/connectors/<kind>.py), which the schemas may not import: a test
+#: holds the two equal, and the kinds of ``ExportConnection.kind`` to the registered export kinds.
 DEFAULT_LOCATION = {"transcript_export": "transcripts", "skills_export": "skills", "xapi_export": "xapi"}
 
 TranscriptStatus = Literal["completed", "in_progress", "not_started", "unenrolled"]

@@ -1,10 +1,10 @@
 """An example kind kept in the tests: ``nicknames`` sets one profile attribute of the people the
 platform already knows, from a CSV of e-mail and nickname.
 
-It is the whole of a kind: its config class (``NicknamesConnection``) and its connector (this
-module fulfils ``ImportKind``). ``register()`` adds both to the registries, as a kind in the
-package is added by one line in ``schemas.kinds.CONFIGS`` and its module under
-``workers/connectors/``; nothing else in the code names it.
+It is the whole of a kind: its config class (``NicknamesConnection``) and its connector class
+(``Nicknames``, on ``ImportKind``, declaring the table it writes). ``register()`` adds both to the
+registries, as a kind in the package is added by one line in ``schemas.kinds.CONFIGS`` and one in
+``workers.connectors.KINDS``; nothing else in the code names it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from schemas.providers import FileSpec
 from workers import connectors, store
 from workers.connectors.checks import Check, Chunk, checked_insert, required
 from workers.connectors.contract import ImportKind, Step
+from workers.connectors.tables import USERS
 from workers.rows import RunRow
 from workers.staging import stage_table
 
@@ -45,60 +46,41 @@ class NicknamesConnection(Connection):
         return v
 
 
-# -- the connector (ImportKind) ---------------------------------------------------------------------------
-
-EXPORT: Literal[False] = False
-RETENTION_DAYS: int | None = 0
-HISTORY_COUNTS: tuple[str, ...] = ("nicknames_set",)
-EMPTY_RUN: str | None = None
+# -- the connector ---------------------------------------------------------------------------------------
 
 _SPEC = FileSpec("nicknames", "csv", {"email": "Email", "nickname": "Nickname"}, frozenset({"email", "nickname"}))
 
 
-def file_spec(config: KindConfig, file_name: str) -> FileSpec:
-    return _SPEC
+class Nicknames(ImportKind):
+    NAME = KIND
+    TABLES = (USERS,)
+    RETENTION_DAYS = 0
+    HISTORY_COUNTS = ("nicknames_set",)
 
+    def file_spec(self, config: KindConfig, file_name: str) -> FileSpec:
+        return _SPEC
 
-def expected_files(config: KindConfig) -> dict[str, str] | None:
-    return None
+    def create_staging(self, conn: psycopg.Connection[Any], run_id: int, config: KindConfig) -> None:
+        conn.execute(
+            sql.SQL(
+                "CREATE UNLOGGED TABLE IF NOT EXISTS {} (file_id bigint, line_no int, email text, nickname text)"
+            ).format(stage_table("nick", run_id))
+        )
 
+    def transform_chunk(self, conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
+        checks: list[Check] = [required(_SPEC, "email"), required(_SPEC, "nickname")]
+        insert = sql.SQL(
+            "INSERT INTO {} (file_id, line_no, email, nickname) SELECT {}, c.line_no, c.email, c.nickname "
+            "FROM checked c WHERE c.ok"
+        ).format(stage_table("nick", chunk.run_id), sql.Literal(chunk.file_id))
+        return checked_insert(conn, chunk, _SPEC, checks, insert)
 
-def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfig) -> None:
-    conn.execute(
-        sql.SQL(
-            "CREATE UNLOGGED TABLE IF NOT EXISTS {} (file_id bigint, line_no int, email text, nickname text)"
-        ).format(stage_table("nick", run_id))
-    )
+    def plan(self, conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]:
+        row = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {}").format(stage_table("nick", run.id)))
+        return {"nicknames_in_feed": int(row["n"]) if row else 0}
 
-
-def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
-    checks: list[Check] = [required(_SPEC, "email"), required(_SPEC, "nickname")]
-    insert = sql.SQL(
-        "INSERT INTO {} (file_id, line_no, email, nickname) SELECT {}, c.line_no, c.email, c.nickname "
-        "FROM checked c WHERE c.ok"
-    ).format(stage_table("nick", chunk.run_id), sql.Literal(chunk.file_id))
-    return checked_insert(conn, chunk, _SPEC, checks, insert)
-
-
-def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
-    return 0
-
-
-def classify(conn: psycopg.Connection[Any], run: RunRow) -> None:
-    return None
-
-
-def needs_plan(run: RunRow) -> bool:
-    return run.dry_run
-
-
-def plan(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]:
-    row = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {}").format(stage_table("nick", run.id)))
-    return {"nicknames_in_feed": int(row["n"]) if row else 0}
-
-
-def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:
-    return []
+    def load_steps(self, conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]:
+        return [apply]
 
 
 def apply(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
@@ -113,20 +95,9 @@ def apply(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     return {"updated": n, "nicknames_set": n}
 
 
-def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]:
-    return [apply]
-
-
-def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
-    return {}
-
-
 def register() -> None:
-    import tests.examplekind as module
-
-    contract: ImportKind = module  # mypy's check that this module fulfils the contract
     kinds.register(NicknamesConnection)
-    connectors.register(KIND, contract)
+    connectors.register(Nicknames())
 
 
 def unregister() -> None:

@@ -20,31 +20,17 @@ from psycopg import sql
 
 from schemas.settings import get_settings
 from workers import store
+from workers.connectors import declared_tables
+from workers.connectors.contract import Table
 from workers.rows import RunRow
 
 log = structlog.get_logger(__name__)
 
-#: The journaled tables (lms.<name>) and their key columns, in the order undo applies them:
-#: memberships and records before the people, units and courses they point at.
-TABLES: dict[str, tuple[str, ...]] = {
-    "group_members": ("group_id", "user_id"),
-    "assignments": ("user_id", "program"),
-    "user_skills": ("user_id", "skill_id"),
-    "course_skills": ("course_id", "skill_id"),
-    "learner_progress": ("user_id", "course_id"),
-    "xapi_statements": ("id",),
-    "courses": ("id",),
-    "org_units": ("id",),
-    "positions": ("id",),
-    "users": ("id",),
-}
-#: Rows a run created that undo may not delete (people and what people are placed in are never
-#: deleted; courses hold learners' records): deactivated or retired instead.
-DEACTIVATED = {"users", "org_units", "positions"}
-RETIRED = {"courses"}
-#: Tables exports read by change time (transcript and skills exports window on updated_at): a row
-#: undo gives back is stamped as changed now, or the destination would never hear of the undo.
-EXPORTED_BY_CHANGE = {"learner_progress", "user_skills"}
+
+def tables() -> dict[str, Table]:
+    """The journaled tables (lms.<name>) as the kinds declare them, in the order undo applies them:
+    memberships and records before the people, units and courses they point at."""
+    return {t.name: t for t in declared_tables() if t.journaled}
 
 
 def begin(conn: psycopg.Connection[Any], run: RunRow) -> None:
@@ -75,7 +61,7 @@ def key_match(conn: psycopg.Connection[Any], table: str, row: str, key: sql.Comp
             i=sql.Literal(i + 1),
             type=types[col],
         )
-        for i, col in enumerate(TABLES[table])
+        for i, col in enumerate(tables()[table].key)
     )
 
 
@@ -120,7 +106,7 @@ def summarize(conn: psycopg.Connection[Any], run_id: int, into: sql.Composable) 
     )
     # Changed since by something that is not a journaled run: the row no longer holds what the
     # run wrote (its hash differs), or a row the run removed is back.
-    for table in TABLES:
+    for table in tables():
         match = key_match(conn, table, "t", sql.SQL("s.key"))
         conn.execute(
             sql.SQL(

@@ -24,7 +24,7 @@ from psycopg import sql
 from schemas.settings import get_settings
 from workers import journal, store
 from workers.connectors import import_kind
-from workers.connectors.contract import Step
+from workers.connectors.contract import Load, Step
 from workers.errors import TerminalError
 from workers.rows import RunRow
 from workers.staging import stage_table
@@ -264,7 +264,14 @@ def restore(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     total = {"restored": 0, "removed": 0, "deactivated": 0, "reactivated": 0}
     total["deactivated"], total["reactivated"] = plan_counts["deactivations"], plan_counts["reactivations"]
     present = {r["tbl"] for r in store.fetch_all(conn, sql.SQL("SELECT DISTINCT tbl FROM {}").format(table))}
-    for tbl in (t for t in journal.TABLES if t in present):
+    journaled = journal.tables()
+    if present - journaled.keys():
+        # A table the triggers journal but no kind declares: skipping it would undo the run in part.
+        raise UndoRefused(
+            f"run {run.undo_of} changed lms.{sorted(present - journaled.keys())[0]}, which no kind declares as "
+            "journaled; nothing was changed. Declare the table in its kind's TABLES and undo again"
+        )
+    for tbl in (t for t in journaled if t in present):
         try:
             with conn.transaction():
                 restored, removed = _restore_table(conn, table, tbl)
@@ -294,7 +301,7 @@ def _clash(run_id: int, tbl: str, exc: psycopg.errors.IntegrityError) -> UndoRef
 def _lock_rows(conn: psycopg.Connection[Any], table: sql.Composable) -> None:
     """Lock the store rows the undo restores, so no writer changes one between the conflict check and
     the restore (a writer that commits before the lock is granted is seen by the check after it)."""
-    for tbl in journal.TABLES:
+    for tbl in journal.tables():
         match = journal.key_match(conn, tbl, "t", sql.SQL("s.key"))
         conn.execute(
             sql.SQL("SELECT 1 FROM {t} t JOIN {s} s ON s.tbl = %(tbl)s AND {match} FOR UPDATE OF t").format(
@@ -307,16 +314,17 @@ def _lock_rows(conn: psycopg.Connection[Any], table: sql.Composable) -> None:
 def _restore_table(conn: psycopg.Connection[Any], summary: sql.Composable, tbl: str) -> tuple[int, int]:
     target = sql.Identifier("lms", tbl)
     match = journal.key_match(conn, tbl, "t", sql.SQL("s.key"))
-    keys = set(journal.TABLES[tbl])
+    declared = journal.tables()[tbl]
+    keys = set(declared.key)
     cols = journal.writable_columns(conn, tbl)
     params = {"tbl": tbl}
     mine = sql.SQL("s.tbl = %(tbl)s AND NOT s.skip")
-    if tbl in journal.DEACTIVATED:
+    if declared.created == "deactivate":
         gone = sql.SQL(
             "UPDATE {t} t SET active = false, deactivated_at = coalesce(t.deactivated_at, clock_timestamp()), "
             "updated_at = clock_timestamp() FROM {s} s WHERE {mine} AND s.first_op = 'I' AND {match} AND t.active"
         )
-    elif tbl in journal.RETIRED:
+    elif declared.created == "retire":
         gone = sql.SQL(
             "UPDATE {t} t SET status = 'retired', retired_at = coalesce(t.retired_at, clock_timestamp()), "
             "updated_at = clock_timestamp() FROM {s} s WHERE {mine} AND s.first_op = 'I' AND {match} "
@@ -332,7 +340,7 @@ def _restore_table(conn: psycopg.Connection[Any], summary: sql.Composable, tbl: 
     updatable = [c for c in cols if c not in keys]
 
     def value(c: str) -> sql.Composable:
-        if c == "updated_at" and tbl in journal.EXPORTED_BY_CHANGE:
+        if c == "updated_at" and declared.exported_by_change:
             return sql.SQL("clock_timestamp()")
         return sql.SQL("b.{}").format(sql.Identifier(c))
 
@@ -368,3 +376,18 @@ def _restore_table(conn: psycopg.Connection[Any], summary: sql.Composable, tbl: 
         params,
     ).rowcount
     return restored, removed
+
+
+class UndoLoad(Load):
+    """An undo run's load: the journal's rows instead of a kind's staging."""
+
+    prepare = staticmethod(prepare)
+    classify = staticmethod(classify)
+    needs_plan = staticmethod(needs_plan)
+    plan = staticmethod(plan)
+    exceeded_thresholds = staticmethod(exceeded_thresholds)
+    load_steps = staticmethod(load_steps)
+    finish = staticmethod(finish)
+
+
+LOAD = UndoLoad()

@@ -19,10 +19,11 @@ from producers.console.auth import acting, action, blocking, client, form_of, pa
 from producers.console.views import render
 from schemas.settings import get_settings
 from schemas.states import AccessMode
+from workers.connectors import is_export
 
 
 def _tile(c: dict[str, Any]) -> dict[str, Any]:
-    return {**c, "path": c["config"].get("path", ""), "is_export": c["kind"].endswith("_export")}
+    return {**c, "path": c["config"].get("path", ""), "is_export": is_export(c["kind"])}
 
 
 @page

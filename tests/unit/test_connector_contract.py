@@ -1,5 +1,5 @@
-"""Each kind is one module named as the kind, typed by its contract (mypy checks the assignments
-below); the stages, retention and the history ask the registry what differs between kinds."""
+"""Each kind is one class on its direction's base, registered under its name in one table
+(workers/connectors KINDS); the stages, retention and the history ask the registry what differs."""
 
 from __future__ import annotations
 
@@ -9,27 +9,20 @@ from producers import queries
 from tests.stubpipeline import Pipeline
 from tests.unit.test_hierarchy import PEOPLE, POSITIONS, UNITS, connect, sync
 from workers import connectors
-from workers.connectors import getabstract, hierarchy, hmm, skills_export, transcript_export, users, xapi, xapi_export
 from workers.connectors.contract import ExportKind, ImportKind
 
-# Each assignment is mypy's check that the module fulfils its kind's contract.
-USERS: ImportKind = users
-HIERARCHY: ImportKind = hierarchy
-HMM: ImportKind = hmm
-GETABSTRACT: ImportKind = getabstract
-XAPI_IMPORT: ImportKind = xapi
-TRANSCRIPTS: ExportKind = transcript_export
-SKILLS: ExportKind = skills_export
-XAPI: ExportKind = xapi_export
-IMPORT_KINDS = {"users": USERS, "hierarchy": HIERARCHY, "hmm": HMM, "getabstract": GETABSTRACT, "xapi": XAPI_IMPORT}
-EXPORT_KINDS = {"transcript_export": TRANSCRIPTS, "skills_export": SKILLS, "xapi_export": XAPI}
+IMPORT_KINDS = ("users", "hierarchy", "hmm", "getabstract", "xapi")
+EXPORT_KINDS = ("transcript_export", "skills_export", "xapi_export")
 
 
-def test_each_kind_is_the_module_named_as_the_kind() -> None:
-    for name, module in IMPORT_KINDS.items():
-        assert connectors.import_kind(name) is module
-    for name, exporter in EXPORT_KINDS.items():
-        assert connectors.export_kind(name) is exporter
+def test_each_kind_is_the_class_registered_under_its_name() -> None:
+    for name in IMPORT_KINDS:
+        assert isinstance(connectors.import_kind(name), ImportKind)
+        assert name == connectors.import_kind(name).NAME
+    for name in EXPORT_KINDS:
+        assert isinstance(connectors.export_kind(name), ExportKind)
+        assert name == connectors.export_kind(name).NAME
+    assert [k.NAME for k in connectors.KINDS] == [*IMPORT_KINDS, *EXPORT_KINDS]
 
 
 @pytest.mark.parametrize("name", ["nonsense", "checks", "content", "contract", "exporting", "../users", "Users"])

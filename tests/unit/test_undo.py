@@ -26,10 +26,10 @@ TABLES = ("users", "org_units", "positions", "group_members", "assignments")
 
 def snapshot(table: str) -> dict[Any, tuple[Any, ...]]:
     """Every row of lms.<table>, whole, by its key."""
-    from workers.journal import TABLES as KEYS
+    from workers.journal import tables
 
     rows = sql(psql.SQL("SELECT to_jsonb(t) FROM {} t").format(psql.Identifier("lms", table)))
-    out = {tuple(r[k] for k in KEYS[table]): tuple(sorted(r.items())) for (r,) in rows}
+    out = {tuple(r[k] for k in tables()[table].key): tuple(sorted(r.items())) for (r,) in rows}
     assert len(out) == len(rows)
     return out
 

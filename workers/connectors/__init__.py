@@ -1,81 +1,107 @@
-"""One module (or package) per connection kind, named as the kind: ``workers/connectors/<kind>``.
+"""The connection kinds: one class per kind (``workers/connectors/contract.py``: ``ImportKind`` or
+``ExportKind``), each in a module or package named as the kind, listed once in ``KINDS`` below.
 
-Each fulfils the typed contract in ``workers/connectors/contract.py`` (``ImportKind`` or
-``ExportKind``); the stages, the run lifecycle, retention and the history ask ``kind_of(name)``
-for what differs between kinds, never ``if kind == ...``. A module that is not in this package
-(a test's example kind) is added with ``register``.
+The stages, the run lifecycle, the journal, undo, ownership, retention and the history ask
+``kind_of(name)`` what differs between kinds and what they write, never ``if kind == ...``. A kind
+kept outside this package (a test's example kind) is added with ``register``.
 
 Raw chunk tables are the same for every kind: one text column per attribute present in the file.
 """
 
 from __future__ import annotations
 
-import re
-from importlib import import_module
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from workers.connectors.contract import BlockStager, ExportKind, ImportKind, Kind
+from workers.connectors.contract import BlockStager, ExportKind, ImportKind, Kind, Table
+from workers.connectors.getabstract import Getabstract
+from workers.connectors.hierarchy import Hierarchy
+from workers.connectors.hmm import Hmm
+from workers.connectors.skills_export import SkillsExport
+from workers.connectors.transcript_export import TranscriptExport
+from workers.connectors.users import Users
+from workers.connectors.xapi import Xapi
+from workers.connectors.xapi_export import XapiExport
 from workers.staging import stage_table
 
-_REGISTERED: dict[str, Kind] = {}
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+#: Every kind of this version, one line each.
+KINDS: tuple[Kind, ...] = (
+    Users(),
+    Hierarchy(),
+    Hmm(),
+    Getabstract(),
+    Xapi(),
+    TranscriptExport(),
+    SkillsExport(),
+    XapiExport(),
+)
+
+_BY_NAME: dict[str, Kind] = {k.NAME: k for k in KINDS}
 
 
-def register(kind: str, module: Kind) -> None:
-    """Make ``module`` the connector of ``kind`` in this process (a kind kept outside this package)."""
-    _REGISTERED[kind] = module
+def register(kind: Kind) -> None:
+    """Make ``kind`` a kind in this process (a kind kept outside this package)."""
+    _BY_NAME[kind.NAME] = kind
 
 
-def unregister(kind: str) -> None:
-    _REGISTERED.pop(kind, None)
+def unregister(name: str) -> None:
+    if name in _BY_NAME and _BY_NAME[name] not in KINDS:
+        del _BY_NAME[name]
+
+
+def kinds() -> list[Kind]:
+    return list(_BY_NAME.values())
 
 
 def kind_of(kind: str) -> Kind:
-    """The module of ``kind``: registered, or ``workers.connectors.<kind>``."""
-    if kind in _REGISTERED:
-        return _REGISTERED[kind]
-    if _NAME.match(kind) and kind not in _NOT_KINDS:
-        try:
-            module = import_module(f"{__name__}.{kind}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{kind}":
-                raise
-        else:
-            if hasattr(module, "EXPORT"):
-                return cast(Kind, module)
-    raise KeyError(f"no connector for kind {kind!r}")
+    try:
+        return _BY_NAME[kind]
+    except KeyError:
+        raise KeyError(f"no connector for kind {kind!r}") from None
 
 
 def import_kind(kind: str) -> ImportKind:
-    module = kind_of(kind)
-    if module.EXPORT:
+    found = kind_of(kind)
+    if not isinstance(found, ImportKind):
         raise KeyError(f"kind {kind!r} is an export, not an import")
-    return module
+    return found
 
 
 def block_stager(kind: str) -> BlockStager | None:
-    """The kind's module if it stages a clean block in the worker (``prepare_block``); else None."""
-    module = import_kind(kind)
-    return cast(BlockStager, module) if hasattr(module, "prepare_block") else None
+    """The kind's block stager if it stages a clean block in the worker; else None."""
+    return import_kind(kind).BLOCKS
 
 
 def export_kind(kind: str) -> ExportKind:
-    module = kind_of(kind)
-    if not module.EXPORT:
+    found = kind_of(kind)
+    if not isinstance(found, ExportKind):
         raise KeyError(f"kind {kind!r} is an import, not an export")
-    return module
+    return found
 
 
-def connector_for(kind: str) -> Any:
-    """The module of ``kind``, untyped (callers that know the direction use import_kind/export_kind)."""
-    return kind_of(kind)
+def is_export(kind: str) -> bool:
+    """Whether ``kind`` is an export (False for a kind this version does not have)."""
+    return isinstance(_BY_NAME.get(kind), ExportKind)
 
 
-#: Modules of this package that are shared parts, not kinds.
-_NOT_KINDS = frozenset({"checks", "content", "contract", "exporting"})
+def declared_tables() -> list[Table]:
+    """Every lms table the import kinds write, once each, in the order undo applies them: a table
+    before the tables it points at. Two kinds declaring one table differently is a mistake."""
+    declared: dict[str, Table] = {}
+    for k in _BY_NAME.values():
+        for t in k.TABLES if isinstance(k, ImportKind) else ():
+            if declared.setdefault(t.name, t) != t:
+                raise ValueError(f"lms.{t.name} is declared twice, differently: {declared[t.name]} and {t}")
+    ordered: list[Table] = []
+    left = list(declared.values())
+    while left:
+        pointed_at = {p for t in left for p in t.points_at}
+        ready = [t for t in left if t.name not in pointed_at] or left[:1]  # a circle: declaration order
+        ordered.extend(ready)
+        left = [t for t in left if t not in ready]
+    return ordered
 
 
 #: PostgreSQL's limit on a table's columns; a raw chunk table has line_no besides its attributes.

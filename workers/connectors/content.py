@@ -21,11 +21,10 @@ from psycopg import sql
 from schemas.kinds import KindConfig, config_as
 from schemas.kinds.content import ContentConnection
 from workers import store, user_skills
+from workers.connectors import tables
+from workers.connectors.contract import ImportKind
 from workers.rows import RunRow
 from workers.staging import stage_table
-
-#: What a content run did to courses and learner records, as the history shows it.
-HISTORY_COUNTS: tuple[str, ...] = ("courses_created", "courses_updated", "courses_retired", "progress_written")
 
 EMAIL_LIKE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -55,10 +54,6 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfi
                  assessed_on date, score numeric, time_spent_minutes int, visits int)"""
         ).format(stage_table("progress", run_id))
     )
-
-
-def expected_files(config: KindConfig) -> dict[str, str] | None:
-    return None  # the metadata and the user feeds come and go on their own
 
 
 # -- load -----------------------------------------------------------------------------------------------
@@ -338,19 +333,7 @@ def apply_progress(
     }
 
 
-# -- the load's decision: content feeds have no thresholds; a dry run shows what is staged ---------------
-
-
-def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
-    return 0  # duplicates are resolved in the merge: the last row of a course or a learner's course wins
-
-
-def classify(conn: psycopg.Connection[Any], run: RunRow) -> None:
-    return None
-
-
-def needs_plan(run: RunRow) -> bool:
-    return bool(run.dry_run)
+# -- the kind: content feeds have no thresholds; a dry run shows what is staged ---------------------------
 
 
 def plan(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]:
@@ -365,9 +348,19 @@ def plan(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]:
     return {"courses_in_feed": int(row["courses"]), "progress_rows_in_feed": int(row["progress_rows"])}
 
 
-def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:
-    return []
+class ContentKind(ImportKind):
+    """A content provider's kind: courses and learner progress from its files. Duplicates are
+    resolved in the merge (the last row of a course or a learner's course wins): no ``prepare``."""
 
+    TABLES = (
+        tables.COURSES,
+        tables.SKILLS,
+        tables.COURSE_SKILLS,
+        tables.USERS,
+        tables.LEARNER_PROGRESS,
+        tables.USER_SKILLS,
+    )
+    HISTORY_COUNTS = ("courses_created", "courses_updated", "courses_retired", "progress_written")
 
-def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
-    return {}
+    create_staging = staticmethod(create_staging)
+    plan = staticmethod(plan)

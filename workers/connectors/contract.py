@@ -1,22 +1,23 @@
-"""The typed contract every kind's module fulfils, checked by mypy where the registry names it.
-
-A kind is one module (or package) under ``workers/connectors/`` whose name is the kind's name. An
-import kind takes files from the drop dir through the stages plan → parse → transform → load →
-finalize; an export kind writes one file from the store (workers/stages/export.py).
+"""What every kind is: a class on one base per direction, whose defaults a kind overrides, and the
+facts it declares. The journal, ownership, undo, retention, people files, exports and the console
+read the declarations (``workers/connectors/__init__.py`` lists the kinds); nothing else names a
+kind or keeps a list of what it writes.
 
 ::
 
-    Kind
-    ├── ImportKind   file rules, staging, transform per chunk, the load's decision and steps,
-    │                the counts it reports, how long its files are kept
-    └── ExportKind   the file's name, its header and one SELECT over a window of change time
+    Load         what the load stage asks: checks across the run, plan, thresholds, steps
+    └── ImportKind   file rules, staging, transform per chunk, the load's decision and steps, the
+                     lms tables it writes, its people files, the counts it reports, how long
+                     its files are kept, its optional block stager (an undo's load is a Load too)
+    ExportKind   the file's folder and name, its header and one SELECT over a window of change time
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal
 
 import psycopg
 from psycopg import sql
@@ -33,6 +34,27 @@ Step = Callable[[psycopg.Connection[Any], RunRow], dict[str, int]]
 
 
 @dataclass(frozen=True, slots=True)
+class Table:
+    """A table of the ``lms`` schema a kind writes. Two kinds writing one table declare the same
+    value (``workers/connectors/tables.py``); the registry refuses two that differ."""
+
+    name: str
+    #: The primary key's columns: the journal's key (schemas/sql/021_run_journal.sql's triggers).
+    key: tuple[str, ...]
+    #: What undo does with a row the run created: delete it, or (people and what people are placed
+    #: in are never deleted; courses hold learners' records) deactivate or retire it.
+    created: Literal["delete", "deactivate", "retire"] = "delete"
+    #: Its changes are journaled, so a run can be undone. Not for a table only ever added to.
+    journaled: bool = True
+    #: Exports read it by change time: a row undo gives back is stamped as changed now.
+    exported_by_change: bool = False
+    #: Its rows name the connection that owns them (source_connection_id).
+    owned: bool = False
+    #: The tables its rows point at: undo applies it before them.
+    points_at: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RawBlock:
     """Whole lines of a feed, one record each, as the parse hands them to a kind that stages a
     clean block itself (``BlockStager``)."""
@@ -46,75 +68,103 @@ class RawBlock:
     delimiter: str
 
 
-class BlockStager(Protocol):
-    """An import kind that stages a clean block itself, in the parse's transaction (the chunk then
+class BlockStager(ABC):
+    """How an import kind stages a clean block itself, in the parse's transaction (the chunk then
     has no transform to do): ``prepare_block`` validates and maps it without the database (the
     parse prepares the next block while the current one is written), or returns None to leave it
     to COPY and the kind's SQL transform; ``write_block`` writes what was prepared."""
 
+    @abstractmethod
     def prepare_block(self, chunk: Chunk, config: KindConfig, block: RawBlock) -> Any | None: ...
 
+    @abstractmethod
     def screen_block(self, conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig, prepared: Any) -> Any:
         """What is left to stage of a prepared block once compared with the store (read only)."""
-        ...
 
+    @abstractmethod
     def write_block(self, conn: psycopg.Connection[Any], chunk: Chunk, prepared: Any) -> dict[str, int]: ...
 
 
-class ImportKind(Protocol):
-    """An import kind's module. Configs are the kind's class (schemas/kinds) and runs ``RunRow``s,
-    read once per message by the stage that calls."""
-
-    EXPORT: Literal[False]
-    #: Days a processed file is kept after its run when the connection sets no ``retention_days``;
-    #: None: ``FEEDSYNC_CONTENT_RETENTION_DAYS``.
-    RETENTION_DAYS: int | None
-    #: The counts beyond read/created/updated/... that the history shows for this kind's runs, in order.
-    HISTORY_COUNTS: tuple[str, ...]
-    #: A sync that finds no file fails with this sentence; None: it completes with nothing to do.
-    EMPTY_RUN: str | None
-
-    def file_spec(self, config: KindConfig, file_name: str) -> FileSpec:
-        """What a dropped file is (role, format, columns); raises FileNameProblem for a name not taken."""
-        ...
-
-    def expected_files(self, config: KindConfig) -> dict[str, str] | None:
-        """A bundle's files (part -> name): a file-drop run waits until all have arrived; None: no bundle."""
-        ...
-
-    def create_staging(self, conn: psycopg.Connection[Any], run_id: int, config: KindConfig) -> None: ...
-
-    def transform_chunk(self, conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
-        """Map, validate and stage one raw chunk; bad rows become row errors. Returns valid/rejected/warnings."""
-        ...
+class Load(ABC):
+    """What the load stage asks of a run's kind (or of an undo, which takes the load's place)."""
 
     def prepare(self, conn: psycopg.Connection[Any], run: RunRow) -> int:
         """Checks across the whole run (duplicates, references); returns how many rows it rejected."""
-        ...
+        return 0
 
-    def classify(self, conn: psycopg.Connection[Any], run: RunRow) -> None: ...
+    def classify(self, conn: psycopg.Connection[Any], run: RunRow) -> None:
+        return None
 
-    def needs_plan(self, run: RunRow) -> bool: ...
+    def needs_plan(self, run: RunRow) -> bool:
+        return run.dry_run
 
+    @abstractmethod
     def plan(self, conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]: ...
 
     def exceeded_thresholds(self, run: RunRow, p: dict[str, Any]) -> list[str]:
         """Why the plan must wait for approval, as sentences for the admin; empty: it may go on."""
-        ...
+        return []
 
+    @abstractmethod
     def load_steps(self, conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]: ...
 
-    def finish(self, conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]: ...
+    def finish(self, conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
+        return {}
 
 
-class ExportKind(Protocol):
-    """An export kind's module: the file's name prefix, its header and its query."""
+class ImportKind(Load):
+    """An import kind. Configs are the kind's class (schemas/kinds) and runs ``RunRow``s, read once
+    per message by the stage that calls. A subclass names itself and overrides what differs."""
 
-    EXPORT: Literal[True]
-    FILE_PREFIX: str
+    NAME: ClassVar[str]
+    EXPORT: ClassVar[Literal[False]] = False
+    #: The lms tables its loads write.
+    TABLES: ClassVar[tuple[Table, ...]] = ()
+    #: Days a processed file is kept after its run when the connection sets no ``retention_days``;
+    #: None: ``FEEDSYNC_CONTENT_RETENTION_DAYS``.
+    RETENTION_DAYS: ClassVar[int | None] = None
+    #: The counts beyond read/created/updated/... that the history shows for this kind's runs, in order.
+    HISTORY_COUNTS: ClassVar[tuple[str, ...]] = ()
+    #: A sync that finds no file fails with this sentence; None: it completes with nothing to do.
+    EMPTY_RUN: ClassVar[str | None] = None
+    #: Set by a CSV kind that builds clean blocks in the worker (``BlockStager``).
+    BLOCKS: ClassVar[BlockStager | None] = None
 
+    @abstractmethod
+    def file_spec(self, config: KindConfig, file_name: str) -> FileSpec:
+        """What a dropped file is (role, format, columns); raises FileNameProblem for a name not taken."""
+
+    def expected_files(self, config: KindConfig) -> dict[str, str] | None:
+        """A bundle's files (part -> name): a file-drop run waits until all have arrived; None: no bundle."""
+        return None
+
+    def people_files(self, config: dict[str, Any]) -> list[str]:
+        """The names of its stored files that hold people (removed as soon as their run has ended
+        unless the connection sets retention_days), for a kind whose other files are kept."""
+        return []
+
+    @abstractmethod
+    def create_staging(self, conn: psycopg.Connection[Any], run_id: int, config: KindConfig) -> None: ...
+
+    @abstractmethod
+    def transform_chunk(self, conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
+        """Map, validate and stage one raw chunk; bad rows become row errors. Returns valid/rejected/warnings."""
+
+
+class ExportKind(ABC):
+    """An export kind: the folder and name prefix of its file, its header and its query."""
+
+    NAME: ClassVar[str]
+    EXPORT: ClassVar[Literal[True]] = True
+    #: The file name before ``_<from>_to_<to>.csv`` (the names ALM's connectors use).
+    FILE_PREFIX: ClassVar[str]
+    #: The folder under FEEDSYNC_EXPORT_DIR/export/ when the connection names no ``location``.
+    FOLDER: ClassVar[str]
+
+    @abstractmethod
     def header(self, profile: Sequence[str]) -> list[str]: ...
 
+    @abstractmethod
     def query(self, cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.Composed: ...
 
 

@@ -5,7 +5,7 @@ never rewritten by a report) and the learner gets a completion on the download d
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -14,29 +14,13 @@ from schemas.kinds import KindConfig
 from schemas.providers import FileSpec, getabstract_file
 from workers.connectors import content
 from workers.connectors.checks import Check, Chunk, checked_insert, required, valid_date
-from workers.connectors.content import (
-    EMAIL_LIKE,
-    HISTORY_COUNTS,
-    classify,
-    config_of,
-    create_staging,
-    exceeded_thresholds,
-    expected_files,
-    finish,
-    needs_plan,
-    plan,
-    prepare,
-)
+from workers.connectors.content import EMAIL_LIKE, ContentKind, config_of
 from workers.connectors.contract import Step
 from workers.rows import RunRow
 from workers.staging import stage_table
 
 PROVIDER = "getabstract"
-EXPORT: Literal[False] = False
-#: Kept FEEDSYNC_CONTENT_RETENTION_DAYS after their run unless the connection says.
-RETENTION_DAYS: int | None = None
-
-EMPTY_RUN: str | None = (
+_EMPTY_RUN = (
     "no getAbstract report to import: a sync needs a report_export_yyyy_MM_dd.xlsx file in the connection's "
     "folder; drop one and sync again"
 )
@@ -89,20 +73,11 @@ def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch
     return steps
 
 
-__all__ = [
-    "EMPTY_RUN",
-    "EXPORT",
-    "HISTORY_COUNTS",
-    "RETENTION_DAYS",
-    "classify",
-    "create_staging",
-    "exceeded_thresholds",
-    "expected_files",
-    "file_spec",
-    "finish",
-    "load_steps",
-    "needs_plan",
-    "plan",
-    "prepare",
-    "transform_chunk",
-]
+class Getabstract(ContentKind):
+    NAME = "getabstract"
+    #: Its files are kept FEEDSYNC_CONTENT_RETENTION_DAYS after their run unless the connection says.
+    EMPTY_RUN = _EMPTY_RUN
+
+    file_spec = staticmethod(file_spec)
+    transform_chunk = staticmethod(transform_chunk)
+    load_steps = staticmethod(load_steps)

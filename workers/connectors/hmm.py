@@ -5,7 +5,7 @@ metadata of the same run."""
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -24,28 +24,13 @@ from workers.connectors.checks import (
     valid_date,
     valid_number,
 )
-from workers.connectors.content import (
-    HISTORY_COUNTS,
-    classify,
-    config_of,
-    create_staging,
-    exceeded_thresholds,
-    expected_files,
-    finish,
-    needs_plan,
-    plan,
-    prepare,
-)
+from workers.connectors.content import ContentKind, config_of
 from workers.connectors.contract import Step
 from workers.rows import RunRow
 from workers.staging import stage_table
 
 PROVIDER = "hmm"
-EXPORT: Literal[False] = False
-#: Kept FEEDSYNC_CONTENT_RETENTION_DAYS after their run unless the connection says.
-RETENTION_DAYS: int | None = None
-
-EMPTY_RUN: str | None = (
+_EMPTY_RUN = (
     "no Harvard ManageMentor feed to import: a sync needs hmm12_metadata.csv or a client_hmm12_yyyyMMdd.csv user "
     "feed in the connection's folder; drop one and sync again"
 )
@@ -133,20 +118,11 @@ def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch
     return steps
 
 
-__all__ = [
-    "EMPTY_RUN",
-    "EXPORT",
-    "HISTORY_COUNTS",
-    "RETENTION_DAYS",
-    "classify",
-    "create_staging",
-    "exceeded_thresholds",
-    "expected_files",
-    "file_spec",
-    "finish",
-    "load_steps",
-    "needs_plan",
-    "plan",
-    "prepare",
-    "transform_chunk",
-]
+class Hmm(ContentKind):
+    NAME = "hmm"
+    #: Its files are kept FEEDSYNC_CONTENT_RETENTION_DAYS after their run unless the connection says.
+    EMPTY_RUN = _EMPTY_RUN
+
+    file_spec = staticmethod(file_spec)
+    transform_chunk = staticmethod(transform_chunk)
+    load_steps = staticmethod(load_steps)

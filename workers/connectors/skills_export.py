@@ -14,11 +14,11 @@ is no longer achieved. ALM's file has no status column to say it otherwise.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 from psycopg import sql
 
 from schemas.exports import ExportConnection
+from workers.connectors.contract import ExportKind
 from workers.connectors.exporting import (
     EMPTY,
     TZ,
@@ -30,9 +30,6 @@ from workers.connectors.exporting import (
     select,
     user_state,
 )
-
-EXPORT: Literal[True] = True
-FILE_PREFIX = "skill_achievements"
 
 _BEFORE_PROFILE: list[tuple[str, sql.Composable]] = [
     ("Name", person_name("u")),
@@ -75,3 +72,12 @@ def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.
             ),
         ),
     )
+
+
+class SkillsExport(ExportKind):
+    NAME = "skills_export"
+    FILE_PREFIX = "skill_achievements"
+    FOLDER = "skills"
+
+    header = staticmethod(header)
+    query = staticmethod(query)

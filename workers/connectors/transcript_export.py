@@ -13,11 +13,11 @@ and deadline dates, grade, attempts, the summary counts) are present and empty.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 from psycopg import sql
 
 from schemas.exports import ExportConnection
+from workers.connectors.contract import ExportKind
 from workers.connectors.exporting import (
     EMPTY,
     TZ,
@@ -29,9 +29,6 @@ from workers.connectors.exporting import (
     select,
     user_state,
 )
-
-EXPORT: Literal[True] = True
-FILE_PREFIX = "learner_transcript"
 
 STATUS = {
     "not_started": "Not Started",
@@ -124,3 +121,12 @@ def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.
             statuses=sql.Literal(list(cfg.status or ())),
         ),
     )
+
+
+class TranscriptExport(ExportKind):
+    NAME = "transcript_export"
+    FILE_PREFIX = "learner_transcript"
+    FOLDER = "transcripts"
+
+    header = staticmethod(header)
+    query = staticmethod(query)

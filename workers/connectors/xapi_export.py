@@ -12,15 +12,13 @@ sent as xAPI says a statement is taken back: a statement by the same actor voidi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 from psycopg import sql
 
 from schemas.exports import ExportConnection
+from workers.connectors.contract import ExportKind
 from workers.connectors.exporting import Window, instant, person_name, profile_columns, removals, select, user_state
 
-EXPORT: Literal[True] = True
-FILE_PREFIX = "xapi_activity"
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 
 
@@ -81,3 +79,12 @@ def _voiding() -> sql.Composed:
                              'object', json_build_object('objectType', 'StatementRef', 'id', r.key[1]),
                              'timestamp', {at}, 'version', '1.0.3')::text"""
     ).format(voided=sql.Literal(VOIDED), at=instant(sql.SQL("r.removed_at")))
+
+
+class XapiExport(ExportKind):
+    NAME = "xapi_export"
+    FILE_PREFIX = "xapi_activity"
+    FOLDER = "xapi"
+
+    header = staticmethod(header)
+    query = staticmethod(query)

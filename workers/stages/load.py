@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 import structlog
@@ -35,7 +35,7 @@ from schemas.settings import get_settings
 from schemas.states import AccessMode, RunStatus, TriggerType
 from workers import failpoints, journal, lifecycle, store, undo
 from workers.connectors import import_kind
-from workers.connectors.contract import Step
+from workers.connectors.contract import Load, Step
 from workers.ledger import StageTx, run_stage
 from workers.rows import RunRow, read_run
 from workers.runs import enter_run, queue_finalize
@@ -51,26 +51,8 @@ DEACTIVATE = "apply_deactivations"
 _REST_BATCHES = 100_000
 
 
-class Loader(Protocol):
-    """What the load asks of a kind (workers/connectors/contract.ImportKind) or of an undo."""
-
-    def prepare(self, conn: psycopg.Connection[Any], run: RunRow) -> int: ...
-
-    def classify(self, conn: psycopg.Connection[Any], run: RunRow) -> None: ...
-
-    def needs_plan(self, run: RunRow) -> bool: ...
-
-    def plan(self, conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]: ...
-
-    def exceeded_thresholds(self, run: RunRow, p: dict[str, Any]) -> list[str]: ...
-
-    def load_steps(self, conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]: ...
-
-    def finish(self, conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]: ...
-
-
-def loader(run: RunRow) -> Loader:
-    return undo if run.trigger is TriggerType.UNDO else import_kind(run.kind)
+def loader(run: RunRow) -> Load:
+    return undo.LOAD if run.trigger is TriggerType.UNDO else import_kind(run.kind)
 
 
 @stage_actor(LoadRun)
@@ -173,7 +155,7 @@ def _rows_seen(conn: psycopg.Connection[Any], run_id: int) -> dict[str, int]:
     return {"rows_read": int(row["read"]), "rows_rejected": int(row["rejected"])}
 
 
-def _holds_only_deactivations(run: RunRow, connector: Loader, plan: dict[str, Any]) -> bool:
+def _holds_only_deactivations(run: RunRow, connector: Load, plan: dict[str, Any]) -> bool:
     """``skip_deactivations`` applies: the plan would pass its thresholds without its deactivations,
     and every deactivation is the deactivation step's (a mapped state deactivates while updating)."""
     if run.trigger is TriggerType.UNDO or getattr(run.config, "on_threshold", "hold") != "skip_deactivations":
@@ -203,11 +185,11 @@ def _phase(steps: list[Step], decision: str) -> list[Step]:
     return steps
 
 
-def _steps(connector: Loader, conn: psycopg.Connection[Any], run: RunRow, *, whole: bool) -> list[Step]:
+def _steps(connector: Load, conn: psycopg.Connection[Any], run: RunRow, *, whole: bool) -> list[Step]:
     return list(connector.load_steps(conn, run, whole=whole, batch_rows=get_settings().load_batch_rows))
 
 
-def _apply_online(msg: LoadRun, run: RunRow, connector: Loader, decision: str, offset: int) -> None:
+def _apply_online(msg: LoadRun, run: RunRow, connector: Load, decision: str, offset: int) -> None:
     with store.connect() as conn:
         steps = _phase(_steps(connector, conn, run, whole=False), decision)
     for batch_no, step in enumerate(steps, start=offset):

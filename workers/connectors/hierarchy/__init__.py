@@ -9,8 +9,10 @@ units, positions, people, manager links, deactivations (full feeds), then the gr
 people the run changed.
 """
 
-from typing import Literal
+from typing import Any
 
+from workers.connectors import tables
+from workers.connectors.contract import ImportKind
 from workers.connectors.hierarchy.check import prepare
 from workers.connectors.hierarchy.load import (
     apply_deactivations,
@@ -32,34 +34,37 @@ from workers.connectors.hierarchy.transform import (
     transform_chunk,
 )
 
-EXPORT: Literal[False] = False
-#: Kept as long as content feeds (FEEDSYNC_CONTENT_RETENTION_DAYS) unless the connection says.
-RETENTION_DAYS: int | None = None
-HISTORY_COUNTS: tuple[str, ...] = ()
-EMPTY_RUN: str | None = None
+
+class Hierarchy(ImportKind):
+    NAME = "hierarchy"
+    TABLES = (tables.USERS, tables.ORG_UNITS, tables.POSITIONS, *tables.RULES)
+
+    file_spec = staticmethod(file_spec)
+    expected_files = staticmethod(expected_files)
+    create_staging = staticmethod(create_staging)
+    transform_chunk = staticmethod(transform_chunk)
+    prepare = staticmethod(prepare)
+    classify = staticmethod(classify)
+    needs_plan = staticmethod(needs_plan)
+    plan = staticmethod(plan)
+    exceeded_thresholds = staticmethod(exceeded_thresholds)
+    load_steps = staticmethod(load_steps)
+    finish = staticmethod(finish)
+
+    def people_files(self, config: dict[str, Any]) -> list[str]:
+        """Its user file holds people; its units and positions are kept like content feeds."""
+        user = (config.get("files") or {}).get("user") or {}
+        return [str(user.get("name") or "user.csv")] if "user" in (config.get("parts") or []) else []
+
 
 __all__ = [
-    "EMPTY_RUN",
-    "EXPORT",
-    "HISTORY_COUNTS",
     "LABEL",
-    "RETENTION_DAYS",
     "TREES",
+    "Hierarchy",
     "apply_deactivations",
     "apply_managers",
     "apply_rules",
     "apply_tree",
     "apply_users",
-    "classify",
     "config_of",
-    "create_staging",
-    "exceeded_thresholds",
-    "expected_files",
-    "file_spec",
-    "finish",
-    "load_steps",
-    "needs_plan",
-    "plan",
-    "prepare",
-    "transform_chunk",
 ]

@@ -9,8 +9,8 @@ import psycopg
 from psycopg import sql
 
 from workers import store
-from workers.connectors import users
 from workers.connectors.hierarchy.transform import config_of, expected_files, store_table
+from workers.connectors.thresholds import growth_reasons, limit_text, unreadable_reason, unreadable_rows
 from workers.rows import RunRow
 from workers.staging import stage_table
 
@@ -114,7 +114,7 @@ def plan(conn: psycopg.Connection[Any], run: RunRow, sample: int = 5) -> dict[st
             # Rows of this part refused before their key could be read: whoever they are about may be
             # among the deactivations.
             files = [int(f["id"]) for f in _part_files(conn, run, part)]
-            entry.update(users.unreadable_rows(conn, run_id, stage_table("hrej", run_id), sample, files))
+            entry.update(unreadable_rows(conn, run_id, stage_table("hrej", run_id), sample, files))
         result[{"org": "units", "pos": "positions", "user": "people"}[part]] = entry
     people = result.get("people", {"creates": 0, "updates": 0, "deactivations": 0, "population": 0})
     # The top-level figures are the people's, as for a users connection (feedsync run shows them).
@@ -138,13 +138,13 @@ def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:
         if max_deactivate is not None and max_deactivate.exceeded(e["deactivations"], e["population"]):
             reasons.append(
                 f"it would deactivate {e['deactivations']} of {e['population']} {what} "
-                f"(max_deactivate = {users.limit_text(cfg)})"
+                f"(max_deactivate = {limit_text(cfg)})"
             )
-        reasons += users.unreadable_reason(e, what)
+        reasons += unreadable_reason(e, what)
         changes = e["updates"] + e["deactivations"]
         if what == "people" and max_change is not None and max_change.exceeded(changes, e["population"]):
             reasons.append(f"it would change {changes} of {e['population']} people (max_change = {cfg.max_change})")
-    return reasons + users.growth_reasons(cfg, p)
+    return reasons + growth_reasons(cfg, p)
 
 
 # -- apply ----------------------------------------------------------------------------------------------

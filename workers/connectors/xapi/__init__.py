@@ -8,7 +8,7 @@ progress (``load``). Files are taken in the run's order, oldest first, each in i
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -17,25 +17,22 @@ from schemas.kinds import KindConfig, config_as
 from schemas.kinds.xapi import XapiConnection
 from schemas.providers import FileNameProblem, FileSpec
 from workers import store
-from workers.connectors import content
+from workers.connectors import content, tables
 from workers.connectors.checks import Chunk
-from workers.connectors.contract import Step
+from workers.connectors.contract import BlockStager, ImportKind, Step, Table
 from workers.connectors.xapi import load, transform
 from workers.connectors.xapi.vector import prepare_block, screen_block, write_block
 from workers.rows import RunRow
 from workers.staging import stage_table
 
-EXPORT: Literal[False] = False
-#: Kept FEEDSYNC_CONTENT_RETENTION_DAYS after their run unless the connection says.
-RETENTION_DAYS: int | None = None
-HISTORY_COUNTS: tuple[str, ...] = (
+_HISTORY_COUNTS = (
     "statements_stored",
     "statements_unchanged",
     "statements_voided",
     "statements_filtered",
     "progress_written",
 )
-EMPTY_RUN: str | None = (
+_EMPTY_RUN = (
     "no xAPI file to import: a sync needs a CSV file in the connection's folder (and named as its source_file, "
     "when it names one); drop one and sync again"
 )
@@ -56,10 +53,6 @@ def file_spec(config: KindConfig, file_name: str) -> FileSpec:
     return FileSpec("statements", "csv", columns, frozenset(columns))
 
 
-def expected_files(config: KindConfig) -> dict[str, str] | None:
-    return None
-
-
 def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfig) -> None:
     transform.create_staging(conn, run_id)
     content.create_staging(conn, run_id, config)  # its progress table: completions are merged as content's
@@ -67,18 +60,6 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfi
 
 def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig) -> dict[str, int]:
     return transform.transform(conn, chunk, config_of(config))
-
-
-def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
-    return 0  # duplicate ids are judged in the load, against the store and the earlier lines
-
-
-def classify(conn: psycopg.Connection[Any], run: RunRow) -> None:
-    return None
-
-
-def needs_plan(run: RunRow) -> bool:
-    return run.dry_run
 
 
 def plan(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]:
@@ -95,36 +76,32 @@ def plan(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, Any]:
     return {k: int(v) for k, v in row.items()}
 
 
-def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:
-    return []
-
-
 def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]:
     """Each file in its own step, in the run's order (oldest first)."""
     return [partial(load.apply_file, file_id=f["file_id"]) for f in content.parsed_files(conn, run.id)]
 
 
-def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
-    return {}
+class XapiBlocks(BlockStager):
+    prepare_block = staticmethod(prepare_block)
+    screen_block = staticmethod(screen_block)
+    write_block = staticmethod(write_block)
 
 
-__all__ = [
-    "EMPTY_RUN",
-    "EXPORT",
-    "HISTORY_COUNTS",
-    "RETENTION_DAYS",
-    "classify",
-    "create_staging",
-    "exceeded_thresholds",
-    "expected_files",
-    "file_spec",
-    "finish",
-    "load_steps",
-    "needs_plan",
-    "plan",
-    "prepare",
-    "prepare_block",
-    "screen_block",
-    "transform_chunk",
-    "write_block",
-]
+class Xapi(ImportKind):
+    NAME = "xapi"
+    TABLES = (
+        Table("xapi_statements", ("id",), owned=True, points_at=("courses",)),
+        tables.LEARNER_PROGRESS,
+        tables.USER_SKILLS,
+    )
+    #: Its files are kept FEEDSYNC_CONTENT_RETENTION_DAYS after their run unless the connection says.
+    HISTORY_COUNTS = _HISTORY_COUNTS
+    # Duplicate ids are judged in the load, against the store and the earlier lines: no ``prepare``.
+    EMPTY_RUN = _EMPTY_RUN
+    BLOCKS = XapiBlocks()
+
+    file_spec = staticmethod(file_spec)
+    create_staging = staticmethod(create_staging)
+    transform_chunk = staticmethod(transform_chunk)
+    plan = staticmethod(plan)
+    load_steps = staticmethod(load_steps)
