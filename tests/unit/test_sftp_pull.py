@@ -13,13 +13,13 @@ import pytest
 from producers import registry, sftp_loop, sftp_pull
 from tests.conftest import sql
 from tests.sftp_server import ClientKey, SftpServer, client_key, sftp_server
-from tests.sftpdata import FEED, OLD, OTHER, configure, put, registered
+from tests.sftpdata import FEED, OLD, OTHER, _drained, configure, pull_logs, put, registered
 from tests.stubpipeline import HEADER, Pipeline
 from tests.waiting import poll_until
 from workers.errors import TerminalError, TransientError
 from workers.sftp import SftpLoginError
 
-__all__ = ["client_key", "sftp_server"]
+__all__ = ["_drained", "client_key", "pull_logs", "sftp_server"]  # fixtures, used by name
 
 
 def remote(server: SftpServer) -> list[str]:
