@@ -89,7 +89,6 @@ def test_a_connection_is_stored_as_version_1_stored_it_and_reads_back_the_same()
         assert connection_from_json(stored) == connection
 
 
-@pytest.mark.usefixtures("database")
 def test_an_export_is_stored_with_its_own_keys_only() -> None:
     (export,) = load_connections_toml('[[connections]]\nname = "t"\nkind = "transcript_export"\n')
     assert isinstance(export, ExportConnection)
