@@ -1,7 +1,9 @@
-"""The tests' own library: the one wait helper, and pure tests that need no PostgreSQL server."""
+"""The tests' own library: the one wait helper, pure tests that need no PostgreSQL server, no test
+module importing another, and no module in tests/ or benchmarks/ over 400 lines."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -63,3 +65,39 @@ def test_the_reader_and_config_tests_run_with_no_postgresql_server() -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "error" not in proc.stdout.splitlines()[-1]
+
+
+def _modules(*folders: str) -> list[Path]:
+    """The Python modules of these folders, without local venvs or generated data (dot folders)."""
+    return sorted(
+        p
+        for folder in folders
+        for p in (ROOT / folder).rglob("*.py")
+        if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)
+    )
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared builders and fixtures live in helper modules (tests/data.py and its neighbours), so a
+    test module can be moved, split or deleted without breaking another."""
+    found = []
+    for path in _modules("tests"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno} imports {name}"
+                for name in names
+                if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_")
+            ]
+    assert found == [], "move what is shared into a helper module under tests/: " + "; ".join(found)
+
+
+def test_no_module_in_tests_or_benchmarks_is_over_400_lines() -> None:
+    lines = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in _modules("tests", "benchmarks")}
+    long = {path: n for path, n in lines.items() if n > 400}
+    assert long == {}, f"split these by concern: {long}"
