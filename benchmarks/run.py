@@ -19,7 +19,6 @@ FEEDSYNC_BENCH_DB names a bench database of one's own.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import platform
@@ -27,8 +26,7 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
-import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,13 +34,24 @@ from typing import Any
 import psutil
 from psycopg import sql as q
 
+from benchmarks import xapi
+from benchmarks.export import export_bench
+from benchmarks.harness import (
+    DATA,
+    HERE,
+    PG,
+    Up,
+    feeds,
+    floor_indexed,
+    floor_unlogged,
+    fresh_database,
+    psql,
+    replace_section,
+    sh,
+    stage_breakdown,
+)
 from producers import feedgen
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE / "data"
-PG = os.environ.get("FEEDSYNC_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-DB = os.environ.get("FEEDSYNC_BENCH_DB", "feedsync_bench")  # a bench of one's own on a shared server
-DSN = f"{PG}/{DB}"
 SIZES = [int(x) for x in os.environ.get("FEEDSYNC_BENCH_SIZES", "100000,1000000,5000000").split(",")]
 DLT_SIZES = [int(x) for x in os.environ.get("FEEDSYNC_BENCH_DLT_SIZES", "1000000").split(",") if x]
 VENV_DLT = HERE / ".venv-dlt"
@@ -50,228 +59,6 @@ VENV_DLT = HERE / ".venv-dlt"
 BUNDLE_PEOPLE = int(os.environ.get("FEEDSYNC_BENCH_BUNDLE", "1000000"))
 # "users", "bundle", "hierarchy" (the bundle and the users import of its people) or "export": only that part
 ONLY = os.environ.get("FEEDSYNC_BENCH_ONLY", "")
-EXPORT_ROWS = int(os.environ.get("FEEDSYNC_BENCH_EXPORT", "1000000"))  # transcript rows of the export case
-VHOST = os.environ.get("FEEDSYNC_BENCH_VHOST", DB)
-BROKER = os.environ.get("FEEDSYNC_BENCH_BROKER_URL", f"amqp://guest:guest@127.0.0.1:5672/{VHOST}")
-COLUMNS = [c.lower().replace(" ", "_") for c in feedgen.HEADER]
-
-
-def sh(*args: str, env: dict[str, str] | None = None) -> str:
-    return subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout
-
-
-def psql(query: str | q.Composed, db: str | None = None) -> str:
-    """Through the psql client, as an operator would; a composed query is rendered here (psql -c
-    takes no parameters), its values quoted by psycopg. The database is read when called (the xapi
-    case points DB at its own)."""
-    text = query if isinstance(query, str) else query.as_string()
-    return sh("psql", f"{PG}/{db or DB}", "-v", "ON_ERROR_STOP=1", "-qtAc", text).strip()
-
-
-def fresh_database() -> None:
-    """A new database and an empty vhost of the bench's own: a message left from an earlier (stopped)
-    bench must not meet a new database whose run ids start again at 1."""
-    psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", db="postgres")
-    if shutil.which("rabbitmqctl"):
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", VHOST], capture_output=True, timeout=60)
-        sh("rabbitmqctl", "-q", "add_vhost", VHOST)
-        sh("rabbitmqctl", "-q", "set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
-    env = {**os.environ, "FEEDSYNC_DATABASE_URL": DSN, "FEEDSYNC_BROKER_URL": BROKER}
-    sh(sys.executable, "-m", "producers.cli", "migrate", env=env)
-    sh(
-        sys.executable,
-        "-m",
-        "producers.cli",
-        "connections",
-        "apply",
-        str(HERE.parent / "examples/connections.toml"),
-        env=env,
-    )
-
-
-def feeds(n: int) -> tuple[Path, Path]:
-    """The feed of n people and the next day's, with 10% changed (generated once, kept in data/)."""
-    DATA.mkdir(exist_ok=True)
-    day1, day2 = DATA / f"users-{n}-day1.csv", DATA / f"users-{n}-day2.csv"
-    if not day1.exists():
-        feedgen.generate_users(day1, n, bad_rows=n // 100, seed=1)
-    if not day2.exists():
-        feedgen.generate_users(day2, n, bad_rows=n // 100, seed=1, changed_share=0.10)
-    return day1, day2
-
-
-def timed(fn: Any) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def floor_unlogged(path: Path) -> float:
-    cols = ", ".join(f"{c} text" for c in COLUMNS)
-    psql(f"DROP TABLE IF EXISTS floor_staging; CREATE UNLOGGED TABLE floor_staging ({cols})")
-    return timed(lambda: sh("psql", DSN, "-qc", f"\\copy floor_staging FROM '{path}' WITH (FORMAT csv, HEADER true)"))
-
-
-def floor_indexed(path: Path) -> float:
-    """lms.users' indexes (identity primary key, unique lower-case e-mail, manager) on the feed's shape."""
-    cols = ", ".join(f"{c} text" for c in COLUMNS)
-    psql(f"""DROP TABLE IF EXISTS floor_users;
-             CREATE TABLE floor_users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, {cols},
-                                       email_key text GENERATED ALWAYS AS (lower(email)) STORED);
-             CREATE UNIQUE INDEX ON floor_users (email_key); CREATE INDEX ON floor_users (manager_email);""")
-    return timed(
-        lambda: sh(
-            "psql",
-            DSN,
-            "-qc",
-            f"\\copy floor_users ({', '.join(COLUMNS)}) FROM '{path}' WITH (FORMAT csv, HEADER true)",
-        )
-    )
-
-
-def _high_water(pid: int) -> int:
-    """The process's peak resident set size in bytes since it started or its peak was reset."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-class Up:
-    """A running `feedsync up`, with every worker process's peak RSS measured."""
-
-    def __init__(self, processes: int | None = None) -> None:
-        """processes=None: `feedsync up` with its default (half the cores)."""
-        self.drop = DATA / "drop"
-        shutil.rmtree(self.drop, ignore_errors=True)
-        shutil.rmtree(DATA / "store", ignore_errors=True)
-        self.env = {
-            **os.environ,
-            "FEEDSYNC_DATABASE_URL": DSN,
-            "FEEDSYNC_BROKER_URL": BROKER,
-            "FEEDSYNC_DROP_DIR": str(self.drop),
-            "FEEDSYNC_STORE_DIR": str(DATA / "store"),
-            # INFO: the load's own timings (prepare, classify, each batch) are read back from the log.
-            "FEEDSYNC_LOG_LEVEL": "INFO",
-        }
-        self.log = open(DATA / "up.log", "ab")  # noqa: SIM115  (closed in stop())
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "producers.cli",
-                "up",
-                *([] if processes is None else ["--processes", str(processes)]),
-            ],
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.peak: dict[int, int] = {}
-        self.sampling = True
-        threading.Thread(target=self._sample, daemon=True).start()
-        deadline = time.monotonic() + 60
-        wanted = processes or max(1, (os.cpu_count() or 2) // 2)
-        while len(self.workers()) < wanted and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(2)  # the watcher's first rescan
-
-    def workers(self) -> list[psutil.Process]:
-        try:
-            kids = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
-        found = []
-        for p in kids:  # a child may end between the listing and the look (an error would end the sampler)
-            with contextlib.suppress(psutil.Error, AttributeError):
-                if "dramatiq" in " ".join(p.cmdline()) and p.parent().pid != self.proc.pid:
-                    found.append(p)
-        return found
-
-    def _sample(self) -> None:
-        """Each worker's peak: the kernel's high-water mark (VmHWM, reset by reset_peaks), so a peak
-        between two samples is not missed, and a short import is measured as exactly as a long one."""
-        while self.sampling:
-            for p in self.workers():
-                with contextlib.suppress(psutil.Error, OSError, ValueError):
-                    self.peak[p.pid] = max(self.peak.get(p.pid, 0), p.memory_info().rss, _high_water(p.pid))
-            time.sleep(0.1)
-
-    def import_file(self, src: Path, name: str, folder: str = "import/user/internal") -> float:
-        """Seconds from the file appearing in the drop dir to its run being completed."""
-        before = int(psql("SELECT coalesce(max(id), 0) FROM sync.runs"))
-        self.log.flush()
-        self.log_from = (DATA / "up.log").stat().st_size
-        target = self.drop / folder
-        target.mkdir(parents=True, exist_ok=True)
-        tmp = target / f".{name}.part"
-        shutil.copyfile(src, tmp)
-        t0 = time.perf_counter()
-        os.replace(tmp, target / name)
-        while True:
-            st = psql(q.SQL("SELECT status FROM sync.runs WHERE id > {} ORDER BY id DESC LIMIT 1").format(before))
-            if st in ("completed", "completed_with_errors", "failed"):
-                assert st != "failed", psql(q.SQL("SELECT error FROM sync.runs WHERE id > {}").format(before))
-                return time.perf_counter() - t0
-            time.sleep(0.05)
-
-    def import_bundle(self, files: dict[str, Path]) -> float:
-        """Seconds from the first file of a bundle appearing (they are dropped in reverse order, as
-        they may arrive) to its run being completed."""
-        before = int(psql("SELECT coalesce(max(id), 0) FROM sync.runs"))
-        target = self.drop / "import/hierarchy"
-        target.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        for part in ("user", "pos", "org"):
-            tmp = target / f".{part}.part"
-            shutil.copyfile(files[part], tmp)
-            os.replace(tmp, target / files[part].name)
-        while True:
-            st = psql(q.SQL("SELECT status FROM sync.runs WHERE id > {} ORDER BY id DESC LIMIT 1").format(before))
-            if st in ("completed", "completed_with_errors", "failed"):
-                assert st == "completed", psql(
-                    q.SQL("SELECT status, error, note FROM sync.runs WHERE id > {}").format(before)
-                )
-                return time.perf_counter() - t0
-            time.sleep(0.05)
-
-    def load_profile(self) -> dict[str, float]:
-        """Seconds inside the last imported file's load, from the workers' log: prepare (the
-        duplicate check), classify, and the insert and update batches."""
-        profile = dict.fromkeys(("prepare", "classify", "insert", "update"), 0.0)
-        with open(DATA / "up.log", "rb") as f:
-            f.seek(self.log_from)
-            for line in f:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if event.get("event") == "load planned":
-                    profile["prepare"] += event["prepare_s"]
-                    profile["classify"] += event["classify_s"]
-                elif event.get("event") == "load batch applied":
-                    step = "insert" if "created" in event else "update" if "updated" in event else None
-                    if step:
-                        profile[step] += event["seconds"]
-        return profile
-
-    def reset_peaks(self) -> None:
-        for p in self.workers():
-            with contextlib.suppress(OSError):
-                Path(f"/proc/{p.pid}/clear_refs").write_text("5")  # 5: reset the peak RSS (proc(5))
-        self.peak.clear()
-
-    def stop(self) -> None:
-        self.sampling = False
-        self.proc.terminate()
-        self.proc.wait(timeout=120)
-        self.log.close()
-
-
-def stage_breakdown() -> dict[str, float]:
-    rows = psql("""SELECT stage, round(EXTRACT(EPOCH FROM max(finished_at) - min(started_at))::numeric, 2)
-                   FROM sync.stage_runs WHERE run_id = (SELECT max(id) FROM sync.runs) GROUP BY stage""")
-    return {line.split("|")[0]: float(line.split("|")[1]) for line in rows.splitlines() if line}
 
 
 def ensure_dlt() -> Path | None:
@@ -350,109 +137,6 @@ def bundle_bench() -> tuple[list[str], float]:
     return lines, secs
 
 
-EXPORT_TOML = """
-[[connections]]
-name = "bench-transcripts"
-kind = "transcript_export"
-location = "bench"
-"""
-
-
-def export_bench() -> list[str]:
-    """EXPORT_ROWS transcript rows (100 courses per person) exported by `feedsync sync --since` into a
-    running `feedsync up`, against `psql \\copy (SELECT …) TO` of the same SELECT in the same run."""
-    DATA.mkdir(parents=True, exist_ok=True)  # run alone, nothing has made it yet
-    fresh_database()
-    people = max(1, EXPORT_ROWS // 100)
-    psql(
-        q.SQL(
-            """INSERT INTO lms.users (email, first_name, last_name, attributes)
-            SELECT 'p' || n || '@bench.test', 'Zoë ' || n, 'Łukasz', jsonb_build_object('department', 'D' || n % 50)
-            FROM generate_series(1, {people}) n;
-            INSERT INTO lms.courses (provider, external_id, title, duration_minutes)
-            SELECT 'hmm', 'C' || n, 'Course "' || n || '", part one', 30 FROM generate_series(1, 100) n;
-            INSERT INTO lms.learner_progress (user_id, course_id, status, first_accessed_on, completed_on, score,
-                                              time_spent_minutes, updated_at)
-            SELECT u.id, c.id, CASE WHEN (u.id + c.id) % 3 = 0 THEN 'completed' ELSE 'in_progress' END,
-                   date '2026-01-01' + ((u.id + c.id) % 300)::int,
-                   CASE WHEN (u.id + c.id) % 3 = 0 THEN date '2026-06-01' + ((u.id * c.id) % 100)::int END,
-                   (u.id * c.id) % 101, (u.id + c.id) % 500, now() - interval '1 day'
-            FROM lms.users u CROSS JOIN lms.courses c"""
-        ).format(people=people)
-    )
-    psql("VACUUM ANALYZE lms.users, lms.courses, lms.learner_progress")
-    rows = int(psql("SELECT count(*) FROM lms.learner_progress"))
-    out = DATA / "export"
-    shutil.rmtree(out, ignore_errors=True)
-    os.environ["FEEDSYNC_EXPORT_DIR"] = str(out)  # `feedsync up` below takes it from the environment
-    up = Up()
-    try:
-        config = DATA / "export.toml"
-        config.write_text(EXPORT_TOML)
-        sh(sys.executable, "-m", "producers.cli", "connections", "apply", str(config), env=up.env)
-        idle_rss = max(up.peak.values(), default=0) / 1e6
-        up.reset_peaks()
-        t0 = time.perf_counter()
-        sh(
-            sys.executable,
-            "-m",
-            "producers.cli",
-            "sync",
-            "bench-transcripts",
-            "--since",
-            "2000-01-01",
-            "--wait",
-            env=up.env,
-        )
-        wall = time.perf_counter() - t0
-        rss = max(up.peak.values(), default=0) / 1e6
-    finally:
-        up.stop()
-        os.environ.pop("FEEDSYNC_EXPORT_DIR", None)
-    stage = float(
-        psql("SELECT EXTRACT(EPOCH FROM finished_at - started_at) FROM sync.stage_runs WHERE stage = 'export'")
-    )
-    exported = json.loads(psql("SELECT to_jsonb(e) FROM sync.exports e ORDER BY run_id DESC LIMIT 1"))
-    floor_file = DATA / "export-floor.csv"
-    select = export_select(exported["window_from"], exported["window_to"])
-    floor = timed(lambda: sh("psql", DSN, "-qc", f"\\copy ({select}) TO '{floor_file}' WITH (FORMAT csv)"))
-    assert exported["rows"] == rows, (exported["rows"], rows)
-    written = out / "export" / "bench" / exported["file_name"]
-    with open(written, "rb") as f:
-        header = len(f.readline())
-    assert written.stat().st_size - header == floor_file.stat().st_size, "the export's rows differ from \\copy's"
-    lines = [
-        "",
-        f"## Export ({rows:,} learner transcript rows)",
-        "",
-        "`feedsync sync bench-transcripts --since 2000-01-01 --wait` into a running `feedsync up`, against "
-        "`psql \\copy (SELECT …) TO` of the export's own SELECT over the same window.",
-        "",
-        "| \\copy TO s | export stage s | sync --wait s | stage / \\copy (target <= 1.5) | file MB "
-        "| worker RSS idle / peak MB |",
-        "|---|---|---|---|---|---|",
-        f"| {floor:.1f} | {stage:.1f} | {wall:.1f} | {stage / floor:.2f} | {exported['bytes'] / 1e6:.0f} "
-        f"| {idle_rss:.0f} / {rss:.0f} |",
-    ]
-    print("\n".join(lines), flush=True)
-    return lines
-
-
-def export_select(start: str, end: str) -> str:
-    """The transcript export's SELECT for a window, as one line for psql's \\copy."""
-    import psycopg
-
-    from schemas.exports import ExportConnection
-    from workers.connectors import transcript_export
-    from workers.connectors.exporting import Window, profile_attributes
-
-    with psycopg.connect(DSN) as conn:
-        cfg = ExportConnection(name="bench-transcripts", kind="transcript_export")
-        window = Window(datetime.fromisoformat(start), datetime.fromisoformat(end))
-        query = transcript_export.query(cfg, profile_attributes(conn), window).as_string(conn)
-    return " ".join(query.split("\n"))
-
-
 DROP_JOURNAL = q.SQL(
     """DO $$ DECLARE t record; BEGIN
          FOR t IN SELECT tgrelid::regclass AS tbl, tgname FROM pg_trigger WHERE tgname LIKE 'journal\\_%' LOOP
@@ -491,48 +175,44 @@ def journal_cost(day1: Path, day2: Path) -> list[str]:
     ]
 
 
-def replace_section(path: Path, heading: str, lines: list[str]) -> None:
-    """Put lines (a section starting with a line that starts with heading, after a blank line) in
-    place of that section of the file, up to the next "## " heading; appended when there is none."""
-    text = path.read_text().splitlines()
-    start = next((i for i, line in enumerate(text) if line.startswith(heading)), None)
-    body = lines[1:] if lines and lines[0] == "" else lines
-    if start is None:
-        text += ["", *body]
-    else:
-        end = next((i for i in range(start + 1, len(text)) if text[i].startswith("## ")), len(text))
-        while end > start and text[end - 1] == "":
-            end -= 1
-        text[start:end] = body
-    path.write_text("\n".join(text) + "\n")
+def hierarchy_probe() -> None:
+    """A quick probe of one target: the bundle against the users import of its people."""
+    day1, _ = feeds(BUNDLE_PEOPLE)
+    fresh_database()
+    up = Up()
+    try:
+        users = up.import_file(day1, day1.name)
+    finally:
+        up.stop()
+    _, secs = bundle_bench()
+    print(f"users {users:.1f} s, bundle {secs:.1f} s, bundle / users {secs / users:.2f} (target <= 3)", flush=True)
+
+
+def journal_only() -> None:
+    """Only the journal's cost at 1M, appended to RESULTS.md."""
+    lines = journal_cost(*feeds(1_000_000))
+    with (HERE / "RESULTS.md").open("a") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def xapi_only() -> None:
+    """The xAPI case alone: its section of RESULTS.md replaced, the rest left alone."""
+    replace_section(HERE / "RESULTS.md", "## xAPI import", xapi.xapi_bench())
+
+
+#: FEEDSYNC_BENCH_ONLY values that run one part and nothing else ("users" is a cut of the full run).
+ONE_PART: dict[str, Callable[[], object]] = {
+    "bundle": bundle_bench,
+    "hierarchy": hierarchy_probe,
+    "export": export_bench,
+    "journal": journal_only,
+    "xapi": xapi_only,
+}
 
 
 def main() -> None:
-    if ONLY == "bundle":
-        bundle_bench()
-        return
-    if ONLY == "hierarchy":  # a quick probe of one target: the bundle against the users import of its people
-        day1, _ = feeds(BUNDLE_PEOPLE)
-        fresh_database()
-        up = Up()
-        try:
-            users = up.import_file(day1, day1.name)
-        finally:
-            up.stop()
-        _, secs = bundle_bench()
-        print(f"users {users:.1f} s, bundle {secs:.1f} s, bundle / users {secs / users:.2f} (target <= 3)", flush=True)
-        return
-    if ONLY == "export":
-        export_bench()
-        return
-    if ONLY == "journal":  # only the journal's cost at 1M, appended to RESULTS.md
-        lines = journal_cost(*feeds(1_000_000))
-        with (HERE / "RESULTS.md").open("a") as f:
-            f.write("\n".join(lines) + "\n")
-        return
-    if ONLY == "xapi":  # the xAPI case alone: its section of RESULTS.md replaced, the rest left alone
-        lines = importlib.import_module("benchmarks.xapi").xapi_bench()
-        replace_section(HERE / "RESULTS.md", "## xAPI import", lines)
+    if ONLY in ONE_PART:
+        ONE_PART[ONLY]()
         return
     results: list[dict[str, Any]] = []
     ratios: dict[str, str] = {}
@@ -617,7 +297,7 @@ def main() -> None:
             f"{bundle_secs / one_m['feedsync_empty']:.2f}"
         )
     notes += export_bench()
-    notes += importlib.import_module("benchmarks.xapi").xapi_bench()
+    notes += xapi.xapi_bench()
     write_results(results, ratios, workers_rows, probe, notes)
 
 

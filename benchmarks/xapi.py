@@ -33,9 +33,9 @@ from typing import Any
 
 from psycopg import sql as q
 
-# Under `python -m benchmarks.run` this is a second copy of run's module (the first is __main__):
-# its database settings are the ones own_database() points at the xapi case's, and only here.
-from benchmarks import run
+# The bench's database settings live in harness, read when called: own_database() points them at
+# the xapi case's own while it runs.
+from benchmarks import harness
 
 ROWS = int(os.environ.get("FEEDSYNC_BENCH_XAPI_ROWS", "1000000"))
 SMALL = 100_000
@@ -106,7 +106,7 @@ def bad_rows(rows: int) -> int:
 
 
 def psql(query: str | q.Composed) -> str:
-    return run.psql(query, DB)
+    return harness.psql(query, DB)
 
 
 def stage_breakdown() -> dict[str, float]:
@@ -117,17 +117,17 @@ def stage_breakdown() -> dict[str, float]:
 
 @contextlib.contextmanager
 def own_database() -> Iterator[None]:
-    """run.Up and run.fresh_database read the database and vhost from run's module settings when
-    called: point them at the xapi case's own for its duration."""
+    """harness.Up and harness.fresh_database read the database and vhost from harness's module
+    settings when called: point them at the xapi case's own for its duration."""
     names = ("DB", "DSN", "VHOST", "BROKER")
-    saved = {name: getattr(run, name) for name in names}
-    run.DB, run.DSN, run.VHOST = DB, f"{run.PG}/{DB}", VHOST
-    run.BROKER = os.environ.get("FEEDSYNC_BENCH_XAPI_BROKER_URL", f"{saved['BROKER'].rsplit('/', 1)[0]}/{VHOST}")
+    saved = {name: getattr(harness, name) for name in names}
+    harness.DB, harness.DSN, harness.VHOST = DB, f"{harness.PG}/{DB}", VHOST
+    harness.BROKER = os.environ.get("FEEDSYNC_BENCH_XAPI_BROKER_URL", f"{saved['BROKER'].rsplit('/', 1)[0]}/{VHOST}")
     try:
         yield
     finally:
         for name, value in saved.items():
-            setattr(run, name, value)
+            setattr(harness, name, value)
 
 
 def seed_store(rows: int) -> None:
@@ -147,32 +147,31 @@ def seed_store(rows: int) -> None:
 def floor_unlogged(path: Path) -> float:
     cols = ", ".join(f'"{c}" text' for c in HEADER)
     psql(f"DROP TABLE IF EXISTS floor_xapi; CREATE UNLOGGED TABLE floor_xapi ({cols})")
-    return run.timed(
-        lambda: run.sh("psql", run.DSN, "-qc", f"\\copy floor_xapi FROM '{path}' WITH (FORMAT csv, HEADER true)")
-    )
+    copy = f"\\copy floor_xapi FROM '{path}' WITH (FORMAT csv, HEADER true)"
+    return harness.timed(lambda: harness.sh("psql", harness.DSN, "-qc", copy))
 
 
-def import_xapi(up: run.Up, src: Path, name: str) -> tuple[float, dict[str, Any]]:
+def import_xapi(up: harness.Up, src: Path, name: str) -> tuple[float, dict[str, Any]]:
     """Seconds from the file appearing in import/xapi/ to its run finished, and the run's history entry."""
     secs = up.import_file(src, name, folder="import/xapi")
-    entry = json.loads(run.sh(sys.executable, "-m", "producers.cli", "history", "--json", env=up.env))[0]
+    entry = json.loads(harness.sh(sys.executable, "-m", "producers.cli", "history", "--json", env=up.env))[0]
     return secs, entry
 
 
 def xapi_bench() -> list[str]:
     """Rows of the results: the full size and 100k through `feedsync up`, against \\copy unlogged."""
     sizes = sorted({min(SMALL, ROWS), ROWS})
-    files = {n: run.DATA / f"xapi-{n}.csv" for n in sizes}
+    files = {n: harness.DATA / f"xapi-{n}.csv" for n in sizes}
     for n, path in files.items():
         if not path.exists():
             generate(path, n)
     measured = []
     measured_ralph: tuple[Any, ...] | None = None
     with own_database():
-        run.fresh_database()
+        harness.fresh_database()
         seed_store(ROWS)
         floors = {n: floor_unlogged(path) for n, path in files.items()}
-        up = run.Up()
+        up = harness.Up()
         try:
             for n, path in files.items():
                 up.reset_peaks()
@@ -185,9 +184,10 @@ def xapi_bench() -> list[str]:
         finally:
             up.stop()
         if os.environ.get("FEEDSYNC_BENCH_XAPI_RALPH"):
-            reference = generate(run.DATA / f"xapi-{SMALL}-ralph.csv", SMALL, seed=17)  # other bytes: not a duplicate
+            # Other bytes than the 100k file's (another seed): not taken as a duplicate of it.
+            reference = generate(harness.DATA / f"xapi-{SMALL}-ralph.csv", SMALL, seed=17)
             os.environ["FEEDSYNC_XAPI_FAST_PATH"] = "false"  # `feedsync up` below takes it from the environment
-            up = run.Up()
+            up = harness.Up()
             try:
                 secs, entry = import_xapi(up, reference, reference.name)
                 measured_ralph = (SMALL, floors[min(files)], secs, stage_breakdown(), 0.0, entry)

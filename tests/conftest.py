@@ -77,8 +77,11 @@ def _ensure_vhost() -> None:
     )
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def database() -> Iterator[str]:
+    """A fresh database with every migration, once per session, for the tests that use one (through
+    `settings`, which every database fixture builds on): pure tests of readers and configs run
+    without a PostgreSQL server."""
     with psycopg.connect(f"{PG_BASE}/postgres", autocommit=True) as conn:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
@@ -108,7 +111,7 @@ def _truncate() -> None:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def settings(database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Fresh tables and a drop dir and store of the test's own."""
     _truncate()
     monkeypatch.setenv("FEEDSYNC_DROP_DIR", str(tmp_path / "drop"))
@@ -219,6 +222,7 @@ def feedsync(
 
 
 from tests.gates import gate  # noqa: E402  (a fixture for the wait: failpoint, every tier)
+from tests.notifying import allow_private, smtp, webhook  # noqa: E402  (fixtures: a local mail and webhook receiver)
 from tests.stubpipeline import pipeline  # noqa: E402  (the fixture, shared by the unit and conformance tiers)
 
-__all__ = ["gate", "pipeline"]
+__all__ = ["allow_private", "gate", "pipeline", "smtp", "webhook"]

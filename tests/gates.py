@@ -5,11 +5,12 @@ instead of racing a ``sleep:`` window."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import poll_until
 
 
 class Gate:
@@ -33,13 +34,12 @@ class Gate:
         return self.hits > 0
 
     def wait_reached(self, hits: int = 1, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while self.hits < hits:
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"the gate {self.path.name} was reached {self.hits} times, not {hits}, in {timeout_s} s"
-                )
-            time.sleep(0.02)
+        poll_until(
+            lambda: self.hits >= hits,
+            timeout=timeout_s,
+            interval=0.02,
+            message=lambda: f"the gate {self.path.name} was reached {self.hits} times, not {hits}",
+        )
 
     def open(self, through: int | None = None) -> None:
         """Let every hit through, or only the first ``through`` of them (counted across processes)."""

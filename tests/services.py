@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import dramatiq.broker
 import pytest
 
 from tests.conftest import RABBIT_URL, sql
+from tests.waiting import poll_until
 
 
 class Proc:
@@ -31,14 +31,17 @@ class Proc:
         return self.log_path.read_text(errors="replace")
 
     def wait_for(self, text: str, timeout_s: float = 30) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def seen() -> bool:
             if text in self.output():
-                return
+                return True
             if self.proc.poll() is not None:
                 raise AssertionError(f"process exited {self.proc.returncode}:\n{self.output()[-3000:]}")
-            time.sleep(0.1)
-        raise AssertionError(f"{text!r} not seen within {timeout_s}s:\n{self.output()[-3000:]}")
+            return False
+
+        poll_until(
+            seen, timeout=timeout_s, interval=0.1, message=lambda: f"{text!r} not seen:\n{self.output()[-3000:]}"
+        )
 
     def stop(self, timeout_s: float = 60) -> int:
         if self.proc.poll() is None:
@@ -94,12 +97,17 @@ def wait_run(run_id: int | None = None, timeout_s: float = 120) -> dict[str, Any
     """Poll the history until the run (or the newest run) has finished."""
     from producers import queries
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def runs_now() -> list[tuple[Any, ...]]:
+        return sql("SELECT id, status FROM sync.runs")
+
+    def finished() -> dict[str, Any] | None:
         runs = queries.history(limit=20)
         run = next((r for r in runs if run_id is None or r["run_id"] == run_id), None)
-        if run and run["status"] not in ("queued", "in_progress"):
-            return run
-        time.sleep(0.2)
-    finished = sql("SELECT id, status FROM sync.runs")
-    raise AssertionError(f"run {run_id} did not finish: {finished}")
+        return run if run and run["status"] not in ("queued", "in_progress") else None
+
+    return poll_until(
+        finished,
+        timeout=timeout_s,
+        interval=0.2,
+        message=lambda: f"run {run_id} did not finish: {runs_now()}",
+    )

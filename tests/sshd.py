@@ -14,12 +14,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import poll_until
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -60,15 +61,17 @@ class Sshd:
         with open(log, "wb") as out:
             proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(path)], stderr=out)
         self.procs.append(proc)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def listening() -> bool:
             assert proc.poll() is None, f"sshd exited: {log.read_text()}"
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return port
             except OSError:
-                time.sleep(0.05)
-        raise AssertionError("sshd did not listen within 30 s")
+                return False
+            return True
+
+        poll_until(listening, timeout=30, message="sshd did not listen")
+        return port
 
     def config(self, *, force_command: str) -> str:
         return f"""Port {{port}}

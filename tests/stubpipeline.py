@@ -4,7 +4,6 @@ the real PostgreSQL (the database is ours; we do not mock it)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -18,6 +17,7 @@ from producers import registry
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from schemas.settings import Settings
+from tests.waiting import poll_until
 
 USERS_TOML = """
 [[connections]]
@@ -47,14 +47,15 @@ class Pipeline:
 
         An actor that fails raises its own exception here, so a bug shows its traceback rather than
         a run "dead-lettered after 5 attempts"; tests of failure handling pass expect_failures."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def one_pass_found_nothing() -> bool:
             for name in list(self.broker.queues):
                 if not name.endswith((".DQ", ".XQ")):
                     self.broker.join(name, timeout=int(timeout_s * 1000), fail_fast=not expect_failures)
-            if all(q.unfinished_tasks == 0 for q in self.broker.queues.values()):
-                return
-        raise TimeoutError("pipeline did not drain")
+            return all(q.unfinished_tasks == 0 for q in self.broker.queues.values())
+
+        # No pause between passes: join() itself blocks until the queue is empty.
+        poll_until(one_pass_found_nothing, timeout=timeout_s, interval=0, message="pipeline did not drain")
 
     def drop(self, rel: str, content: str | bytes) -> Path:
         path = self.settings.drop_dir / rel

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +13,7 @@ from starlette.testclient import TestClient
 
 from producers.console import accounts
 from producers.console.app import create_app
+from tests.waiting import poll_until
 
 PASSWORD = "correct horse battery"  # noqa: S105  (a test admin's password)
 
@@ -72,11 +72,12 @@ def served(settings: Any) -> Iterator[Served]:
     server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the console did not start"
+
+    def started() -> bool:
         assert thread.is_alive(), "the console stopped while starting"
-        time.sleep(0.02)
+        return bool(server.started)
+
+    poll_until(started, timeout=30, interval=0.02, message="the console did not start")
     try:
         yield Served(f"http://127.0.0.1:{port}")
     finally:

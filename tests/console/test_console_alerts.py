@@ -45,7 +45,7 @@ def test_resolved_alerts_show_only_when_asked(as_admin: TestClient) -> None:
 
 
 def test_an_admin_acknowledges_ticked_alerts_or_every_match_at_once_audited(as_admin: TestClient) -> None:
-    from tests.unit.test_alert_bulk_ack import flood, states
+    from tests.alarmdata import flood, states
 
     flood()  # 1 failed_runs and 2 dead_letter on hr-a, 3 failed_runs on hr-b, 4 failed_runs on lms-c
     page = as_admin.get("/alerts")

@@ -17,8 +17,8 @@ import pytest
 
 from tests.conftest import db_today, feedsync
 from tests.console.conftest import PASSWORD, Served
+from tests.data import apply, people
 from tests.stubpipeline import Pipeline
-from tests.unit.test_sync_modes import apply, people
 
 CHROMIUM = os.environ.get("FEEDSYNC_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # The README's screenshots: written into docs/ only when asked (FEEDSYNC_CONSOLE_SCREENSHOTS=1), so a
@@ -172,7 +172,7 @@ def test_an_admin_replays_a_dead_letter_after_confirming_and_the_run_completes(
     console: Any, pipeline: Pipeline, browser_page: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from producers import queries
-    from tests.unit.test_failures import FEED as TWO_PEOPLE
+    from tests.data import FEED as TWO_PEOPLE
     from workers import failpoints
 
     pipeline.settings.max_attempts = 2

@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 
 from tests.conftest import DATABASE_URL
 from tests.console.conftest import Served, csrf_of
+from tests.waiting import poll_until
 
 UNREACHABLE = "The console cannot reach its database"
 
@@ -85,10 +86,13 @@ async def _pages_and_static(url: str, silent: Silent, pages: int) -> tuple[list[
     limits = httpx.Limits(max_connections=pages + 1, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120, cookies=cookies) as client:
         waiting = [asyncio.ensure_future(client.get("/connections")) for _ in range(pages)]
-        deadline = time.monotonic() + 60
-        while len(silent.accepted) < 8:  # the console is stuck on the frozen database
-            assert time.monotonic() < deadline, "the console never reached the frozen database"
-            await asyncio.sleep(0.05)
+        # In a thread, so this loop goes on sending the requests while it waits.
+        await asyncio.to_thread(
+            poll_until,
+            lambda: len(silent.accepted) >= 8,  # the console is stuck on the frozen database
+            timeout=60,
+            message="the console never reached the frozen database",
+        )
         static = await client.get("/static/console.css", timeout=10)
         return list(await asyncio.gather(*waiting)), static
 

@@ -7,9 +7,8 @@ from starlette.testclient import TestClient
 
 from tests.conftest import sql
 from tests.console.conftest import form_token
-from tests.console.test_console_http import audit_rows
+from tests.data import apply, audit_rows, people
 from tests.stubpipeline import HEADER, Pipeline
-from tests.unit.test_sync_modes import apply, people
 
 FEED = "import/user/internal/"
 

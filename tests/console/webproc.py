@@ -6,12 +6,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx2 as httpx
+
+from tests.waiting import poll_until
 
 
 @dataclass
@@ -38,15 +39,16 @@ def feedsync_web(**env: str) -> Iterator[Web]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
+
+        def listening() -> bool:
             try:
                 httpx.get(f"{url}/sign-in")
-                break
             except httpx.TransportError:
                 assert proc.poll() is None, "feedsync web exited"
-                assert time.monotonic() < deadline, "feedsync web did not start listening"
-                time.sleep(0.1)
+                return False
+            return True
+
+        poll_until(listening, timeout=60, interval=0.1, message="feedsync web did not start listening")
         yield Web(url, proc.pid)
     finally:
         proc.terminate()

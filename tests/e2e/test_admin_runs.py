@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import feedsync, sql
 from tests.stubpipeline import HEADER, USERS_TOML
+from tests.waiting import poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -61,13 +62,9 @@ def test_an_admin_approves_a_held_full_feed_and_reads_the_history(
     assert "approved" in feedsync("approve", str(run_id), env=env).stdout
     refused = feedsync("approve", str(run_id), env=env, check=False)
     assert refused.returncode == 1 and "not awaiting approval" in refused.stderr
-    deadline = 60
-    import time
-
-    t0 = time.monotonic()
-    while runs(env)[0]["status"] != "completed":
-        assert time.monotonic() - t0 < deadline, runs(env)[0]
-        time.sleep(0.3)
+    poll_until(
+        lambda: runs(env)[0]["status"] == "completed", timeout=60, interval=0.3, message=lambda: str(runs(env)[0])
+    )
     assert sql("SELECT count(*) FROM lms.users WHERE active")[0][0] == 70
 
     older = feedsync("rerun", "hr", "--run", str(run_id - 1), env=env, check=False)

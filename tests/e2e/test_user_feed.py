@@ -4,7 +4,6 @@ drop dir, and the CLI to read what happened."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from producers import feedgen
 from tests.conftest import feedsync, sql
+from tests.waiting import poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -29,13 +29,14 @@ def history(env: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def wait_for_runs(env: dict[str, str], n: int, timeout_s: float = 120) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def finished() -> list[dict[str, Any]]:
         runs = history(env)
-        if len(runs) >= n and all(r["status"] not in ("queued", "in_progress") for r in runs):
-            return runs
-        time.sleep(0.5)
-    raise AssertionError(f"expected {n} finished runs, have {history(env)}")
+        return runs if len(runs) >= n and all(r["status"] not in ("queued", "in_progress") for r in runs) else []
+
+    return poll_until(
+        finished, timeout=timeout_s, interval=0.5, message=lambda: f"expected {n} finished runs, have {history(env)}"
+    )
 
 
 def drop(src: Path, dst: Path) -> None:
@@ -73,9 +74,12 @@ def test_ten_thousand_people_dropped_into_a_running_feedsync(
 
     # The same bytes again, under another name: recorded as a duplicate, not imported twice.
     drop(feed.path, inbox / "people-again.csv")
-    deadline = time.monotonic() + 30
-    while not sql("SELECT 1 FROM sync.file_drops WHERE duplicate") and time.monotonic() < deadline:
-        time.sleep(0.2)
+    poll_until(
+        lambda: sql("SELECT 1 FROM sync.file_drops WHERE duplicate"),
+        timeout=30,
+        interval=0.2,
+        message="the second drop was not recorded as a duplicate",
+    )
     assert sql("SELECT path FROM sync.file_drops WHERE duplicate") == [("import/user/internal/people-again.csv",)]
     assert [(e["type"], e["duplicate_of_run"] if e["run_id"] is None else e["run_id"]) for e in entries(env)] == [
         ("duplicate", run["run_id"]),

@@ -6,13 +6,13 @@ adds nothing."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import feedsync, sql
+from tests.waiting import poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -40,13 +40,7 @@ def entries(env: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def await_condition(what: str, check: Any, timeout_s: float = 120) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"not seen within {timeout_s}s: {what}")
+    return poll_until(check, timeout=timeout_s, interval=0.3, message=f"not seen: {what}")
 
 
 def drop(path: Path, text: str) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
+from tests.waiting import poll_until
 
 
 def two_connections() -> None:
@@ -21,15 +21,12 @@ def two_connections() -> None:
 
 
 def wait_for(cond: Any, timeout_s: float = 90, what: str = "condition", log: Any = None) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.2)
-    tail = log.output()[-4000:] if log is not None else ""
-    runs = sql("SELECT id, status, error FROM sync.runs")
-    raise AssertionError(f"timed out waiting for {what}; runs: {runs}\n{tail}")
+    def why() -> str:
+        tail = log.output()[-4000:] if log is not None else ""
+        runs = sql("SELECT id, status, error FROM sync.runs")
+        return f"timed out waiting for {what}; runs: {runs}\n{tail}"
+
+    return poll_until(cond, timeout=timeout_s, interval=0.2, message=why)
 
 
 def run_status(connection: str) -> str | None:

@@ -19,11 +19,12 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.waiting import poll_until
 
 
 def free_port() -> int:
@@ -54,11 +55,10 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _await_exit(pid: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while _pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
+    try:
+        poll_until(lambda: not _pid_alive(pid), timeout=timeout_s, interval=0.1)
+    except AssertionError:
+        return False  # the caller kills it
     return True
 
 
@@ -231,14 +231,19 @@ def private_rabbitmq() -> Iterator[PrivateRabbit]:
 def _await_startup(rabbit: PrivateRabbit, timeout_s: float = 120) -> None:
     """-detached returns before the node has registered with epmd, and await_startup fails at once
     on a node it cannot reach yet: retry it until the node answers."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    last: list[RuntimeError] = []
+
+    def started() -> bool:
         try:
             rabbit.ctl("await_startup", "--timeout", "60", timeout=90)
-            return
         except RuntimeError as exc:
-            if time.monotonic() > deadline:
-                log = rabbit.root / "log" / f"{rabbit.node}.log"
-                tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-                raise RuntimeError(f"the private RabbitMQ node did not start: {exc}\n{tail}") from exc
-            time.sleep(0.5)
+            last[:] = [exc]
+            return False
+        return True
+
+    def why() -> str:
+        log = rabbit.root / "log" / f"{rabbit.node}.log"
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        return f"the private RabbitMQ node did not start: {last[0] if last else ''}\n{tail}"
+
+    poll_until(started, timeout=timeout_s, interval=0.5, message=why)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from schemas.connections import load_connections_toml
 from schemas.messages import FinalizeRun, LoadRun, ParseFile, TransformChunk
 from tests.conftest import sql
 from tests.services import wait_run
+from tests.waiting import poll_until
 from workers.broker import publish
 
 pytestmark = pytest.mark.integration
@@ -78,16 +78,20 @@ def _wait_all_skipped(worker: Any, message_ids: list[str], timeout_s: float = 60
     """Wait until the workers have handled every one of these messages, each as a duplicate: a
     message still unacknowledged is in no queue count, so counting queues cannot tell."""
     skipped = ("duplicate of a finished stage; skipped", "run already finished; message skipped")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def all_skipped() -> bool:
         seen = set()
         for line in worker.output().splitlines():
             if line.startswith("{") and any(s in line for s in skipped):
                 seen.add(json.loads(line).get("message_id"))
-        if seen >= set(message_ids):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not every message was handled as a duplicate:\n{worker.output()[-3000:]}")
+        return seen >= set(message_ids)
+
+    poll_until(
+        all_skipped,
+        timeout=timeout_s,
+        interval=0.2,
+        message=lambda: f"not every message was handled as a duplicate:\n{worker.output()[-3000:]}",
+    )
 
 
 def test_a_path_outside_the_drop_dir_and_symlinks_are_refused(settings: Any, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from typing import Any
 
 import psutil
@@ -15,6 +14,7 @@ from producers import feedgen
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.services import wait_run
+from tests.waiting import poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -53,10 +53,12 @@ def test_up_restarts_a_killed_worker_process_and_a_killed_watcher(settings: Any,
     os.kill(worker_procs[0].pid, signal.SIGKILL)
     (watcher,) = children(supervisor, "producers.cli watch")
     os.kill(watcher.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 60
-    while restarted(up.output()) != {"worker", "watcher"}:
-        assert time.monotonic() < deadline, up.output()[-3000:]
-        time.sleep(0.2)
+    poll_until(
+        lambda: restarted(up.output()) == {"worker", "watcher"},
+        timeout=60,
+        interval=0.2,
+        message=lambda: up.output()[-3000:],
+    )
     up.wait_for('"watching the drop dir"', 30)
 
     feedgen.generate_users(settings.drop_dir / "import/user/internal/after-restart.csv", 200)

@@ -4,7 +4,6 @@ together and one run imports them all, on the stub-broker pipeline and the real 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,9 @@ from producers.commands import apply_connections, upload
 from producers.watcher import Watcher
 from schemas.connections import load_connections_toml
 from tests.conftest import feedsync, sql
+from tests.data import people
 from tests.stubpipeline import USERS_TOML, Pipeline
-from tests.unit.test_sync_modes import people
+from tests.waiting import poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -25,10 +25,7 @@ FULL_FEED = USERS_TOML.replace('kind = "users"', 'kind = "users"\nfull_feed = tr
 
 
 def wait_until(cond: Any, what: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
+    poll_until(cond, timeout=timeout_s, message=what)
 
 
 def settled_runs() -> list[tuple[Any, ...]]:

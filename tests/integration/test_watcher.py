@@ -17,6 +17,7 @@ from producers.commands import apply_connections
 from producers.watcher import Watcher
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
+from tests.waiting import poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +29,7 @@ def registered() -> list[str]:
 
 
 def wait_until(cond: Any, timeout_s: float = 15) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met; registered: {registered()}")
+    poll_until(cond, timeout=timeout_s, message=lambda: f"condition not met; registered: {registered()}")
 
 
 @pytest.fixture

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from producers.commands import apply_connections
-from schemas.connections import load_connections_toml
 from tests.conftest import feedsync, sql
+from tests.data import a_run, row_error
 from tests.stubpipeline import USERS_TOML
 
 
@@ -29,34 +28,6 @@ def refused(*args: str, code: int = 1) -> str:
     if code == 1:
         assert proc.stderr.startswith("feedsync: ") and proc.stderr.count("\n") == 1, proc.stderr
     return proc.stderr
-
-
-def a_run(settings: Any, file_name: str = "import/user/internal/a.csv") -> int:
-    """A finished run that read one file, as the history keeps it."""
-    apply_connections(load_connections_toml(USERS_TOML))
-    ((conn_id,),) = sql("SELECT id FROM sync.connections")
-    ((file_id,),) = sql(
-        """INSERT INTO sync.feed_files (connection_id, original_path, stored_path, sha256, size_bytes, status)
-           VALUES (%s, %s, 'gone', 'x', 1, 'imported') RETURNING id""",
-        (conn_id, file_name),
-    )
-    ((run_id,),) = sql(
-        """INSERT INTO sync.runs (connection_id, connection_name, kind, trigger, status, config,
-                                  started_at, finished_at)
-           VALUES (%s, 'hr-users', 'users', 'file_drop', 'completed_with_errors', '{}', now(), now())
-           RETURNING id""",
-        (conn_id,),
-    )
-    sql("INSERT INTO sync.run_files (run_id, file_id, ordinal, status) VALUES (%s, %s, 0, 'parsed')", (run_id, file_id))
-    return int(run_id)
-
-
-def row_error(run_id: int, file_name: str, message: str, value: str | None, column: str = "Email") -> None:
-    sql(
-        """INSERT INTO sync.row_errors (run_id, file_name, line, column_no, column_name, code, message, value, rejected)
-           VALUES (%s, %s, 2, 1, %s, 'invalid_email', %s, %s, true)""",
-        (run_id, file_name, column, message, value),
-    )
 
 
 def dead_letter(run_id: int | None, *, replayed: bool, age_days: float) -> int:

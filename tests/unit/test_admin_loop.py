@@ -190,7 +190,7 @@ def test_deactivations_by_state_wait_for_approval_past_the_default_threshold(pip
 def test_a_bundles_user_file_is_removed_when_its_run_ends_and_its_units_are_kept_like_content(
     pipeline: Pipeline,
 ) -> None:
-    from tests.unit.test_hierarchy import PEOPLE, POSITIONS, UNITS, connect, sync
+    from tests.data import PEOPLE, POSITIONS, UNITS, connect, sync
 
     connect()
     run = sync(pipeline, {"org.csv": UNITS, "pos.csv": POSITIONS, "user.csv": PEOPLE})

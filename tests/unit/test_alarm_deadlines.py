@@ -12,9 +12,9 @@ import pytest
 from producers import registry
 from schemas.connections import ConfigError, load_connections_toml
 from tests.conftest import sql
+from tests.data import people
 from tests.stubpipeline import USERS_TOML, Pipeline
 from tests.unit.alarmhelp import connect, evaluate, every_alert, file_arrived, open_alerts, run, utc
-from tests.unit.test_sync_modes import people
 
 ZURICH_0730 = 'by = "07:30"\ntz = "Europe/Zurich"\n'
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -16,13 +15,12 @@ from typing import Any
 import pytest
 
 from producers import alarms, notifier, scheduler
-from producers.commands import apply_connections
-from schemas.connections import load_connections_toml
 from schemas.settings import get_settings
+from tests.alarmdata import connections, failed
 from tests.conftest import sql
-from tests.stubpipeline import USERS_TOML
+from tests.notifying import Inbox
 from tests.unit.alarmhelp import utc
-from tests.unit.test_notifications import Inbox, allow_private, smtp, webhook  # noqa: F401  (fixtures)
+from tests.waiting import poll_until
 
 T0 = utc(2026, 11, 1, 12, 0)
 
@@ -75,7 +73,7 @@ class Tarpit:
 
 
 @pytest.fixture
-def tarpit(allow_private: None) -> Iterator[Tarpit]:  # noqa: F811
+def tarpit(allow_private: None) -> Iterator[Tarpit]:
     server = Tarpit()
     try:
         yield server
@@ -83,33 +81,8 @@ def tarpit(allow_private: None) -> Iterator[Tarpit]:  # noqa: F811
         server.close()
 
 
-def connections(names: list[str], tables: str, expect: str = "max_failed_runs = 1\n") -> None:
-    """Users connections with these names, each with ``tables`` (its [connections.notify], say; a
-    ``{name}`` in it is the connection's name) and ``expect`` as its [connections.expect]."""
-    top, mapping = USERS_TOML.split("[connections.mapping]")
-    text = ""
-    for name in names:
-        one = top.replace('name = "hr-users"', f'name = "{name}"').replace("internal", name)
-        text += one + tables.replace("{name}", name) + "\n[connections.mapping]" + mapping
-        text += "\n[connections.expect]\n" + expect
-    apply_connections(load_connections_toml(text))
-
-
-def failed(name: str, at: Any) -> None:
-    sql(
-        """INSERT INTO sync.runs (connection_id, connection_name, kind, trigger, status, config, created_at,
-                                  started_at, finished_at, counts)
-           SELECT id, name, kind, 'scheduled', 'failed', config, %s, %s, %s, '{}' FROM sync.connections
-           WHERE name = %s AND deleted_at IS NULL""",
-        (at, at, at, name),
-    )
-
-
 def wait_for(condition: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)  # polling for the condition, not waiting a fixed time
+    poll_until(condition, timeout=seconds, message=what)
 
 
 def test_a_schedule_slot_fires_on_time_while_an_alarm_webhook_never_answers(
@@ -166,8 +139,8 @@ def test_a_notifier_round_keeps_to_its_budget_and_leaves_the_rest_for_the_next(
 
 def test_an_alarm_flood_is_one_message_per_destination_and_round_with_counts(
     settings: object,
-    smtp: Inbox,  # noqa: F811
-    webhook: tuple[str, list[dict[str, Any]]],  # noqa: F811
+    smtp: Inbox,
+    webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, received = webhook
     names = [f"feed-{i:02}" for i in range(12)]
@@ -199,7 +172,7 @@ def test_an_alarm_flood_is_one_message_per_destination_and_round_with_counts(
 
 def test_alerts_of_later_rounds_join_the_digest_still_waiting_for_their_destination(
     settings: object,
-    webhook: tuple[str, list[dict[str, Any]]],  # noqa: F811
+    webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, received = webhook
     notify = f'\n[connections.notify]\nwebhook = "{url}"\n'
@@ -216,7 +189,7 @@ def test_alerts_of_later_rounds_join_the_digest_still_waiting_for_their_destinat
 
 def test_an_alert_acknowledged_before_its_digest_goes_is_left_out(
     settings: object,
-    webhook: tuple[str, list[dict[str, Any]]],  # noqa: F811
+    webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:
     from producers.alerts import acknowledge
 

@@ -16,11 +16,12 @@ from producers import alarms, alerts, notifier
 from producers.cli import cli
 from producers.commands import reject
 from tests.conftest import sql
+from tests.data import people
 from tests.gates import Gate
+from tests.notifying import Inbox
 from tests.stubpipeline import Pipeline
 from tests.unit.alarmhelp import NAME, connect, evaluate, every_alert, open_alerts, run, utc
-from tests.unit.test_notifications import Inbox, allow_private, smtp, webhook  # noqa: F401  (fixtures)
-from tests.unit.test_sync_modes import people
+from tests.waiting import poll_until
 from workers import store
 
 T0 = utc(2026, 11, 1, 12, 0)
@@ -148,8 +149,8 @@ def notify_toml(url: str) -> str:
 
 def test_a_repeated_condition_is_one_alert_and_one_message_and_is_sent_again_after_an_hour(
     settings: object,
-    smtp: Inbox,  # noqa: F811
-    webhook: tuple[str, list[dict[str, Any]]],  # noqa: F811
+    smtp: Inbox,
+    webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, received = webhook
     connect('by = "07:30"\ntz = "Europe/Zurich"\n', extra=notify_toml(url))
@@ -178,7 +179,7 @@ def test_a_repeated_condition_is_one_alert_and_one_message_and_is_sent_again_aft
 
 def test_an_acknowledged_alert_is_not_sent_again_and_still_resolves(
     settings: object,
-    webhook: tuple[str, list[dict[str, Any]]],  # noqa: F811
+    webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, received = webhook
     connect("max_failed_runs = 1\n", extra=notify_toml(url).replace('email = ["hr-it@example.com"]\n', ""))
@@ -239,7 +240,7 @@ def test_two_schedulers_evaluating_at_once_give_one_alert_and_one_message(
     settings: object,
     gate: Gate,
     monkeypatch: pytest.MonkeyPatch,
-    webhook: tuple[str, list[dict[str, Any]]],  # noqa: F811
+    webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, received = webhook
     connect("max_failed_runs = 1\n", extra=notify_toml(url).replace('email = ["hr-it@example.com"]\n', ""))
@@ -282,7 +283,6 @@ def test_a_deleted_connections_alerts_are_resolved(settings: object) -> None:
 
 
 def test_the_scheduler_loop_evaluates_the_alarms(settings: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    import time
 
     from producers import scheduler
     from schemas.settings import get_settings
@@ -295,9 +295,7 @@ def test_the_scheduler_loop_evaluates_the_alarms(settings: object, monkeypatch: 
     loop = threading.Thread(target=scheduler.run, args=(get_settings(), stopping))
     loop.start()
     try:
-        deadline = time.monotonic() + 60
-        while not alerts.list_alerts() and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling for the condition, not waiting a fixed time
+        poll_until(alerts.list_alerts, timeout=60, message="the scheduler raised no alert")
     finally:
         stopping.set()
         loop.join()

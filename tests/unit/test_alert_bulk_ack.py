@@ -3,35 +3,11 @@ and connection pattern, audited in sync.audit (also when nothing matched)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from click.testing import CliRunner
 
-from producers import alarms
 from producers.cli import cli
+from tests.alarmdata import flood, states
 from tests.conftest import sql
-from tests.unit.alarmhelp import utc
-from tests.unit.test_alarm_digests import connections, failed
-
-T0 = utc(2026, 11, 1, 12, 0)
-
-
-def flood() -> None:
-    """Alerts 1 (failed_runs) and 2 (dead_letter) on hr-a, 3 (failed_runs) on hr-b, 4 (failed_runs) on lms-c."""
-    connections(["hr-a", "hr-b", "lms-c"], "")
-    for name in ("hr-a", "hr-b", "lms-c"):
-        failed(name, T0)
-    (run_id,) = sql("SELECT id FROM sync.runs WHERE connection_name = 'hr-a'")[0]
-    sql(
-        """INSERT INTO sync.dead_letters (message_id, queue_name, actor_name, run_id, message, error, attempts)
-           VALUES ('m-1', 'load', 'load_run', %s, '{}', 'stage failed', 5)""",
-        (run_id,),
-    )
-    assert alarms.evaluate(at=T0 + timedelta(minutes=1)) is not None
-
-
-def states() -> list[tuple[int, str, str | None]]:
-    return [(int(i), s, by) for i, s, by in sql("SELECT id, state, acknowledged_by FROM sync.alerts ORDER BY id")]
 
 
 def test_ack_by_kind_and_connection_pattern_acknowledges_every_match_and_audits_it(settings: object) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from producers.cli import cli
+from tests.data import MAPPINGS, PEOPLE, POSITIONS, RULES, UNITS, sync
 from tests.stubpipeline import Pipeline
-from tests.unit.test_hierarchy import MAPPINGS, PEOPLE, POSITIONS, RULES, UNITS, sync
 
 
 def test_rules_apply_with_the_connections_and_groups_and_runs_show_them(pipeline: Pipeline, tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from producers import queries
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
+from tests.contentdata import META_HEADER, PROGRESS_HEADER, course, progress
+from tests.data import connect
 from tests.stubpipeline import HEADER, Pipeline
-from tests.unit.test_hierarchy import connect
-from tests.unit.test_hmm import META_HEADER, PROGRESS_HEADER, course, progress
 
 USERS = """
 [[connections]]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from producers import queries
+from tests.data import PEOPLE, POSITIONS, UNITS, connect, sync
 from tests.stubpipeline import Pipeline
-from tests.unit.test_hierarchy import PEOPLE, POSITIONS, UNITS, connect, sync
 from workers import connectors
 from workers.connectors.contract import ExportKind, ImportKind
 

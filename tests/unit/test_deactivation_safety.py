@@ -11,10 +11,9 @@ from click.testing import CliRunner
 from producers import queries
 from producers.cli import cli
 from tests.conftest import sql
+from tests.data import PEOPLE, POSITIONS, UNITS, active, apply, connect, people, person, sync
+from tests.notifying import Inbox
 from tests.stubpipeline import HEADER, Pipeline
-from tests.unit.test_hierarchy import PEOPLE, POSITIONS, UNITS, connect, person, sync
-from tests.unit.test_notifications import Inbox, allow_private, smtp, webhook  # noqa: F401  (fixtures)
-from tests.unit.test_sync_modes import active, apply, people
 
 FEED = "import/user/internal/"
 
@@ -33,8 +32,8 @@ def test_a_full_feed_cut_in_half_waits_for_approval_under_the_default_threshold(
 
 def test_deactivations_are_counted_in_history_and_send_the_connections_warning(
     pipeline: Pipeline,
-    smtp: Inbox,  # noqa: F811
-    webhook: tuple[str, list[dict[str, Any]]],  # noqa: F811
+    smtp: Inbox,
+    webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, received = webhook
     apply(

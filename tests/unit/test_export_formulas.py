@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg import sql as psql
@@ -14,9 +15,9 @@ from psycopg import sql as psql
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
+from tests.data import SINCE
 from tests.stubpipeline import Pipeline
 from tests.unit.exportdata import EXPORTS_TOML, exported, learning, people, read_rows
-from tests.unit.test_exports import SINCE
 from workers.cells import csv_cell, sql_cell
 
 #: Values a spreadsheet would run, one per starting character of the rule.
@@ -107,6 +108,7 @@ _cells = st.one_of(
 )
 
 
+@pytest.mark.usefixtures("database")  # it asks PostgreSQL itself, with no tables of its own
 @given(value=_cells)
 @settings(max_examples=150, deadline=None)
 def test_the_sql_form_of_the_rule_gives_what_csv_cell_gives_for_any_text(value: str) -> None:
@@ -114,6 +116,7 @@ def test_the_sql_form_of_the_rule_gives_what_csv_cell_gives_for_any_text(value: 
     assert got == csv_cell(value)
 
 
+@pytest.mark.usefixtures("database")  # it asks PostgreSQL itself, with no tables of its own
 def test_the_sql_form_leaves_numbers_and_nulls_as_they_are() -> None:
     row: Any = sql(
         psql.SQL("SELECT {}, {}, {}").format(

@@ -10,10 +10,10 @@ from typing import Any
 
 from producers.undo import start_undo
 from tests.conftest import sql
+from tests.data import SINCE
 from tests.stubpipeline import Pipeline
 from tests.unit.exportdata import export_connections, exported, read_rows
-from tests.unit.test_exports import SINCE
-from tests.unit.test_xapi_import import COMPLETED, CSV_HEADER, connect, course_with_skill, drop_and_run, people
+from tests.xapidata import COMPLETED, CSV_HEADER, connect, course_with_skill, drop_and_run, people
 
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 NAMES = ("transcripts", "skills", "xapi")

@@ -14,10 +14,9 @@ from producers import queries, scheduler
 from producers.commands import apply_connections, rerun
 from schemas.connections import load_connections_toml
 from tests.conftest import db_today, sql
+from tests.contentdata import HMM_TOML, META_HEADER, PROGRESS_HEADER, course, progress
 from tests.stubpipeline import Pipeline
 from tests.unit.exportdata import export_connections, exported, learning, people, read_rows, sync_failing
-from tests.unit.test_hmm import HMM_TOML, META_HEADER, PROGRESS_HEADER, course, progress
-from tests.unit.test_notifications import allow_private, webhook  # noqa: F401  (fixtures)
 
 
 def emails(run: dict[str, Any], pipeline: Pipeline) -> list[tuple[str, str]]:
@@ -227,7 +226,7 @@ def test_an_unwritable_folder_fails_the_run_with_one_sentence(pipeline: Pipeline
 
 def test_a_failed_export_sends_its_connections_warning(
     pipeline: Pipeline,
-    webhook: tuple[str, list[dict[str, Any]]],  # noqa: F811  (the fixture imported above)
+    webhook: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, received = webhook
     apply_connections(

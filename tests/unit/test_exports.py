@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.conftest import DbToday, sql
+from tests.data import SINCE
 from tests.stubpipeline import Pipeline
 from tests.unit.exportdata import STATEMENT, TRICKY_TITLE, export_connections, exported, learning, people, read_rows
 
 GOLDEN = Path(__file__).parent / "golden"
-SINCE = date(2026, 11, 1)
 
 TRANSCRIPT_HEADER = (
     "Name,email,Adobe ID,User Unique ID,Learning plan Name,LP/Certification/Course,Type,Course,LO Unique ID,"

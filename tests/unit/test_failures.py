@@ -9,10 +9,9 @@ import pytest
 
 from producers import queries
 from tests.conftest import sql
-from tests.stubpipeline import HEADER, Pipeline
+from tests.data import FEED
+from tests.stubpipeline import Pipeline
 from workers import failpoints
-
-FEED = HEADER + "a@x.com,A,A,,S\nb@x.com,B,B,a@x.com,S\n"
 
 
 @pytest.fixture

@@ -12,28 +12,8 @@ from openpyxl import Workbook
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
+from tests.contentdata import COLUMNS, TOML, report
 from tests.stubpipeline import HEADER, Pipeline
-
-TOML = """
-[[connections]]
-name = "ga"
-kind = "getabstract"
-trigger = "on_schedule"
-"""
-
-COLUMNS = ["customerId", "externalId", "email", "firstName", "lastName", "dataId", "language", "downloadDate",
-           "downloadTime", "mainTitle", "primaryCategory", "mediaType", "downloadType"]  # fmt: skip
-
-
-def report(path: Path, rows: list[tuple[str, int, object, str]]) -> bytes:
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.append(COLUMNS)
-    for email, data_id, day, title in rows:
-        ws.append([1, email, email, "F", "L", data_id, "en", day, 0.5, title, "Sales", "Audio", "PULL"])
-    wb.save(path)
-    return path.read_bytes()
 
 
 def run_sync(pipeline: Pipeline) -> dict[str, Any]:

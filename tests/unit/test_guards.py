@@ -12,8 +12,8 @@ from producers import queries, registry
 from producers.commands import approve, reject, start_sync
 from schemas.states import AccessMode
 from tests.conftest import sql
+from tests.data import active, apply, people
 from tests.stubpipeline import Pipeline
-from tests.unit.test_sync_modes import active, apply, people
 
 FEED = "import/user/internal/"
 
@@ -130,7 +130,7 @@ def test_hold_is_the_default_and_applies_nothing_until_approved(pipeline: Pipeli
 def test_skip_deactivations_in_a_hierarchy_bundle_moves_people_now_and_deactivates_units_once_approved(
     pipeline: Pipeline,
 ) -> None:
-    from tests.unit.test_hierarchy import ORG, PEOPLE, POSITIONS, UNITS, connect, sync
+    from tests.data import ORG, PEOPLE, POSITIONS, UNITS, connect, sync
 
     connect('full_feed = true\nmax_deactivate = "25%"\non_threshold = "skip_deactivations"')
     sync(pipeline, {"org.csv": UNITS, "pos.csv": POSITIONS, "user.csv": PEOPLE})

@@ -3,82 +3,10 @@ sanity check (cycles with their chains), moves, users-only mode and rule-based g
 
 from __future__ import annotations
 
-from typing import Any
-
 from producers import queries, registry
-from producers.commands import apply_connections
-from schemas.connections import load_connections_toml
-from schemas.rules import load_rules_toml
 from tests.conftest import sql
+from tests.data import MAPPINGS, ORG, PEOPLE, POSITIONS, UNITS, USER, connect, person, sync
 from tests.stubpipeline import Pipeline
-from workers.rules import apply_rules
-
-MAPPINGS = """
-[connections.files.org.mapping]
-key = "Unit ID"
-name = "Unit"
-parent = "Parent ID"
-region = "Region"
-
-[connections.files.pos.mapping]
-key = "Position ID"
-name = "Position"
-
-[connections.files.user.mapping]
-key = "Employee ID"
-email = "Email"
-first_name = "First"
-last_name = "Last"
-unit = "Unit ID"
-position = "Position ID"
-manager = "Manager ID"
-country = "Country"
-"""
-
-RULES = """
-[[rules]]
-group = "Sales and below"
-unit = "SALES"
-descendants = true
-programs = ["Sales onboarding"]
-
-[[rules]]
-group = "Team of boss2"
-manager = "boss2"
-"""
-
-ORG = "Unit ID,Unit,Parent ID,Region\n"
-POS = "Position ID,Position\n"
-USER = "Employee ID,Email,First,Last,Unit ID,Position ID,Manager ID,Country\n"
-
-# Parents after their children on purpose: order within a file does not matter.
-UNITS = ORG + "EAST-1,East One,EAST,EU\nEAST,East,SALES,EU\nSALES,Sales,,\nOPS,Operations,,\n"
-POSITIONS = POS + "REP,Sales rep\nMGR,Manager\n"
-
-
-def person(key: str, unit: str, manager: str = "", position: str = "REP") -> str:
-    return f"{key},{key}@x.com,{key.title()},Doe,{unit},{position},{manager},NZ\n"
-
-
-PEOPLE = (
-    USER
-    + person("e1", "EAST-1", "m1")
-    + person("m1", "EAST", "boss1", "MGR")
-    + person("boss1", "SALES", "", "MGR")
-    + person("boss2", "OPS", "", "MGR")
-    + person("m2", "OPS", "boss2", "MGR")
-)
-
-
-def connect(extra: str = "", mappings: str = MAPPINGS, rules: str = RULES) -> None:
-    apply_connections(load_connections_toml(f'[[connections]]\nname = "hr"\nkind = "hierarchy"\n{extra}\n{mappings}'))
-    apply_rules(load_rules_toml(rules))
-
-
-def sync(pipeline: Pipeline, files: dict[str, str]) -> dict[str, Any]:
-    for name, text in files.items():
-        pipeline.drop(f"import/hierarchy/{name}", text)
-    return pipeline.sync("hr")
 
 
 def ancestors(unit: str) -> list[str]:

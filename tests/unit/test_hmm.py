@@ -7,44 +7,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from producers import queries
-from producers.commands import apply_connections
-from schemas.connections import load_connections_toml
 from tests.conftest import db_today, sql
-from tests.stubpipeline import HEADER, Pipeline
-
-HMM_TOML = """
-[[connections]]
-name = "hmm"
-kind = "hmm"
-trigger = "on_schedule"
-{extra}
-"""
-
-META_HEADER = (
-    "Product ID,Asset Type,Asset Format,Title,Description,URL,Image URL,Authors,Duration,Language,"
-    "Publication Date,Copyright Holder,Subject Tags,Status,Collection,Major Discipline,Parent Product ID,"
-    "Last Modified Date,Skills\n"
-)
-PROGRESS_HEADER = (
-    "Username,Topic Code,Completion Date,Topic Title,First Accessed Date,Last Accessed Date,Assessment Date,"
-    "Assessment Score,Total Time in Topic,Number of Visits,First Name,Last Name,Email Address\n"
-)
-
-
-def course(pid: str, title: str, status: str = "Active", tags: str = "Teams; Leading", skills: str = "Coaching") -> str:
-    return (
-        f'{pid},Course,HTML,{title},"About {title}, briefly",https://x.test/{pid},https://x.test/{pid}.png,'
-        f"HBP,45,English,9/14/2014,HBP,{tags},{status},HMM,Strategy,,5/2/2024,{skills}\n"
-    )
-
-
-def progress(user: str, code: str, completed: str = "", first: str = "", last: str = "", visits: str = "") -> str:
-    return f"{user},{code},{completed},Some Title,{first},{last},,,{'10' if first else ''},{visits},U,L,{user}\n"
-
-
-def setup(pipeline: Pipeline, extra: str = "") -> None:
-    apply_connections(load_connections_toml(HMM_TOML.format(extra=extra)))
-    pipeline.import_files(("import/user/internal/people.csv", HEADER + "ann@x.com,Ann,A,,S\nbob@x.com,Bob,B,,S\n"))
+from tests.contentdata import META_HEADER, PROGRESS_HEADER, course, progress, setup
+from tests.stubpipeline import Pipeline
 
 
 def sync(pipeline: Pipeline, since: date | None = None) -> dict[str, Any]:

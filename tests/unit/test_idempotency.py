@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from schemas.messages import FinalizeRun, LoadRun, ParseFile, SyncDue, TransformChunk
 from schemas.states import TriggerType
 from tests.conftest import sql
 from tests.stubpipeline import HEADER, Pipeline
+from tests.waiting import poll_until
 from workers.broker import publish
 
 FEED = HEADER + "".join(f"u{i}@x.com,U{i},L{i},{'u0@x.com' if i else ''},S\n" for i in range(250)) + "bad,B,B,,S\n"
@@ -113,9 +113,12 @@ def test_two_stages_finishing_together_do_not_deadlock_on_the_run(pipeline: Pipe
         # The second waits for the first's transaction, and only for it: it goes on once that ends.
         second_thread = threading.Thread(target=finish, args=(second,))
         second_thread.start()
-        deadline = time.monotonic() + 30
-        while not waiting_on_a_lock(second) and second_thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        poll_until(
+            lambda: waiting_on_a_lock(second) or not second_thread.is_alive(),
+            timeout=30,
+            interval=0.02,
+            message="the second finisher neither queued behind the first nor ended",
+        )
         assert waiting_on_a_lock(second), "the second finisher should queue behind the first"
         first.rollback()
         second_thread.join(timeout=30)

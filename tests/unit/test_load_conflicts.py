@@ -5,7 +5,6 @@ UniqueViolation retried with the same stale plan until it is dead-lettered."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import psycopg
@@ -16,9 +15,9 @@ from producers import queries
 from producers.commands import apply_connections, approve
 from schemas.connections import load_connections_toml
 from tests.conftest import DATABASE_URL, sql
+from tests.data import PEOPLE, POSITIONS, UNITS, connect, people, sync
 from tests.stubpipeline import HEADER, USERS_TOML, Pipeline
-from tests.unit.test_hierarchy import PEOPLE, POSITIONS, UNITS, connect, sync
-from tests.unit.test_sync_modes import people
+from tests.waiting import poll_until
 from workers.connectors import hierarchy, users
 from workers.rows import RunRow, read_run
 
@@ -62,12 +61,12 @@ def test_approving_a_held_run_after_another_connection_created_its_new_person_ad
 
 def _waiting_for_a_lock(pid: int, timeout_s: float = 30) -> None:
     """Until backend ``pid`` waits on a row lock (the other insert's uncommitted row)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if sql("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)) == [("Lock",)]:
-            return
-        time.sleep(0.01)  # polling a condition, not waiting for time to pass
-    raise TimeoutError(f"backend {pid} never waited for the other insert")
+    poll_until(
+        lambda: sql("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)) == [("Lock",)],
+        timeout=timeout_s,
+        interval=0.01,
+        message=f"backend {pid} never waited for the other insert",
+    )
 
 
 def test_two_loads_inserting_the_same_new_person_at_once_end_with_one_person_and_no_error(

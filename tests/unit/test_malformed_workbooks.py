@@ -12,10 +12,11 @@ import pytest
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
+from tests.contentdata import TOML, report
 from tests.gates import Gate
 from tests.stubpipeline import HEADER, Pipeline
-from tests.unit.test_getabstract import TOML, report
-from tests.unit.test_xlsx import rewrite
+from tests.waiting import poll_until
+from tests.workbooks import rewrite
 
 NAME = "import/getabstract/report_export_2017_04_01.xlsx"
 SHEET = "xl/worksheets/sheet1.xml"
@@ -89,13 +90,19 @@ def test_a_chunk_transformed_while_its_workbook_is_rejected_imports_nothing_and_
     def parse_waits() -> bool:
         return bool(sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")[0][0])
 
-    deadline = time.monotonic() + 60
-    while not gate.reached and not ended():
-        assert time.monotonic() < deadline, "neither the transform reached its gate nor the run ended"
-        time.sleep(0.02)
-    while gate.reached and not (parse_waits() or ended()):
-        assert time.monotonic() < deadline, "the parse neither waited for the held transform nor ended the run"
-        time.sleep(0.02)
+    deadline = time.monotonic() + 60  # one minute for both waits together
+    poll_until(
+        lambda: gate.reached or ended(),
+        timeout=60,
+        interval=0.02,
+        message="neither the transform reached its gate nor the run ended",
+    )
+    poll_until(
+        lambda: not gate.reached or parse_waits() or ended(),
+        timeout=max(0.0, deadline - time.monotonic()),
+        interval=0.02,
+        message="the parse neither waited for the held transform nor ended the run",
+    )
     gate.open()
     pipeline.drain()
     assert sql("SELECT status FROM sync.runs WHERE id = %s", (run_id,)) == [("failed",)]

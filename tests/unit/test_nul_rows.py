@@ -8,9 +8,9 @@ import pytest
 
 from producers import queries
 from tests.conftest import sql
+from tests.contentdata import META_HEADER, course
+from tests.contentdata import setup as hmm_setup
 from tests.stubpipeline import HEADER, Pipeline
-from tests.unit.test_hmm import META_HEADER, course
-from tests.unit.test_hmm import setup as hmm_setup
 
 #: Enough lines that the NUL comes after the sniff at the file's start.
 FILLER = "".join(f"u{i}@x.com,Name{i},L,,Dept\n" for i in range(3000))

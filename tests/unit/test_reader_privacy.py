@@ -14,8 +14,8 @@ from producers import queries
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
+from tests.contentdata import TOML
 from tests.stubpipeline import HEADER, Pipeline
-from tests.unit.test_getabstract import TOML
 
 EMAIL, SSN, SALARY = "ann.private@x.com", "078-05-1120", "98765"
 PRIVATE = (EMAIL, SSN, SALARY)

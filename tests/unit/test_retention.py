@@ -12,9 +12,9 @@ from producers import queries, registry
 from producers.commands import apply_connections, start_sync
 from schemas.connections import ConfigError, load_connections_toml
 from tests.conftest import sql
+from tests.contentdata import HMM_TOML, META_HEADER, course
 from tests.gates import Gate
 from tests.stubpipeline import HEADER, Pipeline
-from tests.unit.test_hmm import HMM_TOML, META_HEADER, course
 from workers import retention
 
 

@@ -24,13 +24,13 @@ from producers import queries
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
+from tests.contentdata import COLUMNS as GA_COLUMNS
+from tests.contentdata import META_HEADER, PROGRESS_HEADER
+from tests.contentdata import TOML as GA_TOML
+from tests.contentdata import setup as hmm_setup
+from tests.data import connect as hierarchy_connect
 from tests.stubpipeline import Pipeline
-from tests.unit.test_getabstract import COLUMNS as GA_COLUMNS
-from tests.unit.test_getabstract import TOML as GA_TOML
-from tests.unit.test_hierarchy import connect as hierarchy_connect
-from tests.unit.test_hmm import META_HEADER, PROGRESS_HEADER
-from tests.unit.test_hmm import setup as hmm_setup
-from tests.unit.test_xapi_import import COMPLETED, connect
+from tests.xapidata import COMPLETED, connect
 
 EXAMPLES = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 #: Values that broke a row path once, among random text.

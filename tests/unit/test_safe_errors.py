@@ -17,8 +17,8 @@ from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from schemas.settings import get_settings
 from tests.conftest import DATABASE_URL, sql
+from tests.notifying import receiver
 from tests.stubpipeline import HEADER, USERS_TOML, Pipeline
-from tests.unit.test_notifications import receiver
 from workers.errors import safe_text, safe_traceback
 from workers.logs import log_handler
 
@@ -75,6 +75,7 @@ def database_errors() -> list[psycopg.Error]:
     return caught
 
 
+@pytest.mark.usefixtures("database")
 def test_a_database_error_is_told_by_its_sqlstate_and_names_never_by_the_values_it_quotes() -> None:
     unique, check, data = database_errors()
     assert PERSON in str(unique) and "other@example.com" in str(check), "psycopg's own text quotes the row"
@@ -132,6 +133,7 @@ def test_a_duplicate_key_in_a_stage_leaves_no_email_in_logs_stage_errors_dead_le
     assert leaks == [], f"the e-mail left in {leaks}"
 
 
+@pytest.mark.usefixtures("database")
 def test_an_exception_logged_as_a_field_is_written_as_its_safe_text(logs: io.StringIO) -> None:
     import structlog
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from producers.cli import cli
 from schemas.connections import ConfigError, Connection, load_connections_toml
 from tests.sftp_server import ClientKey, SftpServer, client_key, sftp_server
-from tests.unit.test_sftp_pull import configure, put
+from tests.sftpdata import configure, put
 
 __all__ = ["client_key", "sftp_server"]
 

@@ -5,98 +5,29 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
-from structlog.testing import capture_logs
 
-from producers import registry, sftp_files, sftp_loop, sftp_pickup, sftp_pull
-from producers.commands import apply_connections
-from schemas.connections import load_connections_toml
+from producers import registry, sftp_loop, sftp_pull
 from tests.conftest import sql
 from tests.sftp_server import ClientKey, SftpServer, client_key, sftp_server
+from tests.sftpdata import FEED, OLD, OTHER, _drained, configure, pull_logs, put, registered
 from tests.stubpipeline import HEADER, Pipeline
+from tests.waiting import poll_until
 from workers.errors import TerminalError, TransientError
 from workers.sftp import SftpLoginError
 
-__all__ = ["client_key", "sftp_server"]
-
-FEED = HEADER + "ann@x.com,Ann,Ames,,Sales\nbob@x.com,Bob,Berg,,Sales\n"
-OTHER = HEADER + "cid@x.com,Cid,Cole,,Sales\n"
-OLD = time.time() - 3600  # older than any min_file_age_s below
-
-
-def users_toml(server: SftpServer, key: ClientKey | None, **sftp: Any) -> str:
-    login = f'key_file = "{key.path}"' if key else 'password_env = "HR_SFTP_PASSWORD"'
-    options = {"remote_dir": "/outbound", "min_file_age_s": 0, **sftp}
-    extra = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in options.items())
-    return f"""
-[[connections]]
-name = "hr-users"
-kind = "users"
-path = "import/user/internal/*.csv"
-
-[connections.mapping]
-email = "Email"
-first_name = "First Name"
-last_name = "Last Name"
-
-[connections.sftp]
-host = "127.0.0.1"
-port = {server.port}
-user = "lms"
-host_key = "{server.host_key_line}"
-{login}
-{extra}
-"""
-
-
-def configure(server: SftpServer, key: ClientKey | None = None, **sftp: Any) -> dict[str, Any]:
-    apply_connections(load_connections_toml(users_toml(server, key, **sftp)))
-    from schemas.settings import get_settings
-
-    (c,) = [c for c in registry.live_connections(get_settings()) if c["name"] == "hr-users"]
-    return c
-
-
-def put(server: SftpServer, name: str, content: str, mtime: float = OLD) -> Path:
-    path = server.root / "outbound" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(content)
-    os.utime(path, (mtime, mtime))
-    return path
+__all__ = ["_drained", "client_key", "pull_logs", "sftp_server"]  # fixtures, used by name
 
 
 def remote(server: SftpServer) -> list[str]:
     return sorted(p.name for p in (server.root / "outbound").iterdir())
 
 
-def registered() -> list[str]:
-    return [p.rsplit("/", 1)[-1] for (p,) in sql("SELECT original_path FROM sync.feed_files ORDER BY id")]
-
-
 def emails() -> list[str]:
     return sorted(e for (e,) in sql("SELECT email FROM lms.users"))
-
-
-@pytest.fixture(autouse=True)
-def _drained(pipeline: Pipeline) -> Iterator[None]:
-    """Every run a pulled file started ends within its test: a message left in the stub broker's
-    queue would hold the next test's drain."""
-    yield
-    pipeline.drain()
-
-
-@pytest.fixture
-def pull_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    with capture_logs() as logs:
-        # a poll's own lines (the modules of its parts), and the loop's about each poll
-        for module in (sftp_pull, sftp_files, sftp_pickup, sftp_loop):
-            monkeypatch.setattr(module, "log", structlog.get_logger(module.__name__))
-        yield logs
 
 
 def test_a_pulled_feed_is_imported_once_and_the_remote_file_deleted_only_after_its_registration(
@@ -363,9 +294,7 @@ def test_the_pull_loop_polls_a_due_connection_and_stops_when_asked(
     loop = threading.Thread(target=sftp_loop.run, args=(pipeline.settings, stopping))
     loop.start()
     try:
-        deadline = time.monotonic() + 60
-        while remote(sftp_server) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        poll_until(lambda: not remote(sftp_server), timeout=60, message="the pulled files stayed on the server")
     finally:
         stopping.set()
         loop.join(timeout=30)

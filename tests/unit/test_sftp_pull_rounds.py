@@ -18,8 +18,8 @@ from schemas.connections import load_connections_toml
 from schemas.settings import get_settings
 from tests.conftest import sql
 from tests.sftp_server import ClientKey, SftpServer, client_key, sftp_server
+from tests.sftpdata import FEED, OLD, _drained, users_toml
 from tests.stubpipeline import Pipeline
-from tests.unit.test_sftp_pull import FEED, OLD, _drained, users_toml
 
 __all__ = ["_drained", "client_key", "sftp_server"]  # fixtures, used by name
 

@@ -9,25 +9,12 @@ from typing import Any
 import pytest
 
 from producers import queries, registry, scheduler
-from producers.commands import CommandError, apply_connections, approve, reject, rerun, start_sync
-from schemas.connections import load_connections_toml
+from producers.commands import CommandError, approve, reject, rerun, start_sync
 from schemas.states import AccessMode
 from tests.conftest import sql
+from tests.data import active, apply, people
 from tests.gates import Gate
-from tests.stubpipeline import HEADER, USERS_TOML, Pipeline
-
-
-def apply(extra: str = "", mapping_extra: str = "") -> None:
-    top, mapping = USERS_TOML.split("[connections.mapping]")
-    apply_connections(load_connections_toml(top + extra + "\n[connections.mapping]" + mapping + mapping_extra))
-
-
-def people(n: int, start: int = 0, tag: str = "S") -> str:
-    return HEADER + "".join(f"p{i}@x.com,P{i},L,,{tag}\n" for i in range(start, start + n))
-
-
-def active() -> int:
-    return int(sql("SELECT count(*) FROM lms.users WHERE active")[0][0])
+from tests.stubpipeline import HEADER, Pipeline
 
 
 def test_since_picks_exactly_the_dated_files_in_the_window_oldest_first(pipeline: Pipeline) -> None:

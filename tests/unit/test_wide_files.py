@@ -15,10 +15,10 @@ from producers.commands import apply_connections
 from schemas.connections import ConfigError, load_connections_toml
 from schemas.settings import Settings
 from tests.conftest import sql
+from tests.data import connect
 from tests.stubpipeline import HEADER, Pipeline
-from tests.unit.test_hierarchy import connect
-from tests.unit.test_xlsx import COLUMNS as XLSX_COLUMNS
-from tests.unit.test_xlsx import refused, rewrite
+from tests.workbooks import COLUMNS as XLSX_COLUMNS
+from tests.workbooks import refused, rewrite
 
 
 def wide(extra: int) -> str:

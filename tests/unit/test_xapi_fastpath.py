@@ -14,7 +14,7 @@ from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
 from tests.stubpipeline import Pipeline
-from tests.unit.test_xapi_rules import COMPLETED, INVALID, VALID
+from tests.xapistatements import COMPLETED, INVALID, VALID
 from workers.connectors.xapi.fastpath import FastCheck
 from workers.connectors.xapi.statements import derived_id
 from workers.connectors.xapi.validation import problem

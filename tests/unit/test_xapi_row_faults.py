@@ -15,7 +15,7 @@ from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
 from tests.stubpipeline import HEADER, Pipeline
-from tests.unit.test_xapi_import import COMPLETED, CSV_HEADER, connect, course_with_skill, drop_and_run, errors
+from tests.xapidata import COMPLETED, CSV_HEADER, connect, course_with_skill, drop_and_run, errors
 
 WHOLE = """
 [[connections]]

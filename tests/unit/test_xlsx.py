@@ -15,11 +15,8 @@ import pytest
 from openpyxl import Workbook
 
 from schemas.settings import Settings
-from workers.errors import BadFileError
+from tests.workbooks import read_all, refused, rewrite
 from workers.feedreader import RowError
-from workers.xlsxreader import XlsxReader
-
-COLUMNS = {"email": "email", "data_id": "dataId", "download_date": "downloadDate", "title": "mainTitle"}
 
 
 def workbook(path: Path, rows: list[list[object]], sheets: int = 1) -> Path:
@@ -33,26 +30,6 @@ def workbook(path: Path, rows: list[list[object]], sheets: int = 1) -> Path:
         wb.create_sheet(f"s{i}")
     wb.save(path)
     return path
-
-
-def rewrite(src: Path, dst: Path, replace: dict[str, bytes]) -> Path:
-    """Copy a workbook's zip, replacing some parts (deflated, as Excel stores them)."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
-        for info in zin.infolist():
-            zout.writestr(info.filename, replace.get(info.filename, zin.read(info.filename)))
-    return dst
-
-
-def read_all(path: Path, settings: Settings | None = None) -> list[tuple[int, list[str]] | RowError]:
-    reader = XlsxReader(path, path.name, settings or Settings(), dates=frozenset({"download_date"}))
-    header = reader.header(COLUMNS)
-    return list(reader.records(header))
-
-
-def refused(path: Path, settings: Settings | None = None) -> str:
-    with pytest.raises(BadFileError) as exc:
-        read_all(path, settings)
-    return str(exc.value)
 
 
 def test_serial_numbers_and_date_cells_both_read_as_dates(tmp_path: Path) -> None:
