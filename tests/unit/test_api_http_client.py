@@ -21,8 +21,8 @@ from structlog.testing import capture_logs
 
 from schemas.settings import Settings
 from tests.api_vendors import GraphVendor
+from tests.apidata import people, read, spec
 from tests.apiservers import CLIENT_SECRET, Served
-from tests.unit.test_api_graph import people, read, spec
 from workers.http import FetchError, client, retry, tokens
 from workers.sources import fetch, pull
 

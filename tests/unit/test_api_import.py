@@ -13,10 +13,10 @@ from producers import queries
 from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.api_vendors import GraphVendor
+from tests.apidata import MAPPING, people, spec
 from tests.apiservers import CLIENT_SECRET, Served
 from tests.conftest import sql
 from tests.stubpipeline import USERS_TOML, Pipeline
-from tests.unit.test_api_graph import MAPPING, people, spec
 from workers.sources import fetch
 
 ENTRA_TOML = """
