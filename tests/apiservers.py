@@ -131,99 +131,98 @@ class Vendor:
         raise NotImplementedError
 
 
+class _Handler(BaseHTTPRequestHandler):
+    vendor: Vendor  # set per server by _handler
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle's algorithm each answer would wait for
+    # the client's delayed ACK (~40 ms), which would be measured as the fetch's own time.
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: pytest shows failures
+        pass
+
+    def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None, cut: bool = False) -> None:
+        data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+        self.send_response(status)
+        self.send_header("Content-Type", "text/csv" if isinstance(body, bytes) else "application/json")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        if cut:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2] if cut else data)
+        self.wfile.flush()
+        if cut:
+            self.close_connection = True
+
+    def _seen(self, form: dict[str, list[str]]) -> Seen:
+        parts = urlsplit(self.path)
+        seen = Seen(self.command, parts.path, parse_qs(parts.query), dict(self.headers.items()), form)
+        with self.vendor.lock:
+            self.vendor.seen.append(seen)
+        return seen
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        raw = self.rfile.read(length).decode()
+        if self.vendor.takes_post(self.path):
+            return self._api_post(raw)
+        form = parse_qs(raw)
+        seen = self._seen(form)
+        with self.vendor.lock:
+            fault = self.vendor.fault_for(self.path)
+        if fault is not None:
+            seen.status = fault.status
+            return self._reply(fault.status, {"error": "temporarily_unavailable"}, fault.headers)
+        if not seen.path.endswith("/token") or self.headers.get("Content-Type") != "application/x-www-form-urlencoded":
+            seen.status = 400
+            return self._reply(400, {"error": "invalid_request"})
+        with self.vendor.lock:
+            status, body = self.vendor.token(form)
+        seen.status = status
+        self._reply(status, body)
+
+    def _api_post(self, raw: str) -> None:
+        seen = self._seen({})
+        auth = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        with self.vendor.lock:
+            if auth not in self.vendor.valid_tokens:
+                status, body = 401, self.vendor.unauthorized()
+            else:
+                status, body = self.vendor.post(seen.path, raw, dict(self.headers.items()))
+        seen.status = status
+        self._reply(status, body)
+
+    def do_GET(self) -> None:
+        seen = self._seen({})
+        auth = self.headers.get("Authorization", "")
+        with self.vendor.lock:
+            valid = auth.startswith("Bearer ") and auth.removeprefix("Bearer ") in self.vendor.valid_tokens
+            # A planned fault or cut is spent on a request that gets past the token check only.
+            fault = self.vendor.fault_for(self.path) if valid else None
+            cut = next((part for part, times in self.vendor.cuts.items() if times > 0 and part in self.path), None)
+            if cut is not None and valid and fault is None:
+                self.vendor.cuts[cut] -= 1
+            else:
+                cut = None
+        if not valid:
+            seen.status = 401
+            headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            return self._reply(401, self.vendor.unauthorized(), headers)
+        if fault is not None:
+            seen.status = fault.status
+            return self._reply(fault.status, self.vendor.fault_body(), fault.headers)
+        with self.vendor.lock:
+            status, body, extra = self.vendor.get(seen.path, seen.query, dict(self.headers.items()))
+            if cut is None and status == 200:
+                self.vendor.page_served()
+        seen.status = status
+        self._reply(status, body, extra, cut=cut is not None and status == 200)
+
+
 def _handler(vendor: Vendor) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out in two writes: with Nagle's algorithm each answer would wait for
-        # the client's delayed ACK (~40 ms), which would be measured as the fetch's own time.
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: pytest shows failures
-            pass
-
-        def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None, cut: bool = False) -> None:
-            data = json.dumps(body).encode() if not isinstance(body, bytes) else body
-            self.send_response(status)
-            self.send_header("Content-Type", "text/csv" if isinstance(body, bytes) else "application/json")
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
-            if cut:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2] if cut else data)
-            self.wfile.flush()
-            if cut:
-                self.close_connection = True
-
-        def _seen(self, form: dict[str, list[str]]) -> Seen:
-            parts = urlsplit(self.path)
-            seen = Seen(self.command, parts.path, parse_qs(parts.query), dict(self.headers.items()), form)
-            with vendor.lock:
-                vendor.seen.append(seen)
-            return seen
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            raw = self.rfile.read(length).decode()
-            if vendor.takes_post(self.path):
-                return self._api_post(raw)
-            form = parse_qs(raw)
-            seen = self._seen(form)
-            with vendor.lock:
-                fault = vendor.fault_for(self.path)
-            if fault is not None:
-                seen.status = fault.status
-                return self._reply(fault.status, {"error": "temporarily_unavailable"}, fault.headers)
-            if (
-                not seen.path.endswith("/token")
-                or self.headers.get("Content-Type") != "application/x-www-form-urlencoded"
-            ):
-                seen.status = 400
-                return self._reply(400, {"error": "invalid_request"})
-            with vendor.lock:
-                status, body = vendor.token(form)
-            seen.status = status
-            self._reply(status, body)
-
-        def _api_post(self, raw: str) -> None:
-            seen = self._seen({})
-            auth = self.headers.get("Authorization", "").removeprefix("Bearer ")
-            with vendor.lock:
-                if auth not in vendor.valid_tokens:
-                    status, body = 401, vendor.unauthorized()
-                else:
-                    status, body = vendor.post(seen.path, raw, dict(self.headers.items()))
-            seen.status = status
-            self._reply(status, body)
-
-        def do_GET(self) -> None:
-            seen = self._seen({})
-            auth = self.headers.get("Authorization", "")
-            with vendor.lock:
-                valid = auth.startswith("Bearer ") and auth.removeprefix("Bearer ") in vendor.valid_tokens
-                # A planned fault or cut is spent on a request that gets past the token check only.
-                fault = vendor.fault_for(self.path) if valid else None
-                cut = next((part for part, times in vendor.cuts.items() if times > 0 and part in self.path), None)
-                if cut is not None and valid and fault is None:
-                    vendor.cuts[cut] -= 1
-                else:
-                    cut = None
-            if not valid:
-                seen.status = 401
-                headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-                return self._reply(401, vendor.unauthorized(), headers)
-            if fault is not None:
-                seen.status = fault.status
-                return self._reply(fault.status, vendor.fault_body(), fault.headers)
-            with vendor.lock:
-                status, body, extra = vendor.get(seen.path, seen.query, dict(self.headers.items()))
-                if cut is None and status == 200:
-                    vendor.page_served()
-            seen.status = status
-            self._reply(status, body, extra, cut=cut is not None and status == 200)
-
-    return Handler
+    return type("Handler", (_Handler,), {"vendor": vendor})
 
 
 class Served:
