@@ -19,7 +19,7 @@ from schemas.connections import ConfigError, connection_from_json, load_connecti
 from tests.api_vendors import TENANT, GraphVendor
 from tests.apiservers import CLIENT_ID, CLIENT_SECRET, Served
 from tests.conftest import sql
-from tests.stubpipeline import USERS_TOML, Pipeline
+from tests.stubpipeline import HEADER, USERS_TOML, Pipeline
 from tests.unit.test_api_graph import people
 from workers.sources import fetch
 
@@ -197,10 +197,13 @@ def test_an_api_source_needs_its_api_table_and_its_vendors_keys() -> None:
         load_connections_toml(USERS_TOML + entra_toml("https://x.example").replace('source = "msgraph"\n', ""))
 
 
-def test_api_connections_are_not_checked_for_overlapping_paths(settings: Any, graph: Served) -> None:
-    # Neither names a path: both have the users kind's default, which would overlap hr-users' files.
+def test_api_connections_take_no_files_so_their_paths_overlap_nothing(pipeline: Pipeline, graph: Served) -> None:
+    # Neither names a path: both have the users kind's default, the folder of hr-users' files.
     second = entra_toml(graph.url).replace('name = "entra-users"', 'name = "entra-other"')
-    assert [r[1] for r in apply(entra_toml(graph.url) + second)] == ["created", "created", "created"]
+    assert [r[1] for r in apply(entra_toml(graph.url) + second)] == ["unchanged", "created", "created"]
+    run_id = pipeline.import_files(("import/user/internal/a.csv", HEADER + "ann@x.com,Ann,A,,Ops\n"))
+    assert sql("SELECT connection_name, status FROM sync.runs WHERE id = %s", (run_id,)) == [("hr-users", "completed")]
+    assert graph.vendor.token_requests() == []
     plain = '\n[[connections]]\nname = "more-files"\nkind = "users"\n[connections.mapping]\nemail = "Email"\n'
     with pytest.raises((ConfigError, CommandError), match="overlaps"):
         apply(plain)
