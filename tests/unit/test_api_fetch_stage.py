@@ -22,6 +22,7 @@ from tests.conftest import sql
 from tests.stubpipeline import HEADER, USERS_TOML, Pipeline
 from tests.unit.test_api_graph import people
 from workers.sources import fetch
+from workers.sources.preview import spec_of
 
 
 def entra_toml(url: str, extra: str = "", api_extra: str = "") -> str:
@@ -95,8 +96,6 @@ def test_an_on_demand_sync_fetches_every_page_and_imports_it_as_the_runs_one_fil
         "SELECT original_path, stored_path, sha256, size_bytes, status FROM sync.feed_files"
     )
     assert path.startswith("api/msgraph/entra-users-") and status == "imported"
-    from workers.stages.fetch import spec_of  # after the pipeline fixture has set up the worker's broker
-
     # The same pull again gives the same bytes: the file recorded is the file fetched.
     ((stored_config,),) = sql("SELECT config FROM sync.runs")
     again = fetch(

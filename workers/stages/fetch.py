@@ -30,25 +30,17 @@ from pathlib import Path, PurePosixPath
 import structlog
 from psycopg.types.json import Jsonb
 
-from schemas.kinds.users import UsersConnection
 from schemas.messages import FetchRun, ParseFile
 from schemas.settings import get_settings
 from schemas.states import RunStatus, StageStatus
 from workers import store
-from workers.errors import TerminalError
 from workers.ledger import StageTx, run_stage
 from workers.rows import RunRow, read_run
 from workers.sources import FetchResult, FetchSpec, fetch
+from workers.sources.preview import spec_of
 from workers.stages import stage_actor
 
 log = structlog.get_logger(__name__)
-
-
-def spec_of(run_name: str, config: object) -> FetchSpec:
-    """What to fetch for a connection's config; a config without an API source is refused."""
-    if not isinstance(config, UsersConnection) or config.api is None or config.source == "files":
-        raise TerminalError(f"{run_name}: the connection has no API source (source = 'msgraph' or 'salesforce')")
-    return FetchSpec.from_mapping(run_name, config.source, config.api, config.mapping)
 
 
 @stage_actor(FetchRun)
