@@ -6,6 +6,7 @@ The connection's ``source`` and ``[connections.api]`` are checked through ``conn
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -206,3 +207,15 @@ def test_api_connections_take_no_files_so_their_paths_overlap_nothing(pipeline: 
     plain = '\n[[connections]]\nname = "more-files"\nkind = "users"\n[connections.mapping]\nemail = "Email"\n'
     with pytest.raises((ConfigError, CommandError), match="overlaps"):
         apply(plain)
+
+
+def test_the_commented_api_examples_are_valid_connections_once_uncommented() -> None:
+    text = (Path(__file__).resolve().parents[2] / "examples" / "connections.toml").read_text()
+    block = text[text.index('# [[connections]]\n# name = "entra-users"') :]
+    lines = [ln.removeprefix("# ") for ln in block.splitlines()]
+    toml = "\n".join(ln for ln in lines if re.match(r'^(\[|"?[\w.]+"?\s*=)', ln))  # the prose lines left out
+    found = {c.name: c for c in load_connections_toml(toml)}
+    assert [(n, getattr(c, "source", None)) for n, c in found.items()] == [
+        ("entra-users", "msgraph"),
+        ("sf-contacts", "salesforce"),
+    ]
