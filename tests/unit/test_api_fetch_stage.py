@@ -219,3 +219,21 @@ def test_the_commented_api_examples_are_valid_connections_once_uncommented() -> 
         ("entra-users", "msgraph"),
         ("sf-contacts", "salesforce"),
     ]
+
+
+def test_an_undo_of_a_fetched_run_reads_its_journal_and_pulls_nothing(pipeline: Pipeline, graph: Served) -> None:
+    from producers.undo import start_undo
+
+    apply(entra_toml(graph.url))
+    run = sync(pipeline)
+    assert run["journaled"], "a users run is journaled: it can be undone"
+    requests = len(graph.vendor.api_requests())
+
+    undo_id = start_undo(run["run_id"])
+    pipeline.drain()
+
+    # Undoing 250 creations takes 250 people away: over max_deactivate, so it waits like any run.
+    assert sql("SELECT trigger, status FROM sync.runs WHERE id = %s", (undo_id,)) == [("undo", "awaiting_approval")]
+    assert len(graph.vendor.api_requests()) == requests
+    assert sql("SELECT count(*) FROM sync.feed_files")[0][0] == 1
+    assert sql("SELECT count(*) FROM sync.stage_runs WHERE run_id = %s AND stage = 'fetch'", (undo_id,)) == [(0,)]
