@@ -237,3 +237,42 @@ def test_an_undo_of_a_fetched_run_reads_its_journal_and_pulls_nothing(pipeline: 
     assert len(graph.vendor.api_requests()) == requests
     assert sql("SELECT count(*) FROM sync.feed_files")[0][0] == 1
     assert sql("SELECT count(*) FROM sync.stage_runs WHERE run_id = %s AND stage = 'fetch'", (undo_id,)) == [(0,)]
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["rest", "bulk"])
+def test_salesforce_contacts_import_through_the_fetch_stage(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, bulk: bool
+) -> None:
+    from tests.api_vendors import SalesforceVendor
+    from tests.unit.test_api_salesforce import contacts
+
+    monkeypatch.setenv("SF_CLIENT_SECRET", CLIENT_SECRET)
+    with Served(SalesforceVendor(people=contacts(250))) as org:
+        apply(f"""
+[[connections]]
+name = "sf-contacts"
+kind = "users"
+source = "salesforce"
+[connections.mapping]
+email = "Email"
+first_name = "FirstName"
+manager = "ReportsTo.Email"
+[connections.api]
+client_id = "{CLIENT_ID}"
+client_secret_env = "SF_CLIENT_SECRET"
+token_url = "{org.url}/services/oauth2/token"
+backoff_s = 0.01
+bulk_poll_s = 0.05
+{"bulk_threshold = 100" if bulk else ""}
+""")
+        run_id = start_sync(pipeline.settings, "sf-contacts")
+        pipeline.drain()
+        assert any("/jobs/query" in s.path for s in org.vendor.api_requests()) == bulk
+
+    run = queries.run_detail(run_id)
+    assert run is not None and run["status"] == "completed", run and run["error"]
+    assert (run["details"]["fetched_records"], run["counts"]["created"]) == (250, 250)
+    links = dict(sql("SELECT u.email, m.email FROM lms.users u LEFT JOIN lms.users m ON m.id = u.manager_id"))
+    assert links["contact9@example.org"] == "contact2@example.org" and links["contact0@example.org"] is None
+    ((path,),) = sql("SELECT original_path FROM sync.feed_files")
+    assert path.startswith("api/salesforce/sf-contacts-")
