@@ -22,7 +22,8 @@ def overlaps_with_stored(conn: psycopg.Connection[Any], connections: Sequence[Ki
         for s in store.fetch_all(
             conn,
             "SELECT name, config ->> 'path' AS path FROM sync.connections "
-            "WHERE deleted_at IS NULL AND kind = ANY(%s) ORDER BY name",
+            "WHERE deleted_at IS NULL AND kind = ANY(%s) AND coalesce(config ->> 'source', 'files') = 'files' "
+            "ORDER BY name",
             (file_kinds(),),
         )
         if s["name"] not in declared and s["path"]
@@ -32,7 +33,7 @@ def overlaps_with_stored(conn: psycopg.Connection[Any], connections: Sequence[Ki
         "(applied from another file): a file could match both, and such a file is never taken; narrow one of them "
         "(* stays inside one folder, ** is any depth)"
         for c in connections
-        if isinstance(c, Connection)
+        if isinstance(c, Connection) and getattr(c, "source", "files") == "files"
         for s in stored
         if overlap(c.path, s["path"])
     ]

@@ -46,12 +46,13 @@ def is_candidate_name(rel: PurePosixPath) -> bool:
 
 
 def live_connections(settings: Settings) -> list[dict[str, Any]]:
-    """The connections that take files from the drop dir (exports take none)."""
+    """The connections that take files from the drop dir (exports and API sources take none)."""
     with store.connect() as conn:
         return store.fetch_all(
             conn,
             """SELECT id, name, kind, config, enabled FROM sync.connections
-               WHERE deleted_at IS NULL AND kind = ANY(%s) ORDER BY name""",
+               WHERE deleted_at IS NULL AND kind = ANY(%s) AND coalesce(config ->> 'source', 'files') = 'files'
+               ORDER BY name""",
             (file_kinds(),),
         )
 

@@ -105,7 +105,8 @@ def _overlaps(text: str, filename: str, raw: list[Any], connections: list[KindCo
     from schemas.pathpattern import overlap
 
     index = {e.get("name"): i for i, e in enumerate(raw) if isinstance(e, dict)}
-    found = [c for c in connections if isinstance(c, Connection)]
+    # An API connection takes no files from the drop dir, so its path overlaps nothing.
+    found = [c for c in connections if isinstance(c, Connection) and getattr(c, "source", "files") == "files"]
     problems = []
     for n, a in enumerate(found):
         for b in found[n + 1 :]:
@@ -160,7 +161,7 @@ def _locate(text: str, index: int, loc: list[str]) -> int:
     end = starts[index + 1] if index + 1 < len(starts) else len(lines)
     section = None
     key = loc[0] if loc else None
-    if len(loc) >= 2 and loc[0] in {"mapping", "schedule", "sftp", "expect"}:
+    if len(loc) >= 2 and loc[0] in {"mapping", "schedule", "sftp", "expect", "api"}:
         section, key = loc[0], loc[1]
     current_section = None
     for i in range(begin, end):

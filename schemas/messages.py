@@ -71,6 +71,16 @@ class SyncDue(Message):
     dry_run: bool = False
 
 
+class FetchRun(Message):
+    """A run of a connection with an API source: pull every page into a feed file, then parse it."""
+
+    ACTOR: ClassVar[str] = "fetch_run"
+    QUEUE: ClassVar[str] = "feedsync.fetch"
+    STAGE: ClassVar[str | None] = "fetch"
+
+    run_id: int
+
+
 class ParseFile(Message):
     ACTOR: ClassVar[str] = "parse_file"
     QUEUE: ClassVar[str] = "feedsync.parse"
@@ -128,7 +138,7 @@ class ExportRun(Message):
 
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
-    m.ACTOR: m for m in (FeedArrived, SyncDue, ParseFile, TransformChunk, LoadRun, ExportRun, FinalizeRun)
+    m.ACTOR: m for m in (FeedArrived, SyncDue, FetchRun, ParseFile, TransformChunk, LoadRun, ExportRun, FinalizeRun)
 }
 
 

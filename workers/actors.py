@@ -12,6 +12,6 @@ from workers.stages import setup_worker_broker
 configure_logging(get_settings().log_level)
 broker = setup_worker_broker()
 
-from workers.stages import export, finalize, intake, load, parse, plan, transform  # noqa: E402  (broker first)
+from workers.stages import export, fetch, finalize, intake, load, parse, plan, transform  # noqa: E402  (broker first)
 
-__all__ = ["broker", "export", "finalize", "intake", "load", "parse", "plan", "transform"]
+__all__ = ["broker", "export", "fetch", "finalize", "intake", "load", "parse", "plan", "transform"]

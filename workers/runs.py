@@ -15,7 +15,7 @@ import structlog
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from schemas.messages import ExportRun, FinalizeRun, LoadRun, ParseFile, SyncDue
+from schemas.messages import ExportRun, FetchRun, FinalizeRun, LoadRun, ParseFile, SyncDue
 from schemas.states import AccessMode, TriggerType
 from workers import bundles, lifecycle, store
 from workers.connectors import import_kind, kind_of
@@ -176,6 +176,12 @@ def _start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -> N
         # An export reads the store, not files: its one stage goes at once.
         lifecycle.start(conn, run_id)
         outbox.add(conn, ExportRun(run_id=run_id), f"export:{run_id}")
+        return
+    if run.trigger is not TriggerType.UNDO and getattr(run.config, "fetched", False):
+        # An API source: the fetch stage pulls the feed and queues its parse (workers/stages/fetch.py).
+        lifecycle.start(conn, run_id)
+        import_kind(run.kind).create_staging(conn, run_id, run.config)
+        outbox.add(conn, FetchRun(run_id=run_id), f"fetch:{run_id}")
         return
     files = _claim_files(conn, run)
     # Oldest first: undated files (course metadata) before dated feeds, dated feeds by the date in

@@ -99,6 +99,8 @@ _ONLY_WHEN_SET = (
     "max_reject_share",
     "on_threshold",
     "expect",
+    "source",
+    "api",
 )
 
 

@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from schemas.api import ApiConfig
 from schemas.config_base import PeopleConnection
 from schemas.config_parts import KeyProblem, check_mapping
 from schemas.person_state import StateValues
@@ -35,6 +36,8 @@ class UsersConnection(PeopleConnection):
         "required",
         "state_values",
         "no_manager_values",
+        "source",
+        "api",
     )
     DEFAULT_PATH: ClassVar[str] = "import/user/internal/*.csv"
 
@@ -47,6 +50,10 @@ class UsersConnection(PeopleConnection):
     # Manager cells that mean "no manager" (the top of the tree: "ROOT", "Company name"), compared
     # case-insensitively; such a row is imported without a manager and without a warning.
     no_manager_values: list[str] = Field(default_factory=list, max_length=100)
+    # Where the people come from: files dropped in ``path`` (the default), or an API the fetch stage
+    # pulls each run from (workers/stages/fetch.py), reached as ``api`` says.
+    source: Literal["files", "msgraph", "salesforce"] = "files"
+    api: ApiConfig | None = None
 
     @field_validator("mapping")
     @classmethod
@@ -61,12 +68,31 @@ class UsersConnection(PeopleConnection):
             raise KeyProblem(
                 "mapping must name the feed column for 'email', the key users are matched on", "mapping", "email"
             )
+        self._api_rules()
         unmapped = [a for a in self.required if a not in self.imported_mapping]
         if unmapped:
             raise KeyProblem(
                 f"required attribute {unmapped[0]!r} is not in the mapping: map it to a feed column", "required"
             )
         return self
+
+    def _api_rules(self) -> None:
+        if self.source == "files":
+            if self.api is not None:
+                raise KeyProblem("[connections.api] is only read with source = 'msgraph' or 'salesforce'", "api")
+            return
+        if self.api is None:
+            raise KeyProblem(
+                f"source {self.source!r} needs a [connections.api] table (client_id and client_secret_env at least)",
+                "source",
+            )
+        for key, why in self.api.problems_for(self.source):
+            raise KeyProblem(why, "api", key)
+
+    @property
+    def fetched(self) -> bool:
+        """Whether runs of this connection pull their feed from an API (the fetch stage) rather than files."""
+        return self.source != "files"
 
     @property
     def imported_mapping(self) -> dict[str, str]:

@@ -1,0 +1,85 @@
+"""``feedsync api check``: a token, the first page, and what the mapping makes of it, written nowhere.
+
+Values are masked past their first characters: the admin sees that a field is filled and what it
+starts with (an address, a state), never a whole value on a screen or in a terminal's scrollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.kinds.users import DONT_IMPORT, USER_CORE_ATTRIBUTES, UsersConnection
+from schemas.settings import Settings
+from workers.errors import TerminalError
+from workers.http import ApiClient, FetchError
+from workers.sources.pull import PAGERS, FetchSpec
+from workers.sources.records import cell, lookup
+
+#: Records of the first page shown through the mapping.
+SHOWN = 5
+#: Characters of a value shown before the mask.
+KEPT = 2
+#: Vendor bookkeeping in a record, not a field anyone maps (Graph's ``@odata.*``, Salesforce's ``attributes``).
+_BOOKKEEPING = ("@", "attributes")
+
+
+def spec_of(name: str, config: object) -> FetchSpec:
+    """What to fetch for a connection's config; a config without an API source is refused."""
+    if not isinstance(config, UsersConnection) or config.api is None or config.source == "files":
+        raise TerminalError(f"{name}: the connection has no API source (source = 'msgraph' or 'salesforce')")
+    return FetchSpec.from_mapping(name, config.source, config.api, config.mapping)
+
+
+@dataclass(frozen=True)
+class Preview:
+    #: Every field (dotted for nested ones) the first page's records carry, sorted.
+    fields: list[str]
+    #: Mapped source fields no record of the first page carries.
+    missing: list[str]
+    #: The first records as the mapping reads them: attribute -> masked cell.
+    rows: list[dict[str, str]]
+    records: int
+    more: bool
+
+
+def mask(value: str) -> str:
+    if not value:
+        return ""
+    return value[:KEPT] + "***"
+
+
+def preview(spec: FetchSpec, mapping: Mapping[str, str], settings: Settings) -> Preview:
+    """A token and the first page of ``spec``'s source; nothing written."""
+    problems = spec.api.problems_for(spec.source)
+    if problems:
+        raise FetchError(f"{spec.name}: [connections.api] {problems[0][0]}: {problems[0][1]}")
+    with ApiClient(spec.name, spec.source, spec.api, settings) as client:
+        page = next(iter(PAGERS[spec.source](client, spec.fields)), None)
+    records = page.records if page is not None else []
+    fields: set[str] = set()
+    for record in records:
+        fields.update(_paths(record))
+    # The core attributes first, in their usual order, then the others by name (a stored mapping has
+    # lost the file's order: PostgreSQL's jsonb orders keys its own way).
+    order = {a: n for n, a in enumerate(USER_CORE_ATTRIBUTES)}
+    attributes = sorted((a for a, f in mapping.items() if f != DONT_IMPORT), key=lambda a: (order.get(a, 99), a))
+    imported = {a: mapping[a] for a in attributes}
+    missing = [f for f in spec.fields if all(lookup(r, f) is None for r in records)]
+    rows = [{a: mask(cell(lookup(r, f), f)) for a, f in imported.items()} for r in records[:SHOWN]]
+    return Preview(sorted(fields), missing, rows, len(records), bool(page and page.more))
+
+
+def _paths(record: Any, prefix: str = "") -> list[str]:
+    if not isinstance(record, Mapping):
+        return []
+    found = []
+    for key, value in record.items():
+        if not isinstance(key, str) or key.startswith(_BOOKKEEPING):
+            continue
+        if isinstance(value, Mapping):
+            found += _paths(value, f"{prefix}{key}.")
+        else:
+            found.append(f"{prefix}{key}")
+    return found
