@@ -4,12 +4,18 @@ server of ours, and a reader for the file written."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from producers.commands import apply_connections
 from schemas.api import ApiConfig
-from tests.api_vendors import TENANT
-from tests.apiservers import CLIENT_ID, Served
+from schemas.connections import load_connections_toml
+from tests.api_vendors import TENANT, GraphVendor
+from tests.apiservers import CLIENT_ID, CLIENT_SECRET, Served
+from tests.stubpipeline import USERS_TOML
 from workers.sources import FetchSpec
 
 MAPPING = {
@@ -63,3 +69,59 @@ def spec(served: Served, mapping: dict[str, str] = MAPPING, **api: Any) -> Fetch
 def read(path: Path) -> list[list[str]]:
     with path.open(newline="", encoding="utf-8") as f:
         return list(csv.reader(f))
+
+
+def contacts(n: int) -> list[dict[str, Any]]:
+    found = []
+    for i in range(n):
+        contact: dict[str, Any] = {
+            "Id": f"003RO{i:013d}",
+            "Email": f"contact{i}@example.org",
+            "FirstName": f"First{i}",
+            "LastName": f"Last{i}",
+            "IsActive": i != 2,
+            "Department": "Sales",
+        }
+        contact["ReportsTo"] = None if i == 0 else {"Email": f"contact{(i - 1) // 4}@example.org"}
+        found.append(contact)
+    return found
+
+
+def entra_toml(url: str, extra: str = "", api_extra: str = "") -> str:
+    return f"""
+[[connections]]
+name = "entra-users"
+kind = "users"
+source = "msgraph"
+full_feed = true
+max_deactivate = "20%"
+{extra}
+[connections.mapping]
+email = "mail"
+first_name = "givenName"
+last_name = "surname"
+manager = "manager.mail"
+state = "accountEnabled"
+worker_type = "employeeType"
+
+[connections.api]
+client_id = "{CLIENT_ID}"
+client_secret_env = "GRAPH_CLIENT_SECRET"
+tenant = "{TENANT}"
+base_url = "{url}"
+token_url = "{url}/{TENANT}/oauth2/v2.0/token"
+backoff_s = 0.01
+max_backoff_s = 0.05
+{api_extra}"""
+
+
+@pytest.fixture(name="graph")
+def graph_with_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    """A Graph-shaped server of 250 people, its client secret in the environment."""
+    monkeypatch.setenv("GRAPH_CLIENT_SECRET", CLIENT_SECRET)
+    with Served(GraphVendor(people=people(250))) as served:
+        yield served
+
+
+def apply(text: str) -> list[tuple[str, str]]:
+    return apply_connections(load_connections_toml(USERS_TOML + text))

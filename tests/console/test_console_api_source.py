@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
+from tests.apidata import apply, entra_toml, graph_with_secret
 from tests.apiservers import CLIENT_SECRET, Served
 from tests.conftest import sql
 from tests.console.conftest import form_token
 from tests.stubpipeline import Pipeline
-from tests.unit.test_api_fetch_stage import apply, entra_toml, graph
 
-__all__ = ["graph"]  # the fixture, used by name
+__all__ = ["graph_with_secret"]  # the fixture "graph", used by name
 
 
 def test_the_run_and_rerun_buttons_pull_from_the_api_and_the_run_page_says_what_was_pulled(

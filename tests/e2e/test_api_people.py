@@ -14,10 +14,9 @@ import pytest
 
 from schemas.settings import get_settings
 from tests.api_vendors import GraphVendor
+from tests.apidata import entra_toml, people
 from tests.apiservers import CLIENT_SECRET, Served
 from tests.conftest import feedsync, sql
-from tests.unit.test_api_fetch_stage import entra_toml
-from tests.unit.test_api_graph import people
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -10,12 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from producers.cli import cli
+from tests.apidata import entra_toml, graph_with_secret
 from tests.apiservers import CLIENT_SECRET, Served
 from tests.conftest import sql
 from tests.stubpipeline import Pipeline
-from tests.unit.test_api_fetch_stage import entra_toml, graph
 
-__all__ = ["graph"]  # the fixture, used by name
+__all__ = ["graph_with_secret"]  # the fixture "graph", used by name
 
 
 def apply_file(tmp_path: Path, text: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,54 +14,17 @@ from typing import Any
 import pytest
 
 from producers import queries, scheduler
-from producers.commands import CommandError, apply_connections, start_sync
+from producers.commands import CommandError, start_sync
 from schemas.connections import ConfigError, connection_from_json, load_connections_toml
-from tests.api_vendors import TENANT, GraphVendor
+from tests.api_vendors import TENANT
+from tests.apidata import apply, entra_toml, graph_with_secret, people
 from tests.apiservers import CLIENT_ID, CLIENT_SECRET, Served
 from tests.conftest import sql
 from tests.stubpipeline import HEADER, USERS_TOML, Pipeline
-from tests.unit.test_api_graph import people
 from workers.sources import fetch
 from workers.sources.preview import spec_of
 
-
-def entra_toml(url: str, extra: str = "", api_extra: str = "") -> str:
-    return f"""
-[[connections]]
-name = "entra-users"
-kind = "users"
-source = "msgraph"
-full_feed = true
-max_deactivate = "20%"
-{extra}
-[connections.mapping]
-email = "mail"
-first_name = "givenName"
-last_name = "surname"
-manager = "manager.mail"
-state = "accountEnabled"
-worker_type = "employeeType"
-
-[connections.api]
-client_id = "{CLIENT_ID}"
-client_secret_env = "GRAPH_CLIENT_SECRET"
-tenant = "{TENANT}"
-base_url = "{url}"
-token_url = "{url}/{TENANT}/oauth2/v2.0/token"
-backoff_s = 0.01
-max_backoff_s = 0.05
-{api_extra}"""
-
-
-@pytest.fixture
-def graph(monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
-    monkeypatch.setenv("GRAPH_CLIENT_SECRET", CLIENT_SECRET)
-    with Served(GraphVendor(people=people(250))) as served:
-        yield served
-
-
-def apply(text: str) -> list[tuple[str, str]]:
-    return apply_connections(load_connections_toml(USERS_TOML + text))
+__all__ = ["graph_with_secret"]  # the fixture "graph", used by name
 
 
 def active_people() -> dict[str, bool]:
@@ -244,7 +206,7 @@ def test_salesforce_contacts_import_through_the_fetch_stage(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, bulk: bool
 ) -> None:
     from tests.api_vendors import SalesforceVendor
-    from tests.unit.test_api_salesforce import contacts
+    from tests.apidata import contacts
 
     monkeypatch.setenv("SF_CLIENT_SECRET", CLIENT_SECRET)
     with Served(SalesforceVendor(people=contacts(250))) as org:

@@ -19,27 +19,12 @@ from joserfc.jwk import RSAKey
 from schemas.api import ApiConfig
 from schemas.settings import Settings
 from tests.api_vendors import SalesforceVendor
+from tests.apidata import contacts
 from tests.apiservers import CLIENT_ID, CLIENT_SECRET, Served, serve
 from workers.http import FetchError
 from workers.sources import FetchSpec, fetch
 
 MAPPING = {"email": "Email", "first_name": "FirstName", "last_name": "LastName", "manager": "ReportsTo.Email"}
-
-
-def contacts(n: int) -> list[dict[str, Any]]:
-    found = []
-    for i in range(n):
-        contact: dict[str, Any] = {
-            "Id": f"003RO{i:013d}",
-            "Email": f"contact{i}@example.org",
-            "FirstName": f"First{i}",
-            "LastName": f"Last{i}",
-            "IsActive": i != 2,
-            "Department": "Sales",
-        }
-        contact["ReportsTo"] = None if i == 0 else {"Email": f"contact{(i - 1) // 4}@example.org"}
-        found.append(contact)
-    return found
 
 
 @pytest.fixture
