@@ -54,9 +54,16 @@ def _names(manifest: os.DirEntry[str]) -> list[str] | None:
     except (OSError, ValueError):
         return None  # gone meanwhile, or not one of ours: it names nothing
     files = data.get("files") if isinstance(data, dict) else None
-    if not isinstance(files, list) or not all(isinstance(n, str) for n in files):
+    if not isinstance(files, list) or not all(isinstance(n, str) and _plain(n) for n in files):
         return None
     return files
+
+
+def _plain(name: str) -> bool:
+    # An upload names only visible files of its own folder (producers.uploads.name_problem); a
+    # manifest naming anything else was not written by one, and must not reach past the folder or
+    # take a hidden file (another upload's temporary, another manifest).
+    return bool(name) and not name.startswith(".") and not any(c in name for c in "/\\\0")
 
 
 def of(path: Path) -> tuple[Path, list[str]] | None:
