@@ -130,9 +130,15 @@ def _record(
             # Another intake may have taken it while this one waited for the lock.
             if not safefile.same_file(os.lstat(o.path), os.fstat(o.fd)):
                 raise FileNotFoundError(o.path)
+        # A delivery is one feed: a part whose bytes the last run imported (a part that did not
+        # change) imports again with the others, or the run would read the other parts alone and a
+        # full feed would deactivate that part's people. Only a delivery that is all repeats is one.
+        again = len(opened) > 1 and not all(
+            store.fetch_one(conn, _DUPLICATE_OF, {"c": connection["id"], "h": o.digest}) for o in opened
+        )
         try:
             for o in opened:
-                results.append(_record_one(settings, conn, o, connection, announce, outbox, moved))
+                results.append(_record_one(settings, conn, o, connection, announce, outbox, moved, again=again))
             # Moved inside the transaction: if the commit fails the files go back, and a process
             # killed between move and commit leaves orphans that recover_orphans() puts back.
             conn.commit()
@@ -157,9 +163,11 @@ def _record_one(
     announce: bool,
     outbox: OutboxBatch,
     moved: list[tuple[Path, Path]],
+    *,
+    again: bool = False,
 ) -> tuple[str, int | None]:
     existing = store.fetch_one(conn, _DUPLICATE_OF, {"c": connection["id"], "h": o.digest})
-    if existing is not None:
+    if existing is not None and not (again and existing["imported_by"] is not None):
         conn.execute(
             "INSERT INTO sync.file_drops (connection_id, file_id, path, duplicate, duplicate_of_run) "
             "VALUES (%s, %s, %s, true, %s)",
