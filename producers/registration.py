@@ -50,13 +50,15 @@ _INTAKE_LOCK = 7301
 # finish, import again.
 _DUPLICATE_OF = """
     WITH latest AS (
-        SELECT r.id, r.status FROM sync.runs r
+        SELECT r.id, r.status, r.undone_by FROM sync.runs r
         WHERE r.connection_id = %(c)s AND NOT r.dry_run
           AND EXISTS (SELECT 1 FROM sync.run_files rf WHERE rf.run_id = r.id)
         ORDER BY r.started_at DESC NULLS LAST, r.id DESC LIMIT 1),
     imported AS (
         SELECT rf.file_id, l.id AS run_id FROM latest l JOIN sync.run_files rf ON rf.run_id = l.id
-        WHERE rf.status = 'parsed' AND l.status IN ('completed', 'completed_with_errors'))
+        -- An undone run's changes were taken back: its bytes would change something again.
+        WHERE rf.status = 'parsed' AND l.status IN ('completed', 'completed_with_errors')
+          AND l.undone_by IS NULL)
     SELECT f.id, (SELECT i.run_id FROM imported i WHERE i.file_id = f.id) AS imported_by
     FROM sync.feed_files f
     WHERE f.connection_id = %(c)s AND f.sha256 = %(h)s
