@@ -9,7 +9,8 @@ per address get as far as argon2. A verified attempt is then settled: the row be
 a failure, which errs on the side of refusing.
 
 ``feedsync admins unlock NAME`` records ``sign_in_unlocked``: the failures for that name before it
-count no more, by name or by address, so an admin locked out by someone guessing can sign in again.
+count no more, by name or by address, and for that name the failures of any address before it do
+not either, so an admin locked out by someone guessing can sign in again.
 """
 
 from __future__ import annotations
