@@ -111,3 +111,17 @@ def done(manifest: Path) -> None:
     """Its files are registered: the manifest has done its job."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(manifest)
+
+
+def superseded(folder: Path, taken: list[str]) -> None:
+    """Files of ``taken`` were registered: an older manifest naming one of them (an upload that died
+    part-way, then was repeated) can never see its delivery whole again, and left in place it would
+    hold back the next file dropped under one of its names."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(PREFIX) and entry.name.endswith(SUFFIX) and set(taken) & set(_names(entry) or ()):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)

@@ -178,6 +178,7 @@ def take(
     if outcome in ("registered", "duplicate"):
         if delivery is not None:
             deliveries.done(delivery[0])
+            deliveries.superseded(path.parent, delivery[1])
         for p, _ in together if settle_rules.wants_marker(config) else ():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(settle_rules.marker_of(p))  # its file is registered: the marker has done its job

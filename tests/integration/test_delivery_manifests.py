@@ -43,3 +43,23 @@ def test_a_manifest_naming_a_path_is_not_ours_and_its_file_is_taken_alone(pipeli
         taken = registry.scan(pipeline.settings, announce=False)
     assert [(t.path, t.outcome) for t in taken] == [("import/user/internal/users.csv", "registered")]
     assert not [e for e in logs if e["log_level"] == "error"], logs
+
+
+def test_an_upload_repeated_after_it_died_part_way_leaves_no_manifest_to_hold_the_next_drop(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    from producers.commands import upload
+
+    folder = pipeline.settings.drop_dir / "import/user/internal"
+    _manifest(folder, ["k1.csv", "k2.csv"])  # what an upload killed between its two renames leaves
+    (folder / "k1.csv").write_text(people(1))
+    a, b = tmp_path / "k1.csv", tmp_path / "k2.csv"
+    a.write_text(people(1))
+    b.write_text(people(1, start=1))
+    (folder / "k1.csv").unlink()  # the repeat replaces it
+    upload(pipeline.settings, "hr-users", [a, b])
+    registry.scan(pipeline.settings, announce=False)
+    assert sorted(p.name for p in folder.iterdir()) == []
+    (folder / "k1.csv").write_text(people(1, start=7))  # tomorrow's file, dropped on its own
+    taken = registry.scan(pipeline.settings, announce=False)
+    assert [(t.path, t.outcome) for t in taken] == [("import/user/internal/k1.csv", "registered")]
