@@ -54,9 +54,16 @@ def _names(manifest: os.DirEntry[str]) -> list[str] | None:
     except (OSError, ValueError):
         return None  # gone meanwhile, or not one of ours: it names nothing
     files = data.get("files") if isinstance(data, dict) else None
-    if not isinstance(files, list) or not all(isinstance(n, str) for n in files):
+    if not isinstance(files, list) or not all(isinstance(n, str) and _plain(n) for n in files):
         return None
     return files
+
+
+def _plain(name: str) -> bool:
+    # An upload names only visible files of its own folder (producers.uploads.name_problem); a
+    # manifest naming anything else was not written by one, and must not reach past the folder or
+    # take a hidden file (another upload's temporary, another manifest).
+    return bool(name) and not name.startswith(".") and not any(c in name for c in "/\\\0")
 
 
 def of(path: Path) -> tuple[Path, list[str]] | None:
@@ -104,3 +111,17 @@ def done(manifest: Path) -> None:
     """Its files are registered: the manifest has done its job."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(manifest)
+
+
+def superseded(folder: Path, taken: list[str]) -> None:
+    """Files of ``taken`` were registered: an older manifest naming one of them (an upload that died
+    part-way, then was repeated) can never see its delivery whole again, and left in place it would
+    hold back the next file dropped under one of its names."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(PREFIX) and entry.name.endswith(SUFFIX) and set(taken) & set(_names(entry) or ()):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)

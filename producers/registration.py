@@ -50,13 +50,15 @@ _INTAKE_LOCK = 7301
 # finish, import again.
 _DUPLICATE_OF = """
     WITH latest AS (
-        SELECT r.id, r.status FROM sync.runs r
+        SELECT r.id, r.status, r.undone_by FROM sync.runs r
         WHERE r.connection_id = %(c)s AND NOT r.dry_run
           AND EXISTS (SELECT 1 FROM sync.run_files rf WHERE rf.run_id = r.id)
         ORDER BY r.started_at DESC NULLS LAST, r.id DESC LIMIT 1),
     imported AS (
         SELECT rf.file_id, l.id AS run_id FROM latest l JOIN sync.run_files rf ON rf.run_id = l.id
-        WHERE rf.status = 'parsed' AND l.status IN ('completed', 'completed_with_errors'))
+        -- An undone run's changes were taken back: its bytes would change something again.
+        WHERE rf.status = 'parsed' AND l.status IN ('completed', 'completed_with_errors')
+          AND l.undone_by IS NULL)
     SELECT f.id, (SELECT i.run_id FROM imported i WHERE i.file_id = f.id) AS imported_by
     FROM sync.feed_files f
     WHERE f.connection_id = %(c)s AND f.sha256 = %(h)s
@@ -130,9 +132,15 @@ def _record(
             # Another intake may have taken it while this one waited for the lock.
             if not safefile.same_file(os.lstat(o.path), os.fstat(o.fd)):
                 raise FileNotFoundError(o.path)
+        # A delivery is one feed: a part whose bytes the last run imported (a part that did not
+        # change) imports again with the others, or the run would read the other parts alone and a
+        # full feed would deactivate that part's people. Only a delivery that is all repeats is one.
+        again = len(opened) > 1 and not all(
+            store.fetch_one(conn, _DUPLICATE_OF, {"c": connection["id"], "h": o.digest}) for o in opened
+        )
         try:
             for o in opened:
-                results.append(_record_one(settings, conn, o, connection, announce, outbox, moved))
+                results.append(_record_one(settings, conn, o, connection, announce, outbox, moved, again=again))
             # Moved inside the transaction: if the commit fails the files go back, and a process
             # killed between move and commit leaves orphans that recover_orphans() puts back.
             conn.commit()
@@ -157,9 +165,11 @@ def _record_one(
     announce: bool,
     outbox: OutboxBatch,
     moved: list[tuple[Path, Path]],
+    *,
+    again: bool = False,
 ) -> tuple[str, int | None]:
     existing = store.fetch_one(conn, _DUPLICATE_OF, {"c": connection["id"], "h": o.digest})
-    if existing is not None:
+    if existing is not None and not (again and existing["imported_by"] is not None):
         conn.execute(
             "INSERT INTO sync.file_drops (connection_id, file_id, path, duplicate, duplicate_of_run) "
             "VALUES (%s, %s, %s, true, %s)",

@@ -206,6 +206,7 @@ def _register(
                 settle_rules.wants_marker(config) and not all(settle_rules.marked_done(p, st) for p, st in found)
             ):
                 return Taken(connection["name"], rel.as_posix(), None, "waiting")  # for the rest of its upload
+            _same_connection(found, rel, connection, connections)
             together = found
         results = registration.register_together(
             settings, [(p, _rel(p, rel), st) for p, st in together], connection, announce
@@ -218,10 +219,30 @@ def _register(
     if outcome in ("registered", "duplicate"):
         if delivery is not None:
             deliveries.done(delivery[0])
+            deliveries.superseded(path.parent, delivery[1])
         for p, _ in together if settle_rules.wants_marker(config) else ():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(settle_rules.marker_of(p))  # its file is registered: the marker has done its job
     return Taken(connection["name"], rel.as_posix(), file_id, outcome)
+
+
+def _same_connection(
+    found: list[tuple[Path, os.stat_result]],
+    rel: PurePosixPath,
+    connection: dict[str, Any],
+    connections: list[dict[str, Any]],
+) -> None:
+    """A manifest is a plain file anyone writing to the drop folder can write: each file it names
+    must be one this connection would take on its own, or none of the delivery is taken."""
+    for p, _ in found:
+        other = _rel(p, rel)
+        if not is_candidate_name(other) or [c["name"] for c in match_connections(other, connections)] != [
+            connection["name"]
+        ]:
+            raise safefile.Refused(
+                f"{safefile.escaped(p.name)}, a file of the same upload, is not one {connection['name']} takes; "
+                "remove it from the upload's manifest (.feedsync-delivery-*.json) or the manifest itself"
+            )
 
 
 def _rel(path: Path, like: PurePosixPath) -> PurePosixPath:

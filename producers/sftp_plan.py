@@ -84,7 +84,7 @@ def _decide(
         return False, "a done marker"
     if not e.regular:
         return False, "not a regular file"
-    problem = safefile.name_problem(e.name) or _too_long(settings, e.name)
+    problem = safefile.name_problem(e.name) or _path_in_name(e.name) or _too_long(settings, e.name)
     if problem is not None:
         return False, f"refused: {problem}"
     rel = local_rel(settings, connection, e.name)
@@ -103,6 +103,14 @@ def _decide(
     if state != "seen":
         return False, "new or changed since the last listing: taken if the next listing shows it unchanged"
     return True, "unchanged since the last listing"
+
+
+def _path_in_name(name: str) -> str | None:
+    # A listing names entries of one folder; a server that sends a '/' in a name is broken or
+    # hostile, and the name must never become a path below (or above) the drop folder.
+    if "/" in name:
+        return "its name holds a '/', which no file name in a folder listing can: ask the server's owner"
+    return None
 
 
 def _too_long(settings: Settings, name: str) -> str | None:

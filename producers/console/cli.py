@@ -102,7 +102,10 @@ def admins_unlock(name: str) -> None:
 
     if not throttle.unlock(name, by=admin_identity()):
         _fail(f"no admin named {name!r}; see `feedsync admins list`")
-    click.echo(f"{printable(name)}: unlocked; the failed sign-ins for this name so far no longer count")
+    click.echo(
+        f"{printable(name)}: unlocked; the failed sign-ins so far (for this name, or from any address it "
+        "signs in from) no longer count for it"
+    )
 
 
 def register(group: click.Group) -> None:

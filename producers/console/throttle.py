@@ -9,7 +9,8 @@ per address get as far as argon2. A verified attempt is then settled: the row be
 a failure, which errs on the side of refusing.
 
 ``feedsync admins unlock NAME`` records ``sign_in_unlocked``: the failures for that name before it
-count no more, by name or by address, so an admin locked out by someone guessing can sign in again.
+count no more, by name or by address, and for that name the failures of any address before it do
+not either, so an admin locked out by someone guessing can sign in again.
 """
 
 from __future__ import annotations
@@ -27,17 +28,21 @@ NAME_CHARS = 64
 
 # Failures within the window, less those for a name unlocked after them. Unlocks older than the
 # window cannot discount a failure inside it, so both scans stay on the window (the audit_at index).
+# For the name tried, its unlock also lifts what its address had gathered before it: behind an SSH
+# tunnel or an unlisted proxy everyone has one address, and guesses at other names would otherwise
+# keep the unlocked admin out. Other names from that address stay locked.
 _COUNT = """
 WITH unlocks AS (
     SELECT lower(target) AS name, max(at) AS at FROM sync.audit
     WHERE action = 'sign_in_unlocked' AND at > now() - make_interval(secs => %(w)s) GROUP BY 1
 ), failed AS (
-    SELECT f.target, f.client FROM sync.audit f LEFT JOIN unlocks u ON u.name = lower(f.target)
+    SELECT f.target, f.client, f.at FROM sync.audit f LEFT JOIN unlocks u ON u.name = lower(f.target)
     WHERE f.action = 'sign_in_failed' AND f.at > now() - make_interval(secs => %(w)s)
       AND (u.at IS NULL OR f.at > u.at)
 )
 SELECT count(*) FILTER (WHERE lower(target) = lower(%(name)s)) AS by_name,
-       count(*) FILTER (WHERE client = %(client)s) AS by_client
+       count(*) FILTER (WHERE client = %(client)s AND at > coalesce(
+           (SELECT u.at FROM unlocks u WHERE u.name = lower(%(name)s)), '-infinity')) AS by_client
 FROM failed
 """
 

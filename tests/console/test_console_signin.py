@@ -120,6 +120,22 @@ def test_a_locked_admin_name_is_logged_once_and_an_admin_can_unlock_it(console: 
     assert feedsync("admins", "unlock", "nobody", check=False).returncode == 1
 
 
+def test_unlock_lets_an_admin_in_when_other_names_locked_the_shared_address(console: TestClient, settings: Any) -> None:
+    """Through an SSH tunnel, or a proxy not listed in FEEDSYNC_WEB_TRUSTED_PROXIES, everyone has one
+    address: guesses at other names lock it for all, and unlocking the admin's name must lift that."""
+    for i in range(settings.web_signin_max_failures):
+        assert sign_in(console, f"mallory{i}", "x").status_code == 401
+    assert sign_in(console, "ada").status_code == 429
+    feedsync("admins", "unlock", "ada")
+    assert sign_in(console, "ada").status_code == 303
+    # Only the unlocked name gets past the address: other names from it stay locked, and the
+    # unlocked name's own failures count again from the unlock.
+    assert sign_in(console, "eve", "x").status_code == 429
+    for _ in range(settings.web_signin_max_failures):
+        assert sign_in(console, "ada", "wrong password!").status_code == 401
+    assert sign_in(console, "ada").status_code == 429
+
+
 def test_a_locked_name_that_is_no_admin_is_never_logged(console: TestClient, settings: Any) -> None:
     with capture_logs() as logs:
         for _ in range(settings.web_signin_max_failures):

@@ -102,3 +102,36 @@ def test_an_upload_from_the_cli_lands_together_for_a_rescan_too(pipeline: Pipeli
     assert sorted(t.outcome for t in taken) == ["registered"]  # the first took the whole delivery
     pipeline.drain()
     assert settled_runs() == [(1, "completed", 2)]
+
+
+def test_a_part_that_did_not_change_since_the_last_run_imports_again_with_the_other_parts(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """Day 2 of a full feed in two parts: part b has the same bytes as yesterday's. It is no
+    duplicate within its delivery, or the run reads part a alone and deactivates b's people."""
+    apply_connections(load_connections_toml(FULL_FEED))
+    day1, day2 = tmp_path / "day1", tmp_path / "day2"
+    for day, tag in ((day1, "S"), (day2, "T")):
+        day.mkdir()
+        (day / "part-a.csv").write_text(people(95, tag=tag))
+        (day / "part-b.csv").write_text(people(5, start=95))
+    for day in (day1, day2):
+        upload(pipeline.settings, "hr-users", [day / "part-a.csv", day / "part-b.csv"])
+        registry.scan(pipeline.settings)
+        pipeline.drain()
+    assert [r[1:] for r in settled_runs()] == [("completed", 2), ("completed", 2)]
+    assert sql("SELECT count(*) FROM lms.users WHERE active") == [(100,)]
+    assert sql("SELECT count(*) FROM sync.file_drops WHERE duplicate") == [(0,)]
+
+
+def test_a_delivery_whose_every_part_was_imported_last_is_a_duplicate(pipeline: Pipeline, tmp_path: Path) -> None:
+    apply_connections(load_connections_toml(FULL_FEED))
+    a, b = tmp_path / "part-a.csv", tmp_path / "part-b.csv"
+    a.write_text(people(95))
+    b.write_text(people(5, start=95))
+    for _ in range(2):
+        upload(pipeline.settings, "hr-users", [a, b])
+        registry.scan(pipeline.settings)
+        pipeline.drain()
+    assert [r[1:] for r in settled_runs()] == [("completed", 2)]
+    assert sql("SELECT count(*) FROM sync.file_drops WHERE duplicate") == [(2,)]

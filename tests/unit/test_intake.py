@@ -82,6 +82,23 @@ def test_bytes_of_a_rejected_file_are_never_a_duplicate(pipeline: Pipeline) -> N
     assert drops() == [("a.csv", False), ("a.csv", False)]
 
 
+def test_the_bytes_of_an_undone_run_dropped_again_import_again(pipeline: Pipeline) -> None:
+    """An undo takes the run's changes back: its bytes would change something again, so they are
+    no duplicate of it (as the bytes of a failed or rejected run are none)."""
+    from producers.undo import start_undo
+
+    first = pipeline.import_files((f"{INBOX}/monday.csv", FULL))
+    undo_id = start_undo(first)
+    pipeline.drain()
+    undone = queries.run_detail(undo_id)
+    assert undone is not None and undone["status"] == "completed", undone
+    assert sql("SELECT count(*) FROM lms.users WHERE active") == [(0,)]
+    again = pipeline.import_files((f"{INBOX}/monday.csv", FULL))
+    assert again not in (first, undo_id)
+    assert drops() == [("monday.csv", False), ("monday.csv", False)]
+    assert active() == {"ann@x.com": True, "bob@x.com": True, "cid@x.com": True}
+
+
 def test_the_same_bytes_dropped_twice_before_their_run_are_one_file(pipeline: Pipeline) -> None:
     pipeline.drop(f"{INBOX}/a.csv", FULL)
     registry.scan(pipeline.settings, announce=False)

@@ -76,6 +76,8 @@ def test_a_mapped_value_beyond_what_the_store_holds_is_one_row_error_and_the_res
         (with_extension("NaN"), "invalid_json", "not valid JSON"),
         (with_extension("1e400"), "invalid_json", "double"),
         (with_extension("0e-20000"), "invalid_json", "double"),
+        (with_extension("9" * 400), "invalid_json", "double"),
+        (with_extension("-" + "9" * 5000), "invalid_json", "double"),
     ],
     ids=[
         "year_0",
@@ -88,6 +90,8 @@ def test_a_mapped_value_beyond_what_the_store_holds_is_one_row_error_and_the_res
         "nan",
         "1e400",
         "0e-20000",
+        "int_400_digits",
+        "int_5000_digits",
     ],
 )
 def test_a_whole_statement_the_store_or_the_validator_cannot_take_is_one_row_error(

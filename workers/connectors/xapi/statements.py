@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -246,6 +247,19 @@ def _json_float(text: str) -> float:
     return value
 
 
+def _json_int(text: str) -> int:
+    """A JSON number without fraction or exponent, refused as a float is beyond a double's range:
+    9 written 400 times is no smaller than 1e400, and past 4,300 digits Python will not read it."""
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise _Unrepresentable(text)
+    value = int(text)
+    if abs(value) > sys.float_info.max:
+        raise _Unrepresentable(text)
+    return value
+
+
+#: The largest double, 1.8e308, has 309 digits.
+_MAX_INT_DIGITS = 309
 #: A double's shortest form has 17 digits; 1e-308 written out in full takes 310 characters.
 _MAX_FLOAT_CHARS = 330
 
@@ -257,7 +271,11 @@ def from_column(column: str, cell: str) -> dict[str, Any] | RowProblem:
         return RowProblem(column, "required", f"'{column}' is empty; each row must hold a statement as JSON")
     try:
         statement = json.loads(
-            cell, object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_float=_json_float
+            cell,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_float=_json_float,
+            parse_int=_json_int,
         )
     except _DuplicateKey as exc:
         return RowProblem(column, "invalid_statement", f"'{column}': property {exc.args[0]!r} appears twice")
