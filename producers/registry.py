@@ -183,7 +183,7 @@ def _take_file(
         if settled is None:
             return Taken(connection["name"], rel.as_posix(), None, "not_ready")
         checked = settled
-    return _register(settings, path, rel, checked, connection, announce, reported)
+    return _register(settings, path, rel, checked, connection, connections, announce, reported)
 
 
 def _register(
@@ -192,6 +192,7 @@ def _register(
     rel: PurePosixPath,
     checked: os.stat_result,
     connection: dict[str, Any],
+    connections: list[dict[str, Any]],
     announce: bool,
     reported: set[tuple[Any, ...]] | None,
 ) -> Taken | None:

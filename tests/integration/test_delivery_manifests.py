@@ -11,8 +11,8 @@ from structlog.testing import capture_logs
 
 from producers import registry
 from tests.conftest import sql
+from tests.data import people
 from tests.stubpipeline import Pipeline
-from tests.unit.test_sync_modes import people
 
 pytestmark = pytest.mark.integration
 

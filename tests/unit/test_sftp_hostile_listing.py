@@ -12,8 +12,8 @@ import pytest
 
 from producers import sftp_loop, sftp_pull
 from tests.sftp_server import ClientKey, SftpServer, _Files, client_key, sftp_server
+from tests.sftpdata import FEED, OTHER, configure, put, registered
 from tests.stubpipeline import Pipeline
-from tests.unit.test_sftp_pull import FEED, OTHER, configure, put, registered
 
 __all__ = ["client_key", "sftp_server"]
 
