@@ -45,3 +45,13 @@ def test_the_history_list_and_every_run_page_show_each_kinds_own_counts_and_no_n
             noun, verbs = line.split(": ", 1)
             # A row per thing counted: the noun, then each count with its verb.
             assert f"{noun} {verbs.replace(',', '')}" in shown, (shape, line, shown)
+
+
+def test_every_connection_page_lists_its_runs_without_a_none(as_admin: TestClient, pipeline: Pipeline) -> None:
+    runs = historystore.build(pipeline)
+    for name in ("hr-users", "hr", "hmm", "ga", "lrs", "transcripts", "skills", "xapi"):
+        page = as_admin.get(f"/connections/{name}")
+        assert page.status_code == 200, name
+        assert "None" not in page.text, (name, text_of(page.text))
+    listed = text_of(as_admin.get("/connections/lrs").text)
+    assert "statements: 1 stored" in listed and f"#{runs['xapi']}" in listed
