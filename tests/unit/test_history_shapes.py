@@ -74,8 +74,7 @@ def test_feedsync_run_prints_every_shape_in_its_kinds_terms(runs: dict[str, int]
 
 def test_every_count_a_kind_declares_is_one_its_runs_record(runs: dict[str, int]) -> None:
     for kind in connectors.KINDS:
-        shape = {"transcript_export": "transcripts_export", "skills_export": "skills_export"}.get(kind.NAME, kind.NAME)
-        shape = "xapi_export" if kind.NAME == "xapi_export" else shape
+        shape = "transcripts_export" if kind.NAME == "transcript_export" else kind.NAME
         ((recorded,),) = sql("SELECT counts FROM sync.runs WHERE id = %s", (runs[shape],))
         declared = [key for counted in kind.HISTORY for _, key in counted.verbs]
         missing = [key for key in declared if key not in recorded]
