@@ -11,8 +11,20 @@ from psycopg import sql
 from producers import scheduling
 from workers import store
 from workers.connectors import kind_of
+from workers.connectors.contract import ROWS_READ, Counted
 
 COUNT_KEYS = ("read", "created", "updated", "unchanged", "deactivated", "rejected")
+#: An undo run counts what it gave back (workers/undo.py), whatever the kind of the run it undid.
+UNDONE = Counted(
+    "records",
+    (
+        ("restored", "restored"),
+        ("removed", "removed"),
+        ("deactivated", "deactivated"),
+        ("reactivated", "reactivated"),
+        ("conflicts skipped", "conflicts_skipped"),
+    ),
+)
 
 
 def _run_view(r: dict[str, Any]) -> dict[str, Any]:
@@ -37,6 +49,8 @@ def _run_view(r: dict[str, Any]) -> dict[str, Any]:
         "counts": counts,
         # The kind's own counts (a content run: courses and learner records), or None.
         "content": {k: int(r["counts"].get(k, 0)) for k in _history_counts(r["kind"])} or None,
+        # What the run counted, in its kind's terms ({noun: {verb: n}}); empty while nothing is counted.
+        "kind_counts": _kind_counts(r),
         "export": _export_view(r["export"]),
         "details": extra,
         "has_errors": bool(r["error_rows"]),
@@ -49,6 +63,42 @@ def _run_view(r: dict[str, Any]) -> dict[str, Any]:
         "undo_of": r["undo_of"],
         "undone_by": r["undone_by"],
         "journaled": r["journaled"],
+    }
+
+
+def _kind_counts(r: dict[str, Any]) -> dict[str, dict[str, int]]:
+    if not r["counts"]:  # queued, or ended before any stage counted
+        return {}
+    if r["trigger"] == "undo":
+        declared: tuple[Counted, ...] = (UNDONE,)
+    else:
+        try:
+            declared = kind_of(r["kind"]).HISTORY
+        except KeyError:  # a kind this version no longer has: the rows its files held
+            declared = (ROWS_READ,)
+    return {c.noun: {verb: int(r["counts"].get(key, 0)) for verb, key in c.verbs} for c in declared}
+
+
+def counts_text(kind_counts: dict[str, dict[str, int]], *, every: bool = False) -> str:
+    """``units: 2 created, 1 moved; people: 3 created``, for the CLI and the console alike. Short
+    (``every`` False) leaves out the verbs at 0, keeping the first so that a noun never reads blank."""
+    parts = []
+    for noun, verbs in kind_counts.items():
+        shown = [(v, n) for v, n in verbs.items() if every or n] or list(verbs.items())[:1]
+        parts.append(f"{noun}: " + ", ".join(f"{n} {v}" for v, n in shown))
+    return "; ".join(parts)
+
+
+def count_columns(kind_counts: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """A history row's count columns (the CLI's table, the console's list): the rows of its files
+    and the people it deactivated, each blank for a kind that counts no such thing, and the rest
+    of its counts as text in the kind's own terms."""
+    rows = kind_counts.get("rows", {})
+    return {
+        "read": rows.get("read", ""),
+        "rejected": rows.get("rejected", ""),
+        "deactivated": kind_counts.get("people", {}).get("deactivated", ""),
+        "counts": counts_text({noun: verbs for noun, verbs in kind_counts.items() if "read" not in verbs}),
     }
 
 

@@ -22,7 +22,7 @@ from schemas.kinds import KindConfig, config_as
 from schemas.providers import FileSpec
 from workers import connectors, store
 from workers.connectors.checks import Check, Chunk, checked_insert, required
-from workers.connectors.contract import ImportKind, Step
+from workers.connectors.contract import ROWS_READ, Counted, ImportKind, Step
 from workers.connectors.tables import USERS
 from workers.rows import RunRow
 from workers.staging import stage_table
@@ -56,6 +56,7 @@ class Nicknames(ImportKind):
     TABLES = (USERS,)
     RETENTION_DAYS = 0
     HISTORY_COUNTS = ("nicknames_set",)
+    HISTORY = (ROWS_READ, Counted("nicknames", (("set", "nicknames_set"),)))
 
     def file_spec(self, config: KindConfig, file_name: str) -> FileSpec:
         return _SPEC

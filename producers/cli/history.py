@@ -11,8 +11,6 @@ from producers.cli.base import POSITIVE, cli, echo_json, echo_table, fail
 from producers.output import printable, printable_lines
 from schemas.settings import get_settings
 
-COUNTS = ("read", "created", "updated", "unchanged", "deactivated", "rejected")
-
 
 @cli.command()
 @click.argument("connection", required=False)
@@ -20,6 +18,7 @@ COUNTS = ("read", "created", "updated", "unchanged", "deactivated", "rejected")
 @click.option("--limit", type=POSITIVE, default=50, show_default=True)
 def history(connection: str | None, as_json: bool, limit: int) -> None:
     """Execution history, newest first."""
+    from producers.queries import count_columns
     from producers.queries import history as query
 
     rows = query(connection, limit)
@@ -30,7 +29,9 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
         {
             **r,
             "errors": "yes" if r["has_errors"] else "",
-            **{k: r["counts"].get(k, "") for k in COUNTS},
+            # The rows of the run's files and the people it deactivated, as columns; the rest in the
+            # kind's own terms (a content run's courses, an export's rows), never as people.
+            **count_columns(r.get("kind_counts") or {}),
             # A drop set aside: which run imported those bytes (none yet: they wait for a run).
             **(
                 {"status": f"duplicate of run {r['duplicate_of_run']}" if r["duplicate_of_run"] else "duplicate"}
@@ -40,20 +41,14 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
             # feedsync undo: the undo names the run it undid, the undone run its undo.
             **({"type": f"undo of {r['undo_of']}"} if r.get("undo_of") else {}),
             **({"status": f"{r['status']}, undone by {r['undone_by']}"} if r.get("undone_by") else {}),
-            # created/updated/retired courses, and learner records written
-            "courses": "{courses_created}/{courses_updated}/{courses_retired}".format(**r["content"])
-            if r["content"]
-            else "",
-            "progress": r["content"]["progress_written"] if r["content"] else "",
         }
         for r in rows
     ]
-    content = ["courses", "progress"] if any(r["content"] for r in rows) else []
-    exports = ["window", "rows", "file"] if any(r["export"] for r in rows) else []
+    exports = ["window", "file"] if any(r.get("export") for r in rows) else []
     for r in flat:
-        if r["export"]:  # an export's window (from, to: UTC dates) and its file
+        if r.get("export"):  # an export's window (from, to: UTC dates) and its file
             e = r["export"]
-            r.update(window=f"{e['window_from'][:10]}..{e['window_to'][:10]}", rows=e["rows"], file=e["file"])
+            r.update(window=f"{e['window_from'][:10]}..{e['window_to'][:10]}", file=e["file"])
     echo_table(
         flat,
         [
@@ -65,12 +60,9 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
             "duration_s",
             "status",
             "read",
-            "created",
-            "updated",
-            "unchanged",
-            "deactivated",
             "rejected",
-            *content,
+            "deactivated",
+            "counts",
             *exports,
             "errors",
         ],
@@ -121,7 +113,7 @@ def run(run_id: int, as_json: bool) -> None:
         click.echo(f"undo of run {r['undo_of']}")
     if r["undone_by"]:
         click.echo(f"undone by run {r['undone_by']}")
-    click.echo("counts: " + ", ".join(f"{k}={v}" for k, v in {**r["counts"], **r["details"]}.items()))
+    _echo_counts(r)
     if r["note"]:
         click.echo(f"note: {printable_lines(r['note'])}")
     if r["export"]:
@@ -141,6 +133,21 @@ def run(run_id: int, as_json: bool) -> None:
     if r["actions"]:
         click.echo("\nactions:")
         echo_table(r["actions"], ["action", "from_status", "done_by", "done_at", "reason"])
+
+
+def _echo_counts(r: dict[str, Any]) -> None:
+    """The kind's counts, a line per thing counted, then every count as recorded (for support)."""
+    if not r["kind_counts"]:
+        waiting = {
+            "queued": "counts: none yet (the run has not started)",
+            "awaiting_approval": "counts: none yet (nothing applied; the plan below is what it would do)",
+        }
+        click.echo(waiting.get(r["status"], "counts: none"))
+        return
+    for noun, verbs in r["kind_counts"].items():
+        click.echo(f"{noun}: " + ", ".join(f"{n} {verb}" for verb, n in verbs.items()))
+    recorded = {**{k: v for k, v in r["counts"].items() if v}, **r["details"]}
+    click.echo("recorded: " + ", ".join(f"{k}={v}" for k, v in recorded.items()))
 
 
 def _echo_plan(r: dict[str, Any]) -> None:

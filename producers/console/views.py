@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
 from producers.output import printable
+from producers.queries import count_columns
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -35,6 +36,7 @@ def _duration(seconds: Any) -> str:
 
 
 templates.env.filters["when"] = _when
+templates.env.filters["count_columns"] = count_columns
 templates.env.filters["duration"] = _duration
 # Names and messages come from files and HR systems: control and bidi characters shown as escapes.
 templates.env.filters["safe_text"] = printable

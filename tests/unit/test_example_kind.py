@@ -35,6 +35,7 @@ def test_a_kind_kept_in_one_module_goes_through_a_whole_run(pipeline: Pipeline) 
     (run,) = [r for r in queries.history("nicks") if r["run_id"] == run_id]
     assert run["status"] == "completed_with_errors"
     assert run["content"] == {"nicknames_set": 1}
+    assert run["kind_counts"]["nicknames"] == {"set": 1}
     assert sql("SELECT attributes ->> 'alias' FROM lms.users WHERE email_key = 'ann@x.com'") == [("Annie",)]
     assert sql("SELECT line, code FROM sync.row_errors WHERE run_id = %s", (run_id,)) == [(3, "required")]
     # Its retention (0 days) applies to its files as to any kind's.

@@ -22,7 +22,7 @@ from schemas.kinds import KindConfig, config_as
 from schemas.kinds.content import ContentConnection
 from workers import store, user_skills
 from workers.connectors import tables
-from workers.connectors.contract import ImportKind
+from workers.connectors.contract import ROWS_READ, Counted, ImportKind
 from workers.rows import RunRow
 from workers.staging import stage_table
 
@@ -361,6 +361,20 @@ class ContentKind(ImportKind):
         tables.USER_SKILLS,
     )
     HISTORY_COUNTS = ("courses_created", "courses_updated", "courses_retired", "progress_written")
+    HISTORY = (
+        ROWS_READ,
+        Counted(
+            "courses",
+            (
+                ("created", "courses_created"),
+                ("updated", "courses_updated"),
+                ("unchanged", "courses_unchanged"),
+                ("retired", "courses_retired"),
+            ),
+        ),
+        Counted("progress", (("written", "progress_written"), ("unchanged", "progress_unchanged"))),
+        Counted("learners", (("created", "learners_created"),)),
+    )
 
     create_staging = staticmethod(create_staging)
     plan = staticmethod(plan)

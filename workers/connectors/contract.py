@@ -55,6 +55,26 @@ class Table:
 
 
 @dataclass(frozen=True, slots=True)
+class Counted:
+    """What a run counted of one thing, as the history names it (``units: 2 created, 1 moved``):
+    each verb with the key of the run's counts it reads. The CLI and the console print these, so
+    a kind's runs are counted in its own terms, never in another kind's."""
+
+    noun: str
+    #: (verb, key in the run's counts), in the order shown.
+    verbs: tuple[tuple[str, str], ...]
+
+
+#: The rows of the run's files: every import reads and may reject rows, whatever they hold.
+ROWS_READ = Counted("rows", (("read", "read"), ("rejected", "rejected")))
+#: People, as a users or hierarchy load writes them.
+PEOPLE = Counted(
+    "people",
+    (("created", "created"), ("updated", "updated"), ("unchanged", "unchanged"), ("deactivated", "deactivated")),
+)
+
+
+@dataclass(frozen=True, slots=True)
 class RawBlock:
     """Whole lines of a feed, one record each, as the parse hands them to a kind that stages a
     clean block itself (``BlockStager``)."""
@@ -125,6 +145,8 @@ class ImportKind(Load):
     RETENTION_DAYS: ClassVar[int | None] = None
     #: The counts beyond read/created/updated/... that the history shows for this kind's runs, in order.
     HISTORY_COUNTS: ClassVar[tuple[str, ...]] = ()
+    #: What the history prints for this kind's runs (``feedsync history``, ``run``, the console).
+    HISTORY: ClassVar[tuple[Counted, ...]] = (ROWS_READ,)
     #: A sync that finds no file fails with this sentence; None: it completes with nothing to do.
     EMPTY_RUN: ClassVar[str | None] = None
     #: Set by a CSV kind that builds clean blocks in the worker (``BlockStager``).
@@ -160,6 +182,8 @@ class ExportKind(ABC):
     FILE_PREFIX: ClassVar[str]
     #: The folder under FEEDSYNC_EXPORT_DIR/export/ when the connection names no ``location``.
     FOLDER: ClassVar[str]
+    #: What the history prints for this kind's runs: the rows written to the file.
+    HISTORY: ClassVar[tuple[Counted, ...]] = (Counted("rows", (("exported", "rows"),)),)
 
     @abstractmethod
     def header(self, profile: Sequence[str]) -> list[str]: ...

@@ -12,7 +12,7 @@ people the run changed.
 from typing import Any
 
 from workers.connectors import tables
-from workers.connectors.contract import ImportKind
+from workers.connectors.contract import PEOPLE, ROWS_READ, Counted, ImportKind
 from workers.connectors.hierarchy.check import prepare
 from workers.connectors.hierarchy.load import (
     apply_deactivations,
@@ -38,6 +38,30 @@ from workers.connectors.hierarchy.transform import (
 class Hierarchy(ImportKind):
     NAME = "hierarchy"
     TABLES = (tables.USERS, tables.ORG_UNITS, tables.POSITIONS, *tables.RULES)
+    #: Rows read add up the three files; units, positions and people are counted apart.
+    HISTORY = (
+        ROWS_READ,
+        Counted(
+            "units",
+            (
+                ("created", "units_created"),
+                ("updated", "units_updated"),
+                ("moved", "units_moved"),
+                ("deactivated", "units_deactivated"),
+            ),
+        ),
+        Counted(
+            "positions",
+            (
+                ("created", "positions_created"),
+                ("updated", "positions_updated"),
+                ("moved", "positions_moved"),
+                ("deactivated", "positions_deactivated"),
+            ),
+        ),
+        Counted("people", (*PEOPLE.verbs, ("manager moves", "manager_moves"))),
+        Counted("memberships", (("added", "memberships_added"), ("removed", "memberships_removed"))),
+    )
 
     file_spec = staticmethod(file_spec)
     expected_files = staticmethod(expected_files)

@@ -7,7 +7,7 @@ transform (one statement per chunk, ``transform``), the decision in ``plan``, an
 
 from schemas.connections import USER_CORE_ATTRIBUTES
 from workers.connectors import tables
-from workers.connectors.contract import BlockStager, ImportKind
+from workers.connectors.contract import PEOPLE, ROWS_READ, BlockStager, ImportKind
 from workers.connectors.users.blockwrite import screen_block, write_block
 from workers.connectors.users.load import apply_deactivations, finish, insert_people, load_steps, update_people
 from workers.connectors.users.plan import (
@@ -41,6 +41,7 @@ class Users(ImportKind):
     #: People's data: a users feed is removed as soon as its run has ended.
     RETENTION_DAYS = 0
     BLOCKS = UsersBlocks()
+    HISTORY = (ROWS_READ, PEOPLE)
 
     file_spec = staticmethod(file_spec)
     create_staging = staticmethod(create_staging)

@@ -19,7 +19,7 @@ from schemas.providers import FileNameProblem, FileSpec
 from workers import store
 from workers.connectors import content, tables
 from workers.connectors.checks import Chunk
-from workers.connectors.contract import BlockStager, ImportKind, Step, Table
+from workers.connectors.contract import ROWS_READ, BlockStager, Counted, ImportKind, Step, Table
 from workers.connectors.xapi import load, transform
 from workers.connectors.xapi.vector import prepare_block, screen_block, write_block
 from workers.rows import RunRow
@@ -96,6 +96,19 @@ class Xapi(ImportKind):
     )
     #: Its files are kept FEEDSYNC_CONTENT_RETENTION_DAYS after their run unless the connection says.
     HISTORY_COUNTS = _HISTORY_COUNTS
+    HISTORY = (
+        ROWS_READ,
+        Counted(
+            "statements",
+            (
+                ("stored", "statements_stored"),
+                ("unchanged", "statements_unchanged"),
+                ("voided", "statements_voided"),
+                ("filtered", "statements_filtered"),
+            ),
+        ),
+        Counted("progress", (("written", "progress_written"), ("unknown learner", "progress_unknown_learner"))),
+    )
     # Duplicate ids are judged in the load, against the store and the earlier lines: no ``prepare``.
     EMPTY_RUN = _EMPTY_RUN
     BLOCKS = XapiBlocks()
