@@ -40,15 +40,11 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
             # feedsync undo: the undo names the run it undid, the undone run its undo.
             **({"type": f"undo of {r['undo_of']}"} if r.get("undo_of") else {}),
             **({"status": f"{r['status']}, undone by {r['undone_by']}"} if r.get("undone_by") else {}),
-            # created/updated/retired courses, and learner records written
-            "courses": "{courses_created}/{courses_updated}/{courses_retired}".format(**r["content"])
-            if r["content"]
-            else "",
-            "progress": r["content"]["progress_written"] if r["content"] else "",
+            **_content(r["content"] or {}),
         }
         for r in rows
     ]
-    content = ["courses", "progress"] if any(r["content"] for r in rows) else []
+    content = [c for c in ("courses", "progress", "groups") if any(r[c] != "" for r in flat)]
     exports = ["window", "rows", "file"] if any(r["export"] for r in rows) else []
     for r in flat:
         if r["export"]:  # an export's window (from, to: UTC dates) and its file
@@ -75,6 +71,19 @@ def history(connection: str | None, as_json: bool, limit: int) -> None:
             "errors",
         ],
     )
+
+
+def _content(content: dict[str, int]) -> dict[str, str | int]:
+    """A kind's own counts as columns: created/updated/retired courses and learner records
+    written (content kinds), memberships added and removed (kinds that change people)."""
+    out: dict[str, str | int] = {"courses": "", "progress": "", "groups": ""}
+    if "courses_created" in content:
+        out["courses"] = "{courses_created}/{courses_updated}/{courses_retired}".format(**content)
+    if "progress_written" in content:
+        out["progress"] = content["progress_written"]
+    if "memberships_added" in content:
+        out["groups"] = "+{memberships_added} -{memberships_removed}".format(**content)
+    return out
 
 
 @cli.command()
