@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from producers import queries, registry
 from producers.cli import cli
-from producers.commands import apply_connections, start_sync
+from producers.commands import apply_connections, approve, start_sync
 from producers.undo import start_undo
 from schemas.connections import load_connections_toml
 from schemas.rules import load_rules_toml
@@ -136,6 +136,26 @@ def test_a_person_a_full_feed_deactivates_leaves_their_groups(pipeline: Pipeline
     assert shown(run_id)["content"] == {"memberships_added": 0, "memberships_removed": 3}
 
 
+@pytest.mark.parametrize("access", [AccessMode.ONLINE, AccessMode.EXCLUSIVE])
+def test_a_run_whose_deactivations_wait_for_approval_assigns_before_and_after_them(
+    pipeline: Pipeline, access: AccessMode
+) -> None:
+    held = 'kind = "users"\nfull_feed = true\nmax_deactivate = 1\non_threshold = "skip_deactivations"'
+    apply_file(CONNECTIONS.replace('kind = "users"', held))
+    pipeline.import_files(("import/user/internal/day1.csv", DAY1))
+    # Dan is new in Sales; Bob and Cy are gone from the full feed: two deactivations, over the limit.
+    run_id = sync(pipeline, "day2.csv", HEADER + "ann@x.com,Ann,A,,Sales\ndan@x.com,Dan,D,,Sales\n", access=access)
+    assert shown(run_id)["status"] == "awaiting_approval"
+    assert members("Sales") == ["ann@x.com", "bob@x.com", "dan@x.com"]  # the applied part was assigned
+
+    approve(run_id)
+    pipeline.drain()
+    assert shown(run_id)["status"] == "completed"
+    assert members("Sales") == ["ann@x.com", "dan@x.com"] and members("Below Ann") == []
+    # Both parts' changes, counted once: Dan added; Bob twice and Cy once removed.
+    assert shown(run_id)["content"] == {"memberships_added": 1, "memberships_removed": 3}
+
+
 def test_a_dry_run_changes_no_membership(pipeline: Pipeline) -> None:
     apply_file(CONNECTIONS)
     pipeline.import_files(("import/user/internal/day1.csv", DAY1))
@@ -192,3 +212,7 @@ def test_the_history_table_shows_the_membership_changes(pipeline: Pipeline) -> N
     assert out.exit_code == 0, out.output
     header, row = out.output.splitlines()[:2]
     assert "GROUPS" in header.split() and "+4 -0" in row
+    run_id = row.split()[0]
+    detail = CliRunner().invoke(cli, ["run", run_id])
+    assert detail.exit_code == 0, detail.output
+    assert "memberships_added=4" in detail.output and "group memberships changed:" in detail.output
