@@ -112,6 +112,8 @@ SAMPLES: dict[str, Sample] = {
         bad_row={"r.csv": PEOPLE + "not-an-email,Dee,D,,Ops\n"},
         bad_line=4,
         bad_column="Email",
+        # Its assign step: the second delivery moves Bob out of the group, which undo gives back.
+        rules='[[rules]]\ngroup = "Sales"\nattributes = { department = "Sales" }\nprograms = ["Onboarding"]\n',
         people=False,
     ),
     "hierarchy": Sample(

@@ -63,7 +63,7 @@ def test_a_bundle_dropped_in_reverse_order_waits_and_imports_in_dependency_order
     assert run["note"] == "bundle complete: every expected file arrived"
     phases = sql("SELECT phase FROM sync.load_batches WHERE run_id = %s ORDER BY batch_no", (run["run_id"],))
     assert [p for (p,) in phases] == [
-        "apply_tree", "apply_tree", "apply_users", "apply_managers", "apply_deactivations", "apply_rules",
+        "apply_tree", "apply_tree", "apply_users", "apply_managers", "apply_deactivations", "assign",
     ]  # fmt: skip
     assert ancestors("EAST-1") == ["EAST", "SALES"]
     assert sql(

@@ -8,7 +8,8 @@ kind or keeps a list of what it writes.
     Load         what the load stage asks: checks across the run, plan, thresholds, steps
     └── ImportKind   file rules, staging, transform per chunk, the load's decision and steps, the
                      lms tables it writes, its people files, the counts it reports, how long
-                     its files are kept, its optional block stager (an undo's load is a Load too)
+                     its files are kept, its optional block stager, whether it changes people
+                     (then the load ends with the assign step) (an undo's load is a Load too)
     ExportKind   the file's folder and name, its header and one SELECT over a window of change time
 """
 
@@ -31,6 +32,10 @@ from workers.rows import RunRow
 
 #: One step of a load: committed on its own in an online load; returns counts to add to the run's.
 Step = Callable[[psycopg.Connection[Any], RunRow], dict[str, int]]
+
+#: The counts of the assign step (workers/rules.py's ``evaluate``): a kind that assigns groups
+#: shows them in the history.
+ASSIGN_COUNTS = ("memberships_added", "memberships_removed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +156,11 @@ class ImportKind(Load):
     EMPTY_RUN: ClassVar[str | None] = None
     #: Set by a CSV kind that builds clean blocks in the worker (``BlockStager``).
     BLOCKS: ClassVar[BlockStager | None] = None
+    #: Set by a kind that changes people: groups follow the people, so its load ends with the
+    #: assign step (workers/stages/load.py), which evaluates the group rules again for the people
+    #: ``changed_people`` names. Such a kind declares the tables the rules write (tables.RULES)
+    #: and ASSIGN_COUNTS among its HISTORY_COUNTS.
+    ASSIGNS_GROUPS: ClassVar[bool] = False
 
     @abstractmethod
     def file_spec(self, config: KindConfig, file_name: str) -> FileSpec:
@@ -158,6 +168,11 @@ class ImportKind(Load):
 
     def expected_files(self, config: KindConfig) -> dict[str, str] | None:
         """A bundle's files (part -> name): a file-drop run waits until all have arrived; None: no bundle."""
+        return None
+
+    def changed_people(self, run: RunRow) -> sql.Composable | None:
+        """For the assign step: the people the run's load changed, as a relation of ``user_id``
+        (a staging table, or a parenthesised query with an alias); None: everyone."""
         return None
 
     def people_files(self, config: dict[str, Any]) -> list[str]:

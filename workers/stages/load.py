@@ -15,6 +15,9 @@ A connection with ``on_threshold = "skip_deactivations"`` whose plan exceeds onl
 deactivations exceed applies the rest at once and holds only the deactivations (the step
 ``apply_deactivations`` and what follows it): approving the run applies them as its approved load.
 
+A kind that changes people (``ASSIGNS_GROUPS``) has one step more, the last: ``assign`` evaluates
+the group rules again for the people its load changed, so groups follow the people.
+
 Every transaction a load opens says which run it is (workers/journal.py), so the store's triggers
 journal its changes and the run can be undone. An undo run (trigger ``undo``) loads through
 workers/undo.py instead of its kind's steps, with the same plan, thresholds and approval.
@@ -33,9 +36,9 @@ from psycopg.types.json import Jsonb
 from schemas.messages import LoadRun
 from schemas.settings import get_settings
 from schemas.states import AccessMode, RunStatus, TriggerType
-from workers import failpoints, journal, lifecycle, store, undo
+from workers import failpoints, journal, lifecycle, rules, store, undo
 from workers.connectors import import_kind
-from workers.connectors.contract import Load, Step
+from workers.connectors.contract import ImportKind, Load, Step
 from workers.ledger import StageTx, run_stage
 from workers.rows import RunRow, read_run
 from workers.runs import enter_run, queue_finalize
@@ -186,7 +189,20 @@ def _phase(steps: list[Step], decision: str) -> list[Step]:
 
 
 def _steps(connector: Load, conn: psycopg.Connection[Any], run: RunRow, *, whole: bool) -> list[Step]:
-    return list(connector.load_steps(conn, run, whole=whole, batch_rows=get_settings().load_batch_rows))
+    steps = list(connector.load_steps(conn, run, whole=whole, batch_rows=get_settings().load_batch_rows))
+    if isinstance(connector, ImportKind) and connector.ASSIGNS_GROUPS:
+        # Last, after the deactivations: a deactivated person leaves their groups. An undo is no
+        # ImportKind: it gives memberships back from the journal instead.
+        steps.append(assign)
+    return steps
+
+
+def assign(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
+    """The assign step: every active group's rule evaluated again for the people the load changed
+    (each change in sync.membership_changes, journaled as the load's other changes). A step like
+    the kind's, so a redelivered load does not evaluate it twice: an online load claims it in
+    sync.load_batches, an exclusive one commits it with the stage's outcome."""
+    return rules.evaluate(conn, run_id=run.id, people=import_kind(run.kind).changed_people(run))
 
 
 def _apply_online(msg: LoadRun, run: RunRow, connector: Load, decision: str, offset: int) -> None:

@@ -5,19 +5,20 @@ applied (``prepare``): duplicates, references to a unit, position or manager tha
 in the bundle nor in the store, and cycles in the unit tree or the manager chains, each reported
 with its whole chain on every row of the cycle. Rows with errors are dropped from staging (and
 whatever depends on them, until nothing more falls); the rest is applied in dependency order:
-units, positions, people, manager links, deactivations (full feeds), then the group rules for the
-people the run changed.
+units, positions, people, manager links, deactivations (full feeds), then (the load's assign step)
+the group rules for the people the run changed.
 """
 
 from typing import Any
 
+from psycopg import sql
+
 from workers.connectors import tables
-from workers.connectors.contract import PEOPLE, ROWS_READ, Counted, ImportKind
+from workers.connectors.contract import ASSIGN_COUNTS, PEOPLE, ROWS_READ, Counted, ImportKind
 from workers.connectors.hierarchy.check import prepare
 from workers.connectors.hierarchy.load import (
     apply_deactivations,
     apply_managers,
-    apply_rules,
     apply_tree,
     apply_users,
     finish,
@@ -33,6 +34,8 @@ from workers.connectors.hierarchy.transform import (
     file_spec,
     transform_chunk,
 )
+from workers.rows import RunRow
+from workers.staging import stage_table
 
 
 class Hierarchy(ImportKind):
@@ -62,6 +65,8 @@ class Hierarchy(ImportKind):
         Counted("people", (*PEOPLE.verbs, ("manager moves", "manager_moves"))),
         Counted("memberships", (("added", "memberships_added"), ("removed", "memberships_removed"))),
     )
+    HISTORY_COUNTS = ASSIGN_COUNTS
+    ASSIGNS_GROUPS = True
 
     file_spec = staticmethod(file_spec)
     expected_files = staticmethod(expected_files)
@@ -75,6 +80,11 @@ class Hierarchy(ImportKind):
     load_steps = staticmethod(load_steps)
     finish = staticmethod(finish)
 
+    def changed_people(self, run: RunRow) -> sql.Composable:
+        """People created, updated, deactivated or moved, everyone in a moved unit and everyone
+        below a person whose manager changed: noted by the load's steps."""
+        return stage_table("affected", run.id)
+
     def people_files(self, config: dict[str, Any]) -> list[str]:
         """Its user file holds people; its units and positions are kept like content feeds."""
         user = (config.get("files") or {}).get("user") or {}
@@ -87,7 +97,6 @@ __all__ = [
     "Hierarchy",
     "apply_deactivations",
     "apply_managers",
-    "apply_rules",
     "apply_tree",
     "apply_users",
     "config_of",

@@ -1,5 +1,6 @@
 """Kind ``hierarchy``, applied in dependency order: units, positions, people, manager links,
-deactivations (full feeds), then the group rules for the people the run changed."""
+deactivations (full feeds); each step notes the people it changed in ``affected``, for whom the
+load's assign step then evaluates the group rules again."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from workers import rules, store
+from workers import store
 from workers.connectors.contract import Step
 from workers.connectors.hierarchy.plan import deactivates, gone_filter
 from workers.connectors.hierarchy.transform import LABEL, TREES, config_of, store_table
@@ -290,16 +291,12 @@ def apply_deactivations(conn: psycopg.Connection[Any], run: RunRow) -> dict[str,
     return counts
 
 
-def apply_rules(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
-    return rules.evaluate(conn, run_id=run.id, people=stage_table("affected", run.id))
-
-
 def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch_rows: int) -> list[Step]:
     parts = config_of(run.config).parts
     steps: list[Step] = [partial(apply_tree, part=p) for p in TREES if p in parts]
     if "user" in parts:
         steps += [apply_users, apply_managers]
-    steps += [apply_deactivations, apply_rules, *([finish] if whole else [])]
+    steps += [apply_deactivations, *([finish] if whole else [])]
     return steps
 
 

@@ -2,14 +2,22 @@
 
 Everything per row happens in SQL, set-based: mapping, validation and the row hash in the
 transform (one statement per chunk, ``transform``), the decision in ``plan``, and the merge in
-``load`` (one statement per step).
+``load`` (one statement per step). It changes people: the load's assign step then evaluates the
+group rules again for those it changed.
 """
 
 from schemas.connections import USER_CORE_ATTRIBUTES
 from workers.connectors import tables
-from workers.connectors.contract import PEOPLE, ROWS_READ, BlockStager, ImportKind
+from workers.connectors.contract import ASSIGN_COUNTS, PEOPLE, ROWS_READ, BlockStager, Counted, ImportKind
 from workers.connectors.users.blockwrite import screen_block, write_block
-from workers.connectors.users.load import apply_deactivations, finish, insert_people, load_steps, update_people
+from workers.connectors.users.load import (
+    apply_deactivations,
+    changed_people,
+    finish,
+    insert_people,
+    load_steps,
+    update_people,
+)
 from workers.connectors.users.plan import (
     BUCKETS,
     classify,
@@ -37,11 +45,17 @@ class UsersBlocks(BlockStager):
 
 class Users(ImportKind):
     NAME = "users"
-    TABLES = (tables.USERS,)
+    TABLES = (tables.USERS, *tables.RULES)
+    HISTORY_COUNTS = ASSIGN_COUNTS
+    ASSIGNS_GROUPS = True
     #: People's data: a users feed is removed as soon as its run has ended.
     RETENTION_DAYS = 0
     BLOCKS = UsersBlocks()
-    HISTORY = (ROWS_READ, PEOPLE)
+    HISTORY = (
+        ROWS_READ,
+        PEOPLE,
+        Counted("memberships", (("added", "memberships_added"), ("removed", "memberships_removed"))),
+    )
 
     file_spec = staticmethod(file_spec)
     create_staging = staticmethod(create_staging)
@@ -53,6 +67,7 @@ class Users(ImportKind):
     exceeded_thresholds = staticmethod(exceeded_thresholds)
     load_steps = staticmethod(load_steps)
     finish = staticmethod(finish)
+    changed_people = staticmethod(changed_people)
 
 
 __all__ = [

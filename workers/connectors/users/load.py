@@ -209,16 +209,33 @@ def _update(
 
 
 def apply_deactivations(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
+    """Full feeds: the people missing from it, noted in ``gone`` for the assign step."""
     if not deactivates(run, conn):
         return {"deactivated": 0}
     n = conn.execute(
         sql.SQL(
-            "UPDATE lms.users u SET active = false, deactivated_at = clock_timestamp(), "
-            "updated_at = clock_timestamp() WHERE {f}"
-        ).format(f=deactivation_filter(run)),
+            """WITH d AS (UPDATE lms.users u SET active = false, deactivated_at = clock_timestamp(),
+                                 updated_at = clock_timestamp() WHERE {f} RETURNING u.id)
+               INSERT INTO {gone} (user_id) SELECT id FROM d ON CONFLICT DO NOTHING"""
+        ).format(f=deactivation_filter(run), gone=stage_table("gone", run.id)),
         {"run": run.id, "conn": run.connection_id},
     ).rowcount
     return {"deactivated": n}
+
+
+def changed_people(run: RunRow) -> sql.Composed:
+    """For the assign step: everyone the classification gave work to (created, changed,
+    reactivated, deactivated by their state, moved or linked to their manager), everyone below a
+    person whose manager changed (their chain of managers changed with it), and the people the
+    full feed deactivated."""
+    return sql.SQL(
+        """(WITH RECURSIVE team(id) AS (
+               SELECT c.uid FROM {cls} c WHERE {moves}
+               UNION SELECT u.id FROM lms.users u JOIN team ON u.manager_id = team.id)
+           SELECT c.uid AS user_id FROM {cls} c
+           UNION SELECT id FROM team
+           UNION SELECT user_id FROM {gone}) AS changed"""
+    ).format(cls=stage_table("cls", run.id), moves=MOVES, gone=stage_table("gone", run.id))
 
 
 def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:

@@ -34,8 +34,9 @@ def file_spec(config: KindConfig, file_name: str) -> FileSpec:
 
 def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfig) -> None:
     """The run's typed rows (people with something to do), the keys of the rows that are
-    already in the store as they are (``same``: read, not validated or staged again), and the
-    keys of rejected rows whose person could be read (``kept``: being refused is not being gone).
+    already in the store as they are (``same``: read, not validated or staged again), the
+    keys of rejected rows whose person could be read (``kept``: being refused is not being gone),
+    and the people the load deactivates (``gone``, for the assign step).
 
     A typed row carries the text its hash is taken of (``hash_src``); PostgreSQL hashes it as the
     row is written, so rows staged by the worker's COPY hash exactly as the SQL transform's."""
@@ -58,6 +59,12 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfi
         sql.SQL(
             "CREATE UNLOGGED TABLE IF NOT EXISTS {} (file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL)"
         ).format(stage_table("kept", run_id))
+    )
+    # The people the load deactivates (missing from a full feed): they leave their groups.
+    conn.execute(
+        sql.SQL("CREATE UNLOGGED TABLE IF NOT EXISTS {} (user_id bigint PRIMARY KEY)").format(
+            stage_table("gone", run_id)
+        )
     )
 
 
