@@ -18,6 +18,9 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from producers import queries
+from tests.conftest import sql
+from tests.stubpipeline import HEADER, Pipeline
 from workers import extras
 
 OPTIONAL = {m for modules in extras.EXTRAS.values() for m in modules}
@@ -150,6 +153,20 @@ def test_without_pyarrow_the_users_and_xapi_blocks_are_left_to_the_sql_transform
     loaded, printed, _ = _run(_USERS_BLOCK, tmp_path, blocked=_blocked("arrow"))
     assert printed.splitlines() == ["stager NoneType False", "xapi NoneType"]
     assert "pyarrow" not in _tops(loaded)
+
+
+@pytest.mark.parametrize(("hidden", "reader"), [(False, "arrow"), (True, "copy")])
+def test_without_pyarrow_a_users_feed_is_staged_by_copy_and_the_sql_transform_with_the_same_outcome(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, hidden: bool, reader: str
+) -> None:
+    if hidden:  # as if the [arrow] extra were not installed: find_spec finds nothing, an import fails
+        monkeypatch.setitem(sys.modules, "pyarrow", None)
+    assert pipeline.settings.vector_transform, "the default, which takes the vectorised path where it can"
+    people = "".join(f"p{i}@x.com,First{i},Last{i},,Dept {i % 3}\n" for i in range(6))
+    run_id = pipeline.import_files(("import/user/internal/users.csv", HEADER + people + "bad@,Bad,Mail,,X\n"))
+    assert [(e["line"], e["code"]) for e in queries.errors(run_id)] == [(8, "invalid_email")]
+    assert sql("SELECT count(*) FROM lms.users")[0][0] == 6
+    assert sql("SELECT DISTINCT reader FROM sync.chunks WHERE run_id = %s", (run_id,)) == [(reader,)]
 
 
 def test_an_sftp_export_loads_asyncssh_when_its_destination_is_made(tmp_path: Path) -> None:
