@@ -3,8 +3,8 @@ nowhere else: a worker that imports its actors, and `feedsync --help`, load none
 an SFTP export and a users block load theirs. Where one is not installed, what needs it says which
 extra to install, and the users and xapi blocks take the SQL transform.
 
-Each case runs in a fresh interpreter, since this test process has loaded everything already. "Not
-installed" is ``sys.modules[name] = None`` there: importing the module then raises
+What is loaded is looked at in a fresh interpreter, since this test process has loaded everything
+already. "Not installed" is ``sys.modules[name] = None``: importing the module then raises
 ModuleNotFoundError, as for a package that is absent, and ``find_spec`` finds nothing."""
 
 from __future__ import annotations
