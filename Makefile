@@ -28,13 +28,14 @@ $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
-# requirements.lock is what runs (the Docker image); requirements-dev.lock adds the tools and tests on
-# the same versions (it is compiled under the first as a constraint). Both universal, for Python >= 3.11.
+# requirements.lock is what runs (the Docker image): the core and every extra (`all`: console, sftp,
+# arrow). requirements-dev.lock adds the tools and tests on the same versions (it is compiled under the
+# first as a constraint). Both universal, for Python >= 3.11.
 LOCK := $(TOOLS)/bin/uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 --quiet
 
 lock: $(TOOLS)/bin/uv ## refresh requirements.lock and requirements-dev.lock (newest versions pyproject.toml allows, with hashes)
-	$(LOCK) --upgrade -o requirements.lock
-	$(LOCK) --upgrade --extra dev --constraint requirements.lock -o requirements-dev.lock
+	$(LOCK) --upgrade --extra all -o requirements.lock
+	$(LOCK) --upgrade --extra all --extra dev --constraint requirements.lock -o requirements-dev.lock
 
 deps-latest: ## a scratch venv with the newest versions pyproject.toml allows: collect every test, run the unit tier
 	bash deploy/deps-latest.sh

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 venv=.venv-latest
 rm -rf "$venv"
 "${PYTHON:-python3}" -m venv "$venv"
-"$venv/bin/pip" install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
+"$venv/bin/pip" install --quiet --upgrade --upgrade-strategy eager -e '.[all,dev]'
 echo "newest allowed versions that differ from requirements-dev.lock:"
 "$venv/bin/pip" freeze --exclude-editable | grep -vxF -f <(grep -oE '^[A-Za-z0-9_.-]+==[^ ;]+' requirements-dev.lock) || echo "  (none)"
 bash deploy/ensure-services.sh

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import threading
-from typing import Any, NoReturn
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import asyncssh
 import click
 
 from producers.output import printable, printable_lines
 from schemas.settings import get_settings
+from workers import extras
 from workers.errors import FeedsyncError, safe_text
+
+if TYPE_CHECKING:
+    import asyncssh
 
 
 def _fail(message: str) -> NoReturn:
@@ -33,6 +38,17 @@ def _connection(name: str) -> dict[str, Any]:
     return found[0]
 
 
+@contextlib.contextmanager
+def _needs_sftp(what: str) -> Iterator[None]:
+    """Around the import of asyncssh (the [sftp] extra), here and not at the top of the module so that
+    `feedsync --help` and every other command run without loading it."""
+    try:
+        with extras.needs("sftp", what):
+            yield
+    except extras.MissingExtra as exc:
+        _fail(str(exc))
+
+
 @click.group()
 def sftp() -> None:
     """SFTP: pull feeds from a server, push exports to one."""
@@ -43,6 +59,9 @@ def sftp() -> None:
 @click.option("--force", is_flag=True, help="replace an existing key pair (the old public key stops working)")
 def keygen(connection: str, force: bool) -> None:
     """Make an ed25519 key pair for CONNECTION and print the public line to install on the server."""
+    with _needs_sftp("`feedsync sftp keygen`"):
+        import asyncssh
+
     settings = get_settings()
     if not connection or "/" in connection or connection.startswith("."):
         _fail(f"{connection!r} is not a connection name")
@@ -73,6 +92,8 @@ def keygen(connection: str, force: bool) -> None:
 @click.option("--timeout", type=click.FloatRange(min=1), default=30, show_default=True, help="seconds")
 def fingerprint(host: str, port: int, timeout: float) -> None:
     """Print the key HOST presents and its SHA-256 fingerprint, to pin as host_key."""
+    with _needs_sftp("`feedsync sftp fingerprint`"):
+        import asyncssh
 
     async def fetch() -> asyncssh.SSHKey | None:
         return await asyncio.wait_for(asyncssh.get_server_host_key(host, port, config=None), timeout)
@@ -96,7 +117,8 @@ def fingerprint(host: str, port: int, timeout: float) -> None:
 @click.argument("connection")
 def check(connection: str) -> None:
     """Connect and list CONNECTION's remote_dir; say what the next poll would take, and why not the rest."""
-    from producers import sftp_loop, sftp_pull
+    with _needs_sftp("`feedsync sftp check`"):
+        from producers import sftp_loop, sftp_pull
 
     settings = get_settings()
     c = _connection(connection)
@@ -125,7 +147,8 @@ def check(connection: str) -> None:
 @click.option("--once", is_flag=True, help="poll now (each connection, or CONNECTION) once and exit")
 def pull(connection: str | None, once: bool) -> None:
     """Pull every SFTP connection's files when due (what `feedsync up` runs)."""
-    from producers import sftp_loop, sftp_pull
+    with _needs_sftp("`feedsync sftp pull`"):
+        from producers import sftp_loop, sftp_pull
 
     settings = get_settings()
     if once:

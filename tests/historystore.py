@@ -11,10 +11,10 @@ from producers.commands import apply_connections, start_sync
 from producers.undo import start_undo
 from schemas.connections import load_connections_toml
 from schemas.rules import load_rules_toml
+from tests.data import apply
 from tests.kindsamples import PEOPLE, PEOPLE_HEADER, SAMPLES
 from tests.stubpipeline import Pipeline
 from tests.unit.exportdata import export_connections
-from tests.unit.test_sync_modes import apply
 from workers.rules import apply_rules
 
 SINCE = date(2026, 11, 1)

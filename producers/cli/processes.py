@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from producers.cli.base import POSITIVE, cli
+from producers.cli.base import POSITIVE, cli, fail
 from schemas.settings import get_settings
+from workers import extras
 
 
 def _settings_for_children() -> Any:
@@ -74,12 +75,17 @@ def up(processes: int | None, threads: int | None) -> None:
     from producers.supervisor import Child, Supervisor, dramatiq_argv, feedsync_argv
 
     s = _settings_for_children()
+    if s.web_bind and not extras.installed("console"):
+        fail(str(extras.MissingExtra("console", f"FEEDSYNC_WEB_BIND={s.web_bind} (the admin console)")))
     children = [
         Child("worker", dramatiq_argv(processes or s.worker_processes, threads or s.worker_threads)),
         Child("watcher", feedsync_argv("watch")),
         Child("scheduler", feedsync_argv("scheduler")),
-        Child("sftp-pull", feedsync_argv("sftp", "pull")),
     ]
+    if extras.installed("sftp"):
+        children.append(Child("sftp-pull", feedsync_argv("sftp", "pull")))
+    else:  # said once here rather than by a child that fails and is restarted for ever
+        click.echo("feedsync up: the [sftp] extra is not installed, so no SFTP connection is pulled", err=True)
     if s.web_bind:  # the admin console, where FEEDSYNC_WEB_BIND says
         children.append(Child("web", feedsync_argv("web")))
     sys.exit(Supervisor(children).run())

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 import click
 
 from producers.output import printable
+from workers import extras
 
 
 def _fail(message: str) -> None:
@@ -14,13 +17,25 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+@contextlib.contextmanager
+def _needs_console(what: str) -> Iterator[None]:
+    """Around the imports of the console's web stack (the [console] extra): they are made by these
+    commands only, so that the rest of the CLI and the workers never load it."""
+    try:
+        with extras.needs("console", what):
+            yield
+    except extras.MissingExtra as exc:
+        _fail(str(exc))
+
+
 @click.command()
 @click.option("--bind", help="HOST:PORT to listen on (default FEEDSYNC_WEB_BIND, else 127.0.0.1:8080)")
 def web(bind: str | None) -> None:
     """Serve the admin console."""
-    import uvicorn
+    with _needs_console("`feedsync web`"):
+        import uvicorn
 
-    from producers.console.app import create_app
+        from producers.console.app import create_app
     from schemas.settings import get_settings
 
     s = get_settings()
@@ -55,7 +70,8 @@ def admins() -> None:
 @click.option("--role", type=click.Choice(["admin", "viewer"]), required=True, help="viewers change nothing")
 def admins_add(name: str, role: str) -> None:
     """Add an admin; the password is read from a prompt, or from the first line of stdin."""
-    from producers.console import accounts
+    with _needs_console("`feedsync admins add`"):
+        from producers.console import accounts
 
     if sys.stdin.isatty():
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
@@ -71,7 +87,8 @@ def admins_add(name: str, role: str) -> None:
 @admins.command("list")
 def admins_list() -> None:
     """Admins with their role and open sessions."""
-    from producers.console import accounts
+    with _needs_console("`feedsync admins list`"):
+        from producers.console import accounts
 
     rows = accounts.list_admins()
     if not rows:
@@ -84,7 +101,8 @@ def admins_list() -> None:
 @click.argument("name")
 def admins_remove(name: str) -> None:
     """Remove an admin and end their sessions; the audit keeps what they did."""
-    from producers.console import accounts
+    with _needs_console("`feedsync admins remove`"):
+        from producers.console import accounts
 
     try:
         accounts.remove_admin(name)

@@ -27,9 +27,10 @@ from schemas.states import AccessMode
 from tests.conftest import _truncate, sql
 from tests.stubpipeline import Pipeline
 from workers import store
-from workers.connectors import users
 from workers.connectors.checks import Chunk
 from workers.connectors.contract import RawBlock
+from workers.connectors.users import blockwrite
+from workers.connectors.users import vector as users_vector
 
 TOML = """
 [[connections]]
@@ -213,10 +214,10 @@ def test_rows_already_in_the_store_as_they_are_go_no_further_than_their_key(stub
     chunk = Chunk(1, 1, 0, "users.csv", columns)
     # As the run has it (jsonb orders the mapping's keys, and with them the hash's profile attributes).
     config = connection_from_json(sql("SELECT config FROM sync.runs ORDER BY id DESC LIMIT 1")[0][0])
-    prepared = users.prepare_block(chunk, config, RawBlock(b"".join(lines), 2, 50, 7, positions, "utf-8", ","))
+    prepared = users_vector.prepare_block(chunk, config, RawBlock(b"".join(lines), 2, 50, 7, positions, "utf-8", ","))
     assert prepared is not None and prepared.typed.num_rows == 50
     with store.connect() as conn:
-        screened = users.screen_block(conn, chunk, config, prepared)
+        screened = blockwrite.screen_block(conn, chunk, config, prepared)
     assert screened.typed.column("line_no").to_pylist() == [9]
     assert screened.same is not None and screened.same.num_rows == 49
     assert {"file_id": 1, "line_no": 2, "key": "p0@x.com"} in screened.same.to_pylist()

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from workers import extras
 from workers.connectors.contract import BlockStager, ExportKind, ImportKind, Kind, Table
 from workers.connectors.getabstract import Getabstract
 from workers.connectors.hierarchy import Hierarchy
@@ -70,8 +71,10 @@ def import_kind(kind: str) -> ImportKind:
 
 
 def block_stager(kind: str) -> BlockStager | None:
-    """The kind's block stager if it stages a clean block in the worker; else None."""
-    return import_kind(kind).BLOCKS
+    """The kind's block stager if it stages a clean block in the worker and the extra it needs
+    (``BlockStager.EXTRA``) is installed; else None, and its blocks take COPY and the kind's SQL transform."""
+    stager = import_kind(kind).BLOCKS
+    return stager if stager is not None and (stager.EXTRA is None or extras.installed(stager.EXTRA)) else None
 
 
 def export_kind(kind: str) -> ExportKind:

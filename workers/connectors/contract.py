@@ -99,6 +99,10 @@ class BlockStager(ABC):
     parse prepares the next block while the current one is written), or returns None to leave it
     to COPY and the kind's SQL transform; ``write_block`` writes what was prepared."""
 
+    #: The extra (workers/extras.py) its modules import; where it is not installed the stager is not
+    #: used and the kind's SQL transform stages every block.
+    EXTRA: ClassVar[str | None] = None
+
     @abstractmethod
     def prepare_block(self, chunk: Chunk, config: KindConfig, block: RawBlock) -> Any | None: ...
 

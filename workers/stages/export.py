@@ -35,7 +35,7 @@ from schemas.kinds import config_as
 from schemas.messages import ExportRun
 from schemas.settings import Settings, get_settings
 from schemas.states import RunStatus, TriggerType
-from workers import store
+from workers import extras, store
 from workers.cells import csv_cell
 from workers.connectors import export_kind
 from workers.connectors.exporting import Window, profile_attributes
@@ -44,7 +44,6 @@ from workers.errors import TerminalError, TransientError
 from workers.ledger import StageTx, run_stage
 from workers.rows import RunRow, read_run
 from workers.runs import queue_finalize
-from workers.sftp_destination import SftpDestination
 from workers.stages import stage_actor
 
 log = structlog.get_logger(__name__)
@@ -124,6 +123,9 @@ def write_file(conn: psycopg.Connection[Any], run: RunRow, name: str, window: Wi
 def destination_for(settings: Settings, cfg: ExportConnection) -> Destination:
     """Where an export's file goes: the connection's SFTP server, or the export folder."""
     if cfg.sftp is not None:
+        # asyncssh (the [sftp] extra) is loaded by the worker that first pushes over SFTP, not by all.
+        with extras.needs("sftp", f"{cfg.name}: pushing the export to {cfg.sftp.describe()}"):
+            from workers.sftp_destination import SftpDestination
         return SftpDestination(settings, cfg.sftp, cfg.name, zipped=cfg.zip)
     return Folder(settings.export_dir, cfg.location, zipped=cfg.zip)
 

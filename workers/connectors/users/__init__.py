@@ -6,10 +6,17 @@ transform (one statement per chunk, ``transform``), the decision in ``plan``, an
 group rules again for those it changed.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
 from schemas.connections import USER_CORE_ATTRIBUTES
+from schemas.kinds import KindConfig
 from workers.connectors import tables
-from workers.connectors.contract import ASSIGN_COUNTS, PEOPLE, ROWS_READ, BlockStager, Counted, ImportKind
-from workers.connectors.users.blockwrite import screen_block, write_block
+from workers.connectors.checks import Chunk
+from workers.connectors.contract import ASSIGN_COUNTS, PEOPLE, ROWS_READ, BlockStager, Counted, ImportKind, RawBlock
 from workers.connectors.users.load import (
     apply_deactivations,
     changed_people,
@@ -34,13 +41,34 @@ from workers.connectors.users.transform import (
     file_spec,
     transform_chunk,
 )
-from workers.connectors.users.vector import prepare_block
+
+if TYPE_CHECKING:
+    from workers.connectors.users.vector import Prepared
 
 
 class UsersBlocks(BlockStager):
-    prepare_block = staticmethod(prepare_block)
-    screen_block = staticmethod(screen_block)
-    write_block = staticmethod(write_block)
+    """The vectorised path. Its modules import pyarrow (the [arrow] extra), so they are imported at
+    the first block rather than with the kind: a worker that parses no users CSV never loads pyarrow,
+    and one without the extra never asks (``block_stager``)."""
+
+    EXTRA = "arrow"
+
+    def prepare_block(self, chunk: Chunk, config: KindConfig, block: RawBlock) -> Prepared | None:
+        from workers.connectors.users.vector import prepare_block
+
+        return prepare_block(chunk, config, block)
+
+    def screen_block(
+        self, conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig, prepared: Prepared
+    ) -> Prepared:
+        from workers.connectors.users.blockwrite import screen_block
+
+        return screen_block(conn, chunk, config, prepared)
+
+    def write_block(self, conn: psycopg.Connection[Any], chunk: Chunk, prepared: Prepared) -> dict[str, int]:
+        from workers.connectors.users.blockwrite import write_block
+
+        return write_block(conn, chunk, prepared)
 
 
 class Users(ImportKind):
@@ -79,8 +107,5 @@ __all__ = [
     "apply_deactivations",
     "config_of",
     "insert_people",
-    "prepare_block",
-    "screen_block",
     "update_people",
-    "write_block",
 ]

@@ -8,7 +8,7 @@ progress (``load``). Files are taken in the run's order, oldest first, each in i
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -19,11 +19,13 @@ from schemas.providers import FileNameProblem, FileSpec
 from workers import store
 from workers.connectors import content, tables
 from workers.connectors.checks import Chunk
-from workers.connectors.contract import ROWS_READ, BlockStager, Counted, ImportKind, Step, Table
+from workers.connectors.contract import ROWS_READ, BlockStager, Counted, ImportKind, RawBlock, Step, Table
 from workers.connectors.xapi import load, transform
-from workers.connectors.xapi.vector import prepare_block, screen_block, write_block
 from workers.rows import RunRow
 from workers.staging import stage_table
+
+if TYPE_CHECKING:
+    from workers.connectors.xapi.vector import Prepared
 
 _HISTORY_COUNTS = (
     "statements_stored",
@@ -82,9 +84,28 @@ def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch
 
 
 class XapiBlocks(BlockStager):
-    prepare_block = staticmethod(prepare_block)
-    screen_block = staticmethod(screen_block)
-    write_block = staticmethod(write_block)
+    """The vectorised path. ``vector`` imports pyarrow (the [arrow] extra), so it is imported at the
+    first block rather than with the kind: a worker that parses no xAPI CSV never loads pyarrow, and
+    one without the extra never asks (``block_stager``)."""
+
+    EXTRA = "arrow"
+
+    def prepare_block(self, chunk: Chunk, config: KindConfig, block: RawBlock) -> Prepared | None:
+        from workers.connectors.xapi import vector
+
+        return vector.prepare_block(chunk, config, block)
+
+    def screen_block(
+        self, conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig, prepared: Prepared
+    ) -> Prepared:
+        from workers.connectors.xapi import vector
+
+        return vector.screen_block(conn, chunk, config, prepared)
+
+    def write_block(self, conn: psycopg.Connection[Any], chunk: Chunk, prepared: Prepared) -> dict[str, int]:
+        from workers.connectors.xapi import vector
+
+        return vector.write_block(conn, chunk, prepared)
 
 
 class Xapi(ImportKind):
