@@ -211,7 +211,7 @@ def test_the_history_table_shows_the_membership_changes(pipeline: Pipeline) -> N
     out = CliRunner().invoke(cli, ["history", "hr-users"])
     assert out.exit_code == 0, out.output
     header, row = out.output.splitlines()[:2]
-    assert "GROUPS" in header.split() and "+4 -0" in row
+    assert "COUNTS" in header.split() and "memberships: 4 added" in row
     run_id = row.split()[0]
     detail = CliRunner().invoke(cli, ["run", run_id])
     assert detail.exit_code == 0, detail.output
