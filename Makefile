@@ -13,12 +13,16 @@ help: ## list the targets
 UV_VERSION := 0.13.9
 TOOLS := .tools
 
+# Some machines' pip configuration names local index folders that do not exist (file:///opt/pypi/...);
+# pip then warns once per package about each. That is the machine's, not ours: keep it off a user's screen.
+NO_LOCATION_NOISE := 2>&1 | { grep -v "^WARNING: Location 'file://[^']*' is ignored: it is neither a file nor a directory\.$$" || true; }
+
 # The venv holds exactly the lock: a changed lock rebuilds it rather than layering on top.
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
-	$(BIN)/pip install --quiet --no-deps -e .
+	set -o pipefail; $(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-dev.lock $(NO_LOCATION_NOISE)
+	set -o pipefail; $(BIN)/pip install --quiet --no-deps -e . $(NO_LOCATION_NOISE)
 	$(BIN)/python deploy/check-lock.py requirements-dev.lock
 	touch $(STAMP)
 
