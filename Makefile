@@ -21,8 +21,9 @@ NO_LOCATION_NOISE := 2>&1 | { grep -v "^WARNING: Location 'file://[^']*' is igno
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	set -o pipefail; $(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-dev.lock $(NO_LOCATION_NOISE)
-	set -o pipefail; $(BIN)/pip install --quiet --no-deps -e . $(NO_LOCATION_NOISE)
+	@echo "installing requirements-dev.lock into $(VENV) (every hash checked), then feedsync without dependencies"
+	@set -o pipefail; $(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-dev.lock $(NO_LOCATION_NOISE)
+	@set -o pipefail; $(BIN)/pip install --quiet --no-deps -e . $(NO_LOCATION_NOISE)
 	$(BIN)/python deploy/check-lock.py requirements-dev.lock
 	touch $(STAMP)
 
