@@ -12,10 +12,11 @@ import pytest
 
 from producers import sftp_loop, sftp_pull
 from tests.sftp_server import ClientKey, SftpServer, _Files, client_key, sftp_server
-from tests.sftpdata import FEED, OTHER, configure, put, registered
+from tests.sftpdata import FEED, OTHER, _drained, configure, put, registered
 from tests.stubpipeline import Pipeline
 
-__all__ = ["client_key", "sftp_server"]
+# _drained: the runs the pulled files start are finished before the next test truncates their tables.
+__all__ = ["_drained", "client_key", "sftp_server"]  # fixtures, used by name
 
 
 @pytest.mark.parametrize("hostile", ["sub/evil.csv", "x/../../../../../escaped/evil.csv"])
