@@ -95,5 +95,6 @@ def test_feedsync_run_shows_what_the_fetch_pulled(pipeline: Pipeline, graph: Ser
     shown = CliRunner().invoke(cli, ["run", str(run_id)])
 
     assert shown.exit_code == 0, shown.output
-    counts = next(ln for ln in shown.output.splitlines() if ln.startswith("counts: "))
+    # Every count as recorded, after the lines in the kind's own terms.
+    counts = next(ln for ln in shown.output.splitlines() if ln.startswith("recorded: "))
     assert "created=250" in counts and "fetched_pages=3" in counts and "fetched_records=250" in counts
