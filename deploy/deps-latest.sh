@@ -9,8 +9,8 @@ venv=.venv-latest
 rm -rf "$venv"
 "${PYTHON:-python3}" -m venv "$venv"
 "$venv/bin/pip" install --quiet --upgrade --upgrade-strategy eager -e '.[all,dev]'
-echo "newest allowed versions that differ from requirements-dev.lock:"
-"$venv/bin/pip" freeze --exclude-editable | grep -vxF -f <(grep -oE '^[A-Za-z0-9_.-]+==[^ ;]+' requirements-dev.lock) || echo "  (none)"
+echo "newest allowed versions against requirements-dev.lock (names compared as pip does):"
+"$venv/bin/python" deploy/check-lock.py requirements-dev.lock 2>&1 || true
 bash deploy/ensure-services.sh
 "$venv/bin/pytest" --collect-only -q >/dev/null
 "$venv/bin/pytest" -q tests/unit
