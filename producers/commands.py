@@ -18,10 +18,11 @@ from producers.dlq import admin_identity
 from schemas.kinds import KindConfig, to_json
 from schemas.settings import Settings
 from schemas.states import ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, AccessMode, RunStatus, TriggerType
-from workers import lifecycle, retention, store
-from workers.outbox import OutboxBatch
+from workers import store
 from workers.rows import ConnectionRow
-from workers.runs import cancel_run, close_gate, create_run, live_connection, lock_connection, start_next
+from workers.runs import lifecycle, retention
+from workers.runs.flow import cancel_run, close_gate, create_run, live_connection, lock_connection, start_next
+from workers.runs.outbox import OutboxBatch
 
 
 class CommandError(Exception):
@@ -348,7 +349,7 @@ def approve(run_id: int) -> None:
 
 def reject(run_id: int) -> None:
     """Discard a held run: nothing of it is applied; the connection's next run may start."""
-    from workers.runs import drop_stage_tables, start_next
+    from workers.runs.flow import drop_stage_tables, start_next
 
     outbox = OutboxBatch()
     with store.connect() as conn:

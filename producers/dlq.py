@@ -22,8 +22,9 @@ import structlog
 
 from schemas.messages import message_for_actor
 from schemas.settings import Settings
-from workers import lifecycle, store
-from workers.outbox import OutboxBatch
+from workers import store
+from workers.runs import lifecycle
+from workers.runs.outbox import OutboxBatch
 
 log = structlog.get_logger(__name__)
 

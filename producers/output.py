@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
-from workers.cells import csv_cell
+from workers.files.cells import csv_cell
 
 # Control (Cc), format (Cf: bidi overrides, zero-width), surrogate, private use, line and paragraph
 # separators: shown as escapes, never sent to the terminal as they are.

@@ -14,10 +14,10 @@ from producers import registration, safefile
 from schemas.settings import Settings
 from schemas.states import AccessMode, TriggerType
 from workers import store
-from workers.files import sha256_fd
-from workers.outbox import OutboxBatch
+from workers.files.disk import sha256_fd
 from workers.rows import ConnectionRow
-from workers.runs import create_run, live_connection
+from workers.runs.flow import create_run, live_connection
+from workers.runs.outbox import OutboxBatch
 
 
 class PreviewError(Exception):
@@ -61,7 +61,7 @@ def preview(settings: Settings, name: str, path: Path, access: AccessMode = Acce
                 dry_run=True,
                 coalesce=False,
             )
-            # Attached before the run starts: it reads this file and nothing else (workers/runs.py).
+            # Attached before the run starts: it reads this file and nothing else (workers/runs/flow.py).
             conn.execute(
                 "INSERT INTO sync.run_files (run_id, file_id, ordinal) VALUES (%s, %s, 0)", (run_id, row["id"])
             )

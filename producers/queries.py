@@ -14,7 +14,7 @@ from workers.connectors import kind_of
 from workers.connectors.contract import ROWS_READ, Counted
 
 COUNT_KEYS = ("read", "created", "updated", "unchanged", "deactivated", "rejected")
-#: An undo run counts what it gave back (workers/undo.py), whatever the kind of the run it undid.
+#: An undo run counts what it gave back (workers/runs/undo.py), whatever the kind of the run it undid.
 UNDONE = Counted(
     "records",
     (

@@ -21,8 +21,8 @@ from producers import safefile
 from schemas.messages import FeedArrived
 from schemas.settings import Settings
 from workers import store
-from workers.files import sha256_fd
-from workers.outbox import OutboxBatch
+from workers.files.disk import sha256_fd
+from workers.runs.outbox import OutboxBatch
 
 log = structlog.get_logger(__name__)
 

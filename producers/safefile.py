@@ -18,7 +18,7 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
-from workers.files import BLOCK
+from workers.files.disk import BLOCK
 
 
 class Refused(Exception):

@@ -28,11 +28,12 @@ from producers import alarms, notifier, registry
 from producers.scheduling import CURRENT_SLOT, SLOTS_BETWEEN
 from schemas.settings import Settings, get_settings
 from schemas.states import AccessMode, TriggerType
-from workers import outbox, retention, store
+from workers import store
 from workers.errors import safe_text
-from workers.outbox import OutboxBatch
 from workers.rows import ConnectionRow
-from workers.runs import create_run
+from workers.runs import outbox, retention
+from workers.runs.flow import create_run
+from workers.runs.outbox import OutboxBatch
 
 log = structlog.get_logger(__name__)
 

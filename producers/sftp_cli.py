@@ -129,7 +129,7 @@ def check(connection: str) -> None:
     try:
         decisions = sftp_pull.check(settings, c)
     except FeedsyncError as exc:
-        _fail(str(exc))  # our own sentence (workers.sftp): what failed and what to check
+        _fail(str(exc))  # our own sentence (workers.files.sftp): what failed and what to check
     cfg = sftp_pull.sftp_config(c)
     assert cfg is not None
     click.echo(f"{printable(connection)}: connected to {cfg.describe()} (host key pinned and verified)")

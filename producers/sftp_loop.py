@@ -89,7 +89,7 @@ def _poll_recorded(settings: Settings, connection: dict[str, Any]) -> PollResult
     try:
         result = poll(settings, connection)
     except TransientError as exc:
-        # Our own sentences (workers.sftp), which never carry a secret or a file's content.
+        # Our own sentences (workers.files.sftp), which never carry a secret or a file's content.
         log.warning("SFTP poll failed; retrying with backoff", connection=connection["name"], error=str(exc))
         _record_poll(connection["id"], str(exc), transient=True)
         return None

@@ -11,7 +11,7 @@ import structlog
 
 from producers.sftp_files import set_state
 from workers import store
-from workers.sftp import Session
+from workers.files.sftp import Session
 
 log = structlog.get_logger(__name__)
 

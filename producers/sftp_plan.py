@@ -16,7 +16,7 @@ from producers import registry, safefile
 from schemas.settings import Settings
 from schemas.sftp import SftpConfig
 from workers.errors import TerminalError
-from workers.sftp import Session
+from workers.files.sftp import Session
 
 PART_PREFIX, PART_SUFFIX = ".", ".part"
 

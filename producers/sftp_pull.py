@@ -48,8 +48,8 @@ from schemas.settings import Settings
 from schemas.sftp import SftpConfig
 from workers import failpoints, store
 from workers.errors import TerminalError
-from workers.files import fsync_dir
-from workers.sftp import BLOCK, Session, session
+from workers.files.disk import fsync_dir
+from workers.files.sftp import BLOCK, Session, session
 
 __all__ = ["Decision", "PollResult", "check", "poll", "sftp_config"]
 

@@ -1,5 +1,5 @@
 """``feedsync undo RUN_ID``: queue a run of type ``undo`` that restores what a run changed
-(workers/undo.py does it, in the load stage), or preview it (``--dry-run``) without changing
+(workers/runs/undo.py does it, in the load stage), or preview it (``--dry-run``) without changing
 anything. The CLI and the console call these."""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from psycopg import sql
 from producers.commands import CommandError
 from producers.dlq import admin_identity
 from schemas.states import TriggerType
-from workers import store, undo
-from workers.outbox import OutboxBatch
+from workers import store
 from workers.rows import ConnectionRow, read_run
-from workers.runs import create_run, live_connection
+from workers.runs import undo
+from workers.runs.flow import create_run, live_connection
+from workers.runs.outbox import OutboxBatch
 
 
 def preview(run_id: int) -> dict[str, Any]:

@@ -65,7 +65,7 @@ class KindConfig(BaseModel):
     # When the feed must have arrived, and the other alarms (producers/alarms.py); None: the defaults.
     expect: Expect | None = None
     # An import pulls its files from this SFTP server (producers/sftp_pull.py); an export pushes its
-    # file there instead of the export folder (workers/sftp_destination.py).
+    # file there instead of the export folder (workers/files/sftp_destination.py).
     sftp: SftpConfig | None = None
 
     @classmethod

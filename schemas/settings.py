@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     load_work_mem: str = Field(default="128MB", pattern=r"^\d+(kB|MB|GB)$")
     # A record that spans more lines or characters than this is reported as an unclosed quote.
     max_record_lines: int = Field(default=200, ge=2)
-    # The run journal (workers/journal.py): what each load changed, so the run can be undone
+    # The run journal (workers/runs/journal.py): what each load changed, so the run can be undone
     # (`feedsync undo`). Off: loads write no journal and their runs cannot be undone.
     journal: bool = True
     # A run's journal holds the rows as they were before it (people's data): it is removed this many

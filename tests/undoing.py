@@ -17,7 +17,7 @@ TABLES = ("users", "org_units", "positions", "group_members", "assignments")
 
 def snapshot(table: str) -> dict[Any, tuple[Any, ...]]:
     """Every row of lms.<table>, whole, by its key."""
-    from workers.journal import tables
+    from workers.runs.journal import tables
 
     rows = sql(psql.SQL("SELECT to_jsonb(t) FROM {} t").format(psql.Identifier("lms", table)))
     out = {tuple(r[k] for k in tables()[table].key): tuple(sorted(r.items())) for (r,) in rows}

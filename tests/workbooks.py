@@ -10,8 +10,8 @@ import pytest
 
 from schemas.settings import Settings
 from workers.errors import BadFileError
-from workers.feedreader import RowError
-from workers.xlsxreader import XlsxReader
+from workers.files.feedreader import RowError
+from workers.files.xlsxreader import XlsxReader
 
 COLUMNS = {"email": "email", "data_id": "dataId", "download_date": "downloadDate", "title": "mainTitle"}
 

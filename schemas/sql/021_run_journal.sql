@@ -1,4 +1,4 @@
--- The run journal (workers/journal.py): what every row a load changed was before, written by
+-- The run journal (workers/runs/journal.py): what every row a load changed was before, written by
 -- statement-level triggers over the statement's transition tables, in bulk and in the same
 -- transaction as the change. The load says which run it is with a transaction-local setting
 -- (set_config('feedsync.run_id', …, true)); any other writer (rules applied from the CLI, the

@@ -20,7 +20,7 @@ from tests.conftest import feedsync, sql
 from tests.sshd import Sshd, sshd
 from tests.stubpipeline import HEADER, Pipeline
 from tests.unit.exportdata import learning, people
-from workers.sftp import SftpLoginError
+from workers.files.sftp import SftpLoginError
 
 __all__ = ["sshd"]
 

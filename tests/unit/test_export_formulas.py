@@ -18,7 +18,7 @@ from tests.conftest import sql
 from tests.data import SINCE
 from tests.stubpipeline import Pipeline
 from tests.unit.exportdata import EXPORTS_TOML, exported, learning, people, read_rows
-from workers.cells import csv_cell, sql_cell
+from workers.files.cells import csv_cell, sql_cell
 
 #: Values a spreadsheet would run, one per starting character of the rule.
 FIRST = '=HYPERLINK("http://evil.test")'

@@ -122,7 +122,7 @@ def test_removals_are_kept_as_long_as_a_run_journal_then_removed_by_the_sweep(pi
     from datetime import timedelta
 
     from schemas.settings import get_settings
-    from workers import retention
+    from workers.runs import retention
 
     export_connections()
     undo(pipeline, completion_imported(pipeline))

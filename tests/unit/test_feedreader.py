@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from workers.errors import BadFileError
-from workers.feedreader import FeedReader, RowError
+from workers.files.feedreader import FeedReader, RowError
 
 MAPPING = {"email": "Email", "first_name": "First Name"}
 

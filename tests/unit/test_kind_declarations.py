@@ -12,8 +12,9 @@ import pytest
 from schemas.exports import DEFAULT_LOCATION, ExportConnection
 from tests import examplekind
 from tests.conftest import sql
-from workers import connectors, journal
+from workers import connectors
 from workers.connectors.contract import ExportKind
+from workers.runs import journal
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from tests.conftest import sql
 from tests.contentdata import HMM_TOML, META_HEADER, course
 from tests.gates import Gate
 from tests.stubpipeline import HEADER, Pipeline
-from workers import retention
+from workers.runs import retention
 
 
 def stored(pipeline: Pipeline, name: str) -> Path:

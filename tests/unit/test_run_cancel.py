@@ -17,9 +17,9 @@ from schemas.states import TriggerType
 from tests.conftest import feedsync, sql
 from tests.stubpipeline import HEADER, USERS_TOML, Pipeline
 from workers import failpoints, store
-from workers.outbox import OutboxBatch
 from workers.rows import read_connection
-from workers.runs import create_run, try_start
+from workers.runs.flow import create_run, try_start
+from workers.runs.outbox import OutboxBatch
 
 INBOX = "import/user/internal"
 

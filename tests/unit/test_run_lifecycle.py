@@ -1,4 +1,4 @@
-"""One module owns a run's status: every transition is in workers/lifecycle.py, guarded in SQL, so
+"""One module owns a run's status: every transition is in workers/runs/lifecycle.py, guarded in SQL, so
 a transition asked of a run in another status changes nothing."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import psycopg
 from schemas.states import RunStatus
 from tests.conftest import DATABASE_URL, sql
 from tests.stubpipeline import HEADER, Pipeline
-from workers import lifecycle
+from workers.runs import lifecycle
 
 ROOT = Path(__file__).resolve().parents[2]
 SETS_STATUS = re.compile(r"UPDATE\s+sync\.runs\b(?:(?!\"\"\"|\)\s*$).)*?\bSET\b(?:(?!WHERE).)*?\bstatus\s*=", re.S)
@@ -24,7 +24,7 @@ def test_only_the_lifecycle_module_changes_a_runs_status() -> None:
         for path in (ROOT / package).rglob("*.py")
         if SETS_STATUS.search(path.read_text())
     }
-    assert owners == {"workers/lifecycle.py"}
+    assert owners == {"workers/runs/lifecycle.py"}
 
 
 def test_a_transition_asked_of_a_finished_run_changes_nothing(pipeline: Pipeline) -> None:

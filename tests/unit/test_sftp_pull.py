@@ -17,7 +17,7 @@ from tests.sftpdata import FEED, OLD, OTHER, _drained, configure, pull_logs, put
 from tests.stubpipeline import HEADER, Pipeline
 from tests.waiting import poll_until
 from workers.errors import TerminalError, TransientError
-from workers.sftp import SftpLoginError
+from workers.files.sftp import SftpLoginError
 
 __all__ = ["_drained", "client_key", "pull_logs", "sftp_server"]  # fixtures, used by name
 

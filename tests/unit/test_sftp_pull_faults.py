@@ -13,7 +13,7 @@ from tests.conftest import sql
 from tests.sftp_server import ClientKey, SftpServer, client_key, sftp_server
 from tests.sftpdata import FEED, OTHER, _drained, configure, pull_logs, put, registered
 from tests.stubpipeline import Pipeline
-from workers.sftp import SftpLoginError
+from workers.files.sftp import SftpLoginError
 
 __all__ = ["_drained", "client_key", "pull_logs", "sftp_server"]  # fixtures, used by name
 

@@ -22,9 +22,10 @@ from tests import examplekind
 from tests.conftest import sql
 from tests.kindsamples import PEOPLE, SAMPLES, Sample
 from tests.stubpipeline import Pipeline
-from workers import connectors, journal, retention
+from workers import connectors
 from workers.connectors.contract import ImportKind
 from workers.rules import apply_rules
+from workers.runs import journal, retention
 
 examplekind.register()  # the suite's list of kinds is read at collection: the example kind is one
 IMPORT_KINDS = [k.NAME for k in connectors.kinds() if isinstance(k, ImportKind)]

@@ -236,7 +236,7 @@ def test_a_run_journal_is_removed_after_its_retention_and_the_run_can_no_longer_
     from datetime import UTC, datetime, timedelta
 
     from schemas.settings import get_settings
-    from workers import retention
+    from workers.runs import retention
 
     apply()
     a = pipeline.import_files((FEED + "day1.csv", people(3)))

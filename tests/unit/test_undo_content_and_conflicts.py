@@ -77,9 +77,9 @@ def test_with_feedsync_journal_off_a_load_writes_no_journal_and_its_run_cannot_b
 def test_an_undo_queued_before_a_conflict_fails_at_its_load_naming_the_row(pipeline: Pipeline) -> None:
     from schemas.states import TriggerType
     from workers import store
-    from workers.outbox import OutboxBatch
     from workers.rows import ConnectionRow
-    from workers.runs import create_run, live_connection
+    from workers.runs.flow import create_run, live_connection
+    from workers.runs.outbox import OutboxBatch
 
     apply()
     pipeline.import_files((FEED + "day1.csv", people(2)))

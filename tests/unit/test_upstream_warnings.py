@@ -29,7 +29,7 @@ def test_feedsync_help_prints_no_warning() -> None:
 
 
 def test_dramatiq_workers_import_without_a_warning() -> None:
-    assert "Warning" not in _stderr("import workers.actors", "import workers.sftp"), "a worker process warns"
+    assert "Warning" not in _stderr("import workers.actors", "import workers.files.sftp"), "a worker process warns"
 
 
 def test_the_filter_is_scoped_to_the_library_that_warns() -> None:

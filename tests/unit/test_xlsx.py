@@ -16,7 +16,7 @@ from openpyxl import Workbook
 
 from schemas.settings import Settings
 from tests.workbooks import read_all, refused, rewrite
-from workers.feedreader import RowError
+from workers.files.feedreader import RowError
 
 
 def workbook(path: Path, rows: list[list[object]], sheets: int = 1) -> Path:

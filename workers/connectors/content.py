@@ -20,8 +20,8 @@ from psycopg import sql
 
 from schemas.kinds import KindConfig, config_as
 from schemas.kinds.content import ContentConnection
-from workers import store, user_skills
-from workers.connectors import tables
+from workers import store
+from workers.connectors import tables, user_skills
 from workers.connectors.contract import ROWS_READ, Counted, ImportKind
 from workers.rows import RunRow
 from workers.staging import stage_table

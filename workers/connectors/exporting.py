@@ -22,7 +22,7 @@ from psycopg import sql
 
 from schemas.exports import ExportConnection
 from workers import store
-from workers.cells import sql_cell
+from workers.files.cells import sql_cell
 
 #: The time zone ALM writes into date headers; feedsync writes every time in UTC.
 TZ = "UTC"

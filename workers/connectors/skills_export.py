@@ -3,7 +3,7 @@ achievement changed) in the window, with the columns of ALM's Skill Transcript. 
 the columns of its ``skill_achievements`` file; this is the closest schema it documents.
 
 A person achieves a course's skills when they complete it; the loads that write completed progress
-keep ``lms.user_skills`` up to date (workers/user_skills.py), so this export is a read. Skills carry
+keep ``lms.user_skills`` up to date (workers/connectors/user_skills.py), so this export is a read. Skills carry
 no levels or credits in feedsync: those columns are empty; ``Completion Percentage`` is 100.
 
 An achievement removed in the window (``feedsync undo`` of the run that gave it, a voiding that

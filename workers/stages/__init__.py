@@ -13,7 +13,7 @@ from dramatiq.middleware import Retries
 from schemas.messages import Message
 from schemas.settings import Settings
 from workers.broker import setup_broker
-from workers.ledger import StageLedger
+from workers.runs.ledger import StageLedger
 
 M = TypeVar("M", bound=Message)
 

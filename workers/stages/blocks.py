@@ -16,7 +16,7 @@ from schemas.kinds import KindConfig
 from workers import store
 from workers.connectors.checks import Chunk
 from workers.connectors.contract import BlockStager, RawBlock
-from workers.feedreader import Block, FeedReader, Header
+from workers.files.feedreader import Block, FeedReader, Header
 
 log = structlog.get_logger(__name__)
 

@@ -36,14 +36,14 @@ from schemas.messages import ExportRun
 from schemas.settings import Settings, get_settings
 from schemas.states import RunStatus, TriggerType
 from workers import extras, store
-from workers.cells import csv_cell
 from workers.connectors import export_kind
 from workers.connectors.exporting import Window, profile_attributes
-from workers.destinations import Destination, Folder
 from workers.errors import TerminalError, TransientError
-from workers.ledger import StageTx, run_stage
+from workers.files.cells import csv_cell
+from workers.files.destinations import Destination, Folder
 from workers.rows import RunRow, read_run
-from workers.runs import queue_finalize
+from workers.runs.flow import queue_finalize
+from workers.runs.ledger import StageTx, run_stage
 from workers.stages import stage_actor
 
 log = structlog.get_logger(__name__)
@@ -125,7 +125,7 @@ def destination_for(settings: Settings, cfg: ExportConnection) -> Destination:
     if cfg.sftp is not None:
         # asyncssh (the [sftp] extra) is loaded by the worker that first pushes over SFTP, not by all.
         with extras.needs("sftp", f"{cfg.name}: pushing the export to {cfg.sftp.describe()}"):
-            from workers.sftp_destination import SftpDestination
+            from workers.files.sftp_destination import SftpDestination
         return SftpDestination(settings, cfg.sftp, cfg.name, zipped=cfg.zip)
     return Folder(settings.export_dir, cfg.location, zipped=cfg.zip)
 

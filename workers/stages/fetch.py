@@ -34,8 +34,8 @@ from schemas.messages import FetchRun, ParseFile
 from schemas.settings import get_settings
 from schemas.states import RunStatus, StageStatus
 from workers import store
-from workers.ledger import StageTx, run_stage
 from workers.rows import RunRow, read_run
+from workers.runs.ledger import StageTx, run_stage
 from workers.sources import FetchResult, FetchSpec, fetch
 from workers.sources.preview import spec_of
 from workers.stages import stage_actor

@@ -9,11 +9,12 @@ import structlog
 
 from schemas.messages import FinalizeRun
 from schemas.states import RunStatus, TriggerType
-from workers import failpoints, lifecycle, notify, retention, store
+from workers import failpoints, notify, store
 from workers.connectors import kind_of
-from workers.ledger import StageTx, run_stage
 from workers.rows import read_run
-from workers.runs import drop_stage_tables, start_next
+from workers.runs import lifecycle, retention
+from workers.runs.flow import drop_stage_tables, start_next
+from workers.runs.ledger import StageTx, run_stage
 from workers.stages import stage_actor
 
 log = structlog.get_logger(__name__)

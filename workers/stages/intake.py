@@ -6,10 +6,11 @@ import structlog
 
 from schemas.messages import FeedArrived
 from schemas.states import TriggerType
-from workers import bundles, store
-from workers.outbox import OutboxBatch
+from workers import store
 from workers.rows import read_connection
-from workers.runs import create_run, lock_connection
+from workers.runs import bundles
+from workers.runs.flow import create_run, lock_connection
+from workers.runs.outbox import OutboxBatch
 from workers.stages import stage_actor
 
 log = structlog.get_logger(__name__)

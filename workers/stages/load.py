@@ -18,9 +18,9 @@ deactivations exceed applies the rest at once and holds only the deactivations (
 A kind that changes people (``ASSIGNS_GROUPS``) has one step more, the last: ``assign`` evaluates
 the group rules again for the people its load changed, so groups follow the people.
 
-Every transaction a load opens says which run it is (workers/journal.py), so the store's triggers
+Every transaction a load opens says which run it is (workers/runs/journal.py), so the store's triggers
 journal its changes and the run can be undone. An undo run (trigger ``undo``) loads through
-workers/undo.py instead of its kind's steps, with the same plan, thresholds and approval.
+workers/runs/undo.py instead of its kind's steps, with the same plan, thresholds and approval.
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ from psycopg.types.json import Jsonb
 from schemas.messages import LoadRun
 from schemas.settings import get_settings
 from schemas.states import AccessMode, RunStatus, TriggerType
-from workers import failpoints, journal, lifecycle, rules, store, undo
+from workers import failpoints, rules, store
 from workers.connectors import import_kind
 from workers.connectors.contract import ImportKind, Load, Step
-from workers.ledger import StageTx, run_stage
 from workers.rows import RunRow, read_run
-from workers.runs import enter_run, queue_finalize
+from workers.runs import journal, lifecycle, undo
+from workers.runs.flow import enter_run, queue_finalize
+from workers.runs.ledger import StageTx, run_stage
 from workers.stages import stage_actor
 
 log = structlog.get_logger(__name__)

@@ -26,15 +26,15 @@ from workers import failpoints, store
 from workers.connectors import MAX_TABLE_COLUMNS, block_stager, create_raw_chunk, import_kind
 from workers.connectors.checks import Chunk
 from workers.errors import BadFileError, TransientError
-from workers.feedreader import Block, FeedReader, RowError
-from workers.files import sha256_fd
-from workers.ledger import StageTx, run_stage
-from workers.outbox import OutboxBatch
-from workers.runs import advance_if_ready
+from workers.files.disk import sha256_fd
+from workers.files.feedreader import Block, FeedReader, RowError
+from workers.files.xlsxreader import XlsxReader
+from workers.runs.flow import advance_if_ready
+from workers.runs.ledger import StageTx, run_stage
+from workers.runs.outbox import OutboxBatch
 from workers.stages import stage_actor
 from workers.stages.blocks import Blocks
 from workers.stages.records import copy_records
-from workers.xlsxreader import XlsxReader
 
 log = structlog.get_logger(__name__)
 

@@ -18,7 +18,7 @@ import psycopg
 
 from schemas.messages import ParseFile
 from workers.connectors import copy_statement, create_raw_chunk
-from workers.feedreader import RowError
+from workers.files.feedreader import RowError
 
 
 def copy_records(

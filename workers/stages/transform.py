@@ -8,8 +8,8 @@ from schemas.messages import TransformChunk
 from workers import failpoints, store
 from workers.connectors import import_kind
 from workers.connectors.checks import Chunk
-from workers.ledger import StageTx, run_stage
-from workers.runs import advance_if_ready
+from workers.runs.flow import advance_if_ready
+from workers.runs.ledger import StageTx, run_stage
 from workers.stages import stage_actor
 
 

@@ -22,8 +22,8 @@ from psycopg.types.json import Jsonb
 
 from schemas.kinds import config_as
 from schemas.kinds.xapi import XapiConnection
-from workers import store, user_skills
-from workers.connectors import content
+from workers import store
+from workers.connectors import content, user_skills
 from workers.connectors.xapi.transform import VOIDED, attributes
 from workers.rows import RunRow
 from workers.staging import stage_table

@@ -5,7 +5,7 @@ the final name (and no ``.part`` either).
 ``Folder`` writes ``<FEEDSYNC_EXPORT_DIR>/export/<location>/<name>.part``, fsyncs it, renames it into
 place and fsyncs the folder (ALM: Home/export/<location>). An SFTP destination plugs in by
 implementing ``Destination`` the same way (upload ``name.part``, check, rename):
-``workers/sftp_destination.py``.
+``workers/files/sftp_destination.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol, cast
 
-from workers.files import fsync_dir
+from workers.files.disk import fsync_dir
 
 
 @dataclass

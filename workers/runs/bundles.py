@@ -19,8 +19,8 @@ from schemas.messages import SyncDue
 from schemas.states import TriggerType
 from workers import store
 from workers.connectors import import_kind
-from workers.outbox import OutboxBatch
 from workers.rows import ConnectionRow, RunRow
+from workers.runs.outbox import OutboxBatch
 
 
 def missing_files(conn: psycopg.Connection[Any], connection: ConnectionRow) -> list[str]:

@@ -26,10 +26,11 @@ from psycopg.types.json import Jsonb
 from schemas.messages import Message, message_for_actor
 from schemas.settings import get_settings
 from schemas.states import FINISHED_RUN_STATUSES, RunStatus, StageStatus
-from workers import lifecycle, notify, store
+from workers import notify, store
 from workers.errors import Kind, TransientError, classify, safe_text
-from workers.outbox import OutboxBatch
-from workers.runs import drop_stage_tables, enter_run, start_next
+from workers.runs import lifecycle
+from workers.runs.flow import drop_stage_tables, enter_run, start_next
+from workers.runs.outbox import OutboxBatch
 
 log = structlog.get_logger(__name__)
 

@@ -17,10 +17,11 @@ from psycopg.types.json import Jsonb
 
 from schemas.messages import ExportRun, FetchRun, FinalizeRun, LoadRun, ParseFile, SyncDue
 from schemas.states import AccessMode, TriggerType
-from workers import bundles, lifecycle, store
+from workers import store
 from workers.connectors import import_kind, kind_of
-from workers.outbox import OutboxBatch
 from workers.rows import ConnectionRow, RunRow, read_run
+from workers.runs import bundles, lifecycle
+from workers.runs.outbox import OutboxBatch
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +64,7 @@ def create_run(
     A trigger that finds a queued run of its kind joins it instead of queueing another; with
     ``join_any`` (a dropped file) it joins a queued run of any kind, which will claim the file.
     With ``hold`` the run is queued without its plan message (a bundle waiting for its files:
-    workers/bundles.py releases it)."""
+    workers/runs/bundles.py releases it)."""
     lock_connection(conn, connection.id)
     if coalesce:
         queued = store.fetch_one(
@@ -156,7 +157,7 @@ def try_start(conn: psycopg.Connection[Any], run_id: int, outbox: OutboxBatch) -
     if other is not None:
         return "waiting"
     # Only the oldest queued run may start, so triggers apply in the order they came (a bundle
-    # still waiting for its files is not in line: workers/bundles.py).
+    # still waiting for its files is not in line: workers/runs/bundles.py).
     older = store.fetch_one(
         conn,
         "SELECT id FROM sync.runs WHERE connection_id = %s AND status = 'queued' AND waiting_for IS NULL "

@@ -23,9 +23,9 @@ import structlog
 
 from schemas.settings import Settings
 from schemas.sftp import SftpConfig
-from workers.destinations import Folder, Sink, Written
 from workers.errors import TerminalError, TransientError
-from workers.sftp import BLOCK, Session, session
+from workers.files.destinations import Folder, Sink, Written
+from workers.files.sftp import BLOCK, Session, session
 
 log = structlog.get_logger(__name__)
 

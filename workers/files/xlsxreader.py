@@ -27,7 +27,7 @@ from openpyxl.utils.exceptions import CellCoordinatesException, InvalidFileExcep
 
 from schemas.settings import Settings
 from workers.errors import BadFileError
-from workers.feedreader import Header, RowError, match_columns
+from workers.files.feedreader import Header, RowError, match_columns
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _BOMB_MIN_BYTES = 1 << 20  # a small part may compress very well without being a bomb

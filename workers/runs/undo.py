@@ -1,5 +1,5 @@
 """The load of an undo run (``feedsync undo RUN_ID``): restores every store row the undone run
-changed, from the run journal (workers/journal.py), where the row still holds what that run wrote.
+changed, from the run journal (workers/runs/journal.py), where the row still holds what that run wrote.
 
 It takes the load's place for runs of trigger ``undo`` (workers/stages/load.py) and goes through
 the same plan, thresholds and approval as the connection's own loads. Per row the run touched:
@@ -22,11 +22,12 @@ import psycopg
 from psycopg import sql
 
 from schemas.settings import get_settings
-from workers import journal, store
+from workers import store
 from workers.connectors import import_kind
 from workers.connectors.contract import Load, Step
 from workers.errors import TerminalError
 from workers.rows import RunRow
+from workers.runs import journal
 from workers.staging import stage_table
 
 #: Conflicts named in a refusal or a plan (the count says how many more there are).
@@ -281,7 +282,7 @@ def restore(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
         total["removed"] += removed
     skipped = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {} WHERE skip").format(table))
     total["conflicts_skipped"] = int(skipped["n"]) if skipped else 0
-    # Not a status change (workers/lifecycle.py owns those): the undone run only learns its undo.
+    # Not a status change (workers/runs/lifecycle.py owns those): the undone run only learns its undo.
     conn.execute("""UPDATE sync.runs SET undone_by = %s WHERE id = %s AND undone_by IS NULL""", (run.id, run.undo_of))
     return total
 

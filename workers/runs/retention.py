@@ -21,8 +21,9 @@ from psycopg import sql
 
 from schemas.connections import MAX_RETENTION_DAYS
 from schemas.settings import get_settings
-from workers import journal, people_files, store
+from workers import store
 from workers.connectors import kind_of
+from workers.runs import journal, people_files
 
 log = structlog.get_logger(__name__)
 

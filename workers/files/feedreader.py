@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from workers.errors import BadFileError
-from workers.feedlines import Lines, RecordTooLong, universal_lines
+from workers.files.feedlines import Lines, RecordTooLong, universal_lines
 
 _SNIFF_BYTES = 65_536
 

@@ -1,4 +1,4 @@
-"""A feed file as lines for ``csv.reader`` (workers/feedreader.py): decoded one by one, counted in
+"""A feed file as lines for ``csv.reader`` (workers/files/feedreader.py): decoded one by one, counted in
 lines and bytes so every record's line number and byte offset are known, and any line break a file
 uses (CRLF, LF, or CR alone) taken as one."""
 
