@@ -38,7 +38,13 @@ $(TOOLS)/bin/uv:
 # first as a constraint). Both universal, for Python >= 3.11.
 LOCK := $(TOOLS)/bin/uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 --quiet
 
-lock: $(TOOLS)/bin/uv ## refresh requirements.lock and requirements-dev.lock (newest versions pyproject.toml allows, with hashes)
+# `make lock` keeps every version already locked and resolves only what pyproject.toml added or changed,
+# so adding one package does not move the others; `make lock-upgrade` takes the newest versions allowed.
+lock: $(TOOLS)/bin/uv ## lock what pyproject.toml added or changed, keeping every other locked version (with hashes)
+	$(LOCK) --extra all -o requirements.lock
+	$(LOCK) --extra all --extra dev --constraint requirements.lock -o requirements-dev.lock
+
+lock-upgrade: $(TOOLS)/bin/uv ## refresh both locks to the newest versions pyproject.toml allows
 	$(LOCK) --upgrade --extra all -o requirements.lock
 	$(LOCK) --upgrade --extra all --extra dev --constraint requirements.lock -o requirements-dev.lock
 
@@ -76,4 +82,4 @@ bench: setup services ## the performance suite (writes benchmarks/RESULTS.md)
 clean: ## remove the virtualenv and local state
 	rm -rf $(VENV) $(TOOLS) var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help setup lock deps-latest test-tools services migrate demo test test-fast lint bench clean
+.PHONY: help setup lock lock-upgrade deps-latest test-tools services migrate demo test test-fast lint bench clean
