@@ -21,8 +21,10 @@ from schemas.states import ACTIVE_RUN_STATUSES, FINISHED_RUN_STATUSES, AccessMod
 from workers import store
 from workers.rows import ConnectionRow
 from workers.runs import lifecycle, retention
-from workers.runs.flow import cancel_run, close_gate, create_run, live_connection, lock_connection, start_next
+from workers.runs.create import create_run, live_connection, lock_connection
+from workers.runs.gate import cancel_run, close_gate
 from workers.runs.outbox import OutboxBatch
+from workers.runs.start import start_next
 
 
 class CommandError(Exception):
@@ -349,7 +351,8 @@ def approve(run_id: int) -> None:
 
 def reject(run_id: int) -> None:
     """Discard a held run: nothing of it is applied; the connection's next run may start."""
-    from workers.runs.flow import drop_stage_tables, start_next
+    from workers.runs.gate import drop_stage_tables
+    from workers.runs.start import start_next
 
     outbox = OutboxBatch()
     with store.connect() as conn:

@@ -16,7 +16,8 @@ from schemas.states import AccessMode, TriggerType
 from workers import store
 from workers.files.disk import sha256_fd
 from workers.rows import ConnectionRow
-from workers.runs.flow import create_run, live_connection
+from workers.runs import record
+from workers.runs.create import create_run, live_connection
 from workers.runs.outbox import OutboxBatch
 
 
@@ -61,14 +62,11 @@ def preview(settings: Settings, name: str, path: Path, access: AccessMode = Acce
                 dry_run=True,
                 coalesce=False,
             )
-            # Attached before the run starts: it reads this file and nothing else (workers/runs/flow.py).
+            # Attached before the run starts: it reads this file and nothing else (workers/runs/start.py).
             conn.execute(
                 "INSERT INTO sync.run_files (run_id, file_id, ordinal) VALUES (%s, %s, 0)", (run_id, row["id"])
             )
-            conn.execute(
-                "UPDATE sync.runs SET note = %s WHERE id = %s",
-                (f"preview of {safefile.escaped(path.name)}: a dry run of this file alone", run_id),
-            )
+            record.note(conn, run_id, f"preview of {safefile.escaped(path.name)}: a dry run of this file alone")
     except Exception:
         shutil.rmtree(stored.parent, ignore_errors=True)
         raise

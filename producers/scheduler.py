@@ -31,8 +31,8 @@ from schemas.states import AccessMode, TriggerType
 from workers import store
 from workers.errors import safe_text
 from workers.rows import ConnectionRow
-from workers.runs import outbox, retention
-from workers.runs.flow import create_run
+from workers.runs import outbox, record, retention
+from workers.runs.create import create_run
 from workers.runs.outbox import OutboxBatch
 
 log = structlog.get_logger(__name__)
@@ -88,7 +88,7 @@ def _fire(conn: Any, r: dict[str, Any]) -> int | None:
         note = f"scheduled slot {r['slot']:%Y-%m-%d %H:%M}Z"
         if missed:
             note = f"catch-up run: {missed + 1} slots were due while no scheduler ran, one run for all ({note})"
-        conn.execute("UPDATE sync.runs SET note = %s WHERE id = %s AND note IS NULL", (note, run_id))
+        record.note(conn, run_id, note, keep=True)
     ob.flush()
     log.info("schedule fired", connection=r["name"], run_id=run_id, missed=missed, new_run=new)
     return run_id

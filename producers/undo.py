@@ -16,7 +16,7 @@ from schemas.states import TriggerType
 from workers import store
 from workers.rows import ConnectionRow, read_run
 from workers.runs import undo
-from workers.runs.flow import create_run, live_connection
+from workers.runs.create import create_run, live_connection
 from workers.runs.outbox import OutboxBatch
 
 

@@ -23,7 +23,7 @@ def check(connection: str) -> None:
     records through the mapping, values masked. Nothing is written."""
     from schemas.kinds import connection_from_json
     from workers import store
-    from workers.runs.flow import live_connection
+    from workers.runs.create import live_connection
     from workers.sources.preview import SHOWN, preview, spec_of
 
     with store.connect() as conn:

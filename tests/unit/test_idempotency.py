@@ -82,8 +82,8 @@ def test_two_stages_finishing_together_do_not_deadlock_on_the_run(pipeline: Pipe
     import psycopg
 
     from tests.conftest import DATABASE_URL
-    from workers.runs.flow import advance_if_ready
     from workers.runs.outbox import OutboxBatch
+    from workers.runs.route import advance_if_ready
 
     run_id = pipeline.import_files(("import/user/internal/a.csv", HEADER + "a@x.com,A,A,,S\n"))
     # lock_timeout: a wait that never ends fails the test instead of hanging it.

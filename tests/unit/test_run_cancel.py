@@ -18,8 +18,9 @@ from tests.conftest import feedsync, sql
 from tests.stubpipeline import HEADER, USERS_TOML, Pipeline
 from workers import failpoints, store
 from workers.rows import read_connection
-from workers.runs.flow import create_run, try_start
+from workers.runs.create import create_run
 from workers.runs.outbox import OutboxBatch
+from workers.runs.start import try_start
 
 INBOX = "import/user/internal"
 

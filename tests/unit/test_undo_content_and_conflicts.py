@@ -78,7 +78,7 @@ def test_an_undo_queued_before_a_conflict_fails_at_its_load_naming_the_row(pipel
     from schemas.states import TriggerType
     from workers import store
     from workers.rows import ConnectionRow
-    from workers.runs.flow import create_run, live_connection
+    from workers.runs.create import create_run, live_connection
     from workers.runs.outbox import OutboxBatch
 
     apply()

@@ -5,15 +5,14 @@ in PostgreSQL *before* the actor starts: a duplicate of finished work is skipped
 that keeps killing its worker is dead-lettered after ``max_attempts`` instead of being redelivered
 forever. After the actor, it records failures by kind (workers.errors).
 
-``run_stage`` is what an actor calls: it locks the stage row, runs the body and marks the stage
-succeeded in one transaction with the body's effects and outbox messages, then publishes them.
+It knows whether a message ran, nothing of run policy: what a run refuses, and what a failed
+stage does to its run, it asks the run package through ``workers.runs.hook``. A stage's own
+transaction is ``workers.runs.stage.run_stage``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import dramatiq
@@ -25,82 +24,13 @@ from psycopg.types.json import Jsonb
 
 from schemas.messages import Message, message_for_actor
 from schemas.settings import get_settings
-from schemas.states import FINISHED_RUN_STATUSES, RunStatus, StageStatus
+from schemas.states import StageStatus
 from workers import notify, store
-from workers.errors import Kind, TransientError, classify, safe_text
-from workers.runs import lifecycle
-from workers.runs.flow import drop_stage_tables, enter_run, start_next
+from workers.errors import Kind, classify, safe_text
+from workers.runs import hook
 from workers.runs.outbox import OutboxBatch
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class StageTx:
-    """What a stage body gets: the open transaction, its outbox, and counts for the stage row."""
-
-    conn: psycopg.Connection[Any]
-    outbox: OutboxBatch
-    counts: dict[str, int] = field(default_factory=dict)
-    after_success: list[Callable[[StageTx], object]] = field(default_factory=list)  # still in the transaction
-    after_commit: list[Callable[[], object]] = field(default_factory=list)  # once the transaction is durable
-
-
-def run_stage(msg: Message, body: Callable[[StageTx], None]) -> bool:
-    """Run ``body`` as the stage's one transaction. Returns False if the stage was already done."""
-    assert msg.STAGE is not None and msg.run is not None
-    with store.connect() as conn:
-        if enter_run(conn, msg.run) == RunStatus.CANCELLED:
-            # A late message of a cancelled run: nothing of it is applied, and whatever staging an
-            # earlier part of it left behind goes.
-            conn.execute(
-                """UPDATE sync.stage_runs SET status = 'failed', error = 'run cancelled',
-                          finished_at = clock_timestamp()
-                   WHERE run_id = %s AND stage = %s AND part = %s AND status IN ('running', 'retrying')""",
-                (msg.run, msg.STAGE, msg.stage_part()),
-            )
-            drop_stage_tables(conn, msg.run)
-            log.info("run cancelled; message ignored")
-            return False
-        row = store.fetch_one(
-            conn,
-            """SELECT id, status FROM sync.stage_runs WHERE run_id = %s AND stage = %s AND part = %s
-               FOR UPDATE""",
-            (msg.run, msg.STAGE, msg.stage_part()),
-        )
-        if row is None:
-            raise TransientError(f"stage {msg.STAGE} of run {msg.run} is not registered yet")
-        if row["status"] == StageStatus.SUCCEEDED:
-            log.info("stage already succeeded; duplicate message ignored")
-            return False
-        tx = StageTx(conn, OutboxBatch())
-        body(tx)
-        conn.execute(
-            """UPDATE sync.stage_runs SET status = 'succeeded', finished_at = clock_timestamp(),
-                      counts = %s, error = NULL WHERE id = %s""",
-            (Jsonb(tx.counts), row["id"]),
-        )
-        for callback in tx.after_success:
-            callback(tx)
-    tx.outbox.flush()
-    for later in tx.after_commit:
-        # The stage has committed: a failure here is logged, never a reason to run the stage again.
-        try:
-            later()
-        except Exception as exc:
-            log.error("a follow-up of a committed stage failed", error=safe_text(exc))
-    return True
-
-
-def fail_run(conn: psycopg.Connection[Any], run_id: int, error: str, outbox: OutboxBatch) -> bool:
-    """Move a run that is still going to failed. Guarded, so a finished run is never rewritten.
-    A failed run has ended like any other: the connection's next queued run starts (flush
-    ``outbox`` after the commit), or it would wait behind the failed one for ever."""
-    connection_id = lifecycle.fail(conn, run_id, error)
-    if connection_id is None:
-        return False
-    start_next(conn, connection_id, outbox)
-    return True
 
 
 class StageLedger(Middleware):
@@ -149,7 +79,7 @@ class StageLedger(Middleware):
             self._release(message)
             if verdict == "dead":
                 message.fail()
-                _warn(msg.run)
+                hook.after_failure(msg.run)
             raise SkipMessage
 
     def _register(self, message: MessageProxy, msg: Message, key: dict[str, Any]) -> str:
@@ -169,9 +99,9 @@ class StageLedger(Middleware):
         key: dict[str, Any],
         outbox: OutboxBatch,
     ) -> str:
-        run = store.fetch_one(conn, "SELECT status FROM sync.runs WHERE id = %(run)s", key)
-        if run is not None and run["status"] == RunStatus.CANCELLED:
-            log.info("run cancelled; message skipped")
+        refused = hook.refuses(conn, msg.run or 0)
+        if refused is not None:
+            log.info("message skipped", why=refused)
             return "skip"
         row = store.fetch_one(
             conn,
@@ -183,7 +113,6 @@ class StageLedger(Middleware):
                  message_id = EXCLUDED.message_id,
                  started_at = CASE WHEN s.status = 'retrying' THEN clock_timestamp() ELSE s.started_at END
                RETURNING s.id, s.status, s.attempts,
-                 (SELECT status FROM sync.runs WHERE id = %(run)s) AS run_status,
                  (SELECT connection_name FROM sync.runs WHERE id = %(run)s) AS connection""",
             key,
         )
@@ -191,11 +120,6 @@ class StageLedger(Middleware):
         structlog.contextvars.bind_contextvars(connection=row["connection"])
         if row["status"] == StageStatus.SUCCEEDED:
             log.info("duplicate of a finished stage; skipped", attempts=row["attempts"])
-            return "skip"
-        # A failed run's other stages go on (they cannot reach the load without the failed one),
-        # so replaying just the dead-lettered message completes the run.
-        if row["run_status"] in FINISHED_RUN_STATUSES - {RunStatus.FAILED}:
-            log.info("run already finished; message skipped", run_status=row["run_status"])
             return "skip"
         if row["status"] in (StageStatus.FAILED, StageStatus.DEAD_LETTERED):
             log.info("stage already failed; replay it with `feedsync dlq replay`", status=row["status"])
@@ -257,7 +181,7 @@ class StageLedger(Middleware):
                         "WHERE id = %s AND status <> 'succeeded'",
                         (error, stage["id"]),
                     )
-                    failed_run = fail_run(conn, msg.run, error, outbox)
+                    failed_run = hook.stage_failed(conn, msg.run, error, outbox)
                     log.warning("stage failed; run failed", error=error)
                 elif message.failed:
                     failed_run = self._dead_letter(conn, message, msg, stage["id"], error, stage["attempts"], outbox)
@@ -270,7 +194,7 @@ class StageLedger(Middleware):
                     log.warning("stage will be retried", error=error, kind=kind.value, attempts=stage["attempts"])
             outbox.flush()
             if failed_run:
-                _warn(msg.run)
+                hook.after_failure(msg.run)
         finally:
             self._release(message)
             structlog.contextvars.clear_contextvars()
@@ -309,7 +233,7 @@ class StageLedger(Middleware):
                 attempts,
             ),
         )
-        failed = fail_run(
+        failed = hook.stage_failed(
             conn, msg.run or 0, f"stage {msg.STAGE} dead-lettered after {attempts} attempts: {error}", outbox
         )
         log.error("message dead-lettered", error=error, attempts=attempts)
@@ -325,4 +249,4 @@ def _warn(run_id: int) -> None:
         log.error("could not send the warning of a failed run", error=safe_text(exc))
 
 
-__all__ = ["RunStatus", "StageLedger", "StageTx", "fail_run", "run_stage"]
+__all__ = ["StageLedger"]

@@ -28,7 +28,6 @@ from typing import Any
 import psycopg
 import structlog
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from schemas.exports import ExportConnection
 from schemas.kinds import config_as
@@ -42,8 +41,8 @@ from workers.errors import TerminalError, TransientError
 from workers.files.cells import csv_cell
 from workers.files.destinations import Destination, Folder
 from workers.rows import RunRow, read_run
-from workers.runs.flow import queue_finalize
-from workers.runs.ledger import StageTx, run_stage
+from workers.runs import record, route
+from workers.runs.stage import StageTx, run_stage
 from workers.stages import stage_actor
 
 log = structlog.get_logger(__name__)
@@ -76,10 +75,10 @@ def export_run(msg: ExportRun) -> None:
                       written_at = clock_timestamp() WHERE run_id = %s""",
             (written.name, rows, written.bytes, written.sha256, msg.run_id),
         )
-        tx.conn.execute("UPDATE sync.runs SET counts = counts || %s WHERE id = %s", (Jsonb({"rows": rows}), msg.run_id))
+        record.add_counts(tx.conn, msg.run_id, {"rows": rows})
         tx.counts = {"rows": rows, "bytes": written.bytes}
         log.info("export written", file=written.name, rows=rows, bytes=written.bytes)
-        queue_finalize(tx.conn, msg.run_id, tx.outbox)
+        route.send(tx.conn, tx.outbox, "export", "finalize", msg.run_id)
 
     run_stage(msg, body)
 
@@ -172,9 +171,8 @@ def fix_window(run_id: int) -> bool:
                VALUES (%s, %s, %s, %s, %s, %s, %s)""",
             (run_id, run.connection_id, run.kind, start, end, name, destination),
         )
-        conn.execute(
-            "UPDATE sync.runs SET note = coalesce(note, %s) WHERE id = %s",
-            (f"window {start:%Y-%m-%d %H:%M:%S}Z to {end:%Y-%m-%d %H:%M:%S}Z, file {name}", run_id),
+        record.note(
+            conn, run_id, f"window {start:%Y-%m-%d %H:%M:%S}Z to {end:%Y-%m-%d %H:%M:%S}Z, file {name}", keep=True
         )
     return True
 

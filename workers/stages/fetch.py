@@ -28,14 +28,14 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 import structlog
-from psycopg.types.json import Jsonb
 
-from schemas.messages import FetchRun, ParseFile
+from schemas.messages import FetchRun
 from schemas.settings import get_settings
 from schemas.states import RunStatus, StageStatus
 from workers import store
 from workers.rows import RunRow, read_run
-from workers.runs.ledger import StageTx, run_stage
+from workers.runs import record, route
+from workers.runs.stage import StageTx, run_stage
 from workers.sources import FetchResult, FetchSpec, fetch
 from workers.sources.preview import spec_of
 from workers.stages import stage_actor
@@ -124,8 +124,8 @@ def _register(
         "fetch_requests": result.requests,
         "fetch_ms": round(result.duration_s * 1000),
     }
-    tx.conn.execute("UPDATE sync.runs SET counts = counts || %s WHERE id = %s", (Jsonb(fetched), run.id))
-    tx.outbox.add(tx.conn, ParseFile(run_id=run.id, file_id=file_id), f"parse:{run.id}:{file_id}")
+    record.add_counts(tx.conn, run.id, fetched)
+    route.send(tx.conn, tx.outbox, "fetch", "parse", run.id, file_id=file_id)
     tx.counts = {"pages": result.pages, "records": result.rows, "requests": result.requests}
     stored.parent.mkdir(parents=True, exist_ok=True)
     os.replace(result.path, stored)

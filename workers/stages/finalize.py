@@ -13,8 +13,9 @@ from workers import failpoints, notify, store
 from workers.connectors import kind_of
 from workers.rows import read_run
 from workers.runs import lifecycle, retention
-from workers.runs.flow import drop_stage_tables, start_next
-from workers.runs.ledger import StageTx, run_stage
+from workers.runs.gate import drop_stage_tables
+from workers.runs.stage import StageTx, run_stage
+from workers.runs.start import start_next
 from workers.stages import stage_actor
 
 log = structlog.get_logger(__name__)

@@ -9,7 +9,7 @@ from schemas.states import TriggerType
 from workers import store
 from workers.rows import read_connection
 from workers.runs import bundles
-from workers.runs.flow import create_run, lock_connection
+from workers.runs.create import create_run, lock_connection
 from workers.runs.outbox import OutboxBatch
 from workers.stages import stage_actor
 

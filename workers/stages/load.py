@@ -40,9 +40,9 @@ from workers import failpoints, rules, store
 from workers.connectors import import_kind
 from workers.connectors.contract import ImportKind, Load, Step
 from workers.rows import RunRow, read_run
-from workers.runs import journal, lifecycle, undo
-from workers.runs.flow import enter_run, queue_finalize
-from workers.runs.ledger import StageTx, run_stage
+from workers.runs import journal, lifecycle, record, route, undo
+from workers.runs.gate import enter_run
+from workers.runs.stage import StageTx, run_stage
 from workers.stages import stage_actor
 
 log = structlog.get_logger(__name__)
@@ -127,9 +127,7 @@ def _decide(msg: LoadRun) -> tuple[str, RunRow | None]:
             plan.update(_rows_seen(conn, run.id))
             # Decided once: every transaction of this load journals, or none does.
             journaled = get_settings().journal and not run.dry_run
-            conn.execute(
-                "UPDATE sync.runs SET plan = %s, journaled = %s WHERE id = %s", (Jsonb(plan), journaled, msg.run_id)
-            )
+            record.set_plan(conn, msg.run_id, plan, journaled=journaled)
             run = replace(run, plan=plan, journaled=journaled)
         assert run.plan is not None
         if run.dry_run:
@@ -141,7 +139,7 @@ def _decide(msg: LoadRun) -> tuple[str, RunRow | None]:
             if reasons:
                 partial = _holds_only_deactivations(run, connector, run.plan)
                 held = {**run.plan, "held_because": reasons, "held_deactivations": partial}
-                conn.execute("UPDATE sync.runs SET plan = %s WHERE id = %s", (Jsonb(held), msg.run_id))
+                record.set_plan(conn, msg.run_id, held)
                 return ("partial" if partial else "hold"), replace(run, plan=held)
         return "apply", run
 
@@ -243,10 +241,7 @@ def _end(tx: StageTx, msg: LoadRun, run: RunRow, decision: str, counts: dict[str
     """The part of the load done: the run closes, or (its deactivations held) waits for approval."""
     assert run.plan is not None
     if decision == "partial":
-        tx.conn.execute(
-            "UPDATE sync.runs SET plan = plan || jsonb_build_object('applied_counts', %s::jsonb) WHERE id = %s",
-            (Jsonb(counts), msg.run_id),
-        )
+        record.add_to_plan(tx.conn, msg.run_id, "applied_counts", counts)
         _hold(tx, msg)
         tx.counts = {**counts, "awaiting_approval": 1}
         return
@@ -258,9 +253,9 @@ def _end(tx: StageTx, msg: LoadRun, run: RunRow, decision: str, counts: dict[str
 def _close(tx: StageTx, msg: LoadRun, counts: dict[str, int]) -> None:
     if "valid" in counts:
         counts["unchanged"] = counts.pop("valid") - counts.get("created", 0) - counts.get("updated", 0)
-    tx.conn.execute("UPDATE sync.runs SET counts = counts || %s WHERE id = %s", (Jsonb(counts), msg.run_id))
+    record.add_counts(tx.conn, msg.run_id, counts)
     tx.counts = counts
-    queue_finalize(tx.conn, msg.run_id, tx.outbox)
+    route.send(tx.conn, tx.outbox, "load", "finalize", msg.run_id)
 
 
 def _hold(tx: StageTx, msg: LoadRun) -> None:

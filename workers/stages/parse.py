@@ -19,7 +19,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from schemas.kinds import Connection, KindConfig, config_as, connection_from_json
-from schemas.messages import ParseFile, TransformChunk
+from schemas.messages import ParseFile
 from schemas.providers import FileNameProblem, FileSpec
 from schemas.settings import get_settings
 from workers import failpoints, store
@@ -29,9 +29,9 @@ from workers.errors import BadFileError, TransientError
 from workers.files.disk import sha256_fd
 from workers.files.feedreader import Block, FeedReader, RowError
 from workers.files.xlsxreader import XlsxReader
-from workers.runs.flow import advance_if_ready
-from workers.runs.ledger import StageTx, run_stage
+from workers.runs import route
 from workers.runs.outbox import OutboxBatch
+from workers.runs.stage import StageTx, run_stage
 from workers.stages import stage_actor
 from workers.stages.blocks import Blocks
 from workers.stages.records import copy_records
@@ -237,11 +237,7 @@ def _chunk_loop(
             _finish_chunk(
                 conn, msg, ctx["original_path"], chunk_no, (first_line, line_no, offset), good, errors, read_by
             )
-            outbox.add(
-                conn,
-                TransformChunk(run_id=msg.run_id, file_id=msg.file_id, chunk_no=chunk_no),
-                f"transform:{msg.run_id}:{msg.file_id}:{chunk_no}",
-            )
+            route.send(conn, outbox, "parse", "transform", msg.run_id, file_id=msg.file_id, chunk_no=chunk_no)
         outbox.flush()
         chunk_no += 1
         if exhausted:
@@ -355,7 +351,7 @@ def _finish_file(msg: ParseFile) -> None:
             (totals["chunks"], totals["rows"], msg.run_id, msg.file_id),
         )
         tx.counts = {"chunks": int(totals["chunks"]), "rows": int(totals["rows"])}
-        tx.after_success.append(lambda t: advance_if_ready(t.conn, msg.run_id, t.outbox))
+        tx.after_success.append(lambda t: route.advance_if_ready(t.conn, msg.run_id, t.outbox, frm="parse"))
 
     run_stage(msg, body)
 
@@ -378,6 +374,6 @@ def _reject_file(msg: ParseFile, error: str) -> None:
             (msg.run_id, msg.file_id, f["original_path"], error),
         )
         tx.counts = {"rejected_file": 1}
-        tx.after_success.append(lambda t: advance_if_ready(t.conn, msg.run_id, t.outbox))
+        tx.after_success.append(lambda t: route.advance_if_ready(t.conn, msg.run_id, t.outbox, frm="parse"))
 
     run_stage(msg, body)

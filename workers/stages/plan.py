@@ -5,8 +5,8 @@ and is started by that run's finalize."""
 from __future__ import annotations
 
 from schemas.messages import SyncDue
-from workers.runs.flow import try_start
-from workers.runs.ledger import StageTx, run_stage
+from workers.runs.stage import StageTx, run_stage
+from workers.runs.start import try_start
 from workers.stages import stage_actor
 
 

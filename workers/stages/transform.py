@@ -8,8 +8,8 @@ from schemas.messages import TransformChunk
 from workers import failpoints, store
 from workers.connectors import import_kind
 from workers.connectors.checks import Chunk
-from workers.runs.flow import advance_if_ready
-from workers.runs.ledger import StageTx, run_stage
+from workers.runs import route
+from workers.runs.stage import StageTx, run_stage
 from workers.stages import stage_actor
 
 
@@ -39,6 +39,6 @@ def transform_chunk(msg: TransformChunk) -> None:
             chunk = Chunk(msg.run_id, msg.file_id, msg.chunk_no, ctx["original_path"], ctx["columns"] or {})
             config = connection_from_json(ctx["config"])
             tx.counts = import_kind(ctx["kind"]).transform_chunk(tx.conn, chunk, config)
-        tx.after_success.append(lambda t: advance_if_ready(t.conn, msg.run_id, t.outbox))
+        tx.after_success.append(lambda t: route.advance_if_ready(t.conn, msg.run_id, t.outbox))
 
     run_stage(msg, body)
