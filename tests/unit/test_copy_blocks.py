@@ -1,6 +1,5 @@
-"""Parse hands whole-line blocks to PostgreSQL's COPY (or, on the vectorised path, to pyarrow in
-the worker, whose rows reach the staging by COPY) and falls back to the Python reader for a block
-COPY would read differently: the store and the row errors are the same either way."""
+"""Parse hands whole-line blocks of a users feed to PostgreSQL's COPY and falls back to the Python
+reader for a block COPY would read differently: the store and the row errors are the same either way."""
 
 from __future__ import annotations
 
@@ -11,11 +10,10 @@ from tests.conftest import sql
 from tests.stubpipeline import HEADER, Pipeline
 
 
-@pytest.fixture(params=[False, True], ids=["sql", "vector"])
-def block(request: pytest.FixtureRequest, pipeline: Pipeline) -> str:
-    """Each test on both paths; the reader a clean block is recorded with on that path."""
-    pipeline.settings.vector_transform = request.param
-    return "arrow" if request.param else "copy"
+@pytest.fixture
+def block() -> str:
+    """The reader a clean block of a users feed is recorded with (users have one path: COPY, then SQL)."""
+    return "copy"
 
 
 def people(n: int, start: int = 0) -> str:

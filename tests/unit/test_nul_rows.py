@@ -4,8 +4,6 @@ NUL, and PostgreSQL's text refused it. Now it is a row error on its line and col
 
 from __future__ import annotations
 
-import pytest
-
 from producers import queries
 from tests.conftest import sql
 from tests.contentdata import META_HEADER, course
@@ -16,11 +14,7 @@ from tests.stubpipeline import HEADER, Pipeline
 FILLER = "".join(f"u{i}@x.com,Name{i},L,,Dept\n" for i in range(3000))
 
 
-@pytest.mark.parametrize("vector", [True, False], ids=["vector_path", "row_path"])
-def test_a_nul_in_a_users_field_far_into_the_file_is_a_row_error_and_the_rest_imports(
-    pipeline: Pipeline, vector: bool
-) -> None:
-    pipeline.settings.vector_transform = vector
+def test_a_nul_in_a_users_field_far_into_the_file_is_a_row_error_and_the_rest_imports(pipeline: Pipeline) -> None:
     body = HEADER + FILLER + "ann@x.com,A\x00nn,A,,S\nbob@x.com,Bob,B,,S\n"
     run = queries.run_detail(pipeline.import_files(("import/user/internal/p.csv", body)))
     assert run is not None and run["status"] == "completed_with_errors", run

@@ -129,9 +129,8 @@ USER_HEADER = ["Email", "First Name", "Last Name", "Manager Email", "Department"
 
 
 @EXAMPLES
-@given(rows=st.lists(st.lists(CELL, min_size=5, max_size=5), min_size=1, max_size=8), vector=st.booleans())
-def test_random_users_rows_are_row_errors_or_people(pipeline: Pipeline, rows: list[list[str]], vector: bool) -> None:
-    pipeline.settings.vector_transform = vector
+@given(rows=st.lists(st.lists(CELL, min_size=5, max_size=5), min_size=1, max_size=8))
+def test_random_users_rows_are_row_errors_or_people(pipeline: Pipeline, rows: list[list[str]]) -> None:
     good = [f"n{next(serial)}@x.com", "Ann", "A", "", "S"]
     run_id = pipeline.import_files(("import/user/internal/p.csv", csv_text(USER_HEADER, [good, *rows])))
     assert_not_failed(run_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from psycopg import sql as psql
@@ -26,6 +27,7 @@ from workers import connectors
 from workers.connectors.contract import ImportKind
 from workers.rules import apply_rules
 from workers.runs import journal, retention
+from workers.staging import stage_table
 
 examplekind.register()  # the suite's list of kinds is read at collection: the example kind is one
 IMPORT_KINDS = [k.NAME for k in connectors.kinds() if isinstance(k, ImportKind)]
@@ -151,3 +153,35 @@ def test_its_history_counts_show(kind: ImportKind, pipeline: Pipeline) -> None:
         assert list(shown["content"]) == list(kind.HISTORY_COUNTS)
     else:
         assert shown["content"] is None
+
+
+class _NicknamesForgettingItsTable(examplekind.Nicknames):
+    """The example kind as a kind would be written that keeps a table of its own (each nickname set,
+    in ``lms.nickname_log``) and forgot to declare it: no journal trigger, so undo cannot see it."""
+
+    def load_steps(self, conn: Any, run: Any, *, whole: bool, batch_rows: int) -> list[Any]:
+        return [*super().load_steps(conn, run, whole=whole, batch_rows=batch_rows), _log_nicknames]
+
+
+def _log_nicknames(conn: Any, run: Any) -> dict[str, int]:
+    staged = stage_table("nick", run.id)
+    n = conn.execute(
+        psql.SQL("INSERT INTO lms.nickname_log (email, nickname) SELECT email, nickname FROM {}").format(staged)
+    ).rowcount
+    return {"logged": n}
+
+
+def test_the_suite_fails_a_kind_whose_declarations_miss_a_table_it_writes(pipeline: Pipeline) -> None:
+    sql("CREATE TABLE lms.nickname_log (email text, nickname text)")
+    examplekind.register()
+    connectors.unregister(examplekind.KIND)
+    connectors.register(_NicknamesForgettingItsTable())
+    try:
+        forgetful = connectors.import_kind(examplekind.KIND)
+        pipeline.import_files(("import/user/internal/people.csv", PEOPLE))
+        apply_connections(load_connections_toml(SAMPLES[examplekind.KIND].toml))
+        with pytest.raises(AssertionError, match="nickname_log"):
+            test_undo_restores_the_store_exactly(forgetful, pipeline)
+    finally:
+        examplekind.unregister()
+        sql("DROP TABLE lms.nickname_log")

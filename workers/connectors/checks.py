@@ -184,8 +184,7 @@ def row_hash(*values: sql.Composable, seed: int = 0) -> sql.Composed:
 def hash_text(*values: sql.Composable) -> sql.Composed:
     """SQL for the text a row hash is taken of: the values joined by chr(31), each NULL a marker of
     its own (chr(30)): concat_ws skips NULLs, so a value moving from one empty column to the next
-    would otherwise hash the same. A worker that joins the same values the same way gets the
-    same hash from PostgreSQL (workers/connectors/users/vector.py)."""
+    would otherwise hash the same."""
     parts: list[sql.Composable] = [sql.SQL("coalesce({}, chr(30))").format(v) for v in values]
     # A function takes at most 100 arguments: past that, nested groups. No part is NULL, so the
     # text (and the hash) is the same as from one call.

@@ -8,15 +8,9 @@ group rules again for those it changed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-import psycopg
-
 from schemas.connections import USER_CORE_ATTRIBUTES
-from schemas.kinds import KindConfig
 from workers.connectors import tables
-from workers.connectors.checks import Chunk
-from workers.connectors.contract import ASSIGN_COUNTS, PEOPLE, ROWS_READ, BlockStager, Counted, ImportKind, RawBlock
+from workers.connectors.contract import ASSIGN_COUNTS, PEOPLE, ROWS_READ, Counted, ImportKind
 from workers.connectors.users.load import (
     apply_deactivations,
     changed_people,
@@ -42,34 +36,6 @@ from workers.connectors.users.transform import (
     transform_chunk,
 )
 
-if TYPE_CHECKING:
-    from workers.connectors.users.vector import Prepared
-
-
-class UsersBlocks(BlockStager):
-    """The vectorised path. Its modules import pyarrow (the [arrow] extra), so they are imported at
-    the first block rather than with the kind: a worker that parses no users CSV never loads pyarrow,
-    and one without the extra never asks (``block_stager``)."""
-
-    EXTRA = "arrow"
-
-    def prepare_block(self, chunk: Chunk, config: KindConfig, block: RawBlock) -> Prepared | None:
-        from workers.connectors.users.vector import prepare_block
-
-        return prepare_block(chunk, config, block)
-
-    def screen_block(
-        self, conn: psycopg.Connection[Any], chunk: Chunk, config: KindConfig, prepared: Prepared
-    ) -> Prepared:
-        from workers.connectors.users.blockwrite import screen_block
-
-        return screen_block(conn, chunk, config, prepared)
-
-    def write_block(self, conn: psycopg.Connection[Any], chunk: Chunk, prepared: Prepared) -> dict[str, int]:
-        from workers.connectors.users.blockwrite import write_block
-
-        return write_block(conn, chunk, prepared)
-
 
 class Users(ImportKind):
     NAME = "users"
@@ -78,7 +44,6 @@ class Users(ImportKind):
     ASSIGNS_GROUPS = True
     #: People's data: a users feed is removed as soon as its run has ended.
     RETENTION_DAYS = 0
-    BLOCKS = UsersBlocks()
     HISTORY = (
         ROWS_READ,
         PEOPLE,
