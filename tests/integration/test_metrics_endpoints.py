@@ -15,7 +15,7 @@ from producers.commands import apply_connections
 from schemas.connections import load_connections_toml
 from tests.conftest import sql
 from tests.notifying import free_port
-from tests.scraping import Scrape, scrape
+from tests.scraping import Scrape, alert_exprs, dashboard_exprs, metric_names, scrape
 from tests.services import wait_run
 from tests.waiting import poll_until
 
@@ -88,6 +88,10 @@ def test_a_worker_group_serves_message_stage_and_run_metrics_after_an_import(
     assert m.families["feedsync_runs"] == "counter"
     # No person's data in any label: the feed's 500 e-mail addresses are nowhere.
     assert not [v for v in m.label_values() if "@" in v]
+
+    # The dashboard and the alert rules ask only for what this endpoint serves.
+    for title, expr in [*dashboard_exprs(), *alert_exprs()]:
+        assert metric_names(expr) <= m.names(), (title, metric_names(expr) - m.names())
 
     assert httpx.get(f"http://{bind}/healthz").status_code == 200
     ready = httpx.get(f"http://{bind}/readyz", timeout=30)
