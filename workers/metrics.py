@@ -2,8 +2,8 @@
 
 Two kinds of metric, for two kinds of truth:
 
-- ``DatabaseCollector`` reads the history (``sync.runs``, ``feed_files``, ``dead_letters``,
-  ``alerts``) and the broker's queue depths when a scrape comes, one cheap query each. It keeps no
+- ``DatabaseCollector`` reads the history (``sync.run_totals``, ``runs``, ``feed_files``,
+  ``dead_letters``, ``alerts``) and the broker's queue depths when a scrape comes, one cheap query each. It keeps no
   state, so every endpoint (each worker group, the web, the scheduler, on any host) serves the same
   numbers: aggregate them across instances with ``max``, never ``sum``.
 - Stage durations are observed where the stage runs (workers/worker_metrics.py).
@@ -24,7 +24,7 @@ import structlog
 from psycopg import sql
 
 from schemas.settings import Settings, get_settings
-from schemas.states import FINISHED_RUN_STATUSES, RunStatus
+from schemas.states import RunStatus
 from workers import store
 from workers.broker import ALL_QUEUES, rabbitmq_url
 from workers.errors import safe_text
@@ -37,16 +37,18 @@ log = structlog.get_logger(__name__)
 #: A scrape's statements are small; one that takes longer is cancelled and the scrape goes on without it.
 SCRAPE_STATEMENT_MS = 5_000
 SUCCESS_STATUSES = [RunStatus.COMPLETED.value, RunStatus.COMPLETED_WITH_ERRORS.value]
-FINISHED = sorted(s.value for s in FINISHED_RUN_STATUSES)
 
+# Finished runs and their rows come from sync.run_totals (schemas/sql/045_run_totals.sql), kept by a
+# trigger as runs finish: a few rows per connection, however long the history.
 _RUNS = sql.SQL("""
-    SELECT connection_name AS connection, kind, status, count(*) AS n
-    FROM sync.runs WHERE status = ANY(%(finished)s) GROUP BY 1, 2, 3
+    SELECT connection_name AS connection, kind, status, runs AS n FROM sync.run_totals WHERE runs > 0
 """)
 _ROWS = sql.SQL("""
-    SELECT r.connection_name AS connection, r.kind, c.key AS outcome, sum((c.value #>> '{}')::numeric) AS n
-    FROM sync.runs r CROSS JOIN LATERAL jsonb_each(r.counts) c
-    WHERE r.status = ANY(%(finished)s) AND jsonb_typeof(c.value) = 'number'
+    SELECT t.connection_name AS connection, t.kind, o.outcome, sum(o.n) AS n
+    FROM sync.run_totals t
+    CROSS JOIN LATERAL (VALUES ('read', t.rows_read), ('created', t.rows_created), ('updated', t.rows_updated),
+                               ('unchanged', t.rows_unchanged), ('deactivated', t.rows_deactivated),
+                               ('rejected', t.rows_rejected)) AS o (outcome, n)
     GROUP BY 1, 2, 3
 """)
 _RUNS_ACTIVE = sql.SQL("""
@@ -54,8 +56,8 @@ _RUNS_ACTIVE = sql.SQL("""
     FROM sync.runs WHERE status IN ('queued', 'in_progress', 'awaiting_approval') GROUP BY 1, 2, 3
 """)
 _LAST_SUCCESS = sql.SQL("""
-    SELECT connection_name AS connection, extract(epoch FROM max(finished_at)) AS at
-    FROM sync.runs WHERE status = ANY(%(success)s) AND finished_at IS NOT NULL GROUP BY 1
+    SELECT connection_name AS connection, extract(epoch FROM max(last_finished_at)) AS at
+    FROM sync.run_totals WHERE status = ANY(%(success)s) AND last_finished_at IS NOT NULL GROUP BY 1
 """)
 _FILES_WAITING = sql.SQL("""
     SELECT c.name AS connection, count(*) AS n
@@ -120,7 +122,7 @@ class DatabaseCollector:
         yield up
 
     def _from_database(self) -> list[Metric]:
-        params = {"finished": FINISHED, "success": SUCCESS_STATUSES}
+        params = {"success": SUCCESS_STATUSES}
         with (
             store.statement_timeout(SCRAPE_STATEMENT_MS),
             store.connect(autocommit=True, application_name="feedsync-metrics") as conn,
@@ -133,7 +135,7 @@ class DatabaseCollector:
                 _family(
                     "counter",
                     "feedsync_runs",
-                    "Finished runs by connection, kind and final status",
+                    "Runs finished, by connection, kind and final status (a replayed run counts each time it finishes)",
                     ["connection", "kind", "status"],
                     rows(_RUNS),
                     "n",
@@ -141,7 +143,8 @@ class DatabaseCollector:
                 _family(
                     "counter",
                     "feedsync_rows",
-                    "Rows of finished runs by outcome (read, created, updated, unchanged, deactivated, rejected, ...)",
+                    "Rows of finished runs by outcome: read, created, updated, unchanged, deactivated, rejected "
+                    "(the counts `feedsync history` shows; a kind's own counts are not rows)",
                     ["connection", "kind", "outcome"],
                     rows(_ROWS),
                     "n",

@@ -35,6 +35,7 @@ def test_the_database_metrics_count_the_runs_rows_and_success_of_the_history(pip
     assert runs == {("hr-users", "users", "completed"): 1.0}
     rows = {s.labels["outcome"]: s.value for s in families["feedsync_rows"].samples}
     assert rows["read"] == 2 and rows["created"] == 2 and rows["rejected"] == 0
+    assert set(rows) == {"read", "created", "updated", "unchanged", "deactivated", "rejected"}  # rows, not files
     assert [s.labels for s in families["feedsync_last_success_timestamp_seconds"].samples] == [
         {"connection": "hr-users"}
     ]
