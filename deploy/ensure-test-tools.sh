@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What `make test`'s tiers need besides Python packages and the services: Debian's chromium for the
-# console's browser tier and OpenSSH's sshd for the SFTP tier. Installed with apt when missing and run
-# as root; otherwise we stop here, before any test runs, naming the package and the tier.
+# console's browser tier, OpenSSH's sshd for the SFTP tier, promtool (Debian's prometheus) for the
+# alert rules. Installed with apt when missing and run as root; otherwise we stop here, before any
+# test runs, naming the package and the tier.
 set -u
 . "$(dirname "$0")/apt-install.sh"
 
@@ -13,5 +14,9 @@ fi
 # package from starting one).
 if ! command -v sshd >/dev/null 2>&1 && [ ! -x /usr/sbin/sshd ]; then
   apt_install "the SFTP tier (tests/integration/test_sftp_sshd.py)" "" openssh-server openssh-client || exit 1
+fi
+# promtool checks and unit-tests deploy/observability's alert rules (tests/unit/test_observability_files.py).
+if ! command -v promtool >/dev/null 2>&1; then
+  apt_install "the alert-rule checks (tests/unit/test_observability_files.py)" "" prometheus || exit 1
 fi
 exit 0

@@ -30,6 +30,7 @@ from schemas.settings import Settings, get_settings
 from schemas.states import AccessMode, TriggerType
 from workers import store
 from workers.errors import safe_text
+from workers.metrics_server import serve_in_thread
 from workers.rows import ConnectionRow
 from workers.runs import outbox, record, retention
 from workers.runs.create import create_run
@@ -96,6 +97,8 @@ def _fire(conn: Any, r: dict[str, Any]) -> int | None:
 
 def run(settings: Settings, stopping: threading.Event) -> None:
     log.info("scheduler started", sweep_interval_s=settings.outbox_sweep_interval_s)
+    # /metrics, /healthz and /readyz when FEEDSYNC_SCHEDULER_METRICS_BIND says where.
+    server = serve_in_thread(settings.scheduler_metrics_bind) if settings.scheduler_metrics_bind else None
     wake = threading.Event()
     sender = threading.Thread(target=notifier.loop, args=(settings, stopping, wake), name="feedsync-notifier")
     sender.start()
@@ -105,6 +108,9 @@ def run(settings: Settings, stopping: threading.Event) -> None:
         stopping.set()
         wake.set()
         sender.join()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
 
 
 def _loop(settings: Settings, stopping: threading.Event, wake: threading.Event) -> None:

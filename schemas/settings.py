@@ -146,6 +146,14 @@ class Settings(BaseSettings):
     # what it holds is streamed to the drop folder, never held in memory.
     web_upload_max_mb: int = Field(default=1024, ge=1)
 
+    # Each worker group serves /metrics, /healthz and /readyz here (workers/metrics_server.py): one
+    # address per group, so a second group on the same host needs another port. Loopback by default:
+    # a container or pod sets 0.0.0.0:9191 for Prometheus and its probes to reach it.
+    metrics_bind: str = Field(default="127.0.0.1:9191", pattern=r"^[^\s:]+:\d{1,5}$")
+    # The scheduler serves the same there when set (off by default: `feedsync up` runs it beside a
+    # worker group, which already has 9191).
+    scheduler_metrics_bind: str | None = Field(default=None, pattern=r"^[^\s:]+:\d{1,5}$")
+
     log_level: str = "INFO"
 
     @field_validator("drop_dir", "store_dir", "export_dir", "keys_dir")

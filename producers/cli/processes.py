@@ -25,6 +25,32 @@ def _settings_for_children() -> Any:
     return s
 
 
+def _metrics_folder() -> None:
+    """An empty folder of this worker group's own for prometheus_client's multiprocess files (the
+    message metrics and stage durations its processes write, read by its metrics server), set in
+    the environment before any child starts: prometheus_client picks its mode when first imported.
+    One named in PROMETHEUS_MULTIPROC_DIR is emptied; otherwise a temporary one is made and removed
+    when the group stops."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    named = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if named:
+        folder = Path(named)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="feedsync-metrics-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    # Dramatiq's middleware reads the lower-case names; prometheus_client the upper-case one.
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir", "dramatiq_prom_db"):
+        os.environ[name] = str(folder)
+
+
 @cli.command()
 @click.option("--processes", type=POSITIVE, default=None, help="worker processes (default FEEDSYNC_WORKER_PROCESSES)")
 @click.option("--threads", type=POSITIVE, default=None, help="threads per process (default FEEDSYNC_WORKER_THREADS)")
@@ -33,6 +59,7 @@ def worker(processes: int | None, threads: int | None) -> None:
     from producers.supervisor import Child, Supervisor, dramatiq_argv
 
     s = _settings_for_children()
+    _metrics_folder()
     argv = dramatiq_argv(processes or s.worker_processes, threads or s.worker_threads)
     sys.exit(Supervisor([Child("worker", argv)]).run())
 
@@ -77,6 +104,7 @@ def up(processes: int | None, threads: int | None) -> None:
     s = _settings_for_children()
     if s.web_bind and not extras.installed("console"):
         fail(str(extras.MissingExtra("console", f"FEEDSYNC_WEB_BIND={s.web_bind} (the admin console)")))
+    _metrics_folder()
     children = [
         Child("worker", dramatiq_argv(processes or s.worker_processes, threads or s.worker_threads)),
         Child("watcher", feedsync_argv("watch")),

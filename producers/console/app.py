@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from producers.console import accounts, alerts, connections, deadletters, runs, throttle
+from producers.console import accounts, alerts, connections, deadletters, probes, runs, throttle
 from producers.console.auth import (
     COOKIE,
     EXPIRED,
@@ -171,6 +171,7 @@ def create_app() -> Starlette:
         *runs.routes,
         *deadletters.routes,
         *alerts.routes,
+        *probes.routes,
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(

@@ -14,16 +14,20 @@ from schemas.messages import Message
 from schemas.settings import Settings
 from workers.broker import setup_broker
 from workers.runs.ledger import StageLedger
+from workers.worker_metrics import MessageMetrics, StageTimer
 
 M = TypeVar("M", bound=Message)
 
 
 def setup_worker_broker(settings: Settings | None = None) -> dramatiq.Broker:
-    """The process's broker with what a worker adds: the StageLedger, before Retries in the list so
-    its after_process_message runs after Retries has decided whether the message failed for good
-    (Dramatiq runs "after" hooks in reverse order)."""
+    """The process's broker with what a worker adds: the metrics, and the StageLedger, before
+    Retries in the list so its after_process_message runs after Retries has decided whether the
+    message failed for good (Dramatiq runs "after" hooks in reverse order)."""
     broker = setup_broker(settings)
     broker.add_middleware(StageLedger(), before=Retries)
+    # Message metrics and stage durations, served by the group's metrics server (workers/metrics_server.py).
+    broker.add_middleware(MessageMetrics())
+    broker.add_middleware(StageTimer())
     return broker
 
 
