@@ -81,7 +81,7 @@ class Users(ImportKind):
     BLOCKS = UsersBlocks()
     HISTORY = (
         ROWS_READ,
-        PEOPLE,
+        Counted("people", (*PEOPLE.verbs, ("filtered", "filtered"))),
         Counted("memberships", (("added", "memberships_added"), ("removed", "memberships_removed"))),
     )
 
