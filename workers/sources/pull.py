@@ -23,7 +23,7 @@ from schemas.api import ApiConfig, ApiSourceName
 from schemas.kinds.users import DONT_IMPORT
 from schemas.settings import Settings
 from workers.http import ApiClient, FetchError
-from workers.sources import msgraph, salesforce
+from workers.sources import delta, msgraph, salesforce
 from workers.sources.records import Page, rows
 
 log = structlog.get_logger(__name__)
@@ -62,8 +62,9 @@ class FetchResult:
     requests: int
 
 
-def fetch(spec: FetchSpec, settings: Settings, sink: Path) -> FetchResult:
-    """Every page of ``spec``'s source as a CSV file at ``sink`` (header: the mapped fields)."""
+def fetch(spec: FetchSpec, settings: Settings, sink: Path, round_: delta.DeltaRound | None = None) -> FetchResult:
+    """Every page of ``spec``'s source as a CSV file at ``sink`` (header: the mapped fields); with
+    ``round_``, a Graph delta round (workers/sources/delta.py), which it fills in as it goes."""
     problems = spec.api.problems_for(spec.source)
     if problems:
         raise FetchError(f"{spec.name}: [connections.api] {problems[0][0]}: {problems[0][1]}")
@@ -87,7 +88,10 @@ def fetch(spec: FetchSpec, settings: Settings, sink: Path) -> FetchResult:
 
             writer.writerow(spec.fields)
             flush()
-            for page in PAGERS[spec.source](client, spec.fields):
+            pager = (
+                PAGERS[spec.source](client, spec.fields) if round_ is None else delta.pages(client, spec.fields, round_)
+            )
+            for page in pager:
                 pages += 1
                 count += len(page.records)
                 if count > spec.api.max_records:
