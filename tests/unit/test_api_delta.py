@@ -106,3 +106,22 @@ def test_incremental_needs_the_state_mapped_to_account_enabled_and_a_graph_sourc
     text = entra_toml("http://127.0.0.1:1", api_extra=INCREMENTAL).replace('state = "accountEnabled"\n', "")
     with pytest.raises(ConfigError, match='incremental = true needs state = "accountEnabled"'):
         load_connections_toml(text)
+
+
+def test_under_managers_on_a_delta_walks_the_tree_through_the_people_already_imported(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRAPH_CLIENT_SECRET", CLIENT_SECRET)
+    vendor = GraphVendor(people=people(60))  # person1 manages person6-10, who manage person31-55
+    filters = '\n[connections.filters]\nunder_managers = ["person1@contoso.example"]\n'
+    with Served(vendor) as graph:
+        apply(entra_toml(graph.url, api_extra=INCREMENTAL) + filters)
+        first = sync(pipeline)
+        assert (first["counts"]["created"], first["details"]["filtered"]) == (1 + 5 + 25, 60 - 31)
+        # person33 (under person7) and person12 (under person2) change; neither manager is in the delta.
+        vendor.people[33]["givenName"] = "Inside"
+        vendor.people[12]["givenName"] = "Outside"
+        second = sync(pipeline)
+    assert (second["details"]["fetch_delta"], second["counts"]["updated"], second["details"]["filtered"]) == (1, 1, 1)
+    assert sql("SELECT first_name FROM lms.users WHERE email = 'person33@contoso.example'") == [("Inside",)]
+    assert sql("SELECT count(*) FROM lms.users WHERE email = 'person12@contoso.example'") == [(0,)]

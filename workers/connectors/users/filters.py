@@ -59,8 +59,13 @@ def _passes(filters: FilterConfig, params: dict[str, Any]) -> sql.Composable:
     return sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("true")
 
 
-def apply_filters(conn: psycopg.Connection[Any], run_id: int, cfg: UsersConnection) -> int:
-    """Move the run's staged people the filters leave out to its ``filtered`` keys; how many."""
+def apply_filters(
+    conn: psycopg.Connection[Any], run_id: int, connection_id: int, cfg: UsersConnection, *, partial: bool
+) -> int:
+    """Move the run's staged people the filters leave out to its ``filtered`` keys; how many.
+
+    A ``partial`` feed (a Graph delta: only who changed) walks the tree through the store's people of
+    the connection where the feed does not name them: their manager as last imported."""
     create_filtered(conn, run_id)
     filters = cfg.filters
     if filters is None or not filters.active:
@@ -68,12 +73,24 @@ def apply_filters(conn: psycopg.Connection[Any], run_id: int, cfg: UsersConnecti
     typed, same, filtered = stage_table("users", run_id), stage_table("same", run_id), stage_table("filtered", run_id)
     params: dict[str, Any] = {}
     passes = _passes(filters, params)
+    stored = (
+        sql.SQL(
+            """ UNION ALL SELECT u.email_key, m.email_key
+                FROM lms.users u LEFT JOIN lms.users m ON m.id = u.manager_id
+                WHERE u.source_connection_id = %(conn)s
+                  AND NOT EXISTS (SELECT 1 FROM feed f WHERE f.key = u.email_key)"""
+        )
+        if partial
+        else sql.SQL("")
+    )
+    params["conn"] = connection_id
     tree = (
         sql.SQL(
-            """, tree(key) AS (
-                   SELECT f.key FROM feed f WHERE f.key = ANY(%(roots)s::text[])
-                   UNION SELECT f.key FROM feed f JOIN tree t ON f.manager_key = t.key)"""
-        )
+            """, nodes AS (SELECT f.key, f.manager_key FROM feed f{stored}),
+               tree(key) AS (
+                   SELECT n.key FROM nodes n WHERE n.key = ANY(%(roots)s::text[])
+                   UNION SELECT n.key FROM nodes n JOIN tree t ON n.manager_key = t.key)"""
+        ).format(stored=stored)
         if filters.under_managers
         else sql.SQL("")
     )

@@ -262,8 +262,10 @@ def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
                                                || 'imported without a manager change'
                    ELSE 'no user has this manager e-mail; the user was imported without a manager change: add the '
                         || 'manager to the feed or correct the address' END AS message) e
-               WHERE c.manager_key IS NOT NULL AND c.manager_uid IS NULL"""
-        ).format(cls=cls, t=stage_table("users", run_id)),
+               WHERE c.manager_key IS NOT NULL AND c.manager_uid IS NULL
+                 -- A manager the filters left out is known, not missing: their reports are imported without them.
+                 AND NOT EXISTS (SELECT 1 FROM {filtered} f WHERE f.key = c.manager_key)"""
+        ).format(cls=cls, t=stage_table("users", run_id), filtered=stage_table("filtered", run_id)),
         {"run": run_id, "re": EMAIL_RE, "dots": EMAIL_BAD_DOTS},
     ).rowcount
     # Every valid row: the staged ones (with the unchanged ones classify left behind) and the same ones.

@@ -22,8 +22,16 @@ def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
     """Reject people who appear more than once in the run (all their rows, staged or same), then
     set aside those the connection's filters leave out (filters.py). Idempotent."""
     duplicates = _duplicates(conn, run)
-    apply_filters(conn, run.id, config_of(run.config))
+    apply_filters(conn, run.id, run.connection_id, config_of(run.config), partial=_delta(conn, run))
     return duplicates
+
+
+def _delta(conn: psycopg.Connection[Any], run: RunRow) -> bool:
+    """The run's feed is a Graph delta (workers/stages/fetch.py): only the people who changed."""
+    row = store.fetch_one(
+        conn, "SELECT coalesce((counts ->> 'fetch_delta')::int, 0) AS delta FROM sync.runs WHERE id = %s", (run.id,)
+    )
+    return bool(row and row["delta"])
 
 
 def _duplicates(conn: psycopg.Connection[Any], run: RunRow) -> int:
@@ -186,14 +194,13 @@ def deactivates(run: RunRow, conn: psycopg.Connection[Any]) -> bool:
     files = store.fetch_one(
         conn,
         """SELECT count(*) FILTER (WHERE status = 'rejected') AS rejected,
-                  count(*) FILTER (WHERE status = 'parsed' AND rows_read > 0) AS read,
-                  (SELECT coalesce((counts ->> 'fetch_delta')::int, 0) FROM sync.runs WHERE id = %(run)s) AS delta
-           FROM sync.run_files WHERE run_id = %(run)s""",
-        {"run": run.id},
+                  count(*) FILTER (WHERE status = 'parsed' AND rows_read > 0) AS read
+           FROM sync.run_files WHERE run_id = %s""",
+        (run.id,),
     )
     # Only a run that read a feed may say who is gone: not a run with no file (a trigger that found
     # nothing new), not one where a file could not be read, and not a Graph delta (only what changed).
-    return files is not None and files["rejected"] == 0 and files["read"] > 0 and not files["delta"]
+    return files is not None and files["rejected"] == 0 and files["read"] > 0 and not _delta(conn, run)
 
 
 def needs_plan(run: RunRow) -> bool:
