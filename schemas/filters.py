@@ -69,7 +69,7 @@ class FilterConfig(BaseModel):
                         (
                             key,
                             f"{key} names {attribute!r}, which the mapping does not import; "
-                            f"filter on a mapped attribute ({', '.join(sorted(mapped))})",
+                            f"filter on a mapped attribute ({', '.join(sorted(mapped - {'state'}))})",
                         )
                     )
         return found
