@@ -12,7 +12,9 @@ time goes with 1 and 2 worker processes, the hierarchy bundle, and the export: 1
 rows (FEEDSYNC_BENCH_EXPORT) by `feedsync sync --since` against `psql \\copy (SELECT …) TO` of the same
 SELECT; and the 1M import with the run journal against the same with its triggers dropped.
 Prints a table and writes benchmarks/RESULTS.md. FEEDSYNC_BENCH_ONLY=users, =bundle, =hierarchy,
-=export or =xapi runs one part, printed only (=journal appends the journal's cost to RESULTS.md);
+=export, =xapi or =api (benchmarks/api.py: a Graph pull against the same records as a file) runs one
+part, printed only (=journal appends the journal's cost to RESULTS.md; =xapi and =api replace their
+own section of it);
 FEEDSYNC_BENCH_DB names a bench database of one's own.
 """
 
@@ -34,7 +36,7 @@ from typing import Any
 import psutil
 from psycopg import sql as q
 
-from benchmarks import xapi
+from benchmarks import api, xapi
 from benchmarks.export import export_bench
 from benchmarks.harness import (
     DATA,
@@ -195,6 +197,11 @@ def journal_only() -> None:
         f.write("\n".join(lines) + "\n")
 
 
+def api_only() -> None:
+    """The API people case alone: its section of RESULTS.md replaced, the rest left alone."""
+    replace_section(HERE / "RESULTS.md", "## API people", api.api_bench())
+
+
 def xapi_only() -> None:
     """The xAPI case alone: its section of RESULTS.md replaced, the rest left alone."""
     replace_section(HERE / "RESULTS.md", "## xAPI import", xapi.xapi_bench())
@@ -207,6 +214,7 @@ ONE_PART: dict[str, Callable[[], object]] = {
     "export": export_bench,
     "journal": journal_only,
     "xapi": xapi_only,
+    "api": api_only,
 }
 
 
@@ -298,6 +306,7 @@ def main() -> None:
         )
     notes += export_bench()
     notes += xapi.xapi_bench()
+    notes += api.api_bench()
     write_results(results, ratios, workers_rows, probe, notes)
 
 

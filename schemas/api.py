@@ -11,6 +11,8 @@ tenant = "contoso.onmicrosoft.com"          # msgraph: the tenant (a GUID or a d
 object = "Contact"                          # salesforce: Contact or User
 api_version = "v62.0"                       # salesforce
 bulk_threshold = 50000                      # salesforce: Bulk API 2.0 past this many records
+incremental = true                          # msgraph: /users/delta between full pulls (needs state = "accountEnabled")
+full_every_days = 7                         # msgraph, incremental: a full pull this often
 ca_bundle = "/etc/ssl/certs/corp-ca.pem"    # TLS is always verified; this adds the CA that signed a proxy's certificate
 ```
 
@@ -107,6 +109,10 @@ class ApiConfig(BaseModel):
     bulk_threshold: int | None = Field(default=None, ge=0)
     bulk_poll_s: float = Field(default=2.0, gt=0, le=60)
     bulk_timeout_s: float = Field(default=3600.0, gt=0, le=86400)
+    # msgraph: runs pull only what changed since the last round (/users/delta and its stored
+    # @odata.deltaLink), with a full pull every full_every_days days; a delta run is no full feed.
+    incremental: bool = False
+    full_every_days: int = Field(default=7, ge=1, le=365)
 
     @model_validator(mode="before")
     @classmethod
@@ -190,6 +196,8 @@ class ApiConfig(BaseModel):
                     )
                 )
         elif source == "salesforce":
+            if self.incremental:
+                found.append(("incremental", "incremental = true is for source 'msgraph' (Graph delta) only"))
             if self.private_key_file is None and self.token_url is None:
                 found.append(
                     (

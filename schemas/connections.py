@@ -161,7 +161,7 @@ def _locate(text: str, index: int, loc: list[str]) -> int:
     end = starts[index + 1] if index + 1 < len(starts) else len(lines)
     section = None
     key = loc[0] if loc else None
-    if len(loc) >= 2 and loc[0] in {"mapping", "schedule", "sftp", "expect", "api"}:
+    if len(loc) >= 2 and loc[0] in {"mapping", "schedule", "sftp", "expect", "api", "filters"}:
         section, key = loc[0], loc[1]
     current_section = None
     for i in range(begin, end):

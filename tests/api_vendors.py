@@ -26,8 +26,62 @@ def select(record: dict[str, Any], fields: list[str]) -> dict[str, Any]:
 
 
 class GraphVendor(Vendor):
-    """``POST /{tenant}/oauth2/v2.0/token`` and ``GET /v1.0/users`` ($select, $expand=manager, $top,
-    @odata.nextLink with an opaque $skiptoken)."""
+    """``POST /{tenant}/oauth2/v2.0/token``, ``GET /v1.0/users`` ($select, $expand=manager, $top,
+    @odata.nextLink with an opaque $skiptoken) and ``GET /v1.0/users/delta`` (rounds ending with an
+    @odata.deltaLink whose $deltatoken names what the round's client has seen; removed people as
+    ``@removed``; no $top, as Graph refuses it there)."""
+
+    #: What each deltaLink handed out had seen: person id -> the person as they were.
+    snapshots: list[dict[str, str]] | None = None
+
+    def delta(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        snapshots = self.snapshots if self.snapshots is not None else []
+        self.snapshots = snapshots
+        if "$skiptoken" in query or "$deltatoken" in query:
+            if len(query) != 1:  # a link is followed whole, never added to
+                return 400, {"error": {"code": "BadRequest", "message": "unexpected parameters"}}
+            if "$skiptoken" in query:
+                state = json.loads(bytes.fromhex(query["$skiptoken"][0]))
+            else:
+                state = {**json.loads(bytes.fromhex(query["$deltatoken"][0])), "offset": 0}
+        else:
+            if "$top" in query:
+                return 400, {"error": {"code": "Request_UnsupportedQuery", "message": "$top is not supported"}}
+            fields = query["$select"][0].split(",") if "$select" in query else ["id", "mail", "displayName"]
+            m = re.fullmatch(r"manager\(\$select=([A-Za-z,]+)\)", query.get("$expand", ["manager($select=id)"])[0])
+            if m is None:
+                return 400, {"error": {"code": "BadRequest", "message": "bad $expand"}}
+            manager = m.group(1).split(",") if "$expand" in query else None
+            state = {"offset": 0, "fields": fields, "manager": manager, "since": None}
+        now = {p["id"]: json.dumps(p, sort_keys=True) for p in self.people}
+        before = snapshots[state["since"]] if state["since"] is not None else {}
+        items: list[dict[str, Any]] = [p for p in self.people if before.get(p["id"]) != now[p["id"]]]
+        items += [{"id": i, "@removed": {"reason": "deleted"}} for i in before if i not in now]
+        offset = state["offset"]
+        size = self.page_cap
+        by_id = {p["id"]: p for p in self.people}
+        value = [
+            item if "@removed" in item else self.record(item, by_id, state["fields"], state["manager"])
+            for item in items[offset : offset + size]
+        ]
+        body: dict[str, Any] = {"@odata.context": f"{self.base_url}/v1.0/$metadata#users", "value": value}
+        if offset + size < len(items):
+            token = json.dumps({**state, "offset": offset + size}).encode().hex()
+            body["@odata.nextLink"] = f"{self.base_url}/v1.0/users/delta?$skiptoken={token}"
+        else:
+            snapshots.append(now)
+            token = json.dumps({"fields": state["fields"], "manager": state["manager"], "since": len(snapshots) - 1})
+            body["@odata.deltaLink"] = f"{self.base_url}/v1.0/users/delta?$deltatoken={token.encode().hex()}"
+        return 200, body
+
+    def record(
+        self, person: dict[str, Any], by_id: dict[str, Any], fields: list[str], manager: list[str] | None
+    ) -> dict[str, Any]:
+        record = select(person, [*fields, "id"])
+        boss = by_id.get(person.get("_manager", ""))
+        if manager is not None and boss is not None:
+            record["manager"] = {"@odata.type": "#microsoft.graph.user", **select(boss, manager)}
+        return record
 
     def token(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         want = {"grant_type": ["client_credentials"], "client_id": [CLIENT_ID], "scope": [GRAPH_SCOPE]}
@@ -53,6 +107,8 @@ class GraphVendor(Vendor):
         return status, body, {}
 
     def api(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        if path == "/v1.0/users/delta":
+            return self.delta(query)
         if path != "/v1.0/users":
             return 404, {"error": {"code": "Request_ResourceNotFound", "message": "not found"}}
         if "$skiptoken" in query:
@@ -78,11 +134,7 @@ class GraphVendor(Vendor):
         by_id = self.by_id
         value = []
         for person in self.people[offset : offset + size]:
-            record = select(person, state["fields"] + ["id"])
-            boss = by_id.get(person.get("_manager", ""))
-            if state["manager"] is not None and boss is not None:
-                record["manager"] = {"@odata.type": "#microsoft.graph.user", **select(boss, state["manager"])}
-            value.append(record)
+            value.append(self.record(person, by_id, state["fields"], state["manager"]))
         body: dict[str, Any] = {"@odata.context": f"{self.base_url}/v1.0/$metadata#users", "value": value}
         if offset + size < len(self.people):
             token = json.dumps({**state, "offset": offset + size}).encode().hex()

@@ -7,7 +7,6 @@ import click
 
 from producers.cli.base import cli, fail
 from producers.output import printable
-from schemas.settings import get_settings
 from workers.errors import FeedsyncError
 
 
@@ -21,21 +20,14 @@ def api() -> None:
 def check(connection: str) -> None:
     """Get a token and the first page of CONNECTION's API; print the fields found and the first 5
     records through the mapping, values masked. Nothing is written."""
-    from schemas.kinds import connection_from_json
-    from workers import store
-    from workers.runs.create import live_connection
-    from workers.sources.preview import SHOWN, preview, spec_of
+    from producers.api_check import check as reach
+    from workers.sources.preview import SHOWN
 
-    with store.connect() as conn:
-        row = live_connection(conn, connection)
-    if row is None:
-        fail(f"no connection named {connection!r}: see `feedsync connections list`")
-    config = connection_from_json(row["config"])
     try:
-        spec = spec_of(connection, config)
-        found = preview(spec, getattr(config, "mapping", {}), get_settings())
+        checked = reach(connection)
     except FeedsyncError as exc:
         fail(str(exc))  # our own sentence: what failed and what to check, never a secret or a value
+    spec, found = checked.spec, checked.found
     more = "more pages follow" if found.more else "the only page"
     click.echo(f"{printable(connection)}: token received; first page of {spec.source}: {found.records} records, {more}")
     click.echo("fields found: " + (", ".join(printable(f) for f in found.fields) or "(none)"))
@@ -43,5 +35,10 @@ def check(connection: str) -> None:
         click.echo("mapped but on no record of this page: " + ", ".join(printable(f) for f in found.missing))
     click.echo(f"the first {min(SHOWN, found.records)} records as the mapping reads them (values masked):")
     for n, r in enumerate(found.rows, 1):
-        click.echo(f"  {n}. " + "  ".join(f"{a}={printable(v)}" for a, v in r.items()))
+        out = "  (filtered out)" if found.left_out and found.left_out[n - 1] else ""
+        click.echo(f"  {n}. " + "  ".join(f"{a}={printable(v)}" for a, v in r.items()) + out)
+    if checked.filters is not None:
+        click.echo(f"filters: {found.filtered} of the {found.records} records of this page would be filtered out")
+        if found.by_tree:
+            click.echo("under_managers is decided on the whole feed's manager tree when the run imports it")
     click.echo("nothing was written")

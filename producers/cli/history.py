@@ -156,6 +156,8 @@ def _echo_plan(r: dict[str, Any]) -> None:
     plan = r.get("plan") or {}
     if "creates" in plan:
         parts = [(p.replace("_", " "), p) for p in ("creates", "updates", "deactivations", "manager_moves")]
+        if "filter_leavers" in plan:  # a connection with [connections.filters]
+            parts += [("filtered out", "filtered"), ("leaving the filters", "filter_leavers")]
     elif "courses_in_feed" in plan:
         parts = [("courses in the feed", "courses_in_feed"), ("progress rows in the feed", "progress_rows_in_feed")]
     else:

@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from producers.console import accounts, alerts, connections, deadletters, probes, runs, throttle
+from producers.console import accounts, alerts, apicheck, connections, deadletters, probes, runs, throttle
 from producers.console.auth import (
     COOKIE,
     EXPIRED,
@@ -168,6 +168,7 @@ def create_app() -> Starlette:
         Route("/sign-out", sign_out, methods=["POST"]),
         Route("/audit", audit),
         *connections.routes,
+        *apicheck.routes,
         *runs.routes,
         *deadletters.routes,
         *alerts.routes,

@@ -101,6 +101,7 @@ _ONLY_WHEN_SET = (
     "expect",
     "source",
     "api",
+    "filters",
 )
 
 

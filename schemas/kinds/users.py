@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from schemas.api import ApiConfig
 from schemas.config_base import PeopleConnection
 from schemas.config_parts import KeyProblem, check_mapping
+from schemas.filters import FilterConfig
 from schemas.person_state import StateValues
 
 DONT_IMPORT = "DontImportFromSource"
@@ -38,6 +39,7 @@ class UsersConnection(PeopleConnection):
         "no_manager_values",
         "source",
         "api",
+        "filters",
     )
     DEFAULT_PATH: ClassVar[str] = "import/user/internal/*.csv"
 
@@ -54,6 +56,8 @@ class UsersConnection(PeopleConnection):
     # pulls each run from (workers/stages/fetch.py), reached as ``api`` says.
     source: Literal["files", "msgraph", "salesforce"] = "files"
     api: ApiConfig | None = None
+    # Who of the feed is imported (schemas/filters.py); None: everyone.
+    filters: FilterConfig | None = None
 
     @field_validator("mapping")
     @classmethod
@@ -69,6 +73,9 @@ class UsersConnection(PeopleConnection):
                 "mapping must name the feed column for 'email', the key users are matched on", "mapping", "email"
             )
         self._api_rules()
+        if self.filters is not None:
+            for key, why in self.filters.problems(set(self.imported_mapping)):
+                raise KeyProblem(why, "filters", key)
         unmapped = [a for a in self.required if a not in self.imported_mapping]
         if unmapped:
             raise KeyProblem(
@@ -88,6 +95,14 @@ class UsersConnection(PeopleConnection):
             )
         for key, why in self.api.problems_for(self.source):
             raise KeyProblem(why, "api", key)
+        if self.api.incremental and self.imported_mapping.get("state") != "accountEnabled":
+            # A delta names a removed person by id only: the fetch writes them as accountEnabled = false.
+            raise KeyProblem(
+                'incremental = true needs state = "accountEnabled" in the mapping: a delta says who left '
+                "only by disabling or removing them",
+                "api",
+                "incremental",
+            )
 
     @property
     def fetched(self) -> bool:

@@ -6,6 +6,7 @@
       ├──────────────────┘                          │
       ├──► export ──► finalize                      │
       └─────────────────────────────────────────────┘ (a run with no new files)
+    fetch ──► finalize (an incremental round that found no change)
 
 ``NEXT`` is the table; ``send(frm, to, …)`` refuses an edge it does not hold, so a stage cannot
 start another the graph does not name. Re-entries by an admin (an approved load, a dead letter's
@@ -26,7 +27,7 @@ from workers.runs.outbox import OutboxBatch
 # "plan" is the run's start (workers/runs/start.py); the others are the stages' actors.
 NEXT: Final[dict[str, frozenset[str]]] = {
     "plan": frozenset({"fetch", "parse", "export", "load"}),
-    "fetch": frozenset({"parse"}),
+    "fetch": frozenset({"parse", "finalize"}),  # finalize: an incremental round that found no change
     "parse": frozenset({"transform", "load"}),  # load: the fan-in, when a file's last chunk had no rows
     "transform": frozenset({"load"}),
     "load": frozenset({"finalize"}),

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.filters import FilterConfig
 from schemas.kinds.users import DONT_IMPORT, USER_CORE_ATTRIBUTES, UsersConnection
 from schemas.settings import Settings
 from workers.errors import TerminalError
@@ -42,6 +43,12 @@ class Preview:
     rows: list[dict[str, str]]
     records: int
     more: bool
+    #: Records of the first page the value filters (exclude_values, include_values) leave out.
+    filtered: int = 0
+    #: For each row shown: whether the value filters leave it out.
+    left_out: tuple[bool, ...] = ()
+    #: under_managers is set: decided on the whole feed's tree at import, not on one page.
+    by_tree: bool = False
 
 
 def mask(value: str) -> str:
@@ -50,8 +57,11 @@ def mask(value: str) -> str:
     return value[:KEPT] + "***"
 
 
-def preview(spec: FetchSpec, mapping: Mapping[str, str], settings: Settings) -> Preview:
-    """A token and the first page of ``spec``'s source; nothing written."""
+def preview(
+    spec: FetchSpec, mapping: Mapping[str, str], settings: Settings, filters: FilterConfig | None = None
+) -> Preview:
+    """A token and the first page of ``spec``'s source, and what ``filters``' values leave out of it;
+    nothing written."""
     problems = spec.api.problems_for(spec.source)
     if problems:
         raise FetchError(f"{spec.name}: [connections.api] {problems[0][0]}: {problems[0][1]}")
@@ -68,7 +78,31 @@ def preview(spec: FetchSpec, mapping: Mapping[str, str], settings: Settings) -> 
     imported = {a: mapping[a] for a in attributes}
     missing = [f for f in spec.fields if all(lookup(r, f) is None for r in records)]
     rows = [{a: mask(cell(lookup(r, f), f)) for a, f in imported.items()} for r in records[:SHOWN]]
-    return Preview(sorted(fields), missing, rows, len(records), bool(page and page.more))
+    out = [_left_out(r, imported, filters) for r in records] if filters is not None else [False] * len(records)
+    return Preview(
+        sorted(fields),
+        missing,
+        rows,
+        len(records),
+        bool(page and page.more),
+        filtered=sum(out),
+        left_out=tuple(out[:SHOWN]),
+        by_tree=bool(filters and filters.under_managers),
+    )
+
+
+def _left_out(record: Any, imported: Mapping[str, str], filters: FilterConfig) -> bool:
+    """Whether the value filters leave ``record`` out, compared as the import compares (trimmed,
+    case-insensitively; filters.py in the users kind does the same in SQL)."""
+
+    def value(attribute: str) -> str:
+        field = imported.get(attribute)
+        return cell(lookup(record, field), field).strip().lower() if field else ""
+
+    for attribute, values in filters.exclude_values.items():
+        if value(attribute) in {v.strip().lower() for v in values}:
+            return True
+    return any(value(a) not in {v.strip().lower() for v in vs} for a, vs in filters.include_values.items())
 
 
 def _paths(record: Any, prefix: str = "") -> list[str]:

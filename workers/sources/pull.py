@@ -8,6 +8,7 @@ never deactivates anyone on the strength of half a directory.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -23,7 +24,8 @@ from schemas.api import ApiConfig, ApiSourceName
 from schemas.kinds.users import DONT_IMPORT
 from schemas.settings import Settings
 from workers.http import ApiClient, FetchError
-from workers.sources import msgraph, salesforce
+from workers.sources import delta, msgraph, salesforce
+from workers.sources.ahead import one_ahead
 from workers.sources.records import Page, rows
 
 log = structlog.get_logger(__name__)
@@ -62,8 +64,9 @@ class FetchResult:
     requests: int
 
 
-def fetch(spec: FetchSpec, settings: Settings, sink: Path) -> FetchResult:
-    """Every page of ``spec``'s source as a CSV file at ``sink`` (header: the mapped fields)."""
+def fetch(spec: FetchSpec, settings: Settings, sink: Path, round_: delta.DeltaRound | None = None) -> FetchResult:
+    """Every page of ``spec``'s source as a CSV file at ``sink`` (header: the mapped fields); with
+    ``round_``, a Graph delta round (workers/sources/delta.py), which it fills in as it goes."""
     problems = spec.api.problems_for(spec.source)
     if problems:
         raise FetchError(f"{spec.name}: [connections.api] {problems[0][0]}: {problems[0][1]}")
@@ -87,22 +90,28 @@ def fetch(spec: FetchSpec, settings: Settings, sink: Path) -> FetchResult:
 
             writer.writerow(spec.fields)
             flush()
-            for page in PAGERS[spec.source](client, spec.fields):
-                pages += 1
-                count += len(page.records)
-                if count > spec.api.max_records:
-                    raise FetchError(
-                        f"{spec.name}: the API holds more than max_records ({spec.api.max_records}) records; the "
-                        "fetch stopped and nothing was imported: raise max_records in [connections.api] if that "
-                        "many is right"
-                    )
-                writer.writerows(rows(page.records, spec.fields))
-                flush()
-                if page.more and pages >= spec.api.max_pages:
-                    raise FetchError(
-                        f"{spec.name}: the API has more than max_pages ({spec.api.max_pages}) pages; the fetch "
-                        "stopped and nothing was imported: raise max_pages in [connections.api] if that many is right"
-                    )
+            source = (
+                PAGERS[spec.source](client, spec.fields) if round_ is None else delta.pages(client, spec.fields, round_)
+            )
+            pager = one_ahead(source, limit=spec.api.max_pages)
+            with contextlib.closing(pager):
+                for page in pager:
+                    pages += 1
+                    count += len(page.records)
+                    if count > spec.api.max_records:
+                        raise FetchError(
+                            f"{spec.name}: the API holds more than max_records ({spec.api.max_records}) records; the "
+                            "fetch stopped and nothing was imported: raise max_records in [connections.api] if that "
+                            "many is right"
+                        )
+                    writer.writerows(rows(page.records, spec.fields))
+                    flush()
+                    if page.more and pages >= spec.api.max_pages:
+                        raise FetchError(
+                            f"{spec.name}: the API has more than max_pages ({spec.api.max_pages}) pages; the "
+                            "fetch stopped and nothing was imported: raise max_pages in [connections.api] if that "
+                            "many is right"
+                        )
             out.flush()
             os.fsync(out.fileno())
             requests = client.requests

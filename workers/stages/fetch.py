@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 
 import structlog
 
+from schemas.kinds import UsersConnection
 from schemas.messages import FetchRun
 from schemas.settings import get_settings
 from schemas.states import RunStatus, StageStatus
@@ -37,8 +38,10 @@ from workers.rows import RunRow, read_run
 from workers.runs import record, route
 from workers.runs.stage import StageTx, run_stage
 from workers.sources import FetchResult, FetchSpec, fetch
+from workers.sources.delta import DeltaRound
 from workers.sources.preview import spec_of
 from workers.stages import stage_actor
+from workers.stages.fetch_delta import keep_round, plan_round
 
 log = structlog.get_logger(__name__)
 
@@ -53,21 +56,26 @@ def fetch_run(msg: FetchRun) -> None:
             "SELECT 1 FROM sync.stage_runs WHERE run_id = %s AND stage = 'fetch' AND part = '' AND status = %s",
             (msg.run_id, StageStatus.SUCCEEDED.value),
         )
-    if run is None or run.status != RunStatus.IN_PROGRESS or done is not None:
-        log.info("fetch not needed: the run has ended or was fetched already", run_id=msg.run_id)
-        return
-    spec = spec_of(run.connection_name, run.config)
+        if run is None or run.status != RunStatus.IN_PROGRESS or done is not None:
+            log.info("fetch not needed: the run has ended or was fetched already", run_id=msg.run_id)
+            return
+        spec = spec_of(run.connection_name, run.config)
+        round_ = (
+            plan_round(conn, run, _key_field(run), spec.api.full_every_days)
+            if spec.api.incremental and spec.source == "msgraph"
+            else None
+        )
     work = settings.store_dir / "fetching" / f"run-{msg.run_id}"
     shutil.rmtree(work, ignore_errors=True)  # a pull an earlier attempt left half-way
     work.mkdir(parents=True)
     try:
-        result = fetch(spec, settings, work / f"{run.connection_name}.csv")
+        result = fetch(spec, settings, work / f"{run.connection_name}.csv", round_)
         stored_rel = PurePosixPath(
             "fetched", run.connection_name, f"run-{msg.run_id}-{result.sha256[:16]}", f"{run.connection_name}.csv"
         )
         stored = settings.store_dir / stored_rel
         try:
-            registered = run_stage(msg, lambda tx: _register(tx, run, spec, result, stored, stored_rel))
+            registered = run_stage(msg, lambda tx: _register(tx, run, spec, result, stored, stored_rel, round_))
         except BaseException:
             if not _recorded(stored_rel):  # moved in a transaction that did not commit: no row names it
                 stored.unlink(missing_ok=True)
@@ -76,6 +84,12 @@ def fetch_run(msg: FetchRun) -> None:
             stored.unlink(missing_ok=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _key_field(run: RunRow) -> str:
+    """The source field the connection's key (email) is read from."""
+    assert isinstance(run.config, UsersConnection)  # spec_of refused any other
+    return run.config.mapping["email"]
 
 
 def _recorded(stored_rel: PurePosixPath) -> bool:
@@ -87,8 +101,23 @@ def _recorded(stored_rel: PurePosixPath) -> bool:
 
 
 def _register(
-    tx: StageTx, run: RunRow, spec: FetchSpec, result: FetchResult, stored: Path, stored_rel: PurePosixPath
+    tx: StageTx,
+    run: RunRow,
+    spec: FetchSpec,
+    result: FetchResult,
+    stored: Path,
+    stored_rel: PurePosixPath,
+    round_: DeltaRound | None,
 ) -> None:
+    if round_ is not None and not round_.full and not result.rows:
+        # Nothing changed since the last round: no file to parse, the run completes with nothing to do.
+        keep_round(tx.conn, run, round_)
+        counts = {"fetched_pages": result.pages, "fetched_records": 0, "fetch_requests": result.requests}
+        record.add_counts(tx.conn, run.id, {**counts, "fetch_delta": 1})
+        route.send(tx.conn, tx.outbox, "fetch", "finalize", run.id)
+        tx.counts = {"pages": result.pages, "records": 0, "requests": result.requests}
+        result.path.unlink(missing_ok=True)
+        return
     now = datetime.now(UTC)
     original = f"api/{spec.source}/{run.connection_name}-{now.strftime('%Y%m%dT%H%M%S')}.csv"
     row = store.fetch_one(
@@ -124,6 +153,10 @@ def _register(
         "fetch_requests": result.requests,
         "fetch_ms": round(result.duration_s * 1000),
     }
+    if round_ is not None:
+        keep_round(tx.conn, run, round_)
+        # A delta run is no full feed: the users kind deactivates nobody by absence (plan.deactivates).
+        fetched.update({"fetch_delta": 0 if round_.full else 1, "fetch_removed": round_.removed})
     record.add_counts(tx.conn, run.id, fetched)
     route.send(tx.conn, tx.outbox, "fetch", "parse", run.id, file_id=file_id)
     tx.counts = {"pages": result.pages, "records": result.rows, "requests": result.requests}

@@ -46,7 +46,7 @@ class Users(ImportKind):
     RETENTION_DAYS = 0
     HISTORY = (
         ROWS_READ,
-        PEOPLE,
+        Counted("people", (*PEOPLE.verbs, ("filtered", "filtered"))),
         Counted("memberships", (("added", "memberships_added"), ("removed", "memberships_removed"))),
     )
 

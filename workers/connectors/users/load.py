@@ -13,7 +13,7 @@ from psycopg import sql
 from schemas.settings import get_settings
 from workers import store
 from workers.connectors.contract import Step
-from workers.connectors.users.plan import BUCKETS, MOVES, STATE_GONE, deactivates, deactivation_filter
+from workers.connectors.users.plan import BUCKETS, MOVES, STATE_GONE, deactivates, gone_filter
 from workers.connectors.users.transform import EMAIL_BAD_DOTS, EMAIL_RE, config_of
 from workers.rows import RunRow
 from workers.staging import stage_table
@@ -209,15 +209,17 @@ def _update(
 
 
 def apply_deactivations(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
-    """Full feeds: the people missing from it, noted in ``gone`` for the assign step."""
-    if not deactivates(run, conn):
+    """Full feeds: the people missing from it, and (filter_leavers = "deactivate") those leaving the
+    filters, noted in ``gone`` for the assign step."""
+    where = gone_filter(run, deactivates(run, conn))
+    if where is None:
         return {"deactivated": 0}
     n = conn.execute(
         sql.SQL(
             """WITH d AS (UPDATE lms.users u SET active = false, deactivated_at = clock_timestamp(),
                                  updated_at = clock_timestamp() WHERE {f} RETURNING u.id)
                INSERT INTO {gone} (user_id) SELECT id FROM d ON CONFLICT DO NOTHING"""
-        ).format(f=deactivation_filter(run), gone=stage_table("gone", run.id)),
+        ).format(f=where, gone=stage_table("gone", run.id)),
         {"run": run.id, "conn": run.connection_id},
     ).rowcount
     return {"deactivated": n}
@@ -260,8 +262,10 @@ def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
                                                || 'imported without a manager change'
                    ELSE 'no user has this manager e-mail; the user was imported without a manager change: add the '
                         || 'manager to the feed or correct the address' END AS message) e
-               WHERE c.manager_key IS NOT NULL AND c.manager_uid IS NULL"""
-        ).format(cls=cls, t=stage_table("users", run_id)),
+               WHERE c.manager_key IS NOT NULL AND c.manager_uid IS NULL
+                 -- A manager the filters left out is known, not missing: their reports are imported without them.
+                 AND NOT EXISTS (SELECT 1 FROM {filtered} f WHERE f.key = c.manager_key)"""
+        ).format(cls=cls, t=stage_table("users", run_id), filtered=stage_table("filtered", run_id)),
         {"run": run_id, "re": EMAIL_RE, "dots": EMAIL_BAD_DOTS},
     ).rowcount
     # Every valid row: the staged ones (with the unchanged ones classify left behind) and the same ones.
@@ -271,4 +275,9 @@ def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
             t=stage_table("users", run_id), same=stage_table("same", run_id)
         ),
     )
-    return {"unknown_managers": unknown, "valid": int(valid["n"]) if valid else 0}
+    filtered = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {}").format(stage_table("filtered", run_id)))
+    return {
+        "unknown_managers": unknown,
+        "valid": int(valid["n"]) if valid else 0,
+        "filtered": int(filtered["n"]) if filtered else 0,
+    }

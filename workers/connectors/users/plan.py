@@ -10,6 +10,7 @@ from psycopg import sql
 
 from workers import store
 from workers.connectors.thresholds import growth_reasons, limit_text, unreadable_reason, unreadable_rows
+from workers.connectors.users.filters import apply_filters, deactivates_leavers, leavers
 from workers.connectors.users.transform import config_of
 from workers.rows import RunRow
 from workers.staging import stage_table
@@ -18,7 +19,22 @@ BUCKETS = 256  # the classified rows are cut into this many hash buckets of the 
 
 
 def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
-    """Reject people who appear more than once in the run (all their rows, staged or same). Idempotent."""
+    """Reject people who appear more than once in the run (all their rows, staged or same), then
+    set aside those the connection's filters leave out (filters.py). Idempotent."""
+    duplicates = _duplicates(conn, run)
+    apply_filters(conn, run.id, run.connection_id, config_of(run.config), partial=_delta(conn, run))
+    return duplicates
+
+
+def _delta(conn: psycopg.Connection[Any], run: RunRow) -> bool:
+    """The run's feed is a Graph delta (workers/stages/fetch.py): only the people who changed."""
+    row = store.fetch_one(
+        conn, "SELECT coalesce((counts ->> 'fetch_delta')::int, 0) AS delta FROM sync.runs WHERE id = %s", (run.id,)
+    )
+    return bool(row and row["delta"])
+
+
+def _duplicates(conn: psycopg.Connection[Any], run: RunRow) -> int:
     run_id = run.id
     cfg = config_of(run.config)
     typed, same = stage_table("users", run_id), stage_table("same", run_id)
@@ -131,14 +147,39 @@ def classify(conn: psycopg.Connection[Any], run: RunRow) -> None:
 
 def deactivation_filter(run: RunRow) -> sql.Composed:
     """Active people of this connection missing from the feed (one anti-join). People whose key the
-    run saw in a rejected row are kept: being refused is not being gone."""
+    run saw in a rejected row are kept: being refused is not being gone; nor is being filtered out,
+    unless the connection deactivates those who leave its filters."""
     run_id = run.id
+    unfiltered = (
+        sql.SQL("")
+        if deactivates_leavers(config_of(run.config))
+        else sql.SQL(" AND NOT EXISTS (SELECT 1 FROM {f} s WHERE s.key = u.email_key)").format(
+            f=stage_table("filtered", run_id)
+        )
+    )
     return sql.SQL(
         """u.source_connection_id = %(conn)s AND u.active
            AND NOT EXISTS (SELECT 1 FROM {t} s WHERE s.key = u.email_key)
            AND NOT EXISTS (SELECT 1 FROM {same} s WHERE s.key = u.email_key)
-           AND NOT EXISTS (SELECT 1 FROM {kept} s WHERE s.key = u.email_key)"""
-    ).format(t=stage_table("users", run_id), same=stage_table("same", run_id), kept=stage_table("kept", run_id))
+           AND NOT EXISTS (SELECT 1 FROM {kept} s WHERE s.key = u.email_key){unfiltered}"""
+    ).format(
+        t=stage_table("users", run_id),
+        same=stage_table("same", run_id),
+        kept=stage_table("kept", run_id),
+        unfiltered=unfiltered,
+    )
+
+
+def gone_filter(run: RunRow, deactivating: bool) -> sql.Composed | None:
+    """The people the load deactivates as absent or leaving the filters (``u``, lms.users): those
+    missing from a full feed that may deactivate (``deactivating``), and with ``filter_leavers =
+    "deactivate"`` those the filters now leave out, in any run; None: nobody."""
+    parts = [deactivation_filter(run)] if deactivating else []
+    if deactivates_leavers(config_of(run.config)):
+        parts.append(leavers(run.id))
+    if not parts:
+        return None
+    return sql.SQL("(({}))").format(sql.SQL(") OR (").join(parts))
 
 
 def _unreadable(conn: psycopg.Connection[Any], run: RunRow, sample: int) -> dict[str, Any]:
@@ -158,8 +199,8 @@ def deactivates(run: RunRow, conn: psycopg.Connection[Any]) -> bool:
         (run.id,),
     )
     # Only a run that read a feed may say who is gone: not a run with no file (a trigger that found
-    # nothing new), and not one where a file could not be read.
-    return files is not None and files["rejected"] == 0 and files["read"] > 0
+    # nothing new), not one where a file could not be read, and not a Graph delta (only what changed).
+    return files is not None and files["rejected"] == 0 and files["read"] > 0 and not _delta(conn, run)
 
 
 def needs_plan(run: RunRow) -> bool:
@@ -173,6 +214,7 @@ def needs_plan(run: RunRow) -> bool:
         or cfg.max_deactivate is not None
         or cfg.max_create is not None
         or cfg.max_reject_share is not None
+        or cfg.filters is not None
     )
 
 
@@ -222,9 +264,12 @@ def plan(conn: psycopg.Connection[Any], run: RunRow, sample: int = 5) -> dict[st
         list(result["state_deactivations_sample"]),
     )
     result.update(unreadable_rejected=0, unreadable_sample=[])
+    result.update(_filtered(conn, run, params))
     if deactivating:
         result.update(_unreadable(conn, run, sample))
-        gone = sql.SQL("FROM lms.users u WHERE {f}").format(f=deactivation_filter(run))
+    where = gone_filter(run, deactivating)
+    if where is not None:
+        gone = sql.SQL("FROM lms.users u WHERE {f}").format(f=where)
         row = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n {g}").format(g=gone), params)
         result["deactivations"] += int(row["n"]) if row else 0
         result["deactivations_sample"] += [
@@ -238,6 +283,20 @@ def plan(conn: psycopg.Connection[Any], run: RunRow, sample: int = 5) -> dict[st
     result["full_feed"] = config_of(run.config).full_feed
     result["deactivation_skipped"] = result["full_feed"] and not deactivating
     return result
+
+
+def _filtered(conn: psycopg.Connection[Any], run: RunRow, params: dict[str, Any]) -> dict[str, Any]:
+    """The people the filters left out, and the leavers among them: people of this connection,
+    active, whom the filters now leave out (reported; deactivated only with filter_leavers)."""
+    n = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {}").format(stage_table("filtered", run.id)))
+    gone = sql.SQL("FROM lms.users u WHERE {}").format(leavers(run.id))
+    left = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n {}").format(gone), params)
+    sample = store.fetch_all(conn, sql.SQL("SELECT u.email {} ORDER BY u.email LIMIT %(n)s").format(gone), params)
+    return {
+        "filtered": int(n["n"]) if n else 0,
+        "filter_leavers": int(left["n"]) if left else 0,
+        "filter_leavers_sample": [r["email"] for r in sample],
+    }
 
 
 def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:

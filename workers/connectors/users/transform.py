@@ -14,6 +14,7 @@ from schemas.kinds import KindConfig, UsersConnection, config_as
 from schemas.providers import FileSpec
 from workers import store
 from workers.connectors.checks import Chunk, hash_text, jsonb_object, row_hash
+from workers.connectors.users.filters import create_filtered
 from workers.staging import stage_table
 
 # A strict ASCII syntax check (what HR systems export and mail servers accept), in two cheap
@@ -60,6 +61,7 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfi
             "CREATE UNLOGGED TABLE IF NOT EXISTS {} (file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL)"
         ).format(stage_table("kept", run_id))
     )
+    create_filtered(conn, run_id)
     # The people the load deactivates (missing from a full feed): they leave their groups.
     conn.execute(
         sql.SQL("CREATE UNLOGGED TABLE IF NOT EXISTS {} (user_id bigint PRIMARY KEY)").format(

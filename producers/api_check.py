@@ -1,0 +1,35 @@
+"""What ``feedsync api check`` and the console's "API check" button both do: a connection's API
+source reached with its stored config, and its first page through the mapping, masked, with what
+its filters would leave out. Nothing is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.filters import FilterConfig
+from schemas.kinds import connection_from_json
+from schemas.settings import get_settings
+from workers import store
+from workers.errors import TerminalError
+from workers.runs.create import live_connection
+from workers.sources import FetchSpec
+from workers.sources.preview import Preview, preview, spec_of
+
+
+@dataclass(frozen=True)
+class Checked:
+    spec: FetchSpec
+    found: Preview
+    filters: FilterConfig | None
+
+
+def check(name: str) -> Checked:
+    """Raises FeedsyncError (its sentence names what failed, never a secret or a value)."""
+    with store.connect() as conn:
+        row = live_connection(conn, name)
+    if row is None:
+        raise TerminalError(f"no connection named {name!r}: see `feedsync connections list`")
+    config = connection_from_json(row["config"])
+    spec = spec_of(name, config)
+    filters = getattr(config, "filters", None)
+    return Checked(spec, preview(spec, getattr(config, "mapping", {}), get_settings(), filters), filters)
