@@ -21,6 +21,7 @@ from schemas.api import ApiConfig
 from schemas.config_base import PeopleConnection
 from schemas.config_parts import KeyProblem, check_mapping
 from schemas.person_state import StateValues
+from schemas.workday import WORKDAY_SOURCES, WorkdayConfig
 
 DONT_IMPORT = "DontImportFromSource"
 
@@ -38,6 +39,7 @@ class UsersConnection(PeopleConnection):
         "no_manager_values",
         "source",
         "api",
+        "workday",
     )
     DEFAULT_PATH: ClassVar[str] = "import/user/internal/*.csv"
 
@@ -52,8 +54,10 @@ class UsersConnection(PeopleConnection):
     no_manager_values: list[str] = Field(default_factory=list, max_length=100)
     # Where the people come from: files dropped in ``path`` (the default), or an API the fetch stage
     # pulls each run from (workers/stages/fetch.py), reached as ``api`` says.
-    source: Literal["files", "msgraph", "salesforce"] = "files"
+    # ``workday`` (SOAP Get_Workers) and ``workday_raas`` (a report) are reached as ``workday`` says.
+    source: Literal["files", "msgraph", "salesforce", "workday", "workday_raas"] = "files"
     api: ApiConfig | None = None
+    workday: WorkdayConfig | None = None
 
     @field_validator("mapping")
     @classmethod
@@ -77,6 +81,9 @@ class UsersConnection(PeopleConnection):
         return self
 
     def _api_rules(self) -> None:
+        if self.source in WORKDAY_SOURCES or self.workday is not None:
+            self._workday_rules()
+            return
         if self.source == "files":
             if self.api is not None:
                 raise KeyProblem("[connections.api] is only read with source = 'msgraph' or 'salesforce'", "api")
@@ -88,6 +95,20 @@ class UsersConnection(PeopleConnection):
             )
         for key, why in self.api.problems_for(self.source):
             raise KeyProblem(why, "api", key)
+
+    def _workday_rules(self) -> None:
+        if self.source not in WORKDAY_SOURCES:
+            raise KeyProblem("[connections.workday] is only read with source = 'workday' or 'workday_raas'", "workday")
+        if self.api is not None:
+            raise KeyProblem(f"source {self.source!r} reads [connections.workday], not [connections.api]", "api")
+        if self.workday is None:
+            raise KeyProblem(
+                f"source {self.source!r} needs a [connections.workday] table (base_url, tenant, username and "
+                "password_env at least)",
+                "source",
+            )
+        for key, why in self.workday.problems_for(self.source):
+            raise KeyProblem(why, "workday", key)
 
     @property
     def fetched(self) -> bool:

@@ -14,6 +14,7 @@ import io
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +23,10 @@ import structlog
 from schemas.api import ApiConfig, ApiSourceName
 from schemas.kinds.users import DONT_IMPORT
 from schemas.settings import Settings
+from schemas.workday import WorkdayConfig, WorkdaySourceName
 from workers.http import ApiClient, FetchError
-from workers.sources import msgraph, salesforce
+from workers.http.soap import WorkdayClient
+from workers.sources import msgraph, salesforce, workday
 from workers.sources.records import Page, rows
 
 log = structlog.get_logger(__name__)
@@ -40,15 +43,54 @@ class FetchSpec:
     """What a fetch needs of a connection: its name, its source and api table, and the mapped fields."""
 
     name: str
-    source: ApiSourceName
-    api: ApiConfig
+    source: ApiSourceName | WorkdaySourceName
+    #: [connections.api], or [connections.workday] for the Workday sources.
+    api: ApiConfig | WorkdayConfig
     #: The source fields the mapping names, in the order of the file's header.
     fields: tuple[str, ...]
+    #: The fields mapped to ``email`` and ``manager`` (Workday resolves managers' ids to e-mails).
+    email: str | None = None
+    manager: str | None = None
 
     @classmethod
-    def from_mapping(cls, name: str, source: ApiSourceName, api: ApiConfig, mapping: Mapping[str, str]) -> FetchSpec:
+    def from_mapping(
+        cls,
+        name: str,
+        source: ApiSourceName | WorkdaySourceName,
+        api: ApiConfig | WorkdayConfig,
+        mapping: Mapping[str, str],
+    ) -> FetchSpec:
         fields = tuple(dict.fromkeys(v for v in mapping.values() if v != DONT_IMPORT))
-        return cls(name, source, api, fields)
+        imported = {a: v for a, v in mapping.items() if v != DONT_IMPORT}
+        return cls(name, source, api, fields, imported.get("email"), imported.get("manager"))
+
+
+@dataclass
+class Pull:
+    """An open connection to a source and the pages it yields; ``requests`` counts what was sent."""
+
+    pages: Iterator[Page]
+    client: ApiClient | WorkdayClient
+
+    @property
+    def requests(self) -> int:
+        return self.client.requests
+
+
+@contextmanager
+def pull(spec: FetchSpec, settings: Settings) -> Iterator[Pull]:
+    """The source's client, open for the pull, and its pages."""
+    if isinstance(spec.api, WorkdayConfig):
+        with WorkdayClient(spec.name, spec.api, settings) as wd:
+            found = (
+                workday.report(wd)
+                if spec.source == "workday_raas"
+                else workday.pages(wd, spec.fields, spec.email, spec.manager)
+            )
+            yield Pull(found, wd)
+        return
+    with ApiClient(spec.name, spec.source, spec.api, settings) as client:
+        yield Pull(PAGERS[spec.source](client, spec.fields), client)
 
 
 @dataclass(frozen=True)
@@ -74,7 +116,7 @@ def fetch(spec: FetchSpec, settings: Settings, sink: Path) -> FetchResult:
     digest = hashlib.sha256()
     count = pages = 0
     try:
-        with ApiClient(spec.name, spec.source, spec.api, settings) as client, part.open("wb") as out:
+        with pull(spec, settings) as source, part.open("wb") as out:
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
 
@@ -87,7 +129,7 @@ def fetch(spec: FetchSpec, settings: Settings, sink: Path) -> FetchResult:
 
             writer.writerow(spec.fields)
             flush()
-            for page in PAGERS[spec.source](client, spec.fields):
+            for page in source.pages:
                 pages += 1
                 count += len(page.records)
                 if count > spec.api.max_records:
@@ -105,7 +147,7 @@ def fetch(spec: FetchSpec, settings: Settings, sink: Path) -> FetchResult:
                     )
             out.flush()
             os.fsync(out.fileno())
-            requests = client.requests
+            requests = source.requests
         os.replace(part, sink)
     except BaseException:
         part.unlink(missing_ok=True)
