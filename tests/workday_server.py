@@ -50,7 +50,7 @@ class Worker:
 
 
 def workers(n: int, inactive: int = 10, contingent: int = 25) -> list[Worker]:
-    """n employees in a tree (each reports to (i - 1) // 5), the last ``inactive`` of them terminated,
+    """n employees in a tree (each reports to (i - 1) // 5), ``inactive`` of them (from worker10 on) terminated,
     and ``contingent`` contingent workers (reporting to worker 0) besides."""
     found = [
         Worker(
@@ -58,7 +58,7 @@ def workers(n: int, inactive: int = 10, contingent: int = 25) -> list[Worker]:
             email=f"worker{i}@contoso.example",
             first=f"Given{i}",
             last=f"Family{i}",
-            active=i < n - inactive,
+            active=not 10 <= i < 10 + inactive,
             manager=f"{21000 + (i - 1) // 5}" if i else None,
         )
         for i in range(n)
