@@ -56,7 +56,10 @@ class WorkdayConfig(BaseModel):
     page_size: int = Field(default=100, ge=1, le=999)
     # A RaaS report (source = "workday_raas"): its JSON URL, records under Report_Entry.
     report_url: str | None = None
-    # Skills out: workers per request batch (one Manage_Skills request a worker, this many between commits).
+    # Skills out: the profile attribute that holds each person's Workday worker ID, and its ID type.
+    worker_id_attribute: str = Field(default="employee_id", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    worker_id_type: Literal["Employee_ID", "Contingent_Worker_ID", "WID"] = "Employee_ID"
+    # Skills out: people per batch (one Manage_Skills request a person); each batch's results are logged.
     batch_size: int = Field(default=50, ge=1, le=500)
     # The same limits the HTTP layer applies to every API (schemas/api.py).
     max_pages: int = Field(default=10_000, ge=1)

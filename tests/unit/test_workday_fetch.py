@@ -97,7 +97,7 @@ def test_a_bad_password_is_one_sentence_and_writes_nothing(
 
     assert str(failed.value) == (
         "workday-workers: Workday refused the user ISU_feedsync@contoso4 or its password (SOAP fault "
-        "Client.authenticationError): check username and the password in WORKDAY_PASSWORD; nothing was imported"
+        "Client.authenticationError): check username and the password in WORKDAY_PASSWORD"
     )
     assert not (tmp_path / "users.csv").exists() and not list(tmp_path.glob(".users.csv*"))
     assert len(tenant.tenant.seen) == 0, "refused before Get_Workers was read"

@@ -81,13 +81,25 @@ def _xml(content: bytes) -> ET.Element:
         raise Retry("an answer that did not parse as XML (cut off or not XML)") from None
 
 
-def _fault(root: ET.Element) -> str | None:
-    """The fault code of a SOAP Fault (``Client.authenticationError``), or None for no fault."""
+class SoapFault(FetchError):
+    """A SOAP Fault other than a refused user: its code and, for a validation error, the path of the
+    request element Workday refused (``/Manage_Skills_Request[1]/.../Worker_Reference[1]``)."""
+
+    def __init__(self, sentence: str, code: str, xpath: str) -> None:
+        super().__init__(sentence)
+        self.code, self.xpath = code, xpath
+
+
+def _fault(root: ET.Element) -> tuple[str, str] | None:
+    """The fault code of a SOAP Fault (``Client.authenticationError``) and the path of the element a
+    validation error names (namespace prefixes dropped), or None for no fault."""
     body = root.find("Body")
     fault = body.find("Fault") if body is not None else None
     if fault is None:
         return None
-    return error_code((fault.findtext("faultcode") or "").rpartition(":")[2])
+    xpath = fault.findtext("detail/Validation_Fault/Validation_Error/Xpath") or ""
+    plain = "/".join(step.rpartition(":")[2] for step in xpath.split("/"))
+    return error_code((fault.findtext("faultcode") or "").rpartition(":")[2]), plain
 
 
 class WorkdayClient:
@@ -129,7 +141,7 @@ class WorkdayClient:
             root = _xml(response.content) if response.content.lstrip().startswith(b"<") else None
             fault = _fault(root) if root is not None else None
             if fault is not None:
-                raise self._fault_error(describe, fault)
+                raise self._fault_error(describe, *fault)
             self._check(response, describe)
             if root is None:
                 raise Retry("an answer that was not XML")
@@ -164,15 +176,17 @@ class WorkdayClient:
         except httpx.TransportError as exc:
             raise transport_failure(exc, describe, urlsplit(self.config.base_url).hostname) from None
 
-    def _fault_error(self, describe: str, code: str) -> FetchError:
+    def _fault_error(self, describe: str, code: str, xpath: str) -> FetchError:
         if code.endswith("authenticationError"):
             return FetchError(
                 f"{self.name}: Workday refused the user {self.config.user} or its password (SOAP fault {code}): check "
-                f"username and the password in {self.config.password_env}; nothing was imported"
+                f"username and the password in {self.config.password_env}"
             )
-        return FetchError(
+        return SoapFault(
             f"{describe} answered a SOAP fault ({code}): check the connection's [connections.workday] settings, "
-            "the mapping's paths and the Integration System User's permissions; nothing was imported"
+            "the mapping's paths and the Integration System User's permissions",
+            code,
+            xpath,
         )
 
     def _check(self, response: httpx.Response, describe: str) -> None:
