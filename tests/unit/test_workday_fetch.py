@@ -16,6 +16,7 @@ from tests.workday_server import PASSWORD, Served, Tenant, workers
 from tests.workdaydata import MAPPING, spec
 from workers.http import FetchError
 from workers.sources import fetch
+from workers.sources.preview import preview
 
 
 @pytest.fixture
@@ -145,3 +146,11 @@ def test_a_raas_report_is_read_with_basic_auth(tenant: Served, wd_settings: Sett
     assert rows[1:3] == [["r0@contoso.example", "R0", ""], ["r1@contoso.example", "R1", "r0@contoso.example"]]
     assert (result.rows, result.pages) == (30, 1)
     assert tenant.tenant.problems == []
+
+
+def test_a_preview_reads_the_first_page_only(tenant: Served, wd_settings: Settings) -> None:
+    found = preview(spec(tenant.url), MAPPING, wd_settings)
+
+    assert (found.records, found.more) == (400, True)
+    assert [s["page"] for s in tenant.tenant.seen] == [1]
+    assert found.missing == [] and found.rows[1]["manager"] == "wo***", "managers resolved within the page"

@@ -61,7 +61,7 @@ def preview(spec: FetchSpec, mapping: Mapping[str, str], settings: Settings) -> 
     problems = spec.api.problems_for(spec.source)
     if problems:
         raise FetchError(f"{spec.name}: [connections.api] {problems[0][0]}: {problems[0][1]}")
-    with pull(spec, settings) as source:
+    with pull(spec, settings, first_page=True) as source:
         page = next(iter(source.pages), None)
     records = page.records if page is not None else []
     fields: set[str] = set()

@@ -78,14 +78,15 @@ class Pull:
 
 
 @contextmanager
-def pull(spec: FetchSpec, settings: Settings) -> Iterator[Pull]:
-    """The source's client, open for the pull, and its pages."""
+def pull(spec: FetchSpec, settings: Settings, *, first_page: bool = False) -> Iterator[Pull]:
+    """The source's client, open for the pull, and its pages (``first_page``: a preview, which
+    needs no more; Workday's pages otherwise all come in before the first is yielded)."""
     if isinstance(spec.api, WorkdayConfig):
         with WorkdayClient(spec.name, spec.api, settings) as wd:
             found = (
                 workday.report(wd)
                 if spec.source == "workday_raas"
-                else workday.pages(wd, spec.fields, spec.email, spec.manager)
+                else workday.pages(wd, spec.fields, spec.email, spec.manager, first_page=first_page)
             )
             yield Pull(found, wd)
         return

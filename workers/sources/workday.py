@@ -152,7 +152,11 @@ def _results(answer: ET.Element, describe: str) -> Results:
         ) from None
 
 
-def pages(client: WorkdayClient, fields: tuple[str, ...], email: str | None, manager: str | None) -> Iterator[Page]:
+def pages(
+    client: WorkdayClient, fields: tuple[str, ...], email: str | None, manager: str | None, *, first_page: bool = False
+) -> Iterator[Page]:
+    """Every page (``first_page``: only the first, its managers resolved within it), all read before
+    the first is yielded."""
     config, name = client.config, client.name
     paths = [parse_path(f, name) for f in fields]
     as_of = datetime.now(UTC).replace(microsecond=0)
@@ -172,14 +176,14 @@ def pages(client: WorkdayClient, fields: tuple[str, ...], email: str | None, man
             workers = answer.findall("Response_Data/Worker")
             seen += len(workers)
             _spill(spill, workers, paths, email, manager, ids)
-            if not results.total:
+            if not results.total or first_page:
                 break
-        if seen != total.total:
+        if seen != total.total and not first_page:
             raise FetchError(
                 f"{describe}: the pages held {seen} workers where Total_Results said {total.total}; the fetch was cut "
                 "off and nothing was imported: run it again"
             )
-        yield from _pages_back(spill, fields, manager, ids, number)
+        yield from _pages_back(spill, fields, manager, ids, total.pages)
 
 
 def _check_limits(config: WorkdayConfig, results: Results, name: str) -> None:
