@@ -52,6 +52,10 @@ class WorkdayConfig(BaseModel):
     exclude_employees: bool = False
     # Response_Filter/As_Of_Effective_Date: the day the workers are read as of (default: today).
     as_of_effective_date: date | None = None
+    # Incremental pulls: only workers changed since the last completed pull (Transaction_Log_Criteria
+    # Updated_From/Updated_Through), with a full pull (the one that may deactivate) every N days.
+    incremental: bool = False
+    full_pull_every_days: int = Field(default=7, ge=1, le=365)
     # Response_Filter/Count: workers a page (Workday allows at most 999).
     page_size: int = Field(default=100, ge=1, le=999)
     # A RaaS report (source = "workday_raas"): its JSON URL, records under Report_Entry.

@@ -31,6 +31,7 @@ SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 WD = "urn:com.workday/bsvc"
 N = {"env": SOAP, "wsse": WSSE, "wd": WD}
+LOG = "wd:Request_Criteria/wd:Transaction_Log_Criteria_Data/wd:Transaction_Date_Range_Data"
 
 
 @dataclass
@@ -43,6 +44,8 @@ class Worker:
     contingent: bool = False
     manager: str | None = None  # the manager's Employee_ID
     title: str = "Engineer"
+    #: When the worker last changed (Transaction_Log_Criteria's Updated_From/Updated_Through select on it).
+    updated: str = "2026-01-05T09:00:00Z"
 
     @property
     def wid(self) -> str:
@@ -151,6 +154,8 @@ class GetWorkers:
             "as_of": _text(req, "wd:Response_Filter/wd:As_Of_Entry_DateTime"),
             "effective": _text(req, "wd:Response_Filter/wd:As_Of_Effective_Date"),
             "criteria": criteria,
+            "updated_from": _text(req, f"{LOG}/wd:Updated_From"),
+            "updated_through": _text(req, f"{LOG}/wd:Updated_Through"),
             "group": group,
         }
         with self.tenant.lock:
@@ -163,6 +168,7 @@ class GetWorkers:
             if not (c["Exclude_Inactive_Workers"] and not w.active)
             and not (c["Exclude_Contingent_Workers"] and w.contingent)
             and not (c["Exclude_Employees"] and not w.contingent)
+            and (seen["updated_from"] is None or seen["updated_from"] <= w.updated <= seen["updated_through"])
         ]
         pages = (len(chosen) + count - 1) // count
         chunk = chosen[(page - 1) * count : page * count]
@@ -211,7 +217,8 @@ def worker_xml(w: Worker, by_id: dict[str, Worker], group: set[str]) -> str:
     if "Include_Management_Chain_Data" in group and w.manager is not None:
         # From the top of the chain down to the immediate manager (last), as Workday lists it.
         chain: list[str] = []
-        manager: Worker | None = by_id[w.manager]
+        # A manager no longer in the list is still a worker of the tenant (terminated, or excluded).
+        manager: Worker | None = by_id.get(w.manager) or Worker(w.manager, "", "", "")
         while manager is not None and len(chain) < 2:
             chain.insert(
                 0,
@@ -219,7 +226,7 @@ def worker_xml(w: Worker, by_id: dict[str, Worker], group: set[str]) -> str:
                 f"SUP-{manager.employee_id}</wd:ID></wd:Organization_Reference>"
                 f"{reference(manager, 'Manager_Reference')}</wd:Management_Chain_Data>",
             )
-            manager = by_id[manager.manager] if manager.manager else None
+            manager = by_id.get(manager.manager) if manager.manager else None
         parts.append(
             "<wd:Management_Chain_Data><wd:Worker_Supervisory_Management_Chain_Data>"
             f"{''.join(chain)}</wd:Worker_Supervisory_Management_Chain_Data></wd:Management_Chain_Data>"

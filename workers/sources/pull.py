@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -51,6 +52,10 @@ class FetchSpec:
     #: The fields mapped to ``email`` and ``manager`` (Workday resolves managers' ids to e-mails).
     email: str | None = None
     manager: str | None = None
+    #: Workday: the moment every page is read as of, and (an incremental pull) the start of the
+    #: changes asked for; None: now, and every worker.
+    as_of: datetime | None = None
+    updated_from: datetime | None = None
 
     @classmethod
     def from_mapping(
@@ -83,10 +88,17 @@ def pull(spec: FetchSpec, settings: Settings, *, first_page: bool = False) -> It
     needs no more; Workday's pages otherwise all come in before the first is yielded)."""
     if isinstance(spec.api, WorkdayConfig):
         with WorkdayClient(spec.name, spec.api, settings) as wd:
-            found = (
-                workday.report(wd)
-                if spec.source == "workday_raas"
-                else workday.pages(wd, spec.fields, spec.email, spec.manager, first_page=first_page)
+            if spec.source == "workday_raas":
+                yield Pull(workday.report(wd), wd)
+                return
+            found = workday.pages(
+                wd,
+                spec.fields,
+                spec.email,
+                spec.manager,
+                as_of=spec.as_of,
+                updated_from=spec.updated_from,
+                first_page=first_page,
             )
             yield Pull(found, wd)
         return

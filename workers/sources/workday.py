@@ -90,7 +90,9 @@ def parse_path(field: str, name: str) -> WorkerPath:
     return WorkerPath(field, path, attribute or None, head in ON_WORKER)
 
 
-def request(config: WorkdayConfig, paths: list[WorkerPath], page: int, as_of: datetime) -> ET.Element:
+def request(
+    config: WorkdayConfig, paths: list[WorkerPath], page: int, as_of: datetime, updated_from: datetime | None = None
+) -> ET.Element:
     def el(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
         child = ET.SubElement(parent, f"{{{WD}}}{tag}")
         child.text = text
@@ -101,10 +103,14 @@ def request(config: WorkdayConfig, paths: list[WorkerPath], page: int, as_of: da
     el(criteria, "Exclude_Inactive_Workers", _bool(config.exclude_inactive_workers))
     el(criteria, "Exclude_Employees", _bool(config.exclude_employees))
     el(criteria, "Exclude_Contingent_Workers", _bool(config.exclude_contingent_workers))
+    if updated_from is not None:  # an incremental pull: what changed between the last pull and now
+        dates = el(el(criteria, "Transaction_Log_Criteria_Data"), "Transaction_Date_Range_Data")
+        el(dates, "Updated_From", _instant(updated_from))
+        el(dates, "Updated_Through", _instant(as_of))
     response_filter = el(root, "Response_Filter")
     effective = config.as_of_effective_date or as_of.date()
     el(response_filter, "As_Of_Effective_Date", effective.isoformat())
-    el(response_filter, "As_Of_Entry_DateTime", as_of.isoformat(timespec="seconds").replace("+00:00", "Z"))
+    el(response_filter, "As_Of_Entry_DateTime", _instant(as_of))
     el(response_filter, "Page", str(page))
     el(response_filter, "Count", str(config.page_size))
     group = el(root, "Response_Group")
@@ -113,6 +119,10 @@ def request(config: WorkdayConfig, paths: list[WorkerPath], page: int, as_of: da
     for flag in sorted(f for f in flags if f):
         el(group, flag, "true")
     return root
+
+
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _bool(value: bool) -> str:
@@ -153,20 +163,28 @@ def _results(answer: ET.Element, describe: str) -> Results:
 
 
 def pages(
-    client: WorkdayClient, fields: tuple[str, ...], email: str | None, manager: str | None, *, first_page: bool = False
+    client: WorkdayClient,
+    fields: tuple[str, ...],
+    email: str | None,
+    manager: str | None,
+    *,
+    as_of: datetime | None = None,
+    updated_from: datetime | None = None,
+    first_page: bool = False,
 ) -> Iterator[Page]:
     """Every page (``first_page``: only the first, its managers resolved within it), all read before
-    the first is yielded."""
+    the first is yielded, as of ``as_of`` (default: now); with ``updated_from``, only the workers
+    changed since then."""
     config, name = client.config, client.name
     paths = [parse_path(f, name) for f in fields]
-    as_of = datetime.now(UTC).replace(microsecond=0)
+    as_of = (as_of or datetime.now(UTC)).replace(microsecond=0)
     describe = f"{name}: Get_Workers"
     ids: dict[tuple[str, str], str] = {}  # (ID type, value) -> the worker's e-mail
     with tempfile.TemporaryFile("w+", encoding="utf-8") as spill:
         number, seen, total = 0, 0, None
         while total is None or number < total.pages:
             number += 1
-            answer = client.soap(SERVICE, request(config, paths, number, as_of))
+            answer = client.soap(SERVICE, request(config, paths, number, as_of, updated_from))
             results = _results(answer, describe)
             if results.page != number and results.total:
                 raise FetchError(f"{describe} answered page {results.page} when asked for page {number}")

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 import structlog
@@ -33,8 +34,10 @@ from psycopg.types.json import Jsonb
 from schemas.messages import FetchRun, ParseFile
 from schemas.settings import get_settings
 from schemas.states import RunStatus, StageStatus
+from schemas.workday import WorkdayConfig
 from workers import store
 from workers.rows import RunRow, read_run
+from workers.runs.flow import queue_finalize
 from workers.runs.ledger import StageTx, run_stage
 from workers.sources import FetchResult, FetchSpec, fetch
 from workers.sources.preview import spec_of
@@ -56,12 +59,16 @@ def fetch_run(msg: FetchRun) -> None:
     if run is None or run.status != RunStatus.IN_PROGRESS or done is not None:
         log.info("fetch not needed: the run has ended or was fetched already", run_id=msg.run_id)
         return
-    spec = spec_of(run.connection_name, run.config)
+    spec = workday_window(run, spec_of(run.connection_name, run.config))
     work = settings.store_dir / "fetching" / f"run-{msg.run_id}"
     shutil.rmtree(work, ignore_errors=True)  # a pull an earlier attempt left half-way
     work.mkdir(parents=True)
     try:
         result = fetch(spec, settings, work / f"{run.connection_name}.csv")
+        if result.rows == 0 and spec.updated_from is not None:
+            # An incremental pull that found no change: nothing to parse, the run ends as it is.
+            run_stage(msg, lambda tx: _nothing_changed(tx, run, spec, result))
+            return
         stored_rel = PurePosixPath(
             "fetched", run.connection_name, f"run-{msg.run_id}-{result.sha256[:16]}", f"{run.connection_name}.csv"
         )
@@ -76,6 +83,53 @@ def fetch_run(msg: FetchRun) -> None:
             stored.unlink(missing_ok=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def workday_window(run: RunRow, spec: FetchSpec) -> FetchSpec:
+    """A Workday pull's moment, and for an incremental connection the start of the changes asked
+    for: the moment of the last completed pull, unless the last full pull is ``full_pull_every_days``
+    old (or there is none), when the pull is a full one again (the only kind that may deactivate)."""
+    cfg = spec.api
+    if not isinstance(cfg, WorkdayConfig) or spec.source != "workday":
+        return spec
+    now = datetime.now(UTC).replace(microsecond=0)
+    if not cfg.incremental:
+        return replace(spec, as_of=now)
+    with store.connect() as conn:
+        row = store.fetch_one(
+            conn,
+            """SELECT max((counts ->> 'fetch_as_of')::timestamptz)
+                        FILTER (WHERE counts ->> 'fetch_mode' = 'full') AS last_full,
+                      max((counts ->> 'fetch_as_of')::timestamptz) AS last
+               FROM sync.runs
+               WHERE connection_name = %s AND status IN ('completed', 'completed_with_errors') AND NOT dry_run
+                 AND counts ? 'fetch_as_of'""",
+            (run.connection_name,),
+        )
+    full, last = (row["last_full"], row["last"]) if row else (None, None)
+    if full is None or last is None or now - full >= timedelta(days=cfg.full_pull_every_days):
+        return replace(spec, as_of=now)
+    return replace(spec, as_of=now, updated_from=last)
+
+
+def _fetch_counts(spec: FetchSpec, result: FetchResult) -> dict[str, int | str]:
+    fetched: dict[str, int | str] = {
+        "fetched_pages": result.pages,
+        "fetched_records": result.rows,
+        "fetch_requests": result.requests,
+        "fetch_ms": round(result.duration_s * 1000),
+    }
+    if spec.as_of is not None:  # Workday: the moment read as of, the next incremental pull's start
+        fetched["fetch_as_of"] = spec.as_of.isoformat()
+        fetched["fetch_mode"] = "incremental" if spec.updated_from is not None else "full"
+    return fetched
+
+
+def _nothing_changed(tx: StageTx, run: RunRow, spec: FetchSpec, result: FetchResult) -> None:
+    fetched = _fetch_counts(spec, result)
+    tx.conn.execute("UPDATE sync.runs SET counts = counts || %s WHERE id = %s", (Jsonb(fetched), run.id))
+    tx.counts = {"pages": result.pages, "records": 0, "requests": result.requests}
+    queue_finalize(tx.conn, run.id, tx.outbox)
 
 
 def _recorded(stored_rel: PurePosixPath) -> bool:
@@ -118,12 +172,7 @@ def _register(
         "INSERT INTO sync.run_files (run_id, file_id, ordinal) VALUES (%s, %s, 0) ON CONFLICT DO NOTHING",
         (run.id, file_id),
     )
-    fetched = {
-        "fetched_pages": result.pages,
-        "fetched_records": result.rows,
-        "fetch_requests": result.requests,
-        "fetch_ms": round(result.duration_s * 1000),
-    }
+    fetched = _fetch_counts(spec, result)
     tx.conn.execute("UPDATE sync.runs SET counts = counts || %s WHERE id = %s", (Jsonb(fetched), run.id))
     tx.outbox.add(tx.conn, ParseFile(run_id=run.id, file_id=file_id), f"parse:{run.id}:{file_id}")
     tx.counts = {"pages": result.pages, "records": result.rows, "requests": result.requests}
