@@ -154,3 +154,28 @@ def test_a_preview_reads_the_first_page_only(tenant: Served, wd_settings: Settin
     assert (found.records, found.more) == (400, True)
     assert [s["page"] for s in tenant.tenant.seen] == [1]
     assert found.missing == [] and found.rows[1]["manager"] == "wo***", "managers resolved within the page"
+
+
+def test_paths_choose_among_repeated_elements_by_a_deeper_condition_and_read_attributes(
+    tenant: Served, wd_settings: Settings, tmp_path: Path
+) -> None:
+    work = (
+        "Personal_Data/Contact_Data/Email_Address_Data[Usage_Data/Type_Data/Type_Reference/"
+        "ID[@type='Communication_Usage_Type_ID']='WORK']/Email_Address"
+    )
+    home = "Personal_Data/Contact_Data/Email_Address_Data[Usage_Data/Type_Data/Type_Reference/ID='HOME']/Email_Address"
+    formatted = "Personal_Data/Name_Data/Legal_Name_Data/Name_Detail_Data/@Formatted_Name"
+    mapping = {"email": work, "home_email": home, "full_name": formatted}
+
+    result = fetch(spec(tenant.url, mapping), wd_settings, tmp_path / "users.csv")
+
+    rows = read(result.path)
+    assert rows[0] == [work, home, formatted]
+    assert rows[8] == ["worker7@contoso.example", "", "Given7 Family7"], "no HOME address: an empty cell"
+
+
+def test_a_path_that_is_not_one_is_refused_naming_it(tenant: Served, wd_settings: Settings, tmp_path: Path) -> None:
+    mapping = {**MAPPING, "broken": "Personal_Data/Name_Data[=="}
+    with pytest.raises(FetchError, match="the mapped path 'Personal_Data/Name_Data\\[==' is not a path such as"):
+        fetch(spec(tenant.url, mapping), wd_settings, tmp_path / "users.csv")
+    assert tenant.tenant.seen == []

@@ -24,10 +24,11 @@ nothing.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -65,29 +66,96 @@ _TRUE, _FALSE = frozenset({"1", "true"}), frozenset({"0", "false"})
 
 
 @dataclass(frozen=True)
+class Deep:
+    """A step whose condition looks deeper than one child: ``Email_Address_Data[Usage_Data/Type_Data/
+    Type_Reference/ID='WORK']`` (ElementTree's own predicates reach one child only)."""
+
+    name: str
+    sub: str
+    value: str | None
+
+    def matches(self, el: ET.Element) -> bool:
+        if self.value is None:
+            return el.find(self.sub) is not None
+        return any((e.text or "").strip() == self.value for e in el.findall(self.sub))
+
+
+_DEEP = re.compile(
+    r"^(?P<name>[A-Za-z_][\w.-]*)\[(?P<sub>[A-Za-z_][\w.-]*(?:/[A-Za-z_][\w.-]*(?:\[@?[\w.-]+(?:='[^']*')?\])?)+)"
+    r"(?:='(?P<value>[^']*)')?\]$"
+)
+
+
+@dataclass(frozen=True)
 class WorkerPath:
     field: str
-    element: str
+    #: ElementTree paths and deep steps, in order.
+    steps: tuple[str | Deep, ...]
     attribute: str | None
     on_worker: bool
 
+    @property
+    def head(self) -> str:
+        first = self.steps[0]
+        return first.name if isinstance(first, Deep) else first.split("/", 1)[0].split("[", 1)[0]
+
+    def find(self, base: ET.Element) -> ET.Element | None:
+        current = [base]
+        for step in self.steps:
+            if isinstance(step, Deep):
+                current = [c for el in current for c in el.findall(step.name) if step.matches(c)]
+            else:
+                current = [c for el in current for c in el.findall(step)]
+            if not current:
+                return None
+        return current[0]
+
+
+def _split(path: str) -> list[str]:
+    """The path's steps, split on the slashes outside brackets."""
+    steps, depth, start = [], 0, 0
+    for i, ch in enumerate(path):
+        depth += (ch == "[") - (ch == "]")
+        if ch == "/" and depth == 0:
+            steps.append(path[start:i])
+            start = i + 1
+    return [*steps, path[start:]]
+
+
+def _compile(path: str) -> tuple[str | Deep, ...]:
+    found: list[str | Deep] = []
+    plain: list[str] = []
+    for step in _split(path):
+        deep = _DEEP.match(step) if "/" in step else None
+        if deep is None:
+            plain.append(step)
+            continue
+        if plain:
+            found.append("/".join(plain))
+            plain = []
+        found.append(Deep(deep["name"], deep["sub"], deep["value"]))
+    if plain:
+        found.append("/".join(plain))
+    for part in found:  # ElementTree says whether it can read each (a SyntaxError, else nothing found)
+        ET.Element("Worker_Data").find(part.sub if isinstance(part, Deep) else part)
+    return tuple(found)
+
 
 def parse_path(field: str, name: str) -> WorkerPath:
-    path, _, attribute = field.partition("/@") if "/@" in field else (field, "", "")
-    head = path.split("/", 1)[0].split("[", 1)[0]
-    if head not in INCLUDES and head not in ON_WORKER:
-        raise FetchError(
-            f"{name}: the mapped path {field!r} starts with {head!r}, which is not part of a Get_Workers worker: "
-            f"start paths with one of {', '.join([*ON_WORKER, *INCLUDES])}"
-        )
+    path, _, attribute = field.rpartition("/@") if "/@" in field.rpartition("]")[2] else (field, "", "")
     try:
-        ET.Element("Worker_Data").find(path)
-    except (SyntaxError, KeyError):
+        found = WorkerPath(field, _compile(path), attribute or None, False)
+    except (SyntaxError, KeyError, TypeError, ValueError):  # what ElementTree's path parser raises
         raise FetchError(
             f"{name}: the mapped path {field!r} is not a path such as "
             "'Personal_Data/Contact_Data/Email_Address_Data/Email_Address'"
         ) from None
-    return WorkerPath(field, path, attribute or None, head in ON_WORKER)
+    if found.head not in INCLUDES and found.head not in ON_WORKER:
+        raise FetchError(
+            f"{name}: the mapped path {field!r} starts with {found.head!r}, which is not part of a Get_Workers worker: "
+            f"start paths with one of {', '.join([*ON_WORKER, *INCLUDES])}"
+        )
+    return replace(found, on_worker=found.head in ON_WORKER)
 
 
 def request(
@@ -115,7 +183,7 @@ def request(
     el(response_filter, "Count", str(config.page_size))
     group = el(root, "Response_Group")
     el(group, "Include_Reference", "true")
-    flags = {INCLUDES.get(p.element.split("/", 1)[0].split("[", 1)[0]) for p in paths}
+    flags = {INCLUDES.get(p.head) for p in paths}
     for flag in sorted(f for f in flags if f):
         el(group, flag, "true")
     return root
@@ -131,7 +199,7 @@ def _bool(value: bool) -> str:
 
 def _read(worker: ET.Element, path: WorkerPath) -> tuple[str, ET.Element | None]:
     base = worker if path.on_worker else worker.find("Worker_Data")
-    found = base.find(path.element) if base is not None else None
+    found = path.find(base) if base is not None else None
     if found is None:
         return "", None
     value = found.get(path.attribute, "") if path.attribute else (found.text or "")
