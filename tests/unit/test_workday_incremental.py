@@ -1,4 +1,5 @@
-"""Incremental Workday pulls: with ``incremental = true`` a run asks Get_Workers only for the workers
+"""Workday pulls through the pipeline. A refused password fails the run and changes nobody.
+Incremental pulls: with ``incremental = true`` a run asks Get_Workers only for the workers
 changed since the last completed pull (Transaction_Log_Criteria Updated_From/Updated_Through) and
 deactivates nobody missing from it; every ``full_pull_every_days`` a full pull comes again, and only
 a full pull may deactivate (behind the same thresholds)."""
@@ -76,3 +77,24 @@ def test_an_incremental_pull_asks_for_the_changes_since_the_last_pull_and_a_full
     assert third["status"] == "awaiting_approval", third
     assert third["plan"]["deactivations"] == 10, "workers 0-9 (10-19, also gone, were inactive already)"
     assert sql("SELECT count(*) FROM lms.users WHERE active") == [(40,)], "awaiting approval: nobody changed"
+
+
+def test_a_refused_password_fails_the_run_in_one_sentence_and_changes_nobody(
+    pipeline: Pipeline, tenant: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply(workday_toml(tenant.url))
+    assert sync(pipeline)["status"] == "completed"
+    before = sql("SELECT email, active, attributes FROM lms.users ORDER BY email")
+    tenant.tenant.people = tenant.tenant.people[:5]  # a pull that would deactivate nearly everyone
+    monkeypatch.setenv("WORKDAY_PASSWORD", "expired-Pa55word")
+
+    run = sync(pipeline)
+
+    assert run["status"] == "failed"
+    ((error,),) = sql("SELECT error FROM sync.runs WHERE id = %s", (run["id"],))
+    assert error == (
+        "workday-workers: Workday refused the user ISU_feedsync@contoso4 or its password (SOAP fault "
+        "Client.authenticationError): check username and the password in WORKDAY_PASSWORD"
+    )
+    assert sql("SELECT email, active, attributes FROM lms.users ORDER BY email") == before
+    assert sql("SELECT count(*) FROM sync.feed_files") == [(1,)], "no file registered for the failed pull"
