@@ -5,6 +5,7 @@ export run per Workday tenant at a time."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +16,7 @@ from schemas.workday import WorkdayConfig
 from tests.conftest import sql
 from tests.data import SINCE
 from tests.stubpipeline import HEADER, Pipeline
+from tests.waiting import poll_until
 from tests.workday_server import PASSWORD, TENANT, USER, Served, Tenant
 from tests.workday_talent import Talent
 from workers import store
@@ -141,3 +143,36 @@ def test_one_skills_export_per_tenant_at_a_time(settings: object) -> None:
         holder.rollback()  # the first run's transaction ends: its lock goes with it
         second.rollback()
         assert tenant_lock(second, cfg)
+
+
+def test_a_second_export_to_the_same_tenant_waits_for_the_first_to_end(
+    pipeline: Pipeline, talent: tuple[Served, Talent]
+) -> None:
+    served, handler = talent
+    apply_connections(load_connections_toml(skills_toml(served.url)))
+    achievements(pipeline)
+    cfg = WorkdayConfig(base_url=served.url, tenant=TENANT, username=USER, password_env="WORKDAY_PASSWORD")  # noqa: S106
+    with store.connect() as holder:  # another account's run, mid-export to this tenant
+        assert tenant_lock(holder, cfg)
+        run_id = start_sync(pipeline.settings, "skills-wd", since=SINCE)
+
+        def release_once_it_waited() -> None:
+            poll_until(
+                lambda: sql(
+                    "SELECT 1 FROM sync.stage_runs WHERE run_id = %s AND stage = 'export' AND error LIKE %s",
+                    (run_id, "%another skills export to the Workday tenant contoso4 is running%"),
+                ),
+                timeout=30,
+                message="the export to wait for the tenant's lock",
+            )
+            assert handler.requests == 0, "nothing is sent while the tenant is held"
+            holder.rollback()
+
+        releaser = threading.Thread(target=release_once_it_waited)
+        releaser.start()
+        pipeline.drain(expect_failures=True)
+        releaser.join()
+
+    ((status,),) = sql("SELECT status FROM sync.runs WHERE id = %s", (run_id,))
+    assert status == "completed_with_errors"
+    assert handler.requests == 3 and sorted(handler.received) == ["21001", "21002"]
