@@ -1,5 +1,8 @@
-"""Fetch: a run of a connection with an API source (``source = "msgraph"`` or ``"salesforce"``)
-pulls every page into a feed file, registers it as the run's one file, and queues its parse.
+"""Fetch: a run of a connection with an API source (``source = "msgraph"``, ``"salesforce"``,
+``"workday"`` or ``"workday_raas"``) pulls every page into a feed file, registers it as the run's
+one file, and queues its parse. A Workday pull is read as of one moment, recorded on the run; an
+incremental one (``incremental = true``) asks for the changes since the last completed pull, never
+deactivates anyone, and ends the run without a file when nothing changed (``workday_window``).
 
 From there the run is the same run as for a dropped file: mapping, validation, row errors at the
 record's line, thresholds and approval, dry run, undo, history, retention.
