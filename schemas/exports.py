@@ -23,6 +23,7 @@ from pydantic import field_validator, model_validator
 from schemas.config_base import KindConfig
 from schemas.config_parts import KeyProblem
 from schemas.sftp import PULL_ONLY, SftpConfig
+from schemas.workday import WorkdayConfig
 
 #: Each kind's ``FOLDER`` (workers/connectors/<kind>.py), which the schemas may not import: a test
 #: holds the two equal, and the kinds of ``ExportConnection.kind`` to the registered export kinds.
@@ -35,7 +36,7 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 class ExportConnection(KindConfig):
     """The config of the three export kinds (one class: they take the same keys)."""
 
-    OWN_KEYS: ClassVar[tuple[str, ...]] = ("location", "zip", "status", "escape_formulas")
+    OWN_KEYS: ClassVar[tuple[str, ...]] = ("location", "zip", "status", "escape_formulas", "workday")
     TAKES_FILES: ClassVar[bool] = False
 
     kind: Literal["transcript_export", "skills_export", "xapi_export"]
@@ -49,6 +50,8 @@ class ExportConnection(KindConfig):
     # Names and titles come from feeds: a cell a spreadsheet would run as a formula gets a leading
     # ' (as the error CSV's cells do). Off only for a consumer that must have the values as stored.
     escape_formulas: bool = True
+    # skills_export: the window's achievements also sent to the workers' skills in this Workday tenant.
+    workday: WorkdayConfig | None = None
 
     @field_validator("location")
     @classmethod
@@ -69,6 +72,10 @@ class ExportConnection(KindConfig):
         pulled = [k for k in PULL_ONLY if self.sftp is not None and getattr(self.sftp, k) != defaults[k].default]
         if pulled:
             raise KeyProblem(f"{pulled[0]} applies to imports only: an export pushes its file", "sftp", pulled[0])
+        if self.workday is not None and self.kind != "skills_export":
+            raise KeyProblem(
+                "[connections.workday] on an export sends skills: it applies to skills_export only", "workday"
+            )
         if self.kind != "transcript_export":
             if self.status is not None:
                 raise KeyProblem("status filters transcript rows: it applies to kind transcript_export only", "status")

@@ -29,7 +29,8 @@ def check(connection: str) -> None:
         fail(str(exc))  # our own sentence: what failed and what to check, never a secret or a value
     spec, found = checked.spec, checked.found
     more = "more pages follow" if found.more else "the only page"
-    click.echo(f"{printable(connection)}: token received; first page of {spec.source}: {found.records} records, {more}")
+    signed_in = "signed in" if spec.source.startswith("workday") else "token received"
+    click.echo(f"{printable(connection)}: {signed_in}; first page of {spec.source}: {found.records} records, {more}")
     click.echo("fields found: " + (", ".join(printable(f) for f in found.fields) or "(none)"))
     if found.missing:
         click.echo("mapped but on no record of this page: " + ", ".join(printable(f) for f in found.missing))

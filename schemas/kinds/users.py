@@ -22,6 +22,7 @@ from schemas.config_base import PeopleConnection
 from schemas.config_parts import KeyProblem, check_mapping
 from schemas.filters import FilterConfig
 from schemas.person_state import StateValues
+from schemas.workday import WORKDAY_SOURCES, WorkdayConfig
 
 DONT_IMPORT = "DontImportFromSource"
 
@@ -40,6 +41,7 @@ class UsersConnection(PeopleConnection):
         "source",
         "api",
         "filters",
+        "workday",
     )
     DEFAULT_PATH: ClassVar[str] = "import/user/internal/*.csv"
 
@@ -54,10 +56,12 @@ class UsersConnection(PeopleConnection):
     no_manager_values: list[str] = Field(default_factory=list, max_length=100)
     # Where the people come from: files dropped in ``path`` (the default), or an API the fetch stage
     # pulls each run from (workers/stages/fetch.py), reached as ``api`` says.
-    source: Literal["files", "msgraph", "salesforce"] = "files"
+    # ``workday`` (SOAP Get_Workers) and ``workday_raas`` (a report) are reached as ``workday`` says.
+    source: Literal["files", "msgraph", "salesforce", "workday", "workday_raas"] = "files"
     api: ApiConfig | None = None
     # Who of the feed is imported (schemas/filters.py); None: everyone.
     filters: FilterConfig | None = None
+    workday: WorkdayConfig | None = None
 
     @field_validator("mapping")
     @classmethod
@@ -84,6 +88,9 @@ class UsersConnection(PeopleConnection):
         return self
 
     def _api_rules(self) -> None:
+        if self.source in WORKDAY_SOURCES or self.workday is not None:
+            self._workday_rules()
+            return
         if self.source == "files":
             if self.api is not None:
                 raise KeyProblem("[connections.api] is only read with source = 'msgraph' or 'salesforce'", "api")
@@ -103,6 +110,20 @@ class UsersConnection(PeopleConnection):
                 "api",
                 "incremental",
             )
+
+    def _workday_rules(self) -> None:
+        if self.source not in WORKDAY_SOURCES:
+            raise KeyProblem("[connections.workday] is only read with source = 'workday' or 'workday_raas'", "workday")
+        if self.api is not None:
+            raise KeyProblem(f"source {self.source!r} reads [connections.workday], not [connections.api]", "api")
+        if self.workday is None:
+            raise KeyProblem(
+                f"source {self.source!r} needs a [connections.workday] table (base_url, tenant, username and "
+                "password_env at least)",
+                "source",
+            )
+        for key, why in self.workday.problems_for(self.source):
+            raise KeyProblem(why, "workday", key)
 
     @property
     def fetched(self) -> bool:

@@ -3,7 +3,8 @@
     FetchError (TerminalError) ... the fetch is cut off: the run fails with this one sentence
 
 Everything else a request meets is decided in ``client.py``: what is retried, what refreshes the
-token, what fails at once.
+token, what fails at once; Workday's SOAP and RaaS requests (no token: a UsernameToken or Basic
+auth) in ``soap.py``, with the same timeouts, retries and TLS rules (``retry.Limits``).
 """
 
 from workers.http.client import ApiClient

@@ -29,7 +29,7 @@ import structlog
 from schemas.api import GRAPH_BASE_URL, ApiConfig
 from schemas.settings import Settings
 from workers.http.errors import FetchError, error_code
-from workers.http.retry import Retry, retry_after, transport_failure, with_retries
+from workers.http.retry import Limits, Retry, retry_after, transport_failure, with_retries
 from workers.http.tokens import Token, TokenSource
 
 log = structlog.get_logger(__name__)
@@ -40,7 +40,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
-def http_options(api: ApiConfig, name: str) -> dict[str, Any]:
+def http_options(api: Limits, name: str) -> dict[str, Any]:
     """What the fetch's one client is built with (it asks for the tokens too)."""
     # Always verified: the CA bundle adds to nothing, it replaces the default trust store (certifi)
     # for a corporate proxy or a private cloud's own CA. There is no way to turn verification off.

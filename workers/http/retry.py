@@ -12,18 +12,36 @@ import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import httpx
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from schemas.api import ApiConfig
 from workers.http.errors import FetchError
 
 T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
+
+
+class Limits(Protocol):
+    """What a connection's API table says of timeouts, retries and TLS ([connections.api], [connections.workday])."""
+
+    @property
+    def max_retries(self) -> int: ...
+    @property
+    def backoff_s(self) -> float: ...
+    @property
+    def max_backoff_s(self) -> float: ...
+    @property
+    def max_retry_after_s(self) -> float: ...
+    @property
+    def connect_timeout_s(self) -> float: ...
+    @property
+    def read_timeout_s(self) -> float: ...
+    @property
+    def ca_bundle(self) -> str | None: ...
 
 
 class Retry(Exception):
@@ -68,9 +86,7 @@ def transport_failure(exc: httpx.TransportError, describe: str, host: str | None
     return Retry(f"network error {type(exc).__name__}")
 
 
-def with_retries(
-    call: Callable[[], T], api: ApiConfig, describe: str, sleep: Callable[[float], None] = time.sleep
-) -> T:
+def with_retries(call: Callable[[], T], api: Limits, describe: str, sleep: Callable[[float], None] = time.sleep) -> T:
     """``call()`` until it returns, raising Retry at most ``max_retries`` times; then FetchError."""
     backoff = wait_exponential_jitter(multiplier=api.backoff_s, max=api.max_backoff_s, jitter=api.backoff_s)
 

@@ -6,15 +6,16 @@ this package; stages and producers call them rather than writing the run's row t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 
-def add_counts(conn: psycopg.Connection[Any], run_id: int, counts: dict[str, int]) -> None:
+def add_counts(conn: psycopg.Connection[Any], run_id: int, counts: Mapping[str, int | str]) -> None:
     """Merge ``counts`` into the run's counts (a key already there is replaced)."""
-    conn.execute("UPDATE sync.runs SET counts = counts || %s WHERE id = %s", (Jsonb(counts), run_id))
+    conn.execute("UPDATE sync.runs SET counts = counts || %s WHERE id = %s", (Jsonb(dict(counts)), run_id))
 
 
 def note(conn: psycopg.Connection[Any], run_id: int, text: str, *, keep: bool = False) -> None:

@@ -1,4 +1,5 @@
-"""API sources of people: Microsoft Graph (Entra ID) and Salesforce, pulled into a CSV feed file.
+"""API sources of people: Microsoft Graph (Entra ID), Salesforce and Workday (Get_Workers, RaaS),
+pulled into a CSV feed file.
 
 ``fetch(spec, settings, sink)`` is the whole entry point: every page, then the file under ``sink``,
 or a FetchError and no file. The fetch stage (before parse) calls it and registers the file like

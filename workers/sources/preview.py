@@ -14,8 +14,8 @@ from schemas.filters import FilterConfig
 from schemas.kinds.users import DONT_IMPORT, USER_CORE_ATTRIBUTES, UsersConnection
 from schemas.settings import Settings
 from workers.errors import TerminalError
-from workers.http import ApiClient, FetchError
-from workers.sources.pull import PAGERS, FetchSpec
+from workers.http import FetchError
+from workers.sources.pull import FetchSpec, pull
 from workers.sources.records import cell, lookup
 
 #: Records of the first page shown through the mapping.
@@ -28,9 +28,15 @@ _BOOKKEEPING = ("@", "attributes")
 
 def spec_of(name: str, config: object) -> FetchSpec:
     """What to fetch for a connection's config; a config without an API source is refused."""
-    if not isinstance(config, UsersConnection) or config.api is None or config.source == "files":
-        raise TerminalError(f"{name}: the connection has no API source (source = 'msgraph' or 'salesforce')")
-    return FetchSpec.from_mapping(name, config.source, config.api, config.mapping)
+    if isinstance(config, UsersConnection):
+        source, mapping = config.source, config.mapping
+        if (source == "workday" or source == "workday_raas") and config.workday is not None:
+            return FetchSpec.from_mapping(name, source, config.workday, mapping)
+        if (source == "msgraph" or source == "salesforce") and config.api is not None:
+            return FetchSpec.from_mapping(name, source, config.api, mapping)
+    raise TerminalError(
+        f"{name}: the connection has no API source (source = 'msgraph', 'salesforce', 'workday' or 'workday_raas')"
+    )
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,8 @@ def preview(
     problems = spec.api.problems_for(spec.source)
     if problems:
         raise FetchError(f"{spec.name}: [connections.api] {problems[0][0]}: {problems[0][1]}")
-    with ApiClient(spec.name, spec.source, spec.api, settings) as client:
-        page = next(iter(PAGERS[spec.source](client, spec.fields)), None)
+    with pull(spec, settings, first_page=True) as source:
+        page = next(iter(source.pages), None)
     records = page.records if page is not None else []
     fields: set[str] = set()
     for record in records:

@@ -15,7 +15,9 @@ import io
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -23,8 +25,10 @@ import structlog
 from schemas.api import ApiConfig, ApiSourceName
 from schemas.kinds.users import DONT_IMPORT
 from schemas.settings import Settings
+from schemas.workday import WorkdayConfig, WorkdaySourceName
 from workers.http import ApiClient, FetchError
-from workers.sources import delta, msgraph, salesforce
+from workers.http.soap import WorkdayClient
+from workers.sources import delta, msgraph, salesforce, workday
 from workers.sources.ahead import one_ahead
 from workers.sources.records import Page, rows
 
@@ -42,15 +46,70 @@ class FetchSpec:
     """What a fetch needs of a connection: its name, its source and api table, and the mapped fields."""
 
     name: str
-    source: ApiSourceName
-    api: ApiConfig
+    source: ApiSourceName | WorkdaySourceName
+    #: [connections.api], or [connections.workday] for the Workday sources.
+    api: ApiConfig | WorkdayConfig
     #: The source fields the mapping names, in the order of the file's header.
     fields: tuple[str, ...]
+    #: The fields mapped to ``email`` and ``manager`` (Workday resolves managers' ids to e-mails).
+    email: str | None = None
+    manager: str | None = None
+    #: Workday: the moment every page is read as of, and (an incremental pull) the start of the
+    #: changes asked for; None: now, and every worker.
+    as_of: datetime | None = None
+    updated_from: datetime | None = None
 
     @classmethod
-    def from_mapping(cls, name: str, source: ApiSourceName, api: ApiConfig, mapping: Mapping[str, str]) -> FetchSpec:
+    def from_mapping(
+        cls,
+        name: str,
+        source: ApiSourceName | WorkdaySourceName,
+        api: ApiConfig | WorkdayConfig,
+        mapping: Mapping[str, str],
+    ) -> FetchSpec:
         fields = tuple(dict.fromkeys(v for v in mapping.values() if v != DONT_IMPORT))
-        return cls(name, source, api, fields)
+        imported = {a: v for a, v in mapping.items() if v != DONT_IMPORT}
+        return cls(name, source, api, fields, imported.get("email"), imported.get("manager"))
+
+
+@dataclass
+class Pull:
+    """An open connection to a source and the pages it yields; ``requests`` counts what was sent."""
+
+    pages: Iterator[Page]
+    client: ApiClient | WorkdayClient
+
+    @property
+    def requests(self) -> int:
+        return self.client.requests
+
+
+@contextmanager
+def pull(
+    spec: FetchSpec, settings: Settings, *, first_page: bool = False, round_: delta.DeltaRound | None = None
+) -> Iterator[Pull]:
+    """The source's client, open for the pull, and its pages (``first_page``: a preview, which
+    needs no more; Workday's pages otherwise all come in before the first is yielded)."""
+    if isinstance(spec.api, WorkdayConfig):
+        with WorkdayClient(spec.name, spec.api, settings) as wd:
+            if spec.source == "workday_raas":
+                yield Pull(workday.report(wd), wd)
+                return
+            found = workday.pages(
+                wd,
+                spec.fields,
+                spec.email,
+                spec.manager,
+                as_of=spec.as_of,
+                updated_from=spec.updated_from,
+                first_page=first_page,
+            )
+            yield Pull(found, wd)
+        return
+    with ApiClient(spec.name, spec.source, spec.api, settings) as client:
+        # With round_, a Graph delta round's pages (workers/sources/delta.py).
+        pages = PAGERS[spec.source](client, spec.fields) if round_ is None else delta.pages(client, spec.fields, round_)
+        yield Pull(pages, client)
 
 
 @dataclass(frozen=True)
@@ -77,7 +136,7 @@ def fetch(spec: FetchSpec, settings: Settings, sink: Path, round_: delta.DeltaRo
     digest = hashlib.sha256()
     count = pages = 0
     try:
-        with ApiClient(spec.name, spec.source, spec.api, settings) as client, part.open("wb") as out:
+        with pull(spec, settings, round_=round_) as source, part.open("wb") as out:
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
 
@@ -90,10 +149,7 @@ def fetch(spec: FetchSpec, settings: Settings, sink: Path, round_: delta.DeltaRo
 
             writer.writerow(spec.fields)
             flush()
-            source = (
-                PAGERS[spec.source](client, spec.fields) if round_ is None else delta.pages(client, spec.fields, round_)
-            )
-            pager = one_ahead(source, limit=spec.api.max_pages)
+            pager = one_ahead(source.pages, limit=spec.api.max_pages)
             with contextlib.closing(pager):
                 for page in pager:
                     pages += 1
@@ -114,7 +170,7 @@ def fetch(spec: FetchSpec, settings: Settings, sink: Path, round_: delta.DeltaRo
                         )
             out.flush()
             os.fsync(out.fileno())
-            requests = client.requests
+            requests = source.requests
         os.replace(part, sink)
     except BaseException:
         part.unlink(missing_ok=True)

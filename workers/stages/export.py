@@ -44,6 +44,7 @@ from workers.rows import RunRow, read_run
 from workers.runs import record, route
 from workers.runs.stage import StageTx, run_stage
 from workers.stages import stage_actor
+from workers.stages.export_workday import send as send_skills
 
 log = structlog.get_logger(__name__)
 
@@ -70,13 +71,19 @@ def export_run(msg: ExportRun) -> None:
         if late is not None and late["oldest"] is not None:
             raise TransientError("a transaction that began before the export window's end is still open")
         rows, written = write_file(tx.conn, run, export["file_name"], window)
+        cfg = config_as(ExportConnection, run.config)
+        sent = {}
+        if cfg.workday is not None:  # the skills also go to the workers' profiles in Workday
+            sent = {
+                f"workday_{k}": v for k, v in send_skills(tx.conn, run, cfg.workday, window, get_settings()).items()
+            }
         tx.conn.execute(
             """UPDATE sync.exports SET file_name = %s, rows = %s, bytes = %s, sha256 = %s,
                       written_at = clock_timestamp() WHERE run_id = %s""",
             (written.name, rows, written.bytes, written.sha256, msg.run_id),
         )
-        record.add_counts(tx.conn, msg.run_id, {"rows": rows})
-        tx.counts = {"rows": rows, "bytes": written.bytes}
+        record.add_counts(tx.conn, msg.run_id, {"rows": rows, **sent})
+        tx.counts = {"rows": rows, "bytes": written.bytes, **sent}
         log.info("export written", file=written.name, rows=rows, bytes=written.bytes)
         route.send(tx.conn, tx.outbox, "export", "finalize", msg.run_id)
 

@@ -1,5 +1,8 @@
-"""Fetch: a run of a connection with an API source (``source = "msgraph"`` or ``"salesforce"``)
-pulls every page into a feed file, registers it as the run's one file, and queues its parse.
+"""Fetch: a run of a connection with an API source (``source = "msgraph"``, ``"salesforce"``,
+``"workday"`` or ``"workday_raas"``) pulls every page into a feed file, registers it as the run's
+one file, and queues its parse. A Workday pull is read as of one moment, recorded on the run; an
+incremental one (``incremental = true``) asks for the changes since the last completed pull, never
+deactivates anyone, and ends the run without a file when nothing changed (``workday_window``).
 
 From there the run is the same run as for a dropped file: mapping, validation, row errors at the
 record's line, thresholds and approval, dry run, undo, history, retention.
@@ -24,15 +27,18 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 import structlog
 
+from schemas.api import ApiConfig
 from schemas.kinds import UsersConnection
 from schemas.messages import FetchRun
 from schemas.settings import get_settings
 from schemas.states import RunStatus, StageStatus
+from schemas.workday import WorkdayConfig
 from workers import store
 from workers.rows import RunRow, read_run
 from workers.runs import record, route
@@ -60,16 +66,18 @@ def fetch_run(msg: FetchRun) -> None:
             log.info("fetch not needed: the run has ended or was fetched already", run_id=msg.run_id)
             return
         spec = spec_of(run.connection_name, run.config)
-        round_ = (
-            plan_round(conn, run, _key_field(run), spec.api.full_every_days)
-            if spec.api.incremental and spec.source == "msgraph"
-            else None
-        )
+        graph = spec.api if isinstance(spec.api, ApiConfig) and spec.source == "msgraph" else None
+        round_ = plan_round(conn, run, _key_field(run), graph.full_every_days) if graph and graph.incremental else None
+    spec = workday_window(run, spec)
     work = settings.store_dir / "fetching" / f"run-{msg.run_id}"
     shutil.rmtree(work, ignore_errors=True)  # a pull an earlier attempt left half-way
     work.mkdir(parents=True)
     try:
         result = fetch(spec, settings, work / f"{run.connection_name}.csv", round_)
+        if result.rows == 0 and spec.updated_from is not None:
+            # An incremental pull that found no change: nothing to parse, the run ends as it is.
+            run_stage(msg, lambda tx: _nothing_changed(tx, run, spec, result))
+            return
         stored_rel = PurePosixPath(
             "fetched", run.connection_name, f"run-{msg.run_id}-{result.sha256[:16]}", f"{run.connection_name}.csv"
         )
@@ -92,6 +100,52 @@ def _key_field(run: RunRow) -> str:
     return run.config.mapping["email"]
 
 
+def workday_window(run: RunRow, spec: FetchSpec) -> FetchSpec:
+    """A Workday pull's moment, and for an incremental connection the start of the changes asked
+    for: the moment of the last completed pull, unless the last full pull is ``full_pull_every_days``
+    old (or there is none), when the pull is a full one again (the only kind that may deactivate)."""
+    cfg = spec.api
+    if not isinstance(cfg, WorkdayConfig) or spec.source != "workday":
+        return spec
+    now = datetime.now(UTC).replace(microsecond=0)
+    if not cfg.incremental:
+        return replace(spec, as_of=now)
+    with store.connect() as conn:
+        row = store.fetch_one(
+            conn,
+            """SELECT max((counts ->> 'fetch_as_of')::timestamptz)
+                        FILTER (WHERE counts ->> 'fetch_mode' = 'full') AS last_full,
+                      max((counts ->> 'fetch_as_of')::timestamptz) AS last
+               FROM sync.runs
+               WHERE connection_name = %s AND status IN ('completed', 'completed_with_errors') AND NOT dry_run
+                 AND counts ? 'fetch_as_of'""",
+            (run.connection_name,),
+        )
+    full, last = (row["last_full"], row["last"]) if row else (None, None)
+    if full is None or last is None or now - full >= timedelta(days=cfg.full_pull_every_days):
+        return replace(spec, as_of=now)
+    return replace(spec, as_of=now, updated_from=last)
+
+
+def _fetch_counts(spec: FetchSpec, result: FetchResult) -> dict[str, int | str]:
+    fetched: dict[str, int | str] = {
+        "fetched_pages": result.pages,
+        "fetched_records": result.rows,
+        "fetch_requests": result.requests,
+        "fetch_ms": round(result.duration_s * 1000),
+    }
+    if spec.as_of is not None:  # Workday: the moment read as of, the next incremental pull's start
+        fetched["fetch_as_of"] = spec.as_of.isoformat()
+        fetched["fetch_mode"] = "incremental" if spec.updated_from is not None else "full"
+    return fetched
+
+
+def _nothing_changed(tx: StageTx, run: RunRow, spec: FetchSpec, result: FetchResult) -> None:
+    record.add_counts(tx.conn, run.id, _fetch_counts(spec, result))
+    tx.counts = {"pages": result.pages, "records": 0, "requests": result.requests}
+    route.send(tx.conn, tx.outbox, "fetch", "finalize", run.id)
+
+
 def _recorded(stored_rel: PurePosixPath) -> bool:
     with store.connect() as conn:
         return (
@@ -112,8 +166,7 @@ def _register(
     if round_ is not None and not round_.full and not result.rows:
         # Nothing changed since the last round: no file to parse, the run completes with nothing to do.
         keep_round(tx.conn, run, round_)
-        counts = {"fetched_pages": result.pages, "fetched_records": 0, "fetch_requests": result.requests}
-        record.add_counts(tx.conn, run.id, {**counts, "fetch_delta": 1})
+        record.add_counts(tx.conn, run.id, {**_fetch_counts(spec, result), "fetch_delta": 1})
         route.send(tx.conn, tx.outbox, "fetch", "finalize", run.id)
         tx.counts = {"pages": result.pages, "records": 0, "requests": result.requests}
         result.path.unlink(missing_ok=True)
@@ -147,12 +200,7 @@ def _register(
         "INSERT INTO sync.run_files (run_id, file_id, ordinal) VALUES (%s, %s, 0) ON CONFLICT DO NOTHING",
         (run.id, file_id),
     )
-    fetched = {
-        "fetched_pages": result.pages,
-        "fetched_records": result.rows,
-        "fetch_requests": result.requests,
-        "fetch_ms": round(result.duration_s * 1000),
-    }
+    fetched = _fetch_counts(spec, result)
     if round_ is not None:
         keep_round(tx.conn, run, round_)
         # A delta run is no full feed: the users kind deactivates nobody by absence (plan.deactivates).

@@ -191,6 +191,8 @@ def _unreadable(conn: psycopg.Connection[Any], run: RunRow, sample: int) -> dict
 def deactivates(run: RunRow, conn: psycopg.Connection[Any]) -> bool:
     if not config_of(run.config).full_feed:
         return False
+    if run.counts.get("fetch_mode") == "incremental":  # a Workday pull of the changed workers only
+        return False
     files = store.fetch_one(
         conn,
         """SELECT count(*) FILTER (WHERE status = 'rejected') AS rejected,
