@@ -1,5 +1,6 @@
-"""Fetch: a run of a connection with an API source (``source = "msgraph"`` or ``"salesforce"``)
-pulls every page into a feed file, registers it as the run's one file, and queues its parse.
+"""Fetch: a run of a connection with an API source (``source = "msgraph"`` or ``"salesforce"``, or a
+kind with an API of its own, such as ``linkedin_learning``: ``ImportKind.pull``) pulls every page
+into a feed file, registers it as the run's one file, and queues its parse.
 
 From there the run is the same run as for a dropped file: mapping, validation, row errors at the
 record's line, thresholds and approval, dry run, undo, history, retention.
@@ -34,9 +35,10 @@ from schemas.messages import FetchRun, ParseFile
 from schemas.settings import get_settings
 from schemas.states import RunStatus, StageStatus
 from workers import store
+from workers.connectors import import_kind
 from workers.rows import RunRow, read_run
 from workers.runs.ledger import StageTx, run_stage
-from workers.sources import FetchResult, FetchSpec, fetch
+from workers.sources import FetchResult, fetch
 from workers.sources.preview import spec_of
 from workers.stages import stage_actor
 
@@ -56,18 +58,23 @@ def fetch_run(msg: FetchRun) -> None:
     if run is None or run.status != RunStatus.IN_PROGRESS or done is not None:
         log.info("fetch not needed: the run has ended or was fetched already", run_id=msg.run_id)
         return
-    spec = spec_of(run.connection_name, run.config)
     work = settings.store_dir / "fetching" / f"run-{msg.run_id}"
     shutil.rmtree(work, ignore_errors=True)  # a pull an earlier attempt left half-way
     work.mkdir(parents=True)
     try:
-        result = fetch(spec, settings, work / f"{run.connection_name}.csv")
+        sink = work / f"{run.connection_name}.csv"
+        # A kind with an API of its own pulls it; the people kinds pull their API source.
+        pulled = import_kind(run.kind).pull(run.connection_name, run.config, settings, sink)
+        if pulled is None:
+            spec = spec_of(run.connection_name, run.config)
+            pulled = spec.source, fetch(spec, settings, sink)
+        source, result = pulled
         stored_rel = PurePosixPath(
             "fetched", run.connection_name, f"run-{msg.run_id}-{result.sha256[:16]}", f"{run.connection_name}.csv"
         )
         stored = settings.store_dir / stored_rel
         try:
-            registered = run_stage(msg, lambda tx: _register(tx, run, spec, result, stored, stored_rel))
+            registered = run_stage(msg, lambda tx: _register(tx, run, source, result, stored, stored_rel))
         except BaseException:
             if not _recorded(stored_rel):  # moved in a transaction that did not commit: no row names it
                 stored.unlink(missing_ok=True)
@@ -87,10 +94,10 @@ def _recorded(stored_rel: PurePosixPath) -> bool:
 
 
 def _register(
-    tx: StageTx, run: RunRow, spec: FetchSpec, result: FetchResult, stored: Path, stored_rel: PurePosixPath
+    tx: StageTx, run: RunRow, source: str, result: FetchResult, stored: Path, stored_rel: PurePosixPath
 ) -> None:
     now = datetime.now(UTC)
-    original = f"api/{spec.source}/{run.connection_name}-{now.strftime('%Y%m%dT%H%M%S')}.csv"
+    original = f"api/{source}/{run.connection_name}-{now.strftime('%Y%m%dT%H%M%S')}.csv"
     row = store.fetch_one(
         tx.conn,
         # A dry run's pull is a preview: finalize removes it, where a dropped file would wait for the
