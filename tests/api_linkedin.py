@@ -13,12 +13,15 @@ there at each request (the standard kind suite drops them as a delivery).
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.apiservers import CLIENT_ID, CLIENT_SECRET, Vendor
+from tests.apiservers import CLIENT_ID, CLIENT_SECRET, Served, Vendor
 
 SECRET_ENV = "LINKEDIN_CLIENT_SECRET"  # noqa: S105 -- the name of a variable, not a secret
 DAY_MS = 86_400_000
@@ -180,3 +183,20 @@ def people_csv(emails: list[str]) -> str:
     """An hr-users feed (tests/stubpipeline.py's HEADER) of these people."""
     rows = "".join(f"{e},First{i},Last{i},,Learning\n" for i, e in enumerate(emails))
     return "Email,First Name,Last Name,Manager Email,Department\n" + rows
+
+
+@contextmanager
+def sample_server(folder: Path) -> Iterator[str]:
+    """A server answering what is dropped in ``folder`` (tests/kindsamples.py's deliveries), with the
+    secret in the environment while it runs; yields its URL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    before = os.environ.get(SECRET_ENV)
+    os.environ[SECRET_ENV] = CLIENT_SECRET
+    try:
+        with Served(LinkedInVendor(folder=folder)) as served:
+            yield served.url
+    finally:
+        if before is None:
+            os.environ.pop(SECRET_ENV, None)
+        else:
+            os.environ[SECRET_ENV] = before
