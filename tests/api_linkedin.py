@@ -58,6 +58,11 @@ def course(
     }
 
 
+def renamed(c: dict[str, Any], title: str) -> dict[str, Any]:
+    """A catalog element under another title."""
+    return {**c, "title": {**c["title"], "value": title}}
+
+
 def activity(email: str, course_n: int, *, seconds: int, progress: int, completions: int = 0) -> dict[str, Any]:
     """An INDIVIDUAL x CONTENT activity report element."""
     first, last = NOV_2, NOV_2 + 3 * DAY_MS

@@ -11,7 +11,7 @@ from typing import Any
 
 from openpyxl import Workbook
 
-from tests.api_linkedin import activity, course, linkedin_toml
+from tests.api_linkedin import activity, course, linkedin_toml, renamed
 
 PEOPLE_HEADER = "Email,First Name,Last Name,Manager Email,Department\n"
 PEOPLE = PEOPLE_HEADER + "ann@x.com,Ann,A,,Sales\nbob@x.com,Bob,B,,Sales\n"
@@ -116,10 +116,6 @@ def _linkedin(courses: list[dict[str, Any]], reports: list[dict[str, Any]]) -> d
     return {"catalog.json": json.dumps(courses), "activity.json": json.dumps(reports)}
 
 
-def _renamed(c: dict[str, Any], title: str) -> dict[str, Any]:
-    return {**c, "title": {**c["title"], "value": title}}
-
-
 SAMPLES: dict[str, Sample] = {
     "users": Sample(
         name="hr-users",
@@ -217,14 +213,14 @@ SAMPLES: dict[str, Sample] = {
         ),
         # Course 1 renamed, course 2 gone from the catalog (retired), Ann completes course 1 (its skill).
         second=_linkedin(
-            [_renamed(course(1, skills=("Python",)), "One again")],
+            [renamed(course(1, skills=("Python",)), "One again")],
             [
                 activity("ann@x.com", 1, seconds=900, progress=100, completions=1),
                 activity("bob@x.com", 2, seconds=60, progress=10),
             ],
         ),
         bad_header={},  # the fetch writes the file's header itself
-        bad_row=_linkedin([course(1), _renamed(course(2), "")], []),
+        bad_row=_linkedin([course(1), renamed(course(2), "")], []),
         bad_line=3,
         bad_column="title",
         api=True,

@@ -6,8 +6,10 @@ they leave the catalog, activity into lms.learner_progress and lms.user_skills, 
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,10 +17,12 @@ import pytest
 from producers import alarms, queries, scheduler
 from producers.commands import apply_connections, start_sync
 from schemas.connections import ConfigError, load_connections_toml
-from tests.api_linkedin import SECRET_ENV, LinkedInVendor, activity, course, linkedin_toml, people_csv
+from schemas.kinds.linkedin_learning import LinkedInLearningConnection
+from tests.api_linkedin import SECRET_ENV, LinkedInVendor, activity, course, linkedin_toml, people_csv, renamed
 from tests.apiservers import CLIENT_SECRET, Served
 from tests.conftest import sql
 from tests.stubpipeline import Pipeline
+from workers.sources import linkedin as linkedin_source
 
 LEARNERS = [f"learner{i}@example.com" for i in range(20)]
 
@@ -181,3 +185,28 @@ def test_a_bad_filter_is_refused_on_its_key(extra: str, said: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_connections_toml(text)
     assert said in str(caught.value)
+
+
+def test_keywords_go_to_linkedin_and_libraries_keep_only_their_courses(
+    pipeline: Pipeline, linkedin: Served, tmp_path: Path
+) -> None:
+    vendor = linkedin.vendor
+    assert isinstance(vendor, LinkedInVendor)
+    vendor.courses = [course(n, library="Business" if n % 3 == 0 else "Technology") for n in range(30)]
+    vendor.courses[4] = renamed(vendor.courses[4], "Python for everyone")
+    vendor.courses[6] = renamed(vendor.courses[6], "Advanced Python")
+    text = linkedin_toml(linkedin.url, 'keywords = "python"\nlibraries = ["business"]\nactivity_days = 0\n')
+    (config,) = load_connections_toml(text)
+    assert isinstance(config, LinkedInLearningConnection)
+
+    result = linkedin_source.pull("linkedin", config, pipeline.settings, tmp_path / "feed.csv")
+
+    (sent,) = vendor.api_requests()  # the catalog only: activity_days = 0
+    assert sent.query["assetFilteringCriteria.keyword"] == ["python"]
+    with result.path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    # Both match the keyword; only course 6 is in the Business library (case does not matter).
+    assert [(r["urn"], r["title"], r["library"]) for r in rows] == [
+        ("urn:li:lyndaCourse:6", "Advanced Python", "Business")
+    ]
+    assert list(rows[0]) == list(linkedin_source.COLUMNS)
