@@ -7,13 +7,14 @@ import click
 
 from producers.cli.base import cli, fail
 from producers.output import printable
+from schemas.kinds.linkedin_learning import LinkedInLearningConnection
 from schemas.settings import get_settings
 from workers.errors import FeedsyncError
 
 
 @cli.group()
 def api() -> None:
-    """API sources (source = "msgraph" or "salesforce")."""
+    """API sources (source = "msgraph" or "salesforce", and kind linkedin_learning)."""
 
 
 @api.command()
@@ -31,6 +32,9 @@ def check(connection: str) -> None:
     if row is None:
         fail(f"no connection named {connection!r}: see `feedsync connections list`")
     config = connection_from_json(row["config"])
+    if isinstance(config, LinkedInLearningConnection):
+        _check_linkedin(connection, config)
+        return
     try:
         spec = spec_of(connection, config)
         found = preview(spec, getattr(config, "mapping", {}), get_settings())
@@ -44,4 +48,23 @@ def check(connection: str) -> None:
     click.echo(f"the first {min(SHOWN, found.records)} records as the mapping reads them (values masked):")
     for n, r in enumerate(found.rows, 1):
         click.echo(f"  {n}. " + "  ".join(f"{a}={printable(v)}" for a, v in r.items()))
+    click.echo("nothing was written")
+
+
+def _check_linkedin(connection: str, config: LinkedInLearningConnection) -> None:
+    """A token and the catalog's first page with the connection's filters: course titles, no people."""
+    from workers.sources import linkedin
+
+    try:
+        total, rows = linkedin.first_page(connection, config, get_settings())
+    except FeedsyncError as exc:
+        fail(str(exc))
+    click.echo(
+        f"{printable(connection)}: token received; LinkedIn has {total} courses for the connection's filters "
+        f"(locales {', '.join(config.locales)}; the libraries filter applies when a run reads them)"
+    )
+    for r in rows[:5]:
+        click.echo(
+            f"  {printable(r['urn'])}  {printable(r['title'])} ({printable(r['locale'])}, {printable(r['library'])})"
+        )
     click.echo("nothing was written")

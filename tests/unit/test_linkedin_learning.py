@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from producers import alarms, queries, scheduler
+from producers.cli import cli
 from producers.commands import apply_connections, start_sync
 from schemas.connections import ConfigError, load_connections_toml
 from schemas.kinds.linkedin_learning import LinkedInLearningConnection
@@ -210,3 +212,13 @@ def test_keywords_go_to_linkedin_and_libraries_keep_only_their_courses(
         ("urn:li:lyndaCourse:6", "Advanced Python", "Business")
     ]
     assert list(rows[0]) == list(linkedin_source.COLUMNS)
+
+
+def test_api_check_shows_how_many_courses_the_filters_find_and_writes_nothing(linkedin: Served) -> None:
+    result = CliRunner().invoke(cli, ["api", "check", "linkedin"])
+
+    assert result.exit_code == 0, result.output
+    assert "LinkedIn has 250 courses for the connection's filters (locales en_US, fr_FR" in result.output
+    assert "urn:li:lyndaCourse:0  Course 0 (fr_FR, Technology)" in result.output
+    assert sql("SELECT count(*) FROM lms.courses") == [(0,)]
+    assert CLIENT_SECRET not in result.output

@@ -206,7 +206,7 @@ class LinkedInLearning(ContentKind):
         try:
             result = linkedin.pull(name, config_as(LinkedInLearningConnection, config), settings, sink)
         except linkedin.QuotaExhausted as exc:
-            park(name, exc.describe)
+            park(name, exc.describe.removeprefix(f"{name}: "))  # the request: "GET /v2/learningAssets"
             raise
         unpark(name)
         return linkedin.SOURCE, result

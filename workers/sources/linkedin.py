@@ -162,6 +162,19 @@ def pages(client: ApiClient, path: str, params: dict[str, str]) -> Iterator[list
             )
 
 
+def first_page(name: str, config: LinkedInLearningConnection, settings: Settings) -> tuple[int, list[dict[str, str]]]:
+    """A token and the catalog's first page with the connection's filters (``feedsync api check``):
+    how many courses LinkedIn has for them, and the first page's courses as the file would hold them."""
+    with LinkedInClient(name, config, settings) as client:
+        body = client.get_json(
+            ASSETS, {**catalog_query(config), "start": "0", "count": str(min(config.api.page_size, MAX_COUNT))}
+        )
+    elements, total = lookup(body, "elements"), lookup(body, "paging.total")
+    if not isinstance(elements, list) or not isinstance(total, int):
+        raise FetchError(f"{name}: {ASSETS} answered no 'elements' list or no 'paging.total': check base_url")
+    return total, [course_row(e) for e in elements]
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
