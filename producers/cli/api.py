@@ -57,6 +57,8 @@ def _check_linkedin(connection: str, config: LinkedInLearningConnection) -> None
 
     try:
         total, rows = linkedin.first_page(connection, config, get_settings())
+    except linkedin.QuotaExhausted:  # a check parks nothing: it only says so
+        fail(f"{connection}: LinkedIn answered HTTP 429: the daily API quota is used up; check again after 00:00 UTC")
     except FeedsyncError as exc:
         fail(str(exc))
     click.echo(

@@ -222,3 +222,13 @@ def test_api_check_shows_how_many_courses_the_filters_find_and_writes_nothing(li
     assert "urn:li:lyndaCourse:0  Course 0 (fr_FR, Technology)" in result.output
     assert sql("SELECT count(*) FROM lms.courses") == [(0,)]
     assert CLIENT_SECRET not in result.output
+
+
+def test_api_check_on_a_used_up_quota_says_so_and_parks_nothing(linkedin: Served) -> None:
+    linkedin.vendor.fail("/v2/learningAssets", 429)
+
+    result = CliRunner().invoke(cli, ["api", "check", "linkedin"])
+
+    assert result.exit_code != 0
+    assert "daily API quota is used up; check again after 00:00 UTC" in result.output
+    assert sql("SELECT parked_until FROM sync.connections WHERE name = 'linkedin'") == [(None,)]
