@@ -232,3 +232,17 @@ def test_api_check_on_a_used_up_quota_says_so_and_parks_nothing(linkedin: Served
     assert result.exit_code != 0
     assert "daily API quota is used up; check again after 00:00 UTC" in result.output
     assert sql("SELECT parked_until FROM sync.connections WHERE name = 'linkedin'") == [(None,)]
+
+
+def test_a_pull_cut_off_mid_catalog_retires_nothing(pipeline: Pipeline, linkedin: Served) -> None:
+    vendor = linkedin.vendor
+    assert isinstance(vendor, LinkedInVendor)
+    assert sync(pipeline)["status"] == "completed"
+    vendor.courses = vendor.courses[:150]  # a catalog that would retire 100 courses ...
+    vendor.fail("start=100&count=100", 500, times=50)  # ... but its second page never comes
+
+    run = sync(pipeline)
+
+    assert run["status"] == "failed" and "HTTP 500" in run["error"], run.get("error")
+    assert [s.query["start"] for s in vendor.api_requests()][-7:-5] == [["0"], ["100"]]  # page 1 came
+    assert sql("SELECT count(*) FROM lms.courses WHERE status = 'active'") == [(250,)]
