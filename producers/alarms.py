@@ -14,6 +14,8 @@ resumed (``enabled_at``, migration 026); while its schedule is paused no feed is
   the ``drift_runs`` successful runs before it; nothing until there are that many.
 - ``failed_runs``: the last ``max_failed_runs`` runs (3) all failed.
 - ``held``: a run waits for approval. ``dead_letter``: a dead letter of its runs is not replayed.
+- ``parked``: an API's daily quota is used up (LinkedIn's 429) and the connection is parked until
+  it resets (``sync.connections.parked_until``); resolved once that time has passed.
 
 One open alert per connection and kind (a partial unique index): a condition seen again updates
 its ``last_seen`` and message, and is sent again only after RENOTIFY and only while NEW (an
@@ -154,6 +156,7 @@ def judge(
         _failed_runs(conn, name, expect, now),
         _held(conn, name, expect),
         _dead_letters(conn, name, expect),
+        _parked(conn, name, now),
     ):
         verdict.findings += part.findings
         verdict.resolve |= part.resolve
@@ -305,6 +308,21 @@ def _dead_letters(conn: Any, name: str, e: Expect) -> Verdict:
         f"see feedsync dlq show {row['latest']}, then feedsync dlq replay"
     )
     return Verdict([Finding(AlertKind.DEAD_LETTER, message)])
+
+
+def _parked(conn: Any, name: str, now: datetime) -> Verdict:
+    row = store.fetch_one(
+        conn,
+        "SELECT parked_until, parked_reason FROM sync.connections WHERE name = %s AND deleted_at IS NULL",
+        (name,),
+    )
+    if row is None or row["parked_until"] is None or row["parked_until"] <= now:
+        return Verdict(resolve={AlertKind.PARKED})
+    message = (
+        f"{name}: the API's daily quota is used up ({row['parked_reason']} answered HTTP 429); the connection is "
+        f"parked until {row['parked_until']:%Y-%m-%d %H:%M}Z and scheduled runs skip it until then"
+    )
+    return Verdict([Finding(AlertKind.PARKED, message)])
 
 
 def _resolve(conn: Any, name: str, kinds: set[AlertKind], now: datetime) -> int:

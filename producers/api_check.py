@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.filters import FilterConfig
-from schemas.kinds import connection_from_json
+from schemas.kinds import KindConfig, connection_from_json
 from schemas.settings import get_settings
 from workers import store
 from workers.errors import TerminalError
@@ -23,13 +23,18 @@ class Checked:
     filters: FilterConfig | None
 
 
-def check(name: str) -> Checked:
-    """Raises FeedsyncError (its sentence names what failed, never a secret or a value)."""
+def stored_config(name: str) -> KindConfig:
+    """The connection's config as applied; TerminalError naming it if there is none."""
     with store.connect() as conn:
         row = live_connection(conn, name)
     if row is None:
         raise TerminalError(f"no connection named {name!r}: see `feedsync connections list`")
-    config = connection_from_json(row["config"])
+    return connection_from_json(row["config"])
+
+
+def check(name: str) -> Checked:
+    """Raises FeedsyncError (its sentence names what failed, never a secret or a value)."""
+    config = stored_config(name)
     spec = spec_of(name, config)
     filters = getattr(config, "filters", None)
     return Checked(spec, preview(spec, getattr(config, "mapping", {}), get_settings(), filters), filters)

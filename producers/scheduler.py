@@ -43,6 +43,8 @@ _DUE = sql.SQL("""
            {slot} AS slot
     FROM sync.schedules s JOIN sync.connections c ON c.id = s.connection_id
     WHERE s.enabled AND c.enabled AND c.deleted_at IS NULL AND sync.clock() >= s.start_at
+      -- An API's daily quota used up parks the connection until it resets (workers/sources/linkedin.py).
+      AND (c.parked_until IS NULL OR c.parked_until <= sync.clock())
 """).format(slot=CURRENT_SLOT)
 
 

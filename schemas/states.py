@@ -78,3 +78,4 @@ class AlertKind(StrEnum):
     FAILED_RUNS = "failed_runs"
     HELD = "held"
     DEAD_LETTER = "dead_letter"
+    PARKED = "parked"  # an API's daily quota is used up: the connection waits until it resets

@@ -86,10 +86,10 @@ class Vendor:
         self.expire_after_pages = pages
 
     def api_requests(self) -> list[Seen]:
-        return [s for s in self.seen if "token" not in s.path]
+        return [s for s in self.seen if "token" not in s.path.lower()]
 
     def token_requests(self) -> list[Seen]:
-        return [s for s in self.seen if "token" in s.path]
+        return [s for s in self.seen if "token" in s.path.lower()]
 
     def new_token(self) -> str:
         self.issued += 1
@@ -175,7 +175,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             seen.status = fault.status
             return self._reply(fault.status, {"error": "temporarily_unavailable"}, fault.headers)
-        if not seen.path.endswith("/token") or self.headers.get("Content-Type") != "application/x-www-form-urlencoded":
+        # Graph's and Salesforce's /token, LinkedIn's /oauth/v2/accessToken.
+        if (
+            not seen.path.lower().endswith(("/token", "/accesstoken"))
+            or self.headers.get("Content-Type") != "application/x-www-form-urlencoded"
+        ):
             seen.status = 400
             return self._reply(400, {"error": "invalid_request"})
         with self.vendor.lock:

@@ -11,8 +11,9 @@ from producers.commands import apply_connections, start_sync
 from producers.undo import start_undo
 from schemas.connections import load_connections_toml
 from schemas.rules import load_rules_toml
+from tests.api_linkedin import sample_server
 from tests.data import apply
-from tests.kindsamples import PEOPLE, PEOPLE_HEADER, SAMPLES
+from tests.kindsamples import LINKEDIN_URL, PEOPLE, PEOPLE_HEADER, SAMPLES
 from tests.stubpipeline import Pipeline
 from tests.unit.exportdata import export_connections
 from workers.rules import apply_rules
@@ -58,6 +59,11 @@ def build(pipeline: Pipeline) -> dict[str, int]:
     export_connections()
     for name in ("transcripts", "skills", "xapi"):
         runs[f"{name}_export"] = pipeline.sync(name, SINCE)["run_id"]
+    # An API kind (after the exports, whose rows it would change): what a server of ours answers.
+    sample = SAMPLES["linkedin_learning"]
+    with sample_server(pipeline.settings.drop_dir / sample.folder) as url:
+        apply_connections(load_connections_toml(sample.toml.replace(LINKEDIN_URL, url)))
+        runs["linkedin_learning"] = deliver(pipeline, "linkedin_learning", sample.first)
     return runs
 
 
@@ -73,6 +79,7 @@ LISTED = {
     "hierarchy_queued": [],
     "hmm": ["courses: 2 created", "progress: 1 written"],
     "getabstract": ["courses: 1 created", "progress: 1 written"],
+    "linkedin_learning": ["courses: 2 created", "progress: 1 written"],
     "xapi": ["statements: 1 stored"],
     "transcripts_export": ["rows: 2 exported"],
     "skills_export": ["rows: 0 exported"],
@@ -91,6 +98,11 @@ SHOWN = {
     ],
     "hmm": ["rows: 3 read", "courses: 2 created, 0 updated, 0 unchanged, 0 retired", "progress: 1 written"],
     "getabstract": ["courses: 1 created", "learners: 0 created"],
+    "linkedin_learning": [
+        "rows: 3 read",
+        "courses: 2 created, 0 updated, 0 unchanged, 0 retired",
+        "progress: 1 written",
+    ],
     "xapi": ["statements: 1 stored, 0 unchanged, 0 voided, 0 filtered", "progress: 0 written"],
     "transcripts_export": ["rows: 2 exported"],
     "skills_export": ["rows: 0 exported"],

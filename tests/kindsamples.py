@@ -4,10 +4,14 @@ file with one bad row. Kept here, beside the tests, not in the product: a new ki
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from io import BytesIO
+from typing import Any
 
 from openpyxl import Workbook
+
+from tests.api_linkedin import activity, course, linkedin_toml, renamed
 
 PEOPLE_HEADER = "Email,First Name,Last Name,Manager Email,Department\n"
 PEOPLE = PEOPLE_HEADER + "ann@x.com,Ann,A,,Sales\nbob@x.com,Bob,B,,Sales\n"
@@ -26,6 +30,9 @@ class Sample:
     bad_column: str  # ... in this column (as the file names it)
     rules: str = ""  # [[rules]] applied after the connection
     people: bool = True  # people are imported (hr-users) before the kind's deliveries
+    #: An API kind: ``toml`` aims at LINKEDIN_URL (replaced by the test server's), and a delivery
+    #: is what the server answers (catalog.json, activity.json, read from ``folder`` per request).
+    api: bool = False
     extra: list[str] = field(default_factory=list)
 
 
@@ -99,6 +106,14 @@ def _report(header: list[str], rows: list[tuple[str, object, object, str]]) -> b
     out = BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+#: Where an API sample's connection points; the suite puts its server's address here.
+LINKEDIN_URL = "http://127.0.0.1:9"
+
+
+def _linkedin(courses: list[dict[str, Any]], reports: list[dict[str, Any]]) -> dict[str, str | bytes]:
+    return {"catalog.json": json.dumps(courses), "activity.json": json.dumps(reports)}
 
 
 SAMPLES: dict[str, Sample] = {
@@ -188,5 +203,26 @@ SAMPLES: dict[str, Sample] = {
         bad_row={"report_export_2026_01_04.xlsx": _report(_GA, [("ann@x.com", 12, "someday", "Twelve")])},
         bad_line=2,
         bad_column="downloadDate",
+    ),
+    "linkedin_learning": Sample(
+        name="linkedin",
+        toml=linkedin_toml(LINKEDIN_URL),
+        folder="vendor/linkedin",
+        first=_linkedin(
+            [course(1, skills=("Python",)), course(2)], [activity("ann@x.com", 1, seconds=600, progress=50)]
+        ),
+        # Course 1 renamed, course 2 gone from the catalog (retired), Ann completes course 1 (its skill).
+        second=_linkedin(
+            [renamed(course(1, skills=("Python",)), "One again")],
+            [
+                activity("ann@x.com", 1, seconds=900, progress=100, completions=1),
+                activity("bob@x.com", 2, seconds=60, progress=10),
+            ],
+        ),
+        bad_header={},  # the fetch writes the file's header itself
+        bad_row=_linkedin([course(1), renamed(course(2), "")], []),
+        bad_line=3,
+        bad_column="title",
+        api=True,
     ),
 }

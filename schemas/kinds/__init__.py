@@ -14,6 +14,7 @@ from schemas.exports import ExportConnection
 from schemas.kinds.getabstract import GetabstractConnection
 from schemas.kinds.hierarchy import HierarchyConnection
 from schemas.kinds.hmm import HmmConnection
+from schemas.kinds.linkedin_learning import LinkedInLearningConnection
 from schemas.kinds.users import UsersConnection
 from schemas.kinds.xapi import XapiConnection
 
@@ -24,6 +25,7 @@ CONFIGS: tuple[type[KindConfig], ...] = (
     GetabstractConnection,
     HierarchyConnection,
     XapiConnection,
+    LinkedInLearningConnection,
     ExportConnection,
 )
 
@@ -142,6 +144,7 @@ __all__ = [
     "HierarchyConnection",
     "HmmConnection",
     "KindConfig",
+    "LinkedInLearningConnection",
     "PeopleConnection",
     "UsersConnection",
     "XapiConnection",

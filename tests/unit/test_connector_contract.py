@@ -11,7 +11,7 @@ from tests.stubpipeline import Pipeline
 from workers import connectors
 from workers.connectors.contract import ExportKind, ImportKind
 
-IMPORT_KINDS = ("users", "hierarchy", "hmm", "getabstract", "xapi")
+IMPORT_KINDS = ("users", "hierarchy", "hmm", "getabstract", "xapi", "linkedin_learning")
 EXPORT_KINDS = ("transcript_export", "skills_export", "xapi_export")
 
 

@@ -20,6 +20,7 @@ from workers.connectors.contract import BlockStager, ExportKind, ImportKind, Kin
 from workers.connectors.getabstract import Getabstract
 from workers.connectors.hierarchy import Hierarchy
 from workers.connectors.hmm import Hmm
+from workers.connectors.linkedin_learning import LinkedInLearning
 from workers.connectors.skills_export import SkillsExport
 from workers.connectors.transcript_export import TranscriptExport
 from workers.connectors.users import Users
@@ -34,6 +35,7 @@ KINDS: tuple[Kind, ...] = (
     Hmm(),
     Getabstract(),
     Xapi(),
+    LinkedInLearning(),
     TranscriptExport(),
     SkillsExport(),
     XapiExport(),

@@ -13,7 +13,7 @@ reports bad values as row errors on their line and column); the load then merges
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg import sql
@@ -51,7 +51,8 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfi
                  file_id bigint NOT NULL, line_no int NOT NULL, learner_key text NOT NULL, learner_column text,
                  email text, first_name text, last_name text, course_ref text NOT NULL, course_title text,
                  status text NOT NULL, first_accessed_on date, last_accessed_on date, completed_on date,
-                 assessed_on date, score numeric, time_spent_minutes int, visits int)"""
+                 assessed_on date, score numeric, time_spent_minutes int, visits int,
+                 progress_percent numeric)"""
         ).format(stage_table("progress", run_id))
     )
 
@@ -189,6 +190,7 @@ _PROGRESS_COLUMNS = (
     "score",
     "time_spent_minutes",
     "visits",
+    "progress_percent",
 )
 
 
@@ -206,10 +208,14 @@ def apply_progress(
     what: str,
     by_course_id: bool = False,
     create_learners: bool | None = None,
+    course_attr: str | None = None,
+    unknown_learner: str | None = None,
 ) -> dict[str, int]:
     """Merge one feed file's progress rows; ``what`` names the provider's feed in messages. With
     ``by_course_id`` the rows name courses by ``lms.courses.id`` (a kind that resolved them itself,
-    of any provider); ``create_learners`` None: the connection's setting."""
+    of any provider); ``create_learners`` None: the connection's setting; ``course_attr``: the
+    attribute whose column an unknown course's row error names (None: the provider's usual one);
+    ``unknown_learner``: the row error's sentence for a learner not found (None: the usual one)."""
     run_id = run.id
     if create_learners is None:
         create_learners = config_of(run.config).create_learners
@@ -234,7 +240,7 @@ def apply_progress(
             ).format(progress=progress, email_like=sql.Literal(EMAIL_LIKE)),
             params,
         ).rowcount
-    unknown_learner = (
+    unknown_learner = unknown_learner or (
         "no learner has this e-mail or user name, and it is not an e-mail address a learner could be created with; "
         "correct it and rerun"
         if create_learners
@@ -255,7 +261,8 @@ def apply_progress(
         CASE WHEN l.score IS NOT NULL AND (p.assessed_on IS NULL OR l.assessed_on >= p.assessed_on) THEN l.score
              ELSE coalesce(p.score, l.score) END AS score,
         greatest(p.time_spent_minutes, l.time_spent_minutes) AS time_spent_minutes,
-        greatest(p.visits, l.visits) AS visits""")
+        greatest(p.visits, l.visits) AS visits,
+        greatest(p.progress_percent, l.progress_percent) AS progress_percent""")
     row = store.fetch_one(
         conn,
         sql.SQL(
@@ -319,7 +326,7 @@ def apply_progress(
             **params,
             "unknown_learner": unknown_learner,
             "unknown_course": unknown_course,
-            "course_attr": "topic_code" if provider == "hmm" else "data_id",
+            "course_attr": course_attr or ("topic_code" if provider == "hmm" else "data_id"),
         },
     )
     assert row is not None
@@ -361,7 +368,7 @@ class ContentKind(ImportKind):
         tables.USER_SKILLS,
     )
     HISTORY_COUNTS = ("courses_created", "courses_updated", "courses_retired", "progress_written")
-    HISTORY = (
+    HISTORY: ClassVar[tuple[Counted, ...]] = (
         ROWS_READ,
         Counted(
             "courses",

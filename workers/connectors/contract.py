@@ -18,7 +18,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import psycopg
 from psycopg import sql
@@ -29,6 +30,10 @@ from schemas.providers import FileSpec
 from workers.connectors.checks import Chunk
 from workers.connectors.exporting import Window
 from workers.rows import RunRow
+
+if TYPE_CHECKING:
+    from schemas.settings import Settings
+    from workers.sources.pull import FetchResult
 
 #: One step of a load: committed on its own in an online load; returns counts to add to the run's.
 Step = Callable[[psycopg.Connection[Any], RunRow], dict[str, int]]
@@ -172,6 +177,12 @@ class ImportKind(Load):
 
     def expected_files(self, config: KindConfig) -> dict[str, str] | None:
         """A bundle's files (part -> name): a file-drop run waits until all have arrived; None: no bundle."""
+        return None
+
+    def pull(self, name: str, config: KindConfig, settings: Settings, sink: Path) -> tuple[str, FetchResult] | None:
+        """A kind with an API of its own: pull the run's feed into ``sink`` (whole or not at all) and
+        return (its source's name, what was pulled); None: the connection's people API source
+        (workers/sources) is pulled instead."""
         return None
 
     def changed_people(self, run: RunRow) -> sql.Composable | None:

@@ -1,6 +1,7 @@
 """Fetch: a run of a connection with an API source (``source = "msgraph"``, ``"salesforce"``,
-``"workday"`` or ``"workday_raas"``) pulls every page into a feed file, registers it as the run's
-one file, and queues its parse. A Workday pull is read as of one moment, recorded on the run; an
+``"workday"`` or ``"workday_raas"``, or a kind with an API of its own, such as
+``linkedin_learning``: ``ImportKind.pull``) pulls every page into a feed file, registers it as the
+run's one file, and queues its parse. A Workday pull is read as of one moment, recorded on the run; an
 incremental one (``incremental = true``) asks for the changes since the last completed pull, never
 deactivates anyone, and ends the run without a file when nothing changed (``workday_window``).
 
@@ -40,6 +41,7 @@ from schemas.settings import get_settings
 from schemas.states import RunStatus, StageStatus
 from schemas.workday import WorkdayConfig
 from workers import store
+from workers.connectors import import_kind
 from workers.rows import RunRow, read_run
 from workers.runs import record, route
 from workers.runs.stage import StageTx, run_stage
@@ -65,25 +67,31 @@ def fetch_run(msg: FetchRun) -> None:
         if run is None or run.status != RunStatus.IN_PROGRESS or done is not None:
             log.info("fetch not needed: the run has ended or was fetched already", run_id=msg.run_id)
             return
-        spec = spec_of(run.connection_name, run.config)
-        graph = spec.api if isinstance(spec.api, ApiConfig) and spec.source == "msgraph" else None
-        round_ = plan_round(conn, run, _key_field(run), graph.full_every_days) if graph and graph.incremental else None
-    spec = workday_window(run, spec)
     work = settings.store_dir / "fetching" / f"run-{msg.run_id}"
     shutil.rmtree(work, ignore_errors=True)  # a pull an earlier attempt left half-way
     work.mkdir(parents=True)
     try:
-        result = fetch(spec, settings, work / f"{run.connection_name}.csv", round_)
-        if result.rows == 0 and spec.updated_from is not None:
-            # An incremental pull that found no change: nothing to parse, the run ends as it is.
-            run_stage(msg, lambda tx: _nothing_changed(tx, run, spec, result))
-            return
+        sink = work / f"{run.connection_name}.csv"
+        # A kind with an API of its own pulls it; the people kinds pull their API source.
+        pulled = import_kind(run.kind).pull(run.connection_name, run.config, settings, sink)
+        spec: FetchSpec | None = None
+        round_: DeltaRound | None = None
+        if pulled is None:
+            spec, round_ = _people_pull(run)
+            result = fetch(spec, settings, sink, round_)
+            if result.rows == 0 and spec.updated_from is not None:
+                # An incremental pull that found no change: nothing to parse, the run ends as it is.
+                people = spec
+                run_stage(msg, lambda tx: _nothing_changed(tx, run, people, result))
+                return
+            pulled = spec.source, result
+        source, result = pulled
         stored_rel = PurePosixPath(
             "fetched", run.connection_name, f"run-{msg.run_id}-{result.sha256[:16]}", f"{run.connection_name}.csv"
         )
         stored = settings.store_dir / stored_rel
         try:
-            registered = run_stage(msg, lambda tx: _register(tx, run, spec, result, stored, stored_rel, round_))
+            registered = run_stage(msg, lambda tx: _register(tx, run, source, spec, result, stored, stored_rel, round_))
         except BaseException:
             if not _recorded(stored_rel):  # moved in a transaction that did not commit: no row names it
                 stored.unlink(missing_ok=True)
@@ -92,6 +100,16 @@ def fetch_run(msg: FetchRun) -> None:
             stored.unlink(missing_ok=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _people_pull(run: RunRow) -> tuple[FetchSpec, DeltaRound | None]:
+    """A people kind's API source: what to pull (a Workday pull's window) and a Graph delta round."""
+    spec = workday_window(run, spec_of(run.connection_name, run.config))
+    graph = spec.api if isinstance(spec.api, ApiConfig) and spec.source == "msgraph" else None
+    if graph is None or not graph.incremental:
+        return spec, None
+    with store.connect() as conn:
+        return spec, plan_round(conn, run, _key_field(run), graph.full_every_days)
 
 
 def _key_field(run: RunRow) -> str:
@@ -127,14 +145,14 @@ def workday_window(run: RunRow, spec: FetchSpec) -> FetchSpec:
     return replace(spec, as_of=now, updated_from=last)
 
 
-def _fetch_counts(spec: FetchSpec, result: FetchResult) -> dict[str, int | str]:
+def _fetch_counts(spec: FetchSpec | None, result: FetchResult) -> dict[str, int | str]:
     fetched: dict[str, int | str] = {
         "fetched_pages": result.pages,
         "fetched_records": result.rows,
         "fetch_requests": result.requests,
         "fetch_ms": round(result.duration_s * 1000),
     }
-    if spec.as_of is not None:  # Workday: the moment read as of, the next incremental pull's start
+    if spec is not None and spec.as_of is not None:  # Workday: the moment read as of, the next incremental pull's start
         fetched["fetch_as_of"] = spec.as_of.isoformat()
         fetched["fetch_mode"] = "incremental" if spec.updated_from is not None else "full"
     return fetched
@@ -157,7 +175,8 @@ def _recorded(stored_rel: PurePosixPath) -> bool:
 def _register(
     tx: StageTx,
     run: RunRow,
-    spec: FetchSpec,
+    source: str,
+    spec: FetchSpec | None,
     result: FetchResult,
     stored: Path,
     stored_rel: PurePosixPath,
@@ -172,7 +191,7 @@ def _register(
         result.path.unlink(missing_ok=True)
         return
     now = datetime.now(UTC)
-    original = f"api/{spec.source}/{run.connection_name}-{now.strftime('%Y%m%dT%H%M%S')}.csv"
+    original = f"api/{source}/{run.connection_name}-{now.strftime('%Y%m%dT%H%M%S')}.csv"
     row = store.fetch_one(
         tx.conn,
         # A dry run's pull is a preview: finalize removes it, where a dropped file would wait for the
