@@ -66,10 +66,10 @@ def dlq_replay(ids: tuple[int, ...], run_id: int | None, everything: bool, dry_r
         results = dead.replay(get_settings(), ids=list(ids), run_id=run_id, everything=everything, dry_run=True)
     else:
         target = f"run {run_id}" if run_id is not None else ("all" if everything else None)
-        with cli_action("dlq_replay", target) as detail:
+        with cli_action("replay", target) as detail:
             results = dead.replay(get_settings(), ids=list(ids), run_id=run_id, everything=everything, force=force)
             # The dead letters' ids, each with what became of it (replayed, skipped, refused).
-            detail["dead_letters"] = {str(r.dead_letter_id): r.outcome for r in results}
+            detail["results"] = {str(r.dead_letter_id): r.outcome for r in results}
     if not results:
         click.echo("no dead letters to replay")
     for r in results:

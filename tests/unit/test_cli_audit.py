@@ -105,7 +105,7 @@ def test_every_cli_action_is_one_audit_row_with_the_os_user_and_what_it_did(
         ("approve", f"run {a}"),
         ("undo", f"run {a}"),
         ("approve", f"run {c}"),
-        ("dlq_replay", None),
+        ("replay", None),
         ("sftp_keygen", "hr-users"),
     ]
     detail = {(r["action"], r["target"]): r for r in rows}
@@ -115,7 +115,7 @@ def test_every_cli_action_is_one_audit_row_with_the_os_user_and_what_it_did(
     assert rows[7]["detail"] == {"run_id": undo_run}
     assert rows[5]["detail"]["was"] == "awaiting_approval"
     assert rows[8]["outcome"].startswith("refused: ") and all(r["outcome"] == "ok" for r in rows[:8])
-    assert detail[("dlq_replay", None)]["detail"] == {"dead_letters": {str(dl): "refused"}}
+    assert detail[("replay", None)]["detail"] == {"results": {str(dl): "refused"}}
     if len(rows) > 11:
         assert by[11:] == [("admins_add", "zoe"), ("admins_remove", "zoe")]
         assert rows[11]["detail"] == {"role": "viewer"}
