@@ -43,6 +43,7 @@ TYPED = [
     "hash_src",
     "inactive",
     "manager_text",
+    "deleted",
 ]
 
 
@@ -157,6 +158,8 @@ def prepare_block(chunk: Chunk, config: KindConfig, block: RawBlock) -> Prepared
             "hash_src": hash_src,
             "inactive": inactive,
             "manager_text": pc.if_else(keep_manager, manager_text, pa.scalar(None, pa.string())),
+            # ALM's DELETED, kept apart from SUSPENDED for the exports' userState (lms.deleted_people).
+            "deleted": pc.and_(inactive, pc.fill_null(pc.equal(state_lower, "deleted"), False)),
             # The row names a manager (self included): unchanged only once that manager is linked.
             "needs_manager": pc.is_valid(manager_text),
         }
