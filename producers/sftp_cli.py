@@ -30,12 +30,26 @@ def _fail(message: str) -> NoReturn:
 def _connection(name: str) -> dict[str, Any]:
     from producers.registry import live_connections
 
-    found = [c for c in live_connections(get_settings()) if c["name"] == name]
+    found = [c for c in live_connections(get_settings()) if c["name"] == name] or _export_connection(name)
     if not found:
         _fail(f"no connection named {name!r}: see `feedsync connections list`")
     if not found[0]["config"].get("sftp"):
         _fail(f"{name} has no [connections.sftp] section")
     return found[0]
+
+
+def _export_connection(name: str) -> list[dict[str, Any]]:
+    """An export connection of that name (it takes no files, so the registry does not list it)."""
+    from schemas.exports import DEFAULT_LOCATION
+    from workers import store
+
+    with store.connect() as conn:
+        return store.fetch_all(
+            conn,
+            """SELECT id, name, kind, config, enabled FROM sync.connections
+               WHERE deleted_at IS NULL AND name = %s AND kind = ANY(%s)""",
+            (name, list(DEFAULT_LOCATION)),
+        )
 
 
 @contextlib.contextmanager
@@ -78,6 +92,10 @@ def keygen(connection: str, force: bool) -> None:
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, path)
+    from producers.audit import cli_action
+
+    with cli_action("sftp_keygen", connection) as detail:
+        detail["replaced"] = bool(force)
     public = key.export_public_key().decode("ascii").strip()
     path.with_name(path.name + ".pub").write_text(public + "\n")
     click.echo(f"private key: {path} (mode 0600; never leaves this host)")
@@ -122,6 +140,9 @@ def check(connection: str) -> None:
 
     settings = get_settings()
     c = _connection(connection)
+    if _pushes(c):
+        _check_push(settings, c)
+        return
     last = sftp_loop.last_poll(c)
     if last is not None:
         outcome = "ok" if last["ok"] else f"failed: {last['error']}"
@@ -140,6 +161,28 @@ def check(connection: str) -> None:
         click.echo(f"{verdict}  {printable(d.entry.name)}  ({d.entry.size} bytes): {d.why}")
     taking = sum(d.take for d in decisions)
     click.echo(f"the next poll would take {taking} file(s)")
+
+
+def _pushes(c: dict[str, Any]) -> bool:
+    """An export connection pushes its file to the server; the others pull from it."""
+    from schemas.exports import DEFAULT_LOCATION
+
+    return c["kind"] in DEFAULT_LOCATION
+
+
+def _check_push(settings: Any, c: dict[str, Any]) -> None:
+    """Connect, write a probe file into remote_dir and remove it: the export's push would work."""
+    from producers.sftp_pull import sftp_config
+    from workers.files.sftp_destination import probe
+
+    cfg = sftp_config(c)
+    assert cfg is not None
+    try:
+        remote = probe(settings, cfg, c["name"])
+    except FeedsyncError as exc:
+        _fail(str(exc))
+    click.echo(f"{printable(c['name'])}: connected to {cfg.describe()} (host key pinned and verified)")
+    click.echo(f"wrote and removed the probe file {printable(remote)}: the export can be pushed there")
 
 
 @sftp.command()

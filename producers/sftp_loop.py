@@ -85,6 +85,30 @@ def poll_guarded(settings: Settings, connection: dict[str, Any]) -> PollResult |
             lock.execute("SELECT pg_advisory_unlock(%s, %s)", (_POLL_LOCK, connection["id"]))
 
 
+def poll_now(settings: Settings, connection: dict[str, Any]) -> PollResult:
+    """An on-demand poll (``feedsync sync CONN``, the console's run now), before the run: as a
+    scheduled poll (``min_file_age_s`` and the rest honoured, its outcome recorded), after any poll
+    of the connection under way, but its failure raised for the admin to see."""
+    with store.connect(autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s, %s)", (_POLL_LOCK, connection["id"]))
+        try:
+            try:
+                # A scheduled poll takes a file once two listings, a poll apart, show it unchanged; run
+                # now lists twice in a row instead: a file at least min_file_age_s old whose size and
+                # mtime held between the two is taken now, one still growing is left for later.
+                first = poll(settings, connection)
+                result = poll(settings, connection)
+                result.taken = first.taken + result.taken
+                result.handled = first.handled + result.handled
+            except (TransientError, TerminalError) as exc:
+                _record_poll(connection["id"], safe_text(exc), transient=isinstance(exc, TransientError))
+                raise
+            _record_poll(connection["id"], None, transient=False)
+            return result
+        finally:
+            lock.execute("SELECT pg_advisory_unlock(%s, %s)", (_POLL_LOCK, connection["id"]))
+
+
 def _poll_recorded(settings: Settings, connection: dict[str, Any]) -> PollResult | None:
     try:
         result = poll(settings, connection)

@@ -42,12 +42,56 @@ def preview(run_id: int) -> dict[str, Any]:
     return result
 
 
-def start_undo(run_id: int, *, skip_conflicts: bool = False) -> int:
+#: The store's tables in the admin's words (people, units and positions have lines of their own).
+_NOUNS = {
+    "courses": "courses",
+    "learner_progress": "learning records",
+    "user_skills": "people's skills",
+    "course_skills": "courses' skills",
+    "group_members": "group memberships",
+    "assignments": "assignments",
+    "xapi_statements": "xAPI statements",
+}
+
+
+def preview_lines(p: dict[str, Any], *, skip_hint: str = "refused unless --skip-conflicts") -> list[str]:
+    """The preview in words, line by line: the CLI (``feedsync undo --dry-run``) and the console's
+    undo page print these same lines. Each person, unit or position is counted once: restored,
+    deactivated or reactivated."""
+    lines = [f"undoing run {p['run_id']} ({p['connection']}) would (dry run, nothing changed):"]
+    for part in ("people", "units", "positions"):
+        e = p[part]
+        done = [
+            f"{verb} {e[key]}"
+            for verb, key in (("restore", "restores"), ("deactivate", "deactivations"), ("reactivate", "reactivations"))
+            if e[key]
+        ]
+        if done:
+            lines.append(f"  {part}: " + ", ".join(done))
+    for tbl, c in p["by_table"].items():
+        if tbl in undo.PARTS:
+            continue
+        noun = _NOUNS.get(tbl, f"lms.{tbl} rows")
+        verb = "retired" if tbl == "courses" else "removed"
+        lines.append(f"  {noun}: {c['restored']} restored, {c['created']} the run created {verb}")
+    if len(lines) == 1:
+        lines.append("  change nothing: the run changed no row")
+    if p["conflicts"]:
+        lines.append(f"conflicts: {p['conflicts']} row(s) changed since ({skip_hint}):")
+        lines += [f"  {c}" for c in p["conflicts_sample"]]
+        if p["conflicts"] > len(p["conflicts_sample"]):
+            lines.append(f"  ... and {p['conflicts'] - len(p['conflicts_sample'])} more")
+    lines += [f"would wait for approval: {why}" for why in p["exceeds"]]
+    return lines
+
+
+def start_undo(run_id: int, *, skip_conflicts: bool = False, skip_how: str = undo.CLI_SKIP) -> int:
     """Queue the undo of ``run_id``; refused (CommandError naming the rows) if rows it changed were
-    changed since, unless ``skip_conflicts``. The undo run checks again when it loads."""
+    changed since, unless ``skip_conflicts`` (the refusal says how to skip them as ``skip_how``).
+    The undo run checks again when it loads."""
     p = preview(run_id)
     if p["conflicts"] and not skip_conflicts:
-        raise CommandError(undo.refusal(run_id, p["conflicts"], p["conflicts_sample"]))
+        raise CommandError(undo.refusal(run_id, p["conflicts"], p["conflicts_sample"], skip_how))
     outbox = OutboxBatch()
     with store.connect() as conn:
         connection = live_connection(conn, p["connection"])

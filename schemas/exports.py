@@ -8,6 +8,9 @@ location = "transcripts"       # folder under FEEDSYNC_EXPORT_DIR/export/
 zip = false                    # true: the CSV inside a .zip of the same name
 status = ["completed", "in_progress", "not_started", "unenrolled"]   # transcript rows of these statuses
 escape_formulas = true         # false: cells starting with = + - @, tab or CR written as they are
+timezone = "UTC"               # the account's time zone (IANA name): in the date headers and the values
+line_ends = "lf"               # "crlf": every row ends in CR LF, as ALM's own reports do
+unique_ids = true              # false: no `User Unique ID` / `LO Unique ID` columns (ALM: "only if enabled")
 ```
 
 An export changes nothing in ``lms``: it needs no approval and takes no files from the drop dir.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import re
 from typing import ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import field_validator, model_validator
 
@@ -36,7 +40,16 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 class ExportConnection(KindConfig):
     """The config of the three export kinds (one class: they take the same keys)."""
 
-    OWN_KEYS: ClassVar[tuple[str, ...]] = ("location", "zip", "status", "escape_formulas", "workday")
+    OWN_KEYS: ClassVar[tuple[str, ...]] = (
+        "location",
+        "zip",
+        "status",
+        "escape_formulas",
+        "timezone",
+        "line_ends",
+        "unique_ids",
+        "workday",
+    )
     TAKES_FILES: ClassVar[bool] = False
 
     kind: Literal["transcript_export", "skills_export", "xapi_export"]
@@ -52,6 +65,26 @@ class ExportConnection(KindConfig):
     escape_formulas: bool = True
     # skills_export: the window's achievements also sent to the workers' skills in this Workday tenant.
     workday: WorkdayConfig | None = None
+    # The account's time zone, as ALM writes it into the date headers ("Completion Date (UTC
+    # TimeZone)") and the times in the values. An IANA name: "UTC", "Asia/Calcutta", "Europe/Berlin".
+    timezone: str = "UTC"
+    # How rows end: "lf" (PostgreSQL's CSV), or "crlf" as ALM's own reports (its xAPI report) end them.
+    line_ends: Literal["lf", "crlf"] = "lf"
+    # ALM writes `User Unique ID` and `LO Unique ID` only where the account enables them.
+    unique_ids: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise KeyProblem(
+                f'timezone {v!r} is not a time zone: give an IANA name such as "UTC", "Asia/Calcutta" '
+                'or "Europe/Berlin"',
+                "timezone",
+            ) from None
+        return v
 
     @field_validator("location")
     @classmethod

@@ -60,9 +60,16 @@ def dlq_replay(ids: tuple[int, ...], run_id: int | None, everything: bool, dry_r
         fail(f"no dead letter {', '.join(map(str, missing))}; see `feedsync dlq list --all`")
     if run_id is not None and run_status(run_id) is None:
         fail(f"no run {run_id}")
-    results = dead.replay(
-        get_settings(), ids=list(ids), run_id=run_id, everything=everything, dry_run=dry_run, force=force
-    )
+    from producers.audit import cli_action
+
+    if dry_run:
+        results = dead.replay(get_settings(), ids=list(ids), run_id=run_id, everything=everything, dry_run=True)
+    else:
+        target = f"run {run_id}" if run_id is not None else ("all" if everything else None)
+        with cli_action("replay", target) as detail:
+            results = dead.replay(get_settings(), ids=list(ids), run_id=run_id, everything=everything, force=force)
+            # The dead letters' ids, each with what became of it (replayed, skipped, refused).
+            detail["results"] = {str(r.dead_letter_id): r.outcome for r in results}
     if not results:
         click.echo("no dead letters to replay")
     for r in results:

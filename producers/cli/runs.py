@@ -19,22 +19,32 @@ from schemas.settings import get_settings
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def upload(connection: str, files: tuple[Path, ...]) -> None:
     """Copy FILES into CONNECTION's drop folder atomically."""
+    from producers.audit import cli_action
     from producers.commands import CommandError
     from producers.commands import upload as do_upload
 
-    try:
-        for p in do_upload(get_settings(), connection, list(files)):
-            click.echo(f"dropped {printable(p)}")
-    except CommandError as exc:
-        fail(str(exc))
+    with cli_action("upload", connection) as detail:
+        try:
+            dropped = do_upload(get_settings(), connection, list(files))
+        except CommandError as exc:
+            detail["refused"] = f"refused: {exc}"
+            fail(str(exc))
+        detail["files"] = len(dropped)
+    for p in dropped:
+        click.echo(f"dropped {printable(p)}")
 
 
-def _start_and_maybe_wait(start: Any, wait: bool, *, as_json: bool = False) -> None:
+def _start_and_maybe_wait(
+    start: Any, wait: bool, *, as_json: bool = False, audit: tuple[str, str] | None = None
+) -> None:
     """Queue a run with ``start()``; with --wait (always with the stub broker) follow it to the end.
-    ``as_json``: one JSON object (run_id, status, error) instead of the lines, exit codes the same."""
+    ``as_json``: one JSON object (run_id, status, error) instead of the lines, exit codes the same.
+    ``audit``: the action and its target, recorded in the audit when the run is queued (or refused)."""
     from producers.commands import CommandError, wait_for_run
     from schemas.states import RunStatus
 
+    if audit is not None:
+        start = _audited(start, *audit)
     settings = get_settings()
     say = (lambda _line: None) if as_json else click.echo
     try:
@@ -63,6 +73,18 @@ def _start_and_maybe_wait(start: Any, wait: bool, *, as_json: bool = False) -> N
             click.echo(f"see its plan with `feedsync run {run_id}`, then `feedsync approve {run_id}` or `reject`")
     if st["status"] in (RunStatus.FAILED, RunStatus.REJECTED, RunStatus.CANCELLED):
         sys.exit(2)
+
+
+def _audited(start: Any, action: str, target: str) -> Any:
+    """``start``, recording the action in the audit with the run it queued, or refused."""
+    from producers.audit import cli_action
+
+    def run() -> int:
+        with cli_action(action, target) as detail:
+            detail["run_id"] = run_id = int(start())
+        return run_id
+
+    return run
 
 
 def _echo_export_file(run_id: int) -> None:
@@ -106,6 +128,8 @@ def sync(connection: str, since: Any, access: str, dry_run: bool, preview_file: 
             fail("--file previews one file: use it with --dry-run, without --since")
         _preview(connection, preview_file, AccessMode(access), wait)
         return
+    if not dry_run:
+        _pull_first(connection)
     _start_and_maybe_wait(
         lambda: start_sync(
             get_settings(),
@@ -115,7 +139,21 @@ def sync(connection: str, since: Any, access: str, dry_run: bool, preview_file: 
             since=since.date() if since else None,
         ),
         wait,
+        audit=("sync", connection),
     )
+
+
+def _pull_first(connection: str) -> None:
+    """An SFTP pull connection fetches from its server first (min_file_age_s honoured), then runs."""
+    from producers.commands import CommandError
+    from producers.pull_first import pull_first
+
+    try:
+        said = pull_first(get_settings(), connection)
+    except CommandError as exc:
+        fail(str(exc))
+    if said:
+        click.echo(f"{printable(connection)}: {said}")
 
 
 def _preview(connection: str, path: Path, access: Any, wait: bool) -> None:
@@ -135,16 +173,19 @@ def rerun(connection: str, run_id: int | None, wait: bool) -> None:
     """Rerun CONNECTION's latest run with the files it used, as they are now."""
     from producers.commands import rerun as do_rerun
 
-    _start_and_maybe_wait(lambda: do_rerun(get_settings(), connection, run_id), wait)
+    _start_and_maybe_wait(lambda: do_rerun(get_settings(), connection, run_id), wait, audit=("rerun", connection))
 
 
 def _decide(decision: str, run_id: int, done: str) -> None:
     from producers import commands
+    from producers.audit import cli_action
 
-    try:
-        getattr(commands, decision)(run_id)
-    except commands.CommandError as exc:
-        fail(str(exc))
+    with cli_action(decision, f"run {run_id}") as detail:
+        try:
+            getattr(commands, decision)(run_id)
+        except commands.CommandError as exc:
+            detail["refused"] = f"refused: {exc}"
+            fail(str(exc))
     click.echo(f"run {run_id}: {done}")
 
 
@@ -167,11 +208,15 @@ def reject(run_id: int) -> None:
 @click.option("--reason", help="why, kept with the run (sync.run_actions)")
 def cancel(run_id: int, reason: str | None) -> None:
     """End a queued, held (awaiting_approval) or stuck in_progress run; the connection's next run starts."""
+    from producers.audit import cli_action
     from producers.commands import CommandError
     from producers.commands import cancel as do_cancel
 
-    try:
-        was = do_cancel(run_id, reason)
-    except CommandError as exc:
-        fail(str(exc))
+    with cli_action("cancel", f"run {run_id}") as detail:
+        try:
+            was = do_cancel(run_id, reason)
+        except CommandError as exc:
+            detail["refused"] = f"refused: {exc}"
+            fail(str(exc))
+        detail["was"] = str(was)
     click.echo(f"run {run_id}: cancelled (was {was})")

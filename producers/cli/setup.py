@@ -44,13 +44,22 @@ def connections_apply(file: Path, prune: bool) -> None:
         fail(f"refused, nothing applied:\n{exc}")
     except RecursionError:  # tomllib recurses once per level of nested arrays or tables
         fail(f"refused, nothing applied:\n{file}: values are nested too deeply to be a connections file")
-    try:
-        applied = apply_connections(parsed)
-    except CommandError as exc:
-        fail("refused, nothing applied:\n" + "\n".join(f"{file}: {line}" for line in str(exc).splitlines()))
+    from producers.audit import cli_action
+
+    with cli_action("connections_apply", file.name) as detail:
+        try:
+            applied = apply_connections(parsed)
+        except CommandError as exc:
+            detail["refused"] = f"refused: {exc}"
+            fail("refused, nothing applied:\n" + "\n".join(f"{file}: {line}" for line in str(exc).splitlines()))
+        grouped = apply_rules(rules, prune=prune)
+        # What changed: each connection and group rule with its outcome (created, updated, unchanged ...).
+        detail["connections"] = {name: outcome for name, outcome in applied}
+        if rules:
+            detail["groups"] = {name: outcome for name, outcome in grouped}
     for name, outcome in applied:
         click.echo(f"{name}: {outcome}")
-    for name, outcome in apply_rules(rules, prune=prune):
+    for name, outcome in grouped:
         click.echo(f"group {name}: {outcome}")
 
 

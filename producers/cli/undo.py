@@ -34,26 +34,15 @@ def undo(run_id: int, dry_run: bool, skip_conflicts: bool, as_json: bool, wait: 
             fail(str(exc))
         click.echo(json.dumps(p, indent=2, default=str) if as_json else _preview_text(p))
         return
-    _start_and_maybe_wait(lambda: start_undo(run_id, skip_conflicts=skip_conflicts), wait, as_json=as_json)
+    _start_and_maybe_wait(
+        lambda: start_undo(run_id, skip_conflicts=skip_conflicts),
+        wait,
+        as_json=as_json,
+        audit=("undo", f"run {run_id}"),
+    )
 
 
 def _preview_text(p: dict[str, Any]) -> str:
-    lines = [f"undoing run {p['run_id']} ({p['connection']}) would (dry run, nothing changed):"]
-    for part in ("people", "units", "positions"):
-        e = p[part]
-        if e["updates"] or e["deactivations"]:
-            lines.append(
-                f"  {part}: restore {e['updates']}, deactivate {e['deactivations']}, reactivate {e['reactivations']}"
-            )
-    for tbl, c in p["by_table"].items():
-        lines.append(f"  lms.{tbl}: {c['restored']} row(s) restored, {c['created']} created by the run undone")
-    if len(lines) == 1:
-        lines.append("  change nothing: the run changed no row")
-    if p["conflicts"]:
-        lines.append(f"conflicts: {p['conflicts']} row(s) changed since (refused unless --skip-conflicts):")
-        lines += [f"  {c}" for c in p["conflicts_sample"]]
-        if p["conflicts"] > len(p["conflicts_sample"]):
-            lines.append(f"  ... and {p['conflicts'] - len(p['conflicts_sample'])} more")
-    for why in p["exceeds"]:
-        lines.append(f"would wait for approval: {why}")
-    return "\n".join(lines)
+    from producers.undo import preview_lines
+
+    return "\n".join(preview_lines(p))

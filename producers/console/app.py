@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlsplit
 
 import anyio
@@ -117,8 +118,39 @@ async def sign_out(request: Request) -> Response:
 
 @page
 async def audit(request: Request, s: accounts.Session) -> Response:
-    rows = await blocking(s, accounts.audit, 500)
-    return render(request, "audit.html", title="Audit", rows=rows)
+    """The audit, console and CLI alike, filtered by who, what and when (?who=&action=&from=&to=,
+    days as YYYY-MM-DD in UTC, ``to`` inclusive)."""
+    from producers import audit as trail
+
+    q = request.query_params
+    who, what = (q.get("who") or "").strip() or None, (q.get("action") or "").strip() or None
+    since, until, problem = _days(q.get("from"), q.get("to"))
+    rows = await blocking(s, trail.entries, limit=500, who=who, action=what, since=since, until=until)
+    return render(
+        request,
+        "audit.html",
+        400 if problem else 200,
+        title="Audit",
+        rows=rows,
+        actions=await blocking(s, trail.actions),
+        selected={"who": who or "", "action": what or "", "from": q.get("from") or "", "to": q.get("to") or ""},
+        error=problem,
+    )
+
+
+def _days(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None, str | None]:
+    """The audit page's from and to days as a half-open range of UTC instants, or what is wrong."""
+    bounds: list[datetime | None] = []
+    for name, text, extra in (("from", start, 0), ("to", end, 1)):
+        if not text:
+            bounds.append(None)
+            continue
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            return None, None, f"{name}: give a day as YYYY-MM-DD"
+        bounds.append(datetime.combine(day, time(), UTC) + timedelta(days=extra))
+    return bounds[0], bounds[1], None
 
 
 async def home(request: Request) -> Response:

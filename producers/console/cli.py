@@ -77,10 +77,15 @@ def admins_add(name: str, role: str) -> None:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    try:
-        accounts.add_admin(name, password, role)
-    except accounts.AccountError as exc:
-        _fail(str(exc))
+    from producers.audit import cli_action
+
+    with cli_action("admins_add", name) as detail:
+        detail["role"] = role
+        try:
+            accounts.add_admin(name, password, role)
+        except accounts.AccountError as exc:
+            detail["refused"] = f"refused: {exc}"
+            _fail(str(exc))
     click.echo(f"{printable(name)}: added as {role}")
 
 
@@ -104,10 +109,14 @@ def admins_remove(name: str) -> None:
     with _needs_console("`feedsync admins remove`"):
         from producers.console import accounts
 
-    try:
-        accounts.remove_admin(name)
-    except accounts.AccountError as exc:
-        _fail(str(exc))
+    from producers.audit import cli_action
+
+    with cli_action("admins_remove", name) as detail:
+        try:
+            accounts.remove_admin(name)
+        except accounts.AccountError as exc:
+            detail["refused"] = f"refused: {exc}"
+            _fail(str(exc))
     click.echo(f"{printable(name)}: removed")
 
 

@@ -39,6 +39,8 @@ async def _connection_page(
     if not rows:
         return render(request, "message.html", 404, title="Not found", text="There is no connection of that name.")
     runs = await blocking(s, queries.history, name, 20)
+    from producers import sftp_view
+
     return render(
         request,
         "connection.html",
@@ -46,6 +48,7 @@ async def _connection_page(
         title=f"Connection {name}",
         c=_tile(rows[0]),
         runs=runs,
+        sftp=await blocking(s, sftp_view.summary, rows[0]),
         error=error,
         today=(await blocking(s, queries.today)).isoformat(),
     )
@@ -74,6 +77,10 @@ async def sync(request: Request, s: accounts.Session, form: FormData) -> Respons
         )
     dry_run = form.get("dry_run") == "on"
     try:
+        if not dry_run:  # an SFTP pull connection fetches from its server first, as ALM's run now
+            from producers.pull_first import pull_first
+
+            await blocking(s, pull_first, get_settings(), name)
         run_id = await blocking(
             s, commands.start_sync, get_settings(), name, access=access, dry_run=dry_run, since=since
         )

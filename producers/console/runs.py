@@ -105,6 +105,11 @@ async def export_file(request: Request, s: accounts.Session) -> Response:
     e = r["export"] if r else None
     if e is None or e["rows"] is None:
         return render(request, "message.html", 404, title="Not found", text="This run delivered no export file.")
+    if str(e["folder"]).startswith("sftp://"):
+        # Pushed to its SFTP destination (workers/files/sftp_destination.py): no copy is kept here.
+        where = f"{str(e['folder']).rstrip('/')}/{e['file']}"
+        text = f"This export was pushed to its destination: {where}. feedsync keeps no copy; fetch it from there."
+        return render(request, "message.html", title=f"Export of run {r['run_id'] if r else ''}", text=text)
     root = get_settings().export_dir.resolve()
     path = (Path(e["folder"]) / e["file"]).resolve()
     if not path.is_relative_to(root) or not path.is_file():
@@ -145,15 +150,40 @@ async def cancel(request: Request, s: accounts.Session, form: FormData) -> Respo
     return await _decide(request, s, "cancel", reason)
 
 
+@page
+async def undo_preview(request: Request, s: accounts.Session) -> Response:
+    """What undoing the run would do, in the same words as `feedsync undo RUN_ID --dry-run`, with the
+    conflicts' checkbox and the Undo button."""
+    from producers.undo import preview, preview_lines
+
+    run_id = request.path_params["run_id"]
+    try:
+        p = await blocking(s, preview, run_id)
+    except commands.CommandError as exc:
+        return render(request, "undo.html", 400, title=f"Undo run {run_id}", run_id=run_id, lines=[], error=str(exc))
+    lines = preview_lines(p, skip_hint="refused unless you tick 'Leave rows changed since as they are'")
+    return render(
+        request,
+        "undo.html",
+        title=f"Undo run {run_id}",
+        run_id=run_id,
+        lines=lines,
+        conflicts=p["conflicts"],
+        can_act=s.admin.can_act,
+        error=None,
+    )
+
+
 @action("undo")
 async def undo(request: Request, s: accounts.Session, form: FormData) -> Response:
     """The same command as `feedsync undo RUN_ID [--skip-conflicts]`: queues a run of type undo."""
     from producers.undo import start_undo
+    from workers.runs.undo import CONSOLE_SKIP
 
     run_id = request.path_params["run_id"]
     skip = form.get("skip_conflicts") == "1"
     try:
-        undo_id = await blocking(s, start_undo, run_id, skip_conflicts=skip)
+        undo_id = await blocking(s, start_undo, run_id, skip_conflicts=skip, skip_how=CONSOLE_SKIP)
     except commands.CommandError as exc:
         await blocking(
             s, accounts.record, s.admin.name, "undo", f"run {run_id}", outcome=f"refused: {exc}", client=client(request)
@@ -177,4 +207,5 @@ routes = [
     Route("/runs/{run_id:int}/reject", reject, methods=["POST"]),
     Route("/runs/{run_id:int}/cancel", cancel, methods=["POST"]),
     Route("/runs/{run_id:int}/undo", undo, methods=["POST"]),
+    Route("/runs/{run_id:int}/undo/preview", undo_preview),
 ]

@@ -54,3 +54,27 @@ def test_a_rejected_skip_deactivations_run_offers_undo_for_the_part_it_applied(
     pipeline.drain()
     assert sql("SELECT status FROM sync.runs WHERE id = %s", (a,)) == [("rejected",)]
     assert "Undo run" in as_admin.get(f"/runs/{a}").text
+
+
+def test_the_undo_preview_page_says_what_the_cli_dry_run_says_and_offers_the_checkbox_not_the_flag(
+    as_admin: TestClient, pipeline: Pipeline
+) -> None:
+    from click.testing import CliRunner
+
+    from producers.cli import cli
+
+    apply()
+    pipeline.import_files((FEED + "day1.csv", people(2)))
+    a = pipeline.import_files((FEED + "day2.csv", people(2, tag="A")))
+    b = pipeline.import_files((FEED + "day3.csv", HEADER + "p1@x.com,P1,L,,B\n"))
+    assert f'href="/runs/{a}/undo/preview"' in as_admin.get(f"/runs/{a}").text
+    page = as_admin.get(f"/runs/{a}/undo/preview").text
+    dry = CliRunner().invoke(cli, ["undo", str(a), "--dry-run"]).output.splitlines()
+    for line in dry:
+        if not line.startswith("conflicts:"):
+            assert line.strip() in page, line
+    assert f"person p1@x.com (changed by run {b})" in page and 'name="skip_conflicts"' in page
+    assert "--skip-conflicts" not in page
+    refused = as_admin.post(f"/runs/{a}/undo", data={"csrf": form_token(as_admin)})
+    assert refused.status_code == 400 and "person p1@x.com" in refused.text
+    assert "--skip-conflicts" not in refused.text and "Leave rows changed since as they are" in refused.text

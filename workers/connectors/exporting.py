@@ -24,9 +24,13 @@ from schemas.exports import ExportConnection
 from workers import store
 from workers.files.cells import sql_cell
 
-#: The time zone ALM writes into date headers; feedsync writes every time in UTC.
-TZ = "UTC"
 EMPTY = sql.SQL("NULL")
+
+
+def zoned(title: str, cfg: ExportConnection) -> str:
+    """A date column's header as ALM writes it, with the account's time zone: ``Completion Date (UTC
+    TimeZone)``, ``Completion Date (Asia/Calcutta TimeZone)``."""
+    return f"{title} ({cfg.timezone} TimeZone)"
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,13 @@ def person_name(alias: str) -> sql.Composed:
 
 
 def user_state(alias: str) -> sql.Composed:
-    # People are deactivated, never deleted: ALM's SUSPENDED, not DELETED.
-    return sql.SQL("CASE WHEN {a}.active THEN 'ACTIVE' ELSE 'SUSPENDED' END").format(a=sql.Identifier(alias))
+    """ALM's userState: ACTIVE; DELETED for a person a users feed said was DELETED (kept apart in
+    lms.deleted_people: feedsync never deletes anyone); SUSPENDED for anyone else inactive."""
+    return sql.SQL(
+        """CASE WHEN {a}.active THEN 'ACTIVE'
+                WHEN EXISTS (SELECT 1 FROM lms.deleted_people d WHERE d.user_id = {a}.id) THEN 'DELETED'
+                ELSE 'SUSPENDED' END"""
+    ).format(a=sql.Identifier(alias))
 
 
 def profile_columns(alias: str, profile: Sequence[str]) -> list[sql.Composable]:
@@ -67,9 +76,19 @@ def day(expr: sql.Composable) -> sql.Composed:
     return sql.SQL("to_char({}, 'YYYY-MM-DD')").format(expr)
 
 
-def instant(expr: sql.Composable) -> sql.Composed:
-    """A point in time as ISO 8601 in UTC with milliseconds, as ALM's xAPI report writes it."""
-    return sql.SQL("""to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""").format(expr)
+def instant(expr: sql.Composable, timezone: str = "UTC") -> sql.Composed:
+    """A point in time as ISO 8601 with milliseconds: in UTC with ``Z`` as ALM's xAPI report writes
+    it, or in the account's time zone with its offset (``2018-07-27T15:33:41.863+05:30``). Whatever
+    the session's TimeZone."""
+    if timezone == "UTC":
+        return sql.SQL("""to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""").format(expr)
+    return sql.SQL(
+        """(SELECT to_char(x.local, 'YYYY-MM-DD"T"HH24:MI:SS.MS')
+                   || CASE WHEN x.off < interval '0' THEN '-' || to_char(-x.off, 'HH24:MI')
+                           ELSE '+' || to_char(x.off, 'HH24:MI') END
+            FROM (SELECT {e} AT TIME ZONE {tz} AS local,
+                         ({e} AT TIME ZONE {tz}) - ({e} AT TIME ZONE 'UTC') AS off) x)"""
+    ).format(e=expr, tz=sql.Literal(timezone))
 
 
 def removals(table: str, window: Window, gone: sql.Composable) -> sql.Composed:

@@ -21,7 +21,6 @@ from schemas.exports import ExportConnection
 from workers.connectors.contract import ExportKind
 from workers.connectors.exporting import (
     EMPTY,
-    TZ,
     Window,
     day,
     person_name,
@@ -29,30 +28,34 @@ from workers.connectors.exporting import (
     removals,
     select,
     user_state,
+    zoned,
 )
 
-_BEFORE_PROFILE: list[tuple[str, sql.Composable]] = [
-    ("Name", person_name("u")),
-    ("email", sql.SQL("u.email")),
-    ("Adobe ID", EMPTY),
-    ("User Unique ID", sql.SQL("u.external_id")),
-    ("Skill", sql.SQL("s.name")),
-    ("Skill Level", EMPTY),
-    ("Credits Required", EMPTY),
-    ("Credits Earned", EMPTY),
-    ("Completion Percentage", sql.SQL("us.completion")),
-    (f"Date Assigned ({TZ} TimeZone)", EMPTY),
-    (f"Date Achieved ({TZ} TimeZone)", day(sql.SQL("us.achieved_on"))),
-    ("userState", user_state("u")),
-]
+
+def _before_profile(cfg: ExportConnection) -> list[tuple[str, sql.Composable]]:
+    """(header, value) in ALM's Skill Transcript order up to userState."""
+    return [
+        ("Name", person_name("u")),
+        ("email", sql.SQL("u.email")),
+        ("Adobe ID", EMPTY),
+        *([("User Unique ID", sql.SQL("u.external_id"))] if cfg.unique_ids else []),
+        ("Skill", sql.SQL("s.name")),
+        ("Skill Level", EMPTY),
+        ("Credits Required", EMPTY),
+        ("Credits Earned", EMPTY),
+        ("Completion Percentage", sql.SQL("us.completion")),
+        (zoned("Date Assigned", cfg), EMPTY),
+        (zoned("Date Achieved", cfg), day(sql.SQL("us.achieved_on"))),
+        ("userState", user_state("u")),
+    ]
 
 
-def header(profile: Sequence[str]) -> list[str]:
-    return [h for h, _ in _BEFORE_PROFILE] + list(profile) + ["Manager Name"]
+def header(cfg: ExportConnection, profile: Sequence[str]) -> list[str]:
+    return [h for h, _ in _before_profile(cfg)] + list(profile) + ["Manager Name"]
 
 
 def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.Composed:
-    columns = [v for _, v in _BEFORE_PROFILE] + profile_columns("u", profile) + [person_name("m")]
+    columns = [v for _, v in _before_profile(cfg)] + profile_columns("u", profile) + [person_name("m")]
     return select(
         cfg,
         columns,

@@ -20,7 +20,6 @@ from schemas.exports import ExportConnection
 from workers.connectors.contract import ExportKind
 from workers.connectors.exporting import (
     EMPTY,
-    TZ,
     Window,
     day,
     person_name,
@@ -28,57 +27,74 @@ from workers.connectors.exporting import (
     removals,
     select,
     user_state,
+    zoned,
 )
 
+#: ALM's status strings, as its transcript writes them ("Not started", lower-case s).
 STATUS = {
-    "not_started": "Not Started",
+    "not_started": "Not started",
     "in_progress": "In Progress",
     "completed": "Completed",
     "unenrolled": "Unenrolled",
 }
 
-#: (header, value) in ALM's order up to userState; profile attributes and the columns after them follow.
-_BEFORE_PROFILE: list[tuple[str, sql.Composable]] = [
-    ("Name", person_name("u")),
-    ("email", sql.SQL("u.email")),
-    ("Adobe ID", EMPTY),
-    ("User Unique ID", sql.SQL("u.external_id")),
-    ("Learning plan Name", EMPTY),
-    ("LP/Certification/Course", sql.SQL("c.title")),
-    ("Type", sql.SQL("'Course'")),
-    ("Course", sql.SQL("c.title")),
-    ("LO Unique ID", sql.SQL("c.external_id")),
-    ("Instance", EMPTY),
-    ("Selection Criteria", EMPTY),
-    ("Module", EMPTY),
-    ("Version", EMPTY),
-    ("Delivery Type", EMPTY),
-    ("Language", sql.SQL("c.language")),
-    ("Comment", EMPTY),
-    (f"Enrollment Date ({TZ} TimeZone)", EMPTY),
-    (f"Started Date ({TZ} TimeZone)", day(sql.SQL("p.first_accessed_on"))),
-    (f"Completion Date ({TZ} TimeZone)", day(sql.SQL("p.completed_on"))),
-    (f"Deadline ({TZ} TimeZone)", EMPTY),
-    ("Overdue", EMPTY),
-    (
-        "Status",
-        sql.SQL("CASE p.status {} END").format(
-            sql.SQL(" ").join(
-                sql.SQL("WHEN {} THEN {}").format(sql.Literal(k), sql.Literal(v)) for k, v in STATUS.items()
-            )
-        ),
-    ),
-    ("Progress %", sql.SQL("CASE p.status WHEN 'completed' THEN 100 WHEN 'not_started' THEN 0 END")),
-    ("Time Spent(minutes)", sql.SQL("p.time_spent_minutes")),
-    ("Grade", EMPTY),
-    ("Quiz Score", sql.SQL("p.score")),
-    ("Quiz_score_max", EMPTY),
-    ("Highest_Quiz_score", EMPTY),
-    ("Highest_Quiz_score_max", EMPTY),
-    ("Attempts Taken", EMPTY),
-    ("Maximum Allowed Attempts", EMPTY),
-    ("userState", user_state("u")),
-]
+#: ``Progress %``: 100 when completed, 0 when not started; in progress, the share of the course's
+#: duration spent in it, at most 99 (feedsync keeps no module-level progress), 0 when not known.
+PROGRESS = sql.SQL(
+    """CASE p.status WHEN 'completed' THEN 100 WHEN 'not_started' THEN 0
+       WHEN 'in_progress' THEN CASE WHEN c.duration_minutes > 0 AND p.time_spent_minutes IS NOT NULL
+                                    THEN least(99, floor(100.0 * p.time_spent_minutes / c.duration_minutes))::int
+                                    ELSE 0 END END"""
+)
+
+
+def _status() -> sql.Composed:
+    return sql.SQL("CASE p.status {} END").format(
+        sql.SQL(" ").join(sql.SQL("WHEN {} THEN {}").format(sql.Literal(k), sql.Literal(v)) for k, v in STATUS.items())
+    )
+
+
+def _before_profile(cfg: ExportConnection) -> list[tuple[str, sql.Composable]]:
+    """(header, value) in ALM's order up to userState; profile attributes and _AFTER_PROFILE follow.
+    ``User Unique ID`` and ``LO Unique ID`` only with ``unique_ids`` (ALM: "only if enabled")."""
+    unique = cfg.unique_ids
+    return [
+        ("Name", person_name("u")),
+        ("email", sql.SQL("u.email")),
+        ("Adobe ID", EMPTY),
+        *([("User Unique ID", sql.SQL("u.external_id"))] if unique else []),
+        ("Learning plan Name", EMPTY),
+        ("LP/Certification/Course", sql.SQL("c.title")),
+        ("Type", sql.SQL("'Course'")),
+        ("Course", sql.SQL("c.title")),
+        *([("LO Unique ID", sql.SQL("c.external_id"))] if unique else []),
+        ("Instance", EMPTY),
+        ("Selection Criteria", EMPTY),
+        ("Module", EMPTY),
+        ("Version", EMPTY),
+        ("Delivery Type", EMPTY),
+        ("Language", sql.SQL("c.language")),
+        ("Comment", EMPTY),
+        # Feeds give days, not times: a day is written as given, whatever the time zone.
+        (zoned("Enrollment Date", cfg), EMPTY),
+        (zoned("Started Date", cfg), day(sql.SQL("p.first_accessed_on"))),
+        (zoned("Completion Date", cfg), day(sql.SQL("p.completed_on"))),
+        (zoned("Deadline", cfg), EMPTY),
+        ("Overdue", EMPTY),
+        ("Status", _status()),
+        ("Progress %", PROGRESS),
+        ("Time Spent(minutes)", sql.SQL("p.time_spent_minutes")),
+        ("Grade", EMPTY),
+        ("Quiz Score", sql.SQL("p.score")),
+        ("Quiz_score_max", EMPTY),
+        ("Highest_Quiz_score", EMPTY),
+        ("Highest_Quiz_score_max", EMPTY),
+        ("Attempts Taken", EMPTY),
+        ("Maximum Allowed Attempts", EMPTY),
+        ("userState", user_state("u")),
+    ]
+
+
 _AFTER_PROFILE: list[tuple[str, sql.Composable]] = [
     ("Manager Name", person_name("m")),
     ("Enrollment Count", EMPTY),
@@ -93,12 +109,12 @@ _AFTER_PROFILE: list[tuple[str, sql.Composable]] = [
 ]
 
 
-def header(profile: Sequence[str]) -> list[str]:
-    return [h for h, _ in _BEFORE_PROFILE] + list(profile) + [h for h, _ in _AFTER_PROFILE]
+def header(cfg: ExportConnection, profile: Sequence[str]) -> list[str]:
+    return [h for h, _ in _before_profile(cfg)] + list(profile) + [h for h, _ in _AFTER_PROFILE]
 
 
 def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.Composed:
-    columns = [v for _, v in _BEFORE_PROFILE] + profile_columns("u", profile) + [v for _, v in _AFTER_PROFILE]
+    columns = [v for _, v in _before_profile(cfg)] + profile_columns("u", profile) + [v for _, v in _AFTER_PROFILE]
     return select(
         cfg,
         columns,

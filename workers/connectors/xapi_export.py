@@ -22,7 +22,7 @@ from workers.connectors.exporting import Window, instant, person_name, profile_c
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 
 
-def header(profile: Sequence[str]) -> list[str]:
+def header(cfg: ExportConnection, profile: Sequence[str]) -> list[str]:
     return [
         "User Name",
         "User Email",
@@ -40,7 +40,7 @@ def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.
     columns = [
         person_name("u"),
         sql.SQL("coalesce(u.email, x.actor_email)"),
-        instant(sql.SQL('x."timestamp"')),
+        instant(sql.SQL('x."timestamp"'), cfg.timezone),
         sql.SQL("x.object_id"),
         sql.SQL("x.verb_id"),
         sql.SQL("x.statement"),

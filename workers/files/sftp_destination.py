@@ -83,3 +83,35 @@ class SftpDestination:
             with open(local, "rb") as src:
                 while block := src.read(BLOCK):
                     await s.call(f.write(block))
+
+
+def probe(settings: Settings, cfg: SftpConfig, connection: str) -> str:
+    """What ``feedsync sftp check`` does for a push connection: connect (host key pinned), write a
+    small probe file into ``remote_dir``, check its size on the server and remove it. Returns the
+    probe's remote path; raises TerminalError (a sentence saying what to fix) or TransientError."""
+    import secrets
+
+    body = b"feedsync sftp check\n"
+
+    async def go() -> str:
+        async with session(settings, cfg, connection) as s:
+            remote = s.path(f".feedsync-probe-{secrets.token_hex(6)}")
+            try:
+                async with await s.call(s.client.open(remote, "wb")) as f:
+                    await s.call(f.write(body))
+                written = await s.call(s.client.stat(remote))
+                if written.size != len(body):
+                    raise TerminalError(
+                        f"{connection}: the probe {remote} has {written.size} bytes on the server, not {len(body)}"
+                    )
+            except (asyncssh.SFTPPermissionDenied, asyncssh.SFTPNoSuchFile, asyncssh.SFTPFailure) as exc:
+                raise TerminalError(
+                    f"{connection}: could not write to {cfg.describe()} ({type(exc).__name__}): check that "
+                    f"remote_dir exists and {cfg.user!r} may write there"
+                ) from None
+            finally:
+                with contextlib.suppress(Exception):
+                    await s.call(s.client.remove(remote))
+            return remote
+
+    return asyncio.run(go())

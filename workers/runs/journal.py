@@ -80,8 +80,13 @@ def writable_columns(conn: psycopg.Connection[Any], table: str) -> list[str]:
 
 
 def summarize(conn: psycopg.Connection[Any], run_id: int, into: sql.Composable) -> None:
-    """One row per store row run ``run_id`` changed, into the new table ``into``: its first and last
-    operation, the image before the run, the hash after it, and the later runs that changed it."""
+    """One row per store row run ``run_id`` changed, into the new table ``into``: its first operation
+    and the image before the run, the later runs that changed it since and were not undone since
+    (``later_runs``), and whether its last journaled change is what the row holds now (``outside``
+    is true when not: changed by something that is not a journaled run).
+
+    An undo's restores cancel the run they undo: a row run 2 changed and undo of run 2 gave back
+    holds what run 1 wrote, so undoing run 1 finds no conflict there (sync.journal_net_runs)."""
     conn.execute(
         sql.SQL(
             """CREATE UNLOGGED TABLE {into} AS
@@ -93,19 +98,27 @@ def summarize(conn: psycopg.Connection[Any], run_id: int, into: sql.Composable) 
                    FROM sync.journal WHERE run_id = %(run)s GROUP BY tbl, key),
                -- One pass over the journal written since the run (a range of seq), not a look-up per row.
                later AS (
-                   SELECT j.tbl, j.key, array_agg(DISTINCT j.run_id ORDER BY j.run_id) AS runs
+                   SELECT j.tbl, j.key, array_agg(j.run_id ORDER BY j.seq) AS runs,
+                          array_agg(r.undo_of ORDER BY j.seq) AS undo_ofs,
+                          (array_agg(j.op ORDER BY j.seq DESC))[1] AS last_op,
+                          (array_agg(j.after_hash ORDER BY j.seq DESC))[1] AS after_hash
                    FROM sync.journal j JOIN mine m ON m.tbl = j.tbl AND m.key = j.key AND j.seq > m.last_seq
+                   LEFT JOIN sync.runs r ON r.id = j.run_id
                    WHERE j.seq > (SELECT min(last_seq) FROM mine) AND j.run_id <> %(run)s
                    GROUP BY j.tbl, j.key)
-               SELECT m.*, coalesce(l.runs, '{{}}') AS later_runs, false AS outside
+               SELECT m.tbl, m.key, m.first_op, m.before,
+                      -- What the row should hold now: the last journaled change to it, by anyone.
+                      coalesce(l.last_op, m.last_op) AS last_op,
+                      CASE WHEN l.runs IS NULL THEN m.after_hash ELSE l.after_hash END AS after_hash,
+                      coalesce(sync.journal_net_runs(l.runs, l.undo_ofs), '{{}}') AS later_runs, false AS outside
                FROM mine m LEFT JOIN later l USING (tbl, key)
                -- Created and removed again by the run itself: nothing of it to undo.
                WHERE NOT (m.first_op = 'I' AND m.last_op = 'D')"""
         ).format(into=into),
         {"run": run_id},
     )
-    # Changed since by something that is not a journaled run: the row no longer holds what the
-    # run wrote (its hash differs), or a row the run removed is back.
+    # Changed since by something that is not a journaled run: the row no longer holds what its last
+    # journaled change wrote (its hash differs), or a removed row is back, or a written one is gone.
     for table in tables():
         match = key_match(conn, table, "t", sql.SQL("s.key"))
         conn.execute(

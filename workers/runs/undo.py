@@ -32,7 +32,7 @@ from workers.staging import stage_table
 
 #: Conflicts named in a refusal or a plan (the count says how many more there are).
 SAMPLE = 20
-_PARTS = {"users": "people", "org_units": "units", "positions": "positions"}
+PARTS = {"users": "people", "org_units": "units", "positions": "positions"}
 
 
 class UndoRefused(TerminalError):
@@ -124,14 +124,65 @@ def summarize(conn: psycopg.Connection[Any], undone: int, into: sql.Composable) 
     conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN skip boolean NOT NULL DEFAULT false").format(into))
 
 
+#: How a row of each journaled table is named to the admin: the person by e-mail, a unit, position
+#: or course by its external id, a record by the person and the course (never by table ids). In SQL
+#: over the summary row ``s``: the row as it is now, else its image from before the run.
+_NAMES: dict[str, sql.SQL] = {
+    "users": sql.SQL("'person ' || {user1}"),
+    "org_units": sql.SQL(
+        "'unit ' || coalesce((SELECT x.external_id FROM lms.org_units x WHERE x.id = {k1}), s.before ->> 'external_id')"
+    ),
+    "positions": sql.SQL(
+        "'position ' || coalesce((SELECT x.external_id FROM lms.positions x WHERE x.id = {k1}), "
+        "s.before ->> 'external_id')"
+    ),
+    "courses": sql.SQL("'course ' || {course1}"),
+    "learner_progress": sql.SQL("'learning record of ' || {user1} || ' on course ' || {course2}"),
+    "user_skills": sql.SQL("'skill ' || {skill2} || ' of ' || {user1}"),
+    "course_skills": sql.SQL("'skill ' || {skill2} || ' of course ' || {course1}"),
+    "group_members": sql.SQL(
+        "{user2} || ' in group ' || coalesce((SELECT x.name FROM lms.groups x WHERE x.id = {k1}), '?')"
+    ),
+    "assignments": sql.SQL("{user1} || ' assigned to ' || (s.key)[2]"),
+    "xapi_statements": sql.SQL("'xAPI statement ' || (s.key)[1]"),
+}
+_PARTS_SQL: dict[str, sql.SQL] = {
+    "k1": sql.SQL("(s.key)[1]::bigint"),
+    "user1": sql.SQL(
+        "coalesce((SELECT x.email FROM lms.users x WHERE x.id = (s.key)[1]::bigint), s.before ->> 'email')"
+    ),
+    "user2": sql.SQL("coalesce((SELECT x.email FROM lms.users x WHERE x.id = (s.key)[2]::bigint), '?')"),
+    "course1": sql.SQL(
+        "coalesce((SELECT x.external_id FROM lms.courses x WHERE x.id = (s.key)[1]::bigint), "
+        "s.before ->> 'external_id')"
+    ),
+    "course2": sql.SQL("coalesce((SELECT x.external_id FROM lms.courses x WHERE x.id = (s.key)[2]::bigint), '?')"),
+    "skill2": sql.SQL("coalesce((SELECT x.name FROM lms.skills x WHERE x.id = (s.key)[2]::bigint), '?')"),
+}
+
+
+def _name_sql() -> sql.Composable:
+    """SQL: the summary row ``s`` named as the admin knows it (see _NAMES)."""
+    cases = [
+        sql.SQL("WHEN {} THEN {}").format(
+            sql.Literal(tbl),
+            expr.format(**_PARTS_SQL),
+        )
+        for tbl, expr in _NAMES.items()
+    ]
+    fallback = sql.SQL("'lms.' || s.tbl || ' ' || array_to_string(s.key, ',')")
+    return sql.SQL("coalesce(CASE s.tbl {} END, {})").format(sql.SQL(" ").join(cases), fallback)
+
+
 def conflicts(conn: psycopg.Connection[Any], table: sql.Composable) -> tuple[int, list[str]]:
-    """How many rows changed since the run, and the first ones as 'lms.users 17 (changed by run 9)'."""
+    """How many rows changed since the run (and not undone since), and the first ones named as the
+    admin knows them: 'person ann@x.com (changed by run 9)'."""
     where = sql.SQL("cardinality(s.later_runs) > 0 OR s.outside")
     n = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {} s WHERE {}").format(table, where))
     rows = store.fetch_all(
         conn,
-        sql.SQL("SELECT tbl, key, later_runs, outside FROM {} s WHERE {} ORDER BY tbl, key LIMIT %s").format(
-            table, where
+        sql.SQL("SELECT {name} AS name, later_runs FROM {t} s WHERE {where} ORDER BY {name} LIMIT %s").format(
+            name=_name_sql(), t=table, where=where
         ),
         (SAMPLE,),
     )
@@ -144,14 +195,23 @@ def describe(r: dict[str, Any]) -> str:
         if r["later_runs"]
         else "changed outside feedsync's runs"
     )
-    return f"lms.{r['tbl']} {','.join(r['key'])} ({who})"
+    return f"{r['name']} ({who})"
 
 
-def refusal(run_id: int, n: int, sample: list[str]) -> str:
+#: How to leave conflicting rows as they are, where the admin undoes.
+CLI_SKIP = "undo with --skip-conflicts to leave these rows as they are now"
+CONSOLE_SKIP = "tick 'Leave rows changed since as they are' and undo again to leave these rows as they are now"
+ANY_SKIP = (
+    "undo again leaving these rows as they are now (feedsync undo --skip-conflicts, or the console's "
+    "'Leave rows changed since as they are')"
+)
+
+
+def refusal(run_id: int, n: int, sample: list[str], how: str = ANY_SKIP) -> str:
     more = f", and {n - len(sample)} more" if n > len(sample) else ""
     return (
         f"run {run_id} cannot be undone: {n} row(s) it changed were changed since: {'; '.join(sample)}{more}. "
-        "Undo those runs first, or undo with --skip-conflicts to leave these rows as they are now"
+        f"Undo those runs first, or {how}"
     )
 
 
@@ -167,7 +227,7 @@ def counts_of(conn: psycopg.Connection[Any], table: sql.Composable, connection_i
         ).format(table),
     ):
         plan["by_table"][str(row["tbl"])] = {"created": int(row["created"]), "restored": int(row["restored"])}
-    for tbl, part in _PARTS.items():
+    for tbl, part in PARTS.items():
         match = journal.key_match(conn, tbl, "t", sql.SQL("s.key"))
         got = store.fetch_one(
             conn,
@@ -176,7 +236,10 @@ def counts_of(conn: psycopg.Connection[Any], table: sql.Composable, connection_i
                                            OR NOT coalesce((s.before ->> 'active')::boolean, true))) AS deactivations,
                           count(*) FILTER (WHERE NOT t.active AND s.first_op <> 'I'
                                            AND coalesce((s.before ->> 'active')::boolean, false)) AS reactivations,
-                          count(*) FILTER (WHERE s.first_op <> 'I') AS updates
+                          count(*) FILTER (WHERE s.first_op <> 'I') AS updates,
+                          -- Restored and neither deactivated nor reactivated: each row in one count.
+                          count(*) FILTER (WHERE s.first_op <> 'I' AND t.active
+                                           = coalesce((s.before ->> 'active')::boolean, t.active)) AS restores
                    FROM {s} s JOIN {t} t ON {match} WHERE s.tbl = %(tbl)s AND NOT s.skip"""
             ).format(s=table, t=sql.Identifier("lms", tbl), match=match),
             {"tbl": tbl},
@@ -191,7 +254,8 @@ def counts_of(conn: psycopg.Connection[Any], table: sql.Composable, connection_i
         assert got is not None and pop is not None
         plan[part] = {
             "creates": 0,  # an undo creates nobody: people it brings back are reactivated
-            "updates": int(got["updates"]),
+            "updates": int(got["updates"]),  # every row restored (the thresholds' changes)
+            "restores": int(got["restores"]),  # of them, neither deactivated nor reactivated
             "deactivations": int(got["deactivations"]),
             "reactivations": int(got["reactivations"]),
             "population": int(pop["n"]),

@@ -102,13 +102,16 @@ def write_file(conn: psycopg.Connection[Any], run: RunRow, name: str, window: Wi
     copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(kind.query(cfg, profile, window))
     try:
         with destination.write(name) as (sink, written), conn.cursor() as cur:
-            sink.write(header_line(kind.header(profile), escape=cfg.escape_formulas))
+            crlf = cfg.line_ends == "crlf"
+            sink.write(header_line(kind.header(cfg, profile), escape=cfg.escape_formulas, crlf=crlf))
             with cur.copy(copy_sql) as copy:
                 # libpq hands COPY over a row at a time: gather rows into blocks of BLOCK_BYTES so
                 # the file write and the hash run once per block, not once per row.
                 block = bytearray()
                 for row in copy:
                     block += row
+                    if crlf:  # one row at a time (libpq's COPY): its end, never a line break in a cell
+                        block[-1:] = b"\r\n"
                     if len(block) >= BLOCK_BYTES:
                         sink.write(block)
                         block.clear()
@@ -136,11 +139,13 @@ def destination_for(settings: Settings, cfg: ExportConnection) -> Destination:
     return Folder(settings.export_dir, cfg.location, zipped=cfg.zip)
 
 
-def header_line(columns: list[str], *, escape: bool = True) -> bytes:
-    """The header as PostgreSQL's CSV writes a row: quoted only where needed, LF at the end. Profile
-    attribute names come from feeds, so they pass the formula rule as the rows' cells do."""
+def header_line(columns: list[str], *, escape: bool = True, crlf: bool = False) -> bytes:
+    """The header as PostgreSQL's CSV writes a row: quoted only where needed, LF (or CR LF) at the end.
+    Profile attribute names come from feeds, so they pass the formula rule as the rows' cells do."""
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow([csv_cell(c) for c in columns] if escape else columns)
+    csv.writer(out, lineterminator="\r\n" if crlf else "\n").writerow(
+        [csv_cell(c) for c in columns] if escape else columns
+    )
     return out.getvalue().encode("utf-8")
 
 

@@ -57,7 +57,7 @@ def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch
             )
     steps: list[Step] = [partial(insert_people, lo=lo, hi=hi) for lo, hi in inserts]
     steps += [partial(update_people, lo=lo, hi=hi) for lo, hi in updates]
-    return [*steps, apply_deactivations, *([finish] if whole else [])]
+    return [*steps, mark_deleted, apply_deactivations, *([finish] if whole else [])]
 
 
 def ensure_bucket_index(conn: psycopg.Connection[Any], run_id: int) -> None:
@@ -88,16 +88,19 @@ def insert_people(conn: psycopg.Connection[Any], run: RunRow, lo: int, hi: int) 
                  FROM {cls} c JOIN {t} s ON s.key = c.key
                  WHERE c.old_id IS NULL AND c.kbucket BETWEEN %(lo)s AND %(hi)s
                  ON CONFLICT (email_key) DO NOTHING
-                 RETURNING 1)
-               SELECT (SELECT count(*) FROM ins) AS created,
+                 RETURNING active)
+               SELECT (SELECT count(*) FROM ins WHERE active) AS created,
+                      (SELECT count(*) FROM ins WHERE NOT active) AS arrived_inactive,
                       (SELECT count(*) FROM {cls} c WHERE c.old_id IS NULL AND c.kbucket BETWEEN %(lo)s AND %(hi)s)
                         AS wanted"""
         ).format(cls=cls, t=t),
         params,
     )
     assert row is not None
-    counts = {"created": int(row["created"])}
-    if row["created"] < row["wanted"]:
+    # A person the feed brings for the first time already gone (ALM's userState DELETED or SUSPENDED)
+    # is kept, inactive: counted as deactivated, not as created.
+    counts = {"created": int(row["created"]), "deactivated": int(row["arrived_inactive"])}
+    if row["created"] + row["arrived_inactive"] < row["wanted"]:
         counts.update(_adopt(conn, run, lo, hi))
     return counts
 
@@ -206,6 +209,26 @@ def _update(
     if updated["gone"]:  # deactivated by their state column (counted with a full feed's)
         counts["deactivated"] = int(updated["gone"])
     return counts
+
+
+def mark_deleted(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
+    """The people the feed says are DELETED (ALM's userState), kept apart from SUSPENDED for the
+    exports while they stay inactive; a person the feed has active again leaves the list."""
+    t = stage_table("users", run.id)
+    conn.execute(
+        sql.SQL(
+            """INSERT INTO lms.deleted_people (user_id)
+               SELECT u.id FROM {t} s JOIN lms.users u ON u.email_key = s.key WHERE s.deleted AND NOT u.active
+               ON CONFLICT DO NOTHING"""
+        ).format(t=t)
+    )
+    conn.execute(
+        sql.SQL(
+            """DELETE FROM lms.deleted_people d USING {t} s, lms.users u
+               WHERE u.email_key = s.key AND d.user_id = u.id AND u.active"""
+        ).format(t=t)
+    )
+    return {}
 
 
 def apply_deactivations(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:

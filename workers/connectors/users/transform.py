@@ -48,7 +48,7 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfi
                  file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL, email text NOT NULL,
                  first_name text, last_name text, manager_key text, attrs jsonb NOT NULL, hash_src text NOT NULL,
                  row_hash text GENERATED ALWAYS AS (hashtextextended(hash_src, {seed})::text) STORED,
-                 inactive boolean NOT NULL DEFAULT false, manager_text text)"""
+                 inactive boolean NOT NULL DEFAULT false, manager_text text, deleted boolean NOT NULL DEFAULT false)"""
         ).format(stage_table("users", run_id), seed=sql.Literal(hash_seed(cfg)))
     )
     conn.execute(
@@ -223,7 +223,9 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
                    s.manager_raw IS NOT NULL AND s.manager_raw = lower(s.email) AS self_manager,
                    s.state_raw IS NOT NULL AND lower(s.state_raw) <> ALL(%(active_states)s::text[])
                      AND lower(s.state_raw) <> ALL(%(inactive_states)s::text[]) AS bad_state,
-                   coalesce(lower(s.state_raw) = ANY(%(inactive_states)s::text[]), false) AS inactive
+                   coalesce(lower(s.state_raw) = ANY(%(inactive_states)s::text[]), false) AS inactive,
+                   coalesce(lower(s.state_raw) = 'deleted' AND lower(s.state_raw) = ANY(%(inactive_states)s::text[]),
+                            false) AS deleted
             FROM src s
         ), checked AS (
             SELECT c.*, NOT (c.no_email OR c.bad_email OR c.bad_state OR {missing_any}) AS ok FROM chk c
@@ -238,12 +240,13 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
             RETURNING rejected
         ), ins AS (
             INSERT INTO {typed} (file_id, line_no, key, email, first_name, last_name, manager_key, attrs, hash_src,
-                                 inactive, manager_text)
+                                 inactive, manager_text, deleted)
             SELECT %(file)s, c.line_no, lower(c.email), c.email, c.first_name, c.last_name,
                    -- A manager that is not an e-mail finds nobody in the load and is reported there, with
                    -- the few other unresolved ones: a regex on every row here cost a third of the transform.
                    CASE WHEN c.self_manager THEN NULL ELSE c.manager_raw END,
-                   c.attrs, c.hash_src, c.inactive, CASE WHEN c.self_manager THEN NULL ELSE c.manager_text END
+                   c.attrs, c.hash_src, c.inactive, CASE WHEN c.self_manager THEN NULL ELSE c.manager_text END,
+                   c.deleted
             FROM checked c WHERE c.ok
             RETURNING 1
         ), kept AS (
