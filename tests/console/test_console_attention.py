@@ -168,7 +168,7 @@ def test_a_dead_lettered_runs_page_says_what_happened_and_replays_it(
     page = as_admin.get(f"/runs/{dead}").text
     shown = text_of(page)
     assert "⚠ What happened and what to do" in shown
-    assert "1 message of this run failed every retry and was set aside as dead letters" in shown
+    assert "1 message of this run failed every retry and was set aside as a dead letter" in shown
     assert "stage transform dead-lettered after 2 attempts" in shown
     assert 'action="/dead-letters/replay"' in page and f'name="run_id" value="{dead}"' in page
     assert 'aria-label="dead-lettered"' in page
