@@ -327,10 +327,11 @@ def rerun(settings: Settings, name: str, run_id: int | None = None) -> int:
     return new_id
 
 
-def _decide_held(conn: Any, run_id: int, approved: bool) -> dict[str, Any]:
-    """Move a held run on (guarded: only from awaiting_approval), recording who decided."""
+def _decide_held(conn: Any, run_id: int, approved: bool, comment: str | None) -> dict[str, Any]:
+    """Move a held run on (guarded: only from awaiting_approval), recording who decided and why."""
     who = admin_identity()
-    row = lifecycle.decide(conn, run_id, approved=approved, who=who)
+    comment = (comment or "").strip()[:1000] or None
+    row = lifecycle.decide(conn, run_id, approved=approved, who=who, comment=comment)
     if row is None:
         st = store.fetch_one(conn, "SELECT status FROM sync.runs WHERE id = %s", (run_id,))
         raise CommandError(
@@ -339,24 +340,24 @@ def _decide_held(conn: Any, run_id: int, approved: bool) -> dict[str, Any]:
     return row
 
 
-def approve(run_id: int) -> None:
+def approve(run_id: int, comment: str | None = None) -> None:
     from schemas.messages import LoadRun
 
     outbox = OutboxBatch()
     with store.connect() as conn:
-        _decide_held(conn, run_id, approved=True)
+        _decide_held(conn, run_id, approved=True, comment=comment)
         outbox.add(conn, LoadRun(run_id=run_id, approved=True), f"load-approved:{run_id}")
     outbox.flush()
 
 
-def reject(run_id: int) -> None:
+def reject(run_id: int, comment: str | None = None) -> None:
     """Discard a held run: nothing of it is applied; the connection's next run may start."""
     from workers.runs.gate import drop_stage_tables
     from workers.runs.start import start_next
 
     outbox = OutboxBatch()
     with store.connect() as conn:
-        row = _decide_held(conn, run_id, approved=False)
+        row = _decide_held(conn, run_id, approved=False, comment=comment)
         conn.execute(
             """UPDATE sync.feed_files f SET status = 'rejected' FROM sync.run_files rf
                WHERE rf.run_id = %s AND f.id = rf.file_id""",

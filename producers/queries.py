@@ -34,6 +34,7 @@ def _run_view(r: dict[str, Any]) -> dict[str, Any]:
     return {
         "run_id": r["id"],
         "connection": r["connection_name"],
+        "kind": r["kind"],
         # A run completed by replaying its dead letters shows as a replay; the trigger stays visible.
         "type": "replay" if r["replayed_at"] else r["trigger"],
         "trigger": r["trigger"],
@@ -42,7 +43,10 @@ def _run_view(r: dict[str, Any]) -> dict[str, Any]:
         "created_at": r["created_at"].isoformat(),
         "started_at": r["started_at"].isoformat() if r["started_at"] else None,
         "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
+        "held_at": r["held_at"].isoformat() if r["held_at"] else None,
+        # The time it worked, without the wait for a decision (shown apart as wait_s).
         "duration_s": round(float(r["duration_s"]), 3) if r["duration_s"] is not None else None,
+        "wait_s": round(float(r["wait_s"]), 3) if r["wait_s"] is not None else None,
         "status": r["status"],
         "access": r["access_mode"],
         "dry_run": r["dry_run"],
@@ -58,6 +62,10 @@ def _run_view(r: dict[str, Any]) -> dict[str, Any]:
         "note": r["note"],
         "plan": r["plan"],
         "approved_by": r["approved_by"],
+        # Approvals as a decision: who approved or rejected the held run, when and why.
+        "decision": _decision(r),
+        # Dead letters of this run not replayed: the run is dead-lettered until they are.
+        "dead_letters": int(r["dead_letters"]),
         "rerun_of": r["rerun_of"],
         # An undo run names the run it undoes; an undone run names the undo (feedsync undo).
         "undo_of": r["undo_of"],
@@ -66,9 +74,23 @@ def _run_view(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _decision(r: dict[str, Any]) -> dict[str, Any] | None:
+    if r["decided_by"] is None:
+        return None
+    return {
+        "outcome": "approved" if r["approved_by"] else "rejected",
+        "by": r["decided_by"],
+        "at": r["decided_at"].isoformat() if r["decided_at"] else None,
+        "comment": r["decision_comment"],
+    }
+
+
 def _kind_counts(r: dict[str, Any]) -> dict[str, dict[str, int]]:
-    if not r["counts"]:  # queued, or ended before any stage counted
-        return {}
+    if not r["counts"]:
+        plan = r["plan"] or {}
+        if "rows_read" in plan:  # held, or rejected: nothing applied, but its files were read
+            return {ROWS_READ.noun: {"read": int(plan["rows_read"]), "rejected": int(plan.get("rows_rejected", 0))}}
+        return {}  # queued, or ended before any stage counted
     if r["trigger"] == "undo":
         declared: tuple[Counted, ...] = (UNDONE,)
     else:
@@ -127,10 +149,17 @@ def _export_view(e: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 _RUNS = """
-    SELECT r.*, EXTRACT(EPOCH FROM (coalesce(r.finished_at, clock_timestamp()) - r.started_at)) AS duration_s,
+    SELECT r.*,
+           EXTRACT(EPOCH FROM (coalesce(r.finished_at, clock_timestamp()) - r.started_at
+                               - coalesce(w.wait, interval '0'))) AS duration_s,
+           EXTRACT(EPOCH FROM w.wait) AS wait_s,
+           (SELECT count(*) FROM sync.dead_letters d WHERE d.run_id = r.id AND d.replayed_at IS NULL) AS dead_letters,
            EXISTS (SELECT 1 FROM sync.row_errors e WHERE e.run_id = r.id) AS error_rows,
            (SELECT to_jsonb(x) FROM sync.exports x WHERE x.run_id = r.id) AS export
     FROM sync.runs r
+    -- The wait for a decision: from held to decided (or to now, while it still waits).
+    CROSS JOIN LATERAL (SELECT coalesce(r.decided_at, CASE WHEN r.status = 'awaiting_approval'
+                                                      THEN clock_timestamp() END) - r.held_at AS wait) w
 """
 
 

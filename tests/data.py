@@ -140,3 +140,12 @@ def row_error(run_id: int, file_name: str, message: str, value: str | None, colu
 
 def audit_rows() -> list[tuple[Any, ...]]:
     return sql("SELECT admin, action, target, outcome FROM sync.audit ORDER BY id")
+
+
+def second_users_connection(name: str = "crm-users", folder: str = "import/crm") -> str:
+    """Another users connection like hr-users, reading ``folder``; returns the folder's drop path prefix."""
+    text = USERS_TOML.replace('name = "hr-users"', f'name = "{name}"').replace(
+        "import/user/internal/*.csv", f"{folder}/*.csv"
+    )
+    apply_connections(load_connections_toml(text))
+    return folder + "/"

@@ -4,6 +4,7 @@ console. Built through the stub pipeline, as an admin's day builds it."""
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 from producers import registry
@@ -16,6 +17,7 @@ from tests.data import apply
 from tests.kindsamples import LINKEDIN_URL, PEOPLE, PEOPLE_HEADER, SAMPLES
 from tests.stubpipeline import Pipeline
 from tests.unit.exportdata import export_connections
+from workers import failpoints
 from workers.rules import apply_rules
 
 SINCE = date(2026, 11, 1)
@@ -43,6 +45,7 @@ def build(pipeline: Pipeline) -> dict[str, int]:
     runs["users_changed"] = deliver(pipeline, "users", SAMPLES["users"].second)
     runs["undo"] = start_undo(runs["users_changed"])
     pipeline.drain()
+    runs["users_dead_lettered"] = dead_lettered(pipeline, "import/user/internal/dl.csv", PEOPLE)
     # A full feed that would deactivate two of three people waits for approval (the default 10%).
     apply("full_feed = true\n")
     runs["users_held"] = deliver(pipeline, "users", {"full.csv": PEOPLE_HEADER + "ann@x.com,Ann,A,,Sales\n"})
@@ -67,6 +70,28 @@ def build(pipeline: Pipeline) -> dict[str, int]:
     return runs
 
 
+def dead_lettered(pipeline: Pipeline, rel: str, body: str) -> int:
+    """A run whose transform crashes on every attempt: its message dead-lettered, the run failed
+    (as tests/unit/test_failures.py makes one), the fault then cleared for what follows."""
+    before, attempts = os.environ.get("FEEDSYNC_FAILPOINTS"), pipeline.settings.max_attempts
+    os.environ["FEEDSYNC_FAILPOINTS"] = "transform.start=raise"
+    pipeline.settings.max_attempts = 2
+    failpoints.reset()
+    try:
+        return pipeline.import_files((rel, body), expect_failures=True)
+    finally:
+        if before is None:
+            del os.environ["FEEDSYNC_FAILPOINTS"]
+        else:
+            os.environ["FEEDSYNC_FAILPOINTS"] = before
+        pipeline.settings.max_attempts = attempts
+        failpoints.reset()
+        # The stub broker keeps the dead copy and would raise it at every later join; the store
+        # keeps the dead letter (sync.dead_letters), which is what the console and the CLI read.
+        for dead in pipeline.broker.dead_letters_by_queue.values():
+            dead.clear()
+
+
 #: What each shape's history row says in its kind's own terms (the CLI's table and the console's
 #: list), and what ``feedsync run`` and the console's run page say of it.
 LISTED = {
@@ -75,6 +100,7 @@ LISTED = {
     "users_dry_run": ["people: 0 created"],
     "undo": ["records: 1 removed, 1 deactivated"],
     "users_held": [],  # nothing applied yet: its plan says what it would do
+    "users_dead_lettered": ["failed"],  # the console adds ⚠ and its Replay link
     "hierarchy": ["units: 2 created", "positions: 1 created", "people: 1 created", "memberships: 1 added"],
     "hierarchy_queued": [],
     "hmm": ["courses: 2 created", "progress: 1 written"],
@@ -88,7 +114,8 @@ LISTED = {
 SHOWN = {
     "users": ["rows: 3 read, 0 rejected", "people: 3 created, 0 updated, 0 unchanged, 0 deactivated"],
     "users_failed": ["rows: 0 read, 0 rejected"],
-    "users_held": ["counts: none yet (nothing applied; the plan below is what it would do)"],
+    # Nothing applied yet, but its file was read: the plan's rows read, not "read 0".
+    "users_held": ["rows: 1 read, 0 rejected"],
     "undo": ["records: 0 restored, 1 removed, 1 deactivated, 0 reactivated, 0 conflicts skipped"],
     "hierarchy": [
         "rows: 4 read, 0 rejected",

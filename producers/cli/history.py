@@ -106,7 +106,11 @@ def run(run_id: int, as_json: bool) -> None:
         echo_json(r)
         return
     took = "not started" if r["duration_s"] is None else f"{r['duration_s']}s"
+    if r["wait_s"] is not None:
+        took += f" (plus {r['wait_s']}s waiting for approval)"
     click.echo(f"run {r['run_id']}  {r['connection']}  {r['type']}  {r['status']}  {took}")
+    click.echo(f"started: {r['started_at'] or 'not yet'}  finished: {r['finished_at'] or 'not yet'}")
+    _echo_decision(r)
     if r["error"]:
         click.echo(f"error: {printable_lines(r['error'])}")
     if r["undo_of"]:
@@ -135,6 +139,16 @@ def run(run_id: int, as_json: bool) -> None:
         echo_table(r["actions"], ["action", "from_status", "done_by", "done_at", "reason"])
 
 
+def _echo_decision(r: dict[str, Any]) -> None:
+    """Who approved or rejected a held run, when and why (feedsync approve/reject --comment, the console)."""
+    if r["held_at"]:
+        click.echo(f"held for approval: {r['held_at']}")
+    d = r["decision"]
+    if d:
+        why = f": {printable(d['comment'])}" if d["comment"] else " (no comment)"
+        click.echo(f"{d['outcome']} by {printable(d['by'])} at {d['at']}{why}")
+
+
 def _echo_counts(r: dict[str, Any]) -> None:
     """The kind's counts, a line per thing counted, then every count as recorded (for support)."""
     if not r["kind_counts"]:
@@ -147,7 +161,8 @@ def _echo_counts(r: dict[str, Any]) -> None:
     for noun, verbs in r["kind_counts"].items():
         click.echo(f"{noun}: " + ", ".join(f"{n} {verb}" for verb, n in verbs.items()))
     recorded = {**{k: v for k, v in r["counts"].items() if v}, **r["details"]}
-    click.echo("recorded: " + ", ".join(f"{k}={v}" for k, v in recorded.items()))
+    if recorded:
+        click.echo("recorded: " + ", ".join(f"{k}={v}" for k, v in recorded.items()))
 
 
 def _echo_plan(r: dict[str, Any]) -> None:
@@ -207,6 +222,7 @@ def status(as_json: bool) -> None:
     """Where feedsync reads and writes, and what is going on now."""
     import psycopg
 
+    from producers.attention import needs_attention, summary
     from producers.queries import overview
 
     s = get_settings()
@@ -214,6 +230,11 @@ def status(as_json: bool) -> None:
     info: dict[str, Any] = {"drop_dir": str(s.drop_dir), "store_dir": str(s.store_dir), "export_dir": str(s.export_dir)}
     try:
         info.update(overview())
+        attention = needs_attention()
+        info["needs_attention"] = [
+            {"what": i.what, "connection": i.connection, "severity": i.severity, "text": i.text}
+            for i in attention.items
+        ]
     except psycopg.Error as exc:
         info["database"] = f"unreachable: {type(exc).__name__}"
     if as_json:
@@ -229,3 +250,6 @@ def status(as_json: bool) -> None:
     click.echo("runs:         " + ", ".join(f"{k} {v}" for k, v in info["runs"].items()))
     click.echo(f"files waiting for a run: {info['files_waiting']}")
     click.echo(f"dead letters not replayed: {info['dead_letters']}")
+    click.echo(f"needs attention: {summary(attention)}")
+    for item in attention.items:
+        click.echo(f"  {item.what.replace('_', ' ')}  {printable(item.connection)}: {printable(item.text)}")

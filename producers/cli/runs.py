@@ -176,13 +176,15 @@ def rerun(connection: str, run_id: int | None, wait: bool) -> None:
     _start_and_maybe_wait(lambda: do_rerun(get_settings(), connection, run_id), wait, audit=("rerun", connection))
 
 
-def _decide(decision: str, run_id: int, done: str) -> None:
+def _decide(decision: str, run_id: int, done: str, comment: str | None) -> None:
     from producers import commands
     from producers.audit import cli_action
 
     with cli_action(decision, f"run {run_id}") as detail:
+        if comment:
+            detail["comment"] = comment
         try:
-            getattr(commands, decision)(run_id)
+            getattr(commands, decision)(run_id, comment)
         except commands.CommandError as exc:
             detail["refused"] = f"refused: {exc}"
             fail(str(exc))
@@ -191,16 +193,18 @@ def _decide(decision: str, run_id: int, done: str) -> None:
 
 @cli.command()
 @click.argument("run_id", type=int)
-def approve(run_id: int) -> None:
+@click.option("--comment", help="why, kept with the run and shown with the decision")
+def approve(run_id: int, comment: str | None) -> None:
     """Apply a run that waits for approval."""
-    _decide("approve", run_id, "approved; applying")
+    _decide("approve", run_id, "approved; applying", comment)
 
 
 @cli.command()
 @click.argument("run_id", type=int)
-def reject(run_id: int) -> None:
+@click.option("--comment", help="why, kept with the run and shown with the decision")
+def reject(run_id: int, comment: str | None) -> None:
     """Discard a run that waits for approval; nothing of it is applied."""
-    _decide("reject", run_id, "rejected")
+    _decide("reject", run_id, "rejected", comment)
 
 
 @cli.command()

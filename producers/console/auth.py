@@ -22,6 +22,7 @@ from starlette.datastructures import FormData
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 
+from producers.attention import needs_attention
 from producers.console import accounts, formstream
 from producers.dlq import acting_as
 from schemas.settings import get_settings
@@ -117,6 +118,8 @@ def page(fn: Page) -> Callable[[Request], Awaitable[Response]]:
         if s is None:
             return _to_sign_in(request)
         request.state.session = s
+        # The nav's counts of what needs attention, on every page (producers/attention.py).
+        request.state.attention = await blocking(s, needs_attention)
         return await fn(request, s)
 
     return endpoint

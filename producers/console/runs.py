@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from producers import commands, queries
+from producers import commands, plans, queries
 from producers.console import accounts
 from producers.console.auth import action, blocking, client, page
 from producers.console.views import render
@@ -133,14 +133,44 @@ async def _decide(request: Request, s: accounts.Session, act: str, *args: Any) -
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
 
+def _comment(form: FormData) -> str | None:
+    return str(form.get("comment") or "").strip()[:1000] or None
+
+
 @action("approve")
 async def approve(request: Request, s: accounts.Session, form: FormData) -> Response:
-    return await _decide(request, s, "approve")
+    # The same command as `feedsync approve RUN_ID --comment`: who, when and why kept on the run.
+    return await _decide(request, s, "approve", _comment(form))
 
 
 @action("reject")
 async def reject(request: Request, s: accounts.Session, form: FormData) -> Response:
-    return await _decide(request, s, "reject")
+    return await _decide(request, s, "reject", _comment(form))
+
+
+@page
+async def plan_people(request: Request, s: accounts.Session) -> Response:
+    """Everyone the held plan would create or deactivate, as CSV: the admin's own data, signed in."""
+    run_id = request.path_params["run_id"]
+    rows = await blocking(s, plans.people, run_id)
+    if rows is None:
+        return render(
+            request,
+            "message.html",
+            404,
+            title="Not found",
+            text="Only a users run waiting for approval has a list of the people its plan would change.",
+        )
+    out = io.StringIO()
+    write_csv(out, plans.COLUMNS, rows)
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="run-{run_id}-plan-people.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @action("cancel")
@@ -203,6 +233,7 @@ routes = [
     Route("/runs/{run_id:int}/errors", errors),
     Route("/runs/{run_id:int}/errors.csv", errors_csv),
     Route("/runs/{run_id:int}/export", export_file),
+    Route("/runs/{run_id:int}/plan-people.csv", plan_people),
     Route("/runs/{run_id:int}/approve", approve, methods=["POST"]),
     Route("/runs/{run_id:int}/reject", reject, methods=["POST"]),
     Route("/runs/{run_id:int}/cancel", cancel, methods=["POST"]),

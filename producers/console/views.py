@@ -47,10 +47,11 @@ templates.env.globals["FINISHED"] = FINISHED
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
     session = getattr(request.state, "session", None)
+    attention = getattr(request.state, "attention", None)
     return templates.TemplateResponse(
         request,
         name,
-        {"session": session, **context},
+        {"session": session, "attention": attention, **context},
         status_code=status_code,
         headers={"Cache-Control": "no-store"},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import socket
 import threading
@@ -16,6 +17,11 @@ from producers.console.app import create_app
 from tests.waiting import poll_until
 
 PASSWORD = "correct horse battery"  # noqa: S105  (a test admin's password)
+
+
+def text_of(page: str) -> str:
+    """The page's text as a reader sees it: tags dropped, entities decoded, spaces collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
 
 
 def csrf_of(html: str) -> str:

@@ -4,18 +4,13 @@ words as `feedsync history` and `feedsync run`."""
 
 from __future__ import annotations
 
-import html
 import re
 
 from starlette.testclient import TestClient
 
 from tests import historystore
+from tests.console.conftest import text_of
 from tests.stubpipeline import Pipeline
-
-
-def text_of(page: str) -> str:
-    """The page's text as a reader sees it: tags dropped, entities decoded, spaces collapsed."""
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
 
 
 def test_the_history_list_and_every_run_page_show_each_kinds_own_counts_and_no_none(

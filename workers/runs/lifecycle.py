@@ -44,7 +44,8 @@ def hold(conn: psycopg.Connection[Any], run_id: int) -> bool:
     return (
         store.fetch_one(
             conn,
-            "UPDATE sync.runs SET status = 'awaiting_approval' WHERE id = %s AND status = 'in_progress' RETURNING id",
+            "UPDATE sync.runs SET status = 'awaiting_approval', held_at = clock_timestamp() "
+            "WHERE id = %s AND status = 'in_progress' RETURNING id",
             (run_id,),
         )
         is not None
@@ -99,18 +100,20 @@ def cancel(conn: psycopg.Connection[Any], run_id: int, why: str) -> dict[str, An
     )
 
 
-def decide(conn: psycopg.Connection[Any], run_id: int, *, approved: bool, who: str) -> dict[str, Any] | None:
-    """awaiting_approval → in_progress (approved) or rejected, recording who decided; its
-    {connection_id}, or None if the run was not waiting."""
+def decide(
+    conn: psycopg.Connection[Any], run_id: int, *, approved: bool, who: str, comment: str | None = None
+) -> dict[str, Any] | None:
+    """awaiting_approval → in_progress (approved) or rejected, recording who decided, when and why;
+    its {connection_id}, or None if the run was not waiting."""
     return store.fetch_one(
         conn,
-        """UPDATE sync.runs SET decided_by = %(who)s,
+        """UPDATE sync.runs SET decided_by = %(who)s, decided_at = clock_timestamp(), decision_comment = %(why)s,
                   status = CASE WHEN %(ok)s THEN 'in_progress' ELSE 'rejected' END,
                   approved_by = CASE WHEN %(ok)s THEN %(who)s END,
                   approved_at = CASE WHEN %(ok)s THEN now() END,
                   finished_at = CASE WHEN %(ok)s THEN NULL ELSE now() END
            WHERE id = %(run)s AND status = 'awaiting_approval' RETURNING connection_id""",
-        {"who": who, "ok": approved, "run": run_id},
+        {"who": who, "ok": approved, "run": run_id, "why": comment},
     )
 
 

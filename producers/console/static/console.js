@@ -23,6 +23,12 @@
         .catch(function () { window.setTimeout(function () { poll(el); }, 4000); });
     }, 1000);
   }
+  // A button with data-confirm asks first (Approve, Reject): Cancel leaves the form unsent.
+  document.addEventListener("submit", function (event) {
+    var button = event.submitter;
+    var question = button && button.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) { event.preventDefault(); }
+  });
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-poll]").forEach(poll);
   });

@@ -315,3 +315,34 @@ def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:
     if max_change is not None and max_change.exceeded(changes, p["population"]):
         reasons.append(f"it would change {changes} of {p['population']} people (max_change = {cfg.max_change})")
     return reasons + growth_reasons(cfg, p)
+
+
+#: The columns of a plan's people list (the console's CSV): what the admin needs to decide, no more.
+PLANNED_PEOPLE_COLUMNS = ["change", "email", "first_name", "last_name", "external_id"]
+
+
+def planned_people(conn: psycopg.Connection[Any], run: RunRow) -> list[dict[str, Any]]:
+    """Every person the held plan would create or deactivate (not a sample), while the run's
+    staged tables are there: e-mail, name and the feed's key, for the admin's decision."""
+    cls, staged = stage_table("cls", run.id), stage_table("users", run.id)
+    params = {"run": run.id, "conn": run.connection_id}
+    rows = store.fetch_all(
+        conn,
+        sql.SQL(
+            """SELECT CASE WHEN c.old_id IS NULL THEN 'create' ELSE 'deactivate' END AS change,
+                      s.email, s.first_name, s.last_name, s.key AS external_id
+               FROM {cls} c JOIN {t} s ON s.key = c.key
+               WHERE c.old_id IS NULL OR ({gone}) ORDER BY 1, s.email"""
+        ).format(cls=cls, t=staged, gone=STATE_GONE),
+        params,
+    )
+    if deactivates(run, conn):
+        rows += store.fetch_all(
+            conn,
+            sql.SQL(
+                """SELECT 'deactivate' AS change, u.email, u.first_name, u.last_name, u.email_key AS external_id
+                   FROM lms.users u WHERE {f} ORDER BY u.email"""
+            ).format(f=deactivation_filter(run)),
+            params,
+        )
+    return rows
