@@ -87,8 +87,11 @@ def apply_connections(
                     sql.SQL("UPDATE sync.connections SET source_file = %s WHERE id = %s"), (source_file, row["id"])
                 )
             if console is not None:
-                before = None if existing is None else existing["config"]
-                changed = console_changes.changed_settings(before, to_json(c))
+                changed = (
+                    [console_changes.CREATED]
+                    if existing is None
+                    else console_changes.changed_settings(existing["config"], to_json(c))
+                )
                 console_changes.record(conn, c.name, changed, console, source_file)
             if c.name in overridden:
                 results[-1] = (

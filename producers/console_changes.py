@@ -20,6 +20,9 @@ from psycopg import sql
 from schemas.kinds import KindConfig, to_json
 from workers import store
 
+#: The "setting" a connection created in the console records: no file applied later undoes a
+#: creation (apply never deletes), and the first apply carrying the connection settles it.
+CREATED = "(new connection)"
 #: Tables of a connection's config whose keys are compared one by one (mapping.email, schedule.start).
 _TABLES = ("mapping", "schedule", "sftp", "expect", "notify", "api", "state_values", "files")
 
@@ -40,7 +43,8 @@ def flatten(config: dict[str, Any]) -> dict[str, Any]:
 
 def changed_settings(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
     """The dotted keys whose values differ between two stored configs (all of them for a new one);
-    a table added or removed whole (a schedule where there was none) is named as the table."""
+    a table added to or removed from an existing connection (a schedule where there was none) is
+    named as the table."""
     before = before or {}
     whole = {t for t in _TABLES if isinstance(before.get(t), dict) != isinstance(after.get(t), dict)}
     old, new = flatten(before), flatten(after)

@@ -151,7 +151,9 @@ def test_saving_writes_the_console_file_keeping_its_comments_applies_it_and_show
     assert "+name = &#34;crm-users&#34;" in page and "+[connections.mapping]" in page
     assert sql("SELECT source_file FROM sync.connections WHERE name = 'crm-users'") == [(str(console_file),)]
     assert sql("SELECT every_days FROM sync.schedules") == [(1,)]
-    assert sql("SELECT changed_by, source_file FROM sync.console_changes") == [("console:ada", str(console_file))]
+    assert sql("SELECT changed_by, source_file, settings FROM sync.console_changes") == [
+        ("console:ada", str(console_file), ["(new connection)"])
+    ]
     # The connection's page shows the whole effective configuration, defaults included.
     assert "Effective configuration" in page
     for default in ("on_threshold", "<code>hold</code>", "encoding", "<code>utf-8</code>", "empty_erases"):
