@@ -20,7 +20,7 @@ from typing import Any
 
 import tomlkit
 from psycopg import sql
-from tomlkit.items import AoT, Table
+from tomlkit.items import AoT, Comment, Table, Whitespace
 
 from producers import console_changes
 from producers.commands import CommandError, apply_connections
@@ -84,6 +84,23 @@ def _table(values: dict[str, Any]) -> Table:
     return t
 
 
+def _add_table(entry: Table, key: str, values: dict[str, Any]) -> None:
+    """A new sub-table at the end of ``entry``. The comments and blank lines that end the entry
+    introduce what follows it in the file (the next connection): they move below the new table."""
+    tables = [v for k, v in entry.value.body if isinstance(v, Table)]
+    body = (tables[-1] if tables else entry).value.body
+    trailing: list[Any] = []
+    while body and body[-1][0] is None and isinstance(body[-1][1], Comment | Whitespace):
+        trailing.insert(0, body.pop())
+    t = tomlkit.table()
+    t.update(values)
+    entry[key] = t
+    if trailing:
+        t.value.body.extend(trailing)
+    else:
+        t.add(tomlkit.nl())
+
+
 def _set(entry: Table, key: str, value: Any) -> None:
     """One key of an entry: a table is changed key by key (its comments stay), None removes."""
     if value is None:
@@ -97,7 +114,7 @@ def _set(entry: Table, key: str, value: Any) -> None:
             if current.get(sub) != v:
                 current[sub] = v
     elif isinstance(value, dict):
-        entry[key] = _table(value)
+        _add_table(entry, key, value)
     elif current != value:
         entry[key] = value
 

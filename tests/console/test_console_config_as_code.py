@@ -106,3 +106,19 @@ def test_a_connection_whose_file_is_unknown_is_changed_in_the_database_and_still
     plain.write_text(USERS_TOML)
     refused = feedsync("connections", "apply", str(plain), check=False)
     assert refused.returncode != 0 and "(schedule;" in refused.stdout + refused.stderr
+
+
+def test_a_table_added_to_a_connection_keeps_the_next_connections_comment_with_it(
+    as_admin: TestClient, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    crm = USERS_TOML.lstrip("\n").replace("hr-users", "crm-users").replace("import/user/internal/*.csv", "crm/*.csv")
+    second = "\n# CRM contacts, owned by the sales team\n" + crm
+    hr = tmp_path / "all.toml"
+    hr.write_text(COMMENTED + second)
+    feedsync("connections", "apply", str(hr))
+    _schedule(as_admin, "2")
+    written = hr.read_text()
+    schedule = written.index("[connections.schedule]")
+    comment = written.index("# CRM contacts, owned by the sales team\n[[connections]]")
+    assert written.index('nickname = "DontImportFromSource"') < schedule < comment
+    assert [c.name for c in load_connections_toml(written)] == ["hr-users", "crm-users"]
