@@ -13,7 +13,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from producers import ownership, pathcheck, queries, registry, scheduling, takeable, uploads
+from producers import console_changes, ownership, pathcheck, queries, registry, scheduling, takeable, uploads
 from producers.dlq import admin_identity
 from schemas.kinds import KindConfig, to_json
 from schemas.settings import Settings
@@ -31,8 +31,22 @@ class CommandError(Exception):
     """A refusal with a message for the admin; the CLI prints it and exits non-zero."""
 
 
-def apply_connections(connections: Sequence[KindConfig]) -> list[tuple[str, str]]:
+class ConsoleChangesUndone(CommandError):
+    """Applying the file would undo settings the console changed (producers.console_changes)."""
+
+
+def apply_connections(
+    connections: Sequence[KindConfig],
+    *,
+    source_file: str | None = None,
+    force: bool = False,
+    console: console_changes.Change | None = None,
+) -> list[tuple[str, str]]:
     """Create or update each connection (by live name). Returns (name, created|updated|unchanged).
+
+    ``source_file``: the connections file they come from (kept, so the console writes its changes
+    there). A file that lacks a change the console made is refused (ConsoleChangesUndone) unless
+    ``force``. ``console``: a change made in the console, recorded as one.
 
     A connection enabled again whose files waited while it was disabled gets a run for them (if it
     imports on arrival; on schedule, the next slot takes them)."""
@@ -43,6 +57,10 @@ def apply_connections(connections: Sequence[KindConfig]) -> list[tuple[str, str]
         overlaps = pathcheck.overlaps_with_stored(conn, connections)
         if overlaps:
             raise CommandError("\n".join(overlaps))
+        undone = [] if console else console_changes.reconcile(conn, connections, force=force, by=admin_identity())
+        if undone and not force:
+            raise ConsoleChangesUndone("\n".join(u.sentence() for u in undone))
+        overridden = {u.connection: u.settings for u in undone}
         for c in connections:
             config = to_json(c)
             existing = live_connection(conn, c.name)
@@ -66,6 +84,22 @@ def apply_connections(connections: Sequence[KindConfig]) -> list[tuple[str, str]
                 results.append((c.name, "unchanged"))
             row = live_connection(conn, c.name)
             assert row is not None
+            if source_file is not None:
+                conn.execute(
+                    sql.SQL("UPDATE sync.connections SET source_file = %s WHERE id = %s"), (source_file, row["id"])
+                )
+            if console is not None:
+                changed = (
+                    [console_changes.CREATED]
+                    if existing is None
+                    else console_changes.changed_settings(existing["config"], to_json(c))
+                )
+                console_changes.record(conn, c.name, changed, console, source_file)
+            if c.name in overridden:
+                results[-1] = (
+                    c.name,
+                    f"{results[-1][1]}; undid the console's change of {', '.join(overridden[c.name])}",
+                )
             _apply_schedule(conn, row["id"], c)
             if existing is not None and not existing["enabled"] and c.enabled and c.trigger == "on_arrival":
                 waiting = store.fetch_one(
@@ -381,11 +415,8 @@ def set_enabled(name: str, enabled: bool) -> str:
     return apply_connections([c])[0][1]
 
 
-def set_schedule(
-    name: str, *, start: Any, every: int, unit: str = "days", access: str = "online", enabled: bool = True
-) -> str:
-    """Give a connection a schedule (start in UTC, every N days or hours, the access mode of its
-    runs) or change it; the new schedule owes no slot from before it existed."""
+def schedule_of(start: Any, every: int, unit: str = "days", access: str = "online", enabled: bool = True) -> Any:
+    """A schedule from a form's fields, validated as a connections file's is; CommandError in one sentence."""
     from pydantic import ValidationError
 
     from schemas.connections import Schedule
@@ -393,10 +424,16 @@ def set_schedule(
     try:
         if unit not in ("days", "hours"):
             raise CommandError(f"a schedule repeats every N days or hours, not {unit!r}")
-        schedule = Schedule.model_validate(
-            {"start": start, f"every_{unit}": every, "access": access, "enabled": enabled}
-        )
+        return Schedule.model_validate({"start": start, f"every_{unit}": every, "access": access, "enabled": enabled})
     except ValidationError as exc:
         raise CommandError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+
+
+def set_schedule(
+    name: str, *, start: Any, every: int, unit: str = "days", access: str = "online", enabled: bool = True
+) -> str:
+    """Give a connection a schedule (start in UTC, every N days or hours, the access mode of its
+    runs) or change it; the new schedule owes no slot from before it existed."""
+    schedule = schedule_of(start, every, unit, access, enabled)
     c = _stored(name).model_copy(update={"schedule": schedule})
     return apply_connections([c])[0][1]

@@ -30,6 +30,7 @@ __all__ = [
     "USER_CORE_ATTRIBUTES",
     "ConfigError",
     "Connection",
+    "EntryProblem",
     "ExportConnection",
     "HierarchyConnection",
     "KeyProblem",
@@ -40,6 +41,7 @@ __all__ = [
     "UsersConnection",
     "connection_from_json",
     "load_connections_toml",
+    "validate_entry",
 ]
 
 #: The suffix of the marker file an HR system writes next to a finished feed (``done_marker``).
@@ -68,29 +70,13 @@ def load_connections_toml(text: str, filename: str = "connections.toml") -> list
     connections: list[KindConfig] = []
     problems: list[_Problem] = []
     for index, entry in enumerate(raw):
-        cls = config_class(entry.get("kind")) if isinstance(entry, dict) else None
-        if cls is None or not isinstance(entry, dict):
-            line = _locate(text, index, ["kind"])
-            problems.append(_Problem(line, f"{filename}:{line}: connections[{index}] kind: {_no_kind(entry)}"))
-            continue
-        refused = _refused_keys(cls, entry)
-        for key, why in refused:
-            line = _locate(text, index, [key])
-            problems.append(_Problem(line, f"{filename}:{line}: connections[{index}] {key}: {why}"))
-        if refused:
-            continue
-        try:
-            connections.append(cls.model_validate(entry))
-        except ValidationError as exc:
-            for err in exc.errors():
-                loc = [str(p) for p in err["loc"]]
-                cause = (err.get("ctx") or {}).get("error")
-                if isinstance(cause, KeyProblem):
-                    loc = cause.loc
-                line = _locate(text, index, loc)
-                where = ".".join(loc) if loc else "connection"
-                msg = err["msg"].removeprefix("Value error, ")
-                problems.append(_Problem(line, f"{filename}:{line}: connections[{index}] {where}: {msg}"))
+        config, found = validate_entry(entry)
+        if config is not None:
+            connections.append(config)
+        for p in found:
+            line = _locate(text, index, p.loc)
+            where = ".".join(p.loc) if p.loc else "connection"
+            problems.append(_Problem(line, f"{filename}:{line}: connections[{index}] {where}: {p.message}"))
     problems += _overlaps(text, filename, raw, connections)
     names = [c.name for c in connections]
     for name in {n for n in names if names.count(n) > 1}:
@@ -98,6 +84,37 @@ def load_connections_toml(text: str, filename: str = "connections.toml") -> list
     if problems:
         raise ConfigError("\n".join(p.text for p in sorted(problems, key=lambda p: p.line)))
     return connections
+
+
+@dataclass(frozen=True)
+class EntryProblem:
+    """Why one [[connections]] entry is refused: the key it is about (``["mapping", "email"]``;
+    empty for the whole connection) and the sentence."""
+
+    loc: list[str]
+    message: str
+
+
+def validate_entry(entry: object) -> tuple[KindConfig | None, list[EntryProblem]]:
+    """One [[connections]] entry as ``connections apply`` validates it (the console's setup pages
+    call this too): its config, or the problems, each with the key it is about."""
+    cls = config_class(entry.get("kind")) if isinstance(entry, dict) else None
+    if cls is None or not isinstance(entry, dict):
+        return None, [EntryProblem(["kind"], _no_kind(entry))]
+    refused = _refused_keys(cls, entry)
+    if refused:
+        return None, [EntryProblem([key], why) for key, why in refused]
+    try:
+        return cls.model_validate(entry), []
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = [str(p) for p in err["loc"]]
+            cause = (err.get("ctx") or {}).get("error")
+            if isinstance(cause, KeyProblem):
+                loc = cause.loc
+            problems.append(EntryProblem(loc, err["msg"].removeprefix("Value error, ")))
+        return None, problems
 
 
 def _overlaps(text: str, filename: str, raw: list[Any], connections: list[KindConfig]) -> list[_Problem]:

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     export_dir: Path = Path("var/export")
     # SSH private keys of SFTP connections (`feedsync sftp keygen`); a relative key_file is under it.
     keys_dir: Path = Path("var/keys")
+    # The connections file the console writes connections it creates to (a connection applied from
+    # a file gets its changes written to that file). None: console.connections.toml beside the file
+    # connections were last applied from, else in the working directory.
+    console_connections_file: Path | None = None
 
     # Broker connection health: a dead peer is noticed within two heartbeats, and a broker that
     # blocks publishers (memory or disk alarm) makes publish fail instead of hanging forever.

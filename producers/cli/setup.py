@@ -28,9 +28,11 @@ def connections() -> None:
 @connections.command("apply")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--prune", is_flag=True, help="also remove the group rules FILE does not declare")
-def connections_apply(file: Path, prune: bool) -> None:
+@click.option("--force", is_flag=True, help="apply even where FILE would undo a change made in the console")
+def connections_apply(file: Path, prune: bool, force: bool) -> None:
     """Validate FILE (TOML) and store its connections and group rules. Rules of other files stay
-    unless --prune."""
+    unless --prune. A file that lacks a change made in the console is refused, naming the settings
+    it would undo, unless --force."""
     from producers.commands import CommandError, apply_connections
     from schemas.connections import ConfigError, load_connections_toml
     from schemas.rules import load_rules_toml
@@ -48,7 +50,7 @@ def connections_apply(file: Path, prune: bool) -> None:
 
     with cli_action("connections_apply", file.name) as detail:
         try:
-            applied = apply_connections(parsed)
+            applied = apply_connections(parsed, source_file=str(file.resolve()), force=force)
         except CommandError as exc:
             detail["refused"] = f"refused: {exc}"
             fail("refused, nothing applied:\n" + "\n".join(f"{file}: {line}" for line in str(exc).splitlines()))

@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from producers.console import accounts, alerts, apicheck, connections, deadletters, probes, runs, throttle
+from producers.console import accounts, alerts, apicheck, connections, deadletters, probes, runs, setup, throttle
 from producers.console.auth import (
     COOKIE,
     EXPIRED,
@@ -199,6 +199,7 @@ def create_app() -> Starlette:
         Route("/sign-in", sign_in, methods=["POST"]),
         Route("/sign-out", sign_out, methods=["POST"]),
         Route("/audit", audit),
+        *setup.routes,
         *connections.routes,
         *apicheck.routes,
         *runs.routes,

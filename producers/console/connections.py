@@ -13,13 +13,19 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from producers import commands, queries, uploads
-from producers.console import accounts
+from producers import commands, console_changes, queries, uploads
+from producers.console import accounts, configfile
 from producers.console.auth import acting, action, blocking, client, form_of, page
 from producers.console.views import render
+from schemas.kinds import connection_from_json
 from schemas.settings import get_settings
 from schemas.states import AccessMode
 from workers.connectors import is_export
+
+
+def effective(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored config as it applies: every key of its kind, defaults included."""
+    return connection_from_json(dict(config)).model_dump(mode="json")
 
 
 def _tile(c: dict[str, Any]) -> dict[str, Any]:
@@ -32,8 +38,23 @@ async def tiles(request: Request, s: accounts.Session) -> Response:
     return render(request, "connections.html", title="Connections", connections=[_tile(c) for c in rows])
 
 
+def saved_url(saved: configfile.Saved) -> str:
+    """The connection's page, showing the change just saved (its diff) or that nothing changed."""
+    return f"/connections/{saved.name}?" + (f"change={saved.change_id}" if saved.change_id else "unchanged=1")
+
+
+def by(s: accounts.Session) -> str:
+    """Who made a console change, as the audit and sync.console_changes name them."""
+    return f"console:{s.admin.name}"
+
+
 async def _connection_page(
-    request: Request, s: accounts.Session, name: str, *, error: str | None = None, status_code: int = 200
+    request: Request,
+    s: accounts.Session,
+    name: str,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
 ) -> Response:
     rows = [c for c in await blocking(s, queries.connections_overview) if c["name"] == name]
     if not rows:
@@ -41,6 +62,9 @@ async def _connection_page(
     runs = await blocking(s, queries.history, name, 20)
     from producers import sftp_view
 
+    changes = await blocking(s, console_changes.history, name, 10)
+    shown = request.query_params.get("change", "")
+    saved = next((ch for ch in changes if shown.isdigit() and ch["id"] == int(shown)), None)
     return render(
         request,
         "connection.html",
@@ -50,6 +74,9 @@ async def _connection_page(
         runs=runs,
         sftp=await blocking(s, sftp_view.summary, rows[0]),
         error=error,
+        saved=saved,
+        effective=effective(rows[0]["config"]),
+        changes=changes,
         today=(await blocking(s, queries.today)).isoformat(),
     )
 
@@ -108,11 +135,11 @@ async def enable(request: Request, s: accounts.Session, form: FormData) -> Respo
     enabled = form.get("enabled") == "true"
     act = "enable" if enabled else "disable"
     try:
-        await blocking(s, commands.set_enabled, name, enabled)
+        saved = await blocking(s, configfile.change, name, {"enabled": None if enabled else False}, by(s))
     except commands.CommandError as exc:
         return await _refusal(request, s, act, exc)
     await blocking(s, accounts.record, s.admin.name, act, name, client=client(request))
-    return RedirectResponse(f"/connections/{name}", status_code=303)
+    return RedirectResponse(saved_url(saved), status_code=303)
 
 
 @action("schedule")
@@ -126,14 +153,13 @@ async def schedule(request: Request, s: accounts.Session, form: FormData) -> Res
         return await _refusal(request, s, "schedule", commands.CommandError(f"every N {unit}: give a whole number"))
     enabled = form.get("schedule_enabled") == "on"
     try:
-        await blocking(
-            s, commands.set_schedule, name, start=start, every=every, unit=unit, access=access, enabled=enabled
-        )
+        schedule = commands.schedule_of(start, every, unit, access, enabled).model_dump(exclude_defaults=True)
+        saved = await blocking(s, configfile.change, name, {"schedule": schedule}, by(s))
     except commands.CommandError as exc:
         return await _refusal(request, s, "schedule", exc)
     detail = {"start": start, f"every_{unit}": every, "access": access, "enabled": enabled}
     await blocking(s, accounts.record, s.admin.name, "schedule", name, detail=detail, client=client(request))
-    return RedirectResponse(f"/connections/{name}", status_code=303)
+    return RedirectResponse(saved_url(saved), status_code=303)
 
 
 class _Staging:
