@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import shutil
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import structlog
 from psycopg.types.json import Jsonb
@@ -34,6 +34,7 @@ from schemas.messages import FetchRun, ParseFile
 from schemas.settings import get_settings
 from schemas.states import RunStatus, StageStatus
 from workers import store
+from workers.files.objects import FileStore, LocalStore, file_store
 from workers.rows import RunRow, read_run
 from workers.runs.ledger import StageTx, run_stage
 from workers.sources import FetchResult, FetchSpec, fetch
@@ -65,15 +66,15 @@ def fetch_run(msg: FetchRun) -> None:
         stored_rel = PurePosixPath(
             "fetched", run.connection_name, f"run-{msg.run_id}-{result.sha256[:16]}", f"{run.connection_name}.csv"
         )
-        stored = settings.store_dir / stored_rel
+        files = file_store(settings)
         try:
-            registered = run_stage(msg, lambda tx: _register(tx, run, spec, result, stored, stored_rel))
+            registered = run_stage(msg, lambda tx: _register(tx, run, spec, result, files, stored_rel))
         except BaseException:
-            if not _recorded(stored_rel):  # moved in a transaction that did not commit: no row names it
-                stored.unlink(missing_ok=True)
+            if not _recorded(stored_rel):  # stored in a transaction that did not commit: no row names it
+                files.delete(stored_rel.as_posix())
             raise
         if not registered:
-            stored.unlink(missing_ok=True)
+            files.delete(stored_rel.as_posix())
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -87,7 +88,7 @@ def _recorded(stored_rel: PurePosixPath) -> bool:
 
 
 def _register(
-    tx: StageTx, run: RunRow, spec: FetchSpec, result: FetchResult, stored: Path, stored_rel: PurePosixPath
+    tx: StageTx, run: RunRow, spec: FetchSpec, result: FetchResult, files: FileStore, stored_rel: PurePosixPath
 ) -> None:
     now = datetime.now(UTC)
     original = f"api/{spec.source}/{run.connection_name}-{now.strftime('%Y%m%dT%H%M%S')}.csv"
@@ -127,6 +128,10 @@ def _register(
     tx.conn.execute("UPDATE sync.runs SET counts = counts || %s WHERE id = %s", (Jsonb(fetched), run.id))
     tx.outbox.add(tx.conn, ParseFile(run_id=run.id, file_id=file_id), f"parse:{run.id}:{file_id}")
     tx.counts = {"pages": result.pages, "records": result.rows, "requests": result.requests}
-    stored.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(result.path, stored)
+    if isinstance(files, LocalStore):
+        stored = files.path(stored_rel.as_posix())
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(result.path, stored)
+    else:
+        files.put(stored_rel.as_posix(), result.path, result.sha256)
     tx.after_commit.append(lambda: log.info("fetched feed registered", run_id=run.id, file_id=file_id))
