@@ -12,7 +12,8 @@ time goes with 1 and 2 worker processes, the hierarchy bundle, and the export: 1
 rows (FEEDSYNC_BENCH_EXPORT) by `feedsync sync --since` against `psql \\copy (SELECT …) TO` of the same
 SELECT; and the 1M import with the run journal against the same with its triggers dropped.
 Prints a table and writes benchmarks/RESULTS.md. FEEDSYNC_BENCH_ONLY=users, =bundle, =hierarchy,
-=export or =xapi runs one part, printed only (=journal appends the journal's cost to RESULTS.md);
+=export, =xapi or =s3 (the 1M import with the S3 store against the folder) runs one part,
+printed only (=journal appends the journal's cost to RESULTS.md; =s3 its own section);
 FEEDSYNC_BENCH_DB names a bench database of one's own.
 """
 
@@ -50,6 +51,7 @@ from benchmarks.harness import (
     sh,
     stage_breakdown,
 )
+from benchmarks.objstore import s3_only
 from producers import feedgen
 
 SIZES = [int(x) for x in os.environ.get("FEEDSYNC_BENCH_SIZES", "100000,1000000,5000000").split(",")]
@@ -207,6 +209,7 @@ ONE_PART: dict[str, Callable[[], object]] = {
     "export": export_bench,
     "journal": journal_only,
     "xapi": xapi_only,
+    "s3": s3_only,
 }
 
 

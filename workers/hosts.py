@@ -51,7 +51,10 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name="feedsync-heartbeat", daemon=True)
 
     def start(self) -> None:
-        self._beat(first=True)
+        try:
+            self._beat(first=True)
+        except psycopg.Error as exc:  # a worker that boots while the database restarts still starts
+            log.warning("heartbeat not recorded", error=type(exc).__name__)
         self._thread.start()
 
     def stop(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from schemas.settings import get_settings
 from tests.conftest import sql
 from tests.s3server import S3Server
 from tests.stubpipeline import HEADER, Pipeline
+from tests.unit.exportdata import export_connections, exported, learning, people, read_rows
 from workers.files.objects import Changed, Missing, ObjectStore, file_store
 
 
@@ -98,3 +100,21 @@ def test_a_users_feed_imports_through_the_object_store_and_leaves_no_file_on_loc
     stored = sql("SELECT stored_path FROM sync.feed_files")[0][0]
     # People feeds are removed at once after their run (retention), from the object store too.
     assert f"feeds/{stored}" not in s3.object_keys()
+
+
+def test_an_export_is_written_to_the_object_store_before_its_folder_and_both_hold_the_same_bytes(
+    s3: S3Server, pipeline: Pipeline
+) -> None:
+    export_connections()
+    people(pipeline)
+    learning()
+    run = pipeline.sync("transcripts", date(2026, 11, 1))
+    assert run["status"] == "completed", run
+    delivered = exported(pipeline, run)
+    assert read_rows(delivered)  # the window holds the learning records made above
+    (key,) = [k for k in s3.object_keys() if k.startswith("feeds/exports/transcripts/")]
+    ((run_id,),) = sql("SELECT id FROM sync.runs WHERE kind = 'transcript_export'")
+    assert key.endswith(f"/run-{run_id}/{delivered.name}")
+    body = s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read()
+    assert body == delivered.read_bytes()
+    assert sql("SELECT sha256 FROM sync.exports") == [(hashlib.sha256(body).hexdigest(),)]
