@@ -118,3 +118,14 @@ def test_an_export_is_written_to_the_object_store_before_its_folder_and_both_hol
     body = s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read()
     assert body == delivered.read_bytes()
     assert sql("SELECT sha256 FROM sync.exports") == [(hashlib.sha256(body).hexdigest(),)]
+
+
+def test_a_store_url_that_is_not_s3_is_refused_with_a_sentence_and_credentials_never_go_in_it() -> None:
+    from pydantic import ValidationError
+
+    from schemas.settings import Settings
+
+    with pytest.raises(ValidationError, match="endpoint and credentials go in the AWS_"):
+        Settings(store_url="https://key:secret@s3.example.com/bucket")
+    assert Settings(store_url="s3://acme-feedsync/store/").store_url == "s3://acme-feedsync/store"
+    assert Settings(store_url="").store_url is None
