@@ -127,8 +127,8 @@ def _finished(before: int) -> str | None:
 class Up:
     """A running `feedsync up`, with every worker process's peak RSS measured."""
 
-    def __init__(self, processes: int | None = None) -> None:
-        """processes=None: `feedsync up` with its default (half the cores)."""
+    def __init__(self, processes: int | None = None, env: dict[str, str] | None = None) -> None:
+        """processes=None: `feedsync up` with its default (half the cores); env: settings on top."""
         self.drop = DATA / "drop"
         shutil.rmtree(self.drop, ignore_errors=True)
         shutil.rmtree(DATA / "store", ignore_errors=True)
@@ -140,6 +140,7 @@ class Up:
             "FEEDSYNC_STORE_DIR": str(DATA / "store"),
             # INFO: the load's own timings (prepare, classify, each batch) are read back from the log.
             "FEEDSYNC_LOG_LEVEL": "INFO",
+            **(env or {}),
         }
         self.log = open(DATA / "up.log", "ab")  # noqa: SIM115  (closed in stop())
         self.proc = subprocess.Popen(

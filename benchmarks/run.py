@@ -12,9 +12,9 @@ time goes with 1 and 2 worker processes, the hierarchy bundle, and the export: 1
 rows (FEEDSYNC_BENCH_EXPORT) by `feedsync sync --since` against `psql \\copy (SELECT …) TO` of the same
 SELECT; and the 1M import with the run journal against the same with its triggers dropped.
 Prints a table and writes benchmarks/RESULTS.md. FEEDSYNC_BENCH_ONLY=users, =bundle, =hierarchy,
-=export, =xapi or =api (benchmarks/api.py: a Graph pull against the same records as a file) runs one
-part, printed only (=journal appends the journal's cost to RESULTS.md; =xapi and =api replace their
-own section of it);
+=export, =xapi, =api (benchmarks/api.py: a Graph pull against the same records as a file) or =s3 (the
+1M import with the S3 store against the folder) runs one part, printed only (=journal appends the
+journal's cost to RESULTS.md; =xapi, =api and =s3 replace their own section of it);
 FEEDSYNC_BENCH_DB names a bench database of one's own.
 """
 
@@ -52,6 +52,7 @@ from benchmarks.harness import (
     sh,
     stage_breakdown,
 )
+from benchmarks.objstore import s3_only
 from producers import feedgen
 
 SIZES = [int(x) for x in os.environ.get("FEEDSYNC_BENCH_SIZES", "100000,1000000,5000000").split(",")]
@@ -215,6 +216,7 @@ ONE_PART: dict[str, Callable[[], object]] = {
     "journal": journal_only,
     "xapi": xapi_only,
     "api": api_only,
+    "s3": s3_only,
 }
 
 

@@ -15,6 +15,7 @@ from schemas.settings import Settings
 from schemas.states import AccessMode, TriggerType
 from workers import store
 from workers.files.disk import sha256_fd
+from workers.files.objects import file_store
 from workers.rows import ConnectionRow
 from workers.runs import record
 from workers.runs.create import create_run, live_connection
@@ -42,6 +43,10 @@ def preview(settings: Settings, name: str, path: Path, access: AccessMode = Acce
         digest, size = sha256_fd(fd)
     finally:
         os.close(fd)
+    files = file_store(settings)
+    if files.remote:  # the workers that parse it may be on other hosts
+        files.put(stored_rel.as_posix(), stored, digest)
+        shutil.rmtree(stored.parent)
     outbox = OutboxBatch()
     try:
         with store.connect() as conn:

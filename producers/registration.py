@@ -22,6 +22,7 @@ from schemas.messages import FeedArrived
 from schemas.settings import Settings
 from workers import store
 from workers.files.disk import sha256_fd
+from workers.files.objects import file_store
 from workers.runs.outbox import OutboxBatch
 
 log = structlog.get_logger(__name__)
@@ -148,6 +149,11 @@ def _record(
             for stored, path in reversed(moved):
                 safefile.move_back(stored, path)
             raise
+    if file_store(settings).remote:
+        # The object store holds them now: the watcher's disk keeps no file a worker elsewhere needs.
+        for stored, _ in moved:
+            if stored.is_relative_to(settings.store_dir / "files"):
+                stored.unlink(missing_ok=True)
     outbox.flush()
     for (outcome, file_id), o in zip(results, opened, strict=True):
         if outcome == "registered":
@@ -216,4 +222,7 @@ def _record_one(
     stored = settings.store_dir / stored_rel
     safefile.move_opened(o.fd, o.path, stored)
     moved.append((stored, o.path))
+    # Into the object store before the commit, so no run can read a file that is not there yet; a
+    # commit that fails leaves an object no row names, put again by the next intake of those bytes.
+    file_store(settings).put(stored_rel.as_posix(), stored, o.digest)
     return "registered", file_id

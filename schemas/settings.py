@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -25,6 +26,14 @@ class Settings(BaseSettings):
     # Where feedsync keeps the files it took, until their retention ends. Outside the drop dir: HR
     # systems can write there, and a stored file must not change between intake and parse.
     store_dir: Path = Path("var/store")
+    # Workers on several hosts: the store in S3-compatible object storage instead of the folder
+    # (s3://bucket/prefix). Endpoint, region and credentials only from the standard AWS_* variables
+    # or the instance's role, never here. The store dir then only stages a file the watcher is taking.
+    store_url: str | None = None
+    # This worker group's name in the stage records and `feedsync status` (default: the host's name).
+    worker_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+    # Each worker group marks itself alive this often; one silent for 3 beats is listed as lost.
+    heartbeat_interval_s: float = Field(default=10.0, gt=0)
     export_dir: Path = Path("var/export")
     # SSH private keys of SFTP connections (`feedsync sftp keygen`); a relative key_file is under it.
     keys_dir: Path = Path("var/keys")
@@ -166,6 +175,18 @@ class Settings(BaseSettings):
         # Resolved once, against the folder feedsync was started in, so every part of it (and every
         # child `feedsync up` starts) means the same folder; `feedsync status` shows it.
         return v.expanduser().resolve()
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[^\s]*)?", v.strip()):
+            raise ValueError(
+                "s3://bucket or s3://bucket/prefix, with the bucket's name in lowercase letters, digits, dots "
+                "and hyphens (3 to 63); the endpoint and credentials go in the AWS_* variables"
+            )
+        return v.strip().rstrip("/")
 
     @field_validator("web_trusted_proxies")
     @classmethod

@@ -3,6 +3,7 @@
     console ... starlette, jinja2, uvicorn, python-multipart, argon2-cffi: `feedsync web`, `feedsync admins`
     sftp ...... asyncssh: the SFTP pull and an export pushed over SFTP
     arrow ..... pyarrow: users and xapi blocks validated in the worker (else the SQL transform does it)
+    s3 ........ boto3: the file store in S3-compatible object storage (FEEDSYNC_STORE_URL)
 
 Each is imported inside the function that uses it, so a worker that has no use for one never loads
 it (tests/unit/test_extras.py). Where it is used and not installed, ``needs`` turns the import error
@@ -22,6 +23,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "console": ("starlette", "jinja2", "uvicorn", "python_multipart", "argon2"),
     "sftp": ("asyncssh",),
     "arrow": ("pyarrow",),
+    "s3": ("boto3", "botocore"),
 }
 
 

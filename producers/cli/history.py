@@ -224,10 +224,13 @@ def status(as_json: bool) -> None:
 
     from producers.attention import needs_attention, summary
     from producers.queries import overview
+    from producers.workergroups import worker_groups
 
     s = get_settings()
     # Absolute: a relative FEEDSYNC_DROP_DIR was resolved once, against the folder feedsync started in.
     info: dict[str, Any] = {"drop_dir": str(s.drop_dir), "store_dir": str(s.store_dir), "export_dir": str(s.export_dir)}
+    if s.store_url:
+        info["store_url"] = s.store_url
     try:
         info.update(overview())
         attention = needs_attention()
@@ -235,6 +238,7 @@ def status(as_json: bool) -> None:
             {"what": i.what, "connection": i.connection, "severity": i.severity, "text": i.text}
             for i in attention.items
         ]
+        info["worker_groups"] = worker_groups(s)
     except psycopg.Error as exc:
         info["database"] = f"unreachable: {type(exc).__name__}"
     if as_json:
@@ -242,6 +246,8 @@ def status(as_json: bool) -> None:
         return
     click.echo(f"drop dir:     {printable(info['drop_dir'])}")
     click.echo(f"store dir:    {printable(info['store_dir'])}")
+    if "store_url" in info:
+        click.echo(f"object store: {printable(info['store_url'])}")
     click.echo(f"export dir:   {printable(info['export_dir'])}")
     if "database" in info:
         click.echo(f"database:     {info['database']}")
@@ -253,3 +259,10 @@ def status(as_json: bool) -> None:
     click.echo(f"needs attention: {summary(attention)}")
     for item in attention.items:
         click.echo(f"  {item.what.replace('_', ' ')}  {printable(item.connection)}: {printable(item.text)}")
+    groups = info["worker_groups"]
+    click.echo(f"worker groups: {sum(g['state'] == 'alive' for g in groups)} alive" + (":" if groups else ""))
+    for g in groups:
+        click.echo(
+            f"  {printable(g['worker_group'])}  {g['state']}  host {printable(g['hosts'])}  "
+            f"processes {g['live_processes']}  last heartbeat {g['seconds_ago']} s ago"
+        )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import IO, Protocol, cast
 
 from workers.files.disk import fsync_dir
+from workers.files.objects import FileStore
 
 
 @dataclass
@@ -96,3 +98,29 @@ class Folder:
             part.unlink(missing_ok=True)
             raise
         written.sha256 = written._hash.hexdigest()
+
+
+class StoredFirst:
+    """An export written to the object store before its destination: the rows stream into a spool
+    file of this message's own, go up to ``key`` in the store (SHA-256 checked), and are delivered
+    from there, so what reached the destination is what the store holds for the run."""
+
+    def __init__(self, inner: Destination, files: FileStore, key: str) -> None:
+        self.inner, self.files, self.key = inner, files, key
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    @contextlib.contextmanager
+    def write(self, name: str) -> Iterator[tuple[Sink, Written]]:
+        spooled = Written(name)
+        with tempfile.TemporaryDirectory(prefix="feedsync-export-") as tmp:
+            spool = Path(tmp) / name
+            with open(spool, "wb") as raw:
+                yield _Counting(raw, spooled), spooled
+            digest = spooled._hash.hexdigest()
+            self.files.put(self.key, spool, digest)
+        with self.files.open(self.key, digest) as stored, self.inner.write(name) as (sink, written):
+            while block := stored.read(1 << 20):
+                sink.write(block)
+        spooled.name, spooled.bytes, spooled.sha256 = written.name, written.bytes, written.sha256

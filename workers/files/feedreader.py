@@ -15,7 +15,7 @@ from __future__ import annotations
 import codecs
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -142,8 +142,11 @@ class FeedReader:
         max_record_lines: int = 200,
         max_field_chars: int = 65_536,
         max_columns: int = 500,
+        opener: Callable[[], BinaryIO] | None = None,
     ) -> None:
         self.path = path
+        # How the bytes are opened: the file at ``path``, or a ranged reader over the object store.
+        self._open: Callable[[], BinaryIO] = opener or (lambda: path.open("rb"))
         self.label = label
         self.encoding = encoding
         self.delimiter = delimiter
@@ -193,7 +196,7 @@ class FeedReader:
         """Read and check the header: every mapped column must be there (but the ``optional``
         attributes'), before any row is read."""
         csv.field_size_limit(self.max_field_chars)
-        with open(self.path, "rb") as f:
+        with self._open() as f:
             self._sniff(f)
             lines = Lines(self._lines_from(f, self._bom), self.encoding, self.max_record_lines, 0, self._bom)
             lines.start_record()
@@ -233,7 +236,7 @@ class FeedReader:
         start = header.data_offset if offset is None else offset
         lines_seen = header.data_line if line_no is None else line_no
         ncols = len(header.columns)
-        with open(self.path, "rb") as f:
+        with self._open() as f:
             lines = Lines(self._lines_from(f, start), self.encoding, self.max_record_lines, lines_seen, start)
             self._lines = lines
             reader = self._csv(lines)
@@ -331,7 +334,7 @@ class FeedReader:
         (``Robert "Bob" Smith``: COPY would drop the quotes, the csv module keeps them). The
         caller then reads those lines with ``records()``, which reports each such row on its own.
         An empty block means the end of the file."""
-        with open(self.path, "rb") as f:
+        with self._open() as f:
             f.seek(offset)
             lines = list(islice(f, max_lines))
         data = b"".join(lines)

@@ -25,8 +25,9 @@ from psycopg.types.json import Jsonb
 from schemas.messages import Message, message_for_actor
 from schemas.settings import get_settings
 from schemas.states import StageStatus
-from workers import notify, store
+from workers import hosts, notify, store
 from workers.errors import Kind, classify, safe_text
+from workers.files.objects import file_store
 from workers.runs import hook
 from workers.runs.outbox import OutboxBatch
 
@@ -41,9 +42,15 @@ class StageLedger(Middleware):
 
     # Resources open at worker boot, never at import or per message.
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        store.open_pool(get_settings(), max_size=max(4, worker.worker_threads + 2))
+        settings = get_settings()
+        store.open_pool(settings, max_size=max(4, worker.worker_threads + 2))
+        self._heartbeat = hosts.Heartbeat(settings, file_store(settings).describe())
+        self._heartbeat.start()
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        heartbeat = getattr(self, "_heartbeat", None)
+        if heartbeat is not None:
+            heartbeat.stop()
         store.close_pool()
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
@@ -58,7 +65,16 @@ class StageLedger(Middleware):
         if msg is None or msg.STAGE is None or msg.run is None:
             return
         structlog.contextvars.bind_contextvars(run_id=msg.run, stage=msg.STAGE, part=msg.stage_part() or None)
-        key = {"run": msg.run, "stage": msg.STAGE, "part": msg.stage_part(), "mid": message.message_id}
+        me = hosts.identity(get_settings())
+        key = {
+            "run": msg.run,
+            "stage": msg.STAGE,
+            "part": msg.stage_part(),
+            "mid": message.message_id,
+            "group": me.worker_group,
+            "host": me.host,
+            "pid": me.pid,
+        }
         with store.connect() as conn:
             prior = store.fetch_one(
                 conn,
@@ -105,12 +121,17 @@ class StageLedger(Middleware):
             return "skip"
         row = store.fetch_one(
             conn,
-            """INSERT INTO sync.stage_runs AS s (run_id, stage, part, status, attempts, message_id)
-               VALUES (%(run)s, %(stage)s, %(part)s, 'running', 1, %(mid)s)
+            """INSERT INTO sync.stage_runs AS s (run_id, stage, part, status, attempts, message_id,
+                                                 worker_group, host, pid)
+               VALUES (%(run)s, %(stage)s, %(part)s, 'running', 1, %(mid)s, %(group)s, %(host)s, %(pid)s)
                ON CONFLICT (run_id, stage, part) DO UPDATE SET
                  attempts = s.attempts + CASE WHEN s.status IN ('running', 'retrying') THEN 1 ELSE 0 END,
                  status = CASE WHEN s.status = 'retrying' THEN 'running' ELSE s.status END,
                  message_id = EXCLUDED.message_id,
+                 -- who runs this attempt (a finished stage keeps who finished it)
+                 worker_group = CASE WHEN s.status = 'succeeded' THEN s.worker_group ELSE EXCLUDED.worker_group END,
+                 host = CASE WHEN s.status = 'succeeded' THEN s.host ELSE EXCLUDED.host END,
+                 pid = CASE WHEN s.status = 'succeeded' THEN s.pid ELSE EXCLUDED.pid END,
                  started_at = CASE WHEN s.status = 'retrying' THEN clock_timestamp() ELSE s.started_at END
                RETURNING s.id, s.status, s.attempts,
                  (SELECT connection_name FROM sync.runs WHERE id = %(run)s) AS connection""",

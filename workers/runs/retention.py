@@ -23,6 +23,7 @@ from schemas.connections import MAX_RETENTION_DAYS
 from schemas.settings import get_settings
 from workers import store
 from workers.connectors import kind_of
+from workers.files.objects import FileStore, FileStoreError, file_store
 from workers.runs import journal, people_files
 
 log = structlog.get_logger(__name__)
@@ -83,8 +84,12 @@ def sweep(*, run_id: int | None = None, at: datetime | None = None) -> list[str]
         )
     for row in removed:
         log.info("processed feed removed", file_id=row["id"], path=row["original_path"])
+    files = file_store(settings)
     for path in {r["stored_path"] for r in [*removed, *leftovers]}:
-        _unlink(settings.stored_file(path))
+        if files.remote:
+            _delete(files, path)
+        else:
+            _unlink(settings.stored_file(path))
     if run_id is None:  # the periodic sweep: run journals too (they hold rows as they were)
         try:
             journal.purge(at=at)
@@ -145,3 +150,12 @@ def _unlink(path: Path) -> None:
             path=path.name,
             error=exc.strerror,
         )
+
+
+def _delete(files: FileStore, key: str) -> None:
+    """Remove one object; a store that does not answer now is tried again at the next sweep (the
+    row stays marked removed for a day, and the sweep deletes what is still there)."""
+    try:
+        files.delete(key)
+    except FileStoreError as exc:
+        log.error("a removed file could not be deleted from the object store; tried again later", error=str(exc))

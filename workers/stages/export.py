@@ -39,7 +39,8 @@ from workers.connectors import export_kind
 from workers.connectors.exporting import Window, profile_attributes
 from workers.errors import TerminalError, TransientError
 from workers.files.cells import csv_cell
-from workers.files.destinations import Destination, Folder
+from workers.files.destinations import Destination, Folder, StoredFirst
+from workers.files.objects import file_store
 from workers.rows import RunRow, read_run
 from workers.runs import record, route
 from workers.runs.stage import StageTx, run_stage
@@ -99,6 +100,9 @@ def write_file(conn: psycopg.Connection[Any], run: RunRow, name: str, window: Wi
     kind = export_kind(run.kind)
     profile = profile_attributes(conn)
     destination = destination_for(get_settings(), cfg)
+    files = file_store(get_settings())
+    if files.remote:  # workers on several hosts: the store keeps the export, whichever host wrote it
+        destination = StoredFirst(destination, files, f"exports/{run.connection_name}/run-{run.id}/{name}")
     copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(kind.query(cfg, profile, window))
     try:
         with destination.write(name) as (sink, written), conn.cursor() as cur:

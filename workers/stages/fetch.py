@@ -30,7 +30,7 @@ import os
 import shutil
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import structlog
 
@@ -42,6 +42,7 @@ from schemas.states import RunStatus, StageStatus
 from schemas.workday import WorkdayConfig
 from workers import store
 from workers.connectors import import_kind
+from workers.files.objects import FileStore, LocalStore, file_store
 from workers.rows import RunRow, read_run
 from workers.runs import record, route
 from workers.runs.stage import StageTx, run_stage
@@ -89,15 +90,15 @@ def fetch_run(msg: FetchRun) -> None:
         stored_rel = PurePosixPath(
             "fetched", run.connection_name, f"run-{msg.run_id}-{result.sha256[:16]}", f"{run.connection_name}.csv"
         )
-        stored = settings.store_dir / stored_rel
+        files = file_store(settings)
         try:
-            registered = run_stage(msg, lambda tx: _register(tx, run, source, spec, result, stored, stored_rel, round_))
+            registered = run_stage(msg, lambda tx: _register(tx, run, source, spec, result, files, stored_rel, round_))
         except BaseException:
-            if not _recorded(stored_rel):  # moved in a transaction that did not commit: no row names it
-                stored.unlink(missing_ok=True)
+            if not _recorded(stored_rel):  # stored in a transaction that did not commit: no row names it
+                files.delete(stored_rel.as_posix())
             raise
         if not registered:
-            stored.unlink(missing_ok=True)
+            files.delete(stored_rel.as_posix())
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -178,7 +179,7 @@ def _register(
     source: str,
     spec: FetchSpec | None,
     result: FetchResult,
-    stored: Path,
+    files: FileStore,
     stored_rel: PurePosixPath,
     round_: DeltaRound | None,
 ) -> None:
@@ -227,6 +228,10 @@ def _register(
     record.add_counts(tx.conn, run.id, fetched)
     route.send(tx.conn, tx.outbox, "fetch", "parse", run.id, file_id=file_id)
     tx.counts = {"pages": result.pages, "records": result.rows, "requests": result.requests}
-    stored.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(result.path, stored)
+    if isinstance(files, LocalStore):
+        stored = files.path(stored_rel.as_posix())
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(result.path, stored)
+    else:
+        files.put(stored_rel.as_posix(), result.path, result.sha256)
     tx.after_commit.append(lambda: log.info("fetched feed registered", run_id=run.id, file_id=file_id))

@@ -8,10 +8,13 @@ finds the chunk key taken and stops.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+import contextlib
+import errno
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 import psycopg
 import structlog
@@ -26,8 +29,8 @@ from workers import failpoints, store
 from workers.connectors import MAX_TABLE_COLUMNS, block_stager, create_raw_chunk, import_kind
 from workers.connectors.checks import Chunk
 from workers.errors import BadFileError, TransientError
-from workers.files.disk import sha256_fd
 from workers.files.feedreader import Block, FeedReader, RowError
+from workers.files.objects import Changed, FileStore, Missing, file_store
 from workers.files.xlsxreader import XlsxReader
 from workers.runs import route
 from workers.runs.outbox import OutboxBatch
@@ -65,28 +68,22 @@ def parse_file(msg: ParseFile) -> None:
         return
     label = ctx["original_path"]
     config = connection_from_json(ctx["config"])
-    path = settings.stored_file(ctx["stored_path"])
+    files = file_store(settings)
     try:
-        if not Path(path).is_file():
-            raise BadFileError(
-                label,
-                "the file is no longer where feedsync stored it (processed feeds are removed after their run)",
-                "Drop the file again",
-            )
-        _check_unchanged(path, label, ctx["sha256"])
         try:
             spec = import_kind(ctx["kind"]).file_spec(config, PurePosixPath(label).name)
         except FileNameProblem as exc:
             raise BadFileError(label, str(exc), "Rename the file and drop it again") from None
-        reader = _reader(spec, path, label, config)
-        header = reader.header(spec.columns, spec.optional)
-        columns = {a: {"column": header.columns[i], "no": i + 1} for a, i in header.positions.items()}
-        with store.connect() as conn:
-            conn.execute(
-                "UPDATE sync.run_files SET columns = %s WHERE run_id = %s AND file_id = %s",
-                (Jsonb(columns), msg.run_id, msg.file_id),
-            )
-        finished = _parse_chunks(msg, ctx, reader, header, resume, settings.chunk_rows)
+        with _stored_copy(files, spec, ctx, label, resume is None) as (opener, local):
+            reader = _reader(spec, opener, local, label, config)
+            header = reader.header(spec.columns, spec.optional)
+            columns = {a: {"column": header.columns[i], "no": i + 1} for a, i in header.positions.items()}
+            with store.connect() as conn:
+                conn.execute(
+                    "UPDATE sync.run_files SET columns = %s WHERE run_id = %s AND file_id = %s",
+                    (Jsonb(columns), msg.run_id, msg.file_id),
+                )
+            finished = _parse_chunks(msg, ctx, reader, header, resume, settings.chunk_rows)
     except BadFileError as exc:
         _reject_file(msg, str(exc))
         return
@@ -94,38 +91,68 @@ def parse_file(msg: ParseFile) -> None:
         _finish_file(msg)
 
 
-def _check_unchanged(path: Path, label: str, sha256: str) -> None:
-    """The stored file must still be the bytes registered: nothing is imported from a file changed
-    after it was taken."""
+@contextlib.contextmanager
+def _stored_copy(
+    files: FileStore, spec: FileSpec, ctx: dict[str, Any], label: str, fresh: bool
+) -> Iterator[tuple[Callable[[], BinaryIO], Path | None]]:
+    """How the stored bytes are opened, checked to be the bytes registered: all of them read and hashed
+    before the first chunk (``fresh``); a resumed parse checks the object's recorded SHA-256 and
+    pins its version (ETag) instead, and reads from its offset only. A workbook from the object store
+    is copied to a temporary file first (a zip is read from its end)."""
+    key, sha256 = ctx["stored_path"], ctx["sha256"]
+    gone = "the file is no longer where feedsync stored it (processed feeds are removed after their run)"
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        raise BadFileError(label, "the stored file cannot be opened as a plain file", "Drop the file again") from None
-    try:
-        digest, _ = sha256_fd(fd)
-    finally:
-        os.close(fd)
-    if digest != sha256:
+        if fresh:
+            files.verify(key, sha256)
+        files.open(key, sha256).close()
+        if spec.format == "xlsx" and files.remote:
+            with tempfile.NamedTemporaryFile(prefix="feedsync-", suffix=".xlsx") as tmp:
+                with files.open(key, sha256) as f:
+                    shutil.copyfileobj(f, tmp, 1 << 20)
+                tmp.flush()
+                copy = Path(tmp.name)
+
+                def reopen() -> BinaryIO:
+                    return copy.open("rb")
+
+                yield reopen, copy
+            return
+    except Missing:
+        raise BadFileError(label, gone, "Drop the file again") from None
+    except Changed:
         raise BadFileError(
             label,
             "the stored file changed after feedsync took it (its SHA-256 no longer matches); nothing of it is imported",
             "Drop the file again",
-        )
+        ) from None
+    except IsADirectoryError:
+        raise BadFileError(label, "the stored file cannot be opened as a plain file", "Drop the file again") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BadFileError(
+                label, "the stored file cannot be opened as a plain file", "Drop the file again"
+            ) from None
+        raise
+    yield (lambda: files.open(key, sha256)), (None if files.remote else get_settings().stored_file(key))
 
 
-def _reader(spec: FileSpec, path: Path, label: str, config: KindConfig) -> FeedReader | XlsxReader:
+def _reader(
+    spec: FileSpec, opener: Callable[[], BinaryIO], local: Path | None, label: str, config: KindConfig
+) -> FeedReader | XlsxReader:
     settings = get_settings()
     if spec.format == "xlsx":
-        return XlsxReader(path, label, settings, dates=spec.dates)
+        assert local is not None  # a workbook from the object store is copied to a temporary file first
+        return XlsxReader(local, label, settings, dates=spec.dates)
     connection = config_as(Connection, config)
     return FeedReader(
-        path,
+        Path(label),
         label,
         encoding=spec.encoding or connection.encoding,
         delimiter=spec.delimiter or connection.delimiter,
         max_record_lines=settings.max_record_lines,
         max_field_chars=settings.max_field_chars,
         max_columns=settings.max_columns,
+        opener=opener,
     )
 
 
