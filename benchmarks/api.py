@@ -12,9 +12,9 @@ fresh database with a running `feedsync up`:
 Records per second for each, and the ratio (target: the fetch adds at most 30%). It uses its own
 database and vhost (feedsync_bench_api), so it never meets the users bench.
 
-Not met: +135% on 2026-12-07 (file 71 s, Graph 167 s, of which the pull 88 s), on 2 cores at a load
-average of about 13. The pages are pulled one after the other, as nextLink requires, at about 18 ms a
-page of 100 on an idle moment of the same machine (server and client on one host).
+Not met: +118% on 2026-12-07 (file 100 s, Graph 219 s, of which the pull 102 s), on 2 cores at a load
+average of about 25. The pages are pulled one after the other, as nextLink requires (one ahead), at
+8-20 ms a page of 100 at a quieter moment of the same machine (server and client on one host).
 """
 
 from __future__ import annotations
