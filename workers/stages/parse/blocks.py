@@ -1,4 +1,4 @@
-"""Parse's helper for kinds that stage a clean block themselves (``BlockStager``, e.g. users): each
+"""Parse's helper for kinds that stage a clean block themselves (``BlockStager``, e.g. xapi): each
 block is read, prepared (validated, mapped, hashed) and screened against the store (on a second
 connection) in a thread while the block before it is written by COPY, so the worker's work, the
 store's probes and the COPY overlap. A block prepared ahead is used only
