@@ -177,9 +177,13 @@ def test_the_commented_api_examples_are_valid_connections_once_uncommented() -> 
     lines = [ln.removeprefix("# ") for ln in block.splitlines()]
     toml = "\n".join(ln for ln in lines if re.match(r'^(\[|"?[\w.]+"?\s*=)', ln))  # the prose lines left out
     found = {c.name: c for c in load_connections_toml(toml)}
-    assert [(n, getattr(c, "source", None)) for n, c in found.items()] == [
-        ("entra-users", "msgraph"),
-        ("sf-contacts", "salesforce"),
+    assert [(n, c.kind, getattr(c, "source", None)) for n, c in found.items()] == [
+        ("entra-users", "users", "msgraph"),
+        ("sf-contacts", "users", "salesforce"),
+        ("workday-workers", "users", "workday"),
+        ("workday-report", "users", "workday_raas"),
+        ("skills-to-workday", "skills_export", None),
+        ("linkedin", "linkedin_learning", None),
     ]
 
 
