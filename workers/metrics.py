@@ -3,9 +3,9 @@
 Two kinds of metric, for two kinds of truth:
 
 - ``DatabaseCollector`` reads the history (``sync.run_totals``, ``runs``, ``feed_files``,
-  ``dead_letters``, ``alerts``) and the broker's queue depths when a scrape comes, one cheap query each. It keeps no
-  state, so every endpoint (each worker group, the web, the scheduler, on any host) serves the same
-  numbers: aggregate them across instances with ``max``, never ``sum``.
+  ``dead_letters``, ``alerts``) and the broker's queue depths when a scrape comes, one cheap query
+  each. It keeps no state, so every endpoint (each worker group, the web, the scheduler, on any
+  host) serves the same numbers: aggregate them across instances with ``max``, never ``sum``.
 - Stage durations are observed where the stage runs (workers/worker_metrics.py).
 
 No label carries a person's data: connection names, kinds, stages, queues, actors and statuses only.
