@@ -180,6 +180,9 @@ def test_the_commented_api_examples_are_valid_connections_once_uncommented() -> 
     assert [(n, getattr(c, "source", None)) for n, c in found.items()] == [
         ("entra-users", "msgraph"),
         ("sf-contacts", "salesforce"),
+        ("workday-workers", "workday"),
+        ("workday-report", "workday_raas"),
+        ("skills-to-workday", None),  # a skills_export sending to Workday
     ]
 
 
