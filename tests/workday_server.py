@@ -83,6 +83,8 @@ class Tenant:
     #: The report's records (RaaS), and a handler for the Talent service (tests/workday_talent.py).
     report: list[dict[str, Any]] = field(default_factory=list)
     talent: Callable[[ET.Element], tuple[int, bytes]] | None = None
+    #: Answers sent as they are to the next SOAP requests, before anything is checked (faults of the wire).
+    planned: list[tuple[int, bytes]] = field(default_factory=list)
 
     def problem(self, text: str) -> None:
         with self.lock:
@@ -253,6 +255,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        with self.tenant.lock:
+            planned = self.tenant.planned.pop(0) if self.tenant.planned else None
+        if planned is not None:
+            return self._reply(*planned)
         path = urlsplit(self.path).path
         if not self.headers.get("Content-Type", "").startswith("text/xml"):
             self.tenant.problem(f"Content-Type {self.headers.get('Content-Type')!r}")

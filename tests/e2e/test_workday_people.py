@@ -38,7 +38,7 @@ def test_workers_from_a_workday_tenant_import_in_three_pages_and_a_pull_missing_
         config.write_text(workday_toml(served.url))
         assert "workday-workers: created" in feedsync("connections", "apply", str(config), env=env).stdout
         up = start("up", "--processes", "1", "--threads", "2", env=env)
-        up.wait_for("watching the drop dir")
+        up.wait_for("watching the drop dir", timeout_s=120)  # a loaded machine starts its children slowly
 
         run = sync(env)
 

@@ -51,3 +51,11 @@ def test_a_raas_source_needs_a_report_url_on_the_tenants_host() -> None:
 
 def test_a_user_with_a_tenant_is_sent_as_written() -> None:
     assert config("https://h.example", username="isu@other").user == "isu@other"
+
+
+def test_only_a_skills_export_sends_to_workday() -> None:
+    table = '[connections.workday]\nbase_url = "https://h.example"\ntenant = "t"\nusername = "u"\npassword_env = "P"\n'
+    text = f'[[connections]]\nname = "tr"\nkind = "transcript_export"\n{table}'
+    assert "[connections.workday] on an export sends skills: it applies to skills_export only" in problem(text)
+    (conn,) = load_connections_toml(text.replace("transcript_export", "skills_export"))
+    assert conn.kind == "skills_export"

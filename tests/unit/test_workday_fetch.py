@@ -179,3 +179,17 @@ def test_a_path_that_is_not_one_is_refused_naming_it(tenant: Served, wd_settings
     with pytest.raises(FetchError, match="the mapped path 'Personal_Data/Name_Data\\[==' is not a path such as"):
         fetch(spec(tenant.url, mapping), wd_settings, tmp_path / "users.csv")
     assert tenant.tenant.seen == []
+
+
+def test_a_500_without_a_fault_is_tried_again_and_an_answer_with_a_dtd_is_refused_unread(
+    tenant: Served, wd_settings: Settings, tmp_path: Path
+) -> None:
+    tenant.tenant.planned = [(500, b"<html><body>proxy error</body></html>"), (502, b"Bad Gateway")]
+    result = fetch(spec(tenant.url), wd_settings, tmp_path / "users.csv")
+    assert (result.rows, result.requests) == (1000, 5), "two failed answers, then the 3 pages"
+
+    bomb = b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><env:Envelope>&lol;</env:Envelope>'
+    tenant.tenant.planned = [(200, bomb)]
+    with pytest.raises(FetchError, match="the answer holds a DTD, which a SOAP message never does"):
+        fetch(spec(tenant.url), wd_settings, tmp_path / "again.csv")
+    assert not (tmp_path / "again.csv").exists()

@@ -138,6 +138,8 @@ class WorkdayClient:
             data = envelope(self.config.user, self._password(), body)
             headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
             response = self._send(lambda: self._http.post(url, content=data, headers=headers), describe)
+            if response.status_code != 500:  # Workday sends its faults as 500; anything else by its status
+                self._check(response, describe)
             root = _xml(response.content) if response.content.lstrip().startswith(b"<") else None
             fault = _fault(root) if root is not None else None
             if fault is not None:
