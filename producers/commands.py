@@ -150,7 +150,9 @@ def list_connections(settings: Settings | None = None) -> list[dict[str, Any]]:
                       c.created_at, c.updated_at,
                       (SELECT count(*) FROM sync.feed_files f WHERE f.connection_id = c.id AND f.status = 'registered')
                         AS files_waiting,
-                      CASE WHEN s.enabled AND c.enabled THEN {next_slot} END AS next_slot
+                      CASE WHEN s.enabled AND c.enabled THEN {next_slot} END AS next_slot,
+                      CASE WHEN c.parked_until > sync.clock() THEN c.parked_until END AS parked_until,
+                      CASE WHEN c.parked_until > sync.clock() THEN c.parked_reason END AS parked_reason
                FROM sync.connections c LEFT JOIN sync.schedules s ON s.connection_id = c.id
                WHERE c.deleted_at IS NULL ORDER BY c.name"""
             ).format(next_slot=scheduling.NEXT_SLOT),

@@ -93,6 +93,12 @@ def connections_list(as_json: bool) -> None:
         [{**r, "files_ignored": len(r["files_ignored"])} for r in rows],
         ["name", "kind", "enabled", "trigger", "path", "files_waiting", "files_ignored", "next_slot"],
     )
+    for r in rows:
+        if r["parked_until"] is not None:  # an API's daily quota used up (workers/sources/linkedin.py)
+            click.echo(
+                f"{printable(r['name'])}: parked until {r['parked_until']:%Y-%m-%d %H:%M}Z: "
+                f"{printable(r['parked_reason'] or 'the API')} answered HTTP 429 (daily quota); scheduled runs wait"
+            )
     for r in rows:  # nothing sits in the drop dir in silence
         for f in r["files_ignored"]:
             click.echo(f"{printable(r['name'])}: ignored {printable(f['file'])}: {printable(f['why'])}")

@@ -159,6 +159,8 @@ def test_a_daily_quota_429_parks_the_connection_until_midnight_utc_and_schedules
     assert found is not None
     (alert,) = sql("SELECT message FROM sync.alerts WHERE kind = 'parked' AND connection = 'linkedin'")
     assert f"parked until {midnight:%Y-%m-%d} 00:00Z" in alert[0]
+    listed = CliRunner().invoke(cli, ["connections", "list"]).output
+    assert f"linkedin: parked until {midnight:%Y-%m-%d} 00:00Z: GET /v2/learningAssets answered HTTP 429" in listed
 
     schedule = (
         f"[connections.schedule]\nstart = {(now - timedelta(days=3)).strftime('%Y-%m-%dT%H:%M:%SZ')}\nevery_hours = 1\n"
