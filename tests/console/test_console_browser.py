@@ -129,6 +129,7 @@ def test_an_admin_approves_a_held_full_feed_in_the_browser(console: Any, pipelin
     page.goto(f"/runs/{held}")
     assert "Waiting for approval" in page.inner_text(".plan")
     shot(page, "approval")
+    page.once("dialog", lambda dialog: dialog.accept())  # Approve asks to confirm
     page.click("button:has-text('Approve')")
     page.wait_for_url(f"**/runs/{held}")
     pipeline.drain()
