@@ -15,7 +15,7 @@ from producers.dlq import admin_identity
 from schemas.states import TriggerType
 from workers import store
 from workers.rows import ConnectionRow, read_run
-from workers.runs import undo
+from workers.runs import undo, undo_preview
 from workers.runs.create import create_run, live_connection
 from workers.runs.outbox import OutboxBatch
 
@@ -30,9 +30,9 @@ def preview(run_id: int) -> dict[str, Any]:
             raise CommandError(str(exc)) from None
         table = sql.Identifier("stage", f"undo_preview_{run_id}_{conn.info.backend_pid}")
         undo.summarize(conn, run_id, table)
-        n, sample = undo.conflicts(conn, table)
+        n, sample = undo_preview.conflicts(conn, table)
         undo.skip_conflicting(conn, table)
-        result = undo.counts_of(conn, table, target["connection_id"])
+        result = undo_preview.counts_of(conn, table, target["connection_id"])
         connection = live_connection(conn, target["connection"])
         run = read_run(conn, run_id)
         assert connection is not None and run is not None
@@ -69,7 +69,7 @@ def preview_lines(p: dict[str, Any], *, skip_hint: str = "refused unless --skip-
         if done:
             lines.append(f"  {part}: " + ", ".join(done))
     for tbl, c in p["by_table"].items():
-        if tbl in undo.PARTS:
+        if tbl in undo_preview.PARTS:
             continue
         noun = _NOUNS.get(tbl, f"lms.{tbl} rows")
         verb = "retired" if tbl == "courses" else "removed"
@@ -85,13 +85,13 @@ def preview_lines(p: dict[str, Any], *, skip_hint: str = "refused unless --skip-
     return lines
 
 
-def start_undo(run_id: int, *, skip_conflicts: bool = False, skip_how: str = undo.CLI_SKIP) -> int:
+def start_undo(run_id: int, *, skip_conflicts: bool = False, skip_how: str = undo_preview.CLI_SKIP) -> int:
     """Queue the undo of ``run_id``; refused (CommandError naming the rows) if rows it changed were
     changed since, unless ``skip_conflicts`` (the refusal says how to skip them as ``skip_how``).
     The undo run checks again when it loads."""
     p = preview(run_id)
     if p["conflicts"] and not skip_conflicts:
-        raise CommandError(undo.refusal(run_id, p["conflicts"], p["conflicts_sample"], skip_how))
+        raise CommandError(undo_preview.refusal(run_id, p["conflicts"], p["conflicts_sample"], skip_how))
     outbox = OutboxBatch()
     with store.connect() as conn:
         connection = live_connection(conn, p["connection"])

@@ -83,7 +83,7 @@ def _read_toml(file: Path) -> str:
 @click.option("--json", "as_json", is_flag=True)
 def connections_list(as_json: bool) -> None:
     """List live connections."""
-    from producers.commands import list_connections
+    from producers.connection_admin import list_connections
 
     rows = list_connections(get_settings())
     if as_json:
@@ -109,7 +109,8 @@ def connections_list(as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="also cancel its runs that have not ended and remove their files")
 def connections_delete(name: str, force: bool) -> None:
     """Delete a connection; its history stays. Refused while it has runs going or files waiting."""
-    from producers.commands import CommandError, delete_connection
+    from producers.commands import CommandError
+    from producers.connection_admin import delete_connection
 
     try:
         cancelled = delete_connection(name, force=force)

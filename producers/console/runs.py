@@ -208,7 +208,7 @@ async def undo_preview(request: Request, s: accounts.Session) -> Response:
 async def undo(request: Request, s: accounts.Session, form: FormData) -> Response:
     """The same command as `feedsync undo RUN_ID [--skip-conflicts]`: queues a run of type undo."""
     from producers.undo import start_undo
-    from workers.runs.undo import CONSOLE_SKIP
+    from workers.runs.undo_preview import CONSOLE_SKIP
 
     run_id = request.path_params["run_id"]
     skip = form.get("skip_conflicts") == "1"

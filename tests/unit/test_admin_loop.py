@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from producers import queries, registry, scheduler
-from producers.commands import apply_connections, delete_connection
+from producers.commands import apply_connections
+from producers.connection_admin import delete_connection
 from schemas import pathpattern
 from schemas.connections import ConfigError, load_connections_toml
 from tests.conftest import feedsync, sql

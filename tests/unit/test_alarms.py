@@ -273,7 +273,7 @@ def test_the_advisory_lock_makes_a_second_evaluation_skip_while_one_runs(setting
 
 
 def test_a_deleted_connections_alerts_are_resolved(settings: object) -> None:
-    from producers.commands import delete_connection
+    from producers.connection_admin import delete_connection
 
     connect("max_failed_runs = 1\n")
     run(T0, "failed")

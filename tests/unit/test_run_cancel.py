@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from producers import queries, registry
 from producers.cli import cli
-from producers.commands import CommandError, apply_connections, approve, delete_connection
+from producers.commands import CommandError, apply_connections, approve
+from producers.connection_admin import delete_connection
 from schemas.connections import load_connections_toml
 from schemas.states import TriggerType
 from tests.conftest import feedsync, sql
