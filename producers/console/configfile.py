@@ -154,7 +154,13 @@ def _diff(file: Path, before: str, after: str) -> str:
 def _commit(file: Path | None, before: str, after: str, c: KindConfig, by: str) -> Saved:
     """Write the file, apply the connection from it, record the change; the file goes back if the apply fails."""
     if file is not None and after != before:
-        _write(file, after)
+        try:
+            _write(file, after)
+        except OSError as exc:
+            raise CommandError(
+                f"{file} could not be written ({exc.strerror}); nothing changed: let the console's user write "
+                "it (or, for new connections, set FEEDSYNC_CONSOLE_CONNECTIONS_FILE to a file it may write)"
+            ) from None
     diff = "" if file is None else _diff(file, before, after)
     try:
         outcome = apply_connections(
