@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import PASSWORD
+from tests.console.conftest import PASSWORD, Served
 
 CHROMIUM = os.environ.get("FEEDSYNC_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # The README's screenshots: written into docs/ only when asked (FEEDSYNC_CONSOLE_SCREENSHOTS=1), so a
@@ -57,6 +57,13 @@ def chromium_page(base_url: str, width: int = 1280, height: int = 860) -> Iterat
         finally:
             context.close()
             browser.close()
+
+
+@pytest.fixture
+def browser_page(served: Served) -> Iterator[Any]:
+    """A signed-out page on the console served for the test, 1280 px wide."""
+    with chromium_page(served.url) as page:
+        yield page
 
 
 def sign_in(page: Any, name: str = "ada") -> None:

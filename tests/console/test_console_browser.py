@@ -6,76 +6,20 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import db_today, feedsync
-from tests.console.conftest import PASSWORD, Served
+from tests.console.browsing import browser_page, shot, sign_in
 from tests.data import apply, people
 from tests.stubpipeline import Pipeline
 
-CHROMIUM = os.environ.get("FEEDSYNC_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-# The README's screenshots: written into docs/ only when asked (FEEDSYNC_CONSOLE_SCREENSHOTS=1), so a
-# test run does not rewrite tracked files; otherwise into a temporary folder, still taken.
-DOCS = (
-    Path(__file__).resolve().parents[2] / "docs"
-    if os.environ.get("FEEDSYNC_CONSOLE_SCREENSHOTS") == "1"
-    else Path(tempfile.gettempdir()) / "feedsync-console-screenshots"
-)
 FEED = "import/user/internal/"
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def browser_page(served: Served) -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no chromium at {CHROMIUM}: `apt-get install -y chromium` (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        context = browser.new_context(
-            base_url=served.url, viewport={"width": 1280, "height": 860}, accept_downloads=True
-        )
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-
-
-def sign_in(page: Any, name: str = "ada") -> None:
-    page.goto("/connections")
-    assert "/sign-in" in page.url  # signed out: sent to sign in, and back afterwards
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/connections")
-
-
-def shot(page: Any, name: str) -> None:
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / f"console-{name}.png"), full_page=True)
+__all__ = ["browser_page"]  # the fixture, used by name
 
 
 def test_an_admin_signs_in_starts_an_on_demand_run_and_sees_it_complete_without_reloading(

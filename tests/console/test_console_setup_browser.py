@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import feedsync, sql
-from tests.console.browser import browser_page, shot, sign_in
+from tests.console.browsing import browser_page, shot, sign_in
 
 __all__ = ["browser_page"]
 
