@@ -91,6 +91,21 @@ class HierarchyConnection(PeopleConnection):
                 "at least)",
                 "source",
             )
+        if not self.workday.exclude_inactive_workers:
+            raise KeyProblem(
+                "exclude_inactive_workers = false does not apply to kind hierarchy: its people have no state, so "
+                "terminated workers are left out of the pull (and a full feed deactivates them)",
+                "workday",
+                "exclude_inactive_workers",
+            )
+        if self.workday.incremental or self.workday.report_url is not None:
+            key = "incremental" if self.workday.incremental else "report_url"
+            raise KeyProblem(
+                f"{key} does not apply to kind hierarchy: each run pulls the whole bundle (organisations and "
+                "workers) from Get_Organizations and Get_Workers",
+                "workday",
+                key,
+            )
 
     @property
     def fetched(self) -> bool:

@@ -97,6 +97,36 @@ def test_one_fetch_imports_the_unit_tree_the_positions_and_fifty_workers_with_th
     assert not sql("SELECT 1 FROM sync.row_errors WHERE run_id = %s", (run["id"],))
 
 
+def test_a_second_pull_with_two_fifths_of_the_workers_gone_holds_for_approval_and_changes_nobody(
+    pipeline: Pipeline, tenant: Served
+) -> None:
+    apply(hierarchy_toml(tenant.url))
+    assert sync(pipeline)["status"] == "completed"
+    before = (sql("SELECT external_id, active, manager_id, org_unit_id FROM lms.users ORDER BY 1"), units())
+    tenant.tenant.people = tenant.tenant.people[:30]  # 20 of the 50 employees gone (and the contingent ones)
+
+    run = sync(pipeline)
+
+    assert run["status"] == "awaiting_approval", run.get("error")
+    assert (sql("SELECT external_id, active, manager_id, org_unit_id FROM lms.users ORDER BY 1"), units()) == before
+
+
+def test_a_dry_run_pulls_the_bundle_changes_nobody_and_leaves_no_file_waiting(
+    pipeline: Pipeline, tenant: Served
+) -> None:
+    apply(hierarchy_toml(tenant.url))
+
+    run_id = start_sync(pipeline.settings, "workday-hr", dry_run=True)
+    pipeline.drain(expect_failures=True)
+    run = queries.run_detail(run_id)
+
+    assert run is not None and run["status"] == "completed", run
+    assert run["details"]["fetched_records"] == 13 + 45 + 50
+    assert sql("SELECT count(*) FROM lms.users") == [(0,)] and units() == {}
+    assert sql("SELECT status, removed_at IS NOT NULL FROM sync.feed_files") == [("rejected", True)] * 3
+    assert sync(pipeline)["counts"]["created"] == 50
+
+
 def test_a_refused_password_fails_the_run_in_one_sentence_and_changes_nobody(
     pipeline: Pipeline, tenant: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -123,3 +153,18 @@ def test_the_connection_refuses_a_workday_source_without_its_table() -> None:
     without = text[: text.index("[connections.workday]")]
     with pytest.raises(ConfigError, match=r"source 'workday' needs a \[connections.workday\] table"):
         load_connections_toml(USERS_TOML + without)
+
+
+@pytest.mark.parametrize(
+    ("workday_extra", "says"),
+    [
+        ("exclude_inactive_workers = false", "exclude_inactive_workers = false does not apply to kind hierarchy"),
+        ("incremental = true", "incremental does not apply to kind hierarchy: each run pulls the whole bundle"),
+    ],
+)
+def test_the_connection_refuses_workday_settings_a_bundle_cannot_honour(workday_extra: str, says: str) -> None:
+    text = hierarchy_toml("https://wd3-impl-services1.workday.com").replace(
+        "exclude_inactive_workers = true\n", f"{workday_extra}\n"
+    )
+    with pytest.raises(ConfigError, match=says):
+        load_connections_toml(USERS_TOML + text)
