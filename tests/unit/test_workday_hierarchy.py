@@ -10,8 +10,10 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from producers import queries
+from producers.cli import cli
 from producers.commands import start_sync
 from schemas.connections import ConfigError, load_connections_toml
 from tests.apidata import apply
@@ -168,3 +170,18 @@ def test_the_connection_refuses_workday_settings_a_bundle_cannot_honour(workday_
     )
     with pytest.raises(ConfigError, match=says):
         load_connections_toml(USERS_TOML + text)
+
+
+def test_api_check_shows_the_first_workers_through_the_user_files_mapping_and_writes_nothing(
+    pipeline: Pipeline, tenant: Served
+) -> None:
+    apply(hierarchy_toml(tenant.url))
+
+    result = CliRunner().invoke(cli, ["api", "check", "workday-hr"])
+
+    assert result.exit_code == 0, result.output
+    second = "2. email=wo***  first_name=Gi***  last_name=Fa***  manager=21***  key=21***  position=P-***  unit=SU***"
+    assert second in result.output, "the manager is a worker's key (the hierarchy kind links by key), not an e-mail"
+    assert "workday-hr: signed in; first page of workday: 5 records, more pages follow" in result.output
+    assert "nothing was written" in result.output
+    assert sql("SELECT count(*) FROM lms.users") == [(0,)]
