@@ -6,6 +6,7 @@ files; from there the run is the run of a dropped bundle. A refused password cha
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -16,12 +17,15 @@ from producers import queries
 from producers.cli import cli
 from producers.commands import start_sync
 from schemas.connections import ConfigError, load_connections_toml
+from schemas.workday import WorkdayConfig
 from tests.apidata import apply
 from tests.conftest import sql
 from tests.stubpipeline import USERS_TOML, Pipeline
 from tests.workday_orgs import Organizations, people, tree
 from tests.workday_server import PASSWORD, Served, Tenant
 from tests.workdaydata import hierarchy_toml
+from workers.http.soap import WD
+from workers.sources.workday_bundle import OrgPath, org_path, organizations_request
 
 
 @pytest.fixture
@@ -185,3 +189,27 @@ def test_api_check_shows_the_first_workers_through_the_user_files_mapping_and_wr
     assert "workday-hr: signed in; first page of workday: 5 records, more pages follow" in result.output
     assert "nothing was written" in result.output
     assert sql("SELECT count(*) FROM lms.users") == [(0,)]
+
+
+def test_get_organizations_asks_only_for_the_parts_the_org_mapping_reads() -> None:
+    config = WorkdayConfig.model_validate(
+        {
+            "base_url": "https://wd3-impl-services1.workday.com",
+            "tenant": "contoso4",
+            "username": "ISU",
+            "password_env": "WD_PASSWORD",
+        }
+    )
+    moment = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
+    flat = [org_path(p, "c") for p in ("Reference_ID", "Name", "Organization_Reference/ID[@type='WID']")]
+    tree_paths = [*flat, org_path("Hierarchy_Data/Superior_Organization_Reference/ID", "c")]
+
+    def group(paths: list[OrgPath]) -> list[str]:
+        request = organizations_request(config, paths, 2, moment)
+        return [el.tag.rpartition("}")[2] for el in request.iterfind(f"{{{WD}}}Response_Group/*")]
+
+    assert group(flat) == []
+    assert group(tree_paths) == ["Include_Hierarchy_Data"]
+    request = organizations_request(config, flat, 2, moment)
+    assert request.findtext(f"{{{WD}}}Response_Filter/{{{WD}}}Page") == "2"
+    assert request.findtext(f"{{{WD}}}Response_Filter/{{{WD}}}As_Of_Entry_DateTime") == "2026-12-07T09:30:00Z"

@@ -49,6 +49,13 @@ log = structlog.get_logger(__name__)
 
 SOURCE = "workday"
 ON_ORGANIZATION = ("Organization_Reference",)
+#: The first element of a path under Organization_Data -> the Response_Group flag that brings it.
+ORG_INCLUDES = {
+    "Hierarchy_Data": "Include_Hierarchy_Data",
+    "Roles_Data": "Include_Roles_Data",
+    "Supervisory_Data": "Include_Supervisory_Data",
+    "Staffing_Restrictions_Data": "Include_Staffing_Restrictions_Data",
+}
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,9 @@ def org_path(field: str, name: str) -> OrgPath:
     return OrgPath(field, workday.WorkerPath(field, steps, attribute or None, found.head in ON_ORGANIZATION))
 
 
-def organizations_request(config: WorkdayConfig, page: int, as_of: datetime) -> ET.Element:
+def organizations_request(config: WorkdayConfig, paths: Sequence[OrgPath], page: int, as_of: datetime) -> ET.Element:
+    """A page of Get_Organizations, its Response_Group asking only for what ``paths`` read."""
+
     def el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
         child = ET.SubElement(parent, f"{{{WD}}}{tag}", {f"{{{WD}}}{k}": v for k, v in attrs.items()})
         child.text = text
@@ -89,7 +98,8 @@ def organizations_request(config: WorkdayConfig, page: int, as_of: datetime) -> 
     el(response_filter, "Page", str(page))
     el(response_filter, "Count", str(config.page_size))
     group = el(root, "Response_Group")
-    el(group, "Include_Hierarchy_Data", "true")
+    for flag in sorted({ORG_INCLUDES[p.path.head] for p in paths if p.path.head in ORG_INCLUDES}):
+        el(group, flag, "true")
     return root
 
 
@@ -116,7 +126,7 @@ def organizations(
     number, seen, total = 0, 0, None
     while total is None or number < total.pages:
         number += 1
-        answer = client.soap(workday.SERVICE, organizations_request(client.config, number, as_of))
+        answer = client.soap(workday.SERVICE, organizations_request(client.config, paths, number, as_of))
         results = workday._results(answer, describe)
         if results.page != number and results.total:
             raise FetchError(f"{describe} answered page {results.page} when asked for page {number}")
