@@ -22,7 +22,7 @@ from tests.apidata import apply
 from tests.conftest import sql
 from tests.stubpipeline import USERS_TOML, Pipeline
 from tests.workday_orgs import Organizations, people, tree
-from tests.workday_server import PASSWORD, Served, Tenant
+from tests.workday_server import PASSWORD, N, Served, Tenant
 from tests.workdaydata import hierarchy_toml
 from workers.http.soap import WD
 from workers.sources.workday_bundle import OrgPath, org_path, organizations_request
@@ -152,6 +152,29 @@ def test_a_refused_password_fails_the_run_in_one_sentence_and_changes_nobody(
     assert tenant.tenant.seen == [], "refused before anything was read"
     assert (sql("SELECT external_id, active, manager_id FROM lms.users ORDER BY 1"), units()) == before
     assert not sql("SELECT 1 FROM sync.run_files WHERE run_id = %s", (run["id"],))
+
+
+def test_a_pull_cut_off_mid_way_fails_the_run_and_registers_no_file(
+    pipeline: Pipeline, tenant: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply(hierarchy_toml(tenant.url, workday_extra="max_retries = 1"))
+    assert sync(pipeline)["status"] == "completed"
+    before = (sql("SELECT external_id, active, manager_id FROM lms.users ORDER BY 1"), units())
+    files = sql("SELECT count(*) FROM sync.feed_files")
+    wd = tenant.tenant
+    answer = Organizations(wd, tree())
+    # Page 2 of the organisations is never answered but with 503s (Workday down in the middle of the pull).
+    wd.organizations = lambda req: (
+        (503, b"") if req.findtext("wd:Response_Filter/wd:Page", namespaces=N) == "2" else answer(req)
+    )
+
+    run = sync(pipeline)
+
+    assert run["status"] == "failed"
+    assert "Get_Organizations" in run["error"] and "HTTP 503" in run["error"], run["error"]
+    assert (sql("SELECT external_id, active, manager_id FROM lms.users ORDER BY 1"), units()) == before
+    assert sql("SELECT count(*) FROM sync.feed_files") == files
+    assert not (pipeline.settings.store_dir / "fetching" / f"run-{run['id']}").exists()
 
 
 def test_the_connection_refuses_a_workday_source_without_its_table() -> None:
