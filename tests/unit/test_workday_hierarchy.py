@@ -24,6 +24,7 @@ from tests.stubpipeline import USERS_TOML, Pipeline
 from tests.workday_orgs import Organizations, people, tree
 from tests.workday_server import PASSWORD, N, Served, Tenant
 from tests.workdaydata import hierarchy_toml
+from workers.http import FetchError
 from workers.http.soap import WD
 from workers.sources.workday_bundle import OrgPath, org_path, organizations_request
 
@@ -231,6 +232,8 @@ def test_get_organizations_asks_only_for_the_parts_the_org_mapping_reads() -> No
         request = organizations_request(config, paths, 2, moment)
         return [el.tag.rpartition("}")[2] for el in request.iterfind(f"{{{WD}}}Response_Group/*")]
 
+    with pytest.raises(FetchError, match=r"^c: the org mapping's path 'Name\[@type' is not a path such as 'Name'"):
+        org_path("Name[@type", "c")
     assert group(flat) == []
     assert group(tree_paths) == ["Include_Hierarchy_Data"]
     request = organizations_request(config, flat, 2, moment)

@@ -30,7 +30,7 @@ import os
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -76,7 +76,7 @@ def org_path(field: str, name: str) -> OrgPath:
             "'Hierarchy_Data/Superior_Organization_Reference/ID[@type=\\'Organization_Reference_ID\\']'"
         ) from None
     found = workday.WorkerPath(field, steps, attribute or None, False)
-    return OrgPath(field, workday.WorkerPath(field, steps, attribute or None, found.head in ON_ORGANIZATION))
+    return OrgPath(field, replace(found, on_worker=found.head in ON_ORGANIZATION))
 
 
 def organizations_request(config: WorkdayConfig, paths: Sequence[OrgPath], page: int, as_of: datetime) -> ET.Element:
