@@ -13,7 +13,7 @@ from workers import store
 from workers.errors import TerminalError
 from workers.runs.create import live_connection
 from workers.sources import FetchSpec
-from workers.sources.preview import Preview, preview, spec_of
+from workers.sources.preview import Preview, check_mapping, preview, spec_of
 
 
 @dataclass(frozen=True)
@@ -37,4 +37,4 @@ def check(name: str) -> Checked:
     config = stored_config(name)
     spec = spec_of(name, config)
     filters = getattr(config, "filters", None)
-    return Checked(spec, preview(spec, getattr(config, "mapping", {}), get_settings(), filters), filters)
+    return Checked(spec, preview(spec, check_mapping(name, config), get_settings(), filters), filters)

@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from producers import console_changes, ownership, pathcheck, queries, registry, uploads
 from producers.dlq import admin_identity
-from schemas.kinds import KindConfig, to_json
+from schemas.kinds import KindConfig, connection_from_json, to_json
 from schemas.settings import Settings
 from schemas.states import FINISHED_RUN_STATUSES, AccessMode, RunStatus, TriggerType
 from workers import store
@@ -33,6 +33,17 @@ class CommandError(Exception):
 
 class ConsoleChangesUndone(CommandError):
     """Applying the file would undo settings the console changed (producers.console_changes)."""
+
+
+def _same_config(stored: dict[str, Any], config: dict[str, Any]) -> bool:
+    """Whether a stored config says what ``config`` says: as stored, or read with today's defaults (a
+    key added since it was stored, such as a kind's ``source``, is no change of the file's)."""
+    if stored == config:
+        return True
+    try:
+        return bool(to_json(connection_from_json(stored)) == config)
+    except ValueError:  # a stored config today's rules refuse: the file's is a change
+        return False
 
 
 def apply_connections(
@@ -73,7 +84,11 @@ def apply_connections(
                 assert created is not None
                 ownership.take_back(conn, c.name, int(created["id"]))
                 results.append((c.name, "created"))
-            elif existing["config"] != config or existing["kind"] != c.kind or existing["enabled"] != c.enabled:
+            elif (
+                not _same_config(existing["config"], config)
+                or existing["kind"] != c.kind
+                or existing["enabled"] != c.enabled
+            ):
                 conn.execute(
                     "UPDATE sync.connections SET kind = %s, config = %s, enabled = %s, updated_at = now() "
                     "WHERE id = %s",

@@ -56,6 +56,8 @@ class WorkdayConfig(BaseModel):
     # Updated_From/Updated_Through), with a full pull (the one that may deactivate) every N days.
     incremental: bool = False
     full_pull_every_days: int = Field(default=7, ge=1, le=365)
+    # The hierarchy kind: the Organization_Type_ID of the organisations Get_Organizations pulls as units.
+    organization_type: str = Field(default="SUPERVISORY", pattern=r"^[A-Za-z0-9_]{1,64}$")
     # Response_Filter/Count: workers a page (Workday allows at most 999).
     page_size: int = Field(default=100, ge=1, le=999)
     # A RaaS report (source = "workday_raas"): its JSON URL, records under Report_Entry.

@@ -46,6 +46,9 @@ class Worker:
     title: str = "Engineer"
     #: When the worker last changed (Transaction_Log_Criteria's Updated_From/Updated_Through select on it).
     updated: str = "2026-01-05T09:00:00Z"
+    #: The position the worker fills (Position_ID, Position_Title) and their supervisory organisation.
+    position: tuple[str, str] | None = None
+    unit: str | None = None
 
     @property
     def wid(self) -> str:
@@ -83,6 +86,8 @@ class Tenant:
     #: The report's records (RaaS), and a handler for the Talent service (tests/workday_talent.py).
     report: list[dict[str, Any]] = field(default_factory=list)
     talent: Callable[[ET.Element], tuple[int, bytes]] | None = None
+    #: A handler for Get_Organizations (tests/workday_orgs.py).
+    organizations: Callable[[ET.Element], tuple[int, bytes]] | None = None
     #: Answers sent as they are to the next SOAP requests, before anything is checked (faults of the wire).
     planned: list[tuple[int, bytes]] = field(default_factory=list)
 
@@ -210,11 +215,25 @@ def worker_xml(w: Worker, by_id: dict[str, Worker], group: set[str]) -> str:
             "</wd:Usage_Data></wd:Email_Address_Data></wd:Contact_Data></wd:Personal_Data>"
         )
     if "Include_Employment_Information" in group:
+        filled = (
+            f"<wd:Position_ID>{w.position[0]}</wd:Position_ID><wd:Position_Title>{w.position[1]}</wd:Position_Title>"
+            if w.position
+            else ""
+        )
         parts.append(
-            "<wd:Employment_Data><wd:Worker_Job_Data><wd:Position_Data>"
+            f"<wd:Employment_Data><wd:Worker_Job_Data><wd:Position_Data>{filled}"
             f"<wd:Business_Title>{w.title}</wd:Business_Title></wd:Position_Data></wd:Worker_Job_Data>"
             f"<wd:Worker_Status_Data><wd:Active>{int(w.active)}</wd:Active>"
             "<wd:Hire_Date>2020-01-06-08:00</wd:Hire_Date></wd:Worker_Status_Data></wd:Employment_Data>"
+        )
+    if "Include_Organizations" in group and w.unit is not None:
+        parts.append(
+            "<wd:Organization_Data><wd:Worker_Organization_Data><wd:Organization_Reference>"
+            f'<wd:ID wd:type="Organization_Reference_ID">{w.unit}</wd:ID></wd:Organization_Reference>'
+            f"<wd:Organization_Data><wd:Organization_Reference_ID>{w.unit}</wd:Organization_Reference_ID>"
+            '<wd:Organization_Type_Reference><wd:ID wd:type="Organization_Type_ID">SUPERVISORY</wd:ID>'
+            "</wd:Organization_Type_Reference></wd:Organization_Data></wd:Worker_Organization_Data>"
+            "</wd:Organization_Data>"
         )
     if "Include_Management_Chain_Data" in group and w.manager is not None:
         # From the top of the chain down to the immediate manager (last), as Workday lists it.
@@ -274,6 +293,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(500, fault("Client.validationError", "empty Body"))
         if path == f"/ccx/service/{TENANT}/Human_Resources/{VERSION}" and local(request.tag) == "Get_Workers_Request":
             return self._reply(200, GetWorkers(self.tenant, request).answer())
+        if (
+            path == f"/ccx/service/{TENANT}/Human_Resources/{VERSION}"
+            and local(request.tag) == "Get_Organizations_Request"
+            and self.tenant.organizations is not None
+        ):
+            return self._reply(*self.tenant.organizations(request))
         if path == f"/ccx/service/{TENANT}/Talent/{VERSION}" and self.tenant.talent is not None:
             status, body = self.tenant.talent(request)
             return self._reply(status, body)

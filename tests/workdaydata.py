@@ -69,3 +69,60 @@ page_size = 400
 backoff_s = 0.01
 max_backoff_s = 0.05
 {workday_extra}"""
+
+
+UNIT_PATH = (
+    "Organization_Data/Worker_Organization_Data[Organization_Data/Organization_Type_Reference/ID='SUPERVISORY']/"
+    "Organization_Reference/ID[@type='Organization_Reference_ID']"
+)
+#: The hierarchy kind's mappings with Workday paths: units into Get_Organizations' Organization_Data,
+#: positions and people into Get_Workers' Worker_Data.
+HIERARCHY = {
+    "org": {
+        "key": "Reference_ID",
+        "name": "Name",
+        "parent": "Hierarchy_Data/Superior_Organization_Reference/ID[@type='Organization_Reference_ID']",
+    },
+    "pos": {
+        "key": "Employment_Data/Worker_Job_Data/Position_Data/Position_ID",
+        "name": "Employment_Data/Worker_Job_Data/Position_Data/Position_Title",
+    },
+    "user": {
+        "key": "Worker_Reference/ID[@type='Employee_ID']",
+        "email": MAPPING["email"],
+        "first_name": MAPPING["first_name"],
+        "last_name": MAPPING["last_name"],
+        "unit": UNIT_PATH,
+        "position": "Employment_Data/Worker_Job_Data/Position_Data/Position_ID",
+        "manager": MANAGER_PATH,
+    },
+}
+
+
+def hierarchy_toml(url: str, extra: str = "", workday_extra: str = "") -> str:
+    """A hierarchy connection (``workday-hr``) pulling its bundle from the tenant at ``url``."""
+    files = "\n".join(
+        f"[connections.files.{part}.mapping]\n" + "\n".join(f'{a} = "{p}"' for a, p in mapping.items())
+        for part, mapping in HIERARCHY.items()
+    )
+    return f"""
+[[connections]]
+name = "workday-hr"
+kind = "hierarchy"
+source = "workday"
+full_feed = true
+max_deactivate = "20%"
+{extra}
+{files}
+
+[connections.workday]
+base_url = "{url}"
+tenant = "{TENANT}"
+username = "{USER}"
+password_env = "WORKDAY_PASSWORD"
+exclude_inactive_workers = true
+exclude_contingent_workers = true
+page_size = 5
+backoff_s = 0.01
+max_backoff_s = 0.05
+{workday_extra}"""

@@ -10,6 +10,11 @@ parts = ["org", "pos", "user"]   # ["user"] syncs people only and leaves units a
 key = "Id"
 name = "Name"
 ```
+
+With ``source = "workday"`` and a ``[connections.workday]`` table the fetch stage pulls the bundle
+from Workday instead (workers/sources/workday_bundle.py): the org mapping's values are paths into
+Get_Organizations' ``Organization_Data``, the pos and user mappings' paths into Get_Workers'
+``Worker_Data``; the run goes on as for dropped files.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pydantic import Field, model_validator
 from schemas.config_base import PeopleConnection
 from schemas.config_parts import ATTRIBUTE_NAME, FileOptions, KeyProblem
 from schemas.kinds.users import DONT_IMPORT
+from schemas.workday import WorkdayConfig
 
 #: The parts of a hierarchy bundle in the order they are applied, with their default file names
 #: and the attributes each file's mapping must name.
@@ -35,7 +41,7 @@ BUNDLE_CORE = {
 
 
 class HierarchyConnection(PeopleConnection):
-    OWN_KEYS: ClassVar[tuple[str, ...]] = (*PeopleConnection.OWN_KEYS, "files", "parts")
+    OWN_KEYS: ClassVar[tuple[str, ...]] = (*PeopleConnection.OWN_KEYS, "files", "parts", "source", "workday")
     REFUSED: ClassVar[dict[str, str]] = {
         "mapping": "a hierarchy connection maps each file under [connections.files.<part>.mapping]"
     }
@@ -44,6 +50,10 @@ class HierarchyConnection(PeopleConnection):
     kind: Literal["hierarchy"]
     files: dict[str, FileOptions] = Field(default_factory=dict)
     parts: list[str] = Field(default_factory=lambda: list(BUNDLE_PARTS))
+    # Where the bundle comes from: files dropped in ``path`` (the default), or Workday (organisations
+    # by Get_Organizations, positions and people by Get_Workers), reached as ``workday`` says.
+    source: Literal["files", "workday"] = "files"
+    workday: WorkdayConfig | None = None
 
     @model_validator(mode="after")
     def _bundle_rules(self) -> HierarchyConnection:
@@ -67,7 +77,40 @@ class HierarchyConnection(PeopleConnection):
         extra = [p for p in self.files if p not in self.parts]
         if extra:
             raise KeyProblem(f"files.{extra[0]} is declared but {extra[0]!r} is not in parts", "files", extra[0])
+        self._workday_rules()
         return self
+
+    def _workday_rules(self) -> None:
+        if self.source == "files":
+            if self.workday is not None:
+                raise KeyProblem("[connections.workday] is only read with source = 'workday'", "workday")
+            return
+        if self.workday is None:
+            raise KeyProblem(
+                "source 'workday' needs a [connections.workday] table (base_url, tenant, username and password_env "
+                "at least)",
+                "source",
+            )
+        if not self.workday.exclude_inactive_workers:
+            raise KeyProblem(
+                "exclude_inactive_workers = false does not apply to kind hierarchy: its people have no state, so "
+                "terminated workers are left out of the pull (and a full feed deactivates them)",
+                "workday",
+                "exclude_inactive_workers",
+            )
+        if self.workday.incremental or self.workday.report_url is not None:
+            key = "incremental" if self.workday.incremental else "report_url"
+            raise KeyProblem(
+                f"{key} does not apply to kind hierarchy: each run pulls the whole bundle (organisations and "
+                "workers) from Get_Organizations and Get_Workers",
+                "workday",
+                key,
+            )
+
+    @property
+    def fetched(self) -> bool:
+        """Whether runs of this connection pull their bundle from Workday (the fetch stage) rather than files."""
+        return self.source != "files"
 
     def expected_files(self) -> dict[str, str]:
         """part -> file name, for the parts the connection syncs, in the order they are applied."""

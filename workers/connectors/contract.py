@@ -185,6 +185,13 @@ class ImportKind(Load):
         (workers/sources) is pulled instead."""
         return None
 
+    def pull_bundle(
+        self, name: str, config: KindConfig, settings: Settings, work: Path
+    ) -> list[tuple[str, FetchResult]] | None:
+        """A bundle kind with an API source: pull every file of the bundle into ``work`` and return
+        (file name, what was pulled) for each, in the order they are applied; None: not pulled so."""
+        return None
+
     def changed_people(self, run: RunRow) -> sql.Composable | None:
         """For the assign step: the people the run's load changed, as a relation of ``user_id``
         (a staging table, or a parenthesised query with an alias); None: everyone."""

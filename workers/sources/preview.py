@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.filters import FilterConfig
+from schemas.kinds.hierarchy import HierarchyConnection
 from schemas.kinds.users import DONT_IMPORT, USER_CORE_ATTRIBUTES, UsersConnection
 from schemas.settings import Settings
 from workers.errors import TerminalError
@@ -34,9 +35,23 @@ def spec_of(name: str, config: object) -> FetchSpec:
             return FetchSpec.from_mapping(name, source, config.workday, mapping)
         if (source == "msgraph" or source == "salesforce") and config.api is not None:
             return FetchSpec.from_mapping(name, source, config.api, mapping)
+    if isinstance(config, HierarchyConnection) and config.source == "workday" and config.workday is not None:
+        # The check reads the first Get_Workers page through the user file's mapping (managers by key).
+        if "user" not in config.parts:
+            raise TerminalError(f"{name}: the API check reads the user file's mapping, and parts has no 'user'")
+        fields = tuple(dict.fromkeys(f for f in check_mapping(name, config).values()))
+        return FetchSpec(name, "workday", config.workday, fields)
     raise TerminalError(
         f"{name}: the connection has no API source (source = 'msgraph', 'salesforce', 'workday' or 'workday_raas')"
     )
+
+
+def check_mapping(name: str, config: object) -> dict[str, str]:
+    """The mapping ``feedsync api check`` shows a connection's first page through (a hierarchy
+    connection: its user file's)."""
+    if isinstance(config, HierarchyConnection):
+        return {a: f for a, f in config.files["user"].mapping.items() if f != DONT_IMPORT}
+    return dict(getattr(config, "mapping", {}))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Fetch: a run of a connection with an API source (``source = "msgraph"``, ``"salesforce"``,
 ``"workday"`` or ``"workday_raas"``, or a kind with an API of its own, such as
-``linkedin_learning``: ``ImportKind.pull``) pulls every page into a feed file, registers it as the
+``linkedin_learning``: ``ImportKind.pull``; or a bundle kind's files, ``ImportKind.pull_bundle``,
+registered by workers/stages/fetch_bundle.py) pulls every page into a feed file, registers it as the
 run's one file, and queues its parse. A Workday pull is read as of one moment, recorded on the run; an
 incremental one (``incremental = true``) asks for the changes since the last completed pull, never
 deactivates anyone, and ends the run without a file when nothing changed (``workday_window``).
@@ -50,6 +51,7 @@ from workers.sources import FetchResult, FetchSpec, fetch
 from workers.sources.delta import DeltaRound
 from workers.sources.preview import spec_of
 from workers.stages import stage_actor
+from workers.stages.fetch_bundle import register_bundle
 from workers.stages.fetch_delta import keep_round, plan_round
 
 log = structlog.get_logger(__name__)
@@ -72,6 +74,10 @@ def fetch_run(msg: FetchRun) -> None:
     shutil.rmtree(work, ignore_errors=True)  # a pull an earlier attempt left half-way
     work.mkdir(parents=True)
     try:
+        bundle = import_kind(run.kind).pull_bundle(run.connection_name, run.config, settings, work)
+        if bundle is not None:  # a bundle kind's files, all pulled: registered together
+            register_bundle(msg, run, str(getattr(run.config, "source", "api")), bundle, file_store(settings))
+            return
         sink = work / f"{run.connection_name}.csv"
         # A kind with an API of its own pulls it; the people kinds pull their API source.
         pulled = import_kind(run.kind).pull(run.connection_name, run.config, settings, sink)

@@ -9,10 +9,13 @@ units, positions, people, manager links, deactivations (full feeds), then (the l
 the group rules for the people the run changed.
 """
 
+from pathlib import Path
 from typing import Any
 
 from psycopg import sql
 
+from schemas.kinds import KindConfig
+from schemas.settings import Settings
 from workers.connectors import tables
 from workers.connectors.contract import ASSIGN_COUNTS, PEOPLE, ROWS_READ, Counted, ImportKind
 from workers.connectors.hierarchy.check import prepare
@@ -35,6 +38,8 @@ from workers.connectors.hierarchy.transform import (
     transform_chunk,
 )
 from workers.rows import RunRow
+from workers.sources import workday_bundle
+from workers.sources.pull import FetchResult
 from workers.staging import stage_table
 
 
@@ -79,6 +84,13 @@ class Hierarchy(ImportKind):
     exceeded_thresholds = staticmethod(exceeded_thresholds)
     load_steps = staticmethod(load_steps)
     finish = staticmethod(finish)
+
+    def pull_bundle(
+        self, name: str, config: KindConfig, settings: Settings, work: Path
+    ) -> list[tuple[str, FetchResult]] | None:
+        """``source = "workday"``: units by Get_Organizations, positions and people by Get_Workers."""
+        cfg = config_of(config)
+        return workday_bundle.pull(name, cfg, settings, work) if cfg.source == "workday" else None
 
     def changed_people(self, run: RunRow) -> sql.Composable:
         """People created, updated, deactivated or moved, everyone in a moved unit and everyone
