@@ -104,6 +104,10 @@ _ONLY_WHEN_SET = (
     "source",
     "api",
     "filters",
+    "workday",
+    "timezone",
+    "line_ends",
+    "unique_ids",
 )
 
 
