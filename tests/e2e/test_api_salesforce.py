@@ -81,6 +81,13 @@ def test_salesforce_contacts_import_by_rest_paging_then_by_bulk_api_and_a_third_
         config = tmp_path / "connections.toml"
         config.write_text(sf_toml(org.url))
         assert "sf-contacts: created" in feedsync("connections", "apply", str(config), env=env).stdout
+        checked = feedsync("api", "check", "sf-contacts", env=env).stdout
+        previewed = [ln.strip() for ln in checked.splitlines() if ln.startswith("  ")]
+        assert previewed[1].startswith("2. email=co***  first_name=Fi***  last_name=La***  manager=co***"), checked
+        assert "filters: 1 of the 1000 records of this page would be filtered out" in checked, checked
+        assert "contact1@example.org" not in checked and CLIENT_SECRET not in checked
+        assert sql("SELECT count(*) FROM sync.runs") == [(0,)], "api check writes nothing"
+        vendor.seen.clear()
         up = start("up", "--processes", "1", "--threads", "2", env=env)
         up.wait_for("watching the drop dir")
 
@@ -98,7 +105,8 @@ def test_salesforce_contacts_import_by_rest_paging_then_by_bulk_api_and_a_third_
         assert rest["details"]["filtered"] == 1
         assert (rest["details"]["fetched_pages"], rest["details"]["fetched_records"]) == (3, CONTACTS)
         queried = [s for s in vendor.api_requests() if "/query" in s.path]
-        assert [s.path.rsplit("/", 1)[1] for s in queried] == ["query", "query", "01gFAKE0-1000", "01gFAKE0-2000"]
+        # The COUNT(), the query, then its nextRecordsUrl twice (the api check's query took locator 0).
+        assert [s.path.rsplit("/", 1)[1] for s in queried] == ["query", "query", "01gFAKE1-1000", "01gFAKE1-2000"]
         assert queried[0].query["q"] == ["SELECT COUNT() FROM Contact"], "the size decides REST or Bulk"
         assert not any("/jobs/query" in s.path for s in vendor.api_requests())
         users = {
