@@ -63,6 +63,7 @@ def test_graph_people_import_filtered_on_their_schedule_and_on_demand_and_a_thir
         assert "first page of msgraph: 100 records, more pages follow" in checked, checked
         previewed = [ln.strip() for ln in checked.splitlines() if ln.startswith("  ")]
         assert previewed[1].startswith("2. email=pe***  first_name=Gi***  last_name=Su***  manager=pe***"), checked
+        assert "filters: 1 of the 100 records of this page would be filtered out" in checked, checked
         assert "person1@contoso.example" not in checked and CLIENT_SECRET not in checked
         assert sql("SELECT count(*) FROM sync.runs") == [(0,)], "api check writes nothing"
 
