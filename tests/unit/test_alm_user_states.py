@@ -35,6 +35,7 @@ def test_people_a_feed_brings_already_deleted_are_counted_deactivated_and_export
     run = queries.run_detail(first)
     assert run is not None and run["status"] == "completed", run
     assert (run["counts"]["created"], run["counts"]["deactivated"]) == (2, 2)
+    assert run["counts"]["unchanged"] == 0, "people who arrive inactive are inserted, not unchanged"
     # Tuesday: Dan is SUSPENDED, Cid is back.
     pipeline.import_files(
         (

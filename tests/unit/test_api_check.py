@@ -97,4 +97,5 @@ def test_feedsync_run_shows_what_the_fetch_pulled(pipeline: Pipeline, graph: Ser
     assert shown.exit_code == 0, shown.output
     # Every count as recorded, after the lines in the kind's own terms.
     counts = next(ln for ln in shown.output.splitlines() if ln.startswith("recorded: "))
-    assert "created=250" in counts and "fetched_pages=3" in counts and "fetched_records=250" in counts
+    assert "created=248" in counts and "deactivated=2" in counts  # the two disabled accounts
+    assert "fetched_pages=3" in counts and "fetched_records=250" in counts

@@ -48,12 +48,14 @@ def test_an_on_demand_sync_fetches_every_page_and_imports_it_as_the_runs_one_fil
 
     assert run["status"] == "completed", run.get("error")
     counts, fetched = run["counts"], run["details"]
+    # The two disabled accounts arrive inactive: counted as deactivated, not created.
     assert (fetched["fetched_pages"], fetched["fetched_records"], counts["read"], counts["created"]) == (
         3,
         250,
         250,
-        250,
+        248,
     )
+    assert (counts["deactivated"], counts["unchanged"]) == (2, 0)
     assert fetched["fetch_requests"] == 3 and fetched["fetch_ms"] >= 0
     ((path, stored, sha, size, status),) = sql(
         "SELECT original_path, stored_path, sha256, size_bytes, status FROM sync.feed_files"
@@ -99,7 +101,7 @@ def test_a_dry_run_fetches_changes_nobody_and_leaves_no_file_waiting(pipeline: P
     assert active_people() == {}
     ((status, removed),) = sql("SELECT status, removed_at IS NOT NULL FROM sync.feed_files")
     assert (status, removed) == ("rejected", True)
-    assert sync(pipeline)["counts"]["created"] == 250
+    assert sync(pipeline)["counts"]["created"] == 248  # and the two disabled accounts, inactive
 
 
 def test_a_fetch_that_fails_after_its_retries_fails_the_run_in_one_sentence_and_changes_nobody(
@@ -130,7 +132,7 @@ def test_a_schedule_slot_fetches_and_imports(pipeline: Pipeline, graph: Served) 
 
     run = queries.history()[0]
     assert (run["run_id"], run["type"], run["status"]) == (run_id, "scheduled", "completed")
-    assert (run["details"]["fetched_records"], run["counts"]["created"]) == (250, 250)
+    assert (run["details"]["fetched_records"], run["counts"]["created"]) == (250, 248)
 
 
 def test_a_literal_secret_is_refused_on_its_line_without_repeating_it(settings: Any) -> None:

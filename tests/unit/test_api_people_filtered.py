@@ -36,11 +36,15 @@ def test_a_graph_feed_of_2500_imports_on_schedule_and_on_demand_filtered_and_a_t
         run = queries.run_detail(scheduled)
         assert run is not None and (run["type"], run["status"]) == ("scheduled", "completed"), run
         assert (run["details"]["fetched_pages"], run["details"]["fetched_records"]) == (25, PEOPLE)
-        assert (run["counts"]["read"], run["counts"]["created"], run["details"]["filtered"]) == (
+        # The two disabled accounts arrive inactive: counted as deactivated, not created (nor unchanged).
+        counts = run["counts"]
+        assert (counts["read"], counts["created"], counts["deactivated"], counts["unchanged"]) == (
             PEOPLE,
-            PEOPLE - 1,
-            1,
+            PEOPLE - 3,
+            2,
+            0,
         )
+        assert run["details"]["filtered"] == 1
         assert queries.errors(scheduled) == [], "the contingent manager's reports are no unknown managers"
         found = dict(sql("SELECT email, active FROM lms.users"))
         assert "person9@contoso.example" not in found

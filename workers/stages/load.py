@@ -251,8 +251,10 @@ def _end(tx: StageTx, msg: LoadRun, run: RunRow, decision: str, counts: dict[str
 
 
 def _close(tx: StageTx, msg: LoadRun, counts: dict[str, int]) -> None:
+    # People who arrived already inactive (users) were inserted: neither created nor unchanged.
+    arrived = counts.pop("arrived_inactive", 0)
     if "valid" in counts:
-        counts["unchanged"] = counts.pop("valid") - counts.get("created", 0) - counts.get("updated", 0)
+        counts["unchanged"] = counts.pop("valid") - counts.get("created", 0) - counts.get("updated", 0) - arrived
     record.add_counts(tx.conn, msg.run_id, counts)
     tx.counts = counts
     route.send(tx.conn, tx.outbox, "load", "finalize", msg.run_id)

@@ -98,8 +98,9 @@ def insert_people(conn: psycopg.Connection[Any], run: RunRow, lo: int, hi: int) 
     )
     assert row is not None
     # A person the feed brings for the first time already gone (ALM's userState DELETED or SUSPENDED)
-    # is kept, inactive: counted as deactivated, not as created.
-    counts = {"created": int(row["created"]), "deactivated": int(row["arrived_inactive"])}
+    # is kept, inactive: counted as deactivated, not as created (nor, by the load stage, as unchanged).
+    arrived = int(row["arrived_inactive"])
+    counts = {"created": int(row["created"]), "deactivated": arrived, "arrived_inactive": arrived}
     if row["created"] + row["arrived_inactive"] < row["wanted"]:
         counts.update(_adopt(conn, run, lo, hi))
     return counts
