@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -83,6 +84,7 @@ def _start_page(request: Request, error: str | None = None, status_code: int = 2
         kinds=setupform.offered(),
         fixed=setupform.FIXED,
         in_file=setupform.IN_FILE,
+        exports=setupform.EXPORTS,
         error=error,
         form=form,
     )
@@ -121,6 +123,8 @@ async def upload_template(request: Request) -> Response:
     error = None
     if kind not in setupform.offered():
         error = f"choose a kind the console sets up: {', '.join(setupform.offered())}"
+        if kind in setupform.EXPORTS:
+            error = f"an export takes no template: set it up at /connections/new/export/{kind}"
         if kind in setupform.IN_FILE:
             error = f"a {kind} connection is set up in a connections file: see the README, {setupform.IN_FILE[kind]}"
     elif template.folder is None:
@@ -249,9 +253,61 @@ async def save(request: Request, s: accounts.Session, form: FormData) -> Respons
     return RedirectResponse(saved_url(saved), status_code=303)
 
 
+def _export_page(request: Request, kind: str, form: Any, problems: dict[str, list[str]], status_code: int) -> Response:
+    return render(
+        request,
+        "setup_export.html",
+        status_code,
+        title="New connection: export",
+        kind=kind,
+        what=setupform.EXPORTS[kind],
+        form=form,
+        problems=problems,
+        today=datetime.now(UTC).date().isoformat(),
+    )
+
+
+@page
+async def export(request: Request, s: accounts.Session) -> Response:
+    """An export's form: no template, the destination (folder or SFTP) and the schedule."""
+    kind = request.path_params["kind"]
+    if not s.admin.can_act or kind not in setupform.EXPORTS:
+        return render(request, "message.html", 404, title="Not found", text="Start again from New connection.")
+    return _export_page(request, kind, {"name": kind.replace("_", "-"), "schedule_enabled": "on"}, {}, 200)
+
+
+@action("setup")
+async def save_export(request: Request, s: accounts.Session, form: FormData) -> Response:
+    kind = request.path_params["kind"]
+    if kind not in setupform.EXPORTS:
+        return render(request, "message.html", 404, title="Not found", text="Start again from New connection.")
+    setup = setupform.export_entry(kind, form)
+    if setup.config is None:
+        return _export_page(request, kind, dict(form), setup.problems, 400)
+    try:
+        saved = await blocking(s, configfile.create, get_settings(), setup.entry, by(s))
+    except commands.CommandError as exc:
+        await blocking(
+            s,
+            accounts.record,
+            s.admin.name,
+            "setup",
+            setup.entry["name"],
+            outcome=f"refused: {exc}",
+            client=client(request),
+        )
+        return _export_page(request, kind, dict(form), {"connection": [str(exc)]}, 400)
+    await blocking(
+        s, accounts.record, s.admin.name, "setup", saved.name, detail={"file": str(saved.file)}, client=client(request)
+    )
+    return RedirectResponse(saved_url(saved), status_code=303)
+
+
 routes = [
     Route("/connections/new", start, methods=["GET"]),
     Route("/connections/new", upload_template, methods=["POST"]),
+    Route("/connections/new/export/{kind}", export, methods=["GET"]),
+    Route("/connections/new/export/{kind}", save_export, methods=["POST"]),
     Route("/connections/new/{token}", mapping, methods=["GET"]),
     Route("/connections/new/{token}", save, methods=["POST"]),
 ]

@@ -50,9 +50,12 @@ IN_FILE: dict[str, str] = {
     "hierarchy": "Org units, positions and users: the `hierarchy` bundle",
     "xapi": "xAPI activity: CSV rows become xAPI 1.0.3 statements",
     "linkedin_learning": "LinkedIn Learning: the catalog and learners' activity by API",
-    "transcript_export": "Exports: learner transcripts, skill achievements and xAPI activity",
-    "skills_export": "Exports: learner transcripts, skill achievements and xAPI activity",
-    "xapi_export": "Exports: learner transcripts, skill achievements and xAPI activity",
+}
+#: The export kinds, set up with no template: the folder or SFTP server the file goes to, and when.
+EXPORTS: dict[str, str] = {
+    "transcript_export": "Learner transcripts (ALM's Learner Transcript)",
+    "skills_export": "Skill achievements (ALM's Skill Transcript)",
+    "xapi_export": "xAPI activity (ALM's xAPI report)",
 }
 
 
@@ -256,6 +259,31 @@ def entry_of(kind: str, columns: list[str], form: Any) -> Setup:
             if value:
                 setup.entry[key] = _threshold(value)
         setup.entry["mapping"] = mapping
+    if (schedule := _schedule(form, setup)) is not None:
+        setup.entry["schedule"] = schedule
+    if (sftp := _sftp(form, setup)) is not None:
+        setup.entry["sftp"] = sftp
+    config, problems = validate_entry(setup.entry)
+    for p in problems:
+        setup.add(_where(p), p.message)
+    setup.config = config if not setup.problems else None
+    return setup
+
+
+def export_entry(kind: str, form: Any) -> Setup:
+    """An export's ``[[connections]]`` entry from its form (destination and schedule), validated as
+    ``connections apply`` validates it."""
+    setup = Setup({"name": str(form.get("name", "")).strip(), "kind": kind})
+    location = str(form.get("location", "")).strip()
+    if location:
+        setup.entry["location"] = location
+    timezone = str(form.get("timezone", "")).strip()
+    if timezone and timezone != "UTC":
+        setup.entry["timezone"] = timezone
+    if form.get("line_ends") == "crlf":
+        setup.entry["line_ends"] = "crlf"
+    if form.get("zip") == "on":
+        setup.entry["zip"] = True
     if (schedule := _schedule(form, setup)) is not None:
         setup.entry["schedule"] = schedule
     if (sftp := _sftp(form, setup)) is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 from starlette.testclient import TestClient
 
 from producers.console import setupform
@@ -34,7 +35,7 @@ def upload(client: TestClient, kind: str, file_name: str, body: str | bytes, nam
 
 def test_every_registered_kind_is_set_up_on_the_page_or_named_as_set_up_in_a_file(as_admin: TestClient) -> None:
     registered = {k.NAME for k in connectors.kinds()}
-    assert set(setupform.KINDS) | set(setupform.FIXED) | set(setupform.IN_FILE) == registered
+    assert set(setupform.KINDS) | set(setupform.FIXED) | set(setupform.IN_FILE) | set(setupform.EXPORTS) == registered
     page = as_admin.get("/connections/new").text
     offered = {v for v in setupform.offered() if f'<option value="{v}"' in page}
     assert offered == {"users", "hmm", "getabstract"}
@@ -42,6 +43,8 @@ def test_every_registered_kind_is_set_up_on_the_page_or_named_as_set_up_in_a_fil
         assert f'<option value="{kind}"' not in page
         assert f"<code>{kind}</code>: README" in page
     assert "xAPI activity: CSV rows become xAPI 1.0.3 statements" in text_of(page)
+    for kind in setupform.EXPORTS:
+        assert f'<option value="{kind}"' not in page and f'href="/connections/new/export/{kind}"' in page
 
 
 def test_a_kind_set_up_in_a_file_is_refused_with_where_to_read_how(as_admin: TestClient, console_file: Path) -> None:
@@ -97,3 +100,45 @@ def test_a_template_lacking_a_column_the_kind_reads_is_refused_naming_the_file_l
     renamed = upload(as_admin, "hmm", "metadata.csv", str(SAMPLES["hmm"].first[HMM_METADATA]))
     assert renamed.status_code == 400 and "metadata.csv" in text_of(renamed.text)
     assert not console_file.exists()
+
+
+def export_form(client: TestClient, kind: str, **fields: str) -> Any:
+    url = f"/connections/new/export/{kind}"
+    page = client.get(url)
+    assert page.status_code == 200 and "Save connection" in page.text and "Map the columns" not in page.text
+    data = {"csrf": form_token(client, url), "name": "transcripts", "schedule_enabled": "on", **fields}
+    return client.post(url, data=data, follow_redirects=False)
+
+
+def test_an_export_is_set_up_with_its_destination_and_schedule_and_saved(
+    as_admin: TestClient, console_file: Path
+) -> None:
+    schedule = {"start_date": "2026-12-01", "start_time": "03:00", "every": "1", "every_unit": "days"}
+    bad = export_form(as_admin, "transcript_export", timezone="Mars/Olympus", **schedule)
+    assert bad.status_code == 400 and "Mars/Olympus" in text_of(bad.text)
+    assert not console_file.exists()
+    host_key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    sftp = {"sftp_host": "sftp.alm.example.com", "sftp_user": "lms", "sftp_host_key": host_key}
+    secret = export_form(as_admin, "transcript_export", sftp_password_env="hunter2!", **sftp, **schedule)  # noqa: S106  (the literal secret the page must refuse)
+    assert secret.status_code == 400 and "hunter2!" not in secret.text
+    r = export_form(
+        as_admin,
+        "transcript_export",
+        location="alm",
+        timezone="Europe/Berlin",
+        line_ends="crlf",
+        sftp_password_env="ALM_SFTP_PASSWORD",  # noqa: S106  (a variable's name, not a secret)
+        **sftp,
+        **schedule,
+    )
+    assert r.status_code == 303, text_of(r.text)
+    (config,) = load_connections_toml(console_file.read_text())
+    assert config.model_dump(include={"kind", "location", "timezone", "line_ends"}) == {
+        "kind": "transcript_export",
+        "location": "alm",
+        "timezone": "Europe/Berlin",
+        "line_ends": "crlf",
+    }
+    assert config.sftp is not None and config.sftp.password_env == "ALM_SFTP_PASSWORD"  # noqa: S105
+    assert sql("SELECT every_days FROM sync.schedules") == [(1,)]
+    assert as_admin.get("/connections/new/export/users").status_code == 404
