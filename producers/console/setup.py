@@ -179,7 +179,7 @@ async def _mapping_page(
         request,
         "setup_mapping.html",
         extra.pop("status_code", 200),
-        title="New connection: mapping",
+        title="New connection: settings" if kind in setupform.FIXED else "New connection: mapping",
         token=folder.name,
         meta=meta,
         template=found,
