@@ -222,8 +222,9 @@ def feedsync(
 
 
 from tests.gates import gate  # noqa: E402  (a fixture for the wait: failpoint, every tier)
+from tests.kindsuite import kind  # noqa: E402  (each registered import kind, its sample connection applied)
 from tests.notifying import allow_private, smtp, webhook  # noqa: E402  (fixtures: a local mail and webhook receiver)
 from tests.s3server import s3, s3_endpoint  # noqa: E402  (moto S3 server fixtures: the object store tests)
 from tests.stubpipeline import pipeline  # noqa: E402  (the fixture, shared by the unit and conformance tiers)
 
-__all__ = ["allow_private", "gate", "pipeline", "s3", "s3_endpoint", "smtp", "webhook"]
+__all__ = ["allow_private", "gate", "kind", "pipeline", "s3", "s3_endpoint", "smtp", "webhook"]

@@ -22,7 +22,7 @@ from schemas.kinds import KindConfig, config_as
 from schemas.providers import FileSpec
 from workers import connectors, store
 from workers.connectors.checks import Check, Chunk, checked_insert, required
-from workers.connectors.contract import ROWS_READ, Counted, ImportKind, Step
+from workers.connectors.contract import PLANNED_ROWS, ROWS_READ, Counted, ImportKind, Step
 from workers.connectors.tables import USERS
 from workers.rows import RunRow
 from workers.staging import stage_table
@@ -57,6 +57,7 @@ class Nicknames(ImportKind):
     RETENTION_DAYS = 0
     HISTORY_COUNTS = ("nicknames_set",)
     HISTORY = (ROWS_READ, Counted("nicknames", (("set", "nicknames_set"),)))
+    PLAN_COUNTS = (*PLANNED_ROWS, ("nicknames_in_feed", ("nicknames_set",)))
 
     def file_spec(self, config: KindConfig, file_name: str) -> FileSpec:
         return _SPEC

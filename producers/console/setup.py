@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -80,7 +81,10 @@ def _start_page(request: Request, error: str | None = None, status_code: int = 2
         "setup_start.html",
         status_code,
         title="New connection",
-        kinds=list(setupform.KINDS),
+        kinds=setupform.offered(),
+        fixed=setupform.FIXED,
+        in_file=setupform.IN_FILE,
+        exports=setupform.EXPORTS,
         error=error,
         form=form,
     )
@@ -117,10 +121,17 @@ async def upload_template(request: Request) -> Response:
     encoding, delimiter = str(form.get("encoding") or "utf-8"), str(form.get("delimiter") or ",")
     delimiter = "\t" if delimiter == "tab" else delimiter
     error = None
-    if kind not in setupform.KINDS:
-        error = f"choose a kind the console sets up: {', '.join(setupform.KINDS)}"
+    if kind not in setupform.offered():
+        error = f"choose a kind the console sets up: {', '.join(setupform.offered())}"
+        if kind in setupform.EXPORTS:
+            error = f"an export takes no template: set it up at /connections/new/export/{kind}"
+        if kind in setupform.IN_FILE:
+            error = f"a {kind} connection is set up in a connections file: see the README, {setupform.IN_FILE[kind]}"
     elif template.folder is None:
         error = "choose the template CSV: a file with the header line (and a few rows) the system will send"
+    elif kind in setupform.FIXED:
+        path = template.folder / TEMPLATE
+        error = await anyio.to_thread.run_sync(setupform.check_fixed, kind, path, template.label, encoding, delimiter)
     else:
         found = await anyio.to_thread.run_sync(
             setupform.read_template, template.folder / TEMPLATE, template.label, encoding, delimiter
@@ -136,13 +147,20 @@ async def upload_template(request: Request) -> Response:
     return RedirectResponse(f"/connections/new/{template.folder.name}", status_code=303)
 
 
+async def _template(folder: Path, meta: dict[str, Any]) -> setupform.Template:
+    """The template's columns and samples; none for a fixed kind (checked at upload, nothing to map)."""
+    if meta["kind"] in setupform.FIXED:
+        return setupform.Template([], {})
+    return await anyio.to_thread.run_sync(
+        setupform.read_template, folder / TEMPLATE, meta["label"], meta["encoding"], meta["delimiter"]
+    )
+
+
 async def _mapping_page(
     request: Request, s: accounts.Session, folder: Path, form: FormData | None = None, **extra: Any
 ) -> Response:
     meta = _meta(folder)
-    found = await anyio.to_thread.run_sync(
-        setupform.read_template, folder / TEMPLATE, meta["label"], meta["encoding"], meta["delimiter"]
-    )
+    found = await _template(folder, meta)
     kind = meta["kind"]
     values: dict[str, Any] = (
         dict(form) if form is not None else {"name": meta["name"], "path": setupform.default_path(kind)}
@@ -161,11 +179,12 @@ async def _mapping_page(
         request,
         "setup_mapping.html",
         extra.pop("status_code", 200),
-        title="New connection: mapping",
+        title="New connection: settings" if kind in setupform.FIXED else "New connection: mapping",
         token=folder.name,
         meta=meta,
         template=found,
-        attributes=setupform.KINDS[kind],
+        attributes=setupform.KINDS.get(kind, {}),
+        fixed=setupform.FIXED.get(kind),
         required=setupform.required_of(kind),
         profile=setupform.PROFILE,
         slug=setupform.slug,
@@ -208,15 +227,15 @@ async def save(request: Request, s: accounts.Session, form: FormData) -> Respons
             text="This setup has ended or is not yours: start again from New connection.",
         )
     meta = _meta(folder)
-    found = await anyio.to_thread.run_sync(
-        setupform.read_template, folder / TEMPLATE, meta["label"], meta["encoding"], meta["delimiter"]
-    )
+    found = await _template(folder, meta)
     setup = setupform.entry_of(meta["kind"], found.columns, form)
     if meta["encoding"] != "utf-8" or meta["delimiter"] != ",":
         setup.entry |= {"encoding": meta["encoding"], "delimiter": meta["delimiter"]}
     if setup.config is None:
         return await _mapping_page(request, s, folder, form, problems=setup.problems, status_code=400)
     if form.get("action") != "save":
+        if meta["kind"] in setupform.FIXED:  # the provider's columns, checked at upload: nothing to preview
+            return await _mapping_page(request, s, folder, form, problems={})
         shown = await anyio.to_thread.run_sync(setupform.preview, setup.config, folder / TEMPLATE, meta["label"])
         return await _mapping_page(request, s, folder, form, problems={}, preview=shown)
     try:
@@ -234,9 +253,61 @@ async def save(request: Request, s: accounts.Session, form: FormData) -> Respons
     return RedirectResponse(saved_url(saved), status_code=303)
 
 
+def _export_page(request: Request, kind: str, form: Any, problems: dict[str, list[str]], status_code: int) -> Response:
+    return render(
+        request,
+        "setup_export.html",
+        status_code,
+        title="New connection: export",
+        kind=kind,
+        what=setupform.EXPORTS[kind],
+        form=form,
+        problems=problems,
+        today=datetime.now(UTC).date().isoformat(),
+    )
+
+
+@page
+async def export(request: Request, s: accounts.Session) -> Response:
+    """An export's form: no template, the destination (folder or SFTP) and the schedule."""
+    kind = request.path_params["kind"]
+    if not s.admin.can_act or kind not in setupform.EXPORTS:
+        return render(request, "message.html", 404, title="Not found", text="Start again from New connection.")
+    return _export_page(request, kind, {"name": kind.replace("_", "-"), "schedule_enabled": "on"}, {}, 200)
+
+
+@action("setup")
+async def save_export(request: Request, s: accounts.Session, form: FormData) -> Response:
+    kind = request.path_params["kind"]
+    if kind not in setupform.EXPORTS:
+        return render(request, "message.html", 404, title="Not found", text="Start again from New connection.")
+    setup = setupform.export_entry(kind, form)
+    if setup.config is None:
+        return _export_page(request, kind, dict(form), setup.problems, 400)
+    try:
+        saved = await blocking(s, configfile.create, get_settings(), setup.entry, by(s))
+    except commands.CommandError as exc:
+        await blocking(
+            s,
+            accounts.record,
+            s.admin.name,
+            "setup",
+            setup.entry["name"],
+            outcome=f"refused: {exc}",
+            client=client(request),
+        )
+        return _export_page(request, kind, dict(form), {"connection": [str(exc)]}, 400)
+    await blocking(
+        s, accounts.record, s.admin.name, "setup", saved.name, detail={"file": str(saved.file)}, client=client(request)
+    )
+    return RedirectResponse(saved_url(saved), status_code=303)
+
+
 routes = [
     Route("/connections/new", start, methods=["GET"]),
     Route("/connections/new", upload_template, methods=["POST"]),
+    Route("/connections/new/export/{kind}", export, methods=["GET"]),
+    Route("/connections/new/export/{kind}", save_export, methods=["POST"]),
     Route("/connections/new/{token}", mapping, methods=["GET"]),
     Route("/connections/new/{token}", save, methods=["POST"]),
 ]

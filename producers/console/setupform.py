@@ -8,6 +8,7 @@ runs on each ``[[connections]]`` of a file; its problems are shown beside the fi
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,9 +18,13 @@ from typing import Any
 from schemas.connections import EntryProblem, validate_entry
 from schemas.kinds import KindConfig, config_class
 from schemas.kinds.users import DONT_IMPORT, USER_CORE_ATTRIBUTES, UsersConnection
+from schemas.providers import FileNameProblem
+from schemas.settings import get_settings
+from workers import connectors
 from workers.connectors.users.transform import EMAIL_RE
 from workers.errors import BadFileError
 from workers.files.feedreader import FeedReader, RowError
+from workers.files.xlsxreader import XlsxReader
 
 #: The kinds set up from a template CSV with one mapping (column -> attribute), and what each
 #: platform attribute is, in the words of the mapping page.
@@ -33,6 +38,60 @@ KINDS: dict[str, dict[str, str]] = {
     }
 }
 assert set(KINDS["users"]) == set(USER_CORE_ATTRIBUTES)
+#: The kinds whose columns their provider fixes: the template (a file the provider sent, named as
+#: it names them) is checked against the kind's expected header; there is nothing to map.
+FIXED: dict[str, str] = {
+    "hmm": "Harvard ManageMentor's files: upload hmm12_metadata.csv or a client_hmm12_<date>.csv",
+    "getabstract": "getAbstract's report: upload a report_export_<date>.xlsx",
+}
+#: The kinds set up in a connections file (``feedsync connections apply``), not here, and the
+#: README section that says how.
+IN_FILE: dict[str, str] = {
+    "hierarchy": "Org units, positions and users: the `hierarchy` bundle",
+    "xapi": "xAPI activity: CSV rows become xAPI 1.0.3 statements",
+    "linkedin_learning": "LinkedIn Learning: the catalog and learners' activity by API",
+}
+#: The export kinds, set up with no template: the folder or SFTP server the file goes to, and when.
+EXPORTS: dict[str, str] = {
+    "transcript_export": "Learner transcripts (ALM's Learner Transcript)",
+    "skills_export": "Skill achievements (ALM's Skill Transcript)",
+    "xapi_export": "xAPI activity (ALM's xAPI report)",
+}
+
+
+def offered() -> list[str]:
+    """The kinds the New connection page sets up: with a mapping, then with fixed columns."""
+    return [*KINDS, *FIXED]
+
+
+def check_fixed(kind: str, path: Path, label: str, encoding: str = "utf-8", delimiter: str = ",") -> str | None:
+    """A fixed kind's template read as the worker reads the provider's file: None when its header
+    has every column the kind needs, else what is wrong (naming the file and line 1)."""
+    config, problems = validate_entry({"name": "template", "kind": kind})
+    assert config is not None, problems
+    try:
+        spec = connectors.import_kind(kind).file_spec(config, label)
+    except FileNameProblem as exc:
+        return f"{label}: {exc}"
+    try:
+        if spec.format == "xlsx":
+            if path.suffix != ".xlsx":  # openpyxl reads a workbook by its name's suffix
+                book = path.with_suffix(".xlsx")
+                if not book.exists():
+                    os.link(path, book)
+                path = book
+            xlsx = XlsxReader(path, label, get_settings())
+            try:
+                xlsx.header(spec.columns, spec.optional)
+            finally:
+                xlsx.close()
+        else:
+            FeedReader(path, label, encoding=encoding, delimiter=delimiter).header(spec.columns, spec.optional)
+    except BadFileError as exc:
+        return str(exc)
+    return None
+
+
 #: Template rows read for the sample values and the preview.
 SAMPLE_ROWS = 20
 PREVIEW_ROWS = 10
@@ -192,13 +251,39 @@ def entry_of(kind: str, columns: list[str], form: Any) -> Setup:
         setup.entry["path"] = path
     if form.get("trigger") == "on_schedule":
         setup.entry["trigger"] = "on_schedule"
-    if form.get("full_feed") == "on":
-        setup.entry["full_feed"] = True
-    for key in ("max_deactivate", "max_change", "max_create"):
-        value = str(form.get(key, "")).strip()
-        if value:
-            setup.entry[key] = _threshold(value)
-    setup.entry["mapping"] = mapping
+    if kind in KINDS:  # people: thresholds and the mapping; a fixed kind has neither
+        if form.get("full_feed") == "on":
+            setup.entry["full_feed"] = True
+        for key in ("max_deactivate", "max_change", "max_create"):
+            value = str(form.get(key, "")).strip()
+            if value:
+                setup.entry[key] = _threshold(value)
+        setup.entry["mapping"] = mapping
+    if (schedule := _schedule(form, setup)) is not None:
+        setup.entry["schedule"] = schedule
+    if (sftp := _sftp(form, setup)) is not None:
+        setup.entry["sftp"] = sftp
+    config, problems = validate_entry(setup.entry)
+    for p in problems:
+        setup.add(_where(p), p.message)
+    setup.config = config if not setup.problems else None
+    return setup
+
+
+def export_entry(kind: str, form: Any) -> Setup:
+    """An export's ``[[connections]]`` entry from its form (destination and schedule), validated as
+    ``connections apply`` validates it."""
+    setup = Setup({"name": str(form.get("name", "")).strip(), "kind": kind})
+    location = str(form.get("location", "")).strip()
+    if location:
+        setup.entry["location"] = location
+    timezone = str(form.get("timezone", "")).strip()
+    if timezone and timezone != "UTC":
+        setup.entry["timezone"] = timezone
+    if form.get("line_ends") == "crlf":
+        setup.entry["line_ends"] = "crlf"
+    if form.get("zip") == "on":
+        setup.entry["zip"] = True
     if (schedule := _schedule(form, setup)) is not None:
         setup.entry["schedule"] = schedule
     if (sftp := _sftp(form, setup)) is not None:

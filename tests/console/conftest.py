@@ -7,6 +7,7 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,6 +57,17 @@ def as_admin(console: TestClient) -> TestClient:
 def as_viewer(console: TestClient) -> TestClient:
     assert sign_in(console, "vic").status_code == 303
     return console
+
+
+@pytest.fixture
+def console_file(settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The console's own connections file (FEEDSYNC_CONSOLE_CONNECTIONS_FILE), not there yet."""
+    from schemas.settings import get_settings
+
+    path = tmp_path / "conf" / "console.connections.toml"
+    monkeypatch.setenv("FEEDSYNC_CONSOLE_CONNECTIONS_FILE", str(path))
+    get_settings.cache_clear()
+    return path
 
 
 def form_token(client: TestClient, path: str = "/connections") -> str:

@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 from starlette.testclient import TestClient
 
 from schemas.connections import UsersConnection, load_connections_toml
@@ -27,16 +26,6 @@ TEMPLATE = (
 MAPPED = {"col0": "email", "col1": "first_name", "col2": "last_name", "col3": "manager", "col4": "profile:"}
 
 STATE_TABLES = ("sync.connections", "sync.runs", "sync.feed_files", "sync.console_changes", "lms.users")
-
-
-@pytest.fixture
-def console_file(settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from schemas.settings import get_settings
-
-    path = tmp_path / "conf" / "console.connections.toml"
-    monkeypatch.setenv("FEEDSYNC_CONSOLE_CONNECTIONS_FILE", str(path))
-    get_settings.cache_clear()
-    return path
 
 
 def upload(client: TestClient, body: str = TEMPLATE, name: str = "crm-users") -> Any:

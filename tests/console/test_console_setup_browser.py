@@ -11,11 +11,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import feedsync, sql
-from tests.console.browsing import browser_page, shot, sign_in
+from tests.console.browsing import axe_violations, browser_page, shot, sign_in
+from tests.kindsamples import SAMPLES
 
 __all__ = ["browser_page"]
 
 pytestmark = pytest.mark.slow
+
+HMM_METADATA = "hmm12_metadata.csv"
 
 TEMPLATE = (
     "Employee E-mail,Given Name,Surname,Manager Email,Cost Center\n"
@@ -78,3 +81,41 @@ def test_an_admin_sets_up_a_users_connection_from_a_template_and_apply_without_t
     said = "crm-users: this file would undo what the console changed (schedule.every_days;"
     assert said in refused.stderr, refused.stderr
     assert sql("SELECT every_days FROM sync.schedules") == [(2,)]
+
+
+def test_an_admin_sets_up_a_provider_and_an_export_connection_in_the_browser(
+    console: Any, browser_page: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from schemas.settings import get_settings
+
+    owned = tmp_path / "conf" / "console.connections.toml"
+    monkeypatch.setenv("FEEDSYNC_CONSOLE_CONNECTIONS_FILE", str(owned))
+    get_settings.cache_clear()
+    metadata = tmp_path / HMM_METADATA
+    metadata.write_text(str(SAMPLES["hmm"].first[HMM_METADATA]))
+    page = browser_page
+    sign_in(page)
+    page.goto(page.url.split("/connections")[0] + "/connections/new")
+    assert axe_violations(page) == []
+    page.fill("input[name=name]", "hmm")
+    page.select_option("select[name=kind]", "hmm")
+    page.set_input_files("input[name=template]", str(metadata))
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/connections/new/*")
+    assert "There is nothing to map" in page.inner_text("main")
+    assert axe_violations(page) == []
+    shot(page, "setup-provider")
+    page.click("button[value=save]")
+    page.wait_for_url("**/connections/hmm?change=*")
+    page.goto(page.url.split("/connections")[0] + "/connections/new")
+    page.click("a[href='/connections/new/export/transcript_export']")
+    page.wait_for_url("**/connections/new/export/transcript_export")
+    page.fill("input[name=timezone]", "Europe/Berlin")
+    assert axe_violations(page) == []
+    shot(page, "setup-export")
+    page.click("button[type=submit].primary")
+    page.wait_for_url("**/connections/transcript-export?change=*")
+    assert sql("SELECT name, kind FROM sync.connections ORDER BY name") == [
+        ("hmm", "hmm"),
+        ("transcript-export", "transcript_export"),
+    ]

@@ -127,7 +127,8 @@ def test_dry_run_computes_the_plan_and_writes_nothing(pipeline: Pipeline) -> Non
     run = queries.run_detail(run_id)
     assert run is not None and run["status"] == "completed" and run["dry_run"]
     plan = run["plan"]
-    assert (plan["creates"], plan["deactivations"], plan["manager_moves"]) == (1, 4, 1)
+    # new@x.com is created with p2 as manager: no manager move (nobody's manager changed).
+    assert (plan["creates"], plan["deactivations"], plan["manager_moves"]) == (1, 4, 0)
     assert plan["creates_sample"] == ["new@x.com"]
     assert sql("SELECT email, active, first_name, manager_id, updated_at FROM lms.users ORDER BY email") == before
     assert "nothing was written" in run["note"]

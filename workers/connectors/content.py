@@ -22,7 +22,7 @@ from schemas.kinds import KindConfig, config_as
 from schemas.kinds.content import ContentConnection
 from workers import store
 from workers.connectors import tables, user_skills
-from workers.connectors.contract import ROWS_READ, Counted, ImportKind
+from workers.connectors.contract import PLANNED_ROWS, ROWS_READ, Counted, ImportKind
 from workers.rows import RunRow
 from workers.staging import stage_table
 
@@ -368,6 +368,12 @@ class ContentKind(ImportKind):
         tables.USER_SKILLS,
     )
     HISTORY_COUNTS = ("courses_created", "courses_updated", "courses_retired", "progress_written")
+    PLAN_COUNTS = (
+        *PLANNED_ROWS,
+        # Retired courses are the store's, not the feed's: the plan does not state them.
+        ("courses_in_feed", ("courses_created", "courses_updated", "courses_unchanged")),
+        ("progress_rows_in_feed", ("progress_written", "progress_unchanged")),
+    )
     HISTORY: ClassVar[tuple[Counted, ...]] = (
         ROWS_READ,
         Counted(

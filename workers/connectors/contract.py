@@ -84,6 +84,10 @@ PEOPLE = Counted(
 )
 
 
+#: The plan's rows (workers/stages/load.py adds them to every plan), as the counts name them.
+PLANNED_ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (("rows_read", ("read",)), ("rows_rejected", ("rejected",)))
+
+
 @dataclass(frozen=True, slots=True)
 class RawBlock:
     """Whole lines of a feed, one record each, as the parse hands them to a kind that stages a
@@ -161,6 +165,10 @@ class ImportKind(Load):
     HISTORY_COUNTS: ClassVar[tuple[str, ...]] = ()
     #: What the history prints for this kind's runs (``feedsync history``, ``run``, the console).
     HISTORY: ClassVar[tuple[Counted, ...]] = (ROWS_READ,)
+    #: Each number its plan states (a key of the plan, ``part.key`` inside a part) and the keys of
+    #: the run's counts that, summed, say the same once the run has loaded: the plan and the counts
+    #: agree (tests/unit/test_plan_matches_counts.py holds every kind to it).
+    PLAN_COUNTS: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]] = PLANNED_ROWS
     #: A sync that finds no file fails with this sentence; None: it completes with nothing to do.
     EMPTY_RUN: ClassVar[str | None] = None
     #: Set by a CSV kind that builds clean blocks in the worker (``BlockStager``).

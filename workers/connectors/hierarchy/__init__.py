@@ -17,7 +17,7 @@ from psycopg import sql
 from schemas.kinds import KindConfig
 from schemas.settings import Settings
 from workers.connectors import tables
-from workers.connectors.contract import ASSIGN_COUNTS, PEOPLE, ROWS_READ, Counted, ImportKind
+from workers.connectors.contract import ASSIGN_COUNTS, PEOPLE, PLANNED_ROWS, ROWS_READ, Counted, ImportKind
 from workers.connectors.hierarchy.check import prepare
 from workers.connectors.hierarchy.load import (
     apply_deactivations,
@@ -71,6 +71,17 @@ class Hierarchy(ImportKind):
         Counted("memberships", (("added", "memberships_added"), ("removed", "memberships_removed"))),
     )
     HISTORY_COUNTS = ASSIGN_COUNTS
+    PLAN_COUNTS = (
+        *PLANNED_ROWS,
+        *(
+            (f"{part}.{planned}", (f"{part}_{done}",))
+            for part in ("units", "positions")
+            for planned, done in (("creates", "created"), ("updates", "updated"), ("deactivations", "deactivated"))
+        ),
+        ("people.creates", ("created",)),
+        ("people.updates", ("updated",)),
+        ("people.deactivations", ("deactivated",)),
+    )
     ASSIGNS_GROUPS = True
 
     file_spec = staticmethod(file_spec)

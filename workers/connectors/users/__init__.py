@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from schemas.connections import USER_CORE_ATTRIBUTES
 from workers.connectors import tables
-from workers.connectors.contract import ASSIGN_COUNTS, PEOPLE, ROWS_READ, Counted, ImportKind
+from workers.connectors.contract import ASSIGN_COUNTS, PEOPLE, PLANNED_ROWS, ROWS_READ, Counted, ImportKind
 from workers.connectors.users.load import (
     apply_deactivations,
     changed_people,
@@ -44,6 +44,14 @@ class Users(ImportKind):
     ASSIGNS_GROUPS = True
     #: People's data: a users feed is removed as soon as its run has ended.
     RETENTION_DAYS = 0
+    PLAN_COUNTS = (
+        *PLANNED_ROWS,
+        ("creates", ("created",)),
+        ("updates", ("updated",)),
+        ("deactivations", ("deactivated",)),
+        ("manager_moves", ("manager_moves",)),
+        ("filtered", ("filtered",)),
+    )
     HISTORY = (
         ROWS_READ,
         Counted("people", (*PEOPLE.verbs, ("filtered", "filtered"))),

@@ -220,9 +220,13 @@ def needs_plan(run: RunRow) -> bool:
     )
 
 
-MOVES = sql.SQL("c.manager_uid IS NOT NULL AND c.manager_uid IS DISTINCT FROM c.old_manager")
+#: People already in the store whose manager the feed changes (a new person's manager is no move).
+MOVES = sql.SQL("c.old_id IS NOT NULL AND c.manager_uid IS NOT NULL AND c.manager_uid IS DISTINCT FROM c.old_manager")
 #: Active people the feed's state column says are gone (``state = "userState"``: DELETED ...).
 STATE_GONE = sql.SQL("c.old_active AND c.inactive")
+#: People the feed brings for the first time already gone (ALM's DELETED): kept, inactive, and
+#: counted as deactivated, not created (workers/connectors/users/load.py's insert).
+ARRIVE_INACTIVE = sql.SQL("c.old_id IS NULL AND c.inactive")
 
 
 def plan(conn: psycopg.Connection[Any], run: RunRow, sample: int = 5) -> dict[str, Any]:
@@ -231,7 +235,8 @@ def plan(conn: psycopg.Connection[Any], run: RunRow, sample: int = 5) -> dict[st
     cls = stage_table("cls", run_id)
     params = {"run": run_id, "conn": run.connection_id, "n": sample}
     conditions = {
-        "creates": sql.SQL("c.old_id IS NULL"),
+        "creates": sql.SQL("c.old_id IS NULL AND NOT c.inactive"),
+        "arrive_inactive": ARRIVE_INACTIVE,
         "updates": sql.SQL("c.changed"),
         "manager_moves": MOVES,
         "state_deactivations": STATE_GONE,
@@ -260,11 +265,11 @@ def plan(conn: psycopg.Connection[Any], run: RunRow, sample: int = 5) -> dict[st
             )
         ]
     deactivating = deactivates(run, conn)
-    # Deactivations by state count with those of a full feed, for the same thresholds and approval.
-    result["deactivations"], result["deactivations_sample"] = (
-        result["state_deactivations"],
-        list(result["state_deactivations_sample"]),
-    )
+    # Deactivations by state count with those of a full feed, for the same thresholds and approval,
+    # and, as the counts do, with the people who arrive already gone (no active person is lost:
+    # the thresholds leave them out, ``_deactivating``).
+    result["deactivations"] = result["state_deactivations"] + result["arrive_inactive"]
+    result["deactivations_sample"] = [*result["state_deactivations_sample"], *result["arrive_inactive_sample"]]
     result.update(unreadable_rejected=0, unreadable_sample=[])
     result.update(_filtered(conn, run, params))
     if deactivating:
@@ -306,15 +311,19 @@ def exceeded_thresholds(run: RunRow, p: dict[str, Any]) -> list[str]:
     cfg = config_of(run.config)
     max_deactivate, max_change = cfg.thresholds()
     reasons = []
-    if max_deactivate is not None and max_deactivate.exceeded(p["deactivations"], p["population"]):
-        reasons.append(
-            f"it would deactivate {p['deactivations']} of {p['population']} people (max_deactivate = {limit_text(cfg)})"
-        )
+    gone = _deactivating(p)
+    if max_deactivate is not None and max_deactivate.exceeded(gone, p["population"]):
+        reasons.append(f"it would deactivate {gone} of {p['population']} people (max_deactivate = {limit_text(cfg)})")
     reasons += unreadable_reason(p, "people")
-    changes = p["updates"] + p["deactivations"]
+    changes = p["updates"] + gone
     if max_change is not None and max_change.exceeded(changes, p["population"]):
         reasons.append(f"it would change {changes} of {p['population']} people (max_change = {cfg.max_change})")
     return reasons + growth_reasons(cfg, p)
+
+
+def _deactivating(p: dict[str, Any]) -> int:
+    """The active people the plan would deactivate: its deactivations but those who arrive gone."""
+    return max(0, int(p["deactivations"]) - int(p.get("arrive_inactive", 0)))
 
 
 #: The columns of a plan's people list (the console's CSV): what the admin needs to decide, no more.
@@ -329,7 +338,7 @@ def planned_people(conn: psycopg.Connection[Any], run: RunRow) -> list[dict[str,
     rows = store.fetch_all(
         conn,
         sql.SQL(
-            """SELECT CASE WHEN c.old_id IS NULL THEN 'create' ELSE 'deactivate' END AS change,
+            """SELECT CASE WHEN c.old_id IS NULL AND NOT c.inactive THEN 'create' ELSE 'deactivate' END AS change,
                       s.email, s.first_name, s.last_name, s.key AS external_id
                FROM {cls} c JOIN {t} s ON s.key = c.key
                WHERE c.old_id IS NULL OR ({gone}) ORDER BY 1, s.email"""

@@ -19,7 +19,7 @@ from schemas.providers import FileNameProblem, FileSpec
 from workers import store
 from workers.connectors import content, tables
 from workers.connectors.checks import Chunk
-from workers.connectors.contract import ROWS_READ, BlockStager, Counted, ImportKind, RawBlock, Step, Table
+from workers.connectors.contract import PLANNED_ROWS, ROWS_READ, BlockStager, Counted, ImportKind, RawBlock, Step, Table
 from workers.connectors.xapi import load, transform
 from workers.rows import RunRow
 from workers.staging import stage_table
@@ -117,6 +117,12 @@ class Xapi(ImportKind):
     )
     #: Its files are kept FEEDSYNC_CONTENT_RETENTION_DAYS after their run unless the connection says.
     HISTORY_COUNTS = _HISTORY_COUNTS
+    PLAN_COUNTS = (
+        *PLANNED_ROWS,
+        ("statements", ("statements_stored", "statements_unchanged")),
+        ("new_statements", ("statements_stored",)),
+        ("filtered", ("statements_filtered",)),
+    )
     HISTORY = (
         ROWS_READ,
         Counted(
