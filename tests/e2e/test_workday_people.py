@@ -43,12 +43,13 @@ def test_workers_from_a_workday_tenant_import_in_three_pages_and_a_pull_missing_
         run = sync(env)
 
         assert run["status"] == "completed", up.output()[-3000:]
+        # The 10 terminated workers arrive inactive: counted deactivated, not created.
         assert run["counts"] == {
             "read": WORKERS,
-            "created": WORKERS,
+            "created": WORKERS - 10,
             "updated": 0,
             "unchanged": 0,
-            "deactivated": 0,
+            "deactivated": 10,
             "rejected": 0,
         }
         # 400 workers a page: 3 pages, one request each.

@@ -91,8 +91,8 @@ def test_two_loads_inserting_the_same_new_person_at_once_end_with_one_person_and
         racer.join(timeout=30)
         assert not racer.is_alive()
         hr.commit()
-    assert result["crm"] == {"created": 2}
-    assert result["hr"] == {"created": 1, "updated": 1, "manager_moves": 0}
+    assert result["crm"] == {"created": 2, "deactivated": 0, "arrived_inactive": 0}
+    assert result["hr"] == {"created": 1, "updated": 1, "manager_moves": 0, "deactivated": 0, "arrived_inactive": 0}
     assert sql("SELECT count(*) FROM lms.users WHERE email_key = 'x@x.com'") == [(1,)]
     ((x_id, last_name),) = sql("SELECT id, last_name FROM lms.users WHERE email_key = 'x@x.com'")
     assert last_name == "hr"

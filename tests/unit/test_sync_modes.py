@@ -142,9 +142,9 @@ def test_online_and_exclusive_loads_give_the_same_store(pipeline: Pipeline, acce
     run_id = start_sync(pipeline.settings, "hr-users", access=access)
     pipeline.drain()
     batches = sql("SELECT count(*) FROM sync.load_batches WHERE run_id = %s", (run_id,))[0][0]
-    # online, 300 new people / 40: 8 insert ranges, no update range (nobody to update), deactivation,
-    # assign (the group rules)
-    assert batches == (0 if access is AccessMode.EXCLUSIVE else 8 + 1 + 1)
+    # online, 300 new people / 40: 8 insert ranges, no update range (nobody to update), the people the
+    # feed says are DELETED marked apart, deactivation, assign (the group rules)
+    assert batches == (0 if access is AccessMode.EXCLUSIVE else 8 + 1 + 1 + 1)
     store = sql("""SELECT u.email, m.email FROM lms.users u LEFT JOIN lms.users m ON m.id = u.manager_id
                    ORDER BY u.email""")
     assert len(store) == 300

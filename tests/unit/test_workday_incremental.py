@@ -44,7 +44,9 @@ def test_an_incremental_pull_asks_for_the_changes_since_the_last_pull_and_a_full
 
     first = sync(pipeline)
 
-    assert first["status"] == "completed" and first["counts"]["created"] == 50
+    # The 10 inactive workers arrive inactive: counted deactivated, not created.
+    assert first["status"] == "completed"
+    assert (first["counts"]["created"], first["counts"]["deactivated"]) == (40, 10)
     assert wd.seen[-1]["updated_from"] is None, "the first pull is a full one"
     (as_of,) = sql("SELECT counts ->> 'fetch_as_of' FROM sync.runs WHERE id = %s", (first["id"],))[0]
 
@@ -64,7 +66,10 @@ def test_an_incremental_pull_asks_for_the_changes_since_the_last_pull_and_a_full
     assert sql("SELECT count(*) FROM lms.users WHERE active") == [(40,)]
     assert sql("SELECT count(*) FROM lms.users WHERE attributes ->> 'title' = 'Lead'") == [(3,)]
 
-    # Nothing changed since: the run ends without a file, and changes nobody.
+    # Nothing changed since: the run ends without a file, and changes nobody. (The three changes are
+    # dated back before the second pull: Updated_From is inclusive, and two pulls in the same second
+    # would see a change made at that second twice.)
+    wd.people = [replace(w, updated="2026-01-05T09:00:00Z") for w in wd.people]
     quiet = sync(pipeline)
     assert quiet["status"] == "completed", quiet
     assert quiet["counts"]["read"] == 0 and wd.seen[-1]["updated_from"] is not None
