@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from typing import Any
 
 import psutil
@@ -30,6 +31,21 @@ def children(pid: int, needle: str) -> list[psutil.Process]:
     return found
 
 
+def listens(p: psutil.Process) -> bool:
+    """Whether the process listens on a TCP port: the worker group's metrics server (a Dramatiq fork
+    process, a child of the group's main process like the workers) does, a worker process does not."""
+    try:
+        return any(c.status == psutil.CONN_LISTEN for c in p.net_connections(kind="tcp"))
+    except psutil.Error:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def restarted(log: str) -> set[str]:
     """Children the supervisor started a second time, read from its JSON log lines."""
     names = set()
@@ -41,14 +57,24 @@ def restarted(log: str) -> set[str]:
     return names
 
 
-def test_up_restarts_a_killed_worker_process_and_a_killed_watcher(settings: Any, start: Any) -> None:
+def test_up_restarts_a_killed_worker_process_and_a_killed_watcher(
+    settings: Any, start: Any, rabbit_env: dict[str, str]
+) -> None:
     apply_connections(load_connections_toml(feedgen.DEMO_CONNECTIONS))
-    up = start("up", "--processes", "2", "--threads", "1")
+    port = free_port()
+    up = start(
+        "up", "--processes", "2", "--threads", "1", env={**rabbit_env, "FEEDSYNC_METRICS_BIND": f"127.0.0.1:{port}"}
+    )
     up.wait_for("watching the drop dir")
     up.wait_for("Worker process is ready")
     supervisor = up.proc.pid
 
-    worker_procs = [p for p in children(supervisor, "dramatiq") if p.parent().pid != supervisor]
+    def metrics_up() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    poll_until(metrics_up, timeout=60, interval=0.2, message="the worker group's metrics server never listened")
+    worker_procs = [p for p in children(supervisor, "dramatiq") if p.parent().pid != supervisor and not listens(p)]
     assert len(worker_procs) == 2
     os.kill(worker_procs[0].pid, signal.SIGKILL)
     (watcher,) = children(supervisor, "producers.cli watch")

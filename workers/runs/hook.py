@@ -30,7 +30,7 @@ def refuses(conn: psycopg.Connection[Any], run_id: int) -> str | None:
     if run["status"] == RunStatus.CANCELLED:
         return "run cancelled"
     if run["status"] in FINISHED_RUN_STATUSES - {RunStatus.FAILED}:
-        return f"run already {run['status']}"
+        return "run already finished"
     return None
 
 

@@ -117,7 +117,7 @@ class StageLedger(Middleware):
     ) -> str:
         refused = hook.refuses(conn, msg.run or 0)
         if refused is not None:
-            log.info("message skipped", why=refused)
+            log.info(f"{refused}; message skipped")
             return "skip"
         row = store.fetch_one(
             conn,
