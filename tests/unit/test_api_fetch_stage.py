@@ -184,6 +184,7 @@ def test_the_commented_api_examples_are_valid_connections_once_uncommented() -> 
         ("sf-contacts", "users", "salesforce"),
         ("workday-workers", "users", "workday"),
         ("workday-report", "users", "workday_raas"),
+        ("workday-hr", "hierarchy", "workday"),
         ("skills-to-workday", "skills_export", None),
         ("linkedin", "linkedin_learning", None),
     ]

@@ -60,7 +60,7 @@ def test_a_fetched_graph_feed_imports_like_a_dropped_file(
     run_id = pipeline.import_files()
 
     run = queries.history()[0]
-    assert run["run_id"] == run_id and run["status"] == "completed_with_errors"
+    assert run["run_id"] == run_id and run["status"] == "completed_with_errors", sql("SELECT plan FROM sync.runs")
     assert (run["counts"]["read"], run["counts"]["rejected"]) == (250, 1)
     assert [e["line"] for e in queries.errors(run_id)] == [22]
     u = users()

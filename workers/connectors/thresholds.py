@@ -57,10 +57,12 @@ def limit_text(cfg: PeopleConnection) -> str:
 def unreadable_reason(p: dict[str, Any], what: str) -> list[str]:
     """A run that would deactivate anyone while rows it could not read were rejected waits: those
     people may only be missing because their rows were refused."""
-    if not (p.get("deactivations") and p.get("unreadable_rejected")):
+    # People who arrive already gone are in the feed, so no unreadable row can be about them.
+    gone = int(p.get("deactivations") or 0) - int(p.get("arrive_inactive") or 0)
+    if not (gone > 0 and p.get("unreadable_rejected")):
         return []
     return [
-        f"it would deactivate {p['deactivations']} {what} while {p['unreadable_rejected']} rejected row(s) could "
+        f"it would deactivate {gone} {what} while {p['unreadable_rejected']} rejected row(s) could "
         f"not be read for who they are about ({', '.join(p['unreadable_sample'])}"
         f"{', ...' if p['unreadable_rejected'] > len(p['unreadable_sample']) else ''}); "
         "they may be among them: fix those rows and rerun, or approve if they are gone"
