@@ -51,7 +51,7 @@ from workers.sources import FetchResult, FetchSpec, fetch
 from workers.sources.delta import DeltaRound
 from workers.sources.preview import spec_of
 from workers.stages import stage_actor
-from workers.stages.fetch_bundle import register_bundle
+from workers.stages.fetch_bundle import register_bundle, register_file
 from workers.stages.fetch_delta import keep_round, plan_round
 
 log = structlog.get_logger(__name__)
@@ -199,33 +199,9 @@ def _register(
         return
     now = datetime.now(UTC)
     original = f"api/{source}/{run.connection_name}-{now.strftime('%Y%m%dT%H%M%S')}.csv"
-    row = store.fetch_one(
-        tx.conn,
-        # A dry run's pull is a preview: finalize removes it, where a dropped file would wait for the
-        # real run (the real run pulls again).
-        """INSERT INTO sync.feed_files (connection_id, original_path, stored_path, sha256, size_bytes, file_date,
-                                        status, preview)
-           VALUES (%s, %s, %s, %s, %s, %s, 'claimed', %s) RETURNING id""",
-        (
-            run.connection_id,
-            original,
-            stored_rel.as_posix(),
-            result.sha256,
-            result.path.stat().st_size,
-            now.date(),
-            run.dry_run,
-        ),
-    )
-    assert row is not None
-    file_id = int(row["id"])
-    tx.conn.execute(
-        "INSERT INTO sync.file_drops (connection_id, file_id, path, duplicate) VALUES (%s, %s, %s, false)",
-        (run.connection_id, file_id, original),
-    )
-    tx.conn.execute(
-        "INSERT INTO sync.run_files (run_id, file_id, ordinal) VALUES (%s, %s, 0) ON CONFLICT DO NOTHING",
-        (run.id, file_id),
-    )
+    # A dry run's pull is a preview: finalize removes it, where a dropped file would wait for the real
+    # run (the real run pulls again).
+    file_id = register_file(tx, run, original, stored_rel, result, now, 0)
     fetched = _fetch_counts(spec, result)
     if round_ is not None:
         keep_round(tx.conn, run, round_)

@@ -67,32 +67,7 @@ def _register(
     ids: list[int] = []
     for ordinal, ((name, result), rel) in enumerate(zip(pulled, stored, strict=True)):
         original = f"{folder}/{name}"
-        row = store.fetch_one(
-            tx.conn,
-            """INSERT INTO sync.feed_files (connection_id, original_path, stored_path, sha256, size_bytes, file_date,
-                                            status, preview)
-               VALUES (%s, %s, %s, %s, %s, %s, 'claimed', %s) RETURNING id""",
-            (
-                run.connection_id,
-                original,
-                rel.as_posix(),
-                result.sha256,
-                result.path.stat().st_size,
-                stamp.date(),
-                run.dry_run,
-            ),
-        )
-        assert row is not None
-        file_id = int(row["id"])
-        ids.append(file_id)
-        tx.conn.execute(
-            "INSERT INTO sync.file_drops (connection_id, file_id, path, duplicate) VALUES (%s, %s, %s, false)",
-            (run.connection_id, file_id, original),
-        )
-        tx.conn.execute(
-            "INSERT INTO sync.run_files (run_id, file_id, ordinal) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-            (run.id, file_id, ordinal),
-        )
+        ids.append(register_file(tx, run, original, rel, result, stamp, ordinal))
     results = [r for _, r in pulled]
     pages, records, requests = (sum(getattr(r, a) for r in results) for a in ("pages", "rows", "requests"))
     record.add_counts(
@@ -120,3 +95,36 @@ def _put(files: FileStore, path: Path, rel: PurePosixPath, sha256: str) -> None:
         os.replace(path, target)
     else:
         files.put(rel.as_posix(), path, sha256)
+
+
+def register_file(
+    tx: StageTx, run: RunRow, original: str, stored: PurePosixPath, result: FetchResult, stamp: datetime, ordinal: int
+) -> int:
+    """A pulled file as one of the run's files: in sync.feed_files (claimed; a dry run's is a preview,
+    which finalize removes), sync.file_drops and sync.run_files. Returns its id."""
+    row = store.fetch_one(
+        tx.conn,
+        """INSERT INTO sync.feed_files (connection_id, original_path, stored_path, sha256, size_bytes, file_date,
+                                        status, preview)
+           VALUES (%s, %s, %s, %s, %s, %s, 'claimed', %s) RETURNING id""",
+        (
+            run.connection_id,
+            original,
+            stored.as_posix(),
+            result.sha256,
+            result.path.stat().st_size,
+            stamp.date(),
+            run.dry_run,
+        ),
+    )
+    assert row is not None
+    file_id = int(row["id"])
+    tx.conn.execute(
+        "INSERT INTO sync.file_drops (connection_id, file_id, path, duplicate) VALUES (%s, %s, %s, false)",
+        (run.connection_id, file_id, original),
+    )
+    tx.conn.execute(
+        "INSERT INTO sync.run_files (run_id, file_id, ordinal) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+        (run.id, file_id, ordinal),
+    )
+    return file_id
