@@ -39,18 +39,24 @@ class StageLedger(Middleware):
         # Quarantine connections of the messages this process is running alone, by message id.
         self._held: dict[str, psycopg.Connection[Any]] = {}
         self._held_lock = threading.Lock()
+        self._heartbeat: hosts.Heartbeat | None = None
 
     # Resources open at worker boot, never at import or per message.
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         settings = get_settings()
         store.open_pool(settings, max_size=max(4, worker.worker_threads + 2))
+        # One heartbeat per process: a second boot of this middleware (a worker restarted in the same
+        # process) must not leave the first one's thread beating under a stale identity.
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         self._heartbeat = hosts.Heartbeat(settings, file_store(settings).describe())
         self._heartbeat.start()
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        heartbeat = getattr(self, "_heartbeat", None)
+        heartbeat = self._heartbeat
         if heartbeat is not None:
             heartbeat.stop()
+            self._heartbeat = None
         store.close_pool()
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
