@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     load_batch_rows: int = Field(default=50_000, ge=1)
     # ... and new people in batches of this many (inserts block no reader; fewer, larger ones are faster).
     load_insert_rows: int = Field(default=1_000_000, ge=1)
+    # A batch of at least this many new people, into a store with no more people than that, is
+    # inserted with the e-mail and manager indexes built afterwards (workers/connectors/users/bulk.py),
+    # if lms.users can be had for the insert within load_bulk_lock_s; 0 turns this off.
+    load_bulk_rows: int = Field(default=100_000, ge=0)
+    load_bulk_lock_s: float = Field(default=5.0, gt=0)
+    # maintenance_work_mem for building those indexes.
+    load_index_mem: str = Field(default="256MB", pattern=r"^\d+(kB|MB|GB)$")
     # work_mem for the load's transactions (per sort or hash node; each worker thread may use it).
     load_work_mem: str = Field(default="128MB", pattern=r"^\d+(kB|MB|GB)$")
     # A record that spans more lines or characters than this is reported as an unclosed quote.

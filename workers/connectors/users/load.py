@@ -13,6 +13,7 @@ from psycopg import sql
 from schemas.settings import get_settings
 from workers import store
 from workers.connectors.contract import Step
+from workers.connectors.users import bulk
 from workers.connectors.users.plan import BUCKETS, MOVES, STATE_GONE, deactivates, gone_filter
 from workers.connectors.users.transform import EMAIL_BAD_DOTS, EMAIL_RE, config_of
 from workers.rows import RunRow
@@ -89,15 +90,8 @@ def insert_people(conn: psycopg.Connection[Any], run: RunRow, lo: int, hi: int) 
            WHERE c.old_id IS NULL AND c.kbucket BETWEEN %(lo)s AND %(hi)s
            {conflict}"""
     )
-    # A savepoint of the step's own transaction (never a transaction of its own: the step commits).
-    conn.execute("SAVEPOINT insert_people")
-    try:
-        conn.execute(insert.format(cls=cls, t=t, conflict=sql.SQL("")), params)
-    except psycopg.errors.UniqueViolation:
-        conn.execute("ROLLBACK TO SAVEPOINT insert_people")
-        return _insert_adopting(conn, run, insert.format(cls=cls, t=t, conflict=_ADOPT), params)
-    conn.execute("RELEASE SAVEPOINT insert_people")
-    # Everyone the batch wanted went in: the counts come from the narrow classification.
+    # Everyone the batch wants, from the narrow classification: the counts, and whether it is a
+    # first import big enough to build the indexes after the rows (bulk.py).
     row = store.fetch_one(
         conn,
         sql.SQL(
@@ -107,6 +101,18 @@ def insert_people(conn: psycopg.Connection[Any], run: RunRow, lo: int, hi: int) 
         params,
     )
     assert row is not None
+    plain = insert.format(cls=cls, t=t, conflict=sql.SQL(""))
+    # A savepoint of the step's own transaction (never a transaction of its own: the step commits).
+    conn.execute("SAVEPOINT insert_people")
+    try:
+        wanted = int(row["created"]) + int(row["gone"])
+        if not bulk.insert_with_indexes_rebuilt(conn, wanted, lambda: conn.execute(plain, params)):
+            conn.execute(plain, params)
+    except psycopg.errors.UniqueViolation:
+        conn.execute("ROLLBACK TO SAVEPOINT insert_people")
+        return _insert_adopting(conn, run, insert.format(cls=cls, t=t, conflict=_ADOPT), params)
+    conn.execute("RELEASE SAVEPOINT insert_people")
+    # Everyone the batch wanted went in.
     return _insert_counts(int(row["created"]), int(row["gone"]))
 
 

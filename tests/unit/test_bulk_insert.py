@@ -1,0 +1,107 @@
+"""A first import of many people builds lms.users' e-mail and manager indexes after the rows
+(workers/connectors/users/bulk.py): the store ends exactly as the row-by-row insert leaves it,
+the indexes as the migrations define them; a store being read, or a person created meanwhile,
+sends the batch the usual way."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from producers import queries
+from producers.commands import approve
+from tests.conftest import DATABASE_URL, sql
+from tests.data import apply
+from tests.stubpipeline import HEADER, Pipeline
+from workers.connectors.users import bulk
+
+FEED = (
+    HEADER + "".join(f"p{i}@x.com,P{i},L,{'boss@x.com' if i else ''},S\n" for i in range(5)) + "boss@x.com,Boss,B,,S\n"
+)
+NAMES = tuple(name for name, _ in bulk.INDEXES)
+
+
+@pytest.fixture
+def bulk_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Any batch is big enough (set before the pipeline reads its settings)."""
+    monkeypatch.setenv("FEEDSYNC_LOAD_BULK_ROWS", "1")
+    monkeypatch.setenv("FEEDSYNC_LOAD_BULK_LOCK_S", "0.2")
+    yield
+
+
+def index_oids() -> dict[str, int]:
+    return dict(sql("SELECT relname, oid::bigint FROM pg_class WHERE relname = ANY(%s)", (list(NAMES),)))
+
+
+def index_defs() -> dict[str, str]:
+    return dict(sql("SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)", (list(NAMES),)))
+
+
+def people() -> list[tuple[Any, ...]]:
+    return sql(
+        """SELECT u.email, m.email, u.active FROM lms.users u LEFT JOIN lms.users m ON m.id = u.manager_id
+           ORDER BY u.email"""
+    )
+
+
+def test_the_rebuilt_indexes_are_the_migrations_own(settings: Any) -> None:
+    defs = index_defs()
+    assert set(defs) == set(NAMES)
+    for name, create in bulk.INDEXES:
+        assert defs[name].replace(" USING btree", "") == create.as_string(), name
+
+
+def test_a_first_import_builds_the_indexes_after_the_rows_and_ends_as_the_usual_insert(
+    bulk_on: None, pipeline: Pipeline
+) -> None:
+    apply()
+    oids, defs = index_oids(), index_defs()
+    run_id = pipeline.import_files(("import/user/internal/day1.csv", FEED))
+    run = queries.run_detail(run_id)
+    assert run is not None and run["status"] == "completed", run
+    assert run["counts"]["created"] == 6
+    assert people() == [("boss@x.com", None, True)] + [
+        (f"p{i}@x.com", "boss@x.com" if i else None, True) for i in range(5)
+    ]
+    assert index_defs() == defs
+    assert all(index_oids()[n] != oids[n] for n in NAMES), "built anew"
+    with pytest.raises(psycopg.errors.UniqueViolation):  # the rebuilt index holds
+        sql("INSERT INTO lms.users (email) VALUES ('P1@X.com')")
+
+    # A second day into a store as big as it brings: the usual insert, indexes untouched.
+    oids = index_oids()
+    pipeline.import_files(("import/user/internal/day2.csv", FEED + "new@x.com,N,N,,S\n"))
+    assert index_oids() == oids
+    assert ("new@x.com", None, True) in people()
+
+
+def test_a_store_being_read_is_not_locked_the_batch_goes_the_usual_way(bulk_on: None, pipeline: Pipeline) -> None:
+    apply()
+    oids = index_oids()
+    with psycopg.connect(DATABASE_URL) as reader:
+        reader.execute("SELECT count(*) FROM lms.users").fetchall()  # holds its lock until it ends
+        run_id = pipeline.import_files(("import/user/internal/day1.csv", FEED))
+        run = queries.run_detail(run_id)
+        assert run is not None and run["status"] == "completed", run
+        assert index_oids() == oids, "the indexes were kept: the reader was not made to wait or fail"
+    assert len(people()) == 6
+
+
+def test_a_person_created_since_the_plan_is_adopted_and_the_indexes_are_back(bulk_on: None, pipeline: Pipeline) -> None:
+    apply("max_create = 1")  # the run holds after its plan, with everyone new
+    held = pipeline.import_files(("import/user/internal/day1.csv", FEED))
+    assert queries.run_detail(held)["status"] == "awaiting_approval"  # type: ignore[index]
+    sql("INSERT INTO lms.users (email, last_name) VALUES ('Boss@x.com', 'Other')")  # another writer, meanwhile
+    oids = index_oids()
+    approve(held)
+    pipeline.drain()
+    run = queries.run_detail(held)
+    assert run is not None and run["status"] == "completed", run
+    assert (run["counts"]["created"], run["counts"]["updated"]) == (5, 1)
+    ((boss, last),) = sql("SELECT id, last_name FROM lms.users WHERE email_key = 'boss@x.com'")
+    assert last == "B", "adopted and updated by the feed that brings them"
+    assert sql("SELECT count(*) FROM lms.users WHERE manager_id = %s", (boss,)) == [(4,)]
+    assert index_oids() == oids, "the dropped indexes came back with the savepoint"
