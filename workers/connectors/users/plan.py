@@ -115,6 +115,10 @@ def classify(conn: psycopg.Connection[Any], run: RunRow) -> None:
     # Looked up once: as a function call inside the statement it would run once per row.
     seq = store.fetch_one(conn, "SELECT pg_get_serial_sequence('lms.users', 'id') AS seq")
     assert seq is not None
+    # The planner cannot know the materialized rows' keys are unique, guesses billions of rows for
+    # the join of a person to their manager, and sorts both sides to disk for a merge join; a hash
+    # join of the narrow rows fits in the load's work_mem (1M people: 7.6 s against 4.0 s).
+    conn.execute("SELECT set_config('enable_mergejoin', 'off', true)")
     conn.execute(
         sql.SQL(
             """CREATE UNLOGGED TABLE IF NOT EXISTS {cls} AS
@@ -142,6 +146,7 @@ def classify(conn: psycopg.Connection[Any], run: RunRow) -> None:
             mask=sql.Literal(BUCKETS - 1),
         )
     )
+    conn.execute("SELECT set_config('enable_mergejoin', 'on', true)")
     conn.execute(sql.SQL("ANALYZE {}").format(stage_table("cls", run_id)))
 
 
