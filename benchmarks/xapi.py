@@ -113,7 +113,7 @@ def bad_rows(rows: int) -> int:
     return rows // 100
 
 
-def psql(query: str | q.Composed) -> str:
+def psql(query: str | q.Composable) -> str:
     return harness.psql(query, DB)
 
 
