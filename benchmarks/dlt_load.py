@@ -1,5 +1,6 @@
 """The peer: dlt merging the same feed into PostgreSQL on e-mail. Runs in benchmarks/.venv-dlt
-(never a feedsync dependency). Prints the seconds the load took."""
+(never a feedsync dependency). Arguments: the feed, the database's DSN, the pipeline's name (the
+database's: two benches on one server keep apart). Prints the seconds the load took."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import pyarrow as pa
 import pyarrow.csv as pv
 
 
-def main(path: str, dsn: str) -> None:
-    @dlt.resource(name="users", write_disposition="merge", primary_key="email")
+def main(path: str, dsn: str, name: str) -> None:
+    # dlt lives in benchmarks/.venv-dlt, out of mypy's sight: its decorator is untyped there.
+    @dlt.resource(name="users", write_disposition="merge", primary_key="email")  # type: ignore[untyped-decorator]
     def users() -> object:
         reader = pv.open_csv(
             path,
@@ -23,7 +25,7 @@ def main(path: str, dsn: str) -> None:
             yield pa.Table.from_batches([batch])
 
     pipeline = dlt.pipeline(
-        pipeline_name="feedsync_bench",
+        pipeline_name=name,
         destination=dlt.destinations.postgres(dsn),
         dataset_name="dlt_users",
         progress=None,
@@ -34,4 +36,4 @@ def main(path: str, dsn: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3])

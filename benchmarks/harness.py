@@ -37,7 +37,7 @@ def sh(*args: str, env: dict[str, str] | None = None) -> str:
     return subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout
 
 
-def psql(query: str | q.Composed, db: str | None = None) -> str:
+def psql(query: str | q.Composable, db: str | None = None) -> str:
     """Through the psql client, as an operator would; a composed query is rendered here (psql -c
     takes no parameters), its values quoted by psycopg. The database is read when called (the xapi
     case points DB at its own)."""

@@ -6,7 +6,9 @@ For each size (FEEDSYNC_BENCH_SIZES, default 100000,1000000,5000000):
 - feedsync: the file dropped into a running `feedsync up` until its run is completed in the
   history, empty store, then the next day's feed with 10% of people changed; peak RSS of every
   worker process sampled throughout;
-- dlt (1M only, or FEEDSYNC_BENCH_DLT_SIZES): merge on e-mail, empty and 10% changed.
+- the peers (1M only, or FEEDSYNC_BENCH_DLT_SIZES; benchmarks/peers.py), empty and 10% changed: dlt
+  merging on e-mail, and a Singer run (our tap of the file into MeltanoLabs' target-postgres,
+  upsert on e-mail).
 Then the latency of a 100-row file with `feedsync up` idle (p50, p99 over 50 files), and where the
 time goes with 1 and 2 worker processes, the hierarchy bundle, and the export: 1M learner transcript
 rows (FEEDSYNC_BENCH_EXPORT) by `feedsync sync --since` against `psql \\copy (SELECT …) TO` of the same
@@ -24,9 +26,7 @@ import contextlib
 import json
 import os
 import platform
-import shutil
 import statistics
-import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -36,12 +36,11 @@ from typing import Any
 import psutil
 from psycopg import sql as q
 
-from benchmarks import api, xapi
+from benchmarks import api, peers, xapi
 from benchmarks.export import export_bench
 from benchmarks.harness import (
     DATA,
     HERE,
-    PG,
     Up,
     feeds,
     floor_indexed,
@@ -57,34 +56,10 @@ from producers import feedgen
 
 SIZES = [int(x) for x in os.environ.get("FEEDSYNC_BENCH_SIZES", "100000,1000000,5000000").split(",")]
 DLT_SIZES = [int(x) for x in os.environ.get("FEEDSYNC_BENCH_DLT_SIZES", "1000000").split(",") if x]
-VENV_DLT = HERE / ".venv-dlt"
 # The same people as the users feed of that size (feedgen's addresses), for the bundle / users ratio.
 BUNDLE_PEOPLE = int(os.environ.get("FEEDSYNC_BENCH_BUNDLE", "1000000"))
 # "users", "bundle", "hierarchy" (the bundle and the users import of its people) or "export": only that part
 ONLY = os.environ.get("FEEDSYNC_BENCH_ONLY", "")
-
-
-def ensure_dlt() -> Path | None:
-    py = VENV_DLT / "bin" / "python"
-    if not py.exists():
-        try:
-            sh(sys.executable, "-m", "venv", str(VENV_DLT))
-            sh(str(py), "-m", "pip", "install", "-q", "dlt[postgres]==1.31.*", "pyarrow")
-        except subprocess.CalledProcessError as exc:
-            print(f"dlt could not be installed, skipping the peer: {exc.stderr[-500:]}")
-            return None
-    return py
-
-
-def run_dlt(py: Path, day1: Path, day2: Path) -> tuple[float, float]:
-    psql("DROP DATABASE IF EXISTS dlt_bench WITH (FORCE)", db="postgres")
-    psql("CREATE DATABASE dlt_bench", db="postgres")
-    shutil.rmtree(Path.home() / ".dlt" / "pipelines" / "feedsync_bench", ignore_errors=True)
-    # dlt's credentials demand a password; with the local trust auth the server ignores it.
-    dsn = f"{PG}/dlt_bench".replace("://postgres@", "://postgres:unused@")
-    out1 = sh(str(py), str(HERE / "dlt_load.py"), str(day1), dsn)
-    out2 = sh(str(py), str(HERE / "dlt_load.py"), str(day2), dsn)
-    return float(out1.strip().splitlines()[-1]), float(out2.strip().splitlines()[-1])
 
 
 def latency(up: Up, files: int = 50) -> tuple[float, float]:
@@ -252,8 +227,10 @@ def main() -> None:
             "stages": empty_stages,
             "inside": {"empty": (empty_stages, empty_load), "10% changed": (changed_stages, changed_load)},
         }
-        if n in DLT_SIZES and (py := ensure_dlt()) is not None:
-            row["dlt_empty"], row["dlt_changed"] = run_dlt(py, day1, day2)
+        if n in DLT_SIZES and (py := peers.ensure_dlt()) is not None:
+            row["dlt_empty"], row["dlt_changed"] = peers.run_dlt(py, day1, day2)
+        if n in DLT_SIZES and (py := peers.ensure_singer()) is not None:
+            row["singer_empty"], row["singer_changed"] = peers.run_singer(py, day1, day2)
         if n == 1_000_000 and ONLY != "users":
             notes += journal_cost(day1, day2)
         results.append(row)
@@ -272,6 +249,13 @@ def main() -> None:
                 f"{one_m['dlt_changed'] / one_m['feedsync_changed']:.2f}"
             )
             ratios["dlt / feedsync, empty (target >= 1.5)"] = f"{one_m['dlt_empty'] / one_m['feedsync_empty']:.2f}"
+        if "singer_empty" in one_m:
+            ratios["target-postgres / feedsync, empty (> 1: feedsync faster)"] = (
+                f"{one_m['singer_empty'] / one_m['feedsync_empty']:.2f}"
+            )
+            ratios["target-postgres / feedsync, 10% changed (> 1: feedsync faster)"] = (
+                f"{one_m['singer_changed'] / one_m['feedsync_changed']:.2f}"
+            )
     rss = {r["rows"]: r["rss_mb"] for r in results}
     if 1_000_000 in rss and 5_000_000 in rss:
         ratios["worker peak RSS 1M / 5M, MB (target <= 250, equal within 10%)"] = (
@@ -327,18 +311,26 @@ def write_results(
         "Timings vary from run to run on a shared machine: compare the ratios within one run.",
         "",
         "| rows | \\copy unlogged s | \\copy indexed s | feedsync empty s (rows/s) | feedsync 10% changed s (rows/s) "
-        "| dlt empty s | dlt 10% changed s | worker peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| dlt empty s | dlt 10% changed s | target-postgres empty s | target-postgres 10% changed s "
+        "| worker peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        dlt_e = f"{r['dlt_empty']:.1f}" if "dlt_empty" in r else "—"
-        dlt_c = f"{r['dlt_changed']:.1f}" if "dlt_changed" in r else "—"
+        dlt_e, dlt_c, sg_e, sg_c = (
+            f"{r[k]:.1f}" if k in r else "—" for k in ("dlt_empty", "dlt_changed", "singer_empty", "singer_changed")
+        )
         lines.append(
             f"| {r['rows']:,} | {r['floor_unlogged']:.1f} | {r['floor_indexed']:.1f} "
             f"| {r['feedsync_empty']:.1f} ({r['rows'] / r['feedsync_empty'] / 1000:.0f}k) "
             f"| {r['feedsync_changed']:.1f} ({r['rows'] / r['feedsync_changed'] / 1000:.0f}k) "
-            f"| {dlt_e} | {dlt_c} | {r['rss_mb']:.0f} |"
+            f"| {dlt_e} | {dlt_c} | {sg_e} | {sg_c} | {r['rss_mb']:.0f} |"
         )
+    lines += [
+        "",
+        "The peers run on the same files after feedsync, each into a database of its own: dlt merging on e-mail, "
+        "and target-postgres (MeltanoLabs', Singer) upserting on e-mail what a tap of ours reads from the file "
+        "(use_copy on, record validation off; benchmarks/peers.py says why).",
+    ]
     lines += ["", "## Ratios", "", "| measure | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in ratios.items()]
     lines += [
@@ -366,9 +358,9 @@ def write_results(
             "|---|---|---|---|---|---|---|---|",
         ]
         for feed, (stages, load) in one_m["inside"].items():
-            cells = [stages.get(s, 0) for s in ("parse", "transform", "load")]
-            cells += [load[k] for k in ("prepare", "classify", "insert", "update")]
-            lines.append(f"| {feed} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
+            spans = [stages.get(s, 0) for s in ("parse", "transform", "load")]
+            spans += [load[k] for k in ("prepare", "classify", "insert", "update")]
+            lines.append(f"| {feed} | " + " | ".join(f"{c:.1f}" for c in spans) + " |")
         lines += [
             "",
             "The last four are the load's own steps, from the workers' log; the rest of the load is its "
