@@ -56,7 +56,7 @@ def _passes(filters: FilterConfig, people: StagedPeople, params: dict[str, Any])
     conditions: list[sql.Composable] = []
     if filters.under_managers:
         params["roots"] = [m.strip().lower() for m in filters.under_managers]
-        conditions.append(sql.SQL("f.key IN (SELECT key FROM tree)"))
+        conditions.append(sql.SQL("tk.key IS NOT NULL"))
     for n, (attribute, values) in enumerate(sorted(filters.exclude_values.items())):
         params[f"ex{n}"] = [v.strip().lower() for v in values]
         conditions.append(
@@ -89,22 +89,27 @@ def apply_filters(
     filtered = stage_table("filtered", run_id)
     values: dict[str, Any] = dict(params or {})
     passes = _passes(filters, people, values)
-    tree = (
-        sql.SQL(
-            """, nodes AS (SELECT f.key, f.manager_key, f.root FROM feed f{nodes}),
+    # The tree joined, not asked with IN: the planner guesses a recursive CTE far too large to hash
+    # a subplan, and an unhashed one reads the tree again for each person (minutes at 100,000).
+    tree, join = (
+        (
+            sql.SQL(
+                """, nodes AS (SELECT f.key, f.manager_key, f.root FROM feed f{nodes}),
                tree(key) AS (
                    SELECT n.key FROM nodes n WHERE n.root = ANY(%(roots)s::text[])
                    UNION SELECT n.key FROM nodes n JOIN tree t ON n.manager_key = t.key)"""
-        ).format(nodes=people.nodes)
+            ).format(nodes=people.nodes),
+            sql.SQL(" LEFT JOIN tree tk ON tk.key = f.key"),
+        )
         if filters.under_managers
-        else sql.SQL("")
+        else (sql.SQL(""), sql.SQL(""))
     )
     n = conn.execute(
         sql.SQL(
             """WITH RECURSIVE feed AS MATERIALIZED ({feed}){tree}
-               INSERT INTO {filtered} (key) SELECT f.key FROM feed f WHERE NOT ({passes})
+               INSERT INTO {filtered} (key) SELECT f.key FROM feed f{join} WHERE NOT ({passes})
                ON CONFLICT DO NOTHING"""
-        ).format(feed=people.feed, tree=tree, filtered=filtered, passes=passes),
+        ).format(feed=people.feed, tree=tree, join=join, filtered=filtered, passes=passes),
         values,
     ).rowcount
     if n:
