@@ -13,6 +13,9 @@ row is counted (``filtered``) and never "gone": a full feed does not deactivate 
 connection imported earlier who is filtered now (a leaver) is reported in the plan; with
 ``filter_leavers = "deactivate"`` they are deactivated, counted with the run's deactivations (and its
 thresholds).
+
+For kind ``users`` and the user file of kind ``hierarchy`` (units and positions are never filtered);
+``under_managers`` names managers by e-mail in both, and walks the feed's own manager tree.
 """
 
 from __future__ import annotations
@@ -55,21 +58,23 @@ class FilterConfig(BaseModel):
                 raise ValueError(f"{attribute!r} needs between 1 and {MAX_FILTER_VALUES} values")
         return v
 
-    def problems(self, mapped: set[str]) -> list[tuple[str, str]]:
-        """(key, sentence) for attributes the filter names that the mapping does not import."""
+    def problems(self, mapped: set[str], *, state_apart: bool = True) -> list[tuple[str, str]]:
+        """(key, sentence) for attributes the filter names that the mapping does not import;
+        ``state_apart``: the mapping's ``state`` is the person's state (users), filtered by state_values."""
         found = []
+        offered = ", ".join(sorted(mapped - ({"state"} if state_apart else set())))
         if self.under_managers and "manager" not in mapped:
             found.append(("under_managers", "under_managers needs the manager attribute mapped to a feed column"))
         for key, table in (("exclude_values", self.exclude_values), ("include_values", self.include_values)):
             for attribute in table:
-                if attribute == "state":
+                if attribute == "state" and state_apart:
                     found.append((key, "filter on state with state_values, not with a value filter"))
                 elif attribute not in mapped:
                     found.append(
                         (
                             key,
                             f"{key} names {attribute!r}, which the mapping does not import; "
-                            f"filter on a mapped attribute ({', '.join(sorted(mapped - {'state'}))})",
+                            f"filter on a mapped attribute ({offered})",
                         )
                     )
         return found

@@ -15,6 +15,10 @@ With ``source = "workday"`` and a ``[connections.workday]`` table the fetch stag
 from Workday instead (workers/sources/workday_bundle.py): the org mapping's values are paths into
 Get_Organizations' ``Organization_Data``, the pos and user mappings' paths into Get_Workers'
 ``Worker_Data``; the run goes on as for dropped files.
+
+``[connections.filters]`` (schemas/filters.py) decides who of the user file is imported, on the user
+mapping's attributes (``under_managers`` names managers by e-mail; the tree is the file's manager
+ids); units and positions are never filtered.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pydantic import Field, model_validator
 
 from schemas.config_base import PeopleConnection
 from schemas.config_parts import ATTRIBUTE_NAME, FileOptions, KeyProblem
+from schemas.filters import FilterConfig
 from schemas.kinds.users import DONT_IMPORT
 from schemas.workday import WorkdayConfig
 
@@ -41,7 +46,14 @@ BUNDLE_CORE = {
 
 
 class HierarchyConnection(PeopleConnection):
-    OWN_KEYS: ClassVar[tuple[str, ...]] = (*PeopleConnection.OWN_KEYS, "files", "parts", "source", "workday")
+    OWN_KEYS: ClassVar[tuple[str, ...]] = (
+        *PeopleConnection.OWN_KEYS,
+        "files",
+        "parts",
+        "source",
+        "workday",
+        "filters",
+    )
     REFUSED: ClassVar[dict[str, str]] = {
         "mapping": "a hierarchy connection maps each file under [connections.files.<part>.mapping]"
     }
@@ -54,6 +66,8 @@ class HierarchyConnection(PeopleConnection):
     # by Get_Organizations, positions and people by Get_Workers), reached as ``workday`` says.
     source: Literal["files", "workday"] = "files"
     workday: WorkdayConfig | None = None
+    # Who of the user file is imported (schemas/filters.py); None: everyone.
+    filters: FilterConfig | None = None
 
     @model_validator(mode="after")
     def _bundle_rules(self) -> HierarchyConnection:
@@ -78,7 +92,18 @@ class HierarchyConnection(PeopleConnection):
         if extra:
             raise KeyProblem(f"files.{extra[0]} is declared but {extra[0]!r} is not in parts", "files", extra[0])
         self._workday_rules()
+        self._filter_rules()
         return self
+
+    def _filter_rules(self) -> None:
+        if self.filters is None:
+            return
+        if "user" not in self.parts:
+            raise KeyProblem('filters choose who of the user file is imported: add "user" to parts', "filters")
+        mapped = {a for a, c in self.files["user"].mapping.items() if c != DONT_IMPORT}
+        # A hierarchy person has no state column: "state" is an attribute like any other here.
+        for key, why in self.filters.problems(mapped, state_apart=False):
+            raise KeyProblem(why, "filters", key)
 
     def _workday_rules(self) -> None:
         if self.source == "files":

@@ -239,3 +239,24 @@ def test_get_organizations_asks_only_for_the_parts_the_org_mapping_reads() -> No
     request = organizations_request(config, flat, 2, moment)
     assert request.findtext(f"{{{WD}}}Response_Filter/{{{WD}}}Page") == "2"
     assert request.findtext(f"{{{WD}}}Response_Filter/{{{WD}}}As_Of_Entry_DateTime") == "2026-12-07T09:30:00Z"
+
+
+def test_filters_choose_who_of_the_pulled_workers_is_imported_and_leave_units_and_positions_whole(
+    pipeline: Pipeline, tenant: Served
+) -> None:
+    apply(hierarchy_toml(tenant.url, '[connections.filters]\nunder_managers = ["worker1@contoso.example"]\n'))
+
+    run = sync(pipeline)
+
+    assert run["status"] == "completed", run.get("error")
+    assert not sql("SELECT 1 FROM sync.row_errors WHERE run_id = %s", (run["id"],))
+    below = sql(
+        """WITH RECURSIVE t(id) AS (SELECT id FROM lms.users WHERE email = 'worker1@contoso.example'
+                                    UNION SELECT u.id FROM lms.users u JOIN t ON u.manager_id = t.id)
+           SELECT count(*) FROM t"""
+    )[0][0]
+    imported = sql("SELECT count(*) FROM lms.users")[0][0]
+    assert 1 < below == imported < 50, "worker1 and everyone below them, no one else"
+    assert run["details"]["filtered"] == 50 - imported
+    ((stored,),) = sql("SELECT counts FROM sync.runs WHERE id = %s", (run["id"],))
+    assert (stored["units_created"], stored["positions_created"]) == (13, 45)

@@ -6,7 +6,8 @@ in the bundle nor in the store, and cycles in the unit tree or the manager chain
 with its whole chain on every row of the cycle. Rows with errors are dropped from staging (and
 whatever depends on them, until nothing more falls); the rest is applied in dependency order:
 units, positions, people, manager links, deactivations (full feeds), then (the load's assign step)
-the group rules for the people the run changed.
+the group rules for the people the run changed. The connection's filters (``filters.py``) set people
+of the user file aside in ``prepare``: counted ``filtered``, never deactivated as missing.
 """
 
 from pathlib import Path
@@ -67,7 +68,7 @@ class Hierarchy(ImportKind):
                 ("deactivated", "positions_deactivated"),
             ),
         ),
-        Counted("people", (*PEOPLE.verbs, ("manager moves", "manager_moves"))),
+        Counted("people", (*PEOPLE.verbs, ("manager moves", "manager_moves"), ("filtered", "filtered"))),
         Counted("memberships", (("added", "memberships_added"), ("removed", "memberships_removed"))),
     )
     HISTORY_COUNTS = ASSIGN_COUNTS
@@ -81,6 +82,7 @@ class Hierarchy(ImportKind):
         ("people.creates", ("created",)),
         ("people.updates", ("updated",)),
         ("people.deactivations", ("deactivated",)),
+        ("filtered", ("filtered",)),
     )
     ASSIGNS_GROUPS = True
 

@@ -1,6 +1,8 @@
 """Kind ``hierarchy``, the sanity check of the whole bundle before anything is applied:
 duplicates, references that exist nowhere and cycles, each a row error; what depends on a rejected
-row falls with it."""
+row falls with it. The connection's filters set people aside once their rows are known to be each
+one person's (after the duplicate checks): a person whose manager was filtered out is imported
+without that link, never rejected for it."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import psycopg
 from psycopg import sql
 
 from workers import store
+from workers.connectors.hierarchy.filters import filter_people
 from workers.connectors.hierarchy.transform import LABEL, TREES, config_of, store_table
 from workers.rows import RunRow
 from workers.staging import stage_table
@@ -167,6 +170,7 @@ def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
             WHERE u.external_id IS NOT NULL AND u.external_id <> s.key"""
         ).format(h)
         n += _reject(conn, run, "user", taken, "email", "email_taken")
+        filter_people(conn, run)
         n += _reject(conn, run, "user", _cycles(h, "manager_key", people, "manager_id", "manager"), "manager", "cycle")
         references = [
             (
@@ -181,7 +185,13 @@ def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
                 "unknown_position",
                 [(stage_table("pos", run_id), "key"), (store_table("pos"), "external_id")],
             ),
-            ("manager_key", "manager", "unknown_manager", [(h, "key"), (people, "external_id")]),
+            # A manager the filters left out is known, not missing: their reports are imported without them.
+            (
+                "manager_key",
+                "manager",
+                "unknown_manager",
+                [(h, "key"), (people, "external_id"), (stage_table("filtered", run_id), "key")],
+            ),
         ]
         while True:  # a person whose manager fell falls too
             fell = 0

@@ -12,8 +12,9 @@ from psycopg import sql
 
 from workers import store
 from workers.connectors.contract import Step
-from workers.connectors.hierarchy.plan import deactivates, gone_filter
+from workers.connectors.hierarchy.plan import gone_filter
 from workers.connectors.hierarchy.transform import LABEL, TREES, config_of, store_table
+from workers.connectors.people_filters import create_filtered
 from workers.rows import RunRow
 from workers.staging import stage_table
 
@@ -217,7 +218,9 @@ def apply_managers(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]
                 SELECT u.id, mg.id AS manager_id FROM {h} s
                 JOIN lms.users u ON u.external_id = s.key
                 LEFT JOIN lms.users mg ON mg.external_id = s.manager_key
-                WHERE (s.manager_key IS NOT NULL OR %(erase)s) AND u.manager_id IS DISTINCT FROM mg.id),
+                WHERE (s.manager_key IS NOT NULL OR %(erase)s) AND u.manager_id IS DISTINCT FROM mg.id
+                  -- A manager the filters left out and the store does not have: the link is left as it is.
+                  AND (mg.id IS NOT NULL OR s.manager_key IS NULL)),
             upd AS (UPDATE lms.users u SET manager_id = m.manager_id, updated_at = clock_timestamp()
                     FROM m WHERE u.id = m.id RETURNING u.id),
             team(id) AS (SELECT id FROM m UNION SELECT u.id FROM lms.users u JOIN team ON u.manager_id = team.id),
@@ -230,18 +233,20 @@ def apply_managers(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]
 
 
 def apply_deactivations(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
-    """Full feeds: what is missing is deactivated, never deleted. A deactivated unit that still has
-    active people is reported on the run, not emptied."""
+    """Full feeds: what is missing is deactivated, never deleted; people who leave the filters too,
+    with filter_leavers = "deactivate". A deactivated unit that still has active people is reported
+    on the run, not emptied."""
     run_id = run.id
+    create_filtered(conn, run_id)  # a run staged before filters were taken has none
     params = {"conn": run.connection_id, "run": run_id}
     counts: dict[str, int] = {}
     for part, name in (("org", "units"), ("pos", "positions"), ("user", "deactivated")):
         key = name if part == "user" else f"{name}_deactivated"
         counts[key] = 0
-        if part not in config_of(run.config).parts or not deactivates(conn, run, part):
+        gone = gone_filter(conn, run, part) if part in config_of(run.config).parts else None
+        if gone is None:
             continue
         table = store_table(part)
-        gone = gone_filter(run, part)
         ids = [
             r["id"]
             for r in store.fetch_all(
@@ -303,5 +308,10 @@ def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch
 def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
     if "user" not in config_of(run.config).parts:
         return {}
-    row = store.fetch_one(conn, sql.SQL("SELECT count(*) AS n FROM {}").format(stage_table("huser", run.id)))
-    return {"valid": int(row["n"]) if row else 0}
+    row = store.fetch_one(
+        conn,
+        sql.SQL("SELECT (SELECT count(*) FROM {}) AS n, (SELECT count(*) FROM {}) AS filtered").format(
+            stage_table("huser", run.id), stage_table("filtered", run.id)
+        ),
+    )
+    return {"valid": int(row["n"]) if row else 0, "filtered": int(row["filtered"]) if row else 0}

@@ -14,6 +14,7 @@ from schemas.kinds.hierarchy import BUNDLE_CORE
 from schemas.kinds.users import DONT_IMPORT
 from schemas.providers import FileNameProblem, FileSpec
 from workers.connectors.checks import Check, Chunk, checked_insert, jsonb_object, required, row_hash
+from workers.connectors.people_filters import create_filtered
 from workers.connectors.users import EMAIL_BAD_DOTS, EMAIL_RE
 from workers.staging import stage_table
 
@@ -79,6 +80,8 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfi
             stage_table("affected", run_id)
         )
     )
+    # The people the connection's filters leave out (hierarchy/filters.py), by id number.
+    create_filtered(conn, run_id)
 
 
 # -- transform ------------------------------------------------------------------------------------------
