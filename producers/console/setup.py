@@ -83,7 +83,7 @@ def _start_page(request: Request, error: str | None = None, status_code: int = 2
         title="New connection",
         kinds=setupform.offered(),
         fixed=setupform.FIXED,
-        in_file=setupform.IN_FILE,
+        in_file=setupform.in_file(),
         exports=setupform.EXPORTS,
         error=error,
         form=form,
@@ -125,8 +125,8 @@ async def upload_template(request: Request) -> Response:
         error = f"choose a kind the console sets up: {', '.join(setupform.offered())}"
         if kind in setupform.EXPORTS:
             error = f"an export takes no template: set it up at /connections/new/export/{kind}"
-        if kind in setupform.IN_FILE:
-            error = f"a {kind} connection is set up in a connections file: see the README, {setupform.IN_FILE[kind]}"
+        if section := setupform.in_file().get(kind):
+            error = f"a {kind} connection is set up in a connections file: see the README, {section}"
     elif template.folder is None:
         error = "choose the template CSV: a file with the header line (and a few rows) the system will send"
     elif kind in setupform.FIXED:
