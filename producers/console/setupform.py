@@ -21,7 +21,7 @@ from schemas.kinds.users import DONT_IMPORT, USER_CORE_ATTRIBUTES, UsersConnecti
 from schemas.providers import FileNameProblem
 from schemas.settings import get_settings
 from workers import connectors
-from workers.connectors.contract import ImportKind
+from workers.connectors.contract import ExportKind, ImportKind
 from workers.connectors.users.transform import EMAIL_RE
 from workers.errors import BadFileError
 from workers.files.feedreader import FeedReader, RowError
@@ -45,17 +45,17 @@ FIXED: dict[str, str] = {
     "hmm": "Harvard ManageMentor's files: upload hmm12_metadata.csv or a client_hmm12_<date>.csv",
     "getabstract": "getAbstract's report: upload a report_export_<date>.xlsx",
 }
-#: The export kinds, set up with no template: the folder or SFTP server the file goes to, and when.
-EXPORTS: dict[str, str] = {
-    "transcript_export": "Learner transcripts (ALM's Learner Transcript)",
-    "skills_export": "Skill achievements (ALM's Skill Transcript)",
-    "xapi_export": "xAPI activity (ALM's xAPI report)",
-}
 
 
 def offered() -> list[str]:
     """The kinds the New connection page sets up: with a mapping, then with fixed columns."""
     return [*KINDS, *FIXED]
+
+
+def exports() -> dict[str, str]:
+    """The export kinds, set up with no template (the folder or SFTP server the file goes to, and
+    when), each with what its file holds (the kind declares it)."""
+    return {k.NAME: k.TITLE for k in connectors.kinds() if isinstance(k, ExportKind)}
 
 
 def in_file() -> dict[str, str]:

@@ -233,6 +233,8 @@ class ExportKind(ABC):
     FOLDER: ClassVar[str]
     #: What the history prints for this kind's runs: the rows written to the file.
     HISTORY: ClassVar[tuple[Counted, ...]] = (Counted("rows", (("exported", "rows"),)),)
+    #: What its file holds, in the admin's words (the console's New connection page).
+    TITLE: ClassVar[str]
 
     @abstractmethod
     def header(self, cfg: ExportConnection, profile: Sequence[str]) -> list[str]: ...
