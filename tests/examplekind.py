@@ -53,6 +53,7 @@ _SPEC = FileSpec("nicknames", "csv", {"email": "Email", "nickname": "Nickname"},
 
 class Nicknames(ImportKind):
     NAME = KIND
+    README_SECTION = "Adding a connector kind"
     TABLES = (USERS,)
     RETENTION_DAYS = 0
     HISTORY_COUNTS = ("nicknames_set",)

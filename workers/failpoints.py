@@ -17,7 +17,9 @@ context of every stage message).
   process, start a second run), then opens the gate, so no test depends on a process being slow
   or fast enough (``tests/gates.py``).
 
-``action*K`` fires on the first K hits in this process only, e.g. ``transient*2``.
+``action*K`` fires on the first K hits in this process only, e.g. ``transient*2``; ``action#N`` on
+the N-th hit in this process only, e.g. ``parse.chunk=transient#3`` (a parse that commits two chunks,
+fails in its third and resumes after the second).
 
 Each point sits where a real failure would hurt most: inside a stage's transaction, after its
 writes and before its commit.
@@ -68,6 +70,12 @@ def hit(name: str) -> None:
         with _hits_lock:
             _hits[name] = _hits.get(name, 0) + 1
             if _hits[name] > int(limit):
+                return
+    elif "#" in action:
+        action, nth = action.split("#", 1)
+        with _hits_lock:
+            _hits[name] = _hits.get(name, 0) + 1
+            if _hits[name] != int(nth):
                 return
     log.warning("failpoint hit", failpoint=name, action=action)
     if action == "crash":

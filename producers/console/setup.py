@@ -83,8 +83,8 @@ def _start_page(request: Request, error: str | None = None, status_code: int = 2
         title="New connection",
         kinds=setupform.offered(),
         fixed=setupform.FIXED,
-        in_file=setupform.IN_FILE,
-        exports=setupform.EXPORTS,
+        in_file=setupform.in_file(),
+        exports=setupform.exports(),
         error=error,
         form=form,
     )
@@ -123,10 +123,10 @@ async def upload_template(request: Request) -> Response:
     error = None
     if kind not in setupform.offered():
         error = f"choose a kind the console sets up: {', '.join(setupform.offered())}"
-        if kind in setupform.EXPORTS:
+        if kind in setupform.exports():
             error = f"an export takes no template: set it up at /connections/new/export/{kind}"
-        if kind in setupform.IN_FILE:
-            error = f"a {kind} connection is set up in a connections file: see the README, {setupform.IN_FILE[kind]}"
+        if section := setupform.in_file().get(kind):
+            error = f"a {kind} connection is set up in a connections file: see the README, {section}"
     elif template.folder is None:
         error = "choose the template CSV: a file with the header line (and a few rows) the system will send"
     elif kind in setupform.FIXED:
@@ -260,7 +260,7 @@ def _export_page(request: Request, kind: str, form: Any, problems: dict[str, lis
         status_code,
         title="New connection: export",
         kind=kind,
-        what=setupform.EXPORTS[kind],
+        what=setupform.exports()[kind],
         form=form,
         problems=problems,
         today=datetime.now(UTC).date().isoformat(),
@@ -271,7 +271,7 @@ def _export_page(request: Request, kind: str, form: Any, problems: dict[str, lis
 async def export(request: Request, s: accounts.Session) -> Response:
     """An export's form: no template, the destination (folder or SFTP) and the schedule."""
     kind = request.path_params["kind"]
-    if not s.admin.can_act or kind not in setupform.EXPORTS:
+    if not s.admin.can_act or kind not in setupform.exports():
         return render(request, "message.html", 404, title="Not found", text="Start again from New connection.")
     return _export_page(request, kind, {"name": kind.replace("_", "-"), "schedule_enabled": "on"}, {}, 200)
 
@@ -279,7 +279,7 @@ async def export(request: Request, s: accounts.Session) -> Response:
 @action("setup")
 async def save_export(request: Request, s: accounts.Session, form: FormData) -> Response:
     kind = request.path_params["kind"]
-    if kind not in setupform.EXPORTS:
+    if kind not in setupform.exports():
         return render(request, "message.html", 404, title="Not found", text="Start again from New connection.")
     setup = setupform.export_entry(kind, form)
     if setup.config is None:

@@ -21,6 +21,7 @@ from schemas.kinds.users import DONT_IMPORT, USER_CORE_ATTRIBUTES, UsersConnecti
 from schemas.providers import FileNameProblem
 from schemas.settings import get_settings
 from workers import connectors
+from workers.connectors.contract import ExportKind, ImportKind
 from workers.connectors.users.transform import EMAIL_RE
 from workers.errors import BadFileError
 from workers.files.feedreader import FeedReader, RowError
@@ -44,24 +45,28 @@ FIXED: dict[str, str] = {
     "hmm": "Harvard ManageMentor's files: upload hmm12_metadata.csv or a client_hmm12_<date>.csv",
     "getabstract": "getAbstract's report: upload a report_export_<date>.xlsx",
 }
-#: The kinds set up in a connections file (``feedsync connections apply``), not here, and the
-#: README section that says how.
-IN_FILE: dict[str, str] = {
-    "hierarchy": "Org units, positions and users: the `hierarchy` bundle",
-    "xapi": "xAPI activity: CSV rows become xAPI 1.0.3 statements",
-    "linkedin_learning": "LinkedIn Learning: the catalog and learners' activity by API",
-}
-#: The export kinds, set up with no template: the folder or SFTP server the file goes to, and when.
-EXPORTS: dict[str, str] = {
-    "transcript_export": "Learner transcripts (ALM's Learner Transcript)",
-    "skills_export": "Skill achievements (ALM's Skill Transcript)",
-    "xapi_export": "xAPI activity (ALM's xAPI report)",
-}
 
 
 def offered() -> list[str]:
     """The kinds the New connection page sets up: with a mapping, then with fixed columns."""
     return [*KINDS, *FIXED]
+
+
+def exports() -> dict[str, str]:
+    """The export kinds, set up with no template (the folder or SFTP server the file goes to, and
+    when), each with what its file holds (the kind declares it)."""
+    return {k.NAME: k.TITLE for k in connectors.kinds() if isinstance(k, ExportKind)}
+
+
+def in_file() -> dict[str, str]:
+    """The import kinds set up in a connections file (``feedsync connections apply``), not here:
+    every registered one the page does not offer, with the README section that says how (the
+    kind declares it)."""
+    return {
+        k.NAME: k.README_SECTION
+        for k in connectors.kinds()
+        if isinstance(k, ImportKind) and k.NAME not in KINDS and k.NAME not in FIXED
+    }
 
 
 def check_fixed(kind: str, path: Path, label: str, encoding: str = "utf-8", delimiter: str = ",") -> str | None:

@@ -35,15 +35,17 @@ def upload(client: TestClient, kind: str, file_name: str, body: str | bytes, nam
 
 def test_every_registered_kind_is_set_up_on_the_page_or_named_as_set_up_in_a_file(as_admin: TestClient) -> None:
     registered = {k.NAME for k in connectors.kinds()}
-    assert set(setupform.KINDS) | set(setupform.FIXED) | set(setupform.IN_FILE) | set(setupform.EXPORTS) == registered
+    in_file = setupform.in_file()
+    assert set(setupform.KINDS) | set(setupform.FIXED) | set(in_file) | set(setupform.exports()) == registered
+    assert not set(in_file) & set(setupform.offered()) and {"hierarchy", "xapi"} <= set(in_file)
     page = as_admin.get("/connections/new").text
     offered = {v for v in setupform.offered() if f'<option value="{v}"' in page}
     assert offered == {"users", "hmm", "getabstract"}
-    for kind in setupform.IN_FILE:
+    for kind in in_file:
         assert f'<option value="{kind}"' not in page
         assert f"<code>{kind}</code>: README" in page
     assert "xAPI activity: CSV rows become xAPI 1.0.3 statements" in text_of(page)
-    for kind in setupform.EXPORTS:
+    for kind in setupform.exports():
         assert f'<option value="{kind}"' not in page and f'href="/connections/new/export/{kind}"' in page
 
 

@@ -6,23 +6,27 @@ from __future__ import annotations
 import pytest
 
 from producers import queries
+from schemas.kinds import CONFIGS
 from tests.data import PEOPLE, POSITIONS, UNITS, connect, sync
 from tests.stubpipeline import Pipeline
 from workers import connectors
 from workers.connectors.contract import ExportKind, ImportKind
 
-IMPORT_KINDS = ("users", "hierarchy", "hmm", "getabstract", "xapi", "linkedin_learning")
-EXPORT_KINDS = ("transcript_export", "skills_export", "xapi_export")
-
 
 def test_each_kind_is_the_class_registered_under_its_name() -> None:
-    for name in IMPORT_KINDS:
-        assert isinstance(connectors.import_kind(name), ImportKind)
-        assert name == connectors.import_kind(name).NAME
-    for name in EXPORT_KINDS:
-        assert isinstance(connectors.export_kind(name), ExportKind)
-        assert name == connectors.export_kind(name).NAME
-    assert [k.NAME for k in connectors.KINDS] == [*IMPORT_KINDS, *EXPORT_KINDS]
+    for kind in connectors.KINDS:
+        if isinstance(kind, ImportKind):
+            assert connectors.import_kind(kind.NAME) is kind
+        else:
+            assert isinstance(kind, ExportKind) and connectors.export_kind(kind.NAME) is kind
+    assert len({k.NAME for k in connectors.KINDS}) == len(connectors.KINDS)
+
+
+def test_the_connectors_and_the_configs_register_the_same_kinds() -> None:
+    # The two registries (the schemas may not import the workers) name each kind once each.
+    assert {k.NAME for k in connectors.KINDS} == {kind for cls in CONFIGS for kind in cls.kinds()}
+    names = {k.NAME for k in connectors.KINDS}
+    assert {"users", "hierarchy", "hmm", "getabstract", "xapi", "transcript_export"} <= names
 
 
 @pytest.mark.parametrize("name", ["nonsense", "checks", "content", "contract", "exporting", "../users", "Users"])

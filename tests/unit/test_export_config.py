@@ -6,6 +6,7 @@ import pytest
 
 from schemas.connections import ConfigError, load_connections_toml
 from schemas.exports import ExportConnection
+from schemas.kinds import known_kinds
 
 
 def test_export_connections_load_with_their_folder_and_transcript_status_filter() -> None:
@@ -28,10 +29,8 @@ def test_export_connections_load_with_their_folder_and_transcript_status_filter(
         ('kind = "transcript_export"\nmapping = { a = "b" }', "connections.toml:5: connections[0] mapping: Extra"),
         ('kind = "transcript_export"\nlocation = "../etc"', "connections.toml:5: connections[0] location: location"),
         ('kind = "transcript_export"\nstatus = ["done"]', "connections.toml:5: connections[0] status.0: Input should"),
-        (
-            'kind = "nonsense"',
-            "this version supports: users, hmm, getabstract, hierarchy, xapi, linkedin_learning, transcript_export",
-        ),
+        # Every kind of the registry, named in its order (export kinds among them).
+        ('kind = "nonsense"', f"unknown kind 'nonsense'; this version supports: {', '.join(known_kinds())}"),
     ],
 )
 def test_a_wrong_export_connection_is_refused_with_the_line_at_fault(body: str, expected: str) -> None:

@@ -8,6 +8,7 @@ declarations), so a kind whose declarations miss a table it writes fails the und
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,6 +42,18 @@ def store(*, change_time_of: frozenset[str] = frozenset()) -> dict[str, list[str
 
 def test_every_registered_import_kind_has_a_sample_delivery() -> None:
     assert set(IMPORT_KINDS) == set(SAMPLES)
+
+
+@pytest.mark.parametrize("name", IMPORT_KINDS)
+def test_its_readme_section_says_how_to_set_it_up(name: str) -> None:
+    examplekind.register()
+    try:
+        section = connectors.import_kind(name).README_SECTION
+    finally:
+        examplekind.unregister()
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    headings = {line.lstrip("#").strip() for line in readme.read_text().splitlines() if line.startswith("##")}
+    assert section in headings
 
 
 def test_a_bad_header_fails_the_file_naming_its_line(kind: ImportKind, pipeline: Pipeline) -> None:

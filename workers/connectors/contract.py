@@ -178,6 +178,10 @@ class ImportKind(Load):
     #: ``changed_people`` names. Such a kind declares the tables the rules write (tables.RULES)
     #: and ASSIGN_COUNTS among its HISTORY_COUNTS.
     ASSIGNS_GROUPS: ClassVar[bool] = False
+    #: The README section (its heading's text) that says how a connection of this kind is set up:
+    #: the console names it for a kind it does not set up itself, and the standard kind suite
+    #: checks that the README has it.
+    README_SECTION: ClassVar[str]
 
     @abstractmethod
     def file_spec(self, config: KindConfig, file_name: str) -> FileSpec:
@@ -229,6 +233,8 @@ class ExportKind(ABC):
     FOLDER: ClassVar[str]
     #: What the history prints for this kind's runs: the rows written to the file.
     HISTORY: ClassVar[tuple[Counted, ...]] = (Counted("rows", (("exported", "rows"),)),)
+    #: What its file holds, in the admin's words (the console's New connection page).
+    TITLE: ClassVar[str]
 
     @abstractmethod
     def header(self, cfg: ExportConnection, profile: Sequence[str]) -> list[str]: ...

@@ -120,6 +120,7 @@ def load_steps(conn: psycopg.Connection[Any], run: RunRow, *, whole: bool, batch
 
 class Hmm(ContentKind):
     NAME = "hmm"
+    README_SECTION = "Content providers: Harvard ManageMentor and getAbstract"
     #: Its files are kept FEEDSYNC_CONTENT_RETENTION_DAYS after their run unless the connection says.
     EMPTY_RUN = _EMPTY_RUN
 

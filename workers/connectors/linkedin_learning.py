@@ -184,6 +184,7 @@ def unpark(name: str) -> None:
 
 class LinkedInLearning(ContentKind):
     NAME = "linkedin_learning"
+    README_SECTION = "LinkedIn Learning: the catalog and learners' activity by API"
     HISTORY: ClassVar[tuple[Counted, ...]] = (
         ROWS_READ,
         Counted(

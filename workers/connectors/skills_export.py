@@ -79,6 +79,7 @@ def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.
 
 class SkillsExport(ExportKind):
     NAME = "skills_export"
+    TITLE = "Skill achievements (ALM's Skill Transcript)"
     FILE_PREFIX = "skill_achievements"
     FOLDER = "skills"
 

@@ -141,6 +141,7 @@ def query(cfg: ExportConnection, profile: Sequence[str], window: Window) -> sql.
 
 class TranscriptExport(ExportKind):
     NAME = "transcript_export"
+    TITLE = "Learner transcripts (ALM's Learner Transcript)"
     FILE_PREFIX = "learner_transcript"
     FOLDER = "transcripts"
 

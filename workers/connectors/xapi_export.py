@@ -83,6 +83,7 @@ def _voiding() -> sql.Composed:
 
 class XapiExport(ExportKind):
     NAME = "xapi_export"
+    TITLE = "xAPI activity (ALM's xAPI report)"
     FILE_PREFIX = "xapi_activity"
     FOLDER = "xapi"
 

@@ -46,6 +46,7 @@ from workers.staging import stage_table
 
 class Hierarchy(ImportKind):
     NAME = "hierarchy"
+    README_SECTION = "Org units, positions and users: the `hierarchy` bundle"
     TABLES = (tables.USERS, tables.ORG_UNITS, tables.POSITIONS, *tables.RULES)
     #: Rows read add up the three files; units, positions and people are counted apart.
     HISTORY = (

@@ -39,6 +39,7 @@ from workers.connectors.users.transform import (
 
 class Users(ImportKind):
     NAME = "users"
+    README_SECTION = "Connections"
     TABLES = (tables.USERS, *tables.RULES)
     HISTORY_COUNTS = ASSIGN_COUNTS
     ASSIGNS_GROUPS = True

@@ -110,6 +110,7 @@ class XapiBlocks(BlockStager):
 
 class Xapi(ImportKind):
     NAME = "xapi"
+    README_SECTION = "xAPI activity: CSV rows become xAPI 1.0.3 statements"
     TABLES = (
         Table("xapi_statements", ("id",), owned=True, points_at=("courses",)),
         tables.LEARNER_PROGRESS,

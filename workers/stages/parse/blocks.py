@@ -1,8 +1,10 @@
-"""Parse's helper for kinds that stage a clean block themselves (``BlockStager``, e.g. xapi): each
-block is read, prepared (validated, mapped, hashed) and screened against the store (on a second
-connection) in a thread while the block before it is written by COPY, so the worker's work, the
-store's probes and the COPY overlap. A block prepared ahead is used only
-if the parse asks for the place it starts at; after a block read another way it is dropped."""
+"""The block stager's chunk source, for kinds that stage a clean block themselves (``BlockStager``,
+e.g. xapi: pyarrow): each block is read, prepared (validated, mapped, hashed) and screened against
+the store (on a second connection) in a thread while the block before it is written by COPY, so the
+worker's work, the store's probes and the COPY overlap. A block prepared ahead is used only if the
+parse asks for the place it starts at; after a block read another way it is dropped. A block the
+stager does not prepare, or whose values PostgreSQL refuses, goes to COPY (``CopySource``) and on
+from there as any other block."""
 
 from __future__ import annotations
 
@@ -13,10 +15,14 @@ import psycopg
 import structlog
 
 from schemas.kinds import KindConfig
+from schemas.messages import ParseFile
 from workers import store
 from workers.connectors.checks import Chunk
 from workers.connectors.contract import BlockStager, RawBlock
 from workers.files.feedreader import Block, FeedReader, Header
+from workers.stages.parse.copyblock import CopySource
+from workers.stages.parse.records import RecordSource
+from workers.stages.parse.source import Staged
 
 log = structlog.get_logger(__name__)
 
@@ -84,3 +90,32 @@ class Blocks:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class BlockSource(CopySource):
+    def __init__(
+        self,
+        msg: ParseFile,
+        reader: FeedReader,
+        header: Header,
+        chunk_rows: int,
+        records: RecordSource,
+        blocks: Blocks,
+    ) -> None:
+        super().__init__(msg, reader, header, chunk_rows, records)
+        self.blocks = blocks
+
+    def _read(self) -> tuple[Block | None, Any]:
+        return self.blocks.get(*self._at)
+
+    def stage(self, conn: psycopg.Connection[Any], chunk_no: int) -> Staged:
+        block, prepared = self._block, self._prepared
+        if block is not None and prepared is not None and self.blocks.write(conn, chunk_no, prepared) is not None:
+            return self._staged(block, "arrow")
+        return super().stage(conn, chunk_no)  # COPY, and the Python reader after it
+
+    def close(self) -> None:
+        try:
+            self.blocks.close()
+        finally:
+            super().close()

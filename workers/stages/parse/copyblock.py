@@ -1,4 +1,8 @@
-"""COPY of one block of whole lines into the chunk's raw table: PostgreSQL parses the CSV in C."""
+"""The COPY chunk source: a block of whole lines goes into the chunk's raw table as it is, and
+PostgreSQL parses the CSV in C. The lines of a block COPY could read differently from the Python
+reader (``FeedReader.block`` says None) or refuses are read by the source's ``RecordSource``, which
+reports each bad row on its own; the next chunk tries COPY again. They meet at record boundaries
+(byte offset, line)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from psycopg import sql
 
 from schemas.messages import ParseFile
 from workers.connectors import create_raw_chunk
-from workers.files.feedreader import Block, FeedReader
+from workers.files.feedreader import Block, FeedReader, Header
+from workers.stages.parse.records import RecordSource
+from workers.stages.parse.source import ChunkSource, Staged
 
 log = structlog.get_logger(__name__)
 
@@ -19,11 +25,60 @@ class _BlockMismatch(Exception):
     """COPY read a different number of records than the block has lines (a quoted line break)."""
 
 
+class CopySource(ChunkSource):
+    READER = "copy"
+
+    def __init__(
+        self, msg: ParseFile, reader: FeedReader, header: Header, chunk_rows: int, records: RecordSource
+    ) -> None:
+        self.msg, self.reader, self.header, self.chunk_rows, self.records = msg, reader, header, chunk_rows, records
+        self._at = (header.data_offset, header.data_line)
+        self._block: Block | None = None
+        self._prepared: Any = None
+
+    def seek(self, offset: int, line_no: int) -> None:
+        self._at = (offset, line_no)
+
+    def _read(self) -> tuple[Block | None, Any]:
+        """The block at the current place, and what a block stager prepared of it (here: nothing)."""
+        return self.reader.block(*self._at, self.chunk_rows), None
+
+    def next_chunk(self) -> bool:
+        self._block, self._prepared = self._read()
+        if self._block is None:  # lines COPY could read differently: the Python reader's
+            self.records.seek(*self._at)
+            return self.records.next_chunk()
+        return self._block.lines > 0  # an empty block: the end of the file
+
+    def stage(self, conn: psycopg.Connection[Any], chunk_no: int) -> Staged:
+        block = self._block
+        if block is not None and block.lines == 0:
+            return Staged(None, 0, [], self._at, True, "python")  # the end of the file: no row
+        if block is not None:
+            if copy_block(conn, self.msg, chunk_no, self.header, block, self.reader):
+                return self._staged(block, self.READER)
+            # Refused: the same lines go through the Python reader, which reports each bad row.
+            self.records.seek(*self._at)
+            self.records.next_chunk()
+        staged = self.records.stage(conn, chunk_no)
+        self.records.close()  # the next chunk tries COPY again
+        self._at = staged.end
+        return staged
+
+    def _staged(self, block: Block, reader: str) -> Staged:
+        """The block staged whole (by COPY or by a block stager)."""
+        self._at = (block.end, self._at[1] + block.lines)
+        return Staged(block.first_line, block.lines, [], self._at, block.lines < self.chunk_rows, reader)
+
+    def close(self) -> None:
+        self.records.close()
+
+
 def copy_block(
     conn: psycopg.Connection[Any],
     msg: ParseFile,
     chunk_no: int,
-    header: Any,
+    header: Header,
     block: Block,
     reader: FeedReader,
 ) -> bool:
