@@ -71,7 +71,7 @@ def test_with_feedsync_journal_off_a_load_writes_no_journal_and_its_run_cannot_b
     monkeypatch.delenv("FEEDSYNC_JOURNAL")
     get_settings.cache_clear()
     b = pipeline.import_files((FEED + "day2.csv", people(4)))
-    assert sql("SELECT DISTINCT run_id, op FROM sync.journal") == [(b, "I")]
+    assert sql("SELECT DISTINCT run_id, op FROM sync.journal_rows") == [(b, "I")]
 
 
 def test_an_undo_queued_before_a_conflict_fails_at_its_load_naming_the_row(pipeline: Pipeline) -> None:

@@ -3,7 +3,8 @@
 Written by statement-level triggers on the store's tables (schemas/sql/021_run_journal.sql), in
 bulk and in the same transaction as the change, whenever the transaction says which run it is
 (``begin``). The load's stage module calls ``begin`` at the start of every transaction it opens,
-so no kind's SQL knows about the journal.
+so no kind's SQL knows about the journal. Inserts into a table keyed by a drawn id are kept as
+ranges of ids (046_journal_ranges.sql); ``sync.journal_rows`` reads them back a row per row.
 
 Read here: per row a run touched, its first operation and image before the run, its last
 operation and the hash of the row after it, and the later runs that changed it since.
@@ -95,14 +96,14 @@ def summarize(conn: psycopg.Connection[Any], run_id: int, into: sql.Composable) 
                           (array_agg(op ORDER BY seq DESC))[1] AS last_op,
                           (array_agg(before ORDER BY seq))[1] AS before,
                           (array_agg(after_hash ORDER BY seq DESC))[1] AS after_hash, max(seq) AS last_seq
-                   FROM sync.journal WHERE run_id = %(run)s GROUP BY tbl, key),
+                   FROM sync.journal_rows WHERE run_id = %(run)s GROUP BY tbl, key),
                -- One pass over the journal written since the run (a range of seq), not a look-up per row.
                later AS (
                    SELECT j.tbl, j.key, array_agg(j.run_id ORDER BY j.seq) AS runs,
                           array_agg(r.undo_of ORDER BY j.seq) AS undo_ofs,
                           (array_agg(j.op ORDER BY j.seq DESC))[1] AS last_op,
                           (array_agg(j.after_hash ORDER BY j.seq DESC))[1] AS after_hash
-                   FROM sync.journal j JOIN mine m ON m.tbl = j.tbl AND m.key = j.key AND j.seq > m.last_seq
+                   FROM sync.journal_rows j JOIN mine m ON m.tbl = j.tbl AND m.key = j.key AND j.seq > m.last_seq
                    LEFT JOIN sync.runs r ON r.id = j.run_id
                    WHERE j.seq > (SELECT min(last_seq) FROM mine) AND j.run_id <> %(run)s
                    GROUP BY j.tbl, j.key)
