@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     load_bulk_lock_s: float = Field(default=5.0, gt=0)
     # maintenance_work_mem for building those indexes.
     load_index_mem: str = Field(default="256MB", pattern=r"^\d+(kB|MB|GB)$")
-    # work_mem for the load's transactions (per sort or hash node; each worker thread may use it).
+    # work_mem for the load's and the transform's transactions (per sort or hash node; each worker
+    # thread may use it).
     load_work_mem: str = Field(default="128MB", pattern=r"^\d+(kB|MB|GB)$")
     # A record that spans more lines or characters than this is reported as an unclosed quote.
     max_record_lines: int = Field(default=200, ge=2)

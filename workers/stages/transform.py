@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from schemas.kinds import connection_from_json
 from schemas.messages import TransformChunk
+from schemas.settings import get_settings
 from workers import failpoints, store
 from workers.connectors import import_kind
 from workers.connectors.checks import Chunk
@@ -32,6 +33,9 @@ def transform_chunk(msg: TransformChunk) -> None:
             tx.counts = {"skipped_rejected_file": 1}
             return
         failpoints.hit("transform.start")
+        # The chunk's skip of unchanged rows joins what it set aside back to the chunk: with the
+        # default 4 MB that join sorted to disk for every 50,000-row chunk of a changed day.
+        tx.conn.execute("SELECT set_config('work_mem', %s, true)", (get_settings().load_work_mem,))
         if ctx["reader"] == "arrow":
             # Validated and staged by the parse, in the chunk's own transaction: only the fan-in is left.
             tx.counts = {"staged_by_parse": 1}
