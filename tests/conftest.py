@@ -33,6 +33,11 @@ os.environ["FEEDSYNC_SETTLE_MS"] = "50"
 os.environ["FEEDSYNC_MIN_BACKOFF_MS"] = "50"
 os.environ["FEEDSYNC_MAX_BACKOFF_MS"] = "500"
 
+import workers.logs  # noqa: E402 (after the settings above)
+
+# A test that captures log events must see them whatever logged first (workers/logs.py).
+workers.logs.CACHE_LOGGERS = False
+
 
 def _samples_missing() -> str:
     return (

@@ -54,6 +54,11 @@ def log_handler(stream: TextIO, *, as_json: bool) -> logging.Handler:
     return handler
 
 
+#: A logger caches its configuration on first use (fast in a worker). The test process turns it off:
+#: structlog's capture_logs cannot see a logger an earlier test has already cached.
+CACHE_LOGGERS = True
+
+
 def configure_logging(level: str = "INFO", *, force_json: bool | None = None) -> None:
     as_json = (not sys.stderr.isatty()) if force_json is None else force_json
     structlog.configure(
@@ -64,7 +69,7 @@ def configure_logging(level: str = "INFO", *, force_json: bool | None = None) ->
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=CACHE_LOGGERS,
     )
     root = logging.getLogger()
     root.handlers[:] = [log_handler(sys.stderr, as_json=as_json)]
