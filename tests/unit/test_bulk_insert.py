@@ -1,5 +1,5 @@
 """A first import of many people builds lms.users' e-mail and manager indexes after the rows
-(workers/connectors/users/bulk.py): the store ends exactly as the row-by-row insert leaves it,
+(workers/connectors/people_bulk.py): the store ends exactly as the row-by-row insert leaves it,
 the indexes as the migrations define them; a store being read, or a person created meanwhile,
 sends the batch the usual way."""
 
@@ -16,7 +16,7 @@ from producers.commands import approve
 from tests.conftest import DATABASE_URL, sql
 from tests.data import apply
 from tests.stubpipeline import HEADER, Pipeline
-from workers.connectors.users import bulk
+from workers.connectors import people_bulk as bulk
 
 FEED = (
     HEADER + "".join(f"p{i}@x.com,P{i},L,{'boss@x.com' if i else ''},S\n" for i in range(5)) + "boss@x.com,Boss,B,,S\n"
