@@ -126,6 +126,8 @@ def apply_users(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
         ).format(c=c, h=h, seq=sql.Literal(seq["seq"]))
     )
     conn.execute("SELECT set_config('enable_mergejoin', 'on', true)")
+    # Its statistics: the update below and the manager links see how many people were there already.
+    conn.execute(sql.SQL("ANALYZE {}").format(c))
     created = _insert_new(conn, run, c)
     updated = store.fetch_one(
         conn,
