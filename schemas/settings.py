@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     # ... and new people in batches of this many (inserts block no reader; fewer, larger ones are faster).
     load_insert_rows: int = Field(default=1_000_000, ge=1)
     # A batch of at least this many new people, into a store with no more people than that, is
-    # inserted with the e-mail and manager indexes built afterwards (workers/connectors/users/bulk.py),
+    # inserted with the e-mail and manager indexes built afterwards (workers/connectors/people_bulk.py),
     # if lms.users can be had for the insert within load_bulk_lock_s; 0 turns this off.
     load_bulk_rows: int = Field(default=100_000, ge=0)
     load_bulk_lock_s: float = Field(default=5.0, gt=0)

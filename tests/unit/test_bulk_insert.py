@@ -1,5 +1,5 @@
 """A first import of many people builds lms.users' e-mail and manager indexes after the rows
-(workers/connectors/users/bulk.py): the store ends exactly as the row-by-row insert leaves it,
+(workers/connectors/people_bulk.py): the store ends exactly as the row-by-row insert leaves it,
 the indexes as the migrations define them; a store being read, or a person created meanwhile,
 sends the batch the usual way."""
 
@@ -14,9 +14,10 @@ import pytest
 from producers import queries
 from producers.commands import approve
 from tests.conftest import DATABASE_URL, sql
-from tests.data import apply
+from tests.data import PEOPLE as PEOPLE_FILE
+from tests.data import POSITIONS, UNITS, apply, connect, sync
 from tests.stubpipeline import HEADER, Pipeline
-from workers.connectors.users import bulk
+from workers.connectors import people_bulk as bulk
 
 FEED = (
     HEADER + "".join(f"p{i}@x.com,P{i},L,{'boss@x.com' if i else ''},S\n" for i in range(5)) + "boss@x.com,Boss,B,,S\n"
@@ -105,3 +106,60 @@ def test_a_person_created_since_the_plan_is_adopted_and_the_indexes_are_back(bul
     assert last == "B", "adopted and updated by the feed that brings them"
     assert sql("SELECT count(*) FROM lms.users WHERE manager_id = %s", (boss,)) == [(4,)]
     assert index_oids() == oids, "the dropped indexes came back with the savepoint"
+
+
+def bundle_people() -> list[tuple[Any, ...]]:
+    return sql(
+        """SELECT u.external_id, m.external_id, u.active FROM lms.users u LEFT JOIN lms.users m ON m.id = u.manager_id
+           ORDER BY 1"""
+    )
+
+
+BUNDLE_PEOPLE = [
+    ("boss1", None, True),
+    ("boss2", None, True),
+    ("e1", "m1", True),
+    ("m1", "boss1", True),
+    ("m2", "boss2", True),
+]
+
+
+def test_a_first_bundle_builds_the_indexes_after_its_people_and_ends_as_the_usual_insert(
+    bulk_on: None, pipeline: Pipeline
+) -> None:
+    connect()
+    oids, defs = index_oids(), index_defs()
+    run = sync(pipeline, {"org.csv": UNITS, "pos.csv": POSITIONS, "user.csv": PEOPLE_FILE})
+    assert run["status"] == "completed", run
+    assert run["counts"]["created"] == 5, run["counts"]
+    assert bundle_people() == BUNDLE_PEOPLE
+    assert index_defs() == defs
+    assert all(index_oids()[n] != oids[n] for n in NAMES), "built anew"
+    # The new people were noted for the group rules, as the careful insert notes them.
+    assert sql(
+        """SELECT u.external_id FROM lms.group_members gm JOIN lms.groups g ON g.id = gm.group_id
+           JOIN lms.users u ON u.id = gm.user_id WHERE g.name = 'Sales and below' ORDER BY 1"""
+    ) == [("boss1",), ("e1",), ("m1",)]
+
+
+def test_a_person_created_while_the_bundle_was_held_is_matched_and_the_others_go_in_bulk(
+    bulk_on: None, pipeline: Pipeline
+) -> None:
+    """The bundle matches its people when it applies them, not when it plans: someone created while
+    it waited for approval is taken over, and the four new ones (a store no bigger than they) are
+    inserted before the indexes are built."""
+    connect("max_create = 1")
+    held = sync(pipeline, {"org.csv": UNITS, "pos.csv": POSITIONS, "user.csv": PEOPLE_FILE})
+    assert held["status"] == "awaiting_approval", held
+    sql("INSERT INTO lms.users (email, last_name) VALUES ('Boss1@x.com', 'Other')")  # another writer, meanwhile
+    oids = index_oids()
+    approve(held["run_id"])
+    pipeline.drain()
+    run = queries.run_detail(held["run_id"])
+    assert run is not None and run["status"] == "completed", run
+    assert (run["counts"]["created"], run["counts"]["updated"]) == (4, 1)
+    assert bundle_people() == BUNDLE_PEOPLE
+    assert sql("SELECT last_name FROM lms.users WHERE external_id = 'boss1'") == [("Doe",)]
+    assert all(index_oids()[n] != oids[n] for n in NAMES), "built anew"
+    with pytest.raises(psycopg.errors.UniqueViolation):  # the rebuilt index holds
+        sql("INSERT INTO lms.users (email) VALUES ('E1@X.com')")

@@ -235,3 +235,16 @@ def test_a_full_feed_missing_too_many_units_waits_for_approval(pipeline: Pipelin
     assert run["plan"]["held_because"] == ["it would deactivate 2 of 4 units (max_deactivate = 25%)"]
     assert run["plan"]["units"]["deactivations_sample"] == ["EAST", "EAST-1"]
     assert sql("SELECT count(*) FROM lms.org_units WHERE active")[0][0] == 4
+
+
+def test_a_manager_cycle_closed_through_people_already_in_the_store_is_reported_with_its_chain(
+    pipeline: Pipeline,
+) -> None:
+    connect()
+    sync(pipeline, {"org.csv": UNITS, "pos.csv": POSITIONS, "user.csv": PEOPLE})  # boss1 ← m1 ← e1
+    run = sync(pipeline, {"user.csv": USER + person("boss1", "SALES", "e1", "MGR")})
+    errors = [(e["line"], e["code"], e["message"]) for e in queries.errors(run["run_id"])]
+    assert [(line, code) for line, code, _ in errors] == [(2, "cycle")], errors
+    assert "the manager chain has a cycle: boss1 → e1 → m1 → boss1" in errors[0][2]
+    assert sql("SELECT m.external_id FROM lms.users u LEFT JOIN lms.users m ON m.id = u.manager_id"
+               " WHERE u.external_id = 'boss1'") == [(None,)]  # fmt: skip

@@ -70,33 +70,52 @@ def _duplicates(table: sql.Composable, column: str, what: str, fold: bool = Fals
     )
 
 
-def _cycles(table: sql.Composable, link: str, in_store: sql.Composable, store_link: str, label: str) -> sql.Composed:
-    """Rows on a cycle of ``link`` (bundle rows, and store rows the bundle does not replace), each
-    with its whole chain: ``A → B → C → A``."""
-    return sql.SQL(
-        """
-        WITH RECURSIVE edges AS (
+def _on_cycles(
+    conn: psycopg.Connection[Any], run: RunRow, part: str, link: str, in_store: sql.Composable, store_link: str
+) -> sql.Composed:
+    """A table of the nodes of ``link`` (bundle rows, and store rows the bundle does not replace)
+    that are on a cycle: every node is taken, then those nobody points at are peeled off, round
+    after round, until none is left to peel (a tree goes in as many rounds as it has levels; a
+    cycle never does). At 1M people in a 7-level tree: about 2 s, where walking every row up with
+    its path took 22 s."""
+    table = stage_table("huser" if part == "user" else part, run.id)
+    cyc = stage_table(f"{part}cyc", run.id)
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(cyc))
+    conn.execute(
+        sql.SQL(
+            """CREATE UNLOGGED TABLE {cyc} AS
             SELECT key AS node, {link} AS up FROM {table}
             UNION ALL
             SELECT t.external_id, p.external_id FROM {in_store} t JOIN {in_store} p ON p.id = t.{store_link}
-            WHERE t.external_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.key = t.external_id)),
-        walk (start, node, path) AS (
-            SELECT s.key, s.{link}, ARRAY[s.key] FROM {table} s WHERE s.{link} IS NOT NULL
+            WHERE t.external_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.key = t.external_id)"""
+        ).format(
+            cyc=cyc, link=sql.Identifier(link), table=table, in_store=in_store, store_link=sql.Identifier(store_link)
+        )
+    )
+    conn.execute(sql.SQL("ANALYZE {}").format(cyc))
+    peel = sql.SQL("DELETE FROM {c} c WHERE NOT EXISTS (SELECT 1 FROM {c} p WHERE p.up = c.node)").format(c=cyc)
+    while conn.execute(peel).rowcount:
+        pass
+    return cyc
+
+
+def _cycles(table: sql.Composable, link: str, label: str, cyc: sql.Composable) -> sql.Composed:
+    """Rows on a cycle of ``link``, each with its whole chain: ``A → B → C → A``, walked up the
+    nodes ``_on_cycles`` left (the next node of a node on a cycle is on it too)."""
+    return sql.SQL(
+        """
+        WITH RECURSIVE walk (start, node, path) AS (
+            SELECT s.key, s.{link}, ARRAY[s.key] FROM {table} s
+            WHERE s.{link} IS NOT NULL AND s.key IN (SELECT node FROM {cyc})
             UNION ALL
-            SELECT w.start, e.up, w.path || w.node FROM walk w JOIN edges e ON e.node = w.node
+            SELECT w.start, e.up, w.path || w.node FROM walk w JOIN {cyc} e ON e.node = w.node
             WHERE w.node <> ALL (w.path) AND e.up IS NOT NULL),
         cyc AS (SELECT DISTINCT ON (start) start, array_to_string(path || node, ' → ') AS chain
                 FROM walk WHERE node = start)
         SELECT s.file_id, s.line_no, s.key, s.{link} AS value,
                {before} || c.chain || '; break it by correcting one of these rows and rerun' AS message
         FROM {table} s JOIN cyc c ON c.start = s.key"""
-    ).format(
-        link=sql.Identifier(link),
-        table=table,
-        in_store=in_store,
-        store_link=sql.Identifier(store_link),
-        before=sql.Literal(f"the {label} chain has a cycle: "),
-    )
+    ).format(link=sql.Identifier(link), table=table, before=sql.Literal(f"the {label} chain has a cycle: "), cyc=cyc)
 
 
 def _missing(
@@ -145,7 +164,8 @@ def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
         t, label, in_store = stage_table(part, run_id), LABEL[part], store_table(part)
         conn.execute(sql.SQL("ANALYZE {}").format(t))
         n += _reject(conn, run, part, _duplicates(t, "key", f"{label} id"), "key", "duplicate")
-        n += _reject(conn, run, part, _cycles(t, "parent_key", in_store, "parent_id", label), "parent", "cycle")
+        cyc = _on_cycles(conn, run, part, "parent_key", in_store, "parent_id")
+        n += _reject(conn, run, part, _cycles(t, "parent_key", label, cyc), "parent", "cycle")
         orphans = _missing(
             t,
             "parent_key",
@@ -171,7 +191,9 @@ def prepare(conn: psycopg.Connection[Any], run: RunRow) -> int:
         ).format(h)
         n += _reject(conn, run, "user", taken, "email", "email_taken")
         filter_people(conn, run)
-        n += _reject(conn, run, "user", _cycles(h, "manager_key", people, "manager_id", "manager"), "manager", "cycle")
+        cyc = _on_cycles(conn, run, "user", "manager_key", people, "manager_id")
+        cycles = _cycles(h, "manager_key", "manager", cyc)
+        n += _reject(conn, run, "user", cycles, "manager", "cycle")
         references = [
             (
                 "unit_key",

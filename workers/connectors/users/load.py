@@ -12,8 +12,8 @@ from psycopg import sql
 
 from schemas.settings import get_settings
 from workers import store
+from workers.connectors import people_bulk as bulk
 from workers.connectors.contract import Step
-from workers.connectors.users import bulk
 from workers.connectors.users.plan import BUCKETS, MOVES, STATE_GONE, deactivates, gone_filter
 from workers.connectors.users.transform import EMAIL_BAD_DOTS, EMAIL_RE, config_of
 from workers.rows import RunRow

@@ -1,5 +1,5 @@
-"""Kind ``users``, the first import of many people: their e-mail and manager indexes built once,
-after the rows, instead of row by row.
+"""The first import of many people (kinds ``users`` and ``hierarchy``): their e-mail and manager
+indexes built once, after the rows, instead of row by row.
 
 Measured at 1M people (2 cores, shared_buffers 128 MB): a COPY into lms.users' shape took 17.0 s
 with its indexes and 4.3 s without them, and building the two random-order indexes afterwards
