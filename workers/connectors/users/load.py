@@ -76,8 +76,10 @@ def insert_people(conn: psycopg.Connection[Any], run: RunRow, lo: int, hi: int) 
     created one of them since (a run approved after hours, two feeds bringing the same new person at
     once). That is rare, so it is not paid for on every row: the plain insert runs in a savepoint,
     and only if it meets such a person (a unique violation) does the batch go again the careful way
-    (``_insert_adopting``). Measured at 1M people, ``ON CONFLICT DO NOTHING ... RETURNING`` cost as
-    much again as the insert itself (a speculative insertion and its confirmation per row)."""
+    (``_insert_adopting``). The plain insert is what lets a first import build the e-mail index after
+    the rows (people_bulk.py: ON CONFLICT needs that index), and it writes a fifth less WAL (no
+    confirmation record per row: 3.99M records against 4.98M at 1M people); on an idle machine the
+    two took the same time with all indexes kept (17.6 s and 17.5 s)."""
     cls, t = stage_table("cls", run.id), stage_table("users", run.id)
     params = {"conn": run.connection_id, "lo": lo, "hi": hi}
     insert = sql.SQL(
