@@ -51,7 +51,7 @@ from workers.sources import FetchResult, FetchSpec, fetch
 from workers.sources.delta import DeltaRound
 from workers.sources.preview import spec_of
 from workers.stages import stage_actor
-from workers.stages.fetch_bundle import register_bundle, register_file
+from workers.stages.fetch_bundle import recorded, register_bundle, register_file
 from workers.stages.fetch_delta import keep_round, plan_round
 
 log = structlog.get_logger(__name__)
@@ -100,7 +100,7 @@ def fetch_run(msg: FetchRun) -> None:
         try:
             registered = run_stage(msg, lambda tx: _register(tx, run, source, spec, result, files, stored_rel, round_))
         except BaseException:
-            if not _recorded(stored_rel):  # stored in a transaction that did not commit: no row names it
+            if not recorded(stored_rel):  # stored in a transaction that did not commit: no row names it
                 files.delete(stored_rel.as_posix())
             raise
         if not registered:
@@ -169,14 +169,6 @@ def _nothing_changed(tx: StageTx, run: RunRow, spec: FetchSpec, result: FetchRes
     record.add_counts(tx.conn, run.id, _fetch_counts(spec, result))
     tx.counts = {"pages": result.pages, "records": 0, "requests": result.requests}
     route.send(tx.conn, tx.outbox, "fetch", "finalize", run.id)
-
-
-def _recorded(stored_rel: PurePosixPath) -> bool:
-    with store.connect() as conn:
-        return (
-            store.fetch_one(conn, "SELECT 1 FROM sync.feed_files WHERE stored_path = %s", (stored_rel.as_posix(),))
-            is not None
-        )
 
 
 def _register(

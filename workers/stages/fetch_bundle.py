@@ -34,7 +34,7 @@ def register_bundle(msg: FetchRun, run: RunRow, source: str, pulled: Pulled, fil
         registered = run_stage(msg, lambda tx: _register(tx, run, source, pulled, stored, files, stamp))
     except BaseException:
         for rel in stored:
-            if not _recorded(rel):  # stored in a transaction that did not commit: no row names it
+            if not recorded(rel):  # stored in a transaction that did not commit: no row names it
                 files.delete(rel.as_posix())
         raise
     if not registered:
@@ -46,7 +46,8 @@ def _stored_rel(run: RunRow, run_id: int, name: str, result: FetchResult) -> Pur
     return PurePosixPath("fetched", run.connection_name, f"run-{run_id}-{result.sha256[:16]}", name)
 
 
-def _recorded(stored_rel: PurePosixPath) -> bool:
+def recorded(stored_rel: PurePosixPath) -> bool:
+    """A stored file a feed_files row names (its transaction committed)."""
     with store.connect() as conn:
         return (
             store.fetch_one(conn, "SELECT 1 FROM sync.feed_files WHERE stored_path = %s", (stored_rel.as_posix(),))
