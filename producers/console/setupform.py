@@ -264,15 +264,7 @@ def entry_of(kind: str, columns: list[str], form: Any) -> Setup:
             if value:
                 setup.entry[key] = _threshold(value)
         setup.entry["mapping"] = mapping
-    if (schedule := _schedule(form, setup)) is not None:
-        setup.entry["schedule"] = schedule
-    if (sftp := _sftp(form, setup)) is not None:
-        setup.entry["sftp"] = sftp
-    config, problems = validate_entry(setup.entry)
-    for p in problems:
-        setup.add(_where(p), p.message)
-    setup.config = config if not setup.problems else None
-    return setup
+    return _finish(setup, form)
 
 
 def export_entry(kind: str, form: Any) -> Setup:
@@ -289,6 +281,12 @@ def export_entry(kind: str, form: Any) -> Setup:
         setup.entry["line_ends"] = "crlf"
     if form.get("zip") == "on":
         setup.entry["zip"] = True
+    return _finish(setup, form)
+
+
+def _finish(setup: Setup, form: Any) -> Setup:
+    """What every kind's form ends with: its schedule and SFTP parts, then the entry validated as
+    ``connections apply`` validates it."""
     if (schedule := _schedule(form, setup)) is not None:
         setup.entry["schedule"] = schedule
     if (sftp := _sftp(form, setup)) is not None:
