@@ -8,10 +8,11 @@ import os
 from datetime import date
 
 from producers import registry
-from producers.commands import apply_connections, start_sync
+from producers.commands import apply_connections
 from producers.undo import start_undo
 from schemas.connections import load_connections_toml
 from schemas.rules import load_rules_toml
+from tests import kindsuite
 from tests.api_linkedin import sample_server
 from tests.data import apply
 from tests.kindsamples import LINKEDIN_URL, PEOPLE, PEOPLE_HEADER, SAMPLES
@@ -24,13 +25,7 @@ SINCE = date(2026, 11, 1)
 
 
 def deliver(pipeline: Pipeline, kind: str, files: dict[str, str | bytes], *, dry_run: bool = False) -> int:
-    sample = SAMPLES[kind]
-    for name, body in files.items():
-        pipeline.drop(f"{sample.folder}/{name}", body)
-    registry.scan(pipeline.settings, announce=False)
-    run_id = start_sync(pipeline.settings, sample.name, dry_run=dry_run)
-    pipeline.drain()
-    return run_id
+    return kindsuite.deliver(pipeline, SAMPLES[kind], files, dry_run=dry_run)
 
 
 def build(pipeline: Pipeline) -> dict[str, int]:
