@@ -14,12 +14,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 import pytest
 
 from producers import queries
 from tests.conftest import sql
+from tests.data import a_run
 from tests.stubpipeline import HEADER, Pipeline
 from workers import extras
 
@@ -151,7 +153,13 @@ def test_feedsync_help_loads_none_of_the_optional_parts(tmp_path: Path) -> None:
     assert _tops(loaded) & OPTIONAL == set()
 
 
-def test_an_xapi_block_loads_pyarrow_at_the_first_block_and_a_users_feed_never_does(tmp_path: Path) -> None:
+def test_an_xapi_block_loads_pyarrow_at_the_first_block_and_a_users_feed_never_does(
+    settings: Any, tmp_path: Path
+) -> None:
+    # The block's derived ids take its file's SHA-256 from the store: file 1 must be there, whatever
+    # ran before (the script's chunk names file 1; the tables start empty, their ids at 1).
+    a_run(settings)
+    assert sql("SELECT id FROM sync.feed_files") == [(1,)]
     loaded, printed, _ = _run(_XAPI_BLOCK, tmp_path)
     assert printed.splitlines() == ["users None", "stager XapiBlocks False", "valid 2"]
     assert "pyarrow" in _tops(loaded)
