@@ -15,7 +15,7 @@ from schemas.kinds.users import DONT_IMPORT
 from schemas.providers import FileNameProblem, FileSpec
 from workers.connectors.checks import Check, Chunk, checked_insert, jsonb_object, required, row_hash
 from workers.connectors.people_filters import create_filtered
-from workers.connectors.users import EMAIL_BAD_DOTS, EMAIL_RE
+from workers.connectors.users import EMAIL_RE, bad_email
 from workers.staging import stage_table
 
 TREES = {"org": "lms.org_units", "pos": "lms.positions"}
@@ -150,11 +150,10 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
             required(spec, "email"),
             Check(
                 "email",
-                # The patterns hold a '%': parameters, or psycopg would read it as a placeholder.
-                sql.SQL("email IS NOT NULL AND (email !~ %(email_re)s OR email ~ %(email_bad_dots)s)"),
+                sql.SQL("email IS NOT NULL AND {}").format(bad_email(sql.SQL("email"), "email_re")),
                 "invalid_email",
                 "this is not a valid e-mail address (name@example.com); correct it and rerun",
-                params={"email_re": EMAIL_RE, "email_bad_dots": EMAIL_BAD_DOTS},
+                params={"email_re": EMAIL_RE},
             ),
         ]
         if "manager" in columns:

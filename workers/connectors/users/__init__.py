@@ -28,8 +28,8 @@ from workers.connectors.users.plan import (
     prepare,
 )
 from workers.connectors.users.transform import (
-    EMAIL_BAD_DOTS,
     EMAIL_RE,
+    bad_email,
     config_of,
     create_staging,
     file_spec,
@@ -74,11 +74,11 @@ class Users(ImportKind):
 
 __all__ = [
     "BUCKETS",
-    "EMAIL_BAD_DOTS",
     "EMAIL_RE",
     "USER_CORE_ATTRIBUTES",
     "Users",
     "apply_deactivations",
+    "bad_email",
     "config_of",
     "insert_people",
     "update_people",

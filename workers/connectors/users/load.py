@@ -15,7 +15,7 @@ from workers import store
 from workers.connectors import people_bulk as bulk
 from workers.connectors.contract import Step
 from workers.connectors.users.plan import BUCKETS, MOVES, STATE_GONE, deactivates, gone_filter
-from workers.connectors.users.transform import EMAIL_BAD_DOTS, EMAIL_RE, config_of
+from workers.connectors.users.transform import EMAIL_RE, bad_email, config_of
 from workers.rows import RunRow
 from workers.staging import stage_table
 
@@ -324,7 +324,7 @@ def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
                JOIN sync.feed_files f ON f.id = s.file_id
                JOIN sync.run_files rf ON rf.run_id = %(run)s AND rf.file_id = s.file_id
                CROSS JOIN LATERAL (SELECT
-                   CASE WHEN c.manager_key !~ %(re)s OR c.manager_key ~ %(dots)s THEN 'invalid_manager'
+                   CASE WHEN {bad_manager} THEN 'invalid_manager'
                         ELSE 'unknown_manager' END AS code) k
                CROSS JOIN LATERAL (SELECT k.code, CASE k.code
                    WHEN 'invalid_manager' THEN 'the manager must be given as an e-mail address; the user was '
@@ -334,8 +334,13 @@ def finish(conn: psycopg.Connection[Any], run: RunRow) -> dict[str, int]:
                WHERE c.manager_key IS NOT NULL AND c.manager_uid IS NULL
                  -- A manager the filters left out is known, not missing: their reports are imported without them.
                  AND NOT EXISTS (SELECT 1 FROM {filtered} f WHERE f.key = c.manager_key)"""
-        ).format(cls=cls, t=stage_table("users", run_id), filtered=stage_table("filtered", run_id)),
-        {"run": run_id, "re": EMAIL_RE, "dots": EMAIL_BAD_DOTS},
+        ).format(
+            cls=cls,
+            t=stage_table("users", run_id),
+            filtered=stage_table("filtered", run_id),
+            bad_manager=bad_email(sql.SQL("c.manager_key")),
+        ),
+        {"run": run_id, "re": EMAIL_RE},
     ).rowcount
     # Every valid row: the staged ones (with the unchanged ones classify left behind) and the same ones.
     valid = store.fetch_one(

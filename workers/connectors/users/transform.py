@@ -13,14 +13,26 @@ from psycopg import sql
 from schemas.kinds import KindConfig, UsersConnection, config_as
 from schemas.providers import FileSpec
 from workers import store
-from workers.connectors.checks import Chunk, hash_text, jsonb_object, row_hash
+from workers.connectors.checks import Chunk, jsonb_object, row_hash
 from workers.connectors.users.filters import create_filtered
 from workers.staging import stage_table
 
 # A strict ASCII syntax check (what HR systems export and mail servers accept), in two cheap
 # patterns: PostgreSQL's regex engine is three times slower on one pattern with bounded repeats.
 EMAIL_RE = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
-EMAIL_BAD_DOTS = r"^\.|\.\.|\.@|@-|-\.|\.-|-$"
+
+
+def bad_email(value: sql.Composable, pattern: str = "re") -> sql.Composed:
+    """SQL, true where ``value`` (text, not NULL) is not an address: it fails EMAIL_RE (passed as the
+    parameter ``pattern``: the pattern holds a '%', which psycopg would read as a placeholder), or a
+    dot or hyphen sits where mail servers refuse one: first or doubled, or next to the '@', a hyphen
+    last, or a dot and a hyphen side by side. Those are plain string tests: as one regex of
+    alternatives they cost as much as EMAIL_RE itself, as tests a third of that."""
+    return sql.SQL(
+        "({v} !~ {re} OR strpos({v}, '..') > 0 OR strpos({v}, '.@') > 0 OR left({v}, 1) = '.'"
+        " OR (strpos({v}, '-') > 0 AND (strpos({v}, '@-') > 0 OR strpos({v}, '-.') > 0"
+        " OR strpos({v}, '.-') > 0 OR right({v}, 1) = '-')))"
+    ).format(v=value, re=sql.Placeholder(pattern))
 
 
 def config_of(config: KindConfig) -> UsersConnection:
@@ -39,17 +51,15 @@ def create_staging(conn: psycopg.Connection[Any], run_id: int, config: KindConfi
     keys of rejected rows whose person could be read (``kept``: being refused is not being gone),
     and the people the load deactivates (``gone``, for the assign step).
 
-    A typed row carries the text its hash is taken of (``hash_src``); PostgreSQL hashes it as the
-    row is written, so rows staged by the worker's COPY hash exactly as the SQL transform's."""
-    cfg = config_of(config)
+    A typed row carries its hash (``row_hash``), taken of the raw cells as _skip_same compares them
+    (not of the text hashed: only the hash is compared, and a wide row costs its write and read)."""
     conn.execute(
         sql.SQL(
             """CREATE UNLOGGED TABLE IF NOT EXISTS {} (
                  file_id bigint NOT NULL, line_no int NOT NULL, key text NOT NULL, email text NOT NULL,
-                 first_name text, last_name text, manager_key text, attrs jsonb NOT NULL, hash_src text NOT NULL,
-                 row_hash text GENERATED ALWAYS AS (hashtextextended(hash_src, {seed})::text) STORED,
+                 first_name text, last_name text, manager_key text, attrs jsonb NOT NULL, row_hash text NOT NULL,
                  inactive boolean NOT NULL DEFAULT false, manager_text text, deleted boolean NOT NULL DEFAULT false)"""
-        ).format(stage_table("users", run_id), seed=sql.Literal(hash_seed(cfg)))
+        ).format(stage_table("users", run_id))
     )
     conn.execute(
         sql.SQL(
@@ -136,6 +146,15 @@ def no_manager(cfg: UsersConnection) -> list[str]:
     return [v.strip().lower() for v in cfg.no_manager_values]
 
 
+def _manager_text(cfg: UsersConnection, present: set[str]) -> sql.Composable:
+    """The manager cell as the file has it, or NULL where it means "no manager" (no_manager_values:
+    a comparison a row only where the connection has such values)."""
+    manager = _val("manager", present)
+    if not no_manager(cfg) or "manager" not in present:
+        return manager
+    return sql.SQL("CASE WHEN lower({m}) <> ALL(%(no_manager)s::text[]) THEN {m} END").format(m=manager)
+
+
 def _val(attribute: str, present: set[str], *, lower: bool = False) -> sql.Composable:
     if attribute not in present:
         return sql.SQL("NULL::text")
@@ -212,14 +231,14 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
             SELECT r.line_no, coalesce(btrim(r.{email}), '') AS email,
                    {first_name} AS first_name, {last_name} AS last_name,
                    -- As the file has it, for the error report; compared in lower case.
-                   CASE WHEN lower({manager}) <> ALL(%(no_manager)s::text[]) THEN {manager} END AS manager_text,
-                   {state} AS state_raw, {attrs} AS attrs, {hash_src} AS hash_src {missing_cols}
+                   {manager_text} AS manager_text,
+                   {state} AS state_raw, {attrs} AS attrs, {row_hash} AS row_hash {missing_cols}
             FROM {raw} r
         ), src AS (
             SELECT s.*, lower(s.manager_text) AS manager_raw FROM src0 s
         ), chk AS (
             SELECT s.*, s.email = '' AS no_email,
-                   s.email <> '' AND (s.email !~ %(re)s OR s.email ~ %(dots)s OR length(s.email) > 254) AS bad_email,
+                   s.email <> '' AND ({bad_email} OR length(s.email) > 254) AS bad_email,
                    s.manager_raw IS NOT NULL AND s.manager_raw = lower(s.email) AS self_manager,
                    s.state_raw IS NOT NULL AND lower(s.state_raw) <> ALL(%(active_states)s::text[])
                      AND lower(s.state_raw) <> ALL(%(inactive_states)s::text[]) AS bad_state,
@@ -239,13 +258,13 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
             WHERE e.failed
             RETURNING rejected
         ), ins AS (
-            INSERT INTO {typed} (file_id, line_no, key, email, first_name, last_name, manager_key, attrs, hash_src,
+            INSERT INTO {typed} (file_id, line_no, key, email, first_name, last_name, manager_key, attrs, row_hash,
                                  inactive, manager_text, deleted)
             SELECT %(file)s, c.line_no, lower(c.email), c.email, c.first_name, c.last_name,
                    -- A manager that is not an e-mail finds nobody in the load and is reported there, with
                    -- the few other unresolved ones: a regex on every row here cost a third of the transform.
                    CASE WHEN c.self_manager THEN NULL ELSE c.manager_raw END,
-                   c.attrs, c.hash_src, c.inactive, CASE WHEN c.self_manager THEN NULL ELSE c.manager_text END,
+                   c.attrs, c.row_hash, c.inactive, CASE WHEN c.self_manager THEN NULL ELSE c.manager_text END,
                    c.deleted
             FROM checked c WHERE c.ok
             RETURNING 1
@@ -262,11 +281,12 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
         email=sql.Identifier("email"),
         first_name=_val("first_name", present),
         last_name=_val("last_name", present),
-        manager=_val("manager", present),
+        manager_text=_manager_text(conn_cfg, present),
         state=_val("state", present),
         attrs=attrs,
-        # Hashed as it is written: the same hash _skip_same compared, kept as the person's source_hash.
-        hash_src=hash_text(*_raw_columns(conn_cfg)),
+        # The same hash _skip_same compared, kept as the person's source_hash.
+        row_hash=source_hash,
+        bad_email=bad_email(sql.SQL("s.email")),
         missing_cols=missing_cols,
         missing_any=missing_any,
         raw=raw,
@@ -279,7 +299,6 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
         query,
         {
             "re": EMAIL_RE,
-            "dots": EMAIL_BAD_DOTS,
             "run": run_id,
             "file": file_id,
             "fname": file_name,
