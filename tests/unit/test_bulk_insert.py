@@ -48,18 +48,30 @@ def people() -> list[tuple[Any, ...]]:
     )
 
 
+def keys() -> list[tuple[Any, ...]]:
+    """lms.users' primary key and every foreign key pointing at it, as the catalog defines them."""
+    return sql(
+        """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint
+           WHERE conrelid = 'lms.users'::regclass AND contype = 'p' OR confrelid = 'lms.users'::regclass
+           ORDER BY 1, 2"""
+    )
+
+
 def test_the_rebuilt_indexes_are_the_migrations_own(settings: Any) -> None:
     defs = index_defs()
     assert set(defs) == set(NAMES)
     for name, create in bulk.INDEXES:
         assert defs[name].replace(" USING btree", "") == create.as_string(), name
+    (pkey,) = [k for k in keys() if k[1] == "users_pkey"]
+    assert bulk.PRIMARY_KEY.as_string() == f"ALTER TABLE lms.users ADD CONSTRAINT users_pkey {pkey[2]}"
 
 
 def test_a_first_import_builds_the_indexes_after_the_rows_and_ends_as_the_usual_insert(
     bulk_on: None, pipeline: Pipeline
 ) -> None:
     apply()
-    oids, defs = index_oids(), index_defs()
+    oids, defs, constraints = index_oids(), index_defs(), keys()
+    assert len(constraints) > 5, "the primary key and the foreign keys of the tables about people"
     run_id = pipeline.import_files(("import/user/internal/day1.csv", FEED))
     run = queries.run_detail(run_id)
     assert run is not None and run["status"] == "completed", run
@@ -68,7 +80,10 @@ def test_a_first_import_builds_the_indexes_after_the_rows_and_ends_as_the_usual_
         (f"p{i}@x.com", "boss@x.com" if i else None, True) for i in range(5)
     ]
     assert index_defs() == defs
+    assert keys() == constraints, "the primary key and every foreign key are back as they were"
     assert all(index_oids()[n] != oids[n] for n in NAMES), "built anew"
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):  # the foreign keys hold again
+        sql("INSERT INTO lms.deleted_people (user_id) VALUES (-1)")
     with pytest.raises(psycopg.errors.UniqueViolation):  # the rebuilt index holds
         sql("INSERT INTO lms.users (email) VALUES ('P1@X.com')")
 
@@ -88,6 +103,22 @@ def test_a_store_being_read_is_not_locked_the_batch_goes_the_usual_way(bulk_on: 
         run = queries.run_detail(run_id)
         assert run is not None and run["status"] == "completed", run
         assert index_oids() == oids, "the indexes were kept: the reader was not made to wait or fail"
+    assert len(people()) == 6
+
+
+def test_a_table_pointing_at_the_store_being_written_sends_the_batch_the_usual_way(
+    bulk_on: None, pipeline: Pipeline
+) -> None:
+    apply()
+    oids, constraints = index_oids(), keys()
+    with psycopg.connect(DATABASE_URL) as writer:
+        # An xAPI load between its statements: it holds its table until it commits.
+        writer.execute("LOCK TABLE lms.xapi_statements IN ROW EXCLUSIVE MODE")
+        run_id = pipeline.import_files(("import/user/internal/day1.csv", FEED))
+        run = queries.run_detail(run_id)
+        assert run is not None and run["status"] == "completed", run
+        assert index_oids() == oids, "nothing was dropped: the writer was not made to wait or fail"
+    assert keys() == constraints
     assert len(people()) == 6
 
 
@@ -128,13 +159,16 @@ def test_a_first_bundle_builds_the_indexes_after_its_people_and_ends_as_the_usua
     bulk_on: None, pipeline: Pipeline
 ) -> None:
     connect()
-    oids, defs = index_oids(), index_defs()
+    oids, defs, constraints = index_oids(), index_defs(), keys()
     run = sync(pipeline, {"org.csv": UNITS, "pos.csv": POSITIONS, "user.csv": PEOPLE_FILE})
     assert run["status"] == "completed", run
     assert run["counts"]["created"] == 5, run["counts"]
     assert bundle_people() == BUNDLE_PEOPLE
     assert index_defs() == defs
+    assert keys() == constraints, "the primary key and every foreign key are back as they were"
     assert all(index_oids()[n] != oids[n] for n in NAMES), "built anew"
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):  # the foreign keys hold again
+        sql("INSERT INTO lms.deleted_people (user_id) VALUES (-1)")
     # The new people were noted for the group rules, as the careful insert notes them.
     assert sql(
         """SELECT u.external_id FROM lms.group_members gm JOIN lms.groups g ON g.id = gm.group_id

@@ -1,12 +1,15 @@
-"""The first import of many people (kinds ``users`` and ``hierarchy``): their e-mail and manager
-indexes built once, after the rows, instead of row by row.
+"""The first import of many people (kinds ``users`` and ``hierarchy``): lms.users' primary key and
+its e-mail and manager indexes built once, after the rows, instead of row by row.
 
 Measured at 1M people (2 cores, shared_buffers 128 MB): a COPY into lms.users' shape took 17.0 s
 with its indexes and 4.3 s without them, and building the two random-order indexes afterwards
-took 2.1 s. The primary key stays (seven tables point at it, and the drawn ids arrive in order,
-so it grows at its right edge). Dropping an index takes lms.users for this transaction alone, so
-this is done only when the batch brings at least as many people as the store has (a first
-import, or a store that doubles): readers wait for the insert, never more than the table is worth.
+took 2.1 s. The primary key cost as much again (2026-12-08, 990,000 rows from the run's staging,
+on a busy machine: 7.0-8.0 s with it, 3.7 s without it and 1.9-2.2 s to build it after): each row
+still walks its btree, however well its id arrives in order. The seven foreign keys pointing at it
+go with it and come back with it, as the catalog defines them, checked again on their tables' rows.
+Dropping takes lms.users and those tables for this transaction alone, so this is done only when
+the batch brings at least as many people as the store has (a first import, or a store that
+doubles): readers wait for the insert, never more than the table is worth.
 """
 
 from __future__ import annotations
@@ -32,14 +35,18 @@ INDEXES: tuple[tuple[str, sql.SQL], ...] = (
 )
 
 
+#: The primary key, as migration 002 defines it (tests/unit/test_bulk_insert.py holds it equal).
+PRIMARY_KEY = sql.SQL("ALTER TABLE lms.users ADD CONSTRAINT users_pkey PRIMARY KEY (id)")
+
+
 def insert_with_indexes_rebuilt(conn: psycopg.Connection[Any], wanted: int, insert: Callable[[], object]) -> bool:
-    """``insert()`` of ``wanted`` new people with the e-mail and manager indexes dropped before and
-    built after, in the caller's transaction, when that is worth it: at least
-    FEEDSYNC_LOAD_BULK_ROWS of them, and no fewer than the store has. False, and nothing done, when
-    it is not, or when lms.users cannot be had within FEEDSYNC_LOAD_BULK_LOCK_S (a long report
-    reading the store is not made to fail): the caller inserts the usual way. A unique violation
-    (someone created one of these people since the run was classified) is raised by the index
-    build, as it would be by the insert."""
+    """``insert()`` of ``wanted`` new people with the primary key (and the foreign keys pointing at
+    it), the e-mail and the manager indexes dropped before and built after, in the caller's
+    transaction, when that is worth it: at least FEEDSYNC_LOAD_BULK_ROWS of them, and no fewer than
+    the store has. False, and nothing done, when it is not, or when lms.users or a table pointing at
+    it cannot be had within FEEDSYNC_LOAD_BULK_LOCK_S (a long report reading the store is not made
+    to fail): the caller inserts the usual way. A unique violation (someone created one of these
+    people since the run was classified) is raised by the index build, as it would be by the insert."""
     settings = get_settings()
     if not settings.load_bulk_rows or wanted < settings.load_bulk_rows:
         return False
@@ -59,21 +66,26 @@ def insert_with_indexes_rebuilt(conn: psycopg.Connection[Any], wanted: int, inse
         conn.execute("ROLLBACK TO SAVEPOINT bulk_lock")
         log.info("the store is being read; new people are inserted with their indexes kept")
         return False
-    conn.execute("SELECT set_config('lock_timeout', %s, true)", (before["t"],))
     # The exact number, counting at most wanted + 1 people (never the whole table).
     row = store.fetch_one(conn, "SELECT count(*) AS n FROM (SELECT 1 FROM lms.users LIMIT %s) u", (wanted + 1,))
     if row is None or int(row["n"]) > wanted:
         conn.execute("ROLLBACK TO SAVEPOINT bulk_lock")  # and the lock with it
         return False
+    try:
+        # Under the same lock timeout: the tables the foreign keys belong to are taken as they are
+        # dropped, and one being written (an xAPI load) sends this batch the usual way.
+        _drop_keys(conn)
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+        conn.execute("ROLLBACK TO SAVEPOINT bulk_lock")
+        log.info("a table pointing at the store is in use; new people are inserted with their indexes kept")
+        return False
+    conn.execute("SELECT set_config('lock_timeout', %s, true)", (before["t"],))
     conn.execute("RELEASE SAVEPOINT bulk_lock")
-    for name, _ in INDEXES:
-        conn.execute(sql.SQL("DROP INDEX lms.{}").format(sql.Identifier(name)))
     t0 = time.perf_counter()
     insert()
     t1 = time.perf_counter()
     conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (settings.load_index_mem,))
-    for _, create in INDEXES:
-        conn.execute(create)
+    _rebuild_keys(conn)
     log.info(
         "new people inserted, their indexes built after them",
         people=wanted,
@@ -81,3 +93,39 @@ def insert_with_indexes_rebuilt(conn: psycopg.Connection[Any], wanted: int, inse
         indexes_s=round(time.perf_counter() - t1, 3),
     )
     return True
+
+
+def _drop_keys(conn: psycopg.Connection[Any]) -> None:
+    """The foreign keys pointing at lms.users (kept, as the catalog defines them, in a table of
+    this transaction), its primary key, and the e-mail and manager indexes. No CASCADE: anything
+    else depending on the key stops the drop, and the batch goes the usual way."""
+    conn.execute(
+        """CREATE TEMP TABLE bulk_users_fkeys ON COMMIT DROP AS
+           SELECT conrelid::regclass AS tbl, conname, pg_get_constraintdef(oid) AS def
+           FROM pg_constraint WHERE contype = 'f' AND confrelid = 'lms.users'::regclass"""
+    )
+    conn.execute(
+        """DO $$ DECLARE f record; BEGIN
+               FOR f IN SELECT * FROM bulk_users_fkeys ORDER BY tbl::text, conname LOOP
+                   EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', f.tbl, f.conname);
+               END LOOP;
+           END $$"""
+    )
+    conn.execute("ALTER TABLE lms.users DROP CONSTRAINT users_pkey")
+    for name, _ in INDEXES:
+        conn.execute(sql.SQL("DROP INDEX lms.{}").format(sql.Identifier(name)))
+
+
+def _rebuild_keys(conn: psycopg.Connection[Any]) -> None:
+    """What _drop_keys dropped, as it was: a unique violation raises here, as it would in the insert."""
+    conn.execute(PRIMARY_KEY)
+    for _, create in INDEXES:
+        conn.execute(create)
+    conn.execute(
+        """DO $$ DECLARE f record; BEGIN
+               FOR f IN SELECT * FROM bulk_users_fkeys ORDER BY tbl::text, conname LOOP
+                   EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', f.tbl, f.conname, f.def);
+               END LOOP;
+           END $$"""
+    )
+    conn.execute("DROP TABLE bulk_users_fkeys")
