@@ -21,8 +21,14 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 TENANT = "contoso.onmicrosoft.com"
 
 
-def select(record: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+def select(record: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k in fields}
+
+
+def selected(fields: list[str], manager: list[str] | None) -> tuple[frozenset[str], frozenset[str] | None]:
+    """A request's $select (with the id Graph always sends) and $expand=manager($select=...), as
+    sets made once per page: a bench page costs the server 100 records, not 100 list scans each."""
+    return frozenset([*fields, "id"]), None if manager is None else frozenset(manager)
 
 
 class GraphVendor(Vendor):
@@ -60,8 +66,9 @@ class GraphVendor(Vendor):
         offset = state["offset"]
         size = self.page_cap
         by_id = {p["id"]: p for p in self.people}
+        keep, boss_keep = selected(state["fields"], state["manager"])
         value = [
-            item if "@removed" in item else self.record(item, by_id, state["fields"], state["manager"])
+            item if "@removed" in item else self.record(item, by_id, keep, boss_keep)
             for item in items[offset : offset + size]
         ]
         body: dict[str, Any] = {"@odata.context": f"{self.base_url}/v1.0/$metadata#users", "value": value}
@@ -75,9 +82,9 @@ class GraphVendor(Vendor):
         return 200, body
 
     def record(
-        self, person: dict[str, Any], by_id: dict[str, Any], fields: list[str], manager: list[str] | None
+        self, person: dict[str, Any], by_id: dict[str, Any], keep: frozenset[str], manager: frozenset[str] | None
     ) -> dict[str, Any]:
-        record = select(person, [*fields, "id"])
+        record = select(person, keep)
         boss = by_id.get(person.get("_manager", ""))
         if manager is not None and boss is not None:
             record["manager"] = {"@odata.type": "#microsoft.graph.user", **select(boss, manager)}
@@ -132,9 +139,8 @@ class GraphVendor(Vendor):
         if len(self.by_id) != len(self.people):  # built once: a page must not cost a pass over everyone
             self.by_id = {p["id"]: p for p in self.people}
         by_id = self.by_id
-        value = []
-        for person in self.people[offset : offset + size]:
-            value.append(self.record(person, by_id, state["fields"], state["manager"]))
+        keep, boss_keep = selected(state["fields"], state["manager"])
+        value = [self.record(person, by_id, keep, boss_keep) for person in self.people[offset : offset + size]]
         body: dict[str, Any] = {"@odata.context": f"{self.base_url}/v1.0/$metadata#users", "value": value}
         if offset + size < len(self.people):
             token = json.dumps({**state, "offset": offset + size}).encode().hex()

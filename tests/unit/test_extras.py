@@ -153,6 +153,13 @@ def test_feedsync_help_loads_none_of_the_optional_parts(tmp_path: Path) -> None:
     assert _tops(loaded) & OPTIONAL == set()
 
 
+def test_feedsync_sync_starts_without_the_xapi_models_or_the_http_clients(tmp_path: Path) -> None:
+    # What `feedsync sync` imports before its run exists: every kind is listed, none is run here.
+    loaded, _, _ = _run("import producers.cli, producers.commands, producers.pull_first", tmp_path)
+    assert {"workers.connectors.xapi", "workers.connectors.hierarchy"} <= loaded
+    assert _tops(loaded) & {"ralph", "httpx", "authlib", "joserfc"} == set()
+
+
 def test_an_xapi_block_loads_pyarrow_at_the_first_block_and_a_users_feed_never_does(
     settings: Any, tmp_path: Path
 ) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psycopg
 from psycopg import sql
@@ -33,9 +33,10 @@ from workers.connectors.checks import Check, Chunk, as_int, as_number, checked_i
 from workers.connectors.content import EMAIL_LIKE, ContentKind
 from workers.connectors.contract import ROWS_READ, Counted, Step
 from workers.rows import RunRow
-from workers.sources import linkedin
-from workers.sources.pull import FetchResult
 from workers.staging import stage_table
+
+if TYPE_CHECKING:
+    from workers.sources.pull import FetchResult
 
 PROVIDER = "linkedin_learning"
 _UNKNOWN_LEARNER = (
@@ -46,6 +47,8 @@ _UNKNOWN_LEARNER = (
 
 def file_spec(config: KindConfig, file_name: str) -> FileSpec:
     """The fetch's file: one column per attribute, named as the attribute."""
+    from workers.sources import linkedin  # see pull
+
     return FileSpec("feed", "csv", {c: c for c in linkedin.COLUMNS}, frozenset(linkedin.COLUMNS))
 
 
@@ -204,6 +207,10 @@ class LinkedInLearning(ContentKind):
     load_steps = staticmethod(load_steps)
 
     def pull(self, name: str, config: KindConfig, settings: Settings, sink: Path) -> tuple[str, FetchResult] | None:
+        # Here, not at the top: the HTTP clients' imports (httpx, authlib) are for the worker that
+        # pulls, not for every process that lists the kinds (`feedsync sync` included).
+        from workers.sources import linkedin
+
         try:
             result = linkedin.pull(name, config_as(LinkedInLearningConnection, config), settings, sink)
         except linkedin.QuotaExhausted as exc:

@@ -30,7 +30,7 @@ from workers.http import ApiClient, FetchError
 from workers.http.soap import WorkdayClient
 from workers.sources import delta, msgraph, salesforce, workday
 from workers.sources.ahead import one_ahead
-from workers.sources.records import Page, rows
+from workers.sources.records import Page, converter
 
 log = structlog.get_logger(__name__)
 
@@ -149,6 +149,7 @@ def fetch(spec: FetchSpec, settings: Settings, sink: Path, round_: delta.DeltaRo
 
             writer.writerow(spec.fields)
             flush()
+            row = converter(spec.fields)
             pager = one_ahead(source.pages, limit=spec.api.max_pages)
             with contextlib.closing(pager):
                 for page in pager:
@@ -160,7 +161,7 @@ def fetch(spec: FetchSpec, settings: Settings, sink: Path, round_: delta.DeltaRo
                             "fetch stopped and nothing was imported: raise max_records in [connections.api] if that "
                             "many is right"
                         )
-                    writer.writerows(rows(page.records, spec.fields))
+                    writer.writerows(map(row, page.records))
                     flush()
                     if page.more and pages >= spec.api.max_pages:
                         raise FetchError(

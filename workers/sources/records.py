@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,59 @@ def cell(value: Any, field: str) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
+def getter(field: str) -> Callable[[Any], str]:
+    """``cell(lookup(record, field), field)`` with the path split once: a fetch calls it for every
+    field of every record. Plain JSON objects reached by exact names and str or null values are
+    answered here; anything else (a flat dotted key, another case, a bool, a number, a list...) by
+    lookup and cell, so the answer is the same for every shape."""
+    parts = tuple(field.split("."))
+
+    def generic(record: Any) -> str:
+        return cell(lookup(record, field), field)
+
+    if len(parts) == 1:
+        return _flat(field, generic)
+    return _dotted(field, parts, generic)
+
+
+def _flat(field: str, generic: Callable[[Any], str]) -> Callable[[Any], str]:
+    state = field in STATE_FIELDS
+
+    def get(record: Any) -> str:
+        if type(record) is dict:
+            value = record.get(field, generic)  # generic: a marker no JSON value can be
+            if type(value) is str:
+                return value
+            if value is None:
+                return ""
+            if state and type(value) is bool:
+                return ACTIVE if value else INACTIVE
+        return generic(record)
+
+    return get
+
+
+def _dotted(field: str, parts: tuple[str, ...], generic: Callable[[Any], str]) -> Callable[[Any], str]:
+    def get(record: Any) -> str:
+        if type(record) is not dict or field in record:
+            return generic(record)
+        value: Any = record
+        for part in parts:
+            if type(value) is not dict or part not in value:
+                return generic(record)
+            value = value[part]
+        if type(value) is str:
+            return value
+        return "" if value is None else generic(record)
+
+    return get
+
+
+def converter(fields: tuple[str, ...]) -> Callable[[Any], list[str]]:
+    """A record's row of cells, one per field: the getters built once, for every page of a fetch."""
+    getters = tuple(getter(f) for f in fields)
+    return lambda record: [get(record) for get in getters]
+
+
 def rows(records: list[Any], fields: tuple[str, ...]) -> Iterator[list[str]]:
-    for record in records:
-        yield [cell(lookup(record, f), f) for f in fields]
+    return map(converter(fields), records)

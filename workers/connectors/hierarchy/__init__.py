@@ -10,8 +10,10 @@ the group rules for the people the run changed. The connection's filters (``filt
 of the user file aside in ``prepare``: counted ``filtered``, never deactivated as missing.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
@@ -39,9 +41,10 @@ from workers.connectors.hierarchy.transform import (
     transform_chunk,
 )
 from workers.rows import RunRow
-from workers.sources import workday_bundle
-from workers.sources.pull import FetchResult
 from workers.staging import stage_table
+
+if TYPE_CHECKING:
+    from workers.sources.pull import FetchResult
 
 
 class Hierarchy(ImportKind):
@@ -103,6 +106,10 @@ class Hierarchy(ImportKind):
         self, name: str, config: KindConfig, settings: Settings, work: Path
     ) -> list[tuple[str, FetchResult]] | None:
         """``source = "workday"``: units by Get_Organizations, positions and people by Get_Workers."""
+        # Here, not at the top: the HTTP clients' imports (httpx, authlib) are for the worker that
+        # pulls, not for every process that lists the kinds (`feedsync sync` included).
+        from workers.sources import workday_bundle
+
         cfg = config_of(config)
         return workday_bundle.pull(name, cfg, settings, work) if cfg.source == "workday" else None
 

@@ -32,7 +32,6 @@ from typing import Any
 
 from pydantic import validate_email
 from pydantic_core import PydanticCustomError
-from ralph.models.xapi.base.common import compiled_iri_pattern
 from rfc3987 import parse as parse_iri
 
 from workers.connectors.xapi.validation import language_tag
@@ -162,6 +161,10 @@ def _email(address: str) -> bool:
 @lru_cache(maxsize=1 << 16)
 def _iri_ok(value: str) -> bool:
     """ralph's IRI: rfc3987's parse, then its anchored pattern."""
+    # Here, not at the top: ralph's models cost half a second to import, in every process that
+    # lists the kinds (`feedsync sync` included), and only an xAPI import checks an IRI.
+    from ralph.models.xapi.base.common import compiled_iri_pattern
+
     if not value:
         return False
     try:

@@ -17,7 +17,6 @@ from typing import Any
 
 import langcodes
 from pydantic import ValidationError
-from ralph.models.xapi.base.statements import BaseXapiStatement
 
 #: Properties that are JSON numbers, and JSON booleans, wherever a result appears.
 _SCORE_NUMBERS = ("scaled", "raw", "min", "max")
@@ -32,6 +31,9 @@ _IFI = "an agent or identified group needs exactly one identifier: mbox, mbox_sh
 
 def problem(statement: dict[str, Any]) -> tuple[str, str] | None:
     """(JSON path, reason) of the first rule the statement breaks, or None when it is valid."""
+    # Imported when first used: ralph's models cost half a second in every process that lists the kinds.
+    from ralph.models.xapi.base.statements import BaseXapiStatement
+
     found = next(_strict(statement, ()), None)
     if found is not None:
         return found
