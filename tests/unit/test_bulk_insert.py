@@ -84,6 +84,12 @@ def test_a_first_import_builds_the_indexes_after_the_rows_and_ends_as_the_usual_
     assert all(index_oids()[n] != oids[n] for n in NAMES), "built anew"
     with pytest.raises(psycopg.errors.ForeignKeyViolation):  # the foreign keys hold again
         sql("INSERT INTO lms.deleted_people (user_id) VALUES (-1)")
+    # The run journal has the new people as the insert trigger keeps them (one range of ids), and
+    # the trigger is on again.
+    assert sql("SELECT key, op FROM sync.journal WHERE run_id = %s AND tbl = 'users'", (run_id,)) == [(["1", "6"], "R")]
+    assert sql("SELECT tgenabled FROM pg_trigger WHERE tgname = 'journal_i' AND tgrelid = 'lms.users'::regclass") == [
+        ("O",)
+    ]
     with pytest.raises(psycopg.errors.UniqueViolation):  # the rebuilt index holds
         sql("INSERT INTO lms.users (email) VALUES ('P1@X.com')")
 

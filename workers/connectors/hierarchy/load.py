@@ -193,7 +193,7 @@ def _insert_new(conn: psycopg.Connection[Any], run: RunRow, c: sql.Composed) -> 
     # A savepoint of the step's own transaction (never a transaction of its own: the step commits).
     conn.execute("SAVEPOINT insert_people")
     try:
-        if not people_bulk.insert_with_indexes_rebuilt(conn, wanted, lambda: conn.execute(plain, params)):
+        if not people_bulk.insert_with_indexes_rebuilt(conn, wanted, plain, params):
             conn.execute(plain, params)
     except psycopg.errors.UniqueViolation:
         conn.execute("ROLLBACK TO SAVEPOINT insert_people")

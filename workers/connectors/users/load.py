@@ -108,7 +108,7 @@ def insert_people(conn: psycopg.Connection[Any], run: RunRow, lo: int, hi: int) 
     conn.execute("SAVEPOINT insert_people")
     try:
         wanted = int(row["created"]) + int(row["gone"])
-        if not bulk.insert_with_indexes_rebuilt(conn, wanted, lambda: conn.execute(plain, params)):
+        if not bulk.insert_with_indexes_rebuilt(conn, wanted, plain, params):
             conn.execute(plain, params)
     except psycopg.errors.UniqueViolation:
         conn.execute("ROLLBACK TO SAVEPOINT insert_people")
