@@ -141,6 +141,10 @@ def _skip_same(conn: psycopg.Connection[Any], chunk: Chunk, cfg: UsersConnection
     ).rowcount
 
 
+def _anyone(conn: psycopg.Connection[Any]) -> bool:
+    return store.fetch_one(conn, "SELECT EXISTS (SELECT 1 FROM lms.users) AS any") == {"any": True}
+
+
 def no_manager(cfg: UsersConnection) -> list[str]:
     """The manager cells that mean "no manager", as compared (trimmed, lower case)."""
     return [v.strip().lower() for v in cfg.no_manager_values]
@@ -169,7 +173,9 @@ def transform_chunk(conn: psycopg.Connection[Any], chunk: Chunk, config: KindCon
     chunk_no = chunk.chunk_no
     conn_cfg = config_of(config)
     source_hash = _source_hash(conn_cfg)
-    same = _skip_same(conn, chunk, conn_cfg, source_hash)
+    # A store with nobody in it has nobody the same: a first import pays no probe per row (a twentieth
+    # of its transform).
+    same = _skip_same(conn, chunk, conn_cfg, source_hash) if _anyone(conn) else 0
     present = set(conn_cfg.imported_mapping)
     raw = stage_table("raw", run_id, file_id, chunk_no)
     profile = conn_cfg.profile_attributes
