@@ -72,6 +72,7 @@ def test_a_first_import_builds_the_indexes_after_the_rows_and_ends_as_the_usual_
     apply()
     oids, defs, constraints = index_oids(), index_defs(), keys()
     assert len(constraints) > 5, "the primary key and the foreign keys of the tables about people"
+    pkey = sql("SELECT oid::bigint FROM pg_class WHERE relname = 'users_pkey'")
     run_id = pipeline.import_files(("import/user/internal/day1.csv", FEED))
     run = queries.run_detail(run_id)
     assert run is not None and run["status"] == "completed", run
@@ -82,6 +83,7 @@ def test_a_first_import_builds_the_indexes_after_the_rows_and_ends_as_the_usual_
     assert index_defs() == defs
     assert keys() == constraints, "the primary key and every foreign key are back as they were"
     assert all(index_oids()[n] != oids[n] for n in NAMES), "built anew"
+    assert sql("SELECT oid::bigint FROM pg_class WHERE relname = 'users_pkey'") != pkey, "the key too"
     with pytest.raises(psycopg.errors.ForeignKeyViolation):  # the foreign keys hold again
         sql("INSERT INTO lms.deleted_people (user_id) VALUES (-1)")
     # The run journal has the new people as the insert trigger keeps them (one range of ids), and
@@ -110,6 +112,26 @@ def test_a_store_being_read_is_not_locked_the_batch_goes_the_usual_way(bulk_on: 
         assert run is not None and run["status"] == "completed", run
         assert index_oids() == oids, "the indexes were kept: the reader was not made to wait or fail"
     assert len(people()) == 6
+
+
+def test_the_primary_key_stays_when_the_tables_pointing_at_it_hold_more_than_the_batch(
+    bulk_on: None, pipeline: Pipeline
+) -> None:
+    apply()
+    # One person in ten groups: ten memberships to check again, for a batch of six new people.
+    ((uid,),) = sql("INSERT INTO lms.users (email) VALUES ('old@x.com') RETURNING id")
+    sql("""INSERT INTO lms.groups (name, rule) SELECT 'G' || i, '{}' FROM generate_series(1, 10) i""")
+    sql("INSERT INTO lms.group_members (group_id, user_id) SELECT id, %s FROM lms.groups", (uid,))
+    sql("ANALYZE lms.group_members")
+    (pkey,) = sql("SELECT oid::bigint FROM pg_class WHERE relname = 'users_pkey'")
+    oids, constraints = index_oids(), keys()
+    run_id = pipeline.import_files(("import/user/internal/day1.csv", FEED))
+    run = queries.run_detail(run_id)
+    assert run is not None and run["status"] == "completed", run
+    assert run["counts"]["created"] == 6
+    assert all(index_oids()[n] != oids[n] for n in NAMES), "the e-mail and manager indexes were built after"
+    assert sql("SELECT oid::bigint FROM pg_class WHERE relname = 'users_pkey'") == [pkey], "the key was kept"
+    assert keys() == constraints
 
 
 def test_a_table_pointing_at_the_store_being_written_sends_the_batch_the_usual_way(

@@ -86,10 +86,11 @@ def insert_with_indexes_rebuilt(
     if row is None or int(row["n"]) > wanted:
         conn.execute("ROLLBACK TO SAVEPOINT bulk_lock")  # and the lock with it
         return False
+    primary = _primary_worth_it(conn, wanted)
     try:
         # Under the same lock timeout: the tables the foreign keys belong to are taken as they are
         # dropped, and one being written (an xAPI load) sends this batch the usual way.
-        _drop_keys(conn)
+        _drop_keys(conn, primary)
     except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
         conn.execute("ROLLBACK TO SAVEPOINT bulk_lock")
         log.info("a table pointing at the store is in use; new people are inserted with their indexes kept")
@@ -105,7 +106,7 @@ def insert_with_indexes_rebuilt(
     conn.execute("ALTER TABLE lms.users ENABLE TRIGGER journal_i")
     t1 = time.perf_counter()
     conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (settings.load_index_mem,))
-    _rebuild_keys(conn)
+    _rebuild_keys(conn, primary)
     log.info(
         "new people inserted, their indexes built after them",
         people=wanted,
@@ -115,10 +116,28 @@ def insert_with_indexes_rebuilt(
     return True
 
 
-def _drop_keys(conn: psycopg.Connection[Any]) -> None:
-    """The foreign keys pointing at lms.users (kept, as the catalog defines them, in a table of
-    this transaction), its primary key, and the e-mail and manager indexes. No CASCADE: anything
-    else depending on the key stops the drop, and the batch goes the usual way."""
+def _primary_worth_it(conn: psycopg.Connection[Any], wanted: int) -> bool:
+    """Whether to build the primary key after the rows too: its foreign keys are checked again on
+    every row of their tables, so only when those hold no more rows than the batch brings (the
+    planner's counts; a table never analyzed, by its size)."""
+    row = store.fetch_one(
+        conn,
+        """SELECT coalesce(sum(CASE WHEN c.reltuples < 0 THEN pg_relation_size(c.oid) / 100 ELSE c.reltuples END), 0)
+                    AS n
+           FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+           WHERE k.contype = 'f' AND k.confrelid = 'lms.users'::regclass""",
+    )
+    return row is not None and row["n"] <= wanted
+
+
+def _drop_keys(conn: psycopg.Connection[Any], primary: bool) -> None:
+    """The e-mail and manager indexes and, with ``primary``, the foreign keys pointing at lms.users
+    (kept, as the catalog defines them, in a table of this transaction) and its primary key. No
+    CASCADE: anything else depending on the key stops the drop, and the batch goes the usual way."""
+    for name, _ in INDEXES:
+        conn.execute(sql.SQL("DROP INDEX lms.{}").format(sql.Identifier(name)))
+    if not primary:
+        return
     conn.execute(
         """CREATE TEMP TABLE bulk_users_fkeys ON COMMIT DROP AS
            SELECT conrelid::regclass AS tbl, conname, pg_get_constraintdef(oid) AS def
@@ -132,15 +151,16 @@ def _drop_keys(conn: psycopg.Connection[Any]) -> None:
            END $$"""
     )
     conn.execute("ALTER TABLE lms.users DROP CONSTRAINT users_pkey")
-    for name, _ in INDEXES:
-        conn.execute(sql.SQL("DROP INDEX lms.{}").format(sql.Identifier(name)))
 
 
-def _rebuild_keys(conn: psycopg.Connection[Any]) -> None:
+def _rebuild_keys(conn: psycopg.Connection[Any], primary: bool) -> None:
     """What _drop_keys dropped, as it was: a unique violation raises here, as it would in the insert."""
-    conn.execute(PRIMARY_KEY)
+    if primary:
+        conn.execute(PRIMARY_KEY)
     for _, create in INDEXES:
         conn.execute(create)
+    if not primary:
+        return
     conn.execute(
         """DO $$ DECLARE f record; BEGIN
                FOR f IN SELECT * FROM bulk_users_fkeys ORDER BY tbl::text, conname LOOP
