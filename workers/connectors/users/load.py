@@ -80,15 +80,15 @@ def insert_people(conn: psycopg.Connection[Any], run: RunRow, lo: int, hi: int) 
     the rows (people_bulk.py: ON CONFLICT needs that index), and it writes a fifth less WAL (no
     confirmation record per row: 3.99M records against 4.98M at 1M people); on an idle machine the
     two took the same time with all indexes kept (17.6 s and 17.5 s)."""
-    cls, t = stage_table("cls", run.id), stage_table("users", run.id)
+    cls = stage_table("cls", run.id)
     params = {"conn": run.connection_id, "lo": lo, "hi": hi}
     insert = sql.SQL(
         """INSERT INTO lms.users (id, email, first_name, last_name, attributes, manager_id,
                                   source_connection_id, source_hash, active, deactivated_at)
            OVERRIDING SYSTEM VALUE
-           SELECT c.uid, s.email, s.first_name, s.last_name, jsonb_strip_nulls(s.attrs), c.manager_uid,
-                  %(conn)s, s.row_hash, NOT s.inactive, CASE WHEN s.inactive THEN clock_timestamp() END
-           FROM {cls} c JOIN {t} s ON s.key = c.key
+           SELECT c.uid, c.email, c.first_name, c.last_name, jsonb_strip_nulls(c.attrs), c.manager_uid,
+                  %(conn)s, c.row_hash, NOT c.inactive, CASE WHEN c.inactive THEN clock_timestamp() END
+           FROM {cls} c
            WHERE c.old_id IS NULL AND c.kbucket BETWEEN %(lo)s AND %(hi)s
            {conflict}"""
     )
@@ -103,7 +103,7 @@ def insert_people(conn: psycopg.Connection[Any], run: RunRow, lo: int, hi: int) 
         params,
     )
     assert row is not None
-    plain = insert.format(cls=cls, t=t, conflict=sql.SQL(""))
+    plain = insert.format(cls=cls, conflict=sql.SQL(""))
     # A savepoint of the step's own transaction (never a transaction of its own: the step commits).
     conn.execute("SAVEPOINT insert_people")
     try:
@@ -112,7 +112,7 @@ def insert_people(conn: psycopg.Connection[Any], run: RunRow, lo: int, hi: int) 
             conn.execute(plain, params)
     except psycopg.errors.UniqueViolation:
         conn.execute("ROLLBACK TO SAVEPOINT insert_people")
-        return _insert_adopting(conn, run, insert.format(cls=cls, t=t, conflict=_ADOPT), params)
+        return _insert_adopting(conn, run, insert.format(cls=cls, conflict=_ADOPT), params)
     conn.execute("RELEASE SAVEPOINT insert_people")
     # Everyone the batch wanted went in.
     return _insert_counts(int(row["created"]), int(row["gone"]))
@@ -206,11 +206,11 @@ def _update(
     cfg = config_of(run.config)
     cls = stage_table("cls", run.id)
     params = {**params, "conn": run.connection_id}
-    keep = sql.SQL("coalesce(s.{c}, u.{c})") if not cfg.empty_erases else sql.SQL("s.{c}")
+    keep = sql.SQL("coalesce(c.{c}, u.{c})") if not cfg.empty_erases else sql.SQL("c.{c}")
     attributes = (
-        sql.SQL("u.attributes || jsonb_strip_nulls(s.attrs)")
+        sql.SQL("u.attributes || jsonb_strip_nulls(c.attrs)")
         if not cfg.empty_erases
-        else sql.SQL("(u.attributes - {keys}) || jsonb_strip_nulls(s.attrs)").format(
+        else sql.SQL("(u.attributes - {keys}) || jsonb_strip_nulls(c.attrs)").format(
             keys=sql.Literal(cfg.profile_attributes)
         )
     )
@@ -226,21 +226,20 @@ def _update(
         sql.SQL(
             """WITH upd AS (
                  UPDATE lms.users u SET
-                   email = CASE WHEN c.changed THEN s.email ELSE u.email END,
+                   email = CASE WHEN c.changed THEN c.email ELSE u.email END,
                    first_name = CASE WHEN c.changed THEN {fn} ELSE u.first_name END,
                    last_name = CASE WHEN c.changed THEN {ln} ELSE u.last_name END,
                    attributes = CASE WHEN c.changed THEN {attributes} ELSE u.attributes END,
-                   active = NOT s.inactive,
-                   deactivated_at = CASE WHEN s.inactive THEN coalesce(u.deactivated_at, clock_timestamp()) END,
-                   source_connection_id = %(conn)s, source_hash = s.row_hash,
+                   active = NOT c.inactive,
+                   deactivated_at = CASE WHEN c.inactive THEN coalesce(u.deactivated_at, clock_timestamp()) END,
+                   source_connection_id = %(conn)s, source_hash = c.row_hash,
                    manager_id = coalesce(c.manager_uid, u.manager_id), updated_at = clock_timestamp()
-                 FROM {cls} c JOIN {t} s ON s.key = c.key
+                 FROM {cls} c
                  WHERE u.id = c.old_id AND {where} AND (c.changed OR {moves})
                  RETURNING c.changed, {gone} AS gone)
                SELECT count(*) FILTER (WHERE changed) AS n, count(*) FILTER (WHERE gone) AS gone FROM upd"""
         ).format(
             cls=cls,
-            t=stage_table("users", run.id),
             fn=keep.format(c=sql.Identifier("first_name")),
             ln=keep.format(c=sql.Identifier("last_name")),
             attributes=attributes,
