@@ -134,6 +134,22 @@ def test_the_primary_key_stays_when_the_tables_pointing_at_it_hold_more_than_the
     assert keys() == constraints
 
 
+def test_without_the_journal_trigger_the_first_import_journals_nothing(bulk_on: None, pipeline: Pipeline) -> None:
+    apply()
+    sql("DROP TRIGGER journal_i ON lms.users")  # as the bench's journal case measures the store
+    try:
+        run_id = pipeline.import_files(("import/user/internal/day1.csv", FEED))
+        run = queries.run_detail(run_id)
+        assert run is not None and run["status"] == "completed", run
+        assert len(people()) == 6
+        assert sql("SELECT count(*) FROM sync.journal WHERE run_id = %s AND tbl = 'users'", (run_id,)) == [(0,)]
+    finally:
+        sql(
+            """CREATE TRIGGER journal_i AFTER INSERT ON lms.users REFERENCING NEW TABLE AS n
+               FOR EACH STATEMENT EXECUTE FUNCTION sync.journal_insert('ARRAY[r.id::text]')"""
+        )
+
+
 def test_a_table_pointing_at_the_store_being_written_sends_the_batch_the_usual_way(
     bulk_on: None, pipeline: Pipeline
 ) -> None:

@@ -52,7 +52,7 @@ PRIMARY_KEY = sql.SQL("ALTER TABLE lms.users ADD CONSTRAINT users_pkey PRIMARY K
 
 
 def insert_with_indexes_rebuilt(
-    conn: psycopg.Connection[Any], wanted: int, insert: sql.Composable, params: Mapping[str, Any]
+    conn: psycopg.Connection[Any], wanted: int, insert: sql.Composed, params: Mapping[str, Any]
 ) -> bool:
     """``insert`` (a plain ``INSERT INTO lms.users … SELECT``, run with ``params``) of ``wanted`` new
     people, with the primary key (and the foreign keys pointing at it), the e-mail and the manager
@@ -101,9 +101,12 @@ def insert_with_indexes_rebuilt(
     # The run journal's insert trigger keeps every new row whole (a transition table: 175 MB spilled
     # to disk at 1M people) to read their ids back; the statement hands the journal its ids itself,
     # as the same ranges. Off for this statement, in this transaction (the table is ours alone).
-    conn.execute("ALTER TABLE lms.users DISABLE TRIGGER journal_i")
-    conn.execute(_JOURNALED.format(insert=insert), params)
-    conn.execute("ALTER TABLE lms.users ENABLE TRIGGER journal_i")
+    if _journaled(conn):
+        conn.execute("ALTER TABLE lms.users DISABLE TRIGGER journal_i")
+        conn.execute(_JOURNALED.format(insert=insert), params)
+        conn.execute("ALTER TABLE lms.users ENABLE TRIGGER journal_i")
+    else:  # no journal trigger to stand in for (the bench measures the store without it)
+        conn.execute(insert, params)
     t1 = time.perf_counter()
     conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (settings.load_index_mem,))
     _rebuild_keys(conn, primary)
@@ -114,6 +117,14 @@ def insert_with_indexes_rebuilt(
         indexes_s=round(time.perf_counter() - t1, 3),
     )
     return True
+
+
+def _journaled(conn: psycopg.Connection[Any]) -> bool:
+    row = store.fetch_one(
+        conn,
+        "SELECT tgenabled <> 'D' AS on FROM pg_trigger WHERE tgrelid = 'lms.users'::regclass AND tgname = 'journal_i'",
+    )
+    return row is not None and bool(row["on"])
 
 
 def _primary_worth_it(conn: psycopg.Connection[Any], wanted: int) -> bool:
