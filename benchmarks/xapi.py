@@ -22,7 +22,11 @@ once; load 34 s). A bare INSERT ... SELECT of the same 990,000 rows into a table
 lms.xapi_statements' five indexes took 11-14 s on its own on this machine (the JSON parsed, a
 random UUID key), before the run journal, the completions and the progress merge; the indexed
 \\copy floor above measures that cost in each run. Worker peak RSS (the kernel's high-water mark)
-263 MB at 100k and 280 MB at 1M: flat within 10%.
+212-214 MB at 100k and 230-236 MB at 1M (2026-12-08, three runs; 285-292 and 301-309 before issue
+#32's pyarrow pool on jemalloc, blocks of 25k rows and a staged block let go before the next is
+awaited), 239 MB at 5M: under 250 MB, 1M and 5M within 10%, 100k and 1M only just. What grows
+with the file is not traced yet (a candidate: the fast pass's verdicts per learner, 2,000 learners
+at 100k, 20,000 at 1M, 100,000 at 5M).
 """
 
 from __future__ import annotations

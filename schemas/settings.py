@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     # the run's staging by one COPY; off: every chunk goes through the per-row SQL transform, the
     # path the vectorised one is compared with row by row (tests/unit/test_vector_path.py).
     vector_transform: bool = True
+    # Rows per parse chunk (at most chunk_rows) of a kind that prepares its blocks in the worker
+    # (xapi): a prepared block is held while the next is read ahead, about 1 KB a statement, so
+    # the worker's peak grows with the block. 25k kept an xAPI import's worker near 235 MB, 50k
+    # took it to 260 (issue #32's bound: 250).
+    block_rows: int = Field(default=25_000, ge=100)
     # Online loads commit this many staged rows per transaction, so no lock is held for long.
     load_batch_rows: int = Field(default=50_000, ge=1)
     # ... and new people in batches of this many (inserts block no reader; fewer, larger ones are faster).
@@ -81,6 +86,11 @@ class Settings(BaseSettings):
     # xAPI import: mapped statements of the common shapes are checked by a fast pass, the rest by
     # ralph; false sends every statement to ralph (the reference the fast pass is tested against).
     xapi_fast_path: bool = True
+    # pyarrow's allocator in the worker (blocks prepared with pyarrow). Not pyarrow's default,
+    # mimalloc: it keeps the pages a block freed, and an xAPI import's worker peaked ~35 MB higher
+    # under it than under jemalloc, at the same speed (issue #32). Where pyarrow has no jemalloc
+    # (its Windows builds), the system allocator.
+    arrow_memory_pool: Literal["jemalloc", "mimalloc", "system"] = "jemalloc"
 
     # Content feeds (hmm, getabstract) are kept this many days after their run, then removed.
     content_retention_days: int = Field(default=7, ge=0)

@@ -122,9 +122,9 @@ def stub(settings: Any) -> Iterator[Any]:
     workers.actors.broker.flush_all()
 
 
-def run(settings: Any, *, vector: bool, tag: str) -> dict[str, Any]:
+def run(settings: Any, *, vector: bool, tag: str, chunk_rows: int = 60) -> dict[str, Any]:
     settings.vector_transform = vector
-    settings.chunk_rows = 60  # several blocks, the last one short
+    settings.chunk_rows = chunk_rows  # 60: several blocks, the last one short
     broker = workers.actors.broker
     assert isinstance(broker, StubBroker)
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=20)
@@ -142,6 +142,7 @@ def run(settings: Any, *, vector: bool, tag: str) -> dict[str, Any]:
     detail = queries.run_detail(run_id)
     assert detail is not None
     return {
+        "chunks": [r[0] for r in sql("SELECT rows FROM sync.chunks WHERE run_id = %s ORDER BY chunk_no", (run_id,))],
         "status": detail["status"],
         "counts": (detail["counts"], detail["content"]),
         "store": sql(
@@ -173,6 +174,25 @@ def test_the_vector_path_and_the_row_path_store_the_same_statements_and_errors(s
     assert vector["errors"] == rows["errors"]
     assert vector["counts"] == rows["counts"]
     assert vector["status"] == rows["status"]
+
+
+def test_a_kind_that_prepares_its_blocks_takes_chunks_of_block_rows_at_most(stub: Any) -> None:
+    """A prepared block is held while the next is read ahead: FEEDSYNC_BLOCK_ROWS bounds it below
+    FEEDSYNC_CHUNK_ROWS, and the statements are the same as with chunks of that size."""
+    _truncate()
+    apply_connections(load_connections_toml(TOML))
+    reference = run(stub, vector=True, tag="rows")
+    _truncate()
+    apply_connections(load_connections_toml(TOML))
+    stub.block_rows = 60
+    bounded = run(stub, vector=True, tag="rows", chunk_rows=10_000)
+    assert bounded["chunks"] == reference["chunks"] and len(bounded["chunks"]) > 1
+    assert max(bounded["chunks"]) == 60
+    assert (bounded["store"], bounded["errors"], bounded["counts"]) == (
+        reference["store"],
+        reference["errors"],
+        reference["counts"],
+    )
 
 
 def test_most_rows_of_a_mapped_block_are_made_column_by_column(settings: Any) -> None:

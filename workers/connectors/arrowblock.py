@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from psycopg import sql
 
+from schemas.settings import get_settings
 from workers.connectors.contract import RawBlock
 
 # Control characters other than tab and line breaks: jsonb needs them escaped as \\uXXXX, which
@@ -21,6 +22,18 @@ from workers.connectors.contract import RawBlock
 # deletes them is three times faster than a regex search over the block.)
 _CONTROL = bytes(range(0x00, 0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20))
 _JSON_ESCAPES = [("\\", "\\\\"), ('"', '\\"'), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")]
+
+
+def _memory_pool(name: str) -> pa.MemoryPool:
+    """The pool FEEDSYNC_ARROW_MEMORY_POOL names; the system's where pyarrow was built without it."""
+    try:
+        return {"jemalloc": pa.jemalloc_memory_pool, "mimalloc": pa.mimalloc_memory_pool}[name]()
+    except (KeyError, NotImplementedError):
+        return pa.system_memory_pool()
+
+
+# At import, before any block is read.
+pa.set_memory_pool(_memory_pool(get_settings().arrow_memory_pool))
 
 
 def read_block(block: RawBlock) -> pa.Table | None:

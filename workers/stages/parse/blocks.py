@@ -106,6 +106,9 @@ class BlockSource(CopySource):
         self.blocks = blocks
 
     def _read(self) -> tuple[Block | None, Any]:
+        # The block before is staged: let it go before the next is awaited, or the worker holds two
+        # prepared blocks while the thread finishes the next (issue #32).
+        self._block = self._prepared = None
         return self.blocks.get(*self._at)
 
     def stage(self, conn: psycopg.Connection[Any], chunk_no: int) -> Staged:

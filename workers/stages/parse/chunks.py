@@ -38,7 +38,11 @@ def chunk_source(
     (``BlockSource``) when the kind declares one (``BLOCKS``, its extra installed) and the vector
     transform is on. The Python reader (``RecordSource``) reads the rest: a workbook; a file with two
     attributes on one column (the COPY target would need the column twice); a file as wide as a
-    table may be (COPY takes every column of the file, the Python reader the mapped ones only)."""
+    table may be (COPY takes every column of the file, the Python reader the mapped ones only).
+    A kind with a block stager takes chunks of at most FEEDSYNC_BLOCK_ROWS rows, whatever the source."""
+    stager = block_stager(ctx["kind"]) if get_settings().vector_transform else None
+    if stager is not None:
+        chunk_rows = min(chunk_rows, get_settings().block_rows)
     records = RecordSource(msg, reader, header, chunk_rows)
     if (
         not isinstance(reader, FeedReader)
@@ -47,7 +51,6 @@ def chunk_source(
         or len(header.columns) >= MAX_TABLE_COLUMNS
     ):
         return records
-    stager = block_stager(ctx["kind"]) if get_settings().vector_transform else None
     if stager is None:
         return CopySource(msg, reader, header, chunk_rows, records)
     columns = {a: {"column": header.columns[i], "no": i + 1} for a, i in header.positions.items()}
