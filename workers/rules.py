@@ -13,7 +13,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from schemas.rules import Rule
-from workers import store
+from schemas.settings import get_settings
+from workers import fkeys, store
 
 
 def _criteria(rule: dict[str, Any]) -> tuple[sql.Composed, dict[str, Any]]:
@@ -60,9 +61,56 @@ def _criteria(rule: dict[str, Any]) -> tuple[sql.Composed, dict[str, Any]]:
     return sql.SQL(" AND ").join(where), params
 
 
+#: The foreign keys a new membership is checked against, row by row: set aside for a first
+#: evaluation of many people (fkeys.py). The one to the run (membership_changes.run_id) stays: it
+#: is one row, and sync.runs is every run's, not to be taken for a load.
+MEMBERSHIP_KEYS = sql.SQL(
+    "conrelid = ANY('{lms.group_members,sync.membership_changes,lms.assignments}'::regclass[])"
+    " AND confrelid = ANY('{lms.users,lms.groups}'::regclass[])"
+)
+
+
 def evaluate(conn: psycopg.Connection[Any], *, run_id: int | None, people: sql.Composable | None) -> dict[str, int]:
     """Bring every active group's members in line with its rule for ``people`` (a table of user_id;
-    None: everyone). Returns the memberships added and removed."""
+    None: everyone). Returns the memberships added and removed. For at least
+    FEEDSYNC_LOAD_BULK_ROWS people, into membership tables that hold no more rows (a first import),
+    the memberships' foreign keys are checked once after all groups, not per row, when the tables
+    can be had within FEEDSYNC_LOAD_BULK_LOCK_S."""
+    bulk = _bulk(conn, people)
+    counts = _evaluate(conn, run_id=run_id, people=people)
+    if bulk:
+        fkeys.restore(conn, "bulk_membership_fkeys")
+    return counts
+
+
+def _bulk(conn: psycopg.Connection[Any], people: sql.Composable | None) -> bool:
+    settings = get_settings()
+    if not settings.load_bulk_rows:
+        return False
+    many = store.fetch_one(
+        conn,
+        sql.SQL("SELECT count(*) AS n FROM {}").format(people)
+        if people is not None
+        else sql.SQL("SELECT count(*) AS n FROM lms.users"),
+    )
+    wanted = int(many["n"]) if many else 0
+    if wanted < settings.load_bulk_rows or fkeys.rows(conn, MEMBERSHIP_KEYS) > wanted:
+        return False
+    before = store.fetch_one(conn, "SELECT current_setting('lock_timeout') AS t")
+    assert before is not None
+    conn.execute("SAVEPOINT bulk_memberships")
+    try:
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(settings.load_bulk_lock_s * 1000)}ms",))
+        fkeys.drop(conn, "bulk_membership_fkeys", MEMBERSHIP_KEYS)
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+        conn.execute("ROLLBACK TO SAVEPOINT bulk_memberships")
+        return False
+    conn.execute("SELECT set_config('lock_timeout', %s, true)", (before["t"],))
+    conn.execute("RELEASE SAVEPOINT bulk_memberships")
+    return True
+
+
+def _evaluate(conn: psycopg.Connection[Any], *, run_id: int | None, people: sql.Composable | None) -> dict[str, int]:
     scope = sql.SQL("u.id IN (SELECT user_id FROM {})").format(people) if people is not None else sql.SQL("true")
     added = removed = 0
     for g in store.fetch_all(conn, "SELECT id, rule, programs FROM lms.groups WHERE active ORDER BY id"):

@@ -23,7 +23,7 @@ import structlog
 from psycopg import sql
 
 from schemas.settings import get_settings
-from workers import store
+from workers import fkeys, store
 
 log = structlog.get_logger(__name__)
 
@@ -127,18 +127,14 @@ def _journaled(conn: psycopg.Connection[Any]) -> bool:
     return row is not None and bool(row["on"])
 
 
+#: The foreign keys pointing at lms.users' primary key.
+POINTING_AT_USERS = sql.SQL("confrelid = 'lms.users'::regclass")
+
+
 def _primary_worth_it(conn: psycopg.Connection[Any], wanted: int) -> bool:
     """Whether to build the primary key after the rows too: its foreign keys are checked again on
-    every row of their tables, so only when those hold no more rows than the batch brings (the
-    planner's counts; a table never analyzed, by its size)."""
-    row = store.fetch_one(
-        conn,
-        """SELECT coalesce(sum(CASE WHEN c.reltuples < 0 THEN pg_relation_size(c.oid) / 100 ELSE c.reltuples END), 0)
-                    AS n
-           FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
-           WHERE k.contype = 'f' AND k.confrelid = 'lms.users'::regclass""",
-    )
-    return row is not None and row["n"] <= wanted
+    every row of their tables, so only when those hold no more rows than the batch brings."""
+    return fkeys.rows(conn, POINTING_AT_USERS) <= wanted
 
 
 def _drop_keys(conn: psycopg.Connection[Any], primary: bool) -> None:
@@ -149,18 +145,7 @@ def _drop_keys(conn: psycopg.Connection[Any], primary: bool) -> None:
         conn.execute(sql.SQL("DROP INDEX lms.{}").format(sql.Identifier(name)))
     if not primary:
         return
-    conn.execute(
-        """CREATE TEMP TABLE bulk_users_fkeys ON COMMIT DROP AS
-           SELECT conrelid::regclass AS tbl, conname, pg_get_constraintdef(oid) AS def
-           FROM pg_constraint WHERE contype = 'f' AND confrelid = 'lms.users'::regclass"""
-    )
-    conn.execute(
-        """DO $$ DECLARE f record; BEGIN
-               FOR f IN SELECT * FROM bulk_users_fkeys ORDER BY tbl::text, conname LOOP
-                   EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', f.tbl, f.conname);
-               END LOOP;
-           END $$"""
-    )
+    fkeys.drop(conn, "bulk_users_fkeys", POINTING_AT_USERS)
     conn.execute("ALTER TABLE lms.users DROP CONSTRAINT users_pkey")
 
 
@@ -172,11 +157,4 @@ def _rebuild_keys(conn: psycopg.Connection[Any], primary: bool) -> None:
         conn.execute(create)
     if not primary:
         return
-    conn.execute(
-        """DO $$ DECLARE f record; BEGIN
-               FOR f IN SELECT * FROM bulk_users_fkeys ORDER BY tbl::text, conname LOOP
-                   EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', f.tbl, f.conname, f.def);
-               END LOOP;
-           END $$"""
-    )
-    conn.execute("DROP TABLE bulk_users_fkeys")
+    fkeys.restore(conn, "bulk_users_fkeys")
