@@ -10,6 +10,7 @@ depends on stops the drop, and the caller's savepoint sends the statement the us
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -66,3 +67,23 @@ def restore(conn: psycopg.Connection[Any], name: str) -> None:
         ).format(t=sql.Identifier(name))
     )
     conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+
+
+def taken(conn: psycopg.Connection[Any], seconds: float, take: Callable[[], bool]) -> bool:
+    """``take()`` (locks, drops) in a savepoint, waiting at most ``seconds`` for any lock: kept when
+    it returns True; undone, savepoint and all, when it returns False or a lock is not had in time
+    (or a deadlock would be), so a long report or a busy load is never made to fail for speed."""
+    before = store.fetch_one(conn, "SELECT current_setting('lock_timeout') AS t")
+    assert before is not None
+    conn.execute("SAVEPOINT bulk_keys")
+    try:
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(seconds * 1000)}ms",))
+        kept = take()
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+        kept = False
+    if not kept:
+        conn.execute("ROLLBACK TO SAVEPOINT bulk_keys")  # the timeout and every lock with it
+        return False
+    conn.execute("SELECT set_config('lock_timeout', %s, true)", (before["t"],))
+    conn.execute("RELEASE SAVEPOINT bulk_keys")
+    return True

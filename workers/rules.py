@@ -96,18 +96,12 @@ def _bulk(conn: psycopg.Connection[Any], people: sql.Composable | None) -> bool:
     wanted = int(many["n"]) if many else 0
     if wanted < settings.load_bulk_rows or fkeys.rows(conn, MEMBERSHIP_KEYS) > wanted:
         return False
-    before = store.fetch_one(conn, "SELECT current_setting('lock_timeout') AS t")
-    assert before is not None
-    conn.execute("SAVEPOINT bulk_memberships")
-    try:
-        conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(settings.load_bulk_lock_s * 1000)}ms",))
+
+    def take() -> bool:
         fkeys.drop(conn, "bulk_membership_fkeys", MEMBERSHIP_KEYS)
-    except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
-        conn.execute("ROLLBACK TO SAVEPOINT bulk_memberships")
-        return False
-    conn.execute("SELECT set_config('lock_timeout', %s, true)", (before["t"],))
-    conn.execute("RELEASE SAVEPOINT bulk_memberships")
-    return True
+        return True
+
+    return fkeys.taken(conn, settings.load_bulk_lock_s, take)
 
 
 def _evaluate(conn: psycopg.Connection[Any], *, run_id: int | None, people: sql.Composable | None) -> dict[str, int]:

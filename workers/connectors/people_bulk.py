@@ -69,34 +69,24 @@ def insert_with_indexes_rebuilt(
     estimate = store.fetch_one(conn, "SELECT reltuples AS n FROM pg_class WHERE oid = 'lms.users'::regclass")
     if estimate is not None and estimate["n"] > wanted:
         return False
-    before = store.fetch_one(conn, "SELECT current_setting('lock_timeout') AS t")
-    assert before is not None
-    conn.execute("SAVEPOINT bulk_lock")
-    try:
-        conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{int(settings.load_bulk_lock_s * 1000)}ms",))
+    primary = _primary_worth_it(conn, wanted)
+
+    def take() -> bool:
         # Taken before anything of lms.users is read: no weaker lock of ours to upgrade (two loads
         # upgrading at once would deadlock).
         conn.execute("LOCK TABLE lms.users IN ACCESS EXCLUSIVE MODE")
-    except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
-        conn.execute("ROLLBACK TO SAVEPOINT bulk_lock")
-        log.info("the store is being read; new people are inserted with their indexes kept")
-        return False
-    # The exact number, counting at most wanted + 1 people (never the whole table).
-    row = store.fetch_one(conn, "SELECT count(*) AS n FROM (SELECT 1 FROM lms.users LIMIT %s) u", (wanted + 1,))
-    if row is None or int(row["n"]) > wanted:
-        conn.execute("ROLLBACK TO SAVEPOINT bulk_lock")  # and the lock with it
-        return False
-    primary = _primary_worth_it(conn, wanted)
-    try:
+        # The exact number, counting at most wanted + 1 people (never the whole table).
+        row = store.fetch_one(conn, "SELECT count(*) AS n FROM (SELECT 1 FROM lms.users LIMIT %s) u", (wanted + 1,))
+        if row is None or int(row["n"]) > wanted:
+            return False
         # Under the same lock timeout: the tables the foreign keys belong to are taken as they are
         # dropped, and one being written (an xAPI load) sends this batch the usual way.
         _drop_keys(conn, primary)
-    except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
-        conn.execute("ROLLBACK TO SAVEPOINT bulk_lock")
-        log.info("a table pointing at the store is in use; new people are inserted with their indexes kept")
+        return True
+
+    if not fkeys.taken(conn, settings.load_bulk_lock_s, take):
+        log.info("the store or a table pointing at it is in use; new people are inserted with their indexes kept")
         return False
-    conn.execute("SELECT set_config('lock_timeout', %s, true)", (before["t"],))
-    conn.execute("RELEASE SAVEPOINT bulk_lock")
     t0 = time.perf_counter()
     # The run journal's insert trigger keeps every new row whole (a transition table: 175 MB spilled
     # to disk at 1M people) to read their ids back; the statement hands the journal its ids itself,
